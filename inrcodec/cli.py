@@ -1,0 +1,206 @@
+"""Command line (contract in DESIGN.md): fit, decode, info, compare, ui.
+
+Exit codes: 0 success; 2 bad input or usage (one line on stderr, no traceback, no partial output file);
+1 internal error (one line; set INRCODEC_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from .errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compress signals as small neural networks or clouds of 2D Gaussians.")
+
+
+def _fail(message: str) -> None:
+    raise InputError(message)
+
+
+def _read_input_file(path: Path) -> bytes:
+    if not path.exists():
+        _fail(f"{path}: no such file")
+    if path.is_dir():
+        _fail(f"{path}: is a directory")
+    data = path.read_bytes()
+    if not data:
+        _fail(f"{path}: file is empty")
+    return data
+
+
+@app.command()
+def fit(
+    input: Path = typer.Argument(..., help="signal file: .png/.jpg/.tif, .npy, .wav, raw (.f32/.d64 ...)"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="output .inrc (default: INPUT with .inrc)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="representation (default: best for the signal type)"),
+    bpp: Optional[float] = typer.Option(None, "--bpp", help="target bits per pixel, whole file included"),
+    psnr: Optional[float] = typer.Option(None, "--psnr", help="target PSNR in dB of the decoded output"),
+    max_error: Optional[float] = typer.Option(None, "--max-error", help="bound on every decoded value's error"),
+    relative: bool = typer.Option(False, "--relative", help="--max-error is relative to the value range"),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="seconds for the whole encode"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="optimisation steps (default: the model's)"),
+    seed: int = typer.Option(0, "--seed", help="random seed: same seed, same machine, same file"),
+    json_report: Optional[Path] = typer.Option(None, "--json", help="also write the report as JSON"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Fit a representation to INPUT and write a compressed .inrc file."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .codec import compress
+    from .signals import load
+    from .signals._atomic import check_output_path, write_bytes_atomic
+
+    if sum(v is not None for v in (bpp, psnr, max_error)) > 1:
+        _fail("give at most one of --bpp, --psnr, --max-error")
+    if relative and max_error is None:
+        _fail("--relative needs --max-error")
+    if time_budget is not None and time_budget <= 0:
+        _fail("--time-budget must be positive")
+    out_path = output or input.with_suffix(".inrc")
+    check_output_path(out_path)
+    if json_report is not None:
+        check_output_path(json_report)
+    signal = load(input)
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("step {task.fields[step]}"),
+                  TextColumn("PSNR {task.fields[psnr]}"), TimeElapsedColumn(), console=console,
+                  disable=quiet or not console.is_terminal and not os.environ.get("INRCODEC_PROGRESS")) as bar:
+        task = bar.add_task("fitting", total=1.0, step=0, psnr="-")
+
+        def progress(stage: str, step: int, frac: float, value: float, elapsed: float) -> None:
+            bar.update(task, completed=min(frac, 1.0), step=step, psnr=f"{value:.2f} dB (fit)")
+
+        result = compress(signal, model, bpp=bpp, psnr=psnr, max_error=max_error, relative=relative,
+                          time_budget=time_budget, seed=seed, steps=steps, progress=progress)
+    write_bytes_atomic(out_path, result.data)
+    report = dict(result.report, input=str(input), output=str(out_path))
+    if json_report is not None:
+        write_bytes_atomic(json_report, json.dumps(report, indent=2).encode())
+    met = report.get("target_met")
+    note = "" if met is None or met else "  (target not reached: best found)"
+    typer.echo(f"{out_path}: {report['bytes']} bytes, {report['bpp']:.4f} bpp, PSNR {report['psnr']:.2f} dB, "
+               f"{report['seconds']:.1f} s, model {report['model']}{note}")
+
+
+def _parse_size(text: str, ndim: int) -> tuple[int, ...]:
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) != ndim or any(p <= 0 or p > (1 << 16) for p in parts):
+        _fail(f"--size {text!r}: expected {'x'.join(['N'] * ndim)} (width first) with positive sizes")
+    return tuple(reversed(parts))  # WxH -> (H, W)
+
+
+@app.command()
+def decode(
+    input: Path = typer.Argument(..., help=".inrc file"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="output file; format by extension"),
+    size: Optional[str] = typer.Option(None, "--size", help="render on another grid: WxH (images)"),
+    scale: Optional[float] = typer.Option(None, "--scale", help="render at F times the original resolution"),
+) -> None:
+    """Decode an .inrc file (.png/.tif 8 or 16 bit as the input was, .npy, .wav ...)."""
+    from .codec import decompress
+    from .container import read_container
+    from .signals import save
+    from .signals._atomic import check_output_path
+
+    if size is not None and scale is not None:
+        _fail("give --size or --scale, not both")
+    data = _read_input_file(input)
+    header = read_container(data)
+    native = tuple(header.signal["shape"][:-1])
+    shape = None
+    if size is not None:
+        shape = _parse_size(size, len(native))
+    elif scale is not None:
+        if not 0 < scale <= 16:
+            _fail("--scale must be in (0, 16]")
+        shape = tuple(max(1, round(n * scale)) for n in native)
+    if output is None:
+        ext = {"image": ".png", "audio": ".wav"}.get(header.signal["kind"], ".npy")
+        if header.signal["kind"] == "image" and header.signal["dtype"] not in ("uint8", "uint16"):
+            ext = ".npy"
+        output = input.with_name(input.stem + ".decoded" + ext)
+    check_output_path(output)
+    signal = decompress(data, shape=shape)
+    save(signal, output)
+    typer.echo(f"{output}: {'x'.join(str(s) for s in signal.data.shape)} {signal.dtype}")
+
+
+@app.command()
+def info(input: Path = typer.Argument(..., help=".inrc file")) -> None:
+    """Show what an .inrc file holds."""
+    from .container import read_container
+
+    data = _read_input_file(input)
+    c = read_container(data)
+    shape = c.signal["shape"]
+    pixels = 1
+    for n in shape[:-1]:
+        pixels *= n
+    typer.echo(f"file:     {input} ({len(data)} bytes, {8 * len(data) / pixels:.4f} bpp)")
+    typer.echo(f"signal:   {c.signal['kind']} {'x'.join(map(str, shape))} {c.signal['dtype']} range {c.signal['range']}")
+    typer.echo(f"model:    {c.model} {json.dumps(c.config)}")
+    typer.echo("sections: " + ", ".join(f"{k} {len(v)} B" for k, v in c.sections.items()))
+    if c.signal.get("meta"):
+        typer.echo(f"metadata: {json.dumps(c.signal['meta'])}")
+
+
+@app.command()
+def ui(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(7860, "--port")) -> None:
+    """Start the web UI (Gradio)."""
+    try:
+        from app.main import launch
+    except ModuleNotFoundError as exc:
+        _fail(f"the UI needs gradio (pip install 'inrcodec[ui]'): {exc.name} is missing")
+    launch(host=host, port=port)
+
+
+def _register_optional_commands() -> None:
+    try:
+        from .compare import register_cli
+    except ModuleNotFoundError:
+        return
+    register_cli(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register_optional_commands()
+    try:
+        app(args=argv, prog_name="inrcodec", standalone_mode=False)
+    except InputError as exc:
+        print(f"inrcodec: error: {exc}", file=sys.stderr)
+        return 2
+    except click.exceptions.UsageError as exc:
+        where = f" ({exc.ctx.command_path})" if exc.ctx else ""
+        print(f"inrcodec: usage error{where}: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except click.exceptions.Abort:
+        print("inrcodec: aborted", file=sys.stderr)
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("inrcodec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # internal error: one line unless debugging
+        if os.environ.get("INRCODEC_DEBUG"):
+            raise
+        print(f"inrcodec: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

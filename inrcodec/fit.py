@@ -1,0 +1,106 @@
+"""The one training loop for every representation.
+
+The schedule runs on *progress*, the larger of step / max_steps and elapsed / time_budget, so a time budget
+shortens the whole schedule (warm-up, cosine decay) instead of cutting it off in the middle. Training stops at
+max_steps, at the time budget, or once the full-signal PSNR reaches ``target_psnr``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .models.base import Representation
+
+
+@dataclass
+class FitSettings:
+    max_steps: int = 2000
+    time_budget: float | None = None  # seconds of optimisation
+    lr: float = 1e-2
+    warmup: float = 0.02  # fraction of progress spent warming up the learning rate
+    final_lr_fraction: float = 0.02
+    target_psnr: float | None = None  # dB on the normalised signal (peak 1)
+    eval_every: int = 50
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    steps: int
+    seconds: float
+    psnr: float  # full-signal PSNR (peak 1) of the unquantised representation at the end
+    history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, seconds, psnr)
+
+
+ProgressFn = Callable[[int, float, float, float], None]  # (step, progress in [0,1], psnr dB, elapsed s)
+
+
+def mse_to_psnr(mse: float) -> float:
+    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
+
+
+@torch.no_grad()
+def evaluate_psnr(model: Representation, target: torch.Tensor) -> float:
+    pred = model.render().clamp(0, 1)
+    return mse_to_psnr(torch.mean((pred - target) ** 2).item())
+
+
+def fit(model: Representation, target: torch.Tensor, settings: FitSettings,
+        progress: ProgressFn | None = None) -> FitResult:
+    generator = torch.Generator().manual_seed(settings.seed)
+    model.init_from_signal(target)
+    optimiser = torch.optim.Adam(model.param_groups(settings.lr))
+    base_lrs = [g["lr"] for g in optimiser.param_groups]
+
+    start = time.perf_counter()
+    history: list[tuple[int, float, float]] = []
+    psnr = float("nan")
+    step = 0
+    while step < settings.max_steps:
+        elapsed = time.perf_counter() - start
+        frac = step / settings.max_steps
+        if settings.time_budget is not None:
+            frac = max(frac, elapsed / max(settings.time_budget, 1e-9))
+        if frac >= 1.0:
+            break
+        factor = _lr_factor(frac, settings)
+        for group, base in zip(optimiser.param_groups, base_lrs):
+            group["lr"] = base * factor
+
+        pred, ref = model.training_batch(target, generator)
+        loss = torch.mean((pred - ref) ** 2)
+        extra = model.regularizer()
+        total = loss if extra is None else loss + extra
+        optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        optimiser.step()
+        step += 1
+        model.after_step(step, target)
+
+        if step % settings.eval_every == 0 or step == settings.max_steps:
+            psnr = evaluate_psnr(model, target)
+            elapsed = time.perf_counter() - start
+            history.append((step, elapsed, psnr))
+            if progress is not None:
+                progress(step, frac, psnr, elapsed)
+            if settings.target_psnr is not None and psnr >= settings.target_psnr:
+                break
+
+    psnr = evaluate_psnr(model, target)
+    seconds = time.perf_counter() - start
+    history.append((step, seconds, psnr))
+    if progress is not None:
+        progress(step, 1.0, psnr, seconds)
+    return FitResult(steps=step, seconds=seconds, psnr=psnr, history=history)
+
+
+def _lr_factor(frac: float, s: FitSettings) -> float:
+    if frac < s.warmup:
+        return max(frac / s.warmup, 0.05)
+    t = (frac - s.warmup) / max(1.0 - s.warmup, 1e-9)
+    return s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))

@@ -1,0 +1,48 @@
+"""Registry of representations: name -> class. A model file registers itself with ``@register``."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import InputError
+from .base import Representation
+
+REGISTRY: dict[str, type[Representation]] = {}
+
+# Model modules imported lazily on first lookup (keeps `import inrcodec` fast and lets a model file fail alone).
+_MODULES = ["fourier", "siren", "hashgrid", "latentgrid", "gaussian"]
+
+
+def register(cls: type[Representation]) -> type[Representation]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_all() -> None:
+    for mod in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{mod}":
+                raise
+
+
+def get_model(name: str) -> type[Representation]:
+    if name not in REGISTRY:
+        _load_all()
+    if name not in REGISTRY:
+        raise InputError(f"unknown model {name!r}; available: {', '.join(available_models())}")
+    return REGISTRY[name]
+
+
+def available_models() -> list[str]:
+    _load_all()
+    return sorted(REGISTRY)
+
+
+# Best rate-distortion choice per signal kind (see README "Models"); updated as better models land.
+DEFAULT_MODEL = {"image": "fourier", "array": "fourier", "volume": "fourier", "audio": "fourier", "video": "fourier"}
+
+
+def default_model(kind: str) -> str:
+    return DEFAULT_MODEL.get(kind, "fourier")

@@ -1,0 +1,111 @@
+"""What every representation provides, so that one training loop and one codec serve them all.
+
+A representation is a ``torch.nn.Module`` built from a JSON-able dataclass config (the config *is* the
+architecture, as in tiny-cuda-nn) plus the signal description. Its life:
+
+1. ``Model.config_for(desc, target_bits)`` chooses an architecture for a bit budget (the rate-control prior);
+2. ``Model(config, desc)`` builds it; ``init_from_signal(target)`` may initialise it from the data;
+3. ``fit.fit()`` trains it (``training_batch`` / ``regularizer`` / ``after_step`` hooks);
+4. ``encode(quality)`` quantises and entropy-codes it into named sections; ``quality`` in (0, 1] is the
+   continuous knob the codec bisects on to land a byte target (larger = more bytes, better fidelity);
+5. ``Model.decode(config, desc, sections)`` rebuilds it from a file; ``render(shape, region)`` draws it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import FormatError
+
+
+class Representation(torch.nn.Module):
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type]
+    # Signal kinds this model can represent (by number of coordinate axes).
+    supported_ndims: ClassVar[tuple[int, ...]] = (1, 2, 3)
+    # Whether render() can draw another resolution / a crop (coordinate networks and Gaussians can).
+    resamplable: ClassVar[bool] = True
+    # Adam learning rate the fit loop uses unless told otherwise, and steps a default fit plans for.
+    default_lr: ClassVar[float] = 1e-3
+    default_steps: ClassVar[int] = 2000
+
+    def __init__(self, config: Any, desc: dict[str, Any]):
+        super().__init__()
+        self.config = config
+        self.desc = desc
+        self.coord_shape = tuple(desc["shape"][:-1])
+        self.channels = int(desc["shape"][-1])
+
+    # -- rate-control prior ---------------------------------------------------------------------------------
+    @classmethod
+    def config_for(cls, desc: dict[str, Any], target_bits: float | None, **overrides: Any) -> Any:
+        raise NotImplementedError
+
+    # -- training hooks used by fit.fit() -------------------------------------------------------------------
+    def init_from_signal(self, target: torch.Tensor) -> None:
+        """Data-driven initialisation (target: normalised signal, shape (*coords, C))."""
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def training_batch(self, target: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prediction, reference) for one optimisation step; default: the whole signal."""
+        return self.render(), target
+
+    def regularizer(self) -> torch.Tensor | None:
+        """Extra loss term (e.g. a rate estimate), added to the MSE."""
+        return None
+
+    def after_step(self, step: int, target: torch.Tensor) -> None:
+        """Called after each optimiser step (clamping, closed-form updates, pruning...)."""
+
+    # -- rendering ------------------------------------------------------------------------------------------
+    def render(self, shape: tuple[int, ...] | None = None,
+               region: tuple[tuple[int, int], ...] | None = None) -> torch.Tensor:
+        """Draw the signal on a grid of ``shape`` samples spanning the original extent (default: the original
+        grid), optionally only the sub-box ``region = ((start, stop), ...)`` of that grid. Returns (*grid, C)."""
+        raise NotImplementedError
+
+    # -- coding ---------------------------------------------------------------------------------------------
+    def encode(self, quality: float) -> dict[str, bytes]:
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls, config: Any, desc: dict[str, Any], sections: dict[str, bytes]) -> "Representation":
+        raise NotImplementedError
+
+    def config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    @classmethod
+    def config_from_dict(cls, data: dict[str, Any]) -> Any:
+        """Rebuild a config from an untrusted header: unknown keys or wrong types are a FormatError."""
+        fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+        unknown = set(data) - set(fields)
+        if unknown:
+            raise FormatError(f"unknown config keys for model {cls.name!r}: {sorted(unknown)}")
+        try:
+            config = cls.Config(**data)
+        except TypeError as exc:
+            raise FormatError(f"invalid config for model {cls.name!r}: {exc}") from None
+        check = getattr(config, "validate", None)
+        if check is not None:
+            check()
+        return config
+
+
+def grid_coords(shape: tuple[int, ...], full_shape: tuple[int, ...] | None = None,
+                region: tuple[tuple[int, int], ...] | None = None) -> torch.Tensor:
+    """Sample-centre coordinates in [-1, 1] for a grid of ``shape`` covering the whole extent, restricted to
+    ``region``. Returns (*region_shape, ndim). Sample i of n sits at -1 + (2i + 1) / n, so any resolution
+    samples the same continuous signal."""
+    axes = []
+    for axis, n in enumerate(shape):
+        lo, hi = (0, n) if region is None else region[axis]
+        idx = torch.arange(lo, hi, dtype=torch.float32)
+        axes.append(-1.0 + (2.0 * idx + 1.0) / n)
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack(mesh, dim=-1)
