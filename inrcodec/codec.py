@@ -67,6 +67,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     torch.manual_seed(seed)
     cfg = cls.config_for(desc, payload_bits, **(config or {}))
     net = cls(cfg, desc)
+    net.set_targets(payload_bits, psnr)
     target = torch.from_numpy(np.nan_to_num(signal.normalized(), nan=0.5))
     # Leave a tenth of the budget for the quality search and coding.
     budget = None if time_budget is None else max(0.9 * time_budget - (time.perf_counter() - t0), 0.5)
@@ -90,7 +91,8 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         extra = {"encoder": f"inrcodec {__version__}"}
         return write_container(Container(desc, name, net.config_dict(), sections, extra)), decoded
 
-    quality, data, decoded = _search_quality(build, signal, target_bytes, psnr, error_bound)
+    default_q = DEFAULT_QUALITY if cls.default_quality is None else cls.default_quality
+    quality, data, decoded = _search_quality(build, signal, target_bytes, psnr, error_bound, default_q)
     seconds = time.perf_counter() - t0
     report = {
         "model": name,
@@ -120,10 +122,10 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
 
 
 def _search_quality(build, signal: Signal, target_bytes: float | None, target_psnr: float | None,
-                    error_bound: float | None) -> tuple[float, bytes, Signal]:
+                    error_bound: float | None, default_quality: float = DEFAULT_QUALITY) -> tuple[float, bytes, Signal]:
     """Bisect the quality knob. Size grows with quality; so (approximately) does PSNR."""
     if target_bytes is None and target_psnr is None:
-        return DEFAULT_QUALITY, *build(DEFAULT_QUALITY)
+        return default_quality, *build(default_quality)
 
     def ok(data: bytes, decoded: Signal) -> bool:
         if target_bytes is not None:
@@ -152,18 +154,21 @@ def _search_quality(build, signal: Signal, target_bytes: float | None, target_ps
 
 
 def _encode_residual(signal: Signal, decoded: Signal, bound: float) -> tuple[bytes, Signal]:
-    """Uniform quantisation of the residual with step 2*bound: |x - x_hat| <= bound for every value."""
+    """Uniform quantisation of the residual so that |x - x_hat| <= bound for every value.
+
+    Integer data: the residual is an integer, so an odd integer step 2k+1 (k = floor(bound)) is exact.
+    Float data: step 2*(bound - ulp) leaves room for the rounding of the final cast to the output dtype."""
     x = signal.data.astype(np.float64)
     base = decoded.data.astype(np.float64)
-    step = 2.0 * bound
+    if np.issubdtype(signal.dtype, np.integer):
+        step = 2.0 * np.floor(bound) + 1.0
+    else:
+        ulp = float(np.spacing(np.array(np.nanmax(np.abs(x)), dtype=signal.dtype)))
+        step = 2.0 * (bound - 2.0 * ulp)
+        if step <= 0:
+            raise InputError(f"max error {bound:g} is below the precision of {signal.dtype} for this data")
     q = np.rint((x - base) / step).astype(np.int64)
     corrected = _apply_residual(base, q, step, signal.dtype)
-    # Integer outputs round after correction; fix any value the rounding pushed past the bound.
-    err = np.abs(corrected.astype(np.float64) - x)
-    if np.any(err > bound):
-        bad = err > bound
-        q[bad] = np.rint((x[bad] - base[bad]) / step).astype(np.int64)
-        corrected = _apply_residual(base, q, step, signal.dtype)
     payload = np.float64(step).tobytes() + encode_ints(q.ravel())
     return payload, Signal(corrected, signal.kind, signal.value_range, dict(signal.metadata))
 
@@ -228,9 +233,10 @@ class InrCodec:
     codec_id = "inrcodec"
 
     def __init__(self, model: str = "fourier", bpp: float | None = None, psnr: float | None = None,
-                 max_error: float | None = None, time_budget: float | None = None, seed: int = 0):
+                 max_error: float | None = None, time_budget: float | None = None, seed: int = 0,
+                 steps: int | None = None):
         self.model, self.bpp, self.psnr, self.max_error = model, bpp, psnr, max_error
-        self.time_budget, self.seed = time_budget, seed
+        self.time_budget, self.seed, self.steps = time_budget, seed, steps
 
     def encode(self, buf) -> bytes:
         arr = np.asarray(buf)
@@ -238,7 +244,7 @@ class InrCodec:
         kind = {1: "audio", 2: "array", 3: "volume"}.get(arr.ndim, "array")
         sig = Signal(data, kind=kind, metadata={"npy_shape": list(arr.shape)})
         return compress(sig, self.model, bpp=self.bpp, psnr=self.psnr, max_error=self.max_error,
-                        time_budget=self.time_budget, seed=self.seed).data
+                        time_budget=self.time_budget, seed=self.seed, steps=self.steps).data
 
     def decode(self, buf, out=None):
         sig = decompress(bytes(buf))
@@ -250,7 +256,8 @@ class InrCodec:
 
     def get_config(self) -> dict[str, Any]:
         return {"id": self.codec_id, "model": self.model, "bpp": self.bpp, "psnr": self.psnr,
-                "max_error": self.max_error, "time_budget": self.time_budget, "seed": self.seed}
+                "max_error": self.max_error, "time_budget": self.time_budget, "seed": self.seed,
+                "steps": self.steps}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "InrCodec":

@@ -38,7 +38,7 @@ class FourierConfig:
 class FourierMLP(CoordinateNetwork):
     name = "fourier"
     Config = FourierConfig
-    default_lr = 2e-3
+    default_lr = 1e-2
     default_steps = 3000
 
     def __init__(self, config: FourierConfig, desc):
@@ -71,7 +71,7 @@ class FourierMLP(CoordinateNetwork):
             f = max(8, w // 2)
             if mlp_param_count(2 * f, w, hidden, channels) <= budget:
                 width, feats = w, f
-        sigma = max(4.0, 0.03 * max(shape))
+        sigma = max(2.0, 0.02 * max(shape))
         cfg = dict(ndim=ndim, channels=channels, n_features=feats, sigma=round(sigma, 3), width=width,
                    hidden_layers=hidden)
         cfg.update(overrides)
