@@ -1,0 +1,421 @@
+"""Entropy coding of 1-D integer arrays with constriction's ANS coder.
+
+Blob layout (all integers little-endian, varints are LEB128, signed ones zigzagged)::
+
+    byte 0      low nibble: model id; high nibble: a model-specific parameter
+    ...         model header (see each ``_enc_*``), then the model's payload
+
+The count is not stored: the caller knows it (it comes from the tensor shapes in the container header), and
+``decode_ints`` needs only the blob and that count.
+
+Models:
+
+* ``empty``        count 0, nothing after byte 0.
+* ``const``        one repeated value: zigzag varint, no payload.
+* ``raw``          zigzag varint min, one byte bit width w, then ``count*w`` bits of (symbol - min), packed LSB first.
+* ``categorical``  zigzag varint min, varint (alphabet size - 1), one byte table-scale code, then one ANS stream
+                   holding the frequency table on top of the data. The table stores, per symbol of the alphabet,
+                   a log-domain frequency level ``1 + round(r*log2(count))`` (0 = absent), r = 2**nibble levels per
+                   octave; the levels are delta-coded with a quantised Laplace. Weights are rebuilt from the levels
+                   with integer arithmetic only, so encoder and decoder hand constriction identical inputs.
+* ``laplace`` / ``gaussian``  zigzag varint min, varint (max - min), mean and scale as float16 (float32 when the
+                   nibble says so), then the ANS stream coded with constriction's QuantizedLaplace/QuantizedGaussian
+                   over [min, max].
+
+Each ANS stream ends (bottom of the stack) with a one-bit sentinel that catches truncation and most corruption.
+ANS words are 32-bit; up to three zero bytes at the end of the stream (high bytes of the final word) are dropped
+and restored on decode.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import constriction
+import numpy as np
+
+from ..errors import FormatError, InputError
+from ._bytes import Reader, varint, zigzag
+
+ALPHABET_CAP = 1 << 20  # largest (max - min + 1) the ANS models accept; constriction's 24-bit precision needs < 2**24
+COUNT_CAP = 1 << 28  # most symbols one blob may claim (1 GiB of int32 when decoded)
+
+EMPTY, CONST, RAW, CATEGORICAL, LAPLACE, GAUSSIAN = range(6)
+MODEL_NAMES = {"empty": EMPTY, "const": CONST, "raw": RAW, "categorical": CATEGORICAL, "laplace": LAPLACE,
+               "gaussian": GAUSSIAN}
+_NAME_OF = {v: k for k, v in MODEL_NAMES.items()}
+
+_AnsCoder = constriction.stream.stack.AnsCoder
+_M = constriction.stream.model
+
+# -- categorical table ----------------------------------------------------------------------------------------
+_TABLE_RES_EXPONENTS = (0, 1, 2, 3, 4)  # r = 1, 2, 4, 8, 16 frequency levels per octave
+_MAX_LOG2_COUNT = 28  # = log2(COUNT_CAP)
+
+
+def _pow2_fraction_table() -> np.ndarray:
+    """floor(2**(20 + j/16)) for j < 16, by exact integer arithmetic (no libm, so identical on every platform)."""
+    out = []
+    for j in range(16):
+        target = 1 << (320 + j)  # m**16 <= 2**(320+j)  <=>  m <= 2**(20 + j/16)
+        m = int(2 ** (20 + j / 16))
+        while m**16 > target:
+            m -= 1
+        while (m + 1) ** 16 <= target:
+            m += 1
+        out.append(m)
+    return np.array(out, dtype=np.int64)
+
+
+_POW2_FRAC = _pow2_fraction_table()
+
+
+def _max_level(r: int) -> int:
+    return 1 + _MAX_LOG2_COUNT * r
+
+
+def _levels(hist: np.ndarray, r: int) -> np.ndarray:
+    lv = np.zeros(hist.shape, dtype=np.int64)
+    nz = hist > 0
+    lv[nz] = 1 + np.rint(r * np.log2(hist[nz])).astype(np.int64)
+    return lv
+
+
+def _level_weights(levels: np.ndarray, r: int) -> np.ndarray:
+    """Level -> weight 2**((level-1)/r) scaled by 2**20, exactly (integers below 2**50 are exact in float64)."""
+    e = np.maximum(levels - 1, 0)
+    w = _POW2_FRAC[(e % r) * (16 // r)] << (e // r)
+    return np.where(levels > 0, w, 0).astype(np.float64)
+
+
+def _table_scale(code: int) -> float:
+    return (code + 1) / 8.0  # exact in binary floating point
+
+
+# -- small helpers ---------------------------------------------------------------------------------------------
+def _ans_bytes(coder) -> bytes:
+    b = coder.get_compressed().astype("<u4", copy=False).tobytes()
+    k = 0
+    while k < 3 and k < len(b) and b[len(b) - 1 - k] == 0:
+        k += 1
+    return b[: len(b) - k]
+
+
+def _ans_decoder(payload: bytes):
+    payload = payload + b"\0" * ((-len(payload)) % 4)
+    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    return _checked(_AnsCoder, words)
+
+
+def _checked(fn, *args):
+    """Run a constriction call on untrusted data: any failure (including a Rust panic) becomes a FormatError."""
+    try:
+        return fn(*args)
+    except (ValueError, KeyError, RuntimeError, OverflowError, TypeError, IndexError) as e:
+        raise FormatError(f"corrupt entropy-coded data: {e}") from None
+    except BaseException as e:  # pyo3 panics derive from BaseException
+        if type(e).__name__ == "PanicException":
+            raise FormatError(f"corrupt entropy-coded data: {e}") from None
+        raise
+
+
+# Every ANS stream starts (at the bottom of the stack, so it is decoded last) with one sentinel symbol 1 of a
+# uniform binary model: about one bit. A truncated or corrupt stream decodes garbage and drains the coder to
+# state 0 early; from state 0 the sentinel decodes as 0, so the damage shows up as a FormatError.
+_SENTINEL_MODEL = _M.Uniform(2)
+_SENTINEL = np.ones(1, dtype=np.int32)
+
+
+def _new_coder():
+    coder = _AnsCoder()
+    coder.encode_reverse(_SENTINEL, _SENTINEL_MODEL)
+    return coder
+
+
+def _finish(coder) -> None:
+    if _checked(coder.decode, _SENTINEL_MODEL, 1)[0] != 1 or not coder.is_empty():
+        raise FormatError("corrupt entropy-coded data: stream does not end where it should")
+
+
+def _as_symbols(symbols) -> np.ndarray:
+    a = np.asarray(symbols)
+    if a.dtype == bool:
+        a = a.astype(np.int32)
+    if a.dtype.kind not in "iu":
+        raise InputError(f"entropy coder takes integer symbols, got dtype {a.dtype}")
+    a = a.reshape(-1)
+    if a.size > COUNT_CAP:
+        raise InputError(f"too many symbols ({a.size} > {COUNT_CAP})")
+    if a.size and a.dtype.itemsize >= 4 and (a.min() < -(2**31) or a.max() > 2**31 - 1):
+        raise InputError("symbols must fit in int32")
+    return a.astype(np.int32, copy=False)
+
+
+def _header(model: int, nibble: int = 0) -> bytes:
+    return bytes([(nibble << 4) | model])
+
+
+# -- encoders (each returns the complete blob) -----------------------------------------------------------------
+def _enc_const(sym: np.ndarray) -> bytes:
+    return _header(CONST) + varint(zigzag(int(sym[0])))
+
+
+def _enc_raw(sym: np.ndarray, lo: int, hi: int) -> bytes:
+    width = int(hi - lo).bit_length()
+    head = _header(RAW) + varint(zigzag(lo)) + bytes([width])
+    u = (sym.astype(np.int64) - lo).astype(np.uint64)
+    shifts = np.arange(width, dtype=np.uint64)
+    chunk = 1 << 16  # a multiple of 8 symbols so every chunk ends on a byte boundary; bounds the bit matrix
+    parts = [
+        np.packbits(((u[i : i + chunk, None] >> shifts) & 1).astype(np.uint8).reshape(-1), bitorder="little")
+        for i in range(0, u.size, chunk)
+    ]
+    return head + b"".join(p.tobytes() for p in parts)
+
+
+def _raw_size(n: int, lo: int, hi: int) -> int:
+    return 1 + len(varint(zigzag(lo))) + 1 + (n * int(hi - lo).bit_length() + 7) // 8
+
+
+def _categorical_table_code(diffs: np.ndarray, r: int) -> tuple[int, object]:
+    """Pick the table-scale code that makes the level deltas cheapest (tries the ML estimate and neighbours)."""
+    vmax = _max_level(r)
+    mad = float(np.mean(np.abs(diffs))) if diffs.size else 0.0
+    base = int(np.clip(round(mad * 8) - 1, 0, 255))
+    best = None
+    for code in sorted({base, max(base // 2, 0), min(base * 2 + 1, 255)}):
+        model = _M.QuantizedLaplace(-vmax, vmax, 0.0, _table_scale(code))
+        c = _AnsCoder()
+        c.encode_reverse(diffs.astype(np.int32), model)
+        bits = c.num_bits()
+        if best is None or bits < best[0]:
+            best = (bits, code, model)
+    return best[1], best[2]
+
+
+def _enc_categorical(sym: np.ndarray, lo: int, hist: np.ndarray, exponents=_TABLE_RES_EXPONENTS) -> bytes:
+    K = hist.size
+    idx = (sym.astype(np.int64) - lo).astype(np.int32)
+    best = None
+    for e in exponents:
+        r = 1 << e
+        lv = _levels(hist, r)
+        diffs = np.diff(lv, prepend=0)
+        code, table_model = _categorical_table_code(diffs, r)
+        data_model = _M.Categorical(_level_weights(lv, r), perfect=False)
+        coder = _new_coder()
+        coder.encode_reverse(idx, data_model)
+        coder.encode_reverse(diffs.astype(np.int32), table_model)  # on top: decoded first
+        blob = _header(CATEGORICAL, e) + varint(zigzag(lo)) + varint(K - 1) + bytes([code]) + _ans_bytes(coder)
+        if best is None or len(blob) < len(best):
+            best = blob
+    return best
+
+
+_erfc = np.frompyfunc(math.erfc, 1, 1)  # numpy has no erf; only used to pick parameters, never to code
+
+
+def _param_nll_bits(kind: int, ks: np.ndarray, h: np.ndarray, lo: int, hi: int, mean: float,
+                    scales: np.ndarray) -> np.ndarray:
+    """Bits to code the histogram (counts h at symbols ks) with the clipped, renormalised quantised distribution,
+    for each of several scales at once."""
+    s = np.asarray(scales, dtype=np.float64)[:, None]
+
+    def cdf(x):
+        z = (np.asarray(x, dtype=np.float64)[None, :] - mean) / s
+        if kind == LAPLACE:
+            return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0)), 1 - 0.5 * np.exp(-np.maximum(z, 0)))
+        return 0.5 * _erfc(-z / math.sqrt(2)).astype(np.float64)
+
+    p = cdf(ks + 0.5) - cdf(ks - 0.5)
+    total = cdf(np.array([hi + 0.5])) - cdf(np.array([lo - 0.5]))
+    p = np.maximum(p / np.maximum(total, 1e-300), 2.0**-24)
+    return -(h[None, :] * np.log2(p)).sum(axis=1)
+
+
+def _fit_parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarray) -> tuple[float, float]:
+    """Mean and scale (std for Gaussian) minimising the coded size of this data: scale by a log-spaced grid search,
+    refined twice around the best point (final resolution ~0.3 %, far below what changes the rate)."""
+    nz = np.nonzero(hist)[0]
+    ks = (nz + lo).astype(np.float64)
+    h = hist[nz].astype(np.float64)
+    if kind == GAUSSIAN and nz.size > 2048:
+        # wide distribution: the moment estimates are the ML fit up to Sheppard's correction (erfc grid too slow)
+        mean = float(np.average(ks, weights=h))
+        return mean, float(np.sqrt(max(np.average((ks - mean) ** 2, weights=h) - 1 / 12, 0.25)))
+    best = None
+    for mean in sorted({float(np.median(sym)), float(np.average(ks, weights=h))}):
+        grid = np.linspace(np.log(0.02), np.log(max(2.0 * (hi - lo + 1), 1.0)), 40)
+        for _ in range(3):
+            nll = _param_nll_bits(kind, ks, h, lo, hi, mean, np.exp(grid))
+            i = int(np.argmin(nll))
+            if best is None or nll[i] < best[0]:
+                best = (float(nll[i]), mean, float(np.exp(grid[i])))
+            step = grid[1] - grid[0]
+            grid = np.linspace(grid[i] - step, grid[i] + step, 21)
+    return best[1], best[2]
+
+
+def _param_model(kind: int, lo: int, hi: int, mean: float, scale: float):
+    cls = _M.QuantizedLaplace if kind == LAPLACE else _M.QuantizedGaussian
+    return cls(lo, hi, mean, scale)
+
+
+def _enc_parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarray) -> bytes:
+    mean, scale = _fit_parametric(kind, sym, lo, hi, hist)
+    with np.errstate(over="ignore"):
+        m16, s16 = np.float16(mean), np.float16(scale)
+    # float16 keeps the header short; fall back to float32 where it would lose too much or leave the range
+    use32 = not (np.isfinite(m16) and np.isfinite(s16) and s16 > 0 and abs(mean) <= 1024)
+    if use32:
+        m, s, params = float(np.float32(mean)), float(np.float32(scale)), struct.pack("<ff", mean, scale)
+    else:
+        m, s, params = float(m16), float(s16), struct.pack("<ee", m16, s16)
+    coder = _new_coder()
+    coder.encode_reverse(sym, _param_model(kind, lo, hi, m, s))
+    return _header(kind, int(use32)) + varint(zigzag(lo)) + varint(hi - lo) + params + _ans_bytes(coder)
+
+
+# -- public API ------------------------------------------------------------------------------------------------
+def encode_ints(symbols: np.ndarray, model: str = "auto") -> bytes:
+    """Entropy-code integer symbols (any shape, flattened; must fit int32) into a self-describing blob.
+
+    ``model``: "auto" (smallest of all that apply), "categorical", "laplace", "gaussian", "raw" or "const".
+    An empty input always gives the 1-byte "empty" blob, and a constant one the "const" blob unless "raw" was
+    asked for (the ANS models need an alphabet of two or more symbols).
+    """
+    sym = _as_symbols(symbols)
+    if model != "auto" and model not in MODEL_NAMES:
+        raise InputError(f"unknown entropy model {model!r}; choose auto, {', '.join(MODEL_NAMES)}")
+    if sym.size == 0:
+        return _header(EMPTY)
+    lo, hi = int(sym.min()), int(sym.max())
+    if model == "empty":
+        raise InputError("model 'empty' needs an empty array")
+    if model != "raw" and (model == "const" or lo == hi):  # ANS models need >= 2 symbols in the alphabet
+        if lo != hi:
+            raise InputError("model 'const' needs all symbols equal")
+        return _enc_const(sym)
+    if model == "raw":
+        return _enc_raw(sym, lo, hi)
+    K = hi - lo + 1
+    if K > ALPHABET_CAP:
+        if model == "auto":
+            return _enc_raw(sym, lo, hi)
+        raise InputError(f"alphabet of {K} symbols exceeds the cap {ALPHABET_CAP} of model {model!r}; use 'raw'")
+    hist = np.bincount((sym.astype(np.int64) - lo), minlength=K)
+    if model == "categorical":
+        return _enc_categorical(sym, lo, hist)
+    if model in ("laplace", "gaussian"):
+        return _enc_parametric(MODEL_NAMES[model], sym, lo, hi, hist)
+    # auto: really encode each candidate (cheap next to training) and keep the smallest
+    best = None
+    raw_size = _raw_size(sym.size, lo, hi)
+    for enc in (
+        lambda: _enc_parametric(LAPLACE, sym, lo, hi, hist),
+        lambda: _enc_parametric(GAUSSIAN, sym, lo, hi, hist),
+        lambda: _enc_categorical(sym, lo, hist),
+    ):
+        blob = enc()
+        if best is None or len(blob) < len(best):
+            best = blob
+    if raw_size <= len(best):
+        best = _enc_raw(sym, lo, hi)
+    return best
+
+
+def decode_ints(blob: bytes, count: int) -> np.ndarray:
+    """Inverse of ``encode_ints``: returns ``count`` int32 symbols. Corrupt or inconsistent blobs raise FormatError."""
+    if not isinstance(count, (int, np.integer)) or count < 0 or count > COUNT_CAP:
+        raise FormatError(f"symbol count {count!r} outside [0, {COUNT_CAP}]")
+    count = int(count)
+    rd = Reader(blob, "entropy-coded blob")
+    head = rd.byte()
+    model, nib = head & 0x0F, head >> 4
+    i32 = dict(lo=-(2**31), hi=2**31 - 1)
+    if model == EMPTY:
+        if count != 0 or nib:
+            raise FormatError(f"entropy-coded blob is empty but {count} symbols were expected")
+        rd.expect_end()
+        return np.zeros(0, dtype=np.int32)
+    if model == CONST:
+        v = rd.svarint(**i32, name="constant")
+        rd.expect_end()
+        return np.full(count, v, dtype=np.int32)
+    if model == RAW:
+        lo = rd.svarint(**i32, name="minimum")
+        width = rd.byte()
+        if width > 32 or nib:
+            raise FormatError(f"entropy-coded blob: raw bit width {width} is invalid")
+        data = np.frombuffer(rd.take((count * width + 7) // 8), dtype=np.uint8)
+        rd.expect_end()
+        out = np.full(count, lo, dtype=np.int64)
+        chunk = 1 << 16
+        for i in range(0, count, chunk):
+            n = min(chunk, count - i)
+            bits = np.unpackbits(data[i * width // 8 : (i * width + n * width + 7) // 8], bitorder="little")
+            bits = bits[: n * width].reshape(n, width).astype(np.uint64)
+            out[i : i + n] += (bits << np.arange(width, dtype=np.uint64)).sum(axis=1, dtype=np.uint64).astype(np.int64)
+        if count and out.max() > 2**31 - 1:
+            raise FormatError("entropy-coded blob: raw symbols overflow int32")
+        return out.astype(np.int32)
+    if model == CATEGORICAL:
+        if nib not in _TABLE_RES_EXPONENTS:
+            raise FormatError(f"entropy-coded blob: unknown table resolution {nib}")
+        r = 1 << nib
+        lo = rd.svarint(**i32, name="minimum")
+        K = rd.varint(cap=ALPHABET_CAP - 1, name="alphabet size") + 1
+        if K < 2:
+            raise FormatError("entropy-coded blob: categorical alphabet needs at least 2 symbols")
+        if lo + K - 1 > 2**31 - 1:
+            raise FormatError("entropy-coded blob: alphabet overflows int32")
+        code = rd.byte()
+        coder = _ans_decoder(rd.rest())
+        vmax = _max_level(r)
+        diffs = _checked(coder.decode, _M.QuantizedLaplace(-vmax, vmax, 0.0, _table_scale(code)), K)
+        lv = np.cumsum(diffs.astype(np.int64))
+        if lv.min() < 0 or lv.max() > vmax or lv[0] == 0 or lv[-1] == 0:
+            raise FormatError("entropy-coded blob: corrupt frequency table")
+        data_model = _checked(lambda w: _M.Categorical(w, perfect=False), _level_weights(lv, r))
+        out = _checked(coder.decode, data_model, count)
+        _finish(coder)
+        return (out.astype(np.int64) + lo).astype(np.int32)
+    if model in (LAPLACE, GAUSSIAN):
+        if nib > 1:
+            raise FormatError(f"entropy-coded blob: unknown parameter format {nib}")
+        lo = rd.svarint(**i32, name="minimum")
+        span = rd.varint(cap=ALPHABET_CAP - 1, name="alphabet size")
+        if span < 1:
+            raise FormatError("entropy-coded blob: parametric alphabet needs at least 2 symbols")
+        hi = lo + span
+        if hi > 2**31 - 1:
+            raise FormatError("entropy-coded blob: alphabet overflows int32")
+        mean, scale = (rd.f32(), rd.f32()) if nib else (rd.f16(), rd.f16())
+        if not (np.isfinite(mean) and np.isfinite(scale) and scale > 0):
+            raise FormatError(f"entropy-coded blob: invalid model parameters mean={mean} scale={scale}")
+        coder = _ans_decoder(rd.rest())
+        out = _checked(coder.decode, _checked(_param_model, model, lo, hi, mean, scale), count)
+        _finish(coder)
+        return out.astype(np.int32)
+    raise FormatError(f"entropy-coded blob: unknown model id {model}")
+
+
+def blob_model(blob: bytes) -> str:
+    """Name of the model a blob was coded with (for reports and tests)."""
+    if not blob:
+        raise FormatError("entropy-coded blob is empty")
+    name = _NAME_OF.get(blob[0] & 0x0F)
+    if name is None:
+        raise FormatError(f"entropy-coded blob: unknown model id {blob[0] & 0x0F}")
+    return name
+
+
+def empirical_entropy_bits(symbols) -> float:
+    """Sum over the data of -log2 p(symbol) under the data's own histogram (the i.i.d. lower bound)."""
+    a = np.asarray(symbols).reshape(-1)
+    if a.size == 0:
+        return 0.0
+    _, counts = np.unique(a, return_counts=True)
+    p = counts / a.size
+    return float(-(counts * np.log2(p)).sum())
