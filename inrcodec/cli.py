@@ -12,13 +12,31 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
+
+try:  # typer >= 0.20 vendors click; older typer uses the click package
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
 
 from .errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress signals as small neural networks or clouds of 2D Gaussians.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"inrcodec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
+    """Compress signals as small neural networks or clouds of 2D Gaussians."""
 
 
 def _fail(message: str) -> None:
@@ -182,15 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         print(f"inrcodec: error: {exc}", file=sys.stderr)
         return 2
-    except click.exceptions.UsageError as exc:
+    except click_exceptions.NoArgsIsHelpError:
+        return 2  # help was printed
+    except click_exceptions.UsageError as exc:
         where = f" ({exc.ctx.command_path})" if exc.ctx else ""
         print(f"inrcodec: usage error{where}: {exc.format_message()}", file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("inrcodec: aborted", file=sys.stderr)
         return 130
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
+    except SystemExit as exc:  # e.g. rich on a broken pipe
+        return exc.code if isinstance(exc.code, int) else 1
     except KeyboardInterrupt:
         print("inrcodec: interrupted", file=sys.stderr)
         return 130
