@@ -19,8 +19,8 @@ Models:
                    octave; the levels are delta-coded with a quantised Laplace. Weights are rebuilt from the levels
                    with integer arithmetic only, so encoder and decoder hand constriction identical inputs.
 * ``laplace`` / ``gaussian``  zigzag varint min, varint (max - min), mean and scale as float16 (float32 when the
-                   nibble says so), then the ANS stream coded with constriction's QuantizedLaplace/QuantizedGaussian
-                   over [min, max].
+                   nibble says so), then the ANS stream coded with a Categorical table of the quantised
+                   Laplace/Gaussian over [min, max], computed bit-identically on every platform (``_det_pmf``).
 
 Each ANS stream ends (bottom of the stack) with a one-bit sentinel that catches truncation and most corruption.
 ANS words are 32-bit; up to three zero bytes at the end of the stream (high bytes of the final word) are dropped
@@ -185,9 +185,9 @@ def _categorical_table_code(diffs: np.ndarray, r: int) -> tuple[int, object]:
     base = int(np.clip(round(mad * 8) - 1, 0, 255))
     best = None
     for code in sorted({base, max(base // 2, 0), min(base * 2 + 1, 255)}):
-        model = _M.QuantizedLaplace(-vmax, vmax, 0.0, _table_scale(code))
+        model = _param_model(LAPLACE, -vmax, vmax, 0.0, _table_scale(code))
         c = _AnsCoder()
-        c.encode_reverse(diffs.astype(np.int32), model)
+        c.encode_reverse((diffs + vmax).astype(np.int32), model)
         bits = c.num_bits()
         if best is None or bits < best[0]:
             best = (bits, code, model)
@@ -206,7 +206,7 @@ def _enc_categorical(sym: np.ndarray, lo: int, hist: np.ndarray, exponents=_TABL
         data_model = _M.Categorical(_level_weights(lv, r), perfect=False)
         coder = _new_coder()
         coder.encode_reverse(idx, data_model)
-        coder.encode_reverse(diffs.astype(np.int32), table_model)  # on top: decoded first
+        coder.encode_reverse((diffs + _max_level(r)).astype(np.int32), table_model)  # on top: decoded first
         blob = _header(CATEGORICAL, e) + varint(zigzag(lo)) + varint(K - 1) + bytes([code]) + _ans_bytes(coder)
         if best is None or len(blob) < len(best):
             best = blob
@@ -257,9 +257,56 @@ def _fit_parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarr
     return best[1], best[2]
 
 
+# -- platform-independent parametric models ----------------------------------------------------------------------
+# constriction's QuantizedLaplace/QuantizedGaussian evaluate exp/erf with the platform's libm, which may differ in
+# the last bit between machines; one differing quantised probability would make a file written on one machine
+# decode to garbage on another. So the parametric models are built here as Categorical tables from probabilities
+# computed with IEEE +, -, *, / and ldexp only (exactly rounded, hence bit-identical everywhere), and constriction
+# quantises those tables with integer-exact arithmetic.
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10  # Cody-Waite split of ln 2
+_INV_FACT = [1.0 / math.factorial(k) for k in range(14)]
+
+
+def _det_exp(x: np.ndarray) -> np.ndarray:
+    """exp(x) for x <= 0 from basic IEEE operations: x = n ln2 + r, |r| <= ln2/2, Taylor to degree 13
+    (truncation < 1e-17 relative), then an exact scaling by 2**n."""
+    x = np.maximum(np.asarray(x, dtype=np.float64), -745.0)
+    n = np.rint(x / 0.6931471805599453)
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    p = np.full_like(r, _INV_FACT[13])
+    for c in _INV_FACT[12::-1]:
+        p = p * r + c
+    return np.ldexp(p, n.astype(np.int64))
+
+
+def _det_erfc_pos(z: np.ndarray) -> np.ndarray:
+    """erfc(z) for z >= 0, Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7: plenty for a coding model)."""
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return poly * _det_exp(-(z * z))
+
+
+def _det_pmf(kind: int, lo: int, hi: int, mean: float, scale: float) -> np.ndarray:
+    """Probability of each integer in [lo, hi] under the Laplace (scale b) or Gaussian (std) centred at mean,
+    as mass of [k - 0.5, k + 0.5], computed from whichever tail is accurate; floored so every symbol is codable."""
+    k = np.arange(lo, hi + 1, dtype=np.float64)
+    a, c = (k - 0.5 - mean) / scale, (k + 0.5 - mean) / scale  # interval ends in units of scale
+    if kind == LAPLACE:
+        def tail(z):  # P(X > z) for z >= 0
+            return 0.5 * _det_exp(-z)
+    else:
+        def tail(z):
+            return 0.5 * _det_erfc_pos(z * 0.7071067811865476)
+    right = tail(np.maximum(a, 0)) - tail(np.maximum(c, 0))
+    left = tail(np.maximum(-c, 0)) - tail(np.maximum(-a, 0))
+    middle = 1.0 - tail(np.maximum(-a, 0)) - tail(np.maximum(c, 0))
+    pmf = np.where(a >= 0, right, np.where(c <= 0, left, middle))
+    return np.maximum(pmf, 2.0**-30)
+
+
 def _param_model(kind: int, lo: int, hi: int, mean: float, scale: float):
-    cls = _M.QuantizedLaplace if kind == LAPLACE else _M.QuantizedGaussian
-    return cls(lo, hi, mean, scale)
+    """Categorical model over symbol - lo (callers shift the symbols)."""
+    return _M.Categorical(_det_pmf(kind, lo, hi, mean, scale), perfect=False)
 
 
 def _enc_parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarray) -> bytes:
@@ -273,7 +320,7 @@ def _enc_parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarr
     else:
         m, s, params = float(m16), float(s16), struct.pack("<ee", m16, s16)
     coder = _new_coder()
-    coder.encode_reverse(sym, _param_model(kind, lo, hi, m, s))
+    coder.encode_reverse((sym.astype(np.int64) - lo).astype(np.int32), _param_model(kind, lo, hi, m, s))
     return _header(kind, int(use32)) + varint(zigzag(lo)) + varint(hi - lo) + params + _ans_bytes(coder)
 
 
@@ -373,8 +420,8 @@ def decode_ints(blob: bytes, count: int) -> np.ndarray:
         code = rd.byte()
         coder = _ans_decoder(rd.rest())
         vmax = _max_level(r)
-        diffs = _checked(coder.decode, _M.QuantizedLaplace(-vmax, vmax, 0.0, _table_scale(code)), K)
-        lv = np.cumsum(diffs.astype(np.int64))
+        diffs = _checked(coder.decode, _param_model(LAPLACE, -vmax, vmax, 0.0, _table_scale(code)), K)
+        lv = np.cumsum(diffs.astype(np.int64) - vmax)
         if lv.min() < 0 or lv.max() > vmax or lv[0] == 0 or lv[-1] == 0:
             raise FormatError("entropy-coded blob: corrupt frequency table")
         data_model = _checked(lambda w: _M.Categorical(w, perfect=False), _level_weights(lv, r))
@@ -397,7 +444,7 @@ def decode_ints(blob: bytes, count: int) -> np.ndarray:
         coder = _ans_decoder(rd.rest())
         out = _checked(coder.decode, _checked(_param_model, model, lo, hi, mean, scale), count)
         _finish(coder)
-        return out.astype(np.int32)
+        return (out.astype(np.int64) + lo).astype(np.int32)
     raise FormatError(f"entropy-coded blob: unknown model id {model}")
 
 
