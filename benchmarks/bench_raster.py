@@ -1,0 +1,146 @@
+"""Render speed of the 2D Gaussian rasteriser: compiled CPU kernel vs the torch reference.
+
+Scene: 768x512 RGB, 20000 Gaussians spread over the image, per-axis std log-uniform in [1, 5] px with random
+shear (a fitted GaussianImage-style cloud of this size has similar footprints: about 9 Gaussians per pixel
+inside their 3-sigma ellipses). Timings are wall-clock medians of repeated calls after one warm-up; the machine is
+shared, so the load average before and after is recorded too.
+
+    .venv/bin/python benchmarks/bench_raster.py [--repeats 15] [--out benchmarks/results/raster_cpu.json]
+
+Writes JSON with the command, machine, settings and per-case medians (ms) and frames per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from inrcodec.kernels import count_pairs, kernel_status, rasterize_gaussians  # noqa: E402
+
+
+def scene(n: int, h: int, w: int, c: int, smin: float, smax: float, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    means = torch.rand(n, 2, generator=g) * torch.tensor([float(w), float(h)])
+    s = torch.exp(torch.empty(n, 2).uniform_(math.log(smin), math.log(smax), generator=g))
+    chol = torch.stack([s[:, 0], torch.randn(n, generator=g) * s.mean(1) * 0.5, s[:, 1]], 1)
+    colors = torch.rand(n, c, generator=g) * 0.3
+    return means, chol, colors
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up (thread pool start, page faults)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def bench_case(backend: str, means, chol, colors, h, w, repeats: int) -> dict:
+    def fwd():
+        with torch.no_grad():
+            rasterize_gaussians(means, chol, colors, h, w, backend=backend)
+
+    params = [t.clone().requires_grad_(True) for t in (means, chol, colors)]
+    upstream = torch.randn(h, w, colors.shape[1], generator=torch.Generator().manual_seed(1))
+
+    def fwd_bwd():
+        for p in params:
+            p.grad = None
+        out = rasterize_gaussians(*params, h, w, backend=backend)
+        out.backward(upstream)
+
+    f = median_ms(fwd, repeats)
+    fb = median_ms(fwd_bwd, repeats)
+    return {"forward_ms": round(f, 3), "forward_fps": round(1e3 / f, 2),
+            "forward_backward_ms": round(fb, 3), "forward_backward_per_s": round(1e3 / fb, 2),
+            "repeats": repeats}
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "git_commit": commit}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=15, help="timed calls per case for the compiled kernel")
+    ap.add_argument("--torch-repeats", type=int, default=3, help="timed calls per case for the torch reference")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "raster_cpu.json")
+    args = ap.parse_args()
+
+    h, w, c, n = 512, 768, 3, 20000
+    means, chol, colors = scene(n, h, w, c, 1.0, 5.0)
+    status = kernel_status()
+    if status["cpu_library"] is None:
+        raise SystemExit(f"compiled CPU kernel unavailable: {status['cpu_error']}")
+    threads = torch.get_num_threads()
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    results = {}
+    for nt in sorted({1, threads}):
+        torch.set_num_threads(nt)
+        results[f"cpu_kernel_{nt}_threads"] = bench_case("cpu", means, chol, colors, h, w, args.repeats)
+    torch.set_num_threads(threads)
+    results[f"torch_reference_{threads}_threads"] = bench_case("torch", means, chol, colors, h, w,
+                                                               args.torch_repeats)
+    # A denser, finer cloud, as after longer fits (kernel only: the reference would take minutes).
+    m2, c2, col2 = scene(60000, h, w, c, 0.7, 3.0, seed=1)
+    results[f"cpu_kernel_{threads}_threads_60k_small"] = bench_case("cpu", m2, c2, col2, h, w, args.repeats)
+    elapsed = time.perf_counter() - t0
+
+    report = {
+        "benchmark": "2D Gaussian rasterisation (accumulated sum), render speed",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "kernel": {"simd": status["cpu_simd"], "openmp": status["cpu_openmp"],
+                   "GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT")},
+        "scene": {"height": h, "width": w, "channels": c, "gaussians": n, "std_px": [1.0, 5.0],
+                  "tile_gaussian_pairs": count_pairs(means, chol, h, w)},
+        "scene_60k_small": {"gaussians": 60000, "std_px": [0.7, 3.0],
+                            "tile_gaussian_pairs": count_pairs(m2, c2, h, w)},
+        "default_threads": threads,
+        "results": results,
+        "speedup_forward_vs_torch": round(results[f"torch_reference_{threads}_threads"]["forward_ms"]
+                                          / results[f"cpu_kernel_{threads}_threads"]["forward_ms"], 1),
+        "speedup_forward_backward_vs_torch": round(
+            results[f"torch_reference_{threads}_threads"]["forward_backward_ms"]
+            / results[f"cpu_kernel_{threads}_threads"]["forward_backward_ms"], 1),
+        "seconds": round(elapsed, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
