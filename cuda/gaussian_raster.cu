@@ -379,11 +379,13 @@ const char* gr_cuda_error_string(int code) {
     return "unknown error";
 }
 
-// out: (H, W, C) on the device, fully overwritten. stream: a cudaStream_t (torch's current stream).
+// out: (H, W, C) on the device, fully overwritten. device: the tensors' CUDA device index (this library links
+// its own static runtime, whose current device is not torch's). stream: a cudaStream_t (torch's current stream).
 int gr_forward_cuda(const float* means, const float* chol, const float* colors, int64_t N, int C, int H, int W,
-                    float* out, void* stream) {
+                    float* out, int device, void* stream) {
     if (N < 0 || N > INT32_MAX || C < 1 || C > 4 || H < 0 || W < 0) return 1;
     if (H == 0 || W == 0) return 0;
+    GR_CK(cudaSetDevice(device));
     cudaStream_t st = (cudaStream_t)stream;
     switch (C) {
         case 1: return forward_c<1>(means, chol, colors, (int)N, H, W, out, st);
@@ -395,10 +397,12 @@ int gr_forward_cuda(const float* means, const float* chol, const float* colors, 
 
 // Gradients (N,2), (N,3), (N,C) on the device, fully overwritten.
 int gr_backward_cuda(const float* means, const float* chol, const float* colors, int64_t N, int C, int H, int W,
-                     const float* grad_out, float* grad_means, float* grad_chol, float* grad_colors, void* stream) {
+                     const float* grad_out, float* grad_means, float* grad_chol, float* grad_colors, int device,
+                     void* stream) {
     if (N < 0 || N > INT32_MAX || C < 1 || C > 4 || H < 0 || W < 0) return 1;
-    cudaStream_t st = (cudaStream_t)stream;
     if (N == 0) return 0;
+    GR_CK(cudaSetDevice(device));
+    cudaStream_t st = (cudaStream_t)stream;
     if (H == 0 || W == 0) {
         GR_CK(cudaMemsetAsync(grad_means, 0, sizeof(float) * 2 * N, st));
         GR_CK(cudaMemsetAsync(grad_chol, 0, sizeof(float) * 3 * N, st));

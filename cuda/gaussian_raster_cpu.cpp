@@ -440,7 +440,7 @@ BwdFn pick_bwd() {
 extern "C" {
 
 // Bumped whenever the ABI below changes; the python loader refuses a library with another version.
-int gr_cpu_abi_version(void) { return 1; }
+int gr_cpu_abi_version(void) { return 2; }
 
 // Hash of the sources this library was built from (see inrcodec/kernels/_loader.py), to detect stale builds.
 #ifndef GR_SOURCE_HASH
@@ -470,15 +470,47 @@ int64_t gr_count_pairs_cpu(const float* means, const float* chol, int64_t N, int
     }
 }
 
-// out: (H, W, C) float32, fully overwritten. Returns 0 on success, 1 on bad sizes, 2 on allocation failure.
+// Binning kept between a forward and its backward (fitting loops), so the backward does not redo it.
+// gr_bins_create returns NULL on failure; the handle must be passed only with the same means/chol/H/W and
+// released with gr_bins_free.
+struct GrBinsHandle {
+    Bins B;
+    int64_t N;
+    int H, W;
+};
+
+void* gr_bins_create(const float* means, const float* chol, int64_t N, int H, int W, int num_threads) {
+    if (N < 0 || H < 0 || W < 0 || N > INT32_MAX) return nullptr;
+    try {
+        GrBinsHandle* h = new GrBinsHandle();
+        h->N = N;
+        h->H = H;
+        h->W = W;
+        if (!bin(means, chol, N, H, W, nthreads_or_default(num_threads), true, h->B)) {
+            delete h;
+            return nullptr;
+        }
+        return h;
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+void gr_bins_free(void* handle) { delete (GrBinsHandle*)handle; }
+
+// out: (H, W, C) float32, fully overwritten. bins: NULL or a gr_bins_create handle for these inputs.
+// Returns 0 on success, 1 on bad sizes (or a handle for other sizes), 2 on allocation failure.
 int gr_forward_cpu(const float* means, const float* chol, const float* colors, int64_t N, int C, int H, int W,
-                   float* out, int num_threads) {
+                   float* out, int num_threads, const void* bins) {
     if (N < 0 || C < 0 || H < 0 || W < 0 || N > INT32_MAX) return 1;
+    const GrBinsHandle* hb = (const GrBinsHandle*)bins;
+    if (hb && (hb->N != N || hb->H != H || hb->W != W)) return 1;
     if (C == 0 || H == 0 || W == 0) return 0;
     const int nt = nthreads_or_default(num_threads);
     try {
-        Bins B;
-        if (!bin(means, chol, N, H, W, nt, false, B)) return 2;
+        Bins own;
+        if (!hb && !bin(means, chol, N, H, W, nt, false, own)) return 2;
+        const Bins& B = hb ? hb->B : own;
         const int ntiles = B.tiles_x * B.tiles_y;
         const FwdFn fwd = pick_fwd();
         int fail = 0;
@@ -499,11 +531,14 @@ int gr_forward_cpu(const float* means, const float* chol, const float* colors, i
     }
 }
 
-// Gradients (overwritten): grad_means (N,2), grad_chol (N,3), grad_colors (N,C). Same return codes as forward.
+// Gradients (overwritten): grad_means (N,2), grad_chol (N,3), grad_colors (N,C). Same arguments and return
+// codes as forward.
 int gr_backward_cpu(const float* means, const float* chol, const float* colors, int64_t N, int C, int H, int W,
                     const float* grad_out, float* grad_means, float* grad_chol, float* grad_colors,
-                    int num_threads) {
+                    int num_threads, const void* bins) {
     if (N < 0 || C < 0 || H < 0 || W < 0 || N > INT32_MAX) return 1;
+    const GrBinsHandle* hb = (const GrBinsHandle*)bins;
+    if (hb && (hb->N != N || hb->H != H || hb->W != W)) return 1;
     if (N == 0) return 0;
     memset(grad_means, 0, sizeof(float) * 2 * N);
     memset(grad_chol, 0, sizeof(float) * 3 * N);
@@ -512,8 +547,9 @@ int gr_backward_cpu(const float* means, const float* chol, const float* colors, 
     const int nt = nthreads_or_default(num_threads);
     const int S = 5 + C;
     try {
-        Bins B;
-        if (!bin(means, chol, N, H, W, nt, true, B)) return 2;
+        Bins own;
+        if (!hb && !bin(means, chol, N, H, W, nt, true, own)) return 2;
+        const Bins& B = hb ? hb->B : own;
         const int ntiles = B.tiles_x * B.tiles_y;
         std::vector<float> slots((size_t)B.goff[N] * S);
         const BwdFn bwd = pick_bwd();

@@ -136,7 +136,8 @@ def test_on_demand_build_into_cache(monkeypatch, tmp_path):
     assert lib.gr_cpu_source_hash().decode() == _loader.source_hash(extra=" ".join(_loader.CPU_FLAGS))
     means, chol, colors = random_gaussians(30, 20, 24, 3, seed=5)
     out = torch.empty(20, 24, 3)
-    rc = lib.gr_forward_cpu(means.data_ptr(), chol.data_ptr(), colors.data_ptr(), 30, 3, 20, 24, out.data_ptr(), 1)
+    rc = lib.gr_forward_cpu(means.data_ptr(), chol.data_ptr(), colors.data_ptr(), 30, 3, 20, 24, out.data_ptr(), 1,
+                            None)
     assert rc == 0
     torch.testing.assert_close(out, rasterize_torch(means, chol, colors, 20, 24), rtol=0,
                                atol=float(forward_tol(means, chol, colors, 20, 24).max()))
@@ -358,6 +359,30 @@ def test_cpu_kernel_is_deterministic_across_thread_counts():
         torch.set_num_threads(before)
     for x, y in zip(a, b):
         assert torch.equal(x, y)
+
+
+@needs_cpu_kernel
+def test_cpu_kernel_binning_kept_for_backward():
+    # rasterize_gaussians keeps the forward's tile lists for the backward: same bits as rebuilding them, also
+    # when the graph is traversed twice; a handle for other sizes is refused.
+    means, chol, colors = random_gaussians(300, 40, 50, 3, seed=12)
+    up = torch.randn(40, 50, 3, generator=torch.Generator().manual_seed(1))
+    params = [t.clone().requires_grad_(True) for t in (means, chol, colors)]
+    out = rasterize_gaussians(*params, 40, 50, backend="cpu")
+    g1 = torch.autograd.grad(out, params, up, retain_graph=True)
+    g2 = torch.autograd.grad(out, params, up)
+    fresh = [t.clone().requires_grad_(True) for t in (means, chol, colors)]
+    g3 = torch.autograd.grad(gr._CpuRaster.apply(*fresh, 40, 50, False), fresh, up)
+    for a, b, c in zip(g1, g2, g3):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    lib = _loader.cpu_library()
+    h = lib.gr_bins_create(means.data_ptr(), chol.data_ptr(), 300, 40, 50, 1)
+    try:
+        out = torch.empty(41, 50, 3)
+        assert lib.gr_forward_cpu(means.data_ptr(), chol.data_ptr(), colors.data_ptr(), 300, 3, 41, 50,
+                                  out.data_ptr(), 1, h) == 1
+    finally:
+        lib.gr_bins_free(h)
 
 
 @needs_cpu_kernel

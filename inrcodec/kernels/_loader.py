@@ -30,7 +30,8 @@ PKG_DIR = Path(__file__).resolve().parent
 SRC_DIR = PKG_DIR.parent.parent / "cuda"  # present in a source checkout / editable install
 CPU_SOURCES = ("gaussian_raster_cpu.cpp", "gaussian_raster_math.h")
 CUDA_SOURCES = ("gaussian_raster.cu", "gaussian_raster_math.h")
-ABI_VERSION = 1
+CPU_ABI_VERSION = 2
+CUDA_ABI_VERSION = 1
 
 # Shared with setup.py (which imports nothing from the package, so it repeats them; a test checks they agree).
 # -ffp-contract=off: the cutoff q <= QMAX must round exactly as in the torch reference (no FMA fusion).
@@ -69,29 +70,33 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.gr_cpu_abi_version.restype = i32
     lib.gr_cpu_abi_version.argtypes = []
-    if lib.gr_cpu_abi_version() != ABI_VERSION:
-        raise OSError(f"ABI version {lib.gr_cpu_abi_version()} != {ABI_VERSION}")
+    if lib.gr_cpu_abi_version() != CPU_ABI_VERSION:
+        raise OSError(f"ABI version {lib.gr_cpu_abi_version()} != {CPU_ABI_VERSION}")
     lib.gr_cpu_has_openmp.restype = i32
     lib.gr_cpu_simd_level.restype = i32
     lib.gr_cpu_source_hash.restype = ctypes.c_char_p
     lib.gr_count_pairs_cpu.restype = i64
     lib.gr_count_pairs_cpu.argtypes = [p, p, i64, i32, i32, i32]
+    lib.gr_bins_create.restype = p
+    lib.gr_bins_create.argtypes = [p, p, i64, i32, i32, i32]
+    lib.gr_bins_free.restype = None
+    lib.gr_bins_free.argtypes = [p]
     lib.gr_forward_cpu.restype = i32
-    lib.gr_forward_cpu.argtypes = [p, p, p, i64, i32, i32, i32, p, i32]
+    lib.gr_forward_cpu.argtypes = [p, p, p, i64, i32, i32, i32, p, i32, p]
     lib.gr_backward_cpu.restype = i32
-    lib.gr_backward_cpu.argtypes = [p, p, p, i64, i32, i32, i32, p, p, p, p, i32]
+    lib.gr_backward_cpu.argtypes = [p, p, p, i64, i32, i32, i32, p, p, p, p, i32, p]
     return lib
 
 
 def _setup_cuda_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     lib.gr_cuda_abi_version.restype = i32
-    if lib.gr_cuda_abi_version() != ABI_VERSION:
-        raise OSError(f"ABI version {lib.gr_cuda_abi_version()} != {ABI_VERSION}")
+    if lib.gr_cuda_abi_version() != CUDA_ABI_VERSION:
+        raise OSError(f"ABI version {lib.gr_cuda_abi_version()} != {CUDA_ABI_VERSION}")
     lib.gr_forward_cuda.restype = i32
-    lib.gr_forward_cuda.argtypes = [p, p, p, i64, i32, i32, i32, p, p]
+    lib.gr_forward_cuda.argtypes = [p, p, p, i64, i32, i32, i32, p, i32, p]
     lib.gr_backward_cuda.restype = i32
-    lib.gr_backward_cuda.argtypes = [p, p, p, i64, i32, i32, i32, p, p, p, p, p]
+    lib.gr_backward_cuda.argtypes = [p, p, p, i64, i32, i32, i32, p, p, p, p, i32, p]
     lib.gr_cuda_error_string.restype = ctypes.c_char_p
     lib.gr_cuda_error_string.argtypes = [i32]
     return lib

@@ -29,6 +29,7 @@ import math
 from typing import Literal
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor
 
 from . import _loader
@@ -208,17 +209,38 @@ def _check_rc(rc: int, what: str, lib=None) -> None:
         raise RuntimeError(f"{what} failed: {msg}")
 
 
+class _Bins:
+    """Owns a binning handle of the CPU library (kept from a forward for its backward)."""
+
+    def __init__(self, lib, ptr: int):
+        self._lib, self.ptr = lib, ptr
+
+    def __del__(self):
+        ptr, self.ptr = self.ptr, None
+        if ptr:
+            try:
+                self._lib.gr_bins_free(ptr)
+            except Exception:  # noqa: BLE001 - interpreter shutdown: nothing left to free into
+                pass
+
+
 class _CpuRaster(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means, chol, colors, height, width):
+    def forward(ctx, means, chol, colors, height, width, keep_bins):
         lib = _loader.cpu_library()
         n, nc = colors.shape
+        nt = torch.get_num_threads()
+        bins = None
+        if keep_bins:  # the backward will reuse the tile lists instead of rebuilding them
+            ptr = lib.gr_bins_create(_ptr(means), _ptr(chol), n, height, width, nt)
+            bins = _Bins(lib, ptr) if ptr else None
         out = torch.empty(height, width, nc, dtype=torch.float32)
-        rc = lib.gr_forward_cpu(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(out),
-                                torch.get_num_threads())
+        rc = lib.gr_forward_cpu(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(out), nt,
+                                bins.ptr if bins else None)
         _check_rc(rc, "CPU rasteriser forward")
         ctx.save_for_backward(means, chol, colors)
         ctx.size = (height, width)
+        ctx.bins = bins
         return out
 
     @staticmethod
@@ -231,9 +253,10 @@ class _CpuRaster(torch.autograd.Function):
         gm, gl, gc = torch.empty_like(means), torch.empty_like(chol), torch.empty_like(colors)
         n, nc = colors.shape
         rc = lib.gr_backward_cpu(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(g), _ptr(gm),
-                                 _ptr(gl), _ptr(gc), torch.get_num_threads())
+                                 _ptr(gl), _ptr(gc), torch.get_num_threads(),
+                                 ctx.bins.ptr if ctx.bins else None)
         _check_rc(rc, "CPU rasteriser backward")
-        return gm, gl, gc, None, None
+        return gm, gl, gc, None, None, None
 
 
 class _CudaRaster(torch.autograd.Function):
@@ -243,9 +266,8 @@ class _CudaRaster(torch.autograd.Function):
         n, nc = colors.shape
         out = torch.empty(height, width, nc, dtype=torch.float32, device=means.device)
         stream = torch.cuda.current_stream(means.device).cuda_stream
-        with torch.cuda.device(means.device):
-            rc = lib.gr_forward_cuda(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(out),
-                                     stream)
+        rc = lib.gr_forward_cuda(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(out),
+                                 means.device.index, stream)
         _check_rc(rc, "CUDA rasteriser forward", lib)
         ctx.save_for_backward(means, chol, colors)
         ctx.size = (height, width)
@@ -261,9 +283,8 @@ class _CudaRaster(torch.autograd.Function):
         gm, gl, gc = torch.empty_like(means), torch.empty_like(chol), torch.empty_like(colors)
         n, nc = colors.shape
         stream = torch.cuda.current_stream(means.device).cuda_stream
-        with torch.cuda.device(means.device):
-            rc = lib.gr_backward_cuda(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(g),
-                                      _ptr(gm), _ptr(gl), _ptr(gc), stream)
+        rc = lib.gr_backward_cuda(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(g),
+                                  _ptr(gm), _ptr(gl), _ptr(gc), means.device.index, stream)
         _check_rc(rc, "CUDA rasteriser backward", lib)
         return gm, gl, gc, None, None
 
@@ -363,7 +384,8 @@ def rasterize_gaussians(means: Tensor, chol: Tensor, colors: Tensor, height: int
             raise ValueError("backend 'cpu' needs CPU tensors")
         if _loader.cpu_library() is None:
             raise RuntimeError("compiled CPU rasteriser unavailable: " + str(_loader.status()["cpu_error"]))
-        return _CpuRaster.apply(means, chol, colors, height, width)
+        keep = torch.is_grad_enabled() and (means.requires_grad or chol.requires_grad or colors.requires_grad)
+        return _CpuRaster.apply(means, chol, colors, height, width, keep)
     if not means.is_cuda:
         raise ValueError("backend 'cuda' needs CUDA tensors")
     if _loader.cuda_library() is None:
