@@ -1,7 +1,8 @@
 // CPU twin of gaussian_raster.cu: tile-based accumulated-sum rasterisation of 2D Gaussians, forward and backward.
 // C ABI on raw float32 pointers (loaded with ctypes by inrcodec/kernels/_loader.py), OpenMP over 16x16 tiles.
 // Build: setup.py (optional extension) or inrcodec.kernels.build_cpu_kernel(); flags -O3 -fopenmp
-// -ffp-contract=off (see gaussian_raster_math.h for why FMA contraction must stay off).
+// -ffp-contract=off -fno-trapping-math (see gaussian_raster_math.h for why FMA contraction must stay off).
+// Needs gcc or clang (GNU vector extensions); elsewhere the optional build fails and python uses torch.
 //
 // Layout: means (N,2) = (x, y); chol (N,3) = (l11, l21, l22); colors (N,C); image (H,W,C), all row-major.
 // Binning: each Gaussian's bbox is cut into tile rows; per tile row the ellipse's column extent (1 px margin)
@@ -24,7 +25,7 @@
 #include <omp.h>
 #endif
 
-// 64-byte GNU vectors are passed between inlined helpers only; silence gcc's note about their call ABI.
+// Wide GNU vectors are passed between always-inlined helpers only; silence gcc's note about their call ABI.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace {
@@ -187,25 +188,32 @@ struct V<8> {
 #define GR_TARGET(t)
 #endif
 
-// Does any lane of a comparison mask hold true? (Plain vector code: the ISA-specific movemask intrinsics could
-// not be inlined into these templates, which are compiled for the default target before being inlined.)
+// Halves of an 8-lane vector (memcpy compiles to a register extract; portable across gcc/clang versions, unlike
+// __builtin_shufflevector, which gcc only has since 12).
+template <class H, class F>
+GR_VINLINE void halves(const F& v, H* lo, H* hi) {
+    memcpy(lo, &v, sizeof(H));
+    memcpy(hi, (const char*)&v + sizeof(H), sizeof(H));
+}
+
+// Does any lane of a comparison mask hold true? (Plain vector code: ISA-specific movemask intrinsics cannot be
+// inlined into these templates, which are compiled for the default target before being inlined.)
 GR_VINLINE bool any_lane(V<4>::i m) {
     typedef long long v2ll __attribute__((vector_size(16)));
     const v2ll t = (v2ll)m;
     return (t[0] | t[1]) != 0;
 }
 GR_VINLINE bool any_lane(V<8>::i m) {
-    const V<4>::i lo = __builtin_shufflevector(m, m, 0, 1, 2, 3), hi = __builtin_shufflevector(m, m, 4, 5, 6, 7);
+    V<4>::i lo, hi;
+    halves(m, &lo, &hi);
     return any_lane(lo | hi);
 }
 
-// Horizontal sums (a fixed tree, so results do not depend on anything but the inputs).
-GR_VINLINE float hsum(V<4>::f v) {
-    const V<4>::f a = v + __builtin_shufflevector(v, v, 2, 3, 0, 1);
-    return (a + __builtin_shufflevector(a, a, 1, 0, 3, 2))[0];
-}
+// Horizontal sums (a fixed tree, so results depend on nothing but the inputs).
+GR_VINLINE float hsum(V<4>::f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
 GR_VINLINE float hsum(V<8>::f v) {
-    const V<4>::f lo = __builtin_shufflevector(v, v, 0, 1, 2, 3), hi = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    V<4>::f lo, hi;
+    halves(v, &lo, &hi);
     return hsum(lo + hi);
 }
 
