@@ -2,8 +2,9 @@
 
 Scene: 768x512 RGB, 20000 Gaussians spread over the image, per-axis std log-uniform in [1, 5] px with random
 shear (a fitted GaussianImage-style cloud of this size has similar footprints: about 9 Gaussians per pixel
-inside their 3-sigma ellipses). Timings are wall-clock medians of repeated calls after one warm-up; the machine is
-shared, so the load average before and after is recorded too.
+inside their 3-sigma ellipses). Timings are wall-clock medians of repeated calls after one warm-up, plus the
+median process CPU time (all threads): the machine is shared with other jobs, so the load average before and
+after is recorded too, and wall-clock numbers are only as good as the quietest moment.
 
     .venv/bin/python benchmarks/bench_raster.py [--repeats 15] [--out benchmarks/results/raster_cpu.json]
 
@@ -40,14 +41,16 @@ def scene(n: int, h: int, w: int, c: int, smin: float, smax: float, seed: int = 
     return means, chol, colors
 
 
-def median_ms(fn, repeats: int) -> float:
+def median_ms(fn, repeats: int) -> tuple[float, float]:
+    """Median wall-clock and median process CPU time (all threads) per call, in ms."""
     fn()  # warm-up (thread pool start, page faults)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
 
 
 def bench_case(backend: str, means, chol, colors, h, w, repeats: int) -> dict:
@@ -64,10 +67,11 @@ def bench_case(backend: str, means, chol, colors, h, w, repeats: int) -> dict:
         out = rasterize_gaussians(*params, h, w, backend=backend)
         out.backward(upstream)
 
-    f = median_ms(fwd, repeats)
-    fb = median_ms(fwd_bwd, repeats)
+    f, fc = median_ms(fwd, repeats)
+    fb, fbc = median_ms(fwd_bwd, repeats)
     return {"forward_ms": round(f, 3), "forward_fps": round(1e3 / f, 2),
             "forward_backward_ms": round(fb, 3), "forward_backward_per_s": round(1e3 / fb, 2),
+            "forward_cpu_time_ms": round(fc, 3), "forward_backward_cpu_time_ms": round(fbc, 3),
             "repeats": repeats}
 
 

@@ -329,6 +329,20 @@ def test_cpu_kernel_degenerate_inputs(c):
             torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-4 * scale, msg=f"gaussian {k}")
 
 
+@pytest.mark.parametrize("backend", ["torch", "cpu"])
+def test_only_invisible_or_invalid_gaussians(backend):
+    if backend == "cpu" and not HAS_CPU_KERNEL:
+        pytest.skip("compiled CPU rasteriser unavailable")
+    means = torch.tensor([[float("nan"), 1.0], [-100.0, 5.0], [3.0, 3.0]])
+    chol = torch.tensor([[1.0, 0.0, 1.0], [2.0, 0.0, 2.0], [float("nan"), 0.0, 1.0]])
+    colors = torch.ones(3, 2)
+    params = [t.clone().requires_grad_(True) for t in (means, chol, colors)]
+    out = rasterize_gaussians(*params, 6, 7, backend=backend)
+    assert out.shape == (6, 7, 2) and out.eq(0).all()
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.eq(0).all() for p in params)
+
+
 @needs_cpu_kernel
 def test_cpu_kernel_extreme_conditioning_fuzz():
     # Random needles and huge shears: the tile culling must never drop a pixel the reference keeps.

@@ -125,12 +125,15 @@ def rasterize_torch(means: Tensor, chol: Tensor, colors: Tensor, height: int, wi
     height, width = int(height), int(width)
     n, nc = colors.shape
     out = torch.zeros(height * width, nc, dtype=colors.dtype, device=colors.device)
+    # Empty slices sum to an exact 0 that keeps the output attached to all inputs (zero gradients), even when
+    # some of them are NaN (0 * NaN would not be 0).
+    zero = means[:0].sum() + chol[:0].sum() + colors[:0].sum()
     if n == 0 or height == 0 or width == 0 or nc == 0:
-        return out.reshape(height, width, nc) + 0 * (means.sum() + chol.sum() + colors.sum())
+        return out.reshape(height, width, nc) + zero
     s = gaussian_setup(means, chol, height, width)
     idx = torch.nonzero(s["valid"]).flatten()
     if idx.numel() == 0:
-        return out.reshape(height, width, nc) + 0 * (means.sum() + chol.sum() + colors.sum())
+        return out.reshape(height, width, nc) + zero
     cnt = ((s["x1"] - s["x0"] + 1) * (s["y1"] - s["y0"] + 1))[idx]
     ends = torch.cumsum(cnt, 0)
     # Chunks of whole Gaussians holding about max_pairs pairs each (a larger Gaussian gets a chunk of its own).
