@@ -81,16 +81,24 @@ GR_HD void gr_sigma(float l11, float l21, float l22, float* a, float* b, float* 
     *c = s22;
 }
 
-// Inclusive integer range [*lo, *hi] of pixel indices whose centre k + 0.5 lies within m +- ext, clipped to [0, n).
+// floor/ceil of v clamped to [lo, hi] (integer bounds, so clamping first gives the same result). Integer
+// conversion instead of floorf/ceilf, which are library calls on baseline x86-64 (no SSE4.1). v is finite.
+GR_HD int gr_floor_clamped(float v, int lo, int hi) {
+    const float c = v < (float)lo ? (float)lo : (v > (float)hi ? (float)hi : v);
+    const int i = (int)c;  // truncation toward zero
+    return c < (float)i ? i - 1 : i;
+}
+GR_HD int gr_ceil_clamped(float v, int lo, int hi) {
+    const float c = v < (float)lo ? (float)lo : (v > (float)hi ? (float)hi : v);
+    const int i = (int)c;
+    return c > (float)i ? i + 1 : i;
+}
+
+// Inclusive integer range [*lo, *hi] of pixel indices whose centre k + 0.5 lies within m +- ext, clipped to
+// [0, n) (empty: *lo > *hi). m and ext are finite; they may be far outside the int range.
 GR_HD void gr_pixel_range(float m, float ext, int n, int* lo, int* hi) {
-    const float flo = ceilf(GR_SUB(GR_SUB(m, ext), 0.5f));
-    const float fhi = floorf(GR_SUB(GR_ADD(m, ext), 0.5f));
-    // Clamp in float first: the float may be far outside int range for Gaussians far off the image
-    // (inputs are finite here; plain compares instead of fminf/fmaxf, which gcc does not inline).
-    const float nlo = flo < 0.0f ? 0.0f : flo;
-    const float nhi = fhi > (float)(n - 1) ? (float)(n - 1) : fhi;
-    *lo = (int)(nlo > (float)n ? (float)n : nlo);
-    *hi = (int)(nhi < -1.0f ? -1.0f : nhi);
+    *lo = gr_ceil_clamped(GR_SUB(GR_SUB(m, ext), 0.5f), 0, n);
+    *hi = gr_floor_clamped(GR_SUB(GR_ADD(m, ext), 0.5f), -1, n - 1);
 }
 
 // Per-Gaussian set-up. Returns 0 (and an empty bbox) for a Gaussian that must be skipped (non-finite input or
@@ -157,8 +165,8 @@ GR_HD void gr_band_columns(float mx, float my, float a, float b, float c, float 
     const float xr = mx + k * dr + hr;
     const float xl = mx + k * dl - hl;
     const float slack = 1.0f + 1e-3f * (fabsf(xr - mx) + fabsf(xl - mx));
-    *lo = (int)gr_clampf(ceilf(xl - 0.5f - slack), -1.0f, 2.0e9f);
-    *hi = (int)gr_clampf(floorf(xr - 0.5f + slack), -1.0f, 2.0e9f);
+    *lo = gr_ceil_clamped(xl - 0.5f - slack, -1, 2000000000);
+    *hi = gr_floor_clamped(xr - 0.5f + slack, -1, 2000000000);
 }
 
 // exp(x) for x <= 0 with ~2 ulp error: 2^n * P6(r), r = x - n ln2 in [-ln2/2, ln2/2], Taylor to degree 6
