@@ -42,7 +42,7 @@ setup(
         Extension(
             "inrcodec.kernels._gsraster_cpu",
             sources=["cuda/gaussian_raster_cpu.cpp"],
-            depends=["cuda/gaussian_raster_math.h"],
+            depends=["cuda/gaussian_raster_math.h", "cuda/gaussian_raster_cpu_tiles.inc"],
             include_dirs=["cuda"],
             define_macros=[("GR_SOURCE_HASH", f'"{source_hash or "unknown"}"')],
             language="c++",

@@ -24,6 +24,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 // Wide GNU vectors are passed between always-inlined helpers only; silence gcc's note about their call ABI.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -163,268 +166,42 @@ bool bin(const float* means, const float* chol, int64_t N, int H, int W, int nt,
     return true;
 }
 
-// A 16-pixel tile row is R = 16 / L native GNU vectors of L floats (gcc/clang vector extensions). Oversized
-// vectors or the auto-vectoriser both fall back to scalar code on these masked loops, so the width is explicit:
-// the loops are templates instantiated for SSE2/NEON (L = 4) and AVX2 (8), picked at run time from the CPU's
-// features (no -march=native needed), and for C = 1, 3 and any other C.
-template <int L>
-struct V;
-template <>
-struct V<4> {
-    typedef float f __attribute__((vector_size(16)));
-    typedef int i __attribute__((vector_size(16)));
-};
-template <>
-struct V<8> {
-    typedef float f __attribute__((vector_size(32)));
-    typedef int i __attribute__((vector_size(32)));
-};
-#define GR_VINLINE static inline __attribute__((always_inline))
-#define GR_MINLINE inline __attribute__((always_inline))
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(GR_NO_DISPATCH)
+// The tile loops, once per instruction set (see gaussian_raster_cpu_tiles.inc). The AVX2+FMA copy is compiled
+// under a target pragma and picked at run time from the CPU's features, so no -march=native is needed.
+// (gcc only: clang ignores `#pragma GCC target`; with clang the portable 4-lane copy is used.)
+#define GR_NS base
+#define GR_L 4
+#define GR_FMA 0
+#include "gaussian_raster_cpu_tiles.inc"
+#undef GR_NS
+#undef GR_L
+#undef GR_FMA
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(GR_NO_DISPATCH)
 #define GR_X86_DISPATCH 1
-#define GR_TARGET(t) __attribute__((target(t)))
-#else
-#define GR_TARGET(t)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define GR_NS avx2
+#define GR_L 8
+#define GR_FMA 1
+#include "gaussian_raster_cpu_tiles.inc"
+#undef GR_NS
+#undef GR_L
+#undef GR_FMA
+#pragma GCC pop_options
 #endif
 
-// Halves of an 8-lane vector (memcpy compiles to a register extract; portable across gcc/clang versions, unlike
-// __builtin_shufflevector, which gcc only has since 12).
-template <class H, class F>
-GR_VINLINE void halves(const F& v, H* lo, H* hi) {
-    memcpy(lo, &v, sizeof(H));
-    memcpy(hi, (const char*)&v + sizeof(H), sizeof(H));
-}
+typedef void (*FwdFn)(const Bins&, const float*, int, int, int, int, float*, float*);
+typedef void (*BwdFn)(const Bins&, const float*, int, int, int, int, const float*, float*, float*, float*);
 
-// Does any lane of a comparison mask hold true? (Plain vector code: ISA-specific movemask intrinsics cannot be
-// inlined into these templates, which are compiled for the default target before being inlined.)
-GR_VINLINE bool any_lane(V<4>::i m) {
-    typedef long long v2ll __attribute__((vector_size(16)));
-    const v2ll t = (v2ll)m;
-    return (t[0] | t[1]) != 0;
-}
-GR_VINLINE bool any_lane(V<8>::i m) {
-    V<4>::i lo, hi;
-    halves(m, &lo, &hi);
-    return any_lane(lo | hi);
-}
-
-// Horizontal sums (a fixed tree, so results depend on nothing but the inputs).
-GR_VINLINE float hsum(V<4>::f v) { return (v[0] + v[2]) + (v[1] + v[3]); }
-GR_VINLINE float hsum(V<8>::f v) {
-    V<4>::f lo, hi;
-    halves(v, &lo, &hi);
-    return hsum(lo + hi);
-}
-
-// exp(x) lane-wise for x in [-QMAX/2, 0] (callers mask q first); gr_expf_neg's algorithm without its clamp.
-template <int L>
-GR_VINLINE typename V<L>::f vexp_neg(typename V<L>::f x) {
-    typedef typename V<L>::f vf;
-    typedef typename V<L>::i vi;
-    const vf t = x * 1.44269504088896341f;
-    const vi n = __builtin_convertvector(t - 0.5f, vi);  // truncation toward 0 of a value <= -0.5: round(t)
-    const vf fn = __builtin_convertvector(n, vf);
-    const vf r = (x - fn * 0.693145751953125f) - fn * 1.428606765330187e-06f;
-    vf p = r * (1.0f / 720.0f) + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    const vi bits = (n + 127) << 23;
-    return p * (vf)bits;
-}
-
-// What a tile loop needs for one (tile, Gaussian) pair: pixel-centre x of the lanes, the bbox lane mask, the
-// range of row vectors [k0, k1] that meet the bbox, and the rows [r0, r1].
-template <int L>
-struct Pair {
-    static const int R = T / L;
-    typedef typename V<L>::f vf;
-    typedef typename V<L>::i vi;
-    vi lm[R];
-    int k0, k1, r0, r1;
-
-    GR_MINLINE void init(const GrGauss& g, const vi* lane, int xa, int ya, int yb) {
-        const int jlo = g.x0 - xa, jhi = g.x1 - xa;
-        for (int k = 0; k < R; ++k) lm[k] = (lane[k] >= jlo) & (lane[k] <= jhi);
-        k0 = (jlo < 0 ? 0 : jlo) / L;
-        k1 = (jhi > T - 1 ? T - 1 : jhi) / L;
-        r0 = std::max(g.y0, ya);
-        r1 = std::min(g.y1, yb);
-    }
-};
-
-template <int L>
-struct TileCtx {
-    static const int R = T / L;
-    typedef typename V<L>::f vf;
-    typedef typename V<L>::i vi;
-    vf px[R];
-    vi lane[R];
-    int ya, xa, yb, xb;
-
-    GR_MINLINE void init(const Bins& B, int tile, int H, int W) {
-        ya = (tile / B.tiles_x) * T;
-        xa = (tile % B.tiles_x) * T;
-        yb = std::min(ya + T, H) - 1;
-        xb = std::min(xa + T, W) - 1;
-        for (int j = 0; j < T; ++j) {
-            px[j / L][j % L] = (float)(xa + j) + 0.5f;
-            lane[j / L][j % L] = j;
-        }
-    }
-};
-
-// accf: planar tile accumulator, C * 16 * 16 floats (64-byte aligned). NC > 0: C known at compile time.
-template <int L, int NC>
-GR_VINLINE void render_tile_fwd_t(const Bins& B, const float* colors, int C_, int H, int W, int tile, float* accf,
-                                  float* out) {
-    typedef typename V<L>::f vf;
-    typedef typename V<L>::i vi;
-    const int R = T / L;
-    const int C = NC > 0 ? NC : C_;
-    TileCtx<L> tc;
-    tc.init(B, tile, H, W);
-    vf* acc = (vf*)accf;
-    std::fill(accf, accf + (size_t)C * T * T, 0.0f);
-    for (int64_t e = B.toff[tile]; e < B.toff[tile + 1]; ++e) {
-        const int32_t id = B.ids[e];
-        const GrGauss g = B.g[id].g;
-        const float* col = colors + (int64_t)id * C;
-        Pair<L> pr;
-        pr.init(g, tc.lane, tc.xa, tc.ya, tc.yb);
-        const float B2 = g.B + g.B;
-        for (int r = pr.r0; r <= pr.r1; ++r) {
-            const float dy = ((float)r + 0.5f) - g.my;
-            const float t2 = B2 * dy;
-            const float t1 = (g.C * dy) * dy;
-            vf* arow = acc + (size_t)(r - tc.ya) * R;
-            for (int k = pr.k0; k <= pr.k1; ++k) {
-                const vf dx = tc.px[k] - g.mx;
-                const vf q = (g.A * dx + t2) * dx + t1;  // gr_q_row lane-wise (no FMA: -ffp-contract=off)
-                const vi in = (q <= GR_QMAX) & pr.lm[k];
-                if (!any_lane(in)) continue;
-                const vf w = (vf)((vi)vexp_neg<L>(-0.5f * (vf)((vi)q & in)) & in);
-                for (int ch = 0; ch < C; ++ch) arow[(size_t)ch * T * R + k] += w * col[ch];
-            }
-        }
-    }
-    for (int r = tc.ya; r <= tc.yb; ++r)
-        for (int x = tc.xa; x <= tc.xb; ++x) {
-            float* o = out + ((int64_t)r * W + x) * C;
-            for (int ch = 0; ch < C; ++ch) o[ch] = accf[((size_t)ch * T + (r - tc.ya)) * T + (x - tc.xa)];
-        }
-}
-
-// Per (tile, Gaussian) pair: sums S = (sx, sy, sxx, sxy, syy, colour_0 .. colour_{C-1}) written to its slot.
-// gtf: planar upstream gradient of the tile (C * 16 * 16 floats); lanesf: C * 16 floats of per-lane sums.
-template <int L, int NC>
-GR_VINLINE void render_tile_bwd_t(const Bins& B, const float* colors, int C_, int H, int W, int tile,
-                                  const float* grad_out, float* gtf, float* lanesf, float* slots) {
-    typedef typename V<L>::f vf;
-    typedef typename V<L>::i vi;
-    const int R = T / L;
-    const int C = NC > 0 ? NC : C_;
-    const int S = 5 + C;
-    TileCtx<L> tc;
-    tc.init(B, tile, H, W);
-    vf* gt = (vf*)gtf;
-    // Per-lane colour sums: in registers when C is a compile-time constant, else in the caller's buffer.
-    vf lanes_local[NC > 0 ? NC * R : 1];
-    vf* lanes = NC > 0 ? lanes_local : (vf*)lanesf;
-    std::fill(gtf, gtf + (size_t)C * T * T, 0.0f);
-    for (int r = tc.ya; r <= tc.yb; ++r)
-        for (int x = tc.xa; x <= tc.xb; ++x) {
-            const float* go = grad_out + ((int64_t)r * W + x) * C;
-            for (int ch = 0; ch < C; ++ch) gtf[((size_t)ch * T + (r - tc.ya)) * T + (x - tc.xa)] = go[ch];
-        }
-    const vf zero = tc.px[0] - tc.px[0];
-    for (int64_t e = B.toff[tile]; e < B.toff[tile + 1]; ++e) {
-        const int32_t id = B.ids[e];
-        const GrGauss g = B.g[id].g;
-        const float* col = colors + (int64_t)id * C;
-        Pair<L> pr;
-        pr.init(g, tc.lane, tc.xa, tc.ya, tc.yb);
-        const float B2 = g.B + g.B;
-        vf sx = zero, sy = zero, sxx = zero, sxy = zero, syy = zero;
-        for (int q = 0; q < C * R; ++q) lanes[q] = zero;
-        for (int r = pr.r0; r <= pr.r1; ++r) {
-            const float dy = ((float)r + 0.5f) - g.my;
-            const float t2 = B2 * dy;
-            const float t1 = (g.C * dy) * dy;
-            const vf* grow = gt + (size_t)(r - tc.ya) * R;
-            for (int k = 0; k < R; ++k) {  // fixed trip count: unrolled, so `lanes` can live in registers
-                if (k < pr.k0 || k > pr.k1) continue;
-                const vf dx = tc.px[k] - g.mx;
-                const vf q = (g.A * dx + t2) * dx + t1;
-                const vi in = (q <= GR_QMAX) & pr.lm[k];
-                if (!any_lane(in)) continue;
-                const vf w = (vf)((vi)vexp_neg<L>(-0.5f * (vf)((vi)q & in)) & in);
-                vf gd = zero;
-                for (int ch = 0; ch < C; ++ch) {
-                    const vf gc = grow[(size_t)ch * T * R + k];
-                    gd += col[ch] * gc;
-                    lanes[ch * R + k] += w * gc;
-                }
-                const vf gq = -0.5f * w * gd;
-                const vf gx = gq * dx;
-                const vf gy = gq * dy;
-                sx += gx;
-                sy += gy;
-                sxx += gx * dx;
-                sxy += gx * dy;
-                syy += gy * dy;
-            }
-        }
-        float* out = slots + B.gm[e] * S;
-        out[0] = hsum(sx);
-        out[1] = hsum(sy);
-        out[2] = hsum(sxx);
-        out[3] = hsum(sxy);
-        out[4] = hsum(syy);
-        for (int ch = 0; ch < C; ++ch) {
-            vf l = lanes[ch * R];
-            for (int k = 1; k < R; ++k) l += lanes[ch * R + k];
-            out[5 + ch] = hsum(l);
-        }
-    }
-}
-
-#define GR_TILE_ARGS_FWD const Bins &B, const float *colors, int C, int H, int W, int tile, float *acc, float *out
-#define GR_TILE_ARGS_BWD                                                                                  \
-    const Bins &B, const float *colors, int C, int H, int W, int tile, const float *grad_out, float *gt, \
-        float *lanes, float *slots
-typedef void (*FwdFn)(GR_TILE_ARGS_FWD);
-typedef void (*BwdFn)(GR_TILE_ARGS_BWD);
-
-// One entry point per (SIMD width, channel specialisation); `target` makes each compile for its ISA.
-#define GR_DEFINE_TILE_FNS(SUFFIX, TARGET, L)                                                                 \
-    TARGET void fwd_##SUFFIX(GR_TILE_ARGS_FWD) {                                                             \
-        if (C == 1) render_tile_fwd_t<L, 1>(B, colors, C, H, W, tile, acc, out);                             \
-        else if (C == 3) render_tile_fwd_t<L, 3>(B, colors, C, H, W, tile, acc, out);                        \
-        else render_tile_fwd_t<L, 0>(B, colors, C, H, W, tile, acc, out);                                    \
-    }                                                                                                        \
-    TARGET void bwd_##SUFFIX(GR_TILE_ARGS_BWD) {                                                             \
-        if (C == 1) render_tile_bwd_t<L, 1>(B, colors, C, H, W, tile, grad_out, gt, lanes, slots);           \
-        else if (C == 3) render_tile_bwd_t<L, 3>(B, colors, C, H, W, tile, grad_out, gt, lanes, slots);      \
-        else render_tile_bwd_t<L, 0>(B, colors, C, H, W, tile, grad_out, gt, lanes, slots);                  \
-    }
-
-GR_DEFINE_TILE_FNS(base, , 4)
-#ifdef GR_X86_DISPATCH
-GR_DEFINE_TILE_FNS(avx2, GR_TARGET("avx2"), 8)
-#endif
-
-// 0: 4 lanes (SSE2 / NEON), 1: AVX2. GR_SIMD=sse in the environment forces the first (tests of both paths).
-// (An AVX-512 build of the same loops measured slower on our VMs, so there is none.)
+// 0: 4 lanes (SSE2 / NEON), 1: AVX2 + FMA. GR_SIMD=sse in the environment forces the first (tests of both
+// paths). (An AVX-512 build of the same loops measured slower on our VMs, so there is none.)
 int simd_level() {
 #ifdef GR_X86_DISPATCH
     __builtin_cpu_init();
     const char* cap = getenv("GR_SIMD");
     if (cap && strcmp(cap, "sse") == 0) return 0;
-    return __builtin_cpu_supports("avx2") ? 1 : 0;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
 #else
     return 0;
 #endif
@@ -432,15 +209,15 @@ int simd_level() {
 
 FwdFn pick_fwd() {
 #ifdef GR_X86_DISPATCH
-    if (simd_level() == 1) return fwd_avx2;
+    if (simd_level() == 1) return avx2::fwd;
 #endif
-    return fwd_base;
+    return base::fwd;
 }
 BwdFn pick_bwd() {
 #ifdef GR_X86_DISPATCH
-    if (simd_level() == 1) return bwd_avx2;
+    if (simd_level() == 1) return avx2::bwd;
 #endif
-    return bwd_base;
+    return base::bwd;
 }
 
 }  // namespace
@@ -456,7 +233,7 @@ int gr_cpu_abi_version(void) { return 2; }
 #endif
 const char* gr_cpu_source_hash(void) { return GR_SOURCE_HASH; }
 
-// 0: 4-lane (SSE2/NEON), 1: AVX2 tile loops.
+// 0: 4-lane (SSE2/NEON), 1: AVX2 + FMA tile loops.
 int gr_cpu_simd_level(void) { return simd_level(); }
 
 int gr_cpu_has_openmp(void) {

@@ -278,6 +278,7 @@ CASES = [  # n, h, w, c
     (150, 37, 53, 3),
     (300, 37, 53, 1),
     (120, 33, 17, 5),  # generic channel count
+    (50, 20, 24, 12),  # several groups of per-pair sums in the backward
     (40, 1, 1, 2),
     (60, 17, 1, 3),
     (500, 64, 48, 3),  # exact multiples of the tile
