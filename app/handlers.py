@@ -7,6 +7,7 @@ server's temporary path); ``main.py`` shows it in the page.
 
 from __future__ import annotations
 
+import html
 import inspect
 import json
 import queue
@@ -286,9 +287,23 @@ def metrics_markdown(m: dict[str, Any]) -> str:
     return f"| Metric | Value |\n|---|---|\n{table}\n\n{note.strip()}"
 
 
-def progress_markdown(p: FitProgress, budget: float | None) -> str:
+def status_html(head: str, text: str, fraction: float | None = None) -> str:
+    """One status line (``head`` in bold) with a progress bar under it when ``fraction`` is given."""
+    bar = "" if fraction is None else (
+        f'<div class="bar" role="progressbar" aria-valuenow="{100 * min(max(fraction, 0), 1):.0f}" '
+        f'aria-valuemin="0" aria-valuemax="100"><div style="width:{100 * min(max(fraction, 0), 1):.1f}%"></div></div>')
+    return f"<div><b>{html.escape(head)}</b> - {html.escape(text)}{bar}</div>"
+
+
+def progress_html(p: FitProgress, budget: float | None) -> str:
     of = f" of {budget:g} s" if budget else ""
-    return f"**Fitting** - step {p.step}, PSNR {_fmt(p.psnr, '.2f')} dB (before quantisation), {p.elapsed:.1f} s{of}"
+    text = f"step {p.step}, PSNR {_fmt(p.psnr, '.2f')} dB (before quantisation), {p.elapsed:.1f} s{of}"
+    return status_html("Fitting", text, p.fraction)
+
+
+def done_html(m: dict[str, Any]) -> str:
+    return status_html("Done", f"{m['bytes']:,} bytes, {m['bpp']:.3f} bpp, PSNR {_fmt(m['psnr'], '.2f')} dB "
+                       f"in {m['encode_seconds']:.1f} s", 1.0)
 
 
 # -- Decode ----------------------------------------------------------------------------------------------------

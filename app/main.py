@@ -18,6 +18,7 @@ import pandas as pd
 
 from inrcodec import InputError, __version__
 from inrcodec.models import available_models
+from inrcodec.signals import supported_extensions
 
 from . import handlers as h
 
@@ -26,13 +27,15 @@ log = logging.getLogger("inrcodec.ui")
 SCENES = Path(__file__).resolve().parent.parent / "scenes"  # generated samples (present in a source checkout)
 FIT_EXAMPLES = ["shapes_128x160.png", "gradient_gray16_64x64.png", "field_64x64_f32.npy", "chirp_8k.wav"]
 COMPARE_EXAMPLES = ["shapes_128x160.png"]
-FIT_FILE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".npy", ".wav"]
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"]
 QUEUE_SIZE = 16  # requests waiting at most; more get "queue full" instead of an ever longer wait
 PICTURE = "png"  # lossless: Gradio's default WebP would add its own artefacts to the codec's
 UI_UPDATE_EVERY = 0.4  # seconds between page updates while fitting
 
 CSS = """
 #status {min-height: 2.5em}
+#status .bar {height: 6px; margin-top: 6px; border-radius: 3px; background: var(--neutral-200); overflow: hidden}
+#status .bar > div {height: 100%; background: var(--color-accent); transition: width 0.3s}
 .metrics table {width: 100%}
 """
 
@@ -86,12 +89,11 @@ def run_fit(file, model=h.AUTO, target="bpp", target_value=h.DEFAULT_BPP, time_b
                 if now - last < UI_UPDATE_EVERY:
                     continue
                 last = now
-                yield (gr.skip() if item.preview is None else item.preview, h.progress_markdown(item, budget),
+                yield (gr.skip() if item.preview is None else item.preview, h.progress_html(item, budget),
                        _psnr_frame(item.history), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
             else:
                 m = item.metrics
-                status = (f"**Done** - {m['bytes']:,} bytes, {m['bpp']:.3f} bpp, PSNR {m['psnr']:.2f} dB "
-                          f"in {m['encode_seconds']:.1f} s")
+                status = h.done_html(m)
                 yield (item.decoded, status, _psnr_frame(item.history), (item.original, item.decoded),
                        h.metrics_markdown(m), m, str(item.inrc_path), str(item.decoded_path))
 
@@ -131,7 +133,8 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Fit & compress", id="fit"):
                 with gr.Row():
                     with gr.Column(scale=1):
-                        fit_file = gr.File(label="Signal (image, .npy or .wav)", file_types=FIT_FILE_TYPES,
+                        fit_file = gr.File(label="Signal (image, .npy, .wav or raw)",
+                                           file_types=supported_extensions(),
                                            elem_id="fit-file")
                         model = gr.Dropdown(models, value=h.AUTO, label="Model",
                                             info="auto: the best model for the signal type")
@@ -147,8 +150,8 @@ def build_app() -> gr.Blocks:
                         if _examples(FIT_EXAMPLES):
                             gr.Examples(_examples(FIT_EXAMPLES), inputs=[fit_file], label="Samples")
                     with gr.Column(scale=2):
-                        status = gr.Markdown("Upload a signal (or pick a sample) and press **Fit & compress**.",
-                                             elem_id="status")
+                        ready = h.status_html("Ready", "upload a signal (or pick a sample), then Fit & compress")
+                        status = gr.HTML(ready, elem_id="status")
                         with gr.Row():
                             preview = gr.Image(label="Preview of the fit", interactive=False, format=PICTURE,
                                                height=260, visible=preview_live, buttons=["fullscreen"])
@@ -188,7 +191,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Compare", id="compare"):
                 with gr.Row():
                     with gr.Column(scale=1):
-                        cmp_file = gr.File(label="Image", file_types=FIT_FILE_TYPES[:7], elem_id="compare-file")
+                        cmp_file = gr.File(label="Image", file_types=IMAGE_TYPES, elem_id="compare-file")
                         cmp_models = gr.CheckboxGroup(models[1:], value=[h.default_image_model()],
                                                       label="inrcodec models")
                         cmp_codecs = gr.CheckboxGroup(list(h.CLASSICAL_CODECS), value=list(h.DEFAULT_CODECS),

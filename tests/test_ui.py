@@ -96,7 +96,7 @@ def test_fit_with_only_the_file(fitted, tiny_png):
     before, after = slider
     np.testing.assert_array_equal(_pixels(before), original.data)
     np.testing.assert_array_equal(_pixels(after), decoded.data)
-    assert f"{metrics['bytes']:,} bytes" in status and "PSNR" in metrics_md
+    assert f"{metrics['bytes']:,} bytes" in status and 'aria-valuenow="100"' in status and "PSNR" in metrics_md
     assert Path(inrc_path).name == "tiny.inrc" and Path(decoded_path).name == "tiny.decoded.png"
 
 

@@ -60,6 +60,7 @@ def test_fit_in_the_browser(page, tmp_path):
     slider = page.locator("#slider img")
     assert slider.count() == 2 and all(slider.nth(i).is_visible() for i in range(2))
     assert page.get_by_text("Bits per pixel", exact=True).is_visible()
+    assert page.locator("#status [role=progressbar]").get_attribute("aria-valuenow") == "100"
     # Download links of the compressed and the decoded file.
     assert "tiny.inrc" in page.locator("#inrc-file a").first.get_attribute("href")
     assert "tiny.decoded.png" in page.locator("#decoded-file a").first.get_attribute("href")
