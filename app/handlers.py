@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -222,6 +222,7 @@ def fit_stream(file: Any, model: str | None = None, target: str | None = None, t
     worker.start()
     history: list[tuple[float, float]] = []
     preview = None
+    last: FitProgress | None = None
     try:
         while True:
             kind, payload = events.get()
@@ -229,9 +230,13 @@ def fit_stream(file: Any, model: str | None = None, target: str | None = None, t
                 if np.isfinite(payload.psnr):
                     history.append((round(payload.elapsed, 3), round(float(payload.psnr), 3)))
                 payload.preview, payload.history = preview, list(history)
+                last = payload
                 yield payload
             elif kind == "preview":
                 preview = payload
+                if last is not None:  # show it now rather than at the next evaluation
+                    last = replace(last, preview=preview)
+                    yield last
             elif kind == "error":
                 if isinstance(payload, InputError):
                     raise _named(payload, path) from None

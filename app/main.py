@@ -80,15 +80,15 @@ def run_fit(file, model=h.AUTO, target="bpp", target_value=h.DEFAULT_BPP, time_b
 
     with shown_errors():
         budget = h.DEFAULT_TIME_BUDGET if time_budget is None else float(time_budget)
-        last = 0.0
+        last, shown = 0.0, None
         progress(0.0, desc="loading")
         for item in h.fit_stream(file, model, target, target_value, time_budget, seed, steps):
             if isinstance(item, h.FitProgress):
                 progress(min(item.fraction, 0.99), desc=f"fitting: step {item.step}, PSNR {item.psnr:.2f} dB")
                 now = time.perf_counter()
-                if now - last < UI_UPDATE_EVERY:
-                    continue
-                last = now
+                if now - last < UI_UPDATE_EVERY and item.preview is shown:
+                    continue  # nothing new worth a page update yet
+                last, shown = now, item.preview
                 yield (gr.skip() if item.preview is None else item.preview, h.progress_html(item, budget),
                        _psnr_frame(item.history), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
             else:
