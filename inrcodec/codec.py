@@ -40,12 +40,15 @@ class CompressResult:
 
 # progress(stage, step, fraction, psnr, elapsed)
 ProgressFn = Callable[[str, int, float, float, float], None]
+# preview(step, render): called at each evaluation of the fit; render() gives the current (unquantised) fit as a
+# Signal in the input's layout. Rendering costs a forward pass, so the caller decides when to call it.
+PreviewFn = Callable[[int, Callable[[], Signal]], None]
 
 
 def compress(signal: Signal, model: str | None = None, *, bpp: float | None = None, psnr: float | None = None,
              max_error: float | None = None, relative: bool = False, time_budget: float | None = None,
              seed: int = 0, steps: int | None = None, config: dict[str, Any] | None = None,
-             progress: ProgressFn | None = None) -> CompressResult:
+             progress: ProgressFn | None = None, preview: PreviewFn | None = None) -> CompressResult:
     """Fit ``model`` to ``signal`` and code it. At most one of ``bpp``/``psnr``/``max_error`` sets the target."""
     t0 = time.perf_counter()
     if sum(x is not None for x in (bpp, psnr, max_error)) > 1:
@@ -73,7 +76,11 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     budget = None if time_budget is None else max(0.9 * time_budget - (time.perf_counter() - t0), 0.5)
     settings = FitSettings(max_steps=steps or cls.default_steps, time_budget=budget, lr=cls.default_lr,
                            target_psnr=None if psnr is None else psnr + 1.0, seed=seed)
-    fit_progress = None if progress is None else (lambda s, f, p, e: progress("fit", s, f, p, e))
+    def fit_progress(s: int, f: float, p: float, e: float) -> None:
+        if progress is not None:
+            progress("fit", s, f, p, e)
+        if preview is not None:
+            preview(s, lambda: _render_now(net, desc))
     result = fit(net, target, settings, fit_progress)
     net.eval()
 
@@ -119,6 +126,11 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         report["target_max_error"] = error_bound
         report["target_met"] = report["max_abs_error"] <= error_bound * (1 + 1e-6)
     return CompressResult(data, report)
+
+
+@torch.no_grad()
+def _render_now(net: Representation, desc: dict[str, Any]) -> Signal:
+    return Signal.from_normalized(net.render().clamp(0, 1).numpy(), desc)
 
 
 def _search_quality(build, signal: Signal, target_bytes: float | None, target_psnr: float | None,
