@@ -15,3 +15,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test data not found at {SHARED_DATA} (a fresh clone has no ../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Unit tests fit tiny signals, where a second intra-op thread only adds synchronisation (and on a loaded
+    2-core machine makes a step 5-15x slower). Benchmarks use the default thread count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
