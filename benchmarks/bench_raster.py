@@ -24,7 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-import torch
+# libgomp (shipped inside torch and shared with our kernel) spin-waits 300k iterations by default, which on a
+# machine shared with other busy jobs burns the time slices the other thread needs (measured here: 2 threads
+# 3x slower than 1). Read once when torch loads libgomp, so it must be set before `import torch`; recorded in
+# the JSON. Results are identical whatever the thread count.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -98,6 +104,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15, help="timed calls per case for the compiled kernel")
     ap.add_argument("--torch-repeats", type=int, default=3, help="timed calls per case for the torch reference")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "raster_cpu.json")
+    ap.add_argument("--note", default="", help="free text stored in the JSON (e.g. what else ran meanwhile)")
     args = ap.parse_args()
 
     h, w, c, n = 512, 768, 3, 20000
@@ -123,6 +130,7 @@ def main() -> None:
     report = {
         "benchmark": "2D Gaussian rasterisation (accumulated sum), render speed",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "note": args.note,
         "machine": machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

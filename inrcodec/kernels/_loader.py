@@ -188,10 +188,6 @@ def _build_allowed() -> bool:
 
 
 def _load_cpu() -> ctypes.CDLL:
-    # libgomp's default spin-wait (300k iterations) burns whole time slices when the cores are shared with
-    # other busy processes (measured: 2 threads 2x slower than 1 under load); a short spin keeps the idle-machine
-    # speed. Only effective if this process has not loaded libgomp.so.1 yet; an explicit setting wins.
-    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     want = source_hash(CPU_SOURCES, extra=" ".join(CPU_FLAGS))
     errors: list[str] = []
     stale = None
