@@ -126,6 +126,8 @@ def decode(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="output file; format by extension"),
     size: Optional[str] = typer.Option(None, "--size", help="render on another grid: WxH (images)"),
     scale: Optional[float] = typer.Option(None, "--scale", help="render at F times the original resolution"),
+    fraction: Optional[float] = typer.Option(None, "--fraction",
+                                             help="progressive models: decode only this most important part (0-1]"),
 ) -> None:
     """Decode an .inrc file (.png/.tif 8 or 16 bit as the input was, .npy, .wav ...)."""
     from .codec import decompress
@@ -135,6 +137,8 @@ def decode(
 
     if size is not None and scale is not None:
         _fail("give --size or --scale, not both")
+    if fraction is not None and not 0 < fraction <= 1:
+        _fail("--fraction must be in (0, 1]")
     data = _read_input_file(input)
     header = read_container(data)
     native = tuple(header.signal["shape"][:-1])
@@ -151,7 +155,7 @@ def decode(
             ext = ".npy"
         output = input.with_name(input.stem + ".decoded" + ext)
     check_output_path(output)
-    signal = decompress(data, shape=shape)
+    signal = decompress(data, shape=shape, fraction=fraction)
     save(signal, output)
     typer.echo(f"{output}: {'x'.join(str(s) for s in signal.data.shape)} {signal.dtype}")
 

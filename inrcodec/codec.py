@@ -193,15 +193,24 @@ def _apply_residual(base: np.ndarray, q: np.ndarray, step: float, dtype: np.dtyp
     return out.astype(dtype)
 
 
-def load_representation(data: bytes) -> tuple[Container, Representation]:
+def load_representation(data: bytes, fraction: float | None = None) -> tuple[Container, Representation]:
+    """Rebuild the representation of a file. ``fraction`` in (0, 1] (progressive models only, e.g. "gaussian")
+    decodes only that most important part of it."""
     c = read_container(data)
     try:
         cls = get_model(c.model)
     except InputError:
         raise FormatError(f"file uses unknown model {c.model!r}") from None
     cfg = cls.config_from_dict(c.config)
+    extra = {}
+    if fraction is not None:
+        if not (isinstance(fraction, (int, float)) and 0.0 < fraction <= 1.0):
+            raise InputError(f"fraction must be in (0, 1], got {fraction!r}")
+        if not getattr(cls, "progressive", False):
+            raise InputError(f"model {c.model!r} cannot decode a fraction of its representation")
+        extra["fraction"] = float(fraction)
     try:
-        net = cls.decode(cfg, c.signal, c.sections)
+        net = cls.decode(cfg, c.signal, c.sections, **extra)
     except FormatError:
         raise
     except (ValueError, RuntimeError, KeyError, IndexError) as exc:
@@ -210,10 +219,12 @@ def load_representation(data: bytes) -> tuple[Container, Representation]:
 
 
 def decompress(data: bytes, shape: tuple[int, ...] | None = None,
-               region: tuple[tuple[int, int], ...] | None = None) -> Signal:
+               region: tuple[tuple[int, int], ...] | None = None, fraction: float | None = None) -> Signal:
     """Decode a ``.inrc`` file. ``shape`` renders the signal on another grid (same extent); ``region`` renders
-    only a sub-box of that grid. The max-error residual applies at the native grid only."""
-    c, net = load_representation(data)
+    only a sub-box of that grid; ``fraction`` (progressive models) decodes only the most important part of the
+    representation (a coarser image from a prefix of the data). The max-error residual applies at the native
+    grid of a complete decode only."""
+    c, net = load_representation(data, fraction)
     native = tuple(c.signal["shape"][:-1])
     if shape is not None and len(shape) != len(native):
         raise InputError(f"size has {len(shape)} axes, the signal has {len(native)}")
@@ -225,7 +236,7 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
     desc = dict(c.signal)
     desc["shape"] = list(values.shape)
     out = Signal.from_normalized(values, desc)
-    if "residual" in c.sections and values.shape[:-1] == native:
+    if "residual" in c.sections and values.shape[:-1] == native and (fraction is None or fraction >= 1.0):
         blob = c.sections["residual"]
         if len(blob) < 8:
             raise FormatError("residual section truncated")
