@@ -2,7 +2,11 @@
 
 The schedule runs on *progress*, the larger of step / max_steps and elapsed / time_budget, so a time budget
 shortens the whole schedule (warm-up, cosine decay) instead of cutting it off in the middle. Training stops at
-max_steps, at the time budget, or once the full-signal PSNR reaches ``target_psnr``.
+max_steps, at the time budget, or once the full-signal PSNR reaches ``target_psnr`` (not for models that steer
+their own rate: the rest of their schedule lowers the rate at that PSNR).
+
+Models see the schedule position through ``on_progress(frac)`` before every step; rate-aware models use it to
+switch phases (noise -> straight-through quantisation, start of quantisation-aware training).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ def fit(model: Representation, target: torch.Tensor, settings: FitSettings,
         factor = _lr_factor(frac, settings)
         for group, base in zip(optimiser.param_groups, base_lrs):
             group["lr"] = base * factor
+        model.on_progress(frac)
 
         pred, ref = model.training_batch(target, generator)
         loss = torch.mean((pred - ref) ** 2)
@@ -88,9 +93,10 @@ def fit(model: Representation, target: torch.Tensor, settings: FitSettings,
             history.append((step, elapsed, psnr))
             if progress is not None:
                 progress(step, frac, psnr, elapsed)
-            if settings.target_psnr is not None and psnr >= settings.target_psnr:
+            if settings.target_psnr is not None and psnr >= settings.target_psnr and not model.rate_controlled:
                 break
 
+    model.on_progress(1.0)
     psnr = evaluate_psnr(model, target)
     seconds = time.perf_counter() - start
     history.append((step, seconds, psnr))

@@ -31,6 +31,11 @@ class Representation(torch.nn.Module):
     # Adam learning rate the fit loop uses unless told otherwise, and steps a default fit plans for.
     default_lr: ClassVar[float] = 1e-3
     default_steps: ClassVar[int] = 2000
+    # Quality the codec encodes at when no rate/fidelity target is given (None: the codec's default).
+    default_quality: ClassVar[float | None] = None
+    # True when the model steers its own rate during training (rate term): the fit loop then does not stop early
+    # at a PSNR target, because the rest of the schedule lowers the rate.
+    rate_controlled: ClassVar[bool] = False
 
     def __init__(self, config: Any, desc: dict[str, Any]):
         super().__init__()
@@ -38,6 +43,13 @@ class Representation(torch.nn.Module):
         self.desc = desc
         self.coord_shape = tuple(desc["shape"][:-1])
         self.channels = int(desc["shape"][-1])
+        self.target_bits: float | None = None
+        self.target_psnr: float | None = None
+
+    def set_targets(self, bits: float | None = None, psnr: float | None = None) -> None:
+        """What the codec aims for (payload bits, or PSNR in dB on the normalised signal); rate-aware training
+        reads these. Not part of the config: the decoder never needs them."""
+        self.target_bits, self.target_psnr = bits, psnr
 
     # -- rate-control prior ---------------------------------------------------------------------------------
     @classmethod
@@ -54,6 +66,9 @@ class Representation(torch.nn.Module):
     def training_batch(self, target: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(prediction, reference) for one optimisation step; default: the whole signal."""
         return self.render(), target
+
+    def on_progress(self, frac: float) -> None:
+        """Called before each step with the schedule position in [0, 1] (phase switches such as QAT)."""
 
     def regularizer(self) -> torch.Tensor | None:
         """Extra loss term (e.g. a rate estimate), added to the MSE."""

@@ -1,10 +1,15 @@
 """Shared machinery of coordinate networks (Fourier MLP, SIREN, hash grid ...): dimension-generic coordinate
 sampling for training, chunked rendering at any resolution or region, and coding of the weights.
 
-Weights are coded with a *continuous* quality knob, so the codec can bisect on it and land a byte target:
-each tensor t gets a uniform step rms(t) * 2**-bits with bits = BITS_LO + quality * (BITS_HI - BITS_LO), its
-integer symbols are entropy-coded with constriction (``entropy.encode_ints``, model picked per tensor), and the
-steps travel as float32. Shapes are not stored: the config determines them.
+Weights are quantised per tensor (per layer; per level for hash tables) with a uniform step rms(t) * 2**-b, their
+integer symbols entropy-coded with constriction (``entropy.encode_ints``, model picked per tensor); the steps
+travel as float32. Shapes are not stored: the config determines them.
+
+Rate-aware training: at ``QAT_START`` of the schedule the relative bit depth b is chosen so that the coded weights
+fit the byte target (``set_targets``; measured with the real coder), and the rest of the fit runs with those steps
+fake-quantised (straight-through estimator), so the weights settle on the grid they will be coded on. ``encode``'s
+continuous ``quality`` knob keeps that grid at 1 (the default) and coarsens it by up to 2**QUALITY_OCTAVES towards
+0, so the codec's bisection can trim a file that came out a little over budget.
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ from ..entropy import decode_ints, encode_ints
 from ..errors import FormatError
 from .base import Representation, grid_coords
 
-BITS_LO, BITS_HI = 2.0, 14.0
+BITS_LO, BITS_HI = 2.0, 14.0  # range of relative bit depths b (step = rms * 2**-b)
+DEFAULT_BITS = 9.0  # with no byte target: close to transparent for these networks
+QAT_START = 0.8  # schedule position where fake quantisation starts
+QUALITY_OCTAVES = 4.0
+RATE_MARGIN = 0.96  # aim a little under the byte target: weights still move during QAT
 TRAIN_BATCH = 1 << 15  # coordinates per step when the signal is larger than this
 RENDER_CHUNK = 1 << 16
 
@@ -27,8 +36,59 @@ RENDER_CHUNK = 1 << 16
 class CoordinateNetwork(Representation):
     """Base for models that map a coordinate in [-1, 1]^d to C values."""
 
+    default_quality = 1.0  # the grid chosen for the target (or DEFAULT_BITS) and trained on
+    qat_start = QAT_START
+
+    def __init__(self, config, desc):
+        super().__init__(config, desc)
+        self._base_steps: dict[str, float] | None = None  # per coded tensor, set when QAT starts
+        self._qat = False
+
     def forward(self, coords: torch.Tensor) -> torch.Tensor:  # (..., d) -> (..., C)
         raise NotImplementedError
+
+    # -- quantisation-aware training ---------------------------------------------------------------------
+    def on_progress(self, frac: float) -> None:
+        if not self._qat and frac >= self.qat_start:
+            self._base_steps = self.choose_steps(self.target_bits)
+            self._qat = True
+
+    def choose_steps(self, target_bits: float | None) -> dict[str, float]:
+        """Per-tensor steps rms * 2**-b with one relative bit depth b, the finest whose coded size fits."""
+        tensors = {k: v.detach().cpu().numpy().astype(np.float64).ravel() for k, v in self.coded_tensors().items()}
+        rms = {k: (math.sqrt(float(np.mean(v**2))) if v.size else 0.0) for k, v in tensors.items()}
+
+        def steps_for(b: float) -> dict[str, float]:
+            return {k: float(np.float32(r * 2.0**-b)) if r > 0 else 1.0 for k, r in rms.items()}
+
+        if target_bits is None:
+            return steps_for(DEFAULT_BITS)
+        goal = RATE_MARGIN * target_bits - 32.0 * len(tensors)  # float32 steps travel too
+
+        def size_bits(b: float) -> float:
+            st = steps_for(b)
+            return sum(8.0 * len(encode_ints(np.rint(v / st[k]).astype(np.int64))) for k, v in tensors.items())
+
+        lo, hi = BITS_LO, BITS_HI
+        if size_bits(hi) <= goal:
+            return steps_for(hi)
+        for _ in range(10):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if size_bits(mid) <= goal else (lo, mid)
+        return steps_for(lo)
+
+    def quantised_parameters(self) -> dict[str, torch.Tensor]:
+        """Coded tensors fake-quantised on the QAT grid (straight-through gradient); others as they are."""
+        out = {}
+        for name, t in self.coded_tensors().items():
+            step = self._base_steps[name]
+            out[name] = t + (torch.round(t / step) * step - t).detach()
+        return out
+
+    def qat_forward(self, coords: torch.Tensor) -> torch.Tensor:
+        if not self._qat:
+            return self.forward(coords)
+        return torch.func.functional_call(self, self.quantised_parameters(), (coords,))
 
     # -- training ----------------------------------------------------------------------------------------
     def _train_coords(self) -> torch.Tensor:
@@ -42,9 +102,9 @@ class CoordinateNetwork(Representation):
         coords = self._train_coords()
         flat = target.reshape(-1, self.channels)
         if coords.shape[0] <= TRAIN_BATCH:
-            return self.forward(coords), flat
+            return self.qat_forward(coords), flat
         idx = torch.randint(0, coords.shape[0], (TRAIN_BATCH,), generator=generator)
-        return self.forward(coords[idx]), flat[idx]
+        return self.qat_forward(coords[idx]), flat[idx]
 
     # -- rendering ---------------------------------------------------------------------------------------
     def render(self, shape=None, region=None):
@@ -64,12 +124,13 @@ class CoordinateNetwork(Representation):
         return dict(self.named_parameters())
 
     def encode(self, quality: float) -> dict[str, bytes]:
-        bits = BITS_LO + float(np.clip(quality, 0.0, 1.0)) * (BITS_HI - BITS_LO)
+        if self._base_steps is None:  # no QAT ran (very short fit): post-training quantisation, same rule
+            self._base_steps = self.choose_steps(self.target_bits)
+        coarsen = 2.0 ** (QUALITY_OCTAVES * (1.0 - float(np.clip(quality, 0.0, 1.0))))
         steps, blobs = [], []
-        for tensor in self.coded_tensors().values():
+        for name, tensor in self.coded_tensors().items():
             values = tensor.detach().cpu().numpy().astype(np.float64).ravel()
-            rms = math.sqrt(float(np.mean(values**2))) if values.size else 0.0
-            step = np.float32(rms * 2.0**-bits if rms > 0 else 1.0)
+            step = np.float32(self._base_steps[name] * coarsen)
             steps.append(step)
             blobs.append(encode_ints(np.rint(values / step).astype(np.int64)))
         lengths = b"".join(_uvarint(len(b)) for b in blobs)
