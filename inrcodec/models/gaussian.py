@@ -50,7 +50,7 @@ from . import gaussian_codec as gc
 from .base import Representation
 
 # -- fitting constants (tuned on Kodak at 2 CPU threads; see benchmarks/bench_gaussian.py) ------------------------
-BITS_PER_GAUSSIAN = 30.0  # rate-control prior (optimistic: init_from_signal measures and lowers the count)
+BITS_PER_GAUSSIAN = 20.0  # rate-control prior (optimistic: init_from_signal measures and lowers the count)
 BITS_GROWTH = 1.1  # coded size per Gaussian after training / right after placement
 PIXELS_PER_GAUSSIAN = 40.0  # density with no byte target
 MIN_GAUSSIANS = 8
@@ -64,9 +64,12 @@ CG_INIT_ITERS = 20
 CG_FINAL_ITERS = 12
 LR_MEANS, LR_CHOL, LR_COLORS = 30.0, 40.0, 1.0  # multiples of the base lr (px/step for means and factors)
 QAT_START = 0.75
-# Default steps (codes: step = 2**(code/8)): position 1/4 px, log-covariance 1/8, colour 2**-5.5.
-DEFAULT_CODES = (-16, -24, -44)
-SHIFT_RANGE = (-16, 24)  # rate control refines all steps by up to 2 octaves, coarsens by up to 3
+# Default steps (codes: step = 2**(code/8)) at the reference size/colour of gaussian_codec's adaptive precision.
+DEFAULT_CODES = (0, 2, -24, -44)  # position lattice 1 px + 2 refinement bits, log-covariance, colour
+PSNR_REF = 35.0  # fit PSNR (dB) at which DEFAULT_CODES are the right precision
+INIT_GAIN = 4.0  # dB the schedule typically adds to the PSNR of the initial placement
+SHIFT_RANGE = (-40, 24)  # steps from 5 octaves finer to 3 octaves coarser than DEFAULT_CODES
+REFINE_LIMIT = 8  # when under budget, refine steps by at most 1 octave beyond the PSNR-matched precision
 KEEP_MIN = 0.5  # encode(quality=0) keeps the most energetic half of the Gaussians
 RATE_MARGIN = 1.02  # aim a little over the byte target: the codec trims the weakest Gaussians to land it
 LAYER_MIN = 256  # fewest Gaussians in the first importance layer
@@ -79,7 +82,16 @@ def layers_for(n: int, layers: int) -> int:
 
 
 def default_steps(channels: int) -> gc.Steps:
-    return gc.Steps(DEFAULT_CODES[0], (DEFAULT_CODES[1],) * 3, (DEFAULT_CODES[2],) * channels)
+    pos, refine, shape, color = DEFAULT_CODES
+    return gc.Steps(pos, refine, (shape,) * 3, (color,) * channels)
+
+
+def precision_shift(psnr: float) -> int:
+    """Step shift (1/8 octaves) that keeps the quantisation error in proportion to the fit's error: steps scale
+    with 10**(-PSNR/20), DEFAULT_CODES being right at PSNR_REF."""
+    if not math.isfinite(psnr):
+        return SHIFT_RANGE[0]
+    return int(np.clip(round(-(psnr - PSNR_REF) * gc.STEP_DENOM * math.log2(10.0) / 20.0), *SHIFT_RANGE))
 
 
 @dataclass
@@ -336,7 +348,11 @@ class GaussianImage(Representation):
             self.colors.copy_(colors)
             self.active.fill_(True)
         if self.target_bits is not None and n > MIN_GAUSSIANS:
-            per = BITS_GROWTH * self._coded_bits(self.base_steps) / n
+            h, w = self.hw
+            with torch.no_grad():
+                err = torch.mean((rasterize_gaussians(means, chol, colors, h, w) - self._target) ** 2).item()
+            steps = self.base_steps.shifted(precision_shift(-10 * math.log10(max(err, 1e-12)) + INIT_GAIN))
+            per = BITS_GROWTH * self._coded_bits(steps) / n
             fit_n = int(np.clip(RATE_MARGIN * self.target_bits / per, MIN_GAUSSIANS, n))
             if fit_n < 0.97 * n:
                 means, chol = place_gaussians(self._target, fit_n, seed=seed)
@@ -361,16 +377,6 @@ class GaussianImage(Representation):
         if not self._qat and frac >= QAT_START and self._target is not None:
             self.choose_steps()
             self._qat = True
-            self._freeze_positions()
-
-    @torch.no_grad()
-    def _freeze_positions(self) -> None:
-        sp = float(gc.code_to_step(self._steps.pos))
-        h, w = self.hw
-        nx, ny = gc.lattice(h, w, sp)
-        self.means[:, 0] = torch.clamp(torch.round(self.means[:, 0] / sp), 0, nx - 1) * sp
-        self.means[:, 1] = torch.clamp(torch.round(self.means[:, 1] / sp), 0, ny - 1) * sp
-        self.means.requires_grad_(False)
 
     def training_batch(self, target, generator):
         h, w = self.hw
@@ -413,29 +419,32 @@ class GaussianImage(Representation):
         return 8.0 * len(self._section(self._quantize_active(steps, idx), steps))
 
     def choose_steps(self) -> None:
-        """Rate control on the real coded size. Within budget at the default steps: the finest shift of them that still
-        fits (down to SHIFT_RANGE[0]). Over budget: keep the default steps (their precision is where a bit spent on a
-        Gaussian's attributes buys about as much as one spent on more Gaussians) and drop the least energetic
-        Gaussians until the set fits; only if even a handful do not fit, coarsen the steps."""
+        """Rate control on the real coded size. The precision follows the current fit error
+        (``precision_shift``); with a byte target, a set over budget loses its least energetic Gaussians until
+        it fits (a bit spent on precision is worth about as much as one spent on Gaussians at that precision),
+        one under budget gets finer steps (at most REFINE_LIMIT more), and only if a handful of Gaussians does
+        not fit are the steps coarsened."""
+        h, w = self.hw
+        with torch.no_grad():
+            err = torch.mean((rasterize_gaussians(*self.active_params(), h, w) - self._target) ** 2).item()
+        shift0 = precision_shift(-10 * math.log10(max(err, 1e-12)))
         if self.target_bits is None:
-            self._steps = self.base_steps
+            self._steps = self.base_steps.shifted(shift0)
             return
         goal = RATE_MARGIN * self.target_bits
-        if self._coded_bits(self.base_steps) <= goal:
-            a, b = SHIFT_RANGE[0], 0  # b fits; find the smallest shift that fits
-            if self._coded_bits(self.base_steps.shifted(a)) <= goal:
+        fits = lambda shift: self._coded_bits(self.base_steps.shifted(shift)) <= goal  # noqa: E731
+        if fits(shift0):
+            a, b = max(shift0 - REFINE_LIMIT, SHIFT_RANGE[0]), shift0  # b fits; smallest shift that fits
+            if fits(a):
                 b = a
             while b - a > 1:
                 mid = (a + b) // 2
-                if self._coded_bits(self.base_steps.shifted(mid)) <= goal:
-                    b = mid
-                else:
-                    a = mid
+                a, b = (a, mid) if fits(mid) else (mid, b)
             self._steps = self.base_steps.shifted(b)
             return
         n = int(self.active.sum())
-        steps = self.base_steps
-        for shift in range(0, SHIFT_RANGE[1] + 1, 4):
+        steps = self.base_steps.shifted(shift0)
+        for shift in range(shift0, SHIFT_RANGE[1] + 1, 4):
             steps = self.base_steps.shifted(shift)
             if self._coded_bits(steps, keep=min(n, MIN_GAUSSIANS)) <= goal:
                 break
@@ -463,19 +472,20 @@ class GaussianImage(Representation):
     @torch.no_grad()
     def finalize(self) -> None:
         """Round the geometry onto the grid, solve the colours on it, round them: the model now renders exactly
-        what the decoder of ``encode(1.0)`` will."""
+        what the decoder of ``encode(1.0)`` will. (Geometry steps depend on the rounded colours; the few
+        Gaussians whose step changes with the re-solved colours are rounded again from their float values.)"""
         if self._steps is None:
             self.choose_steps()
         h, w = self.hw
         st = self._steps
-        q = self._quantize_active(st)
+        m0, c0, col0 = (t.detach() for t in self.active_params())
+        v_float = gc.chol_to_logcov(c0.to(torch.float64)).numpy()
+        q = gc.quantize(m0.numpy(), v_float, col0.numpy(), st, h, w)
         means, v, _ = gc.dequantize(q, st, h, w)
         m = torch.from_numpy(means).to(torch.float32)
         c = gc.logcov_to_chol(torch.from_numpy(v)).to(torch.float32)
-        _, _, col = self.active_params()
-        colors = solve_colors(m, c, self._target, CG_FINAL_ITERS, x0=col.detach())
-        q2 = gc.quantize(means, v, colors.numpy(), st, h, w)
-        q = gc.QuantizedGaussians(q.index, q.shape, q2.color)
+        colors = solve_colors(m, c, self._target, CG_FINAL_ITERS, x0=col0)
+        q = gc.quantize(m0.numpy(), v_float, colors.numpy(), st, h, w)
         self._set_from_quantized(q, st)
         self._final = q
 
@@ -516,7 +526,7 @@ class GaussianImage(Representation):
         if 0 < keep < n:
             _, c, col = self.active_params()
             sel = np.sort(np.argsort(-gc.energy(c, col), kind="stable")[:keep])
-            q = gc.QuantizedGaussians(q.index[sel], q.shape[sel], q.color[sel])
+            q = q.select(sel)
         return {"gaussians": self._section(q, self._steps)}
 
     @classmethod
