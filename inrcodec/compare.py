@@ -58,6 +58,7 @@ BASELINE_POINTS = 8
 # Baselines sweep [lowest rate / RANGE_FACTOR, highest rate * RANGE_FACTOR]: wide enough that their PSNR range
 # usually encloses ours (BD-rate integrates only over the shared PSNR interval), narrow enough to stay relevant.
 RANGE_FACTOR = 2.0
+FRAGILE_OVERLAP_DB = 1.0  # BD-rate over a shorter shared PSNR interval rests on the fits' ends: flagged
 
 # progress(fraction in [0, 1], message)
 ProgressFn = Callable[[float, str], None]
@@ -259,7 +260,8 @@ def bd_rates(curves: dict[str, list[dict]]) -> tuple[dict[str, dict[str, float |
             table[m][b] = value
             lo = max(min(p["psnr"] for p in pm), min(p["psnr"] for p in pb))
             hi = min(max(p["psnr"] for p in pm), max(p["psnr"] for p in pb))
-            notes[m][b] = f"over {lo:.2f}-{hi:.2f} dB"
+            notes[m][b] = f"over {lo:.2f}-{hi:.2f} dB" + (
+                f" (only {hi - lo:.2f} dB of overlap: fragile)" if hi - lo < FRAGILE_OVERLAP_DB else "")
     return table, notes
 
 
@@ -398,10 +400,21 @@ def to_json(result: dict[str, Any]) -> str:
     return json.dumps(_clean(result), indent=2, allow_nan=False)
 
 
+# Fixed colours, so that a codec looks the same in every plot; our models get the strong reds/pinks.
+CODEC_COLORS = {"jpeg": "tab:orange", "webp": "tab:purple", "avif": "tab:blue", "avif-slow": "tab:cyan",
+                "jpegxl": "tab:green", "jpeg2000": "tab:brown"}
+MODEL_COLORS = {"fourier": "tab:red", "siren": "crimson", "hashgrid": "darkorange", "latentgrid": "deeppink",
+                "gaussian": "black"}
+
+
 def _style(name: str) -> dict[str, Any]:
     if name.startswith(PREFIX):
-        return {"linewidth": 2.4, "marker": "o", "markersize": 6, "zorder": 3}
-    return {"linewidth": 1.3, "marker": ".", "markersize": 6, "zorder": 2}
+        style = {"linewidth": 2.4, "marker": "o", "markersize": 6, "zorder": 3}
+        color = MODEL_COLORS.get(name[len(PREFIX):])
+    else:
+        style = {"linewidth": 1.3, "marker": ".", "markersize": 6, "zorder": 2}
+        color = CODEC_COLORS.get(name)
+    return {**style, "color": color} if color else style
 
 
 def rd_figure(result: dict[str, Any], *, title: str | None = None, extra_curves: dict[str, dict] | None = None,
@@ -493,7 +506,10 @@ def format_table(result: dict[str, Any]):
                 captions.append(f"{m} vs {n}: n/a ({why})")
                 row.append("n/a")
             else:
-                row.append(f"{v:+.1f} %")
+                note = result.get("bd_rate_notes", {}).get(m, {}).get(n, "")
+                if "fragile" in note:
+                    captions.append(f"{m} vs {n}: * {note}")
+                row.append(f"{v:+.1f} %" + (" *" if "fragile" in note else ""))
         table.add_row(*row)
     for codec, why in result.get("skipped", {}).items():
         captions.append(f"{codec} skipped: {why}")
