@@ -56,6 +56,17 @@ def evaluate_psnr(model: Representation, target: torch.Tensor) -> float:
 
 def fit(model: Representation, target: torch.Tensor, settings: FitSettings,
         progress: ProgressFn | None = None) -> FitResult:
+    # Denormal floats (tiny activations and gradients early in training) make CPU kernels several times slower;
+    # flushing them to zero changes nothing measurable in the result. (Process-wide; reset to torch's default.)
+    torch.set_flush_denormal(True)
+    try:
+        return _fit(model, target, settings, progress)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _fit(model: Representation, target: torch.Tensor, settings: FitSettings,
+         progress: ProgressFn | None) -> FitResult:
     generator = torch.Generator().manual_seed(settings.seed)
     model.init_from_signal(target)
     optimiser = torch.optim.Adam(model.param_groups(settings.lr))

@@ -107,7 +107,8 @@ def test_latent_rate_term_matches_coded_size(scale):
             u = torch.rand(y.shape, generator=gen) - 0.5
             y.copy_(-scale * torch.sign(u) * torch.log1p(-2 * u.abs()))
     arm = net._choose_weights()["arm_exact"]
-    estimate = float(net.rate_bits([torch.round(y) for y in net.latents]))
+    with torch.no_grad():
+        estimate = float(net.rate_bits([torch.round(y) for y in net.latents]))
     coded = 8 * len(net._code_latents(arm, 1.0))
     # Same probability model on both sides: the coder pays the estimate plus at most a few bytes of ranges/ANS
     # flush, and the context MLP's fixed-point rounding (2**-8) moves the estimate by well under 3 %.
