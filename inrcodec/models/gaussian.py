@@ -285,8 +285,8 @@ class GaussianImage(Representation):
     supported_ndims = (2,)
     resamplable = True
     progressive = True  # decode(..., fraction=) renders the most important part of the Gaussians
-    default_lr = 1e-2
-    default_steps = 600
+    default_lr = 4e-2
+    default_steps = 800
     default_quality = 1.0  # the grid chosen for the target and trained on
 
     def __init__(self, config: GaussianConfig, desc: dict[str, Any]):

@@ -170,19 +170,22 @@ def _eighths(x: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(x * STEP_DENOM + 0.5), *MULT_RANGE)
 
 
+A_COL, A_SHAPE_S, A_SHAPE_C, A_POS = 1.0, 1.0, 1.0, 1.0
+
+
 def color_multiplier(v0: np.ndarray) -> np.ndarray:
     """Colour step multiplier exponent (1/8 octaves) from the decoded log size v0."""
-    return _eighths(-(v0 - V0_REF) / (2.0 * math.log(2.0)))
+    return _eighths(-A_COL * (v0 - V0_REF) / (2.0 * math.log(2.0)))
 
 
 def shape_multiplier(v0: np.ndarray, colors: np.ndarray) -> np.ndarray:
     norm = np.sqrt(np.sum(colors**2, axis=1)) + 1e-6
-    return _eighths(-(v0 - V0_REF) / (2.0 * math.log(2.0)) + np.log2(C_REF / norm))
+    return _eighths(-A_SHAPE_S * (v0 - V0_REF) / (2.0 * math.log(2.0)) + A_SHAPE_C * np.log2(C_REF / norm))
 
 
 def refine_bits(colors: np.ndarray, refine: int) -> np.ndarray:
     norm = np.sqrt(np.sum(colors**2, axis=1)) + 1e-6
-    return np.clip(refine + np.floor(np.log2(norm / C_REF) + 0.5), 0, MAX_REFINE).astype(np.int64)
+    return np.clip(refine + np.floor(A_POS * np.log2(norm / C_REF) + 0.5), 0, MAX_REFINE).astype(np.int64)
 
 
 @dataclass
