@@ -100,7 +100,7 @@ def _rows(q, sel):
 
 def test_section_round_trip_layers_and_prefix():
     h, w, c = 30, 50, 3
-    steps = G.default_steps(3)
+    steps = G.base_steps_for(3)
     q = gc.quantize(*_random_set(700, h, w, c), steps, h, w)
     layer_of = np.repeat([0, 1, 2], [100, 200, 400])
     blob = gc.encode_section(q, layer_of, 3, steps)
@@ -120,7 +120,7 @@ def test_section_round_trip_layers_and_prefix():
 def test_quantize_respects_adaptive_steps():
     h, w, c = 20, 24, 3
     means, v, colors = _random_set(400, h, w, c, seed=3)
-    steps = G.default_steps(3)
+    steps = G.base_steps_for(3)
     q = gc.quantize(means, v, colors, steps, h, w)
     m2, v2, c2 = gc.dequantize(q, steps, h, w)
     # v0 has a plain uniform step
@@ -371,6 +371,9 @@ def test_cli_decode_fraction_and_scale(tmp_path, rgb_file):
     big = tmp_path / "big.png"
     assert cli_main(["decode", str(src), "-o", str(big), "--scale", "2"]) == 0
     assert load(big).data.shape == (96, 128, 3)
+    wide = tmp_path / "wide.png"  # another aspect ratio: the Gaussians are stretched anisotropically
+    assert cli_main(["decode", str(src), "-o", str(wide), "--size", "200x30"]) == 0
+    assert load(wide).data.shape == (30, 200, 3)
     assert cli_main(["decode", str(src), "-o", str(tmp_path / "x.png"), "--fraction", "2"]) == 2
     assert not (tmp_path / "x.png").exists()
 
