@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,8 @@ LATENT_CAP = 1 << 12  # |latent symbol| bound (a symbol beyond it is clipped at 
 STE_START = 0.9  # measured: a long noise phase gives lower rates at equal PSNR on short schedules
 LATENT_LR_FACTOR = 10.0  # latents move in integer units: they need a larger step than the network weights
 DEFAULT_LAMBDA = 2e-3
-DUAL_RATE = 0.02  # dual-ascent step on log(lambda)
+DUAL_RATE = 0.03  # dual-ascent step on log(lambda) per step (per unit of log rate error)
+CONTROL_START = 0.15  # early rates mostly reflect unconverged latents and context model: do not steer on them
 LAMBDA_RANGE = (1e-6, 10.0)
 WEIGHT_BITS_PRIOR = 9.0  # bits per network weight assumed while training (refined at encode)
 QUALITY_STEP_RANGE = 1.0  # log2 of the coarsest latent step (quality 0)
@@ -325,6 +327,7 @@ class LatentGrid(Representation):
         self._rate = None
         self._stats = None
         self._ema_rate = self._ema_mse = None
+        self._weight_bits: float | None = None
         self._taps_cache: dict = {}
         self._weights_cache: dict | None = None
 
@@ -466,17 +469,29 @@ class LatentGrid(Representation):
         a = 0.1
         self._ema_rate = rate if self._ema_rate is None else (1 - a) * self._ema_rate + a * rate
         self._ema_mse = mse if self._ema_mse is None else (1 - a) * self._ema_mse + a * mse
-        if self._frac < 0.05:
-            return  # let the latents move off zero before steering
+        if self._frac < CONTROL_START:
+            return
         if self.target_bits is not None:
-            goal = max(self.target_bits - self._weight_bits_prior(), 0.05 * self.target_bits)
+            if step % 50 == 0 or self._weight_bits is None:
+                self._weight_bits = self._weight_bits_now()
+            # 8 % above: the rate still drifts down in the last steps, and a file over budget is trimmed cheaply
+            goal = 1.08 * max(self.target_bits - self._weight_bits, 0.05 * self.target_bits)
             err = math.log(max(self._ema_rate, 1.0) / goal)
         elif self.target_psnr is not None:
             goal = 10.0 ** (-self.target_psnr / 10.0)
             err = math.log(goal / max(self._ema_mse, 1e-12))
         else:
             return
-        self.lmbda = float(np.clip(self.lmbda * math.exp(DUAL_RATE * float(np.clip(err, -2, 2))), *LAMBDA_RANGE))
+        # Early rates are transients (latents growing or settling, context model still learning): steer gently
+        # then, firmly towards the end, when the rate is what will be coded.
+        gain = DUAL_RATE * self._frac**2
+        self.lmbda = float(np.clip(self.lmbda * math.exp(gain * float(np.clip(err, -2, 2))), *LAMBDA_RANGE))
+
+    def _weight_bits_now(self) -> float:
+        """Coded size of the network weights at a typical precision, plus the sections' framing."""
+        syn = self._weight_tensors(self.synth) + self._weight_tensors(self.convs)
+        size = len(_code_weights(syn, 6)[0]) + len(_code_weights(self._weight_tensors(self.arm), 6)[0])
+        return 8.0 * size + 32.0 * 8
 
     def _weight_bits_prior(self) -> float:
         return WEIGHT_BITS_PRIOR * sum(p.numel() for p in self.network_params()) + 64.0 * 8
@@ -533,7 +548,8 @@ class LatentGrid(Representation):
             for sel in (odd, ~odd):
                 if sel.any():
                     coder.encode_reverse(flat[sel].astype(np.int32), model, mean[sel], scale[sel])
-        return struct.pack("<H", int(round(step * STEP_FRAC))) + bytes(head) + _ans_bytes(coder)
+        check = _symbols_crc(syms)
+        return struct.pack("<HI", int(round(step * STEP_FRAC)), check) + bytes(head) + _ans_bytes(coder)
 
     def _choose_weights(self) -> dict:
         """Precision of the network weights, searched once: synthesis by rate + lambda * distortion on the
@@ -605,13 +621,13 @@ class LatentGrid(Representation):
         return model.eval()
 
     def _decode_latents(self, arm: ExactArm, blob: bytes) -> None:
-        if len(blob) < 2:
+        if len(blob) < 6:
             raise FormatError("latents section truncated")
-        (k,) = struct.unpack("<H", blob[:2])
+        k, check = struct.unpack("<HI", blob[:6])
         if not 0 < k <= 16 * STEP_FRAC:
             raise FormatError(f"invalid latent step {k}/{STEP_FRAC}")
         step = k / STEP_FRAC
-        pos = 2
+        pos = 6
         ranges = []
         for _ in self.shapes:
             zlo, pos = _read_varint(blob, pos)
@@ -650,6 +666,9 @@ class LatentGrid(Representation):
             vals[level] = torch.from_numpy(sym.reshape(shape).astype(np.float64) * step)
         if not coder.is_empty():  # a consistent stream is used up exactly
             raise FormatError("corrupt latents: entropy-coded stream not fully consumed")
+        # ANS decodes garbage from a damaged stream without noticing; a checksum of the symbols does notice.
+        if _symbols_crc([np.rint(v.numpy() / step).astype(np.int64) for v in vals]) != check:
+            raise FormatError("corrupt latents: checksum mismatch")
         self.latent_step = step  # values are multiples of it, so render's re-rounding keeps them
         with torch.no_grad():
             for p, v in zip(self.latents, vals):
@@ -662,6 +681,13 @@ def _estimate_bits(params, syms) -> float:
         x = torch.from_numpy(s.reshape(-1).astype(np.float64))
         total += float(laplace_rate_bits(x, torch.from_numpy(scale), torch.from_numpy(mean)))
     return total
+
+
+def _symbols_crc(syms: list[np.ndarray]) -> int:
+    crc = 0
+    for s in syms:
+        crc = zlib.crc32(np.ascontiguousarray(s, dtype="<i4").tobytes(), crc)
+    return crc
 
 
 def _zigzag(v: int) -> int:
