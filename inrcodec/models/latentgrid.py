@@ -59,9 +59,9 @@ LATENT_CAP = 1 << 12  # |latent symbol| bound (a symbol beyond it is clipped at 
 STE_START = 0.9  # measured: a long noise phase gives lower rates at equal PSNR on short schedules
 LATENT_LR_FACTOR = 10.0  # latents move in integer units: they need a larger step than the network weights
 DEFAULT_LAMBDA = 2e-3
-DUAL_RATE = 0.03  # dual-ascent step on log(lambda) per step (per unit of log rate error)
+DUAL_RATE = 15.0  # dual-ascent rate: change of log(lambda) per unit of log rate error and of schedule progress
 CONTROL_START = 0.15  # early rates mostly reflect unconverged latents and context model: do not steer on them
-LAMBDA_RANGE = (1e-6, 10.0)
+LAMBDA_RANGE = (1e-9, 10.0)
 WEIGHT_BITS_PRIOR = 9.0  # bits per network weight assumed while training (refined at encode)
 QUALITY_STEP_RANGE = 1.0  # log2 of the coarsest latent step (quality 0)
 STEP_FRAC = 64  # latent step is k / STEP_FRAC
@@ -324,6 +324,8 @@ class LatentGrid(Representation):
         self.latent_step = 1.0  # dequantisation step of the coded latents (set by decode / encode)
         self.lmbda = DEFAULT_LAMBDA
         self._frac = 0.0
+        self._dfrac = 0.0
+        self._scaled_prior = False
         self._rate = None
         self._stats = None
         self._ema_rate = self._ema_mse = None
@@ -421,6 +423,7 @@ class LatentGrid(Representation):
 
     # -- training -----------------------------------------------------------------------------------------
     def on_progress(self, frac: float) -> None:
+        self._dfrac = float(np.clip(frac - self._frac, 0.0, 0.05))
         self._frac = frac
 
     def _arm_params(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -484,7 +487,8 @@ class LatentGrid(Representation):
             return
         # Early rates are transients (latents growing or settling, context model still learning): steer gently
         # then, firmly towards the end, when the rate is what will be coded.
-        gain = DUAL_RATE * self._frac**2
+        # Integrated over schedule progress, not steps, so a fit cut short by a time budget still corrects fully.
+        gain = DUAL_RATE * self._frac**2 * self._dfrac
         self.lmbda = float(np.clip(self.lmbda * math.exp(gain * float(np.clip(err, -2, 2))), *LAMBDA_RANGE))
 
     def _weight_bits_now(self) -> float:
@@ -597,6 +601,12 @@ class LatentGrid(Representation):
 
     def init_from_signal(self, target):
         self._fit_target = target
+        # The lambda prior of set_targets is calibrated on natural images (variance ~0.06 on [0, 1]); distortion
+        # scales with the signal's variance (quiet audio, flat fields), so scale the prior with it.
+        var = float(target.var()) if target.numel() > 1 else 0.06
+        if self.target_bits is not None and not self._scaled_prior:
+            self.lmbda = float(np.clip(self.lmbda * max(var, 1e-8) / 0.06, *LAMBDA_RANGE))
+            self._scaled_prior = True
 
     def encode(self, quality: float) -> dict[str, bytes]:
         w = self._choose_weights()

@@ -83,6 +83,9 @@ class Siren(CoordinateNetwork):
         for w in range(8, 513):
             if mlp_param_count(ndim, w, hidden, channels) <= budget:
                 width = w
-        cfg = dict(ndim=ndim, channels=channels, width=width, hidden_layers=hidden)
+        # The first layer's w0 sets the frequencies the network starts from: 30 suits images of a few hundred
+        # pixels per side; long 1-D signals (audio) hold far more cycles over their extent.
+        w0 = 30.0 if ndim > 1 else float(min(3000.0, 30.0 * max(1.0, max(shape) / 2000.0)))
+        cfg = dict(ndim=ndim, channels=channels, width=width, hidden_layers=hidden, w0=w0)
         cfg.update(overrides)
         return SirenConfig(**cfg)
