@@ -42,7 +42,8 @@ def available_models() -> list[str]:
 
 # Best rate-distortion choice per signal kind, as measured in benchmarks/ (README "Models"): on Kodak the Gaussian
 # codec is -23 % BD-rate vs JPEG (benchmarks/results/gaussian_kodak_rd.json); other kinds: the Fourier MLP.
-DEFAULT_MODEL = {"image": "gaussian", "array": "fourier", "volume": "fourier", "audio": "fourier", "video": "fourier"}
+DEFAULT_MODEL = {"image": "gaussian", "array": "latentgrid", "volume": "fourier", "audio": "latentgrid",
+                 "video": "fourier"}
 
 
 def default_model(kind: str) -> str:
