@@ -2,10 +2,13 @@
 AVIF and the published COIN, COIN++, Strümpler et al. and Cool-chic curves.
 
     # what the committed results were made with (a few full images; the machine was shared, see the JSON note):
-    .venv/bin/python benchmarks/bench_inr.py --images kodim03,kodim07,kodim12 --models latentgrid \\
+    .venv/bin/python benchmarks/bench_inr.py --images kodim03,kodim07,kodim01 --models latentgrid \\
         --rates 0.2,0.35,0.6,1.0 --time-budget 300 -o benchmarks/results/inr_kodak
     # all twelve images, every model (hours on 2 cores; resumable: finished points are kept in the JSON):
     .venv/bin/python benchmarks/bench_inr.py --models latentgrid,fourier,siren,hashgrid -o benchmarks/results/inr_kodak_all
+    # speech (bits per sample, SNR):
+    .venv/bin/python benchmarks/bench_inr.py --audio ../shared/data/audio/OSR_us_000_0034_8k.wav \\
+        --models latentgrid,fourier,siren,hashgrid --rates 1,2,4 --time-budget 120 -o benchmarks/results/inr_audio
     # centre crops for a quick look (published curves are then not comparable and are left out):
     .venv/bin/python benchmarks/bench_inr.py --crop 256 --models fourier,siren --time-budget 60 -o /tmp/inr_crop
 
@@ -88,8 +91,11 @@ def run_point(sig: Signal, model: str, rate: float, time_budget: float | None, s
     out = decompress(res.data)
     dec = time.perf_counter() - t0
     rep = res.report
+    x, e = sig.data.astype(np.float64), out.data.astype(np.float64) - sig.data.astype(np.float64)
+    image = sig.kind == "image"
     return {"model": model, "target_bpp": rate, "bytes": len(res.data), "bpp": rep["bpp"],
-            "psnr": metrics.psnr(sig.data, out.data), "ms_ssim": metrics.ms_ssim(sig.data, out.data),
+            "psnr": metrics.psnr(sig.data, out.data), "ms_ssim": metrics.ms_ssim(sig.data, out.data) if image else None,
+            "snr": float(10 * np.log10(np.sum(x**2) / max(np.sum(e**2), 1e-30))),
             "encode_s": enc, "decode_s": dec, "fit_steps": rep["fit_steps"], "fit_seconds": rep["fit_seconds"],
             "target_met": rep.get("target_met"), "quality": rep["quality"], "config": rep["config"],
             "load_avg_1min": os.getloadavg()[0]}
@@ -180,6 +186,27 @@ def write(result: dict, out: Path) -> None:
         tmp.write_text(json.dumps(result, indent=1, default=float))
 
 
+def audio_main(args) -> int:
+    """--audio FILE: each model at each rate (bits per sample) on one recording; SNR and PSNR of the decoded
+    samples, encode/decode seconds. Writes <out>.json."""
+    sig = load(args.audio)
+    x = sig.data.astype(np.float64)
+    rows = []
+    for model in [m for m in args.models.split(",") if m]:
+        for rate in [float(r) for r in args.rates.split(",") if r]:
+            p = run_point(sig, model, rate, args.time_budget or None, args.steps)
+            rows.append(p)
+            print(f"{model} target {rate}: {p['bpp']:.3f} bit/sample PSNR {p['psnr']:.2f} dB "
+                  f"SNR {p['snr']:.2f} dB encode {p['encode_s']:.0f} s", flush=True)
+    result = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv), "note": args.note,
+              "input": str(args.audio), "samples": int(x.shape[0]), "sample_rate": sig.metadata.get("sample_rate"),
+              "settings": {"time_budget": args.time_budget, "steps": args.steps},
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "points": rows,
+              "conventions": "bpp = file bits per sample; PSNR on the int16 peak; SNR = 10 log10(sum x^2 / sum e^2)"}
+    write(result, args.out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -193,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES, help="stored baseline curves (JSON)")
     ap.add_argument("--note", default="")
     ap.add_argument("-o", "--out", type=Path, default=ROOT / "benchmarks" / "results" / "inr_kodak")
+    ap.add_argument("--audio", type=Path, default=None, help="benchmark this recording instead of Kodak")
     args = ap.parse_args(argv)
+    if args.audio is not None:
+        return audio_main(args)
 
     names = [s for s in args.images.split(",") if s] or sorted(p.stem for p in args.data.glob("kodim*.png"))
     models = [m for m in args.models.split(",") if m]

@@ -123,11 +123,22 @@ def test_latents_decode_exactly(quality):
         for y in net.latents:
             y.copy_(torch.randn(y.shape, generator=gen) * 3)
     sections = net.encode(quality)
-    step = round(LG.STEP_FRAC * 2.0 ** (LG.QUALITY_STEP_RANGE * (1 - quality))) / LG.STEP_FRAC
+    step, dz = LG.quality_setting(quality)
     dec = LG.LatentGrid.decode(net.config, desc, sections)
     for y, z in zip(net.latents, dec.latents):
-        expected = torch.round(y.detach().double() / step) * step
+        v = y.detach().double() / step
+        expected = torch.sign(v) * torch.floor(v.abs() + 0.5 - dz) * step if dz else torch.round(v) * step
         assert torch.equal(z.detach().double(), expected)
+
+
+def test_quality_knob_shrinks_the_file_monotonically():
+    net, _ = _latentgrid()
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for y in net.latents:
+            y.copy_(torch.randn(y.shape, generator=gen) * 2)
+    sizes = [len(net.encode(q)["latents"]) for q in (1.0, 0.8, 0.6, 0.4, 0.0)]
+    assert all(a > b for a, b in zip(sizes, sizes[1:])), sizes
 
 
 def test_latentgrid_rate_control_lands_near_target():
