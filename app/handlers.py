@@ -193,6 +193,11 @@ def fit_stream(file: Any, model: str | None = None, target: str | None = None, t
         raise InputError(f"{path.name}: {signal.data.size:,} values is more than this UI fits "
                          f"({MAX_FIT_VALUES:,}); use the command line (inrcodec fit) for large signals")
     opts = fit_options(model, target, target_value, time_budget, seed, steps)
+    if "steps" not in opts:
+        # On the page the budget is a cap: the fit also stops at the model's usual number of steps, so a small
+        # picture comes back in seconds. (The command line spends a --time-budget in full, for quality.)
+        from inrcodec.models import default_model, get_model
+        opts["steps"] = get_model(opts["model"] or default_model(signal.kind)).default_steps
 
     events: queue.Queue = queue.Queue()
     cancel = threading.Event()

@@ -30,6 +30,7 @@ from .signal import Signal
 BPP_TOLERANCE = 0.10
 QUALITY_SEARCH_STEPS = 12
 DEFAULT_QUALITY = 0.6  # with no rate/quality target: ~9 bits per weight, visually transparent for MLPs
+BUDGET_STEP_CAP = 1_000_000  # steps of a fit governed by --time-budget alone (the clock stops it long before)
 
 
 @dataclass
@@ -49,7 +50,11 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
              max_error: float | None = None, relative: bool = False, time_budget: float | None = None,
              seed: int = 0, steps: int | None = None, config: dict[str, Any] | None = None,
              progress: ProgressFn | None = None, preview: PreviewFn | None = None) -> CompressResult:
-    """Fit ``model`` to ``signal`` and code it. At most one of ``bpp``/``psnr``/``max_error`` sets the target."""
+    """Fit ``model`` to ``signal`` and code it. At most one of ``bpp``/``psnr``/``max_error`` sets the target.
+
+    ``time_budget`` (seconds, the whole encode) without ``steps`` is the fit's schedule: it runs until about 90 %
+    of the budget is spent, then codes. ``steps`` alone fixes the schedule; both: whichever ends first. Neither:
+    the model's default number of steps."""
     t0 = time.perf_counter()
     if sum(x is not None for x in (bpp, psnr, max_error)) > 1:
         raise InputError("give at most one of bpp, psnr, max_error")
@@ -74,7 +79,10 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     target = torch.from_numpy(np.nan_to_num(signal.normalized(), nan=0.5))
     # Leave a tenth of the budget for the quality search and coding.
     budget = None if time_budget is None else max(0.9 * time_budget - (time.perf_counter() - t0), 0.5)
-    settings = FitSettings(max_steps=steps or cls.default_steps, time_budget=budget, lr=cls.default_lr,
+    # A time budget without --steps is the schedule: the fit runs until the budget is spent (a longer budget buys
+    # quality; gaussian at 0.35 bpp on kodim03: 33.84 dB after 800 steps, 34.29 dB after 2400). --steps caps it.
+    max_steps = steps or (cls.default_steps if budget is None else BUDGET_STEP_CAP)
+    settings = FitSettings(max_steps=max_steps, time_budget=budget, lr=cls.default_lr,
                            target_psnr=None if psnr is None else psnr + 1.0, seed=seed)
     def fit_progress(s: int, f: float, p: float, e: float) -> None:
         if progress is not None:

@@ -106,3 +106,15 @@ def test_numcodecs_shaped_codec_round_trips_arrays():
     assert dec.shape == arr.shape and dec.dtype == arr.dtype
     assert np.max(np.abs(dec - arr)) <= 0.05 * (1 + 1e-6)
     assert InrCodec.from_config(codec.get_config()).get_config() == codec.get_config()
+
+
+def test_time_budget_without_steps_is_the_schedule(monkeypatch):
+    """--time-budget alone runs the fit until the budget is spent (past the model's default step count);
+    --steps caps it."""
+    from inrcodec.models.fourier import FourierMLP
+
+    monkeypatch.setattr(FourierMLP, "default_steps", 3)
+    sig = Signal(smooth_rgb(12, 16, seed=2))
+    assert compress(sig, "fourier", bpp=8).report["fit_steps"] == 3
+    assert compress(sig, "fourier", bpp=8, time_budget=1.0).report["fit_steps"] > 3
+    assert compress(sig, "fourier", bpp=8, time_budget=30.0, steps=4).report["fit_steps"] == 4

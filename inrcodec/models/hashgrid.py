@@ -177,10 +177,9 @@ class HashGrid(CoordinateNetwork):
         out.update({f"net.{k}": v for k, v in self.net.named_parameters()})
         return out
 
-    def quantised_parameters(self):
-        q = super().quantised_parameters()
-        table = torch.cat([q[f"level{i}"] for i in range(len(self.layout))])
-        return {"table": table, **{k: v for k, v in q.items() if k.startswith("net.")}}
+    def parameters_from_coded(self, coded):
+        table = torch.cat([coded[f"level{i}"] for i in range(len(self.layout))])
+        return {"table": table, **{k: v for k, v in coded.items() if k.startswith("net.")}}
 
     @classmethod
     def config_for(cls, desc, target_bits, **overrides):
