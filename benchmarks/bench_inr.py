@@ -58,15 +58,16 @@ DEFAULT_BASELINES = ROOT / "benchmarks" / "results" / "kodak_rd.json"
 BASELINES = ("jpeg", "webp", "avif")
 
 # Strümpler, Postels, Yang, Van Gool, Tombari: "Implicit Neural Representations for Image Compression", ECCV 2022
-# (arXiv:2112.04267). Their Kodak curve is published as a figure only and no readable copy or result file was
-# available where this was written, so it is cited without values rather than with invented ones.
+# (arXiv:2112.04267). Their Kodak curve is published as a figure only (no result file in their repository,
+# github.com/YannickStruempler/inr_based_compression), so only the one point quoted in issue #6 is drawn, as an
+# approximate marker; one point cannot be BD-rated.
 STRUMPLER = {
-    "label": "Strümpler et al. 2022 (published)",
-    "bpp": [], "psnr": [],
+    "label": "Strümpler et al. 2022 (published, approx. point)",
+    "bpp": [0.25], "psnr": [28.3],
     "images": "kodim01-24",
-    "source": "Strümpler et al., ECCV 2022, arXiv:2112.04267, Kodak RD figure",
+    "source": "Strümpler et al., ECCV 2022, arXiv:2112.04267, Kodak RD figure (~28.3 dB at 0.25 bpp, as quoted in issue #6)",
     "exact": False,
-    "note": "not transcribed (figure only): read the points off the paper's figure and set exact=False to add them",
+    "note": "one approximate point read off the paper's figure; not used for BD-rates",
 }
 
 
