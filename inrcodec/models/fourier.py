@@ -38,7 +38,7 @@ class FourierConfig:
 class FourierMLP(CoordinateNetwork):
     name = "fourier"
     Config = FourierConfig
-    default_lr = 1e-2
+    default_lr = 2e-2  # measured, 256² crop of kodim01 at 0.5 bpp, 1200 steps: 1e-2 22.13 dB, 2e-2 22.44, 3e-2 22.39
     default_steps = 3000
 
     def __init__(self, config: FourierConfig, desc):

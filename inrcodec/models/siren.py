@@ -53,7 +53,7 @@ class SineLayer(torch.nn.Module):
 class Siren(CoordinateNetwork):
     name = "siren"
     Config = SirenConfig
-    default_lr = 5e-4
+    default_lr = 2e-3  # measured, 256² crop of kodim01 at 0.5 bpp, 1200 steps: 5e-4 22.91 dB, 2e-3 23.65, 4e-3 23.96, 8e-3 diverges (15.6)
     default_steps = 3000
 
     def __init__(self, config: SirenConfig, desc):
