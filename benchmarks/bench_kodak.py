@@ -126,8 +126,11 @@ def derive(result: dict) -> dict:
     extra = {} if ds.get("crop") else {k: dict(v) for k, v in published.CURVES.items()}
     if not ds.get("crop") and ours_images:
         cc = published.coolchic_average(ours_images)
+        first, last = int(ours_images[0][-2:]), int(ours_images[-1][-2:])
+        which = (f"{ours_images[0]}-{ours_images[-1][-2:]}" if len(ours_images) == last - first + 1
+                 else ", ".join(ours_images))  # a range only when no image is missing from it
         extra["coolchic-same-images"] = {
-            "label": f"Cool-chic v1 (published, {ours_images[0]}-{ours_images[-1][-2:]})", **cc,
+            "label": f"Cool-chic v1 (published, {which})", **cc,
             "images": ",".join(ours_images), "source": published.COOLCHIC_SOURCE, "exact": True,
             "note": "mean bpp and mean PSNR per lambda over the same images as this run"}
     bd, overlap = average_bd_rates(avg, extra)
