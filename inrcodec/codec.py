@@ -82,7 +82,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     # A time budget without --steps is the schedule: the fit runs until the budget is spent (a longer budget buys
     # quality; gaussian at 0.35 bpp on kodim03: 33.84 dB after 800 steps, 34.29 dB after 2400). --steps caps it.
     max_steps = steps or (cls.default_steps if budget is None else BUDGET_STEP_CAP)
-    settings = FitSettings(max_steps=max_steps, time_budget=budget, lr=cls.default_lr,
+    settings = FitSettings(max_steps=max_steps, time_budget=budget, lr=cls.lr_for(cfg),
                            target_psnr=None if psnr is None else psnr + 1.0, seed=seed)
     def fit_progress(s: int, f: float, p: float, e: float) -> None:
         if progress is not None:

@@ -56,6 +56,11 @@ class Representation(torch.nn.Module):
     def config_for(cls, desc: dict[str, Any], target_bits: float | None, **overrides: Any) -> Any:
         raise NotImplementedError
 
+    @classmethod
+    def lr_for(cls, config: Any) -> float:
+        """Adam learning rate the codec's fit uses for this config (default: ``default_lr``)."""
+        return cls.default_lr
+
     # -- training hooks used by fit.fit() -------------------------------------------------------------------
     def init_from_signal(self, target: torch.Tensor) -> None:
         """Data-driven initialisation (target: normalised signal, shape (*coords, C))."""
