@@ -291,3 +291,13 @@ def test_bit_allocation_gives_coarser_steps_to_less_sensitive_tensors():
     ratio = {k: alloc[k] / (plain[k] / rms[k]) for k in names}  # step per unit of 2**-b, without the rms
     assert ratio[names[1]] / ratio[names[0]] == pytest.approx(10.0, rel=1e-3)
     assert ratio[names[2]] == pytest.approx(ratio[names[1]], rel=1e-3)
+
+
+def test_siren_learning_rate_shrinks_for_wide_networks():
+    from inrcodec.models.siren import Siren
+
+    desc = Signal(smooth_rgb(64, 64, seed=1)).describe()
+    narrow, wide = Siren.config_for(desc, 8_000), Siren.config_for(desc, 400_000)
+    assert narrow.width <= Siren.LR_WIDTH < wide.width
+    assert Siren.lr_for(narrow) == Siren.default_lr
+    assert Siren.lr_for(wide) == pytest.approx(Siren.default_lr * (Siren.LR_WIDTH / wide.width) ** 2)
