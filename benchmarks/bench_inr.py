@@ -65,7 +65,8 @@ STRUMPLER = {
     "label": "Strümpler et al. 2022 (published, approx. point)",
     "bpp": [0.25], "psnr": [28.3],
     "images": "kodim01-24",
-    "source": "Strümpler et al., ECCV 2022, arXiv:2112.04267, Kodak RD figure (~28.3 dB at 0.25 bpp, as quoted in issue #6)",
+    "source": ("Strümpler et al., ECCV 2022, arXiv:2112.04267, Kodak RD figure (~28.3 dB at 0.25 bpp, as quoted "
+               "in issue #6)"),
     "exact": False,
     "note": "one approximate point read off the paper's figure; not used for BD-rates",
 }

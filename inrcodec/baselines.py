@@ -583,6 +583,7 @@ def sweep_to_range(codec: Codec, data: Any, bpp_lo: float, bpp_hi: float, n: int
 # audio
 # ---------------------------------------------------------------------------------------------------------------
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # sample rates libopus takes natively
+OPUS_MAX_LAG = 64  # samples; measured: the decoded stream is off by 0 or 1 sample depending on the bitrate
 
 
 def opus_roundtrip(samples: np.ndarray, sample_rate: int, kbps: float) -> tuple[bytes, np.ndarray]:
@@ -626,9 +627,6 @@ def opus_roundtrip(samples: np.ndarray, sample_rate: int, kbps: float) -> tuple[
     y = y[lag:] if lag >= 0 else np.concatenate([np.zeros(-lag, np.int16), y])
     y = np.concatenate([y, np.zeros(max(0, len(x) - len(y)), np.int16)])[: len(x)]
     return data, y
-
-
-OPUS_MAX_LAG = 64  # samples; measured: the decoded stream is off by 0 or 1 sample depending on the bitrate
 
 
 def _best_lag(x: np.ndarray, y: np.ndarray, max_lag: int) -> int:

@@ -63,7 +63,8 @@ def fit(
     psnr: Optional[float] = typer.Option(None, "--psnr", help="target PSNR in dB of the decoded output"),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="bound on every decoded value's error"),
     relative: bool = typer.Option(False, "--relative", help="--max-error is relative to the value range"),
-    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="seconds for the whole encode; without --steps the fit uses all of it"),
+    time_budget: Optional[float] = typer.Option(
+        None, "--time-budget", help="seconds for the whole encode; without --steps the fit uses all of it"),
     steps: Optional[int] = typer.Option(None, "--steps", help="optimisation steps (default: the model's)"),
     seed: int = typer.Option(0, "--seed", help="random seed: same seed, same machine, same file"),
     json_report: Optional[Path] = typer.Option(None, "--json", help="also write the report as JSON"),

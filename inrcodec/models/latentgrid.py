@@ -24,10 +24,11 @@ Training (``fit.fit``): loss = MSE + lambda * rate (bits per sample). Uniform no
 by dual ascent so that the estimated rate lands on the byte target (``set_targets(bits=...)``), or the
 distortion on the PSNR target; without a target it stays at ``DEFAULT_LAMBDA``.
 
-``encode(quality)``: quality 1 codes the latents as trained (step 1); lower quality coarsens the latent step up to 2x (the context model sees dequantised values, the coder
-divides its means/scales by the step), which lets the codec's bisection trim a file that came out over budget
-(``quality_setting``). Network weights are coded with power-of-two steps whose
-precision is searched once per module (synthesis: rate + lambda * distortion; context model: total bits).
+``encode(quality)``: quality 1 codes the latents as trained (step 1); lower quality coarsens the latent step up to
+2x (``quality_setting``; the context model sees dequantised values, the coder divides its means/scales by the
+step), which lets the codec's bisection trim a file that came out over budget. Network weights are coded with
+power-of-two steps whose precision is searched once per module (synthesis: rate + lambda * distortion within the
+byte target; context model: total bits).
 """
 
 from __future__ import annotations
@@ -519,9 +520,9 @@ class LatentGrid(Representation):
         pairs = [(arrays[i].T.copy(), arrays[i + 1]) for i in range(0, len(arrays), 2)]
         return ExactArm(pairs)
 
-    def _latent_symbols(self, step: float, deadzone: float = 0.0) -> list[np.ndarray]:
-        return [np.clip(deadzone_round(y.detach().cpu().numpy().astype(np.float64) / step, deadzone),
-                        -LATENT_CAP, LATENT_CAP).astype(np.int64) for y in self.latents]
+    def _latent_symbols(self, step: float) -> list[np.ndarray]:
+        return [np.clip(np.rint(y.detach().cpu().numpy().astype(np.float64) / step), -LATENT_CAP, LATENT_CAP)
+                .astype(np.int64) for y in self.latents]
 
     def _level_params(self, arm: ExactArm, syms: list[np.ndarray], step: float):
         """Per level: coder means and scales of every symbol (in symbol units), from dequantised values."""
@@ -535,8 +536,8 @@ class LatentGrid(Representation):
             out.append((mean / step, scale / step))
         return out
 
-    def _code_latents(self, arm: ExactArm, step: float, deadzone: float = 0.0) -> bytes:
-        syms = self._latent_symbols(step, deadzone)
+    def _code_latents(self, arm: ExactArm, step: float) -> bytes:
+        syms = self._latent_symbols(step)
         params = self._level_params(arm, syms, step)
         head = bytearray()
         coder = constriction.stream.stack.AnsCoder()
@@ -617,8 +618,8 @@ class LatentGrid(Representation):
 
     def encode(self, quality: float) -> dict[str, bytes]:
         w = self._choose_weights()
-        step, deadzone = quality_setting(quality)
-        return {"synth": w["synth"], "arm": w["arm"], "latents": self._code_latents(w["arm_exact"], step, deadzone)}
+        latents = self._code_latents(w["arm_exact"], quality_setting(quality))
+        return {"synth": w["synth"], "arm": w["arm"], "latents": latents}
 
     @classmethod
     def decode(cls, config, desc, sections):
@@ -692,19 +693,12 @@ class LatentGrid(Representation):
                 p.copy_(v.float())
 
 
-def quality_setting(quality: float) -> tuple[float, float]:
-    """encode's knob -> (latent step, rounding dead zone). Quality 1 codes the latents as trained; lower quality
-    coarsens the step up to 2**QUALITY_STEP_RANGE. (A growing dead zone at step 1 was tried: it is not monotone in
-    size, because the context model's means sit where the training put the latents, so the bisection cannot use
-    it; the dead zone stays 0.)"""
+def quality_setting(quality: float) -> float:
+    """encode's knob -> latent step. Quality 1 codes the latents as trained; lower quality coarsens the step up to
+    2**QUALITY_STEP_RANGE. (A rounding dead zone growing at step 1 was tried instead: the file size is not monotone
+    in it, because the context model's means sit where training put the latents, so the bisection cannot use it.)"""
     q = float(np.clip(quality, 0.0, 1.0))
-    return round(STEP_FRAC * 2.0 ** (QUALITY_STEP_RANGE * (1.0 - q))) / STEP_FRAC, 0.0
-
-
-def deadzone_round(x: np.ndarray, deadzone: float) -> np.ndarray:
-    if deadzone <= 0:
-        return np.rint(x)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5 - deadzone)
+    return round(STEP_FRAC * 2.0 ** (QUALITY_STEP_RANGE * (1.0 - q))) / STEP_FRAC
 
 
 def _estimate_bits(params, syms) -> float:
