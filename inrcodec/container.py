@@ -37,7 +37,7 @@ MAX_HEADER_JSON_BYTES = 4 << 20  # decompressed
 MAX_AXIS = 1 << 20  # samples along one coordinate axis (audio can be long)
 MAX_VALUES = 1 << 30  # elements of the decoded array (coords x channels): 4 GiB as float32
 MAX_CHANNELS = 64
-MAX_SECTIONS = 256
+MAX_SECTIONS = 1 << 16  # a file of parts (GOPs, tiles, variables) has one section per part
 
 # Preset zlib dictionary (part of format version 1: never change it within a version). Headers are ~100-200
 # bytes of JSON that zlib alone barely shrinks; priming it with the strings every header repeats roughly halves
