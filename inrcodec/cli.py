@@ -69,6 +69,8 @@ def fit(
     seed: int = typer.Option(0, "--seed", help="random seed: same seed, same machine, same file"),
     json_report: Optional[Path] = typer.Option(None, "--json", help="also write the report as JSON"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    var: Optional[list[str]] = typer.Option(None, "--var", help="datasets: variable to compress (repeatable; "
+                                            "default: every data variable)"),
 ) -> None:
     """Fit a representation to INPUT and write a compressed .inrc file."""
     from rich.console import Console
@@ -84,6 +86,16 @@ def fit(
         _fail("--relative needs --max-error")
     if time_budget is not None and time_budget <= 0:
         _fail("--time-budget must be positive")
+    from .signals.dataset import is_dataset_path
+
+    if is_dataset_path(input):  # NetCDF/HDF5/zarr: one part per variable tile (inrcodec/dataset_codec.py)
+        from .dataset_cli import fit_dataset
+        from .dataset_codec import FieldTarget
+
+        target = FieldTarget(model, max_error, relative, psnr, bpp, time_budget, steps, seed)
+        return fit_dataset(input, output, var, target, json_report, quiet)
+    if var:
+        _fail("--var applies to datasets (.nc, .h5, .zarr)")
     out_path = output or input.with_suffix(".inrc")
     check_output_path(out_path)
     if json_report is not None:
@@ -129,6 +141,7 @@ def decode(
     scale: Optional[float] = typer.Option(None, "--scale", help="render at F times the original resolution"),
     fraction: Optional[float] = typer.Option(None, "--fraction",
                                              help="progressive models: decode only this most important part (0-1]"),
+    var: Optional[list[str]] = typer.Option(None, "--var", help="datasets: decode only this variable (repeatable)"),
 ) -> None:
     """Decode an .inrc file (.png/.tif 8 or 16 bit as the input was, .npy, .wav ...)."""
     from .codec import decompress
@@ -142,6 +155,12 @@ def decode(
         _fail("--fraction must be in (0, 1]")
     data = _read_input_file(input)
     header = read_container(data)
+    if header.model == "dataset":  # .nc/.h5/.zarr (or .npy for one variable)
+        from .dataset_cli import decode_dataset
+
+        return decode_dataset(header, input, output, var)
+    if var:
+        _fail("--var applies to dataset files")
     native = tuple(header.signal["shape"][:-1])
     shape = None
     if size is not None:
@@ -168,6 +187,10 @@ def info(input: Path = typer.Argument(..., help=".inrc file")) -> None:
 
     data = _read_input_file(input)
     c = read_container(data)
+    if c.model == "dataset":
+        from .dataset_cli import info_dataset
+
+        return info_dataset(c, input, len(data))
     shape = c.signal["shape"]
     pixels = 1
     for n in shape[:-1]:

@@ -78,7 +78,7 @@ class FieldTarget:
     relative: bool = False
     psnr: float | None = None
     bpp: float | None = None
-    time_budget: float | None = None  # seconds per tile
+    time_budget: float | None = None  # seconds for the whole dataset, shared by the tiles by their size
     steps: int | None = None
     seed: int = 0
 
@@ -284,7 +284,8 @@ def encode_tile(path: str | Path, plan: dict[str, Any], index: int) -> bytes:
         data = filled.reshape(field_shape + [1]).astype(coder_dtype)
         signal = Signal(np.ascontiguousarray(data), kind=ARRAY_KINDS[len(field_shape)], value_range=(lo, hi))
         result = compress(signal, target.model, max_error=spec.get("coder_bound"), psnr=target.psnr,
-                          bpp=target.bpp, time_budget=target.time_budget, steps=target.steps, seed=target.seed)
+                          bpp=target.bpp, time_budget=_tile_budget(plan, target, values.size), steps=target.steps,
+                          seed=target.seed)
         sections["field"] = result.data
         report = {k: result.report.get(k) for k in ("model", "seconds", "fit_steps")}
     desc = {"kind": "array", "shape": [max(1, math.prod(shape)), 1], "dtype": str(coder_dtype),
@@ -297,6 +298,13 @@ def encode_tile(path: str | Path, plan: dict[str, Any], index: int) -> bytes:
         if not err <= bound:
             raise RuntimeError(f"variable {spec['name']!r}: tile {index} decodes with error {err:g} > bound {bound:g}")
     return part
+
+
+def _tile_budget(plan: dict[str, Any], target: FieldTarget, size: int) -> float | None:
+    if target.time_budget is None:
+        return None
+    total = sum(math.prod(b - a for a, b in zip(t["start"], t["stop"])) for t in plan["tiles"])
+    return max(target.time_budget * size / max(total, 1), 1.0)
 
 
 def _max_error(original: np.ndarray, decoded: np.ndarray) -> float:
