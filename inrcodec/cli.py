@@ -214,6 +214,9 @@ def ui(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option
 
 
 def _register_optional_commands() -> None:
+    from .batch import register_cli as register_batch
+
+    register_batch(app)
     try:
         from .compare import register_cli
     except ModuleNotFoundError:
