@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -81,7 +82,9 @@ def open_dataset(path: str | os.PathLike):
         if not any((p / m).exists() for m in ("zarr.json", ".zgroup", ".zattrs", ".zmetadata")):
             raise fail(path, "not a zarr store (no zarr.json or .zgroup)")
         try:
-            return xr.open_dataset(p, engine="zarr", decode_times=False, decode_timedelta=False, chunks=None)
+            with warnings.catch_warnings():  # "no consolidated metadata": zarr v3 stores and plain v2 stores have none
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return xr.open_dataset(p, engine="zarr", decode_times=False, decode_timedelta=False, chunks=None)
         except Exception as exc:  # zarr raises many types for a broken store
             raise fail(path, f"cannot read zarr store ({describe_exc(exc)})") from None
     if p.is_dir():
