@@ -257,41 +257,10 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
     return out
 
 
-class InrCodec:
-    """numcodecs-shaped codec (``codec_id``, ``encode``, ``decode``, ``get_config``, ``from_config``) for
-    float/int arrays, so it can sit in a zarr pipeline. Arrays are treated as signals of their own shape."""
+def __getattr__(name: str):
+    # The numcodecs codec moved to inrcodec.integrations.numcodecs; kept importable from here.
+    if name == "InrCodec":
+        from .integrations.numcodecs import InrCodec
 
-    codec_id = "inrcodec"
-
-    def __init__(self, model: str = "fourier", bpp: float | None = None, psnr: float | None = None,
-                 max_error: float | None = None, time_budget: float | None = None, seed: int = 0,
-                 steps: int | None = None):
-        self.model, self.bpp, self.psnr, self.max_error = model, bpp, psnr, max_error
-        self.time_budget, self.seed, self.steps = time_budget, seed, steps
-
-    def encode(self, buf) -> bytes:
-        arr = np.asarray(buf)
-        data = arr.reshape(*arr.shape, 1) if arr.ndim <= 3 else arr
-        kind = {1: "audio", 2: "array", 3: "volume"}.get(arr.ndim, "array")
-        sig = Signal(data, kind=kind, metadata={"npy_shape": list(arr.shape)})
-        return compress(sig, self.model, bpp=self.bpp, psnr=self.psnr, max_error=self.max_error,
-                        time_budget=self.time_budget, seed=self.seed, steps=self.steps).data
-
-    def decode(self, buf, out=None):
-        sig = decompress(bytes(buf))
-        arr = sig.data.reshape(sig.metadata.get("npy_shape", sig.data.shape))
-        if out is not None:
-            np.copyto(out, arr.reshape(out.shape))
-            return out
-        return arr
-
-    def get_config(self) -> dict[str, Any]:
-        return {"id": self.codec_id, "model": self.model, "bpp": self.bpp, "psnr": self.psnr,
-                "max_error": self.max_error, "time_budget": self.time_budget, "seed": self.seed,
-                "steps": self.steps}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "InrCodec":
-        config = dict(config)
-        config.pop("id", None)
-        return cls(**config)
+        return InrCodec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
