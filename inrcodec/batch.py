@@ -213,6 +213,7 @@ def run_batch(inputs: Sequence[Path], outdir: Path, names: Sequence[str] | None,
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
         client = Client(cluster)
+    cluster_seconds = time.perf_counter() - t0
     plans: dict[str, dict[str, Any]] = {}
     info: dict[Any, tuple[str, str, Any]] = {}  # future -> (kind, key, extra)
     seq = as_completed()
@@ -301,7 +302,8 @@ def run_batch(inputs: Sequence[Path], outdir: Path, names: Sequence[str] | None,
         if cluster is not None:
             cluster.close()
     rows = list(manifest.data["inputs"].values())
-    return {"inputs": rows, "seconds": time.perf_counter() - t0, "workers": None if scheduler else workers,
+    return {"inputs": rows, "seconds": time.perf_counter() - t0, "cluster_start_seconds": cluster_seconds,
+            "workers": None if scheduler else workers,
             "scheduler": scheduler, "run": manifest.run, "load_average": list(os.getloadavg())}
 
 
