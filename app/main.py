@@ -221,6 +221,9 @@ def build_app() -> gr.Blocks:
                         with gr.Accordion("Result (JSON)", open=False):
                             cmp_json = gr.JSON(label="Result")
 
+            from .science import build_tab as build_fields_tab  # scientific fields: .nc/.h5/.npy/raw
+            build_fields_tab(shown_errors)
+
         fit_btn.click(run_fit, [fit_file, model, target, target_value, time_budget, seed, steps],
                       [preview, status, psnr_plot, slider, metrics_md, metrics_json, inrc_file, decoded_file],
                       api_name="fit", concurrency_id="cpu", concurrency_limit=1, show_progress_on=[slider])
