@@ -158,6 +158,8 @@ def decode(
     if header.model == "dataset":  # .nc/.h5/.zarr (or .npy for one variable)
         from .dataset_cli import decode_dataset
 
+        if size is not None or scale is not None or fraction is not None:
+            _fail("--size, --scale and --fraction do not apply to datasets")
         return decode_dataset(header, input, output, var)
     if var:
         _fail("--var applies to dataset files")

@@ -145,9 +145,20 @@ def _finite_range(values: np.ndarray) -> tuple[float, float] | None:
     return float(values.min()), float(values.max())
 
 
-def _read_box(variable, start: Sequence[int], stop: Sequence[int]) -> np.ndarray:
+def _read_box(variable, start: Sequence[int], stop: Sequence[int], path: str | Path | None = None,
+              name: str = "") -> np.ndarray:
+    """One box of a (lazy) variable. With ``path``: a failing read (a file truncated or corrupt past its header)
+    is an InputError naming the file and variable, not an internal error."""
     key = tuple(slice(a, b) for a, b in zip(start, stop))
-    return np.asarray(variable[key].values)
+    if path is None:
+        return np.asarray(variable[key].values)
+    try:
+        return np.asarray(variable[key].values)
+    except MemoryError:
+        raise
+    except Exception as exc:  # netCDF4/h5py/zarr raise RuntimeError, OSError, ValueError ... on damaged data
+        raise fail(path, f"cannot read variable {name!r} ({type(exc).__name__}: {' '.join(str(exc).split())})") \
+            from None
 
 
 def plan_dataset(path: str | Path, names: Sequence[str] | None, target: FieldTarget,
@@ -171,7 +182,7 @@ def plan_dataset(path: str | Path, names: Sequence[str] | None, target: FieldTar
                 boxes = _tiles(shape, tile_cap)
                 lo, hi = math.inf, -math.inf
                 for start, stop in boxes:
-                    r = _finite_range(_read_box(var, start, stop))
+                    r = _finite_range(_read_box(var, start, stop, path, name))
                     if r is not None:
                         lo, hi = min(lo, r[0]), max(hi, r[1])
                 finite = lo <= hi
@@ -260,7 +271,7 @@ def encode_tile(path: str | Path, plan: dict[str, Any], index: int) -> bytes:
     target = FieldTarget(**plan["target"])
     ds = open_dataset(path)
     try:
-        values = _read_box(ds[spec["name"]].variable, tile["start"], tile["stop"])
+        values = _read_box(ds[spec["name"]].variable, tile["start"], tile["stop"], path, spec["name"])
     finally:
         ds.close()
     try:
@@ -512,7 +523,7 @@ def _check_spec(spec: Any) -> None:
             and isinstance(spec.get("shape"), list) and len(spec["dims"]) == len(spec["shape"])
             and all(isinstance(d, str) for d in spec["dims"])
             and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in spec["shape"])
-            and spec.get("role") in ("field", "lossless", "coord")):
+            and spec.get("role") in ("field", "lossless", "coord") and isinstance(spec.get("dtype"), str)):
         raise FormatError("malformed variable entry in dataset header")
     if math.prod(spec["shape"]) > MAX_VALUES:
         raise FormatError(f"variable {spec['name']!r} claims more than {MAX_VALUES} values")
@@ -560,6 +571,10 @@ def decompress_dataset(data: bytes | Container, names: Sequence[str] | None = No
             if not isinstance(idx, list) or not all(isinstance(i, int) and 0 <= i < min(n_parts, len(tiles))
                                                     for i in idx):
                 raise FormatError(f"variable {spec['name']!r} has an invalid tile list")
+            covered = sum(math.prod(b - a for a, b in zip(tiles[i].get("start", []), tiles[i].get("stop", [])))
+                          for i in idx if isinstance(tiles[i], dict) and _valid_box(tiles[i], shape))
+            if covered != math.prod(shape) or len(set(idx)) != len(idx):
+                raise FormatError(f"variable {spec['name']!r}: its tiles do not cover it")
             for i in idx:
                 box = tiles[i]
                 if not (isinstance(box, dict) and _valid_box(box, shape)):

@@ -106,3 +106,18 @@ def test_batch_killed_with_sigkill_resumes_without_redoing_finished_tiles(tmp_pa
     orig = xr.open_dataset(src / "v.nc")
     assert np.abs(back["f"].values - orig["f"].values).max() <= 0.02
     assert (out / "w.inrc").exists()
+
+
+def test_batch_joins_an_existing_cluster(tmp_path):
+    from distributed import LocalCluster
+
+    from inrcodec.batch import run_batch
+    from inrcodec.dataset_codec import FieldTarget
+
+    src = field_file(tmp_path / "one.nc", 5)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        report = run_batch([src], tmp_path / "out", None, FieldTarget(model="siren", steps=3, max_error=0.05),
+                           scheduler=cluster.scheduler_address, quiet=True)
+    assert report["scheduler"] == cluster.scheduler_address and report["inputs"][0]["status"] == "done"
+    back = decompress_dataset((tmp_path / "out" / "one.inrc").read_bytes())
+    assert np.abs(back["f"].values - xr.open_dataset(src)["f"].values).max() <= 0.05
