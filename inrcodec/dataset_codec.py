@@ -315,8 +315,15 @@ def encode_values(values: np.ndarray, spec: dict[str, Any], target: FieldTarget,
         signal = Signal(np.ascontiguousarray(data), kind=ARRAY_KINDS[len(field_shape)], value_range=(lo, hi))
         result = compress(signal, target.model, max_error=spec.get("coder_bound"), psnr=target.psnr,
                           bpp=target.bpp, time_budget=time_budget, steps=target.steps, seed=target.seed)
-        sections["field"] = result.data
         report = {k: result.report.get(k) for k in ("model", "seconds", "fit_steps")}
+        lossless = zlib.compress(np.ascontiguousarray(filled.astype(coder_dtype)).tobytes(), 6)
+        if len(lossless) < len(result.data):
+            # Safety net: a model (and its residual) larger than the values themselves (tiny tiles, noise) is
+            # replaced by the exact values, so a part never costs much more than its raw bytes.
+            sections["lossless"] = lossless
+            report["model"] = "lossless"
+        else:
+            sections["field"] = result.data
     desc = {"kind": "array", "shape": [max(1, math.prod(shape)), 1], "dtype": str(coder_dtype),
             "range": [float(lo), float(hi)], "meta": {}}
     part = write_container(Container(desc, TILE_MODEL, config, sections, {"report": report} if report else {}))
@@ -371,6 +378,10 @@ def decode_tile(part: bytes, spec: dict[str, Any]) -> np.ndarray:
         if not isinstance(value, (int, float)):
             raise FormatError("dataset part has an invalid constant")
         out = np.full(shape, value, dtype=np.float64)
+    elif "lossless" in c.sections:
+        coder_dtype = checked_dtype(c.signal.get("dtype"))
+        raw = _inflate(c.sections["lossless"], math.prod(shape) * coder_dtype.itemsize)
+        out = np.frombuffer(raw, coder_dtype).reshape(shape).astype(np.float64)
     else:
         if "field" not in c.sections:
             raise FormatError("dataset part has no field section")
@@ -513,6 +524,8 @@ def _models_used(data: bytes) -> list[str]:
         part = read_part(outer, i)
         if "field" in part.sections:
             names.append(read_container(part.sections["field"]).model)
+        elif "lossless" in part.sections:
+            names.append("lossless")
     return names
 
 
