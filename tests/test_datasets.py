@@ -292,3 +292,20 @@ def test_real_netcdf_one_variable(shared_data, tmp_path, capsys):
     assert code == 0, err
     a = xr.open_dataset(src, decode_times=False)[["vort_500"]]
     check_round_trip(a, open_dataset(tmp_path / "back.nc"), 1e-3)
+
+
+def test_one_variable_as_a_signal(tmp_path):
+    from inrcodec import load
+
+    src = write_source(make_dataset(), tmp_path / "data.nc", "netcdf4")
+    sig = load(src, var="temp")
+    assert sig.kind == "volume" and sig.data.shape == (3, 12, 16, 1) and sig.dtype == np.float32
+    assert np.isnan(sig.data).sum() == 3 * 12 and sig.metadata["variable"] == "temp"
+    assert sig.value_range[1] < np.inf
+    with pytest.raises(InputError, match="choose one with --var"):
+        load(src)
+    with pytest.raises(InputError, match="no variable 'nope'"):
+        load(src, var="nope")
+    (tmp_path / "text.nc").write_text("not a dataset\n" * 3)
+    with pytest.raises(InputError, match="not a NetCDF or HDF5 file"):
+        load(tmp_path / "text.nc")

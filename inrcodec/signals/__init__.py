@@ -16,6 +16,7 @@ extensions                  module       notes
 .npy                        npy          axes convention in npy.py; shape and dtype restored on save
 .wav                        wav          PCM 8/16/24/32-bit and float; sample rate kept
 .raw .bin .float .f32 ...   raw          dtype and shape from the name (SDRBench) or options
+.nc .h5 .hdf5 ...           dataset      one variable (option ``var``); whole datasets: dataset_codec
 ==========================  ===========  ===================================================
 """
 
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..signal import Signal
-from . import images, npy, raw, wav
+from . import dataset, images, npy, raw, wav
 from ._atomic import atomic_output, atomic_write, check_output_path, write_bytes_atomic
 from ._common import MAX_PIXELS, MAX_VALUES, check_not_empty, check_readable, fail
 from .raw import parse_raw_name
@@ -66,6 +67,9 @@ FORMATS: list[Format] = [
            save_options=("sample_rate",)),
     Format("raw", "a raw binary file", raw.EXTENSIONS, raw.load_raw, raw.save_raw, None,
            load_options=("shape", "dtype", "byteorder", "channels_last"), save_options=("byteorder",)),
+    # one variable of a NetCDF/HDF5 file (whole datasets: inrcodec.dataset_codec; `fit` dispatches there)
+    Format("dataset", "a NetCDF or HDF5 file", dataset.NETCDF_SUFFIXES + dataset.HDF5_SUFFIXES,
+           dataset.load_variable, None, dataset.is_dataset_file, load_options=("var",)),
 ]
 
 

@@ -394,3 +394,46 @@ def _write_hdf5(ds, tmp: Path) -> None:
                     dset.attrs[key] = value
             for i, dim in enumerate(var.dims):
                 dset.dims[i].label = str(dim)
+
+
+# -- one variable as a Signal (inrcodec.load("x.nc", var="t2m"): compare, the UI, the Python API) -------------------
+
+def load_variable(path: str | os.PathLike, var: str | None = None):
+    """One data variable as a ``Signal`` (kind by its axes longer than 1; beyond three, the leading ones merged).
+    NaN (fill values) stay NaN; the value range is the finite min/max. ``var`` may be omitted when the file has one
+    data variable. ``metadata`` keeps the variable's name, dims and shape."""
+    from ..signal import SUPPORTED_DTYPES, Signal
+    from ._common import ARRAY_KINDS, check_values
+
+    ds = open_dataset(path)
+    try:
+        names = data_variables(ds, [var] if var else None, path)
+        fields = [n for n in names if ds[n].ndim >= 1 and ds[n].dtype.kind in "biuf"]
+        if not fields:
+            raise fail(path, "has no numeric variable with at least one axis")
+        if var is None and len(fields) > 1:
+            raise fail(path, f"has {len(fields)} variables ({', '.join(fields)}): choose one with --var")
+        name = fields[0]
+        variable = ds[name].variable
+        check_values(path, variable.shape, f"variable {name!r}")
+        try:
+            values = np.asarray(variable.values)
+        except Exception as exc:
+            raise fail(path, f"cannot read variable {name!r} ({describe_exc(exc)})") from None
+    finally:
+        ds.close()
+    if str(values.dtype) not in SUPPORTED_DTYPES:
+        values = values.astype(np.float64 if values.dtype.kind == "f" else np.int32)
+    axes = [n for n in values.shape if n > 1] or [1]
+    if len(axes) > 3:
+        axes = [int(np.prod(axes[:-2]))] + axes[-2:]
+    meta = {"format": dataset_format(path), "variable": name, "dims": [str(d) for d in variable.dims],
+            "npy_shape": [int(n) for n in values.shape]}
+    try:
+        return Signal(np.ascontiguousarray(values.reshape(axes + [1])), kind=ARRAY_KINDS[len(axes)], metadata=meta)
+    except InputError as exc:  # e.g. no finite value at all
+        raise fail(path, f"variable {name!r}: {exc}") from None
+
+
+def is_dataset_file(head: bytes) -> bool:
+    return head.startswith(_HDF5_MAGIC) or head.startswith(_NETCDF3_MAGICS)
