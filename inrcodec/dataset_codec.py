@@ -276,6 +276,10 @@ def encode_tile(path: str | Path, plan: dict[str, Any], index: int) -> bytes:
         ds.close()
     try:
         return encode_values(values, spec, target, _tile_budget(plan, target, values.size))
+    except FormatError:
+        raise
+    except InputError as exc:  # e.g. a bound below the precision of the variable's dtype
+        raise InputError(f"{path}: variable {spec['name']!r}: {exc}") from None
     except RuntimeError as exc:
         raise RuntimeError(f"variable {spec['name']!r}, tile {index}: {exc}") from None
 
