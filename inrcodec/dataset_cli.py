@@ -80,7 +80,8 @@ def decode_dataset(data: bytes, input: Path, output: Path | None, names: Sequenc
         raise InputError(f"{output}: a dataset decodes to .nc, .h5, .zarr (or .npy for one variable)")
     if suffix == ".npy" or dataset_format(output) != "zarr":
         check_output_path(output)
-    ds = decompress_dataset(data, names)
+    # .nc/.zarr are written from dask arrays, tile by tile: memory holds a few tiles, not whole variables
+    ds = decompress_dataset(data, names, lazy=dataset_format(output) in ("netcdf", "zarr"))
     if suffix == ".npy":
         if len(ds.data_vars) != 1:
             raise InputError(f"{output}: .npy holds one variable, the file has {len(ds.data_vars)} "

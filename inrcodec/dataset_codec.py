@@ -556,8 +556,59 @@ def dataset_variables(c: Container) -> list[dict[str, Any]]:
     return variables
 
 
-def decompress_dataset(data: bytes | Container, names: Sequence[str] | None = None):
-    """An ``.inrc`` dataset file -> ``xr.Dataset`` (all data variables, or ``names``, with every coordinate)."""
+def _tile_grid(boxes: list[tuple[list[int], list[int]]], shape: tuple[int, ...]):
+    """Per-axis ranges and grid position -> box number, when the boxes tile ``shape`` as a regular grid (as
+    ``_tiles`` writes them); None otherwise."""
+    per_axis = [sorted({(b[0][a], b[1][a]) for b in boxes}) for a in range(len(shape))]
+    for ranges, n in zip(per_axis, shape):
+        pos = 0
+        for start, stop in ranges:
+            if start != pos:
+                return None
+            pos = stop
+        if pos != n:
+            return None
+    if math.prod(len(r) for r in per_axis) != len(boxes):
+        return None
+    where = {tuple(per_axis[a].index((b[0][a], b[1][a])) for a in range(len(shape))): k for k, b in enumerate(boxes)}
+    return per_axis, where
+
+
+def _decode_part_checked(part: bytes, spec: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray:
+    values = decode_tile(part, spec)
+    if values.shape != shape:
+        raise FormatError(f"variable {spec['name']!r}: a tile has the wrong shape")
+    return values
+
+
+def _lazy_field(c: Container, spec: dict[str, Any], idx: list[int], tiles: list, dtype: np.dtype):
+    """A dask array whose blocks are the variable's tiles, decoded only when a writer asks for them (memory bounded
+    by the tiles in flight, not the variable). None when the tiles are not a regular grid."""
+    import dask
+    import dask.array as da
+
+    shape = tuple(spec["shape"])
+    boxes = [(tiles[i]["start"], tiles[i]["stop"]) for i in idx]
+    grid = _tile_grid(boxes, shape)
+    if grid is None:
+        return None
+    per_axis, where = grid
+
+    def block(position: tuple[int, ...]):
+        if len(position) == len(shape):
+            k = where[position]
+            tile_shape = tuple(b - a for a, b in zip(*boxes[k]))
+            delayed = dask.delayed(_decode_part_checked, pure=True)(c.sections[f"part:{idx[k]}"], spec, tile_shape)
+            return da.from_delayed(delayed, shape=tile_shape, dtype=dtype)
+        return [block(position + (j,)) for j in range(len(per_axis[len(position)]))]
+
+    return da.block(block(()))
+
+
+def decompress_dataset(data: bytes | Container, names: Sequence[str] | None = None, lazy: bool = False):
+    """An ``.inrc`` dataset file -> ``xr.Dataset`` (all data variables, or ``names``, with every coordinate).
+    ``lazy``: coded variables are dask arrays decoded tile by tile as they are written (``save_dataset`` to .nc or
+    .zarr then holds a few tiles in memory, not whole variables)."""
     import xarray as xr
 
     c = read_container(data) if isinstance(data, (bytes, bytearray)) else data
@@ -583,25 +634,23 @@ def decompress_dataset(data: bytes | Container, names: Sequence[str] | None = No
         dtype = checked_dtype(spec["dtype"])
         shape = tuple(spec["shape"])
         if spec["role"] == "field":
-            out = np.empty(shape, dtype)
             idx = spec.get("tiles")
             if not isinstance(idx, list) or not all(isinstance(i, int) and 0 <= i < min(n_parts, len(tiles))
                                                     for i in idx):
                 raise FormatError(f"variable {spec['name']!r} has an invalid tile list")
-            covered = sum(math.prod(b - a for a, b in zip(tiles[i].get("start", []), tiles[i].get("stop", [])))
-                          for i in idx if isinstance(tiles[i], dict) and _valid_box(tiles[i], shape))
+            for i in idx:
+                if not (isinstance(tiles[i], dict) and _valid_box(tiles[i], shape)):
+                    raise FormatError(f"variable {spec['name']!r}: tile {i} is outside the variable")
+            covered = sum(math.prod(b - a for a, b in zip(tiles[i]["start"], tiles[i]["stop"])) for i in idx)
             if covered != math.prod(shape) or len(set(idx)) != len(idx):
                 raise FormatError(f"variable {spec['name']!r}: its tiles do not cover it")
-            for i in idx:
-                box = tiles[i]
-                if not (isinstance(box, dict) and _valid_box(box, shape)):
-                    raise FormatError(f"variable {spec['name']!r}: tile {i} is outside the variable")
-                key = tuple(slice(a, b) for a, b in zip(box["start"], box["stop"]))
-                tile_shape = tuple(b - a for a, b in zip(box["start"], box["stop"]))
-                values = decode_tile(read_part(c, i), spec)
-                if values.shape != tile_shape:
-                    raise FormatError(f"variable {spec['name']!r}: tile {i} has the wrong shape")
-                out[key] = values
+            out = _lazy_field(c, spec, idx, tiles, dtype) if lazy else None
+            if out is None:  # eager (or tiles not on a grid): decode every tile now
+                out = np.empty(shape, dtype)
+                for i in idx:
+                    start, stop = tiles[i]["start"], tiles[i]["stop"]
+                    key = tuple(slice(a, b) for a, b in zip(start, stop))
+                    out[key] = _decode_part_checked(read_part(c, i), spec, tuple(b - a for a, b in zip(start, stop)))
         else:
             section = spec.get("section")
             if section not in c.sections:

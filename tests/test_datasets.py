@@ -155,6 +155,11 @@ def test_tiles_of_a_4d_variable_and_of_a_large_field_keep_the_bound(tmp_path):
     back = decompress_dataset(result.data)
     assert np.abs(back["v4"].values - vol).max() <= 0.05
     assert np.abs(back["big"].values - big).max() <= 0.05
+    lazy = decompress_dataset(result.data, lazy=True)  # one dask block per tile, decoded when written
+    assert lazy["v4"].chunks == ((1, 1), (2, 1), (10,), (12,)) and len(lazy["big"].data.chunks[0]) == 5
+    np.testing.assert_array_equal(lazy["v4"].values, back["v4"].values)
+    save_dataset(lazy, tmp_path / "lazy.nc")
+    np.testing.assert_array_equal(open_dataset(tmp_path / "lazy.nc")["big"].values, back["big"].values)
 
 
 def test_integers_exact_below_half_and_special_fields(tmp_path):
