@@ -56,5 +56,5 @@ def test_fields_tab_is_in_the_app():
     from app.main import build_app
 
     demo = build_app()
-    assert "fit_field" in str(demo.config.get("dependencies", "")) or any(
-        d.get("api_name") == "fit_field" for d in demo.config["dependencies"])
+    api_names = {d.get("api_name") for d in demo.config["dependencies"]}
+    assert {"fit_field", "inspect_field", "fit", "decode", "compare"} <= api_names
