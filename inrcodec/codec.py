@@ -23,7 +23,8 @@ from .entropy import decode_ints, encode_ints
 from .errors import FormatError, InputError
 from .fit import FitSettings, fit
 from .metrics import psnr as psnr_metric
-from .models import default_model, get_model
+from .models import get_model
+from .presets import DEFAULT as DEFAULT_PRESET, resolve as resolve_preset
 from .models.base import Representation
 from .signal import Signal
 
@@ -49,12 +50,14 @@ PreviewFn = Callable[[int, Callable[[], Signal]], None]
 def compress(signal: Signal, model: str | None = None, *, bpp: float | None = None, psnr: float | None = None,
              max_error: float | None = None, relative: bool = False, time_budget: float | None = None,
              seed: int = 0, steps: int | None = None, config: dict[str, Any] | None = None,
-             progress: ProgressFn | None = None, preview: PreviewFn | None = None) -> CompressResult:
+             progress: ProgressFn | None = None, preview: PreviewFn | None = None,
+             preset: str | None = None) -> CompressResult:
     """Fit ``model`` to ``signal`` and code it. At most one of ``bpp``/``psnr``/``max_error`` sets the target.
 
     ``time_budget`` (seconds, the whole encode) without ``steps`` is the fit's schedule: it runs until about 90 %
     of the budget is spent, then codes. ``steps`` alone fixes the schedule; both: whichever ends first. Neither:
-    the model's default number of steps."""
+    the ``preset``'s schedule (``fast``/``medium``/``slow``, default ``medium``; see ``presets.py``), which also
+    picks the model when ``model`` is None."""
     t0 = time.perf_counter()
     if sum(x is not None for x in (bpp, psnr, max_error)) > 1:
         raise InputError("give at most one of bpp, psnr, max_error")
@@ -62,7 +65,10 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         raise InputError(f"bpp must be positive, got {bpp}")
     if max_error is not None and not max_error > 0:
         raise InputError(f"max error must be positive, got {max_error}")
-    name = model or default_model(signal.kind)
+    plan = resolve_preset(signal.kind, signal.num_pixels, preset, model, steps, time_budget,
+                          lambda m: get_model(m).default_steps)
+    name, steps, time_budget = plan.model, plan.steps, plan.time_budget
+    config = {**plan.config, **(config or {})}
     cls = get_model(name)
     if signal.ndim_coords not in cls.supported_ndims:
         raise InputError(f"model {name!r} does not support signals with {signal.ndim_coords} coordinate axes")
@@ -111,6 +117,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     seconds = time.perf_counter() - t0
     report = {
         "model": name,
+        "preset": preset or DEFAULT_PRESET,
         "bytes": len(data),
         "bpp": 8.0 * len(data) / signal.num_pixels,
         "psnr": psnr_metric(signal.data, decoded.data),
