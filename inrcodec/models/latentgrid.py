@@ -46,6 +46,7 @@ import torch
 from ..entropy import decode_ints, encode_ints
 from ..entropy.rate import laplace_rate_bits
 from ..errors import FormatError
+from ..kernels.latentgrid_mlp import mlp
 from . import register
 from .base import Representation
 
@@ -378,30 +379,32 @@ class LatentGrid(Representation):
         return self._taps_cache[key]
 
     def _features(self, latents: list[torch.Tensor], shape: tuple[int, ...], box: list[tuple[int, int]]):
-        """Upsampled latents on the box of the shape-grid: (*box, levels)."""
+        """Upsampled latents on the box of the shape-grid, feature-major: (levels, *box)."""
         feats = []
         for level, y in enumerate(latents):
             for axis, n in enumerate(shape):
                 idx, w = self._level_taps(level, axis, n, *box[axis])
                 y = _resample_axis(y, axis, idx, w)
             feats.append(y)
-        return torch.stack(feats, dim=-1)
+        return torch.stack(feats, dim=0)
 
     def _synthesis(self, latents, shape, region):
         """Synthesis on ``region`` of the ``shape`` grid, computed on the region grown by the convolutions'
         reach (clipped to the grid) so the crop equals the same crop of a full render."""
         halo = self.config.conv_layers * (self.config.kernel // 2)
         box = [(max(lo - halo, 0), min(hi + halo, n)) for (lo, hi), n in zip(region, shape)]
-        x = self.synth(self._features(latents, shape, box))  # (*box, C)
+        feats = self._features(latents, shape, box)  # (levels, *box)
+        # fused per-pixel MLP (compiled kernel, torch reference as fallback), feature-major in and out
+        x = mlp(feats.reshape(feats.shape[0], -1).t(), _linears(self.synth), feature_major=True)
+        x = x.t().reshape(1, self.channels, *feats.shape[1:])  # (1, C, *box)
         if self.convs:
             pad = self.config.kernel // 2
-            x = x.movedim(-1, 0).unsqueeze(0).contiguous()  # (1, C, *box)
             for i, conv in enumerate(self.convs):
                 h = _replicate_pad(x, pad) if pad else x
                 x = x + conv(h)
                 if i < len(self.convs) - 1:
                     x = torch.relu(x)  # all but the last block
-            x = x.squeeze(0).movedim(0, -1)
+        x = x.squeeze(0).movedim(0, -1)
         for axis, ((lo, hi), (blo, _)) in enumerate(zip(region, box)):
             x = x.narrow(axis, lo - blo, hi - lo)
         return x
@@ -427,7 +430,7 @@ class LatentGrid(Representation):
         self._frac = frac
 
     def _arm_params(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.arm(feats)
+        out = mlp(feats.reshape(-1, feats.shape[-1]), _linears(self.arm)).reshape(*feats.shape[:-1], 2)
         return out[..., 0], torch.exp2(out[..., 1].clamp(LOG2_SCALE_MIN, LOG2_SCALE_MAX))
 
     def rate_bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
@@ -691,6 +694,10 @@ class LatentGrid(Representation):
         with torch.no_grad():
             for p, v in zip(self.latents, vals):
                 p.copy_(v.float())
+
+
+def _linears(seq: torch.nn.Sequential) -> list[torch.nn.Linear]:
+    return [m for m in seq if isinstance(m, torch.nn.Linear)]
 
 
 def quality_setting(quality: float) -> float:

@@ -1,0 +1,121 @@
+"""Latent-grid kernels against their pure-torch references, forward and backward, on random inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from inrcodec.kernels import latentgrid_mlp as K
+
+
+@pytest.fixture(scope="module")
+def lib():
+    if K.library() is None:
+        pytest.skip(f"latentgrid MLP kernel not available: {K._error}")
+    return K.library()
+
+
+def _layers(dims, seed):
+    g = torch.Generator().manual_seed(seed)
+    layers = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        m = torch.nn.Linear(a, b)
+        with torch.no_grad():
+            m.weight.copy_(torch.randn(b, a, generator=g) / a**0.5)
+            m.bias.copy_(torch.randn(b, generator=g) * 0.3)
+        layers.append(m)
+    return layers
+
+
+def _grads(x, layers, use_kernel, feature_major, grad_out):
+    x = x.detach().clone().requires_grad_(True)
+    for m in layers:
+        m.zero_grad(set_to_none=True)
+    y = K.mlp(x, layers, feature_major=feature_major, use_kernel=use_kernel)
+    y.backward(grad_out)
+    return y.detach(), x.grad, [p.grad.clone() for m in layers for p in (m.weight, m.bias)]
+
+
+# widths of the synthesis MLP (levels -> hidden -> C) and of the context model (4d+3 -> hidden -> 2); sample
+# counts that are and are not multiples of the kernel's 64-sample block
+@pytest.mark.parametrize("dims,n", [((7, 24, 24, 3), 1000), ((11, 16, 16, 2), 64), ((5, 8, 1), 77),
+                                    ((3, 2), 130), ((9, 40, 33, 17, 4), 300)])
+@pytest.mark.parametrize("feature_major", [False, True])
+def test_mlp_kernel_matches_torch_reference(lib, dims, n, feature_major):
+    torch.manual_seed(n)
+    layers = _layers(dims, seed=n)
+    # input in both layouts the model uses: (n, d) rows, and a (d, n) buffer seen through .t()
+    x = torch.randn(dims[0], n).t() if feature_major else torch.randn(n, dims[0])
+    grad_out = torch.randn(n, dims[-1])
+    ref = _grads(x, layers, False, False, grad_out)
+    got = _grads(x, layers, True, feature_major, grad_out)
+    if feature_major:
+        assert got[0].t().is_contiguous()
+    torch.testing.assert_close(got[0], ref[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[1], ref[1], rtol=1e-4, atol=1e-5)
+    for a, b in zip(got[2], ref[2]):
+        # weight gradients are sums over n samples: compare relative to their scale
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max() + 1))
+    # some hidden units are inactive for some samples (the ReLU mask is exercised)
+    h = torch.nn.functional.linear(x, layers[0].weight, layers[0].bias)
+    assert 0 < float((h > 0).float().mean()) < 1 or len(dims) == 2
+
+
+def test_mlp_kernel_gradient_without_input_gradient_and_threads(lib):
+    layers = _layers((7, 16, 3), seed=1)
+    x = torch.randn(513, 7)  # no requires_grad: only the parameters get gradients
+    outs = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for m in layers:
+            m.zero_grad(set_to_none=True)
+        y = K.mlp(x, layers, use_kernel=True)
+        (y**2).sum().backward()
+        outs.append((y.detach(), [m.weight.grad.clone() for m in layers]))
+    torch.set_num_threads(1)
+    # samples are independent: the forward is identical whatever the thread count
+    assert torch.equal(outs[0][0], outs[1][0])
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    ref = K.mlp_torch(x, [m.weight for m in layers], [m.bias for m in layers])
+    torch.testing.assert_close(outs[0][0], ref.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_latentgrid_step_same_with_kernel_and_reference(lib, monkeypatch):
+    """The model's loss and gradients are the same whichever MLP path runs (a 20x28 RGB signal)."""
+    from helpers import smooth_rgb
+    from inrcodec.models.latentgrid import LatentGrid
+    from inrcodec.signal import Signal
+
+    sig = Signal(smooth_rgb(20, 28, seed=4))
+    desc = sig.describe()
+    target = torch.from_numpy(sig.normalized())
+    results = []
+    for use in (True, False):
+        torch.manual_seed(0)
+        net = LatentGrid(LatentGrid.config_for(desc, 4000.0), desc)
+        with torch.no_grad():
+            for y in net.latents:
+                y.copy_(torch.randn(y.shape) * 2)
+            for m in net.convs:
+                m.weight.normal_(0, 0.1)
+        net.set_targets(4000.0, None)
+        net.on_progress(0.95)  # straight-through phase: deterministic latents
+        monkeypatch.setattr(K, "kernel_usable", lambda x, use=use: use)
+        pred, ref = net.training_batch(target, torch.Generator().manual_seed(0))
+        loss = torch.mean((pred - ref) ** 2) + net.regularizer()
+        loss.backward()
+        results.append((float(loss.detach()), [p.grad.clone() for p in net.parameters()]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6 * float(b.abs().max() + 1))
+    assert any(float(g.abs().max()) > 0 for g in results[0][1])
+
+
+def test_no_compiler_falls_back_to_reference(monkeypatch):
+    layers = _layers((4, 8, 2), seed=3)
+    x = torch.randn(10, 4)
+    monkeypatch.setattr(K, "library", lambda: None)
+    assert not K.kernel_usable(x)
+    y = K.mlp(x, layers)
+    np.testing.assert_allclose(y.detach().numpy(),
+                               K.mlp_torch(x, [m.weight for m in layers], [m.bias for m in layers]).detach().numpy())
