@@ -21,7 +21,7 @@ def test_medium_is_the_models_default_schedule_and_presets_are_ordered():
     assert plans["medium"].steps == 800  # medium keeps the behaviour of the codec before presets
     assert plans["fast"].steps < plans["medium"].steps < plans["slow"].steps
     assert plans["fast"].time_budget < plans["medium"].time_budget < plans["slow"].time_budget
-    assert plans["slow"].time_budget <= 300  # the issue's "~5 min per Kodak image"
+    assert plans["slow"].time_budget <= 300  # the issue: "~5 min per Kodak image"
     assert resolve("image", kodak, None, None, None, None, _steps_of) == plans["medium"]
 
 
