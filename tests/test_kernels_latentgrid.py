@@ -119,3 +119,28 @@ def test_no_compiler_falls_back_to_reference(monkeypatch):
     y = K.mlp(x, layers)
     np.testing.assert_allclose(y.detach().numpy(),
                                K.mlp_torch(x, [m.weight for m in layers], [m.bias for m in layers]).detach().numpy())
+
+
+@pytest.mark.parametrize("n", [1, 100, 70000])
+def test_rate_kernel_matches_torch_reference(lib, n):
+    from inrcodec.kernels.latentgrid_rate import laplace_rate
+
+    g = torch.Generator().manual_seed(n)
+    # latents near and far from the means (centre and tail bins), scales from tiny to large, some raw log2
+    # scales outside the clamp range (no gradient there) and some symbols beyond the 24-bit cap
+    x = torch.randn(n, generator=g) * 6
+    arm = torch.stack([x + torch.randn(n, generator=g) * torch.rand(n, generator=g) * 3,
+                       torch.rand(n, generator=g) * 16 - 7], dim=1)
+    if n > 1:
+        x[: n // 50] += 400.0
+    got, ref = [], []
+    for use, out in ((True, got), (False, ref)):
+        xx, aa = x.clone().requires_grad_(True), arm.clone().requires_grad_(True)
+        bits = laplace_rate(xx, aa, (-5.0, 7.0), use_kernel=use)
+        bits.backward(torch.tensor(0.7))
+        out += [bits.detach(), xx.grad, aa.grad]
+    torch.testing.assert_close(got[0], ref[0], rtol=2e-5, atol=1e-3)
+    torch.testing.assert_close(got[1], ref[1], rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(got[2], ref[2], rtol=1e-3, atol=1e-4)
+    if n > 100:
+        assert float((ref[2][:, 1] == 0).float().mean()) > 0.05  # clamped scales: the zero-gradient case is hit

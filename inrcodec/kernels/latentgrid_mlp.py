@@ -1,5 +1,6 @@
-"""Fused per-sample MLP (Linear, ReLU, ..., Linear) for the latent-grid model: compiled CPU kernel
-(``cuda/latentgrid_mlp_cpu.cpp``), its thin autograd wrapper, and the pure-torch reference it is tested against.
+"""Compiled CPU kernels of the latent-grid model (``cuda/latentgrid_cpu.cpp``: this module builds and loads the
+library) and the first of them, the fused per-sample MLP (Linear, ReLU, ..., Linear) for the latent-grid model: compiled CPU kernel
+(``cuda/latentgrid_cpu.cpp``), its thin autograd wrapper, and the pure-torch reference it is tested against.
 
 ``mlp(x, layers)`` evaluates ``layers`` (a list of ``torch.nn.Linear``, ReLU between them) on ``x`` of shape
 (n, d_in) with any 2-D strides — a feature-major (d_in, n) buffer viewed as ``.t()`` avoids a transpose copy — and
@@ -26,7 +27,7 @@ import torch
 
 from . import _loader
 
-SOURCE = "latentgrid_mlp_cpu.cpp"
+SOURCE = "latentgrid_cpu.cpp"
 ABI_VERSION = 1
 FLAGS = ["-O3", "-std=c++17", "-fPIC", "-march=native", "-ffast-math", "-fopenmp"]
 
@@ -53,7 +54,7 @@ def build(force: bool = False, src_dir: Path = _loader.SRC_DIR) -> Path:
     h = _loader.source_hash((SOURCE,), src_dir, extra=" ".join(FLAGS) + _cpu_id())
     if h is None:
         raise RuntimeError(f"kernel source {SOURCE} not found in {src_dir}")
-    out = _loader.cache_dir() / f"_latentgrid_mlp-{h}.so"
+    out = _loader.cache_dir() / f"_latentgrid_cpu-{h}.so"
     if out.is_file() and not force:
         return out
     base = [cxx, *FLAGS, "-shared", str(src_dir / SOURCE)]
@@ -74,6 +75,9 @@ def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lg_mlp_forward.argtypes = [p, i64, i64, i64, i32, p, p, p, i64, i64, i32]
     lib.lg_mlp_backward.restype = i32
     lib.lg_mlp_backward.argtypes = [p, i64, i64, i64, i32, p, p, p, i64, i64, p, i64, i64, p, i32]
+    f32 = ctypes.c_float
+    lib.lg_laplace_rate.restype = i32
+    lib.lg_laplace_rate.argtypes = [p, i64, p, i64, i64, i64, f32, f32, f32, i32, f32, p, p, p, i32]
     return lib
 
 

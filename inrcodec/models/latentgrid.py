@@ -47,6 +47,7 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy.rate import laplace_rate_bits
 from ..errors import FormatError
 from ..kernels.latentgrid_mlp import mlp
+from ..kernels.latentgrid_rate import laplace_rate
 from . import register
 from .base import Representation
 
@@ -439,8 +440,10 @@ class LatentGrid(Representation):
         levels = len(latents)
         for level, y in enumerate(latents):
             coarse = latents[level + 1] if level + 1 < levels else None
-            mean, scale = self._arm_params(context_features(level, levels, y, coarse))
-            total = total + laplace_rate_bits(y, scale, mean)
+            feats = context_features(level, levels, y, coarse)
+            out = mlp(feats.reshape(-1, feats.shape[-1]), _linears(self.arm))  # (n, 2): mean, raw log2 scale
+            # fused Laplace rate (compiled kernel; torch reference: entropy.rate.laplace_rate_bits)
+            total = total + laplace_rate(y.reshape(-1), out, (LOG2_SCALE_MIN, LOG2_SCALE_MAX))
         return total
 
     def training_batch(self, target, generator):

@@ -13,6 +13,7 @@
 // C ABI (loaded with ctypes by inrcodec/kernels/latentgrid_mlp.py). The torch reference: mlp_torch() there.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -236,6 +237,97 @@ int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L
         }
     }
     for (int64_t k = 0; k < n_params; ++k) grad_params[k] = (float)total[k];
+    return 0;
+}
+
+}  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rate of the latents under the context model's Laplaces, fused: bits = sum_k -log2 P(bin of x_k), with
+// mean_k = arm[k, 0], scale_k = 2^clamp(arm[k, 1], lo, hi); the value of each symbol's bits is capped at `cap`
+// (the coder's floor on a symbol's probability) with the uncapped gradient kept. The same formulas as
+// inrcodec/entropy/rate.py:laplace_rate_bits (its torch reference), on the upper side of the mean:
+//   d = |x - mean|; tail bin (d >= 1/2): P = 1/2 exp(-(d - 1/2)/b) (1 - exp(-1/b))
+//   bin straddling the mean:            P = 1 - 1/2 exp((d - 1/2)/b) - 1/2 exp(-(d + 1/2)/b)
+// Replaces ~20 elementwise torch ops (and their backward) over every latent with one pass each way.
+
+namespace {
+
+constexpr double LN2 = 0.69314718055994530942;
+
+struct RateTerms {
+    float bits;      // uncapped -log2 P (>= 0)
+    float dbits_dd;  // derivative by d = |x - mean|
+    float dbits_db;  // derivative by the scale b
+};
+
+inline RateTerms laplace_bits(float d, float b) {
+    const float lo = d - 0.5f, hi = d + 0.5f;
+    const float inv_b = 1.0f / b;
+    RateTerms r;
+    if (lo >= 0.0f) {
+        const float em = -std::expm1(-inv_b);  // 1 - exp(-1/b)
+        const float log_p = -0.69314718f - lo * inv_b + std::log(em);
+        r.bits = -log_p / (float)LN2;
+        const float dlogp_dd = -inv_b;
+        const float dlogp_db = lo * inv_b * inv_b - inv_b * inv_b / std::expm1(inv_b);
+        r.dbits_dd = -dlogp_dd / (float)LN2;
+        r.dbits_db = -dlogp_db / (float)LN2;
+    } else {
+        const float e_lo = std::exp(lo * inv_b), e_hi = std::exp(-hi * inv_b);
+        const float p = -0.5f * (std::expm1(lo * inv_b) + std::expm1(-hi * inv_b));
+        if (p > 1e-30f) {
+            r.bits = -std::log(p) / (float)LN2;
+            const float dp_dd = 0.5f * inv_b * (e_hi - e_lo);
+            const float dp_db = 0.5f * inv_b * inv_b * (lo * e_lo - hi * e_hi);
+            r.dbits_dd = -dp_dd / (p * (float)LN2);
+            r.dbits_db = -dp_db / (p * (float)LN2);
+        } else {
+            r.bits = -std::log(1e-30f) / (float)LN2;
+            r.dbits_dd = r.dbits_db = 0.0f;
+        }
+    }
+    if (r.bits < 0.0f) {  // clamp(min=0) of the reference: no gradient below
+        r.bits = 0.0f;
+        r.dbits_dd = r.dbits_db = 0.0f;
+    }
+    return r;
+}
+
+}  // namespace
+
+extern "C" {
+
+// x: n latents (stride xs); arm: (n, 2) rows (mean, raw log2 scale) with strides (as_p, as_c).
+// Forward only: returns the total in *total (double). With grad != 0, also writes grad_x (stride 1) and
+// grad_arm ((n, 2) contiguous) = grad * d total / d inputs.
+int lg_laplace_rate(const float* x, int64_t xs, const float* arm, int64_t as_p, int64_t as_c, int64_t n,
+                    float log2_lo, float log2_hi, float cap, int with_grad, float grad, float* grad_x,
+                    float* grad_arm, double* total, int threads) {
+    double sum = 0.0;
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel for schedule(static) reduction(+ : sum) num_threads(nt) if (n > 65536)
+    for (int64_t k = 0; k < n; ++k) {
+        const float xv = x[k * xs];
+        const float mean = arm[k * as_p];
+        const float raw = arm[k * as_p + as_c];
+        const float rc = std::min(std::max(raw, log2_lo), log2_hi);
+        const float b = std::exp2(rc);
+        const float diff = xv - mean;
+        const RateTerms r = laplace_bits(std::fabs(diff), b);
+        sum += (double)std::min(r.bits, cap);
+        if (with_grad) {
+            const float sgn = diff > 0.0f ? 1.0f : (diff < 0.0f ? -1.0f : 0.0f);
+            const float gd = grad * r.dbits_dd * sgn;
+            // clamp passes the gradient on [lo, hi] (inclusive, as torch.clamp does)
+            const float gb = (raw >= log2_lo && raw <= log2_hi) ? grad * r.dbits_db * b * (float)LN2 : 0.0f;
+            grad_x[k] = gd;
+            grad_arm[2 * k] = -gd;
+            grad_arm[2 * k + 1] = gb;
+        }
+    }
+    *total = sum;
     return 0;
 }
 
