@@ -77,7 +77,7 @@ def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lg_mlp_backward.argtypes = [p, i64, i64, i64, i32, p, p, p, i64, i64, p, i64, i64, p, i32]
     f32 = ctypes.c_float
     lib.lg_laplace_rate.restype = i32
-    lib.lg_laplace_rate.argtypes = [p, i64, p, i64, i64, i64, f32, f32, f32, i32, f32, p, p, p, i32]
+    lib.lg_laplace_rate.argtypes = [p, p, i64, f32, f32, f32, i32, f32, p, p, p, i32]
     return lib
 
 

@@ -26,9 +26,9 @@ class _RateFunction(torch.autograd.Function):
     def forward(ctx, x, arm_out, lo, hi):
         lib = latentgrid_mlp.library()
         total = ctypes.c_double()
-        rc = lib.lg_laplace_rate(ctypes.c_void_p(x.data_ptr()), x.stride(0), ctypes.c_void_p(arm_out.data_ptr()),
-                                 arm_out.stride(0), arm_out.stride(1), x.shape[0], lo, hi, MAX_BITS_PER_SYMBOL, 0,
-                                 0.0, None, None, ctypes.byref(total), torch.get_num_threads())
+        rc = lib.lg_laplace_rate(ctypes.c_void_p(x.data_ptr()), ctypes.c_void_p(arm_out.data_ptr()), x.shape[0],
+                                 lo, hi, MAX_BITS_PER_SYMBOL, 0, 0.0, None, None, ctypes.byref(total),
+                                 torch.get_num_threads())
         if rc != 0:
             raise RuntimeError(f"latentgrid rate kernel failed ({rc})")
         ctx.save_for_backward(x, arm_out)
@@ -42,9 +42,8 @@ class _RateFunction(torch.autograd.Function):
         grad_x = torch.empty(x.shape[0])
         grad_arm = torch.empty(x.shape[0], 2)
         total = ctypes.c_double()
-        rc = lib.lg_laplace_rate(ctypes.c_void_p(x.data_ptr()), x.stride(0), ctypes.c_void_p(arm_out.data_ptr()),
-                                 arm_out.stride(0), arm_out.stride(1), x.shape[0], ctx.lo, ctx.hi,
-                                 MAX_BITS_PER_SYMBOL, 1, float(grad), ctypes.c_void_p(grad_x.data_ptr()),
+        rc = lib.lg_laplace_rate(ctypes.c_void_p(x.data_ptr()), ctypes.c_void_p(arm_out.data_ptr()), x.shape[0],
+                                 ctx.lo, ctx.hi, MAX_BITS_PER_SYMBOL, 1, float(grad), ctypes.c_void_p(grad_x.data_ptr()),
                                  ctypes.c_void_p(grad_arm.data_ptr()), ctypes.byref(total), torch.get_num_threads())
         if rc != 0:
             raise RuntimeError(f"latentgrid rate kernel failed ({rc})")
@@ -57,4 +56,4 @@ def laplace_rate(x: torch.Tensor, arm_out: torch.Tensor, log2_range: tuple[float
         use_kernel = latentgrid_mlp.kernel_usable(x)
     if not use_kernel or x.shape[0] == 0:
         return laplace_rate_torch(x, arm_out, log2_range)
-    return _RateFunction.apply(x, arm_out, float(log2_range[0]), float(log2_range[1]))
+    return _RateFunction.apply(x.contiguous(), arm_out.contiguous(), float(log2_range[0]), float(log2_range[1]))
