@@ -342,3 +342,81 @@ int lg_laplace_rate(const float* x, const float* arm, int64_t n, float log2_lo, 
 }
 
 }  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Context features of a 2-D latent level (torch reference: context_features() in inrcodec/models/latentgrid.py,
+// which is dimension-generic and also what the exact coder uses). For sample (r, c) of y (H x W) with the coarser
+// level z (Hc x Wc, parent (r/2, c/2), edges replicated), the 11 features are:
+//   z[pr, pc]; per axis the nearer and farther neighbour of the parent along it (nearer = the side the sample
+//   sits on); y[r-1, c], y[r+1, c], y[r, c-1], y[r, c+1] on odd samples ((r + c) odd; 0 outside and on even
+//   samples); the odd flag; the level position. One pass instead of ~60 torch ops; backward scatters the same way.
+extern "C" {
+
+int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos,
+                         float* feats, int threads) {
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W > 65536)
+    for (int r = 0; r < H; ++r) {
+        for (int c = 0; c < W; ++c) {
+            float* f = feats + ((int64_t)r * W + c) * 11;
+            const bool odd = ((r + c) & 1) != 0;
+            if (z != nullptr) {
+                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+                const float* zr = z + (int64_t)pr * Wc;
+                f[0] = zr[pc];
+                const float up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
+                const float left = zr[cl], right = zr[ch];
+                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+                f[1] = er ? up : down;
+                f[2] = er ? down : up;
+                f[3] = ec ? left : right;
+                f[4] = ec ? right : left;
+            } else {
+                f[0] = f[1] = f[2] = f[3] = f[4] = 0.0f;
+            }
+            const float* yr = y + (int64_t)r * W;
+            f[5] = (odd && r > 0) ? yr[c - W] : 0.0f;
+            f[6] = (odd && r < H - 1) ? yr[c + W] : 0.0f;
+            f[7] = (odd && c > 0) ? yr[c - 1] : 0.0f;
+            f[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0f;
+            f[9] = odd ? 1.0f : 0.0f;
+            f[10] = level_pos;
+        }
+    }
+    return 0;
+}
+
+// grad_y (H x W) and grad_z (Hc x Wc, may be null) are overwritten with the gradients from grad_feats.
+int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, float* gy, float* gz) {
+    std::fill(gy, gy + (int64_t)H * W, 0.0f);
+    if (gz != nullptr) std::fill(gz, gz + (int64_t)Hc * Wc, 0.0f);
+    for (int r = 0; r < H; ++r) {
+        for (int c = 0; c < W; ++c) {
+            const float* f = gf + ((int64_t)r * W + c) * 11;
+            if ((r + c) & 1) {
+                float* g = gy + (int64_t)r * W + c;
+                if (r > 0) g[-W] += f[5];
+                if (r < H - 1) g[W] += f[6];
+                if (c > 0) g[-1] += f[7];
+                if (c < W - 1) g[1] += f[8];
+            }
+            if (gz != nullptr) {
+                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+                gz[(int64_t)pr * Wc + pc] += f[0];
+                gz[(int64_t)rl * Wc + pc] += er ? f[1] : f[2];
+                gz[(int64_t)rh * Wc + pc] += er ? f[2] : f[1];
+                gz[(int64_t)pr * Wc + cl] += ec ? f[3] : f[4];
+                gz[(int64_t)pr * Wc + ch] += ec ? f[4] : f[3];
+            }
+        }
+    }
+    return 0;
+}
+
+}  // extern "C"

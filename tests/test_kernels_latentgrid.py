@@ -144,3 +144,27 @@ def test_rate_kernel_matches_torch_reference(lib, n):
     torch.testing.assert_close(got[2], ref[2], rtol=1e-3, atol=1e-4)
     if n > 100:
         assert float((ref[2][:, 1] == 0).float().mean()) > 0.05  # clamped scales: the zero-gradient case is hit
+
+
+@pytest.mark.parametrize("shape,coarse_shape", [((9, 13), (5, 7)), ((8, 8), (4, 4)), ((1, 5), (1, 3)),
+                                                ((6, 3), None), ((2, 2), (1, 1))])
+def test_context_kernel_matches_torch_reference(lib, shape, coarse_shape):
+    from inrcodec.kernels.latentgrid_context import context_2d
+    from inrcodec.models.latentgrid import context_features
+
+    g = torch.Generator().manual_seed(sum(shape))
+    y = torch.randn(shape, generator=g)
+    z = None if coarse_shape is None else torch.randn(coarse_shape, generator=g)
+    grad = torch.randn(shape[0] * shape[1], 11, generator=g)
+    outs = []
+    for fn in (lambda a, b: context_2d(2, 5, a, b),
+               lambda a, b: context_features(2, 5, a, b).reshape(-1, 11)):
+        yy = y.clone().requires_grad_(True)
+        zz = None if z is None else z.clone().requires_grad_(True)
+        f = fn(yy, zz)
+        f.backward(grad)
+        outs.append((f.detach(), yy.grad, None if zz is None else zz.grad))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=0, atol=0)  # a gather: exactly the same values
+    torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-6, atol=1e-6)
+    if z is not None:
+        torch.testing.assert_close(outs[0][2], outs[1][2], rtol=1e-6, atol=1e-5)

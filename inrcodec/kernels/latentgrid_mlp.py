@@ -78,6 +78,10 @@ def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
     f32 = ctypes.c_float
     lib.lg_laplace_rate.restype = i32
     lib.lg_laplace_rate.argtypes = [p, p, i64, f32, f32, f32, i32, f32, p, p, p, i32]
+    lib.lg_context2d_forward.restype = i32
+    lib.lg_context2d_forward.argtypes = [p, p, i32, i32, i32, i32, f32, p, i32]
+    lib.lg_context2d_backward.restype = i32
+    lib.lg_context2d_backward.argtypes = [p, i32, i32, i32, i32, p, p]
     return lib
 
 

@@ -47,6 +47,7 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy.rate import laplace_rate_bits
 from ..errors import FormatError
 from ..kernels.latentgrid_mlp import mlp
+from ..kernels import latentgrid_context as context_kernel
 from ..kernels.latentgrid_rate import laplace_rate
 from . import register
 from .base import Representation
@@ -440,8 +441,11 @@ class LatentGrid(Representation):
         levels = len(latents)
         for level, y in enumerate(latents):
             coarse = latents[level + 1] if level + 1 < levels else None
-            feats = context_features(level, levels, y, coarse)
-            out = mlp(feats.reshape(-1, feats.shape[-1]), _linears(self.arm))  # (n, 2): mean, raw log2 scale
+            if context_kernel.usable(y):  # 2-D: one-pass compiled kernel (reference: context_features)
+                feats = context_kernel.context_2d(level, levels, y, coarse)
+            else:
+                feats = context_features(level, levels, y, coarse).reshape(-1, n_context(y.dim()))
+            out = mlp(feats, _linears(self.arm))  # (n, 2): mean, raw log2 scale
             # fused Laplace rate (compiled kernel; torch reference: entropy.rate.laplace_rate_bits)
             total = total + laplace_rate(y.reshape(-1), out, (LOG2_SCALE_MIN, LOG2_SCALE_MAX))
         return total
