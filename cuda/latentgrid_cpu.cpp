@@ -420,3 +420,79 @@ int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, float* 
 }
 
 }  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Separable resampling of a 2-D latent level onto the output grid (torch reference: _resample_axis applied along
+// axis 0 then axis 1 in inrcodec/models/latentgrid.py). Taps: for output row r, source rows ir[r*k + a] with
+// weights wr[r*k + a]; for output column c, source columns ic[c*k + b] with weights wc[c*k + b].
+//   tmp[r, j] = sum_a wr[r, a] y[ir[r, a], j]          (H x w)
+//   out[r, c] = sum_b wc[c, b] tmp[r, ic[c, b]]        (H x W)
+// The backward applies the transposed maps (scatter-adds), row-parallel where rows are independent.
+extern "C" {
+
+int lg_upsample2d_forward(const float* y, int h, int w, const int64_t* ir, const float* wr, const int64_t* ic,
+                          const float* wc, int k, int H, int W, float* tmp, float* out, int threads) {
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel num_threads(nt) if ((int64_t)H * W > 65536)
+    {
+#pragma omp for schedule(static)
+        for (int r = 0; r < H; ++r) {
+            float* t = tmp + (int64_t)r * w;
+            for (int j = 0; j < w; ++j) t[j] = 0.0f;
+            for (int a = 0; a < k; ++a) {
+                const float wa = wr[(int64_t)r * k + a];
+                const float* src = y + ir[(int64_t)r * k + a] * w;
+#pragma omp simd
+                for (int j = 0; j < w; ++j) t[j] += wa * src[j];
+            }
+        }
+#pragma omp for schedule(static)
+        for (int r = 0; r < H; ++r) {
+            const float* t = tmp + (int64_t)r * w;
+            float* o = out + (int64_t)r * W;
+            for (int c = 0; c < W; ++c) {
+                float s = 0.0f;
+                for (int b = 0; b < k; ++b) s += wc[(int64_t)c * k + b] * t[ic[(int64_t)c * k + b]];
+                o[c] = s;
+            }
+        }
+    }
+    return 0;
+}
+
+int lg_upsample2d_backward(const float* g, int h, int w, const int64_t* ir, const float* wr, const int64_t* ic,
+                           const float* wc, int k, int H, int W, float* gtmp, float* gy, int threads) {
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W > 65536)
+    for (int r = 0; r < H; ++r) {
+        float* t = gtmp + (int64_t)r * w;
+        for (int j = 0; j < w; ++j) t[j] = 0.0f;
+        const float* gr = g + (int64_t)r * W;
+        for (int c = 0; c < W; ++c) {
+            const float v = gr[c];
+            for (int b = 0; b < k; ++b) t[ic[(int64_t)c * k + b]] += wc[(int64_t)c * k + b] * v;
+        }
+    }
+    std::fill(gy, gy + (int64_t)h * w, 0.0f);
+    // rows of gy receive from several output rows: split the columns between threads instead
+    const int64_t JC = 256;
+    const int64_t n_chunks = (w + JC - 1) / JC;
+#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W > 65536)
+    for (int64_t jc = 0; jc < n_chunks; ++jc) {
+        const int j0 = (int)(jc * JC), j1 = (int)std::min<int64_t>(w, jc * JC + JC);
+        for (int r = 0; r < H; ++r) {
+            const float* t = gtmp + (int64_t)r * w;
+            for (int a = 0; a < k; ++a) {
+                const float wa = wr[(int64_t)r * k + a];
+                float* dst = gy + ir[(int64_t)r * k + a] * w;
+#pragma omp simd
+                for (int j = j0; j < j1; ++j) dst[j] += wa * t[j];
+            }
+        }
+    }
+    return 0;
+}
+
+}  // extern "C"

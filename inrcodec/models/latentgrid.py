@@ -48,6 +48,7 @@ from ..entropy.rate import laplace_rate_bits
 from ..errors import FormatError
 from ..kernels.latentgrid_mlp import mlp
 from ..kernels import latentgrid_context as context_kernel
+from ..kernels import latentgrid_upsample as upsample_kernel
 from ..kernels.latentgrid_rate import laplace_rate
 from . import register
 from .base import Representation
@@ -384,9 +385,12 @@ class LatentGrid(Representation):
         """Upsampled latents on the box of the shape-grid, feature-major: (levels, *box)."""
         feats = []
         for level, y in enumerate(latents):
-            for axis, n in enumerate(shape):
-                idx, w = self._level_taps(level, axis, n, *box[axis])
-                y = _resample_axis(y, axis, idx, w)
+            taps = [self._level_taps(level, axis, n, *box[axis]) for axis, n in enumerate(shape)]
+            if upsample_kernel.usable(y):  # 2-D: compiled separable resampler (reference: _resample_axis)
+                y = upsample_kernel.upsample_2d(y, *taps)
+            else:
+                for axis, (idx, w) in enumerate(taps):
+                    y = _resample_axis(y, axis, idx, w)
             feats.append(y)
         return torch.stack(feats, dim=0)
 
