@@ -29,6 +29,8 @@ sys.path.insert(0, str(ROOT))
 from inrcodec import compress, decompress  # noqa: E402
 from inrcodec.errors import InputError  # noqa: E402
 from inrcodec.metrics import bd_rate, psnr  # noqa: E402
+from inrcodec.models import get_model  # noqa: E402
+from inrcodec.presets import resolve  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "kodak"
@@ -58,6 +60,8 @@ def summarise(result: dict) -> None:
     result["bd_rate_vs"] = bd
     result["median_encode_s"] = {k: round(float(np.median([p["seconds"] for p in v])), 1)
                                  for k, v in result["points"].items()}
+    result["median_encode_cpu_s"] = {k: round(float(np.median([p["cpu_seconds"] for p in v])), 1)
+                                     for k, v in result["points"].items() if all("cpu_seconds" in p for p in v)}
 
 
 def plot(result: dict, path: Path) -> None:
@@ -95,12 +99,17 @@ def main() -> None:
     ap.add_argument("--rates", default="0.2,0.35,0.6,1.0")
     ap.add_argument("--model", default=None, help="model (default: each preset's)")
     ap.add_argument("--time-budget", type=float, default=None, help="override the presets' schedule")
+    ap.add_argument("--steps", type=int, default=None, help="override the presets' schedule with N fit steps")
+    ap.add_argument("--uncapped", action="store_true",
+                    help="run each preset's step count without its wall-clock cap (on a loaded machine the cap, "
+                         "not the preset, would decide the result)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per encode")
     ap.add_argument("--note", default="")
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/presets_kodak"))
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"command": "python " + " ".join(sys.argv), "note": args.note,
@@ -113,15 +122,19 @@ def main() -> None:
         for image in args.images.split(","):
             sig = load(DATA / f"{image}.png")
             for rate in [float(r) for r in args.rates.split(",")]:
+                steps = args.steps
+                if args.uncapped and steps is None and args.time_budget is None:
+                    steps = resolve(sig.kind, sig.num_pixels, preset, args.model, None, None,
+                                    lambda m: get_model(m).default_steps).steps
                 load0 = os.getloadavg()[0]
-                t = time.perf_counter()
-                res = compress(sig, args.model, bpp=rate, preset=preset, time_budget=args.time_budget)
-                seconds = time.perf_counter() - t
+                t, c = time.perf_counter(), time.process_time()
+                res = compress(sig, args.model, bpp=rate, preset=preset, time_budget=args.time_budget, steps=steps)
+                seconds, cpu_seconds = time.perf_counter() - t, time.process_time() - c
                 t = time.perf_counter()
                 dec = decompress(res.data)
                 decode_s = time.perf_counter() - t
                 p = {"image": image, "target_bpp": rate, "bpp": 8 * len(res.data) / sig.num_pixels,
-                     "psnr": psnr(sig.data, dec.data), "seconds": seconds, "decode_s": decode_s,
+                     "psnr": psnr(sig.data, dec.data), "seconds": seconds, "cpu_seconds": cpu_seconds, "decode_s": decode_s,
                      "fit_steps": res.report["fit_steps"], "model": res.report["model"],
                      "target_met": res.report.get("target_met"), "load_at_start": load0}
                 print(key, json.dumps(p), flush=True)

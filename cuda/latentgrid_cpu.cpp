@@ -496,3 +496,128 @@ int lg_upsample2d_backward(const float* g, int h, int w, const int64_t* ir, cons
 }
 
 }  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2-D convolution C -> C channels, k x k, with replicate padding of k/2 (torch reference: conv2d of
+// _replicate_pad(x) in inrcodec/models/latentgrid.py). oneDNN handles 3-channel convolutions poorly (its backward
+// was ~15 % of a step); here rows of a replicate-padded copy are combined with vectorised axpys and dots.
+// x, out: (C, H, W) contiguous; w: (C, C, k, k); b: (C).
+extern "C" {
+
+static void pad_replicate(const float* x, int C, int H, int W, int p, float* xp) {
+    const int Wp = W + 2 * p, Hp = H + 2 * p;
+    for (int ci = 0; ci < C; ++ci) {
+        for (int r = 0; r < Hp; ++r) {
+            const int sr = std::min(std::max(r - p, 0), H - 1);
+            const float* src = x + ((int64_t)ci * H + sr) * W;
+            float* dst = xp + ((int64_t)ci * Hp + r) * Wp;
+            for (int c = 0; c < p; ++c) dst[c] = src[0];
+            std::memcpy(dst + p, src, sizeof(float) * W);
+            for (int c = 0; c < p; ++c) dst[p + W + c] = src[W - 1];
+        }
+    }
+}
+
+int lg_conv2d_forward(const float* x, int C, int H, int W, const float* w, const float* b, int k, float* xp,
+                      float* out, int threads) {
+    const int p = k / 2, Wp = W + 2 * p, Hp = H + 2 * p;
+    pad_replicate(x, C, H, W, p, xp);
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) collapse(2)
+    for (int co = 0; co < C; ++co) {
+        for (int r = 0; r < H; ++r) {
+            float* o = out + ((int64_t)co * H + r) * W;
+            const float bias = b[co];
+            for (int c = 0; c < W; ++c) o[c] = bias;
+            for (int ci = 0; ci < C; ++ci) {
+                for (int dr = 0; dr < k; ++dr) {
+                    const float* src = xp + ((int64_t)ci * Hp + r + dr) * Wp;
+                    for (int dc = 0; dc < k; ++dc) {
+                        const float wv = w[(((int64_t)co * C + ci) * k + dr) * k + dc];
+                        const float* s = src + dc;
+#pragma omp simd
+                        for (int c = 0; c < W; ++c) o[c] += wv * s[c];
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+// xp: the padded input of the forward (recomputed here); gxp: scratch (C, H+2p, W+2p). Writes gx (C, H, W),
+// gw (C, C, k, k), gb (C).
+int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, const float* w, int k, float* xp,
+                       float* gxp, float* gx, float* gw, float* gb, int threads) {
+    const int p = k / 2, Wp = W + 2 * p, Hp = H + 2 * p;
+    pad_replicate(x, C, H, W, p, xp);
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+    // input gradient on the padded grid: each input channel owned by one thread
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int ci = 0; ci < C; ++ci) {
+        float* gpi = gxp + (int64_t)ci * Hp * Wp;
+        std::fill(gpi, gpi + (int64_t)Hp * Wp, 0.0f);
+        for (int co = 0; co < C; ++co) {
+            for (int r = 0; r < H; ++r) {
+                const float* gr = g + ((int64_t)co * H + r) * W;
+                for (int dr = 0; dr < k; ++dr) {
+                    float* dst = gpi + (int64_t)(r + dr) * Wp;
+                    for (int dc = 0; dc < k; ++dc) {
+                        const float wv = w[(((int64_t)co * C + ci) * k + dr) * k + dc];
+                        float* d = dst + dc;
+#pragma omp simd
+                        for (int c = 0; c < W; ++c) d[c] += wv * gr[c];
+                    }
+                }
+            }
+        }
+        // replicate padding's backward: the pad cells' gradients go to the edge samples they copied
+        float* gxi = gx + (int64_t)ci * H * W;
+        for (int r = 0; r < H; ++r) std::memcpy(gxi + (int64_t)r * W, gpi + (int64_t)(r + p) * Wp + p, sizeof(float) * W);
+        for (int r = 0; r < Hp; ++r) {
+            const int sr = std::min(std::max(r - p, 0), H - 1);
+            const float* row = gpi + (int64_t)r * Wp;
+            float* dst = gxi + (int64_t)sr * W;
+            const bool pad_row = r < p || r >= p + H;
+            if (pad_row)
+                for (int c = 0; c < W; ++c) dst[c] += row[p + c];
+            for (int c = 0; c < p; ++c) {
+                dst[0] += row[c];
+                dst[W - 1] += row[p + W + c];
+            }
+        }
+    }
+    // weight and bias gradients: one (co, ci) pair per task, double accumulation over rows
+    const int pairs = C * C;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int pc = 0; pc < pairs; ++pc) {
+        const int co = pc / C, ci = pc % C;
+        double acc[16 * 16];
+        for (int t = 0; t < k * k; ++t) acc[t] = 0.0;
+        for (int r = 0; r < H; ++r) {
+            const float* gr = g + ((int64_t)co * H + r) * W;
+            for (int dr = 0; dr < k; ++dr) {
+                const float* src = xp + ((int64_t)ci * Hp + r + dr) * Wp;
+                for (int dc = 0; dc < k; ++dc) {
+                    const float* s = src + dc;
+                    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+                    for (int c = 0; c < W; ++c) sum += gr[c] * s[c];
+                    acc[dr * k + dc] += sum;
+                }
+            }
+        }
+        for (int t = 0; t < k * k; ++t) gw[(int64_t)pc * k * k + t] = (float)acc[t];
+    }
+    for (int co = 0; co < C; ++co) {
+        double s = 0.0;
+        const float* gc = g + (int64_t)co * H * W;
+        for (int64_t i = 0; i < (int64_t)H * W; ++i) s += gc[i];
+        gb[co] = (float)s;
+    }
+    return 0;
+}
+
+}  // extern "C"

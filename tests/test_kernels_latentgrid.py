@@ -196,3 +196,26 @@ def test_upsample_kernel_matches_torch_reference(lib, kind, src, dst, box):
         outs.append((out.detach(), yy.grad))
     torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("C,H,W,k", [(3, 11, 17, 3), (3, 2, 5, 3), (2, 9, 8, 5), (4, 6, 6, 1)])
+def test_conv_kernel_matches_torch_reference(lib, C, H, W, k):
+    from inrcodec.kernels.latentgrid_conv import conv_replicate, conv_replicate_torch
+    from inrcodec.models.latentgrid import _replicate_pad
+
+    g = torch.Generator().manual_seed(C * H + W * k)
+    x = torch.randn(C, H, W, generator=g)
+    weight = torch.randn(C, C, k, k, generator=g) * 0.3
+    bias = torch.randn(C, generator=g)
+    grad = torch.randn(C, H, W, generator=g)
+    # the reference is the model's own padding + conv2d
+    model_ref = torch.nn.functional.conv2d(_replicate_pad(x.unsqueeze(0), k // 2), weight, bias).squeeze(0)
+    torch.testing.assert_close(conv_replicate_torch(x, weight, bias), model_ref, rtol=1e-5, atol=1e-5)
+    outs = []
+    for fn in (conv_replicate, conv_replicate_torch):
+        xx, ww, bb = (t.clone().requires_grad_(True) for t in (x, weight, bias))
+        out = fn(xx, ww, bb)
+        out.backward(grad)
+        outs.append((out.detach(), xx.grad, ww.grad, bb.grad))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

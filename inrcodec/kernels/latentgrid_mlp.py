@@ -86,6 +86,10 @@ def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lg_upsample2d_forward.argtypes = [p, i32, i32, p, p, p, p, i32, i32, i32, p, p, i32]
     lib.lg_upsample2d_backward.restype = i32
     lib.lg_upsample2d_backward.argtypes = [p, i32, i32, p, p, p, p, i32, i32, i32, p, p, i32]
+    lib.lg_conv2d_forward.restype = i32
+    lib.lg_conv2d_forward.argtypes = [p, i32, i32, i32, p, p, i32, p, p, i32]
+    lib.lg_conv2d_backward.restype = i32
+    lib.lg_conv2d_backward.argtypes = [p, p, i32, i32, i32, p, i32, p, p, p, p, p, i32]
     return lib
 
 

@@ -48,6 +48,7 @@ from ..entropy.rate import laplace_rate_bits
 from ..errors import FormatError
 from ..kernels.latentgrid_mlp import mlp
 from ..kernels import latentgrid_context as context_kernel
+from ..kernels import latentgrid_conv as conv_kernel
 from ..kernels import latentgrid_upsample as upsample_kernel
 from ..kernels.latentgrid_rate import laplace_rate
 from . import register
@@ -406,8 +407,11 @@ class LatentGrid(Representation):
         if self.convs:
             pad = self.config.kernel // 2
             for i, conv in enumerate(self.convs):
-                h = _replicate_pad(x, pad) if pad else x
-                x = x + conv(h)
+                if conv_kernel.usable(x[0], conv.weight):  # 2-D: compiled kernel (reference: the next branch)
+                    x = x + conv_kernel.conv_replicate(x[0], conv.weight, conv.bias).unsqueeze(0)
+                else:
+                    h = _replicate_pad(x, pad) if pad else x
+                    x = x + conv(h)
                 if i < len(self.convs) - 1:
                     x = torch.relu(x)  # all but the last block
         x = x.squeeze(0).movedim(0, -1)
