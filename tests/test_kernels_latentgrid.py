@@ -219,3 +219,20 @@ def test_conv_kernel_matches_torch_reference(lib, C, H, W, k):
         outs.append((out.detach(), xx.grad, ww.grad, bb.grad))
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_native_level_skips_resampling_exactly():
+    """Level 0 sits on the output grid: its taps are the identity, so _features uses it as is (also for a crop)."""
+    from inrcodec.models.latentgrid import LatentGrid, _resample_axis
+    from inrcodec.signal import Signal
+    from helpers import smooth_rgb
+
+    desc = Signal(smooth_rgb(12, 10, seed=5)).describe()
+    net = LatentGrid(LatentGrid.config_for(desc, 2000.0), desc)
+    y = torch.randn(12, 10)
+    box = [(3, 11), (0, 7)]
+    got = net._features([y] + [torch.randn(s) for s in net.shapes[1:]], (12, 10), box)[0]
+    ref = y
+    for axis, n in enumerate((12, 10)):
+        ref = _resample_axis(ref, axis, *net._level_taps(0, axis, n, *box[axis]))
+    assert torch.equal(got, ref)

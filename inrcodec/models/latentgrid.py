@@ -386,6 +386,12 @@ class LatentGrid(Representation):
         """Upsampled latents on the box of the shape-grid, feature-major: (levels, *box)."""
         feats = []
         for level, y in enumerate(latents):
+            if tuple(y.shape) == tuple(shape):
+                # same grid (level 0 at native size): the taps are (0, 1, 0, 0), i.e. the identity, exactly
+                for axis, (lo, hi) in enumerate(box):
+                    y = y.narrow(axis, lo, hi - lo)
+                feats.append(y)
+                continue
             taps = [self._level_taps(level, axis, n, *box[axis]) for axis, n in enumerate(shape)]
             if upsample_kernel.usable(y):  # 2-D: compiled separable resampler (reference: _resample_axis)
                 y = upsample_kernel.upsample_2d(y, *taps)
