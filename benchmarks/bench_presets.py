@@ -134,7 +134,8 @@ def main() -> None:
                 dec = decompress(res.data)
                 decode_s = time.perf_counter() - t
                 p = {"image": image, "target_bpp": rate, "bpp": 8 * len(res.data) / sig.num_pixels,
-                     "psnr": psnr(sig.data, dec.data), "seconds": seconds, "cpu_seconds": cpu_seconds, "decode_s": decode_s,
+                     "psnr": psnr(sig.data, dec.data), "seconds": seconds, "cpu_seconds": cpu_seconds,
+                     "decode_s": decode_s,
                      "fit_steps": res.report["fit_steps"], "model": res.report["model"],
                      "target_met": res.report.get("target_met"), "load_at_start": load0}
                 print(key, json.dumps(p), flush=True)

@@ -1,6 +1,6 @@
-"""Compiled CPU kernels of the latent-grid model (``cuda/latentgrid_cpu.cpp``: this module builds and loads the
-library) and the first of them, the fused per-sample MLP (Linear, ReLU, ..., Linear) for the latent-grid model: compiled CPU kernel
-(``cuda/latentgrid_cpu.cpp``), its thin autograd wrapper, and the pure-torch reference it is tested against.
+"""Compiled CPU kernels of the latent-grid model (``cuda/latentgrid_cpu.cpp``; this module builds and loads the
+library for all of them) and the first of them: the fused per-sample MLP (Linear, ReLU, ..., Linear), its thin
+autograd wrapper, and the pure-torch reference it is tested against.
 
 ``mlp(x, layers)`` evaluates ``layers`` (a list of ``torch.nn.Linear``, ReLU between them) on ``x`` of shape
 (n, d_in) with any 2-D strides — a feature-major (d_in, n) buffer viewed as ``.t()`` avoids a transpose copy — and

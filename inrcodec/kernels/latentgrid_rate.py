@@ -43,7 +43,8 @@ class _RateFunction(torch.autograd.Function):
         grad_arm = torch.empty(x.shape[0], 2)
         total = ctypes.c_double()
         rc = lib.lg_laplace_rate(ctypes.c_void_p(x.data_ptr()), ctypes.c_void_p(arm_out.data_ptr()), x.shape[0],
-                                 ctx.lo, ctx.hi, MAX_BITS_PER_SYMBOL, 1, float(grad), ctypes.c_void_p(grad_x.data_ptr()),
+                                 ctx.lo, ctx.hi, MAX_BITS_PER_SYMBOL, 1, float(grad),
+                                 ctypes.c_void_p(grad_x.data_ptr()),
                                  ctypes.c_void_p(grad_arm.data_ptr()), ctypes.byref(total), torch.get_num_threads())
         if rc != 0:
             raise RuntimeError(f"latentgrid rate kernel failed ({rc})")
