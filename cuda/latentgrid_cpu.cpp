@@ -171,7 +171,8 @@ int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L
     const int64_t n_params = net.off[L];
     const int64_t n_blocks = (n + BLK - 1) / BLK;
     const int nt = n_threads_for(n_blocks, threads);
-    std::vector<double> total((size_t)n_params, 0.0);
+    // per-thread totals, summed in thread order afterwards: the same gradients on every run (the --seed contract)
+    std::vector<std::vector<double>> totals((size_t)nt);
 #pragma omp parallel num_threads(nt)
     {
         const int S = net.maxw * BLK;
@@ -229,14 +230,24 @@ int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L
             }
             if (grad_x != nullptr) scatter(g, p0, cnt, dims[0], gxs_p, gxs_i, grad_x);
         }
-#pragma omp critical
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        std::vector<double>& mine = totals[(size_t)tid];
+        mine.assign((size_t)n_params, 0.0);
         for (int64_t k = 0; k < n_params; ++k) {
             double t = 0.0;
             for (int v = 0; v < 8; ++v) t += acc[k][v];
-            total[k] += t;
+            mine[k] = t;
         }
     }
-    for (int64_t k = 0; k < n_params; ++k) grad_params[k] = (float)total[k];
+    for (int64_t k = 0; k < n_params; ++k) {
+        double t = 0.0;
+        for (const auto& part : totals)
+            if (!part.empty()) t += part[k];
+        grad_params[k] = (float)t;
+    }
     return 0;
 }
 
@@ -290,11 +301,11 @@ inline float laplace_bits(float d, float b, float* dbits_dd, float* dbits_db) {
 template <bool GRAD>
 double rate_chunks(const float* __restrict x, const float* __restrict arm, int64_t n, float log2_lo, float log2_hi,
                    float cap, float grad, float* __restrict grad_x, float* __restrict grad_arm, int nt) {
-    double sum = 0.0;
     constexpr int64_t CH = 4096;  // chunks: float partial sums vectorise, the total is summed in double
     const int64_t n_chunks = (n + CH - 1) / CH;
+    std::vector<double> parts((size_t)n_chunks);  // summed in order afterwards: deterministic for any thread count
     (void)nt;
-#pragma omp parallel for schedule(static) reduction(+ : sum) num_threads(nt) if (n > 65536)
+#pragma omp parallel for schedule(static) num_threads(nt) if (n > 65536)
     for (int64_t c = 0; c < n_chunks; ++c) {
         const int k0 = 0, k1 = (int)(std::min(n, c * CH + CH) - c * CH);
         const float* xc = x + c * CH;
@@ -321,8 +332,10 @@ double rate_chunks(const float* __restrict x, const float* __restrict arm, int64
                 ga[2 * k + 1] = gb;
             }
         }
-        sum += part;
+        parts[(size_t)c] = part;
     }
+    double sum = 0.0;
+    for (double v : parts) sum += v;
     return sum;
 }
 

@@ -236,3 +236,28 @@ def test_native_level_skips_resampling_exactly():
     for axis, n in enumerate((12, 10)):
         ref = _resample_axis(ref, axis, *net._level_taps(0, axis, n, *box[axis]))
     assert torch.equal(got, ref)
+
+
+def test_kernels_are_deterministic_across_runs(lib):
+    """Same inputs, same thread count -> bit-identical gradients (partial sums are combined in a fixed order),
+    which the --seed contract (same seed, same machine, same file) relies on."""
+    from inrcodec.kernels.latentgrid_rate import laplace_rate
+
+    layers = _layers((11, 16, 16, 2), seed=7)
+    x = torch.randn(100_000, 11)
+    torch.set_num_threads(3)
+    try:
+        runs = []
+        for _ in range(2):
+            for m in layers:
+                m.zero_grad(set_to_none=True)
+            xx = x.clone().requires_grad_(True)
+            out = K.mlp(xx, layers, use_kernel=True)
+            bits = laplace_rate(torch.randn(100_000, generator=torch.Generator().manual_seed(1)), out, (-5.0, 7.0),
+                                use_kernel=True)
+            bits.backward()
+            runs.append([bits.detach(), xx.grad] + [p.grad for m in layers for p in (m.weight, m.bias)])
+    finally:
+        torch.set_num_threads(1)
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
