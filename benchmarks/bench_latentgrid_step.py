@@ -119,6 +119,7 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "python": platform.python_version()},
         "kernel": str(getattr(latentgrid_mlp.library(), "_name", None)),
+        "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")},
         "load_before": os.getloadavg(),
         "matmul_peak_gflops": {},  # per thread count: (by wall clock, by CPU time per thread)
         "runs": [],
