@@ -106,7 +106,32 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per encode")
     ap.add_argument("--note", default="")
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/presets_kodak"))
+    ap.add_argument("--import", dest="imports", action="append", default=[], metavar="KEY=JSON",
+                    help="add the inrcodec points of a bench_kodak.py result (same images) as row KEY, e.g. "
+                         "default-model@medium=benchmarks/results/gaussian_kodak_rd.json")
+    ap.add_argument("--summarise-only", action="store_true",
+                    help="no encodes: reload the output JSON, apply --import, recompute BD-rates and the plot")
     args = ap.parse_args()
+    if args.summarise_only:
+        out = Path(args.out)
+        result = json.loads(out.with_suffix(".json").read_text())
+        images = sorted({p["image"] for pts in result["points"].values() for p in pts})
+        for spec in args.imports:
+            key, path = spec.split("=", 1)
+            src = json.loads(Path(path).read_text())
+            pts = []
+            for image in images:
+                curves = src["per_image"][image]["curves"]
+                for p in next(v for k, v in curves.items() if k.startswith("inrcodec-")):
+                    pts.append({"image": image, "target_bpp": p.get("target_bpp"), "bpp": p["bpp"],
+                                "psnr": p["psnr"], "seconds": p["encode_s"], "decode_s": p["decode_s"],
+                                "fit_steps": p.get("fit_steps"), "imported_from": path})
+            result["points"][key] = pts
+            result.setdefault("imported", {})[key] = {"from": path, "command": src.get("command")}
+        summarise(result)
+        out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+        plot(result, out.with_suffix(".png"))
+        return
 
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
