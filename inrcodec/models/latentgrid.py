@@ -29,6 +29,10 @@ distortion on the PSNR target; without a target it stays at ``DEFAULT_LAMBDA``.
 step), which lets the codec's bisection trim a file that came out over budget. Network weights are coded with
 power-of-two steps whose precision is searched once per module (synthesis: rate + lambda * distortion within the
 byte target; context model: total bits).
+
+Speed: on CPU the training step's hot path (MLPs, Laplace rate, and for 2-D signals context features, upsampling
+and convolutions) runs on compiled kernels (``inrcodec/kernels/latentgrid_*.py``, ``cuda/latentgrid_cpu.cpp``),
+each tested against the torch code it replaces, which still runs where the kernels cannot be built.
 """
 
 from __future__ import annotations
