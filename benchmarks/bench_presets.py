@@ -83,6 +83,9 @@ def plot(result: dict, path: Path) -> None:
                 ax.plot(*zip(*c), "o-", label=key)
         ax.set_xscale("log")
         ax.set_xlim(0.1, 2)
+        ticks = [0.15, 0.2, 0.35, 0.6, 1.0, 1.5]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_title(image)
         ax.set_xlabel("bpp (whole file)")
         ax.set_ylabel("PSNR (dB)")
