@@ -1,0 +1,370 @@
+"""Error-bounded predictive coding of one array: ``encode_bounded`` / ``decode_bounded``.
+
+Every finite value is predicted from already-decoded neighbours (``interp``), the prediction error is quantised
+with step ``2E`` (integers: ``2k+1``, k = floor(E)) *in closed loop* (the predictor sees decoded values, so the
+errors do not accumulate), and the quantisation indices are entropy-coded per context with the project's
+constriction coder (``entropy.encode_ints``: per stream the smallest of a stored categorical table, a quantised
+Laplace or Gaussian). A value whose reconstruction would break the bound (huge jump, float32 rounding, bound below
+the data's precision) is an *outlier*: an escape symbol in the stream and its exact bits in a side list. NaN, +Inf,
+-Inf (and NaNs with other payloads, bit for bit) are a run-length coded class map; they are never predicted from and
+never coded as values.
+
+An optional ``base`` (an INR's decoded output) turns this into a residual coder: the predictor runs on ``x - base``
+and the bound is checked on the final ``base + residual`` cast to the output dtype.
+
+Payload (little-endian; ``v`` = LEB128 varint, ``sv`` = zigzag varint)::
+
+    u8   version (1)
+    u8   flags: bits 0-1 predictor (0 linear, 1 cubic), bit 2 integer quantiser, bit 3 constant field,
+         bits 4-5 context scheme (0: one stream, 1: per level group, 2: level group x neighbour |q|)
+    f64  bound E (absolute, informative), f64 quantisation step (exactly what the decoder multiplies by)
+    v    number of class runs; if > 0: v length + encode_ints(run classes), v length + encode_ints(run lengths - 1),
+         v count + raw dtype bits of each NaN of unusual payload (class 4)
+    constant field: the value's raw dtype bits; end.
+    v    escape magnitude M (the escape symbol is M + 1; every other |q| <= M)
+    v    number of outliers, v length + zlib(raw dtype bits of the outliers, in coding order)
+    u8   number of streams S; S x (v symbol count, v length, encode_ints blob)
+
+Decoding checks every count against what the shape and the class map allow before allocating, and turns any
+inconsistency into ``FormatError``.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..entropy import decode_ints, encode_ints
+from ..entropy._bytes import Reader, varint
+from ..errors import FormatError, InputError
+from . import interp
+
+VERSION = 1
+QMAX = 1 << 16  # larger quantisation indices are coded as outliers
+ESCAPE_WEIGHT = 4  # |q| an outlier counts for in its neighbours' contexts
+FINITE, NAN, POS_INF, NEG_INF, NAN_OTHER = range(5)
+SCHEMES = (0, 1, 2)  # context schemes, see stream_of
+MAX_OUTLIER_ZLIB = 1 << 31
+
+_F64 = struct.Struct("<dd")
+
+
+def stream_of(ctx: np.ndarray, scheme: int) -> np.ndarray:
+    if scheme == 0:
+        return np.zeros_like(ctx)
+    if scheme == 1:
+        return ctx // interp.NEIGHBOUR_BUCKETS
+    return ctx
+
+
+def num_streams(scheme: int) -> int:
+    return {0: 1, 1: interp.LEVEL_GROUPS, 2: interp.NUM_CONTEXTS}[scheme]
+
+
+@dataclass
+class BoundedStats:
+    predictor: str
+    scheme: int
+    outliers: int
+    nonfinite: int
+    bytes: int
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# classes of non-finite values
+# -----------------------------------------------------------------------------------------------------------------
+def _classes(x: np.ndarray) -> np.ndarray:
+    cls = np.zeros(x.shape, dtype=np.int8)
+    if x.dtype.kind != "f":
+        return cls
+    nan = np.isnan(x)
+    cls[np.isposinf(x)] = POS_INF
+    cls[np.isneginf(x)] = NEG_INF
+    if nan.any():
+        canon = np.array(np.nan, dtype=x.dtype).view(_uint_of(x.dtype))
+        bits = x.view(_uint_of(x.dtype))
+        cls[nan & (bits == canon)] = NAN
+        cls[nan & (bits != canon)] = NAN_OTHER
+    return cls
+
+
+def _uint_of(dtype: np.dtype) -> np.dtype:
+    return np.dtype(f"<u{np.dtype(dtype).itemsize}")
+
+
+def _runs(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    change = np.flatnonzero(np.diff(flat)) + 1
+    starts = np.concatenate([[0], change])
+    lengths = np.diff(np.concatenate([starts, [flat.size]]))
+    return flat[starts].astype(np.int64), lengths.astype(np.int64)
+
+
+def _blob(b: bytes) -> bytes:
+    return varint(len(b)) + b
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# encoder
+# -----------------------------------------------------------------------------------------------------------------
+def quantiser(bound: float, integer: bool) -> float:
+    """The step for bound E: 2E for floats, 2*floor(E)+1 for integers (exact when E < 1)."""
+    if integer:
+        return float(2 * min(np.floor(bound), 2.0**40) + 1)
+    return 2.0 * bound
+
+
+def _closed_loop(x64: np.ndarray, base: np.ndarray, valid: np.ndarray, dtype: np.dtype, bound: float, step: float,
+                 integer: bool, predictor: int):
+    """Run the traversal as the decoder will; returns per pass (symbols, contexts, escapes) and outlier values."""
+    work = np.zeros(x64.shape, dtype=np.float64)
+    absq = np.zeros(x64.shape, dtype=np.int64)
+    target64 = x64 - base  # residual space (base = 0 without an INR)
+    origin = (0,) * x64.ndim
+    outliers = []
+    if valid[origin]:
+        work[origin] = target64[origin]
+        outliers.append(x64[origin])
+    per_pass = []
+    info = np.iinfo(dtype) if integer else None
+    for h, d in interp.passes(x64.shape):
+        _, tv = interp.pass_views(x64, h, d)
+        ctx = interp.contexts(absq, h, d)
+        pred = interp.predict(work, h, d, predictor)
+        if integer:
+            pred = np.floor(pred + 0.5)
+        v = valid[tv]
+        xt = np.where(v, target64[tv], pred)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            q = np.rint((xt - pred) / step) if step > 0 else np.zeros_like(pred)
+            inrange = np.abs(q) <= QMAX
+            q = np.where(inrange, q, 0.0)
+            rec = pred + q * step
+            final = base[tv] + rec
+            if integer:
+                inrange &= (final >= info.min) & (final <= info.max)
+                final = np.where(inrange, final, 0.0)
+            cast = final.astype(dtype).astype(np.float64)
+            ok = inrange & (np.abs(cast - x64[tv]) <= bound) & np.isfinite(cast)
+        esc = v & ~ok
+        work[tv] = np.where(esc, xt, np.where(v, rec, pred))
+        absq[tv] = np.where(esc, ESCAPE_WEIGHT, np.where(v, np.abs(q), 0)).astype(np.int64)
+        sel = v
+        qi = q.astype(np.int64)
+        per_pass.append((qi[sel], ctx[sel], esc[sel]))
+        if esc.any():
+            outliers.append(x64[tv][esc])
+    out_vals = np.concatenate([np.atleast_1d(o) for o in outliers]) if outliers else np.zeros(0)
+    return per_pass, out_vals
+
+
+def _streams(per_pass, scheme: int, escape: int) -> list[np.ndarray]:
+    n = num_streams(scheme)
+    parts: list[list[np.ndarray]] = [[] for _ in range(n)]
+    for q, ctx, esc in per_pass:
+        sym = np.where(esc, escape, q)
+        sid = stream_of(ctx, scheme)
+        for s in range(n):
+            m = sid == s
+            if m.any():
+                parts[s].append(sym[m])
+    return [np.concatenate(p) if p else np.zeros(0, dtype=np.int64) for p in parts]
+
+
+def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None,
+                   predictors: tuple[str, ...] = ("linear", "cubic")) -> tuple[bytes, BoundedStats]:
+    """Code ``x`` so that every finite value decodes within ``bound`` (absolute) and non-finite ones exactly.
+
+    Tries each predictor and context scheme and keeps the smallest payload. ``base`` (same shape, values of the
+    output dtype) makes it a residual coder."""
+    x = np.ascontiguousarray(x)
+    dtype = x.dtype
+    if not bound >= 0 or not np.isfinite(bound):
+        raise InputError(f"error bound must be finite and >= 0, got {bound!r}")
+    integer = dtype.kind in "iu"
+    cls = _classes(x)
+    valid = cls == FINITE
+    head_cls = b""
+    runs_v, runs_n = _runs(cls.ravel())
+    if valid.all():
+        head_cls = varint(0)
+    else:
+        other = x[cls == NAN_OTHER].view(_uint_of(dtype)).astype(_uint_of(dtype).newbyteorder("<"))
+        head_cls = (varint(runs_v.size) + _blob(encode_ints(runs_v)) + _blob(encode_ints(runs_n - 1))
+                    + varint(other.size) + other.tobytes())
+    x64 = np.where(valid, x, 0).astype(np.float64)
+    base64 = np.zeros(x.shape) if base is None else np.asarray(base, dtype=np.float64).reshape(x.shape)
+    if not np.isfinite(base64).all():
+        raise InputError("base prediction has non-finite values")
+    step = quantiser(bound, integer)
+    le = dtype.newbyteorder("<")
+    finite_vals = x[valid]
+    nonfinite = int((~valid).sum())
+    if finite_vals.size == 0 or (base is None and np.all(finite_vals == finite_vals.flat[0])):
+        flags = 8
+        value = finite_vals.flat[0] if finite_vals.size else np.zeros((), dtype)
+        blob = (bytes([VERSION, flags]) + _F64.pack(float(bound), step) + head_cls
+                + np.array(value, dtype=le).tobytes())
+        return blob, BoundedStats("constant", 0, 0, nonfinite, len(blob))
+
+    best: tuple[bytes, BoundedStats] | None = None
+    for name in predictors:
+        p = interp.PREDICTORS[name]
+        per_pass, outliers = _closed_loop(x64, base64, valid, dtype, float(bound), step, integer, p)
+        nonesc = [q[~e] for q, _, e in per_pass]
+        mags = [int(np.abs(a).max()) for a in nonesc if a.size]
+        m = max(mags) if mags else 0
+        raw_out = outliers.astype(le).tobytes()
+        packed = zlib.compress(raw_out, 6)
+        tail = varint(m) + varint(outliers.size) + _blob(packed)
+        for scheme in SCHEMES:
+            streams = _streams(per_pass, scheme, m + 1)
+            body = bytes([len(streams)]) + b"".join(varint(s.size) + _blob(encode_ints(s)) for s in streams)
+            flags = p | (4 if integer else 0) | (scheme << 4)
+            blob = bytes([VERSION, flags]) + _F64.pack(float(bound), step) + head_cls + tail + body
+            if best is None or len(blob) < len(best[0]):
+                best = (blob, BoundedStats(name, scheme, int(outliers.size), nonfinite, len(blob)))
+    assert best is not None
+    return best
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# decoder
+# -----------------------------------------------------------------------------------------------------------------
+def decode_bounded(blob: bytes, shape: tuple[int, ...], dtype, base: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of ``encode_bounded``. ``shape``/``dtype`` come from the (already validated) container header."""
+    dtype = np.dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    size = int(np.prod(shape))
+    rd = Reader(blob, "bounded section")
+    if rd.byte() != VERSION:
+        raise FormatError("bounded section: unknown version")
+    flags = rd.byte()
+    predictor, integer, constant, scheme = flags & 3, bool(flags & 4), bool(flags & 8), (flags >> 4) & 3
+    if flags & 0xC0 or predictor not in (0, 1) or scheme not in SCHEMES:
+        raise FormatError(f"bounded section: invalid flags {flags:#x}")
+    if integer != (dtype.kind in "iu") and not constant:
+        raise FormatError("bounded section: quantiser does not match the dtype")
+    bound, step = _F64.unpack(rd.take(_F64.size))
+    if not (np.isfinite(step) and step >= 0):
+        raise FormatError("bounded section: invalid quantisation step")
+    le = dtype.newbyteorder("<")
+    ule = _uint_of(dtype).newbyteorder("<")
+    # class map
+    nruns = rd.varint(cap=size, name="run count")
+    if nruns:
+        kinds = decode_ints(rd.take(rd.varint(name="length")), nruns).astype(np.int64)
+        lens = decode_ints(rd.take(rd.varint(name="length")), nruns).astype(np.int64) + 1
+        if kinds.min() < FINITE or kinds.max() > NAN_OTHER or lens.min() < 1 or int(lens.sum()) != size:
+            raise FormatError("bounded section: corrupt class map")
+        if dtype.kind != "f" and kinds.max() > FINITE:
+            raise FormatError("bounded section: non-finite classes in an integer array")
+        cls = np.repeat(kinds.astype(np.int8), lens).reshape(shape)
+        n_other = rd.varint(cap=int((cls == NAN_OTHER).sum()), name="NaN count")
+        if n_other != int((cls == NAN_OTHER).sum()):
+            raise FormatError("bounded section: NaN payload count does not match the class map")
+        other = np.frombuffer(rd.take(n_other * dtype.itemsize), dtype=ule)
+    else:
+        cls = np.zeros(shape, dtype=np.int8)
+        other = None
+    valid = cls == FINITE
+    out = np.empty(shape, dtype=dtype)
+    if constant:
+        value = np.frombuffer(rd.take(dtype.itemsize), dtype=le)[0]
+        rd.expect_end()
+        out[...] = value
+        return _put_nonfinite(out, cls, other)
+    base64 = np.zeros(shape) if base is None else np.asarray(base, dtype=np.float64).reshape(shape)
+    n_valid = int(valid.sum())
+    m = rd.varint(cap=QMAX, name="escape magnitude")
+    n_out = rd.varint(cap=n_valid, name="outlier count")
+    try:
+        raw = zlib.decompressobj().decompress(rd.take(rd.varint(name="length")), n_out * dtype.itemsize + 1)
+    except zlib.error as exc:
+        raise FormatError(f"bounded section: corrupt outlier list ({exc})") from None
+    if len(raw) != n_out * dtype.itemsize:
+        raise FormatError("bounded section: outlier list has the wrong length")
+    outliers = np.frombuffer(raw, dtype=le)
+    if dtype.kind == "f" and not np.isfinite(outliers).all():
+        raise FormatError("bounded section: non-finite outlier")
+    n_streams = rd.byte()
+    if n_streams != num_streams(scheme):
+        raise FormatError("bounded section: stream count does not match the context scheme")
+    origin = (0,) * len(shape)
+    n_coded = n_valid - int(valid[origin])
+    streams, total = [], 0
+    for _ in range(n_streams):
+        count = rd.varint(cap=n_coded, name="symbol count")
+        total += count
+        if total > n_coded:
+            raise FormatError("bounded section: more symbols than values")
+        streams.append(decode_ints(rd.take(rd.varint(name="length")), count).astype(np.int64))
+    rd.expect_end()
+    if total != n_coded:
+        raise FormatError("bounded section: symbol count does not match the shape")
+    for s in streams:
+        if s.size and (s.min() < -(m + 1) or s.max() > m + 1):
+            raise FormatError("bounded section: quantisation index out of range")
+    pos = [0] * n_streams
+    o_pos = 0
+    work = np.zeros(shape, dtype=np.float64)
+    absq = np.zeros(shape, dtype=np.int64)
+    if valid[origin]:
+        if n_out < 1:
+            raise FormatError("bounded section: missing anchor value")
+        out[origin] = outliers[0]
+        work[origin] = float(outliers[0]) - base64[origin]
+        o_pos = 1
+    info = np.iinfo(dtype) if integer else None
+    for h, d in interp.passes(shape):
+        _, tv = interp.pass_views(work, h, d)
+        ctx = interp.contexts(absq, h, d)
+        pred = interp.predict(work, h, d, predictor)
+        if integer:
+            pred = np.floor(pred + 0.5)
+        v = valid[tv]
+        sid = stream_of(ctx, scheme)
+        sym = np.zeros(pred.shape, dtype=np.int64)
+        for s in range(n_streams):
+            mask = v & (sid == s)
+            k = int(mask.sum())
+            if k:
+                sym[mask] = streams[s][pos[s] : pos[s] + k]
+                pos[s] += k
+        esc = v & (sym == m + 1)
+        q = np.where(esc, 0, sym)
+        rec = pred + q.astype(np.float64) * step
+        final = base64[tv] + rec
+        n_esc = int(esc.sum())
+        if o_pos + n_esc > n_out:
+            raise FormatError("bounded section: too few outliers")
+        vals = outliers[o_pos : o_pos + n_esc]
+        o_pos += n_esc
+        if integer:
+            final = np.clip(final, info.min, info.max)
+        with np.errstate(over="ignore", invalid="ignore"):
+            res = final.astype(dtype)
+        res[esc] = vals
+        res[~v] = 0
+        out[tv] = res
+        escv = np.zeros(pred.shape)
+        escv[esc] = vals.astype(np.float64)
+        work[tv] = np.where(esc, escv - base64[tv], np.where(v, rec, pred))
+        absq[tv] = np.where(esc, ESCAPE_WEIGHT, np.where(v, np.abs(q), 0))
+    if o_pos != n_out:
+        raise FormatError("bounded section: unused outliers")
+    return _put_nonfinite(out, cls, other)
+
+
+def _put_nonfinite(out: np.ndarray, cls: np.ndarray, other: np.ndarray | None) -> np.ndarray:
+    if out.dtype.kind != "f" or not (cls != FINITE).any():
+        return out
+    out[cls == NAN] = np.nan
+    out[cls == POS_INF] = np.inf
+    out[cls == NEG_INF] = -np.inf
+    if other is not None and other.size:
+        view = out.view(_uint_of(out.dtype))
+        view[cls == NAN_OTHER] = other
+    return out
