@@ -62,6 +62,11 @@ def pass_views(work: np.ndarray, h: int, d: int) -> tuple[tuple[slice, ...], tup
 
 
 def predict(work: np.ndarray, h: int, d: int, predictor: int) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _predict(work, h, d, predictor)
+
+
+def _predict(work: np.ndarray, h: int, d: int, predictor: int) -> np.ndarray:
     """Predictions of the pass's targets (C order of the target view) from the decoded points in ``work``."""
     known, target = pass_views(work, h, d)
     E = np.moveaxis(work[known], d, 0)  # known points along d: E[j] is at index 2jh
