@@ -180,9 +180,9 @@ def test_predictor_is_exact_on_the_polynomials_it_interpolates():
     t = np.arange(n, dtype=np.float64)
     for name, p in (("linear", 3 * t + 2), ("cubic", t**3 - 7 * t**2 + t)):
         work = p.copy()
-        for h, d in interp.passes((n,)):
-            _, tv = interp.pass_views(work, h, d)
-            pred = interp.predict(work, h, d, interp.PREDICTORS[name])
+        for h, modes in interp.passes((n,)):
+            tv = interp.target_slices(h, modes)
+            pred = interp.predict(work, h, modes, interp.PREDICTORS[name])
             inner = slice(1, -2) if name == "cubic" else slice(0, -1)
             assert np.array_equal(pred[inner], p[tv][inner]), (name, h)
 

@@ -16,7 +16,8 @@ Payload (little-endian; ``v`` = LEB128 varint, ``sv`` = zigzag varint)::
 
     u8   version (1)
     u8   flags: bits 0-1 predictor (0 linear, 1 cubic), bit 2 integer quantiser, bit 3 constant field,
-         bits 4-5 context scheme (0: one stream, 1: per level group, 2: level group x neighbour |q|)
+         bits 4-5 context scheme (0: one stream, 1: per level group, 2: level group x neighbour |q|),
+         bit 6 traversal (0 dimension by dimension, 1 multidimensional mean), bit 7 zero
     f64  bound E (absolute, informative), f64 quantisation step (exactly what the decoder multiplies by)
     v    number of class runs; if > 0: v length + encode_ints(run classes), v length + encode_ints(run lengths - 1),
          v count + raw dtype bits of each NaN of unusual payload (class 4)
@@ -159,7 +160,7 @@ def quantiser(bound: float, integer: bool) -> float:
 
 
 def _closed_loop(x64: np.ndarray, base: np.ndarray, valid: np.ndarray, dtype: np.dtype, bound: float, step: float,
-                 integer: bool, predictor: int):
+                 integer: bool, predictor: int, traversal: int):
     """Run the traversal as the decoder will; returns per pass (symbols, contexts, escapes) and outlier values."""
     work = np.zeros(x64.shape, dtype=np.float64)
     absq = np.zeros(x64.shape, dtype=np.int64)
@@ -171,10 +172,10 @@ def _closed_loop(x64: np.ndarray, base: np.ndarray, valid: np.ndarray, dtype: np
         outliers.append(x64[origin])
     per_pass = []
     info = np.iinfo(dtype) if integer else None
-    for h, d in interp.passes(x64.shape):
-        _, tv = interp.pass_views(x64, h, d)
-        ctx = interp.contexts(absq, h, d)
-        pred = interp.predict(work, h, d, predictor)
+    for h, modes in interp.passes(x64.shape, traversal):
+        tv = interp.target_slices(h, modes)
+        ctx = interp.contexts(absq, h, modes)
+        pred = interp.predict(work, h, modes, predictor)
         if integer:
             pred = np.floor(pred + 0.5)
         v = valid[tv]
@@ -247,9 +248,8 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None,
     # Pick the predictor and context scheme by estimated size (empirical entropy + table cost), then code only
     # that one: really coding every candidate triples the encode time (the table fits dominate it).
     best = None
-    for name in predictors:
-        p = interp.PREDICTORS[name]
-        per_pass, outliers = _closed_loop(x64, base64, valid, dtype, float(bound), step, integer, p)
+    for name, p, t in _candidates(predictors, x.shape):
+        per_pass, outliers = _closed_loop(x64, base64, valid, dtype, float(bound), step, integer, p, t)
         nonesc = [q[~e] for q, _, e in per_pass]
         mags = [int(np.abs(a).max()) for a in nonesc if a.size]
         m = max(mags) if mags else 0
@@ -257,14 +257,24 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None,
             streams = _streams(per_pass, scheme, m + 1)
             bits = sum(_estimate_bits(st) for st in streams) + 8 * dtype.itemsize * outliers.size
             if best is None or bits < best[0]:
-                best = (bits, name, p, scheme, streams, outliers, m)
-    _, name, p, scheme, streams, outliers, m = best
+                best = (bits, name, p, t, scheme, streams, outliers, m)
+    _, name, p, t, scheme, streams, outliers, m = best
     packed = zlib.compress(outliers.astype(le).tobytes(), 6)
     tail = varint(m) + varint(outliers.size) + _blob(packed)
     body = bytes([len(streams)]) + b"".join(varint(st.size) + _blob(encode_ints(st)) for st in streams)
-    flags = p | (4 if integer else 0) | (scheme << 4)
+    flags = p | (4 if integer else 0) | (scheme << 4) | (t << 6)
     blob = bytes([VERSION, flags]) + _F64.pack(float(bound), step) + head_cls + tail + body
     return blob, BoundedStats(name, scheme, int(outliers.size), nonfinite, len(blob))
+
+
+def _candidates(predictors: tuple[str, ...], shape: tuple[int, ...]):
+    """(name, predictor, traversal) to try: each predictor dimension by dimension, and on 2+ axes also averaged
+    over the axes (``interp.passes``)."""
+    multi = sum(n > 1 for n in shape) > 1
+    for name in predictors:
+        yield name, interp.PREDICTORS[name], interp.DIMWISE
+        if multi:
+            yield name + "/multidim", interp.PREDICTORS[name], interp.MULTIDIM
 
 
 def _estimate_bits(sym: np.ndarray) -> float:
@@ -291,7 +301,8 @@ def decode_bounded(blob: bytes, shape: tuple[int, ...], dtype, base: np.ndarray 
         raise FormatError("bounded section: unknown version")
     flags = rd.byte()
     predictor, integer, constant, scheme = flags & 3, bool(flags & 4), bool(flags & 8), (flags >> 4) & 3
-    if flags & 0xC0 or predictor not in (0, 1) or scheme not in SCHEMES:
+    traversal = flags >> 6
+    if traversal > 1 or predictor not in (0, 1) or scheme not in SCHEMES:
         raise FormatError(f"bounded section: invalid flags {flags:#x}")
     if integer != (dtype.kind in "iu") and not constant:
         raise FormatError("bounded section: quantiser does not match the dtype")
@@ -349,10 +360,10 @@ def decode_bounded(blob: bytes, shape: tuple[int, ...], dtype, base: np.ndarray 
         work[origin] = float(outliers[0]) - base64[origin]
         o_pos = 1
     info = np.iinfo(dtype) if integer else None
-    for h, d in interp.passes(shape):
-        _, tv = interp.pass_views(work, h, d)
-        ctx = interp.contexts(absq, h, d)
-        pred = interp.predict(work, h, d, predictor)
+    for h, modes in interp.passes(shape, traversal):
+        tv = interp.target_slices(h, modes)
+        ctx = interp.contexts(absq, h, modes)
+        pred = interp.predict(work, h, modes, predictor)
         if integer:
             pred = np.floor(pred + 0.5)
         v = valid[tv]

@@ -3,7 +3,8 @@
 The array is refined coarse to fine (SZ3's interpolation predictor). At level ``h`` (a power of two, from the
 largest below the longest axis down to 1) and for each axis ``d`` in turn, the points whose index along ``d`` is an
 odd multiple of ``h`` (and, along the other axes, a multiple of ``h`` for the axes already refined at this level, of
-``2h`` for the others) are predicted from already-decoded points at distance ``h`` and ``3h`` along ``d``: cubic
+``2h`` for the others) are predicted from already-decoded points at distance ``h`` and ``3h`` along ``d`` (or, in
+the ``MULTIDIM`` traversal, along every axis where the target is odd, averaged; see ``passes``): cubic
 ``(-a + 9b + 9c - d) / 16`` inside, quadratic next to an edge, linear or a copy of the left neighbour where fewer
 points exist. Every point of one pass depends only on earlier passes, so a pass is a handful of vectorised numpy
 operations on strided views, and the whole traversal costs ``ndim * log2(n)`` passes.
@@ -18,6 +19,7 @@ rough; flat regions are runs of zeros). Both come from already-decoded state onl
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterator
 
 import numpy as np
@@ -42,35 +44,67 @@ def levels(shape: tuple[int, ...]) -> list[int]:
     return out
 
 
-def passes(shape: tuple[int, ...]) -> Iterator[tuple[int, int]]:
-    """(h, axis) in coding order; passes without targets are skipped."""
+DIMWISE, MULTIDIM = 0, 1
+TRAVERSALS = {"dimwise": DIMWISE, "multidim": MULTIDIM}
+ALL, ODD, EVEN = 0, 1, 2  # per axis: every point of the level's grid, odd multiples of h, even multiples
+
+
+def passes(shape: tuple[int, ...], traversal: int = DIMWISE) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """(h, modes) in coding order; ``modes[k]`` says which indices along axis k a pass's targets have.
+
+    ``DIMWISE`` (SZ3): at each level one pass per axis d, targets odd along d, interpolated along d only.
+    ``MULTIDIM``: at each level one pass per non-empty set S of axes (smaller sets first), targets odd along S and
+    even elsewhere, predicted by the mean of the interpolations along every axis of S (each one's stencil lies in
+    an earlier pass): two or three independent estimates average out part of the quantisation noise and of the
+    interpolation error on isotropic fields, but mix in a poor one on strongly anisotropic fields (3 time steps
+    of a global model), hence the per-field choice between the two."""
+    nd = len(shape)
     for h in levels(shape):
-        for d in range(len(shape)):
-            if shape[d] > h:
-                yield h, d
+        if traversal == DIMWISE:
+            for d in range(nd):
+                if shape[d] > h:
+                    yield h, (ALL,) * d + (ODD,) + (EVEN,) * (nd - d - 1)
+        else:
+            for k in range(1, nd + 1):
+                for S in itertools.combinations(range(nd), k):
+                    if all(shape[d] > h for d in S):
+                        yield h, tuple(ODD if a in S else EVEN for a in range(nd))
 
 
-def pass_views(work: np.ndarray, h: int, d: int) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """Slices (into the full array) of the pass's known points along ``d`` and of its targets."""
-    nd = work.ndim
-    base = [slice(None, None, h) if k < d else slice(None, None, 2 * h) for k in range(nd)]
-    known = list(base)
-    known[d] = slice(0, None, 2 * h)
-    target = list(base)
-    target[d] = slice(h, None, 2 * h)
-    return tuple(known), tuple(target)
+def target_slices(h: int, modes: tuple[int, ...]) -> tuple[slice, ...]:
+    return tuple(slice(0, None, h) if m == ALL else slice(h, None, 2 * h) if m == ODD else slice(0, None, 2 * h)
+                 for m in modes)
 
 
-def predict(work: np.ndarray, h: int, d: int, predictor: int) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
-        return _predict(work, h, d, predictor)
-
-
-def _predict(work: np.ndarray, h: int, d: int, predictor: int) -> np.ndarray:
+def predict(work: np.ndarray, h: int, modes: tuple[int, ...], predictor: int) -> np.ndarray:
     """Predictions of the pass's targets (C order of the target view) from the decoded points in ``work``."""
-    known, target = pass_views(work, h, d)
-    E = np.moveaxis(work[known], d, 0)  # known points along d: E[j] is at index 2jh
-    nt = np.moveaxis(work[target], d, 0).shape[0]  # target j is at (2j+1)h, between E[j] and E[j+1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        preds = []
+        for d, m in enumerate(modes):
+            if m != ODD:
+                continue
+            sl = list(target_slices(h, modes))
+            sl[d] = slice(0, None, h)  # the line through the targets along d: even entries known, odd ones targets
+            line = np.moveaxis(work[tuple(sl)], d, 0)
+            preds.append(np.moveaxis(_line_predict(line, predictor), 0, d))
+        pred = preds[0]
+        for extra in preds[1:]:
+            pred = pred + extra
+        if len(preds) > 1:
+            pred = pred / float(len(preds))
+        bad = ~np.isfinite(pred)  # huge values near the float64 limit overflow the stencil: copy a neighbour
+        if bad.any():
+            d = modes.index(ODD)
+            sl = list(target_slices(h, modes))
+            sl[d] = slice(0, None, 2 * h)
+            left = np.moveaxis(work[tuple(sl)], d, 0)[: pred.shape[d]]
+            pred = np.where(bad, np.moveaxis(left, 0, d), pred)
+        return pred
+
+
+def _line_predict(L: np.ndarray, predictor: int) -> np.ndarray:
+    E = L[0::2]  # known points along the line: E[j] is at index 2jh
+    nt = L.shape[0] // 2  # target j is at (2j+1)h, between E[j] and E[j+1]
     ne = E.shape[0]
     pred = E[:nt].copy()  # no right neighbour: copy the left one
     nr = min(nt, ne - 1)  # targets with a right neighbour
@@ -86,15 +120,11 @@ def _predict(work: np.ndarray, h: int, d: int, predictor: int) -> np.ndarray:
         j = ne - 2  # last target with a right neighbour: two known on the left, one on the right
         if 1 <= j < nt:
             pred[j] = (-E[j - 1] + 6.0 * E[j] + 3.0 * E[j + 1]) / 8.0
-    # Huge values (near the float64 limit) can overflow the stencil: fall back to the left neighbour.
-    bad = ~np.isfinite(pred)
-    if bad.any():
-        pred[bad] = E[:nt][bad]
-    return np.moveaxis(pred, 0, d)
+    return pred
 
 
-def contexts(absq: np.ndarray, h: int, d: int) -> np.ndarray:
-    """Context index of every target of pass (h, d), from the |q| of already-coded points (0 elsewhere)."""
+def contexts(absq: np.ndarray, h: int, modes: tuple[int, ...]) -> np.ndarray:
+    """Context index of every target of pass (h, modes), from the |q| of already-coded points (0 elsewhere)."""
     grid = absq[tuple(slice(None, None, h) for _ in range(absq.ndim))]
     near = np.zeros(grid.shape, dtype=np.int64)
     for ax in range(grid.ndim):
@@ -103,8 +133,7 @@ def contexts(absq: np.ndarray, h: int, d: int) -> np.ndarray:
         a, g = np.moveaxis(near, ax, 0), np.moveaxis(grid, ax, 0)
         a[1:] += g[:-1]
         a[:-1] += g[1:]
-    sel = [slice(None) if k <= d else slice(None, None, 2) for k in range(grid.ndim)]
-    sel[d] = slice(1, None, 2)
-    bucket = np.minimum(near[tuple(sel)], NEIGHBOUR_BUCKETS - 1)
+    sel = tuple(slice(None) if m == ALL else slice(1, None, 2) if m == ODD else slice(0, None, 2) for m in modes)
+    bucket = np.minimum(near[sel], NEIGHBOUR_BUCKETS - 1)
     group = 0 if h == 1 else (1 if h == 2 else 2)
     return group * NEIGHBOUR_BUCKETS + bucket
