@@ -16,7 +16,8 @@ Payload (little-endian; ``v`` = LEB128 varint, ``sv`` = zigzag varint)::
 
     u8   version (1)
     u8   flags: bits 0-1 predictor (0 linear, 1 cubic), bit 2 integer quantiser, bit 3 constant field,
-         bits 4-5 context scheme (0: one stream, 1: per level group, 2: level group x neighbour |q|),
+         bits 4-5 context scheme (0: one stream, 1: per level group, 2: level group x 4 neighbour buckets,
+         3: level group x 8 neighbour buckets; see ``stream_of``),
          bit 6 traversal (0 dimension by dimension, 1 multidimensional mean), bit 7 zero
     f64  bound E (absolute, informative), f64 quantisation step (exactly what the decoder multiplies by)
     v    number of class runs; if > 0: v length + encode_ints(run classes), v length + encode_ints(run lengths - 1),
@@ -45,24 +46,29 @@ from . import interp
 
 VERSION = 1
 QMAX = 1 << 16  # larger quantisation indices are coded as outliers
-ESCAPE_WEIGHT = 4  # |q| an outlier counts for in its neighbours' contexts
+ESCAPE_WEIGHT = 16  # |q| an outlier counts for in its neighbours' contexts
 FINITE, NAN, POS_INF, NEG_INF, NAN_OTHER = range(5)
-SCHEMES = (0, 1, 2)  # context schemes, see stream_of
+SCHEMES = (0, 1, 2, 3)  # context schemes, see stream_of
 MAX_OUTLIER_ZLIB = 1 << 31
 
 _F64 = struct.Struct("<dd")
 
 
 def stream_of(ctx: np.ndarray, scheme: int) -> np.ndarray:
+    """Stream of each context under a scheme: coarser schemes share tables (fewer bytes of tables on small
+    fields), finer ones model more (fewer bits per symbol on large ones); the encoder picks per field."""
     if scheme == 0:
         return np.zeros_like(ctx)
+    group, bucket = ctx // interp.NEIGHBOUR_BUCKETS, ctx % interp.NEIGHBOUR_BUCKETS
     if scheme == 1:
-        return ctx // interp.NEIGHBOUR_BUCKETS
+        return group
+    if scheme == 2:
+        return group * 4 + np.minimum(bucket, 3)
     return ctx
 
 
 def num_streams(scheme: int) -> int:
-    return {0: 1, 1: interp.LEVEL_GROUPS, 2: interp.NUM_CONTEXTS}[scheme]
+    return {0: 1, 1: interp.LEVEL_GROUPS, 2: interp.LEVEL_GROUPS * 4, 3: interp.NUM_CONTEXTS}[scheme]
 
 
 @dataclass

@@ -27,8 +27,9 @@ import numpy as np
 LINEAR, CUBIC = 0, 1
 PREDICTORS = {"linear": LINEAR, "cubic": CUBIC}
 
-LEVEL_GROUPS = 3  # finest level, second finest, all coarser levels
-NEIGHBOUR_BUCKETS = 5  # sum of |q| of coded neighbours: 0, 1, 2, 3, >= 4
+LEVEL_GROUPS = 4  # h = 1, 2, 4, >= 8
+NEIGHBOUR_BUCKETS = 8  # sum s of |q| of coded neighbours: 0, 1, 2-3, 4-7, ..., 32-63, >= 64 (log scale: at fine
+# bounds the sum is rarely below 4, and a linear scale would put nearly everything in its top bucket)
 NUM_CONTEXTS = LEVEL_GROUPS * NEIGHBOUR_BUCKETS
 
 
@@ -134,6 +135,9 @@ def contexts(absq: np.ndarray, h: int, modes: tuple[int, ...]) -> np.ndarray:
         a[1:] += g[:-1]
         a[:-1] += g[1:]
     sel = tuple(slice(None) if m == ALL else slice(1, None, 2) if m == ODD else slice(0, None, 2) for m in modes)
-    bucket = np.minimum(near[sel], NEIGHBOUR_BUCKETS - 1)
-    group = 0 if h == 1 else (1 if h == 2 else 2)
+    s = near[sel]
+    bucket = np.zeros(s.shape, dtype=np.int64)
+    for t in (1, 2, 4, 8, 16, 32, 64):  # integer comparisons only: no libm (log2) in the decode path
+        bucket += s >= t
+    group = min(h.bit_length() - 1, LEVEL_GROUPS - 1)
     return group * NEIGHBOUR_BUCKETS + bucket
