@@ -31,9 +31,9 @@ def max_violation(x: np.ndarray, y: np.ndarray, bound: float) -> tuple[float, in
     return (float(err.max()) if err.size else 0.0), bad
 
 
-def encode_verified(x: np.ndarray, bound: float, base: np.ndarray | None = None,
-                    predictors: tuple[str, ...] = ("linear", "cubic")) -> tuple[bytes, BoundedStats, np.ndarray]:
-    blob, stats = encode_bounded(x, bound, base, predictors)
+def encode_verified(x: np.ndarray, bound: float,
+                    base: np.ndarray | None = None) -> tuple[bytes, BoundedStats, np.ndarray]:
+    blob, stats = encode_bounded(x, bound, base)
     decoded = decode_bounded(blob, x.shape, x.dtype, base)
     err, bad = max_violation(x, decoded, bound)
     if bad:

@@ -15,7 +15,7 @@ and the bound is checked on the final ``base + residual`` cast to the output dty
 Payload (little-endian; ``v`` = LEB128 varint, ``sv`` = zigzag varint)::
 
     u8   version (1)
-    u8   flags: bits 0-1 predictor (0 linear, 1 cubic), bit 2 integer quantiser, bit 3 constant field,
+    u8   flags: bits 0-1 zero, bit 2 integer quantiser, bit 3 constant field,
          bits 4-5 context scheme (0: one stream, 1: per level group, 2: level group x 4 neighbour buckets,
          3: level group x 8 neighbour buckets; see ``stream_of``),
          bit 6 traversal (0 dimension by dimension, 1 multidimensional mean), bit 7 zero
@@ -25,6 +25,7 @@ Payload (little-endian; ``v`` = LEB128 varint, ``sv`` = zigzag varint)::
     constant field: the value's raw dtype bits; end.
     v    escape magnitude M (the escape symbol is M + 1; every other |q| <= M)
     v    number of outliers, v length + zlib(raw dtype bits of the outliers, in coding order)
+    v    length + encode_ints(per pass: index into ``interp.pass_options``: kernel and axes)
     u8   number of streams S; S x (v symbol count, v length, encode_ints blob)
 
 Decoding checks every count against what the shape and the class map allow before allocating, and turns any
@@ -166,8 +167,9 @@ def quantiser(bound: float, integer: bool) -> float:
 
 
 def _closed_loop(x64: np.ndarray, base: np.ndarray, valid: np.ndarray, dtype: np.dtype, bound: float, step: float,
-                 integer: bool, predictor: int, traversal: int):
-    """Run the traversal as the decoder will; returns per pass (symbols, contexts, escapes) and outlier values."""
+                 integer: bool, traversal: int):
+    """Run the traversal as the decoder will, choosing each pass's option (``interp.pass_options``) by the
+    estimated cost of its symbols. Returns per pass (symbols, contexts, escapes), the choices and the outliers."""
     work = np.zeros(x64.shape, dtype=np.float64)
     absq = np.zeros(x64.shape, dtype=np.int64)
     target64 = x64 - base  # residual space (base = 0 without an INR)
@@ -176,37 +178,60 @@ def _closed_loop(x64: np.ndarray, base: np.ndarray, valid: np.ndarray, dtype: np
     if valid[origin]:
         work[origin] = target64[origin]
         outliers.append(x64[origin])
-    per_pass = []
+    per_pass, choices = [], []
     info = np.iinfo(dtype) if integer else None
+    escape_bits = 8.0 * dtype.itemsize + 4.0
     for h, modes in interp.passes(x64.shape, traversal):
         tv = interp.target_slices(h, modes)
         ctx = interp.contexts(absq, h, modes)
-        pred = interp.predict(work, h, modes, predictor)
-        if integer:
-            pred = np.floor(pred + 0.5)
         v = valid[tv]
-        xt = np.where(v, target64[tv], pred)
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            q = np.rint((xt - pred) / step) if step > 0 else np.zeros_like(pred)
-            inrange = np.abs(q) <= QMAX
-            q = np.where(inrange, q, 0.0)
-            rec = pred + q * step
-            final = base[tv] + rec
+        x_t, base_t, target_t = x64[tv], base[tv], target64[tv]
+        best = None
+        for i, (kernel, axes) in enumerate(interp.pass_options(modes)):
+            pred = interp.predict(work, h, modes, kernel, axes)
             if integer:
-                inrange &= (final >= info.min) & (final <= info.max)
-                final = np.where(inrange, final, 0.0)
-            cast = final.astype(dtype).astype(np.float64)
-            ok = inrange & (np.abs(cast - x64[tv]) <= bound) & np.isfinite(cast)
-        esc = v & ~ok
+                pred = np.floor(pred + 0.5)
+            xt = np.where(v, target_t, pred)
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                q = np.rint((xt - pred) / step) if step > 0 else np.zeros_like(pred)
+                inrange = np.abs(q) <= QMAX
+                q = np.where(inrange, q, 0.0)
+                rec = pred + q * step
+                final = base_t + rec
+                if integer:
+                    inrange &= (final >= info.min) & (final <= info.max)
+                    final = np.where(inrange, final, 0.0)
+                cast = final.astype(dtype).astype(np.float64)
+                ok = inrange & (np.abs(cast - x_t) <= bound) & np.isfinite(cast)
+            esc = v & ~ok
+            cost = _entropy_bits(q[v & ok]) + escape_bits * int(esc.sum())
+            if best is None or cost < best[0]:
+                best = (cost, i, pred, q, rec, esc, xt)
+        _, choice, pred, q, rec, esc, xt = best
+        choices.append(choice)
         work[tv] = np.where(esc, xt, np.where(v, rec, pred))
         absq[tv] = np.where(esc, ESCAPE_WEIGHT, np.where(v, np.abs(q), 0)).astype(np.int64)
-        sel = v
         qi = q.astype(np.int64)
-        per_pass.append((qi[sel], ctx[sel], esc[sel]))
+        per_pass.append((qi[v], ctx[v], esc[v]))
         if esc.any():
-            outliers.append(x64[tv][esc])
+            outliers.append(x_t[esc])
     out_vals = np.concatenate([np.atleast_1d(o) for o in outliers]) if outliers else np.zeros(0)
-    return per_pass, out_vals
+    return per_pass, np.array(choices, dtype=np.int64), out_vals
+
+
+def _entropy_bits(q: np.ndarray, clip: int = 64) -> float:
+    """0-order entropy of the symbols (|q| > clip counted as a shared symbol plus its magnitude bits)."""
+    if q.size == 0:
+        return 0.0
+    qi = q.astype(np.int64)
+    c = np.clip(qi, -clip - 1, clip + 1) + clip + 1
+    counts = np.bincount(c.ravel(), minlength=2 * clip + 3)
+    counts = counts[counts > 0]
+    bits = float(-(counts * np.log2(counts / q.size)).sum())
+    big = np.abs(qi) > clip
+    if big.any():
+        bits += float(np.log2(np.abs(qi[big]).astype(np.float64)).sum()) * 2.0
+    return bits
 
 
 def _streams(per_pass, scheme: int, escape: int) -> list[np.ndarray]:
@@ -222,12 +247,11 @@ def _streams(per_pass, scheme: int, escape: int) -> list[np.ndarray]:
     return [np.concatenate(p) if p else np.zeros(0, dtype=np.int64) for p in parts]
 
 
-def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None,
-                   predictors: tuple[str, ...] = ("linear", "cubic")) -> tuple[bytes, BoundedStats]:
+def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None) -> tuple[bytes, BoundedStats]:
     """Code ``x`` so that every finite value decodes within ``bound`` (absolute) and non-finite ones exactly.
 
-    Tries each predictor and context scheme and keeps the smallest payload. ``base`` (same shape, values of the
-    output dtype) makes it a residual coder."""
+    Tries each traversal and context scheme and keeps the smallest (estimated) payload; the kernel and axes are
+    chosen per pass. ``base`` (same shape, values of the output dtype) makes it a residual coder."""
     x = np.ascontiguousarray(x)
     dtype = x.dtype
     if not bound >= 0 or not np.isfinite(bound):
@@ -241,6 +265,13 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None,
     if not np.isfinite(base64).all():
         raise InputError("base prediction has non-finite values")
     step = quantiser(bound, integer)
+    if not integer and bound > 0:
+        # The final cast to float32/float16 moves a value by up to half an ulp; a step 2(E - ulp) keeps those
+        # casts inside the bound (else ~ulp/E of all values would become outliers). Costs a relative 1e-7.
+        finite_abs = np.abs(x64[valid]).max() if valid.any() else 0.0
+        margin = float(np.spacing(np.array(finite_abs + np.abs(base64).max(), dtype=dtype)))
+        if dtype.itemsize < 8 and bound > 4 * margin:
+            step = 2.0 * (bound - margin)
     le = dtype.newbyteorder("<")
     finite_vals = x[valid]
     nonfinite = int((~valid).sum())
@@ -254,8 +285,8 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None,
     # Pick the predictor and context scheme by estimated size (empirical entropy + table cost), then code only
     # that one: really coding every candidate triples the encode time (the table fits dominate it).
     best = None
-    for name, p, t in _candidates(predictors, x.shape):
-        per_pass, outliers = _closed_loop(x64, base64, valid, dtype, float(bound), step, integer, p, t)
+    for name, t in _candidates(x.shape):
+        per_pass, choices, outliers = _closed_loop(x64, base64, valid, dtype, float(bound), step, integer, t)
         nonesc = [q[~e] for q, _, e in per_pass]
         mags = [int(np.abs(a).max()) for a in nonesc if a.size]
         m = max(mags) if mags else 0
@@ -263,24 +294,24 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None,
             streams = _streams(per_pass, scheme, m + 1)
             bits = sum(_estimate_bits(st) for st in streams) + 8 * dtype.itemsize * outliers.size
             if best is None or bits < best[0]:
-                best = (bits, name, p, t, scheme, streams, outliers, m)
-    _, name, p, t, scheme, streams, outliers, m = best
+                best = (bits, name, choices, t, scheme, streams, outliers, m)
+    _, name, choices, t, scheme, streams, outliers, m = best
     packed = zlib.compress(outliers.astype(le).tobytes(), 6)
-    tail = varint(m) + varint(outliers.size) + _blob(packed)
+    tail = varint(m) + varint(outliers.size) + _blob(packed) + _blob(encode_ints(choices))
     body = bytes([len(streams)]) + b"".join(varint(st.size) + _blob(encode_ints(st)) for st in streams)
-    flags = p | (4 if integer else 0) | (scheme << 4) | (t << 6)
+    flags = (4 if integer else 0) | (scheme << 4) | (t << 6)
     blob = bytes([VERSION, flags]) + _F64.pack(float(bound), step) + head_cls + tail + body
-    return blob, BoundedStats(name, scheme, int(outliers.size), nonfinite, len(blob))
+    kernels = np.array([interp.pass_options(modes)[c][0] for (_, modes), c in
+                        zip(interp.passes(x.shape, t), choices)])
+    label = f"{name}, cubic in {100 * float(np.mean(kernels == interp.CUBIC)) if kernels.size else 0:.0f}% of passes"
+    return blob, BoundedStats(label, scheme, int(outliers.size), nonfinite, len(blob))
 
 
-def _candidates(predictors: tuple[str, ...], shape: tuple[int, ...]):
-    """(name, predictor, traversal) to try: each predictor dimension by dimension, and on 2+ axes also averaged
-    over the axes (``interp.passes``)."""
-    multi = sum(n > 1 for n in shape) > 1
-    for name in predictors:
-        yield name, interp.PREDICTORS[name], interp.DIMWISE
-        if multi:
-            yield name + "/multidim", interp.PREDICTORS[name], interp.MULTIDIM
+def _candidates(shape: tuple[int, ...]):
+    """(name, traversal) to try: axis by axis, and on 2+ axes also the multidimensional one (``interp.passes``)."""
+    yield "dimwise", interp.DIMWISE
+    if sum(n > 1 for n in shape) > 1:
+        yield "multidim", interp.MULTIDIM
 
 
 def _estimate_bits(sym: np.ndarray) -> float:
@@ -306,9 +337,9 @@ def decode_bounded(blob: bytes, shape: tuple[int, ...], dtype, base: np.ndarray 
     if rd.byte() != VERSION:
         raise FormatError("bounded section: unknown version")
     flags = rd.byte()
-    predictor, integer, constant, scheme = flags & 3, bool(flags & 4), bool(flags & 8), (flags >> 4) & 3
+    reserved, integer, constant, scheme = flags & 3, bool(flags & 4), bool(flags & 8), (flags >> 4) & 3
     traversal = flags >> 6
-    if traversal > 1 or predictor not in (0, 1) or scheme not in SCHEMES:
+    if traversal > 1 or reserved not in (0, 1) or scheme not in SCHEMES:
         raise FormatError(f"bounded section: invalid flags {flags:#x}")
     if integer != (dtype.kind in "iu") and not constant:
         raise FormatError("bounded section: quantiser does not match the dtype")
@@ -334,6 +365,8 @@ def decode_bounded(blob: bytes, shape: tuple[int, ...], dtype, base: np.ndarray 
         raise FormatError(f"bounded section: corrupt outlier list ({exc})") from None
     if len(raw) != n_out * dtype.itemsize:
         raise FormatError("bounded section: outlier list has the wrong length")
+    plan = list(interp.passes(shape, traversal))
+    choices = decode_ints(rd.take(rd.varint(name="length")), len(plan)).astype(np.int64)
     outliers = np.frombuffer(raw, dtype=le)
     if dtype.kind == "f" and not np.isfinite(outliers).all():
         raise FormatError("bounded section: non-finite outlier")
@@ -366,10 +399,13 @@ def decode_bounded(blob: bytes, shape: tuple[int, ...], dtype, base: np.ndarray 
         work[origin] = float(outliers[0]) - base64[origin]
         o_pos = 1
     info = np.iinfo(dtype) if integer else None
-    for h, modes in interp.passes(shape, traversal):
+    for (h, modes), choice in zip(plan, choices):
         tv = interp.target_slices(h, modes)
         ctx = interp.contexts(absq, h, modes)
-        pred = interp.predict(work, h, modes, predictor)
+        options = interp.pass_options(modes)
+        if not 0 <= choice < len(options):
+            raise FormatError("bounded section: invalid predictor choice")
+        pred = interp.predict(work, h, modes, *options[choice])
         if integer:
             pred = np.floor(pred + 0.5)
         v = valid[tv]

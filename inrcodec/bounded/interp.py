@@ -77,13 +77,24 @@ def target_slices(h: int, modes: tuple[int, ...]) -> tuple[slice, ...]:
                  for m in modes)
 
 
-def predict(work: np.ndarray, h: int, modes: tuple[int, ...], predictor: int) -> np.ndarray:
-    """Predictions of the pass's targets (C order of the target view) from the decoded points in ``work``."""
+def pass_options(modes: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
+    """What the encoder may choose per pass (and writes down): interpolation kernel x the axes it runs along (all
+    odd axes averaged, or one of them alone when there are several: on anisotropic fields one axis predicts far
+    better than the mean). QoZ-style level-wise selection, greedy on the pass's estimated cost."""
+    odd = tuple(d for d, m in enumerate(modes) if m == ODD)
+    axes = [odd] + ([(a,) for a in odd] if len(odd) > 1 else [])
+    return [(k, ax) for k in (LINEAR, CUBIC) for ax in axes]
+
+
+def predict(work: np.ndarray, h: int, modes: tuple[int, ...], predictor: int,
+            axes: tuple[int, ...] | None = None) -> np.ndarray:
+    """Predictions of the pass's targets (C order of the target view) from the decoded points in ``work``,
+    interpolated along ``axes`` (default: every odd axis) and averaged."""
+    if axes is None:
+        axes = tuple(d for d, m in enumerate(modes) if m == ODD)
     with np.errstate(over="ignore", invalid="ignore"):
         preds = []
-        for d, m in enumerate(modes):
-            if m != ODD:
-                continue
+        for d in axes:
             sl = list(target_slices(h, modes))
             sl[d] = slice(0, None, h)  # the line through the targets along d: even entries known, odd ones targets
             line = np.moveaxis(work[tuple(sl)], d, 0)
@@ -95,7 +106,7 @@ def predict(work: np.ndarray, h: int, modes: tuple[int, ...], predictor: int) ->
             pred = pred / float(len(preds))
         bad = ~np.isfinite(pred)  # huge values near the float64 limit overflow the stencil: copy a neighbour
         if bad.any():
-            d = modes.index(ODD)
+            d = axes[0]
             sl = list(target_slices(h, modes))
             sl[d] = slice(0, None, 2 * h)
             left = np.moveaxis(work[tuple(sl)], d, 0)[: pred.shape[d]]
