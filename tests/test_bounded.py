@@ -174,17 +174,26 @@ def test_decoding_is_deterministic_and_independent_of_the_encoder():
 
 
 def test_predictor_is_exact_on_the_polynomials_it_interpolates():
-    """Linear interpolation reproduces a linear ramp and cubic a cubic exactly (in exact arithmetic; here with
-    values whose sums are exact in float64), so a lossless code of them is almost all zeros."""
-    n = 65
+    """Midpoint interpolation with r known points per side reproduces polynomials of degree 2r - 1 exactly (integer
+    values, power-of-two divisors: exact in float64 too), wherever the full stencil fits."""
+    n = 33
     t = np.arange(n, dtype=np.float64)
-    for name, p in (("linear", 3 * t + 2), ("cubic", t**3 - 7 * t**2 + t)):
-        work = p.copy()
+    cases = {"linear": (1, 3 * t + 2), "cubic": (2, t**3 - 7 * t**2 + t), "quintic": (3, t**5 - 3 * t**4 + 2 * t),
+             "septic": (4, t**7 - t**6 + 5 * t**3)}
+    for name, (r, p) in cases.items():
+        checked = 0
         for h, modes in interp.passes((n,)):
             tv = interp.target_slices(h, modes)
-            pred = interp.predict(work, h, modes, interp.PREDICTORS[name])
-            inner = slice(1, -2) if name == "cubic" else slice(0, -1)
+            pred = interp.predict(p.copy(), h, modes, interp.PREDICTORS[name])
+            ne = len(range(0, n, 2 * h))
+            inner = slice(r - 1, ne - r)
             assert np.array_equal(pred[inner], p[tv][inner]), (name, h)
+            checked += len(pred[inner])
+        assert checked > 0
+        # ... and a lower-order kernel does not (the test can fail)
+        if r > 1:
+            pred = interp.predict(p.copy(), 1, (interp.ODD,), interp.PREDICTORS["linear"])
+            assert not np.array_equal(pred[:-1], p[1::2][:-1])
 
 
 def test_codec_modes_auto_bounded_and_inr_residual():

@@ -303,7 +303,8 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None) 
     blob = bytes([VERSION, flags]) + _F64.pack(float(bound), step) + head_cls + tail + body
     kernels = np.array([interp.pass_options(modes)[c][0] for (_, modes), c in
                         zip(interp.passes(x.shape, t), choices)])
-    label = f"{name}, cubic in {100 * float(np.mean(kernels == interp.CUBIC)) if kernels.size else 0:.0f}% of passes"
+    mix = ", ".join(f"{k} {int((kernels == v).sum())}" for k, v in interp.PREDICTORS.items() if (kernels == v).any())
+    label = f"{name} ({mix} passes)"
     return blob, BoundedStats(label, scheme, int(outliers.size), nonfinite, len(blob))
 
 

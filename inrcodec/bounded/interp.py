@@ -3,10 +3,11 @@
 The array is refined coarse to fine (SZ3's interpolation predictor). At level ``h`` (a power of two, from the
 largest below the longest axis down to 1) and for each axis ``d`` in turn, the points whose index along ``d`` is an
 odd multiple of ``h`` (and, along the other axes, a multiple of ``h`` for the axes already refined at this level, of
-``2h`` for the others) are predicted from already-decoded points at distance ``h`` and ``3h`` along ``d`` (or, in
-the ``MULTIDIM`` traversal, along every axis where the target is odd, averaged; see ``passes``): cubic
-``(-a + 9b + 9c - d) / 16`` inside, quadratic next to an edge, linear or a copy of the left neighbour where fewer
-points exist. Every point of one pass depends only on earlier passes, so a pass is a handful of vectorised numpy
+``2h`` for the others) are predicted from already-decoded points at distance ``h``, ``3h``, ... along ``d`` (or, in
+the ``MULTIDIM`` traversal, along every axis where the target is odd, averaged; see ``passes``): linear, cubic
+``(-a + 9b + 9c - d) / 16``, quintic or septic midpoint interpolation (2, 4, 6, 8 taps), lower orders next to an
+edge, a copy of the left neighbour where nothing else exists. The encoder picks the kernel and the axes per pass
+(``pass_options``; smooth fields take the long kernels, rough ones the short) and writes its choices down. Every point of one pass depends only on earlier passes, so a pass is a handful of vectorised numpy
 operations on strided views, and the whole traversal costs ``ndim * log2(n)`` passes.
 
 Determinism: predictions use float64 ``+ - * /`` only (IEEE-754 exactly rounded, no libm, no fused multiply-add
@@ -24,8 +25,8 @@ from typing import Iterator
 
 import numpy as np
 
-LINEAR, CUBIC = 0, 1
-PREDICTORS = {"linear": LINEAR, "cubic": CUBIC}
+LINEAR, CUBIC, QUINTIC, SEPTIC = 0, 1, 2, 3
+PREDICTORS = {"linear": LINEAR, "cubic": CUBIC, "quintic": QUINTIC, "septic": SEPTIC}
 
 LEVEL_GROUPS = 4  # h = 1, 2, 4, >= 8
 NEIGHBOUR_BUCKETS = 8  # sum s of |q| of coded neighbours: 0, 1, 2-3, 4-7, ..., 32-63, >= 64 (log scale: at fine
@@ -83,7 +84,7 @@ def pass_options(modes: tuple[int, ...]) -> list[tuple[int, tuple[int, ...]]]:
     better than the mean). QoZ-style level-wise selection, greedy on the pass's estimated cost."""
     odd = tuple(d for d, m in enumerate(modes) if m == ODD)
     axes = [odd] + ([(a,) for a in odd] if len(odd) > 1 else [])
-    return [(k, ax) for k in (LINEAR, CUBIC) for ax in axes]
+    return [(k, ax) for k in (LINEAR, CUBIC, QUINTIC, SEPTIC) for ax in axes]
 
 
 def predict(work: np.ndarray, h: int, modes: tuple[int, ...], predictor: int,
@@ -122,7 +123,7 @@ def _line_predict(L: np.ndarray, predictor: int) -> np.ndarray:
     nr = min(nt, ne - 1)  # targets with a right neighbour
     if nr > 0:
         pred[:nr] = (E[:nr] + E[1 : nr + 1]) * 0.5
-    if predictor == CUBIC and ne >= 3:
+    if predictor in (CUBIC, QUINTIC, SEPTIC) and ne >= 3:
         if ne >= 4:  # interior: two known points on each side
             j1, j2 = 1, min(nt, ne - 2)
             if j2 > j1:
@@ -132,6 +133,17 @@ def _line_predict(L: np.ndarray, predictor: int) -> np.ndarray:
         j = ne - 2  # last target with a right neighbour: two known on the left, one on the right
         if 1 <= j < nt:
             pred[j] = (-E[j - 1] + 6.0 * E[j] + 3.0 * E[j + 1]) / 8.0
+    if predictor in (QUINTIC, SEPTIC) and ne >= 6:  # three known points on each side: (3, -25, 150, 150, -25, 3) / 256
+        j1, j2 = 2, min(nt, ne - 3)
+        if j2 > j1:
+            pred[j1:j2] = (3.0 * E[j1 - 2 : j2 - 2] - 25.0 * E[j1 - 1 : j2 - 1] + 150.0 * E[j1:j2]
+                           + 150.0 * E[j1 + 1 : j2 + 1] - 25.0 * E[j1 + 2 : j2 + 2] + 3.0 * E[j1 + 3 : j2 + 3]) / 256.0
+    if predictor == SEPTIC and ne >= 8:  # four known points on each side
+        j1, j2 = 3, min(nt, ne - 4)
+        if j2 > j1:
+            pred[j1:j2] = (-5.0 * E[j1 - 3 : j2 - 3] + 49.0 * E[j1 - 2 : j2 - 2] - 245.0 * E[j1 - 1 : j2 - 1]
+                           + 1225.0 * E[j1:j2] + 1225.0 * E[j1 + 1 : j2 + 1] - 245.0 * E[j1 + 2 : j2 + 2]
+                           + 49.0 * E[j1 + 3 : j2 + 3] - 5.0 * E[j1 + 4 : j2 + 4]) / 2048.0
     return pred
 
 
