@@ -268,3 +268,23 @@ def test_encode_verified_checks_its_own_stream():
     blob, stats, y = encode_verified(x, 0.3)
     assert np.array_equal(y, decode_bounded(blob, x.shape, x.dtype))
     assert stats.bytes == len(blob)
+
+
+def test_cli_fit_and_decode_an_int16_volume_within_the_relative_bound(tmp_path, capsys):
+    from inrcodec.cli import main
+
+    rng = np.random.default_rng(16)
+    ct = np.clip(rng.normal(1000, 300, (5, 20, 24)), 0, 2000).astype(np.int16)
+    src, enc, back, rep = tmp_path / "ct.npy", tmp_path / "ct.inrc", tmp_path / "back.npy", tmp_path / "r.json"
+    np.save(src, ct)
+    assert main(["fit", str(src), "--max-error", "0.01", "--relative", "-o", str(enc), "--json", str(rep)]) == 0
+    out = capsys.readouterr().out
+    bound = 0.01 * (int(ct.max()) - int(ct.min()))
+    assert "values over" in out and "predictor only" in out
+    assert main(["decode", str(enc), "-o", str(back)]) == 0
+    got = np.load(back).reshape(ct.shape)
+    assert got.dtype == np.int16 and np.abs(got.astype(np.int64) - ct).max() <= bound
+    import json
+
+    report = json.loads(rep.read_text())
+    assert report["target_max_error"] == pytest.approx(bound) and report["model"] == "bounded"
