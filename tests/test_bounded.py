@@ -288,3 +288,14 @@ def test_cli_fit_and_decode_an_int16_volume_within_the_relative_bound(tmp_path, 
 
     report = json.loads(rep.read_text())
     assert report["target_max_error"] == pytest.approx(bound) and report["model"] == "bounded"
+
+
+def test_auto_with_steps_measures_an_inr_base_and_keeps_the_smaller_file():
+    x = smooth_field((20, 22), seed=17)
+    res = compress(Signal(x[..., None], kind="array"), max_error=0.01, relative=True, steps=15)
+    cands = res.report["auto"]["candidates"]
+    assert [c["model"] for c in cands] == ["bounded", "latentgrid"]
+    assert res.report["bytes"] == min(c["bytes"] for c in cands) == len(res.data)
+    assert res.report["model"] == min(cands, key=lambda c: c["bytes"])["model"]
+    out = decompress(res.data).data[..., 0]
+    assert_within(x, out, res.report["target_max_error"])
