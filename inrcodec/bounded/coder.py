@@ -50,6 +50,7 @@ QMAX = 1 << 16  # larger quantisation indices are coded as outliers
 ESCAPE_WEIGHT = 16  # |q| an outlier counts for in its neighbours' contexts
 FINITE, NAN, POS_INF, NEG_INF, NAN_OTHER = range(5)
 SCHEMES = (0, 1, 2, 3)  # context schemes, see stream_of
+CODED_CANDIDATES = 2  # (traversal, scheme) pairs really coded, out of those ranked by estimated size
 MAX_OUTLIER_ZLIB = 1 << 31
 
 _F64 = struct.Struct("<dd")
@@ -284,7 +285,9 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None) 
 
     # Pick the predictor and context scheme by estimated size (empirical entropy + table cost), then code only
     # that one: really coding every candidate triples the encode time (the table fits dominate it).
-    best = None
+    # Rank every (traversal, context scheme) by estimated size, then really code the best few and keep the
+    # smallest: the estimate ranks traversals well but misjudges table costs by a few % between schemes.
+    ranked = []
     for name, t in _candidates(x.shape):
         per_pass, choices, outliers = _closed_loop(x64, base64, valid, dtype, float(bound), step, integer, t)
         nonesc = [q[~e] for q, _, e in per_pass]
@@ -293,14 +296,18 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None) 
         for scheme in SCHEMES:
             streams = _streams(per_pass, scheme, m + 1)
             bits = sum(_estimate_bits(st) for st in streams) + 8 * dtype.itemsize * outliers.size
-            if best is None or bits < best[0]:
-                best = (bits, name, choices, t, scheme, streams, outliers, m)
-    _, name, choices, t, scheme, streams, outliers, m = best
-    packed = zlib.compress(outliers.astype(le).tobytes(), 6)
-    tail = varint(m) + varint(outliers.size) + _blob(packed) + _blob(encode_ints(choices))
-    body = bytes([len(streams)]) + b"".join(varint(st.size) + _blob(encode_ints(st)) for st in streams)
-    flags = (4 if integer else 0) | (scheme << 4) | (t << 6)
-    blob = bytes([VERSION, flags]) + _F64.pack(float(bound), step) + head_cls + tail + body
+            ranked.append((bits, len(ranked), name, choices, t, scheme, streams, outliers, m))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    best = None
+    for _, _, name, choices, t, scheme, streams, outliers, m in ranked[:CODED_CANDIDATES]:
+        packed = zlib.compress(outliers.astype(le).tobytes(), 6)
+        tail = varint(m) + varint(outliers.size) + _blob(packed) + _blob(encode_ints(choices))
+        body = bytes([len(streams)]) + b"".join(varint(st.size) + _blob(encode_ints(st)) for st in streams)
+        flags = (4 if integer else 0) | (scheme << 4) | (t << 6)
+        blob = bytes([VERSION, flags]) + _F64.pack(float(bound), step) + head_cls + tail + body
+        if best is None or len(blob) < len(best[0]):
+            best = (blob, name, choices, t, scheme, outliers)
+    blob, name, choices, t, scheme, outliers = best
     kernels = np.array([interp.pass_options(modes)[c][0] for (_, modes), c in
                         zip(interp.passes(x.shape, t), choices)])
     mix = ", ".join(f"{k} {int((kernels == v).sum())}" for k, v in interp.PREDICTORS.items() if (kernels == v).any())
