@@ -45,7 +45,7 @@ def assert_within(x, y, bound):
     return err
 
 
-@pytest.mark.parametrize("shape", [(257,), (33, 47), (9, 17, 12), (1, 40), (40, 1, 3), (1,), (1, 1, 1)])
+@pytest.mark.parametrize("shape", [(129,), (17, 23), (6, 9, 7), (1, 40), (40, 1, 3), (1,), (1, 1, 1)])
 @pytest.mark.parametrize("kind", ["smooth", "rough"])
 def test_bound_holds_on_generated_fields(shape, kind):
     x = (smooth_field if kind == "smooth" else rough_field)(shape, seed=len(shape))
@@ -129,7 +129,7 @@ def test_integers_exact_below_one_and_bounded_above(dtype):
     info = np.iinfo(dtype)
     rng = np.random.default_rng(5)
     span = min(int(info.max) - int(info.min), 4000)
-    x = (smooth_field((21, 19), seed=6, dtype=np.float64) / 80 * span * 0.45 + rng.integers(-3, 4, (21, 19)))
+    x = (smooth_field((13, 11), seed=6, dtype=np.float64) / 80 * span * 0.45 + rng.integers(-3, 4, (13, 11)))
     x = np.clip(x + (int(info.min) + int(info.max)) / 2, info.min, info.max).astype(dtype)
     for bound in (0.0, 0.3, 0.49, 0.99):
         _, _, y = roundtrip(x, bound)
