@@ -49,6 +49,7 @@ VERSION = 1
 QMAX = 1 << 16  # larger quantisation indices are coded as outliers
 ESCAPE_WEIGHT = 16  # |q| an outlier counts for in its neighbours' contexts
 FINITE, NAN, POS_INF, NEG_INF, NAN_OTHER = range(5)
+MAX_VALUES = 1 << 28  # values one bounded section may hold (~10 GB of working arrays): larger fields are tiled
 SCHEMES = (0, 1, 2, 3)  # context schemes, see stream_of
 CODED_CANDIDATES = 2  # (traversal, scheme) pairs really coded, out of those ranked by estimated size
 MAX_OUTLIER_ZLIB = 1 << 31
@@ -98,6 +99,11 @@ def _classes(x: np.ndarray) -> np.ndarray:
         cls[nan & (bits == canon)] = NAN
         cls[nan & (bits != canon)] = NAN_OTHER
     return cls
+
+
+def _zeros_view(shape: tuple[int, ...]) -> np.ndarray:
+    """A read-only array of zeros that costs no memory (the base when there is no INR)."""
+    return np.broadcast_to(np.zeros((), dtype=np.float64), shape)
 
 
 def _uint_of(dtype: np.dtype) -> np.dtype:
@@ -172,7 +178,7 @@ def _closed_loop(x64: np.ndarray, base: np.ndarray, valid: np.ndarray, dtype: np
     """Run the traversal as the decoder will, choosing each pass's option (``interp.pass_options``) by the
     estimated cost of its symbols. Returns per pass (symbols, contexts, escapes), the choices and the outliers."""
     work = np.zeros(x64.shape, dtype=np.float64)
-    absq = np.zeros(x64.shape, dtype=np.int64)
+    absq = np.zeros(x64.shape, dtype=np.int32)
     target64 = x64 - base  # residual space (base = 0 without an INR)
     origin = (0,) * x64.ndim
     outliers = []
@@ -211,7 +217,7 @@ def _closed_loop(x64: np.ndarray, base: np.ndarray, valid: np.ndarray, dtype: np
         _, choice, pred, q, rec, esc, xt = best
         choices.append(choice)
         work[tv] = np.where(esc, xt, np.where(v, rec, pred))
-        absq[tv] = np.where(esc, ESCAPE_WEIGHT, np.where(v, np.abs(q), 0)).astype(np.int64)
+        absq[tv] = np.where(esc, ESCAPE_WEIGHT, np.where(v, np.abs(q), 0)).astype(np.int32)
         qi = q.astype(np.int64)
         per_pass.append((qi[v], ctx[v], esc[v]))
         if esc.any():
@@ -255,6 +261,8 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None) 
     chosen per pass. ``base`` (same shape, values of the output dtype) makes it a residual coder."""
     x = np.ascontiguousarray(x)
     dtype = x.dtype
+    if x.size > MAX_VALUES:
+        raise InputError(f"{x.size} values exceed the error-bounded coder's cap of {MAX_VALUES}: tile the field")
     if not bound >= 0 or not np.isfinite(bound):
         raise InputError(f"error bound must be finite and >= 0, got {bound!r}")
     integer = dtype.kind in "iu"
@@ -262,7 +270,7 @@ def encode_bounded(x: np.ndarray, bound: float, base: np.ndarray | None = None) 
     valid = cls == FINITE
     head_cls = encode_class_map(x, cls)
     x64 = np.where(valid, x, 0).astype(np.float64)
-    base64 = np.zeros(x.shape) if base is None else np.asarray(base, dtype=np.float64).reshape(x.shape)
+    base64 = _zeros_view(x.shape) if base is None else np.asarray(base, dtype=np.float64).reshape(x.shape)
     if not np.isfinite(base64).all():
         raise InputError("base prediction has non-finite values")
     step = quantiser(bound, integer)
@@ -341,6 +349,8 @@ def decode_bounded(blob: bytes, shape: tuple[int, ...], dtype, base: np.ndarray 
     """Inverse of ``encode_bounded``. ``shape``/``dtype`` come from the (already validated) container header."""
     dtype = np.dtype(dtype)
     shape = tuple(int(s) for s in shape)
+    if int(np.prod(shape)) > MAX_VALUES:
+        raise FormatError(f"bounded section: shape {shape} exceeds the cap of {MAX_VALUES} values")
     rd = Reader(blob, "bounded section")
     if rd.byte() != VERSION:
         raise FormatError("bounded section: unknown version")
@@ -363,7 +373,7 @@ def decode_bounded(blob: bytes, shape: tuple[int, ...], dtype, base: np.ndarray 
         rd.expect_end()
         out[...] = value
         return apply_class_map(out, cls, other)
-    base64 = np.zeros(shape) if base is None else np.asarray(base, dtype=np.float64).reshape(shape)
+    base64 = _zeros_view(shape) if base is None else np.asarray(base, dtype=np.float64).reshape(shape)
     n_valid = int(valid.sum())
     m = rd.varint(cap=QMAX, name="escape magnitude")
     n_out = rd.varint(cap=n_valid, name="outlier count")
@@ -399,7 +409,7 @@ def decode_bounded(blob: bytes, shape: tuple[int, ...], dtype, base: np.ndarray 
     pos = [0] * n_streams
     o_pos = 0
     work = np.zeros(shape, dtype=np.float64)
-    absq = np.zeros(shape, dtype=np.int64)
+    absq = np.zeros(shape, dtype=np.int32)
     if valid[origin]:
         if n_out < 1:
             raise FormatError("bounded section: missing anchor value")
