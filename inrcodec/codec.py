@@ -225,7 +225,8 @@ def _compress_bounded(signal: Signal, model: str, bound: float, *, time_budget: 
             candidates.append({"model": inr, "bytes": len(res.data), "seconds": res.report["seconds"]})
             if len(res.data) < len(data):
                 data, decoded, chosen, inr_report = res.data, decompress(res.data), inr, res.report
-                why = f"{inr} base + predictor on its residual: {candidates[1]['bytes']} < {candidates[0]['bytes']} bytes"
+                why = (f"{inr} base + predictor on its residual: {candidates[1]['bytes']} < "
+                       f"{candidates[0]['bytes']} bytes")
             else:
                 why = (f"predictor only: {candidates[0]['bytes']} bytes <= {candidates[1]['bytes']} with a "
                        f"{inr} base fitted for {res.report['fit_seconds']:.1f} s")

@@ -8,15 +8,16 @@ the ``MULTIDIM`` traversal, along every axis where the target is odd, averaged; 
 ``(-a + 9b + 9c - d) / 16``, quintic or septic midpoint interpolation (2, 4, 6, 8 taps), or the smoother
 ``(a + 3b + 3c + d) / 8`` (less noise from the decoded neighbours on rough fields), lower orders next to an edge,
 a copy of the left neighbour where nothing else exists. The encoder picks the kernel and the axes per pass
-(``pass_options``; smooth fields take the long kernels, rough ones the short) and writes its choices down. Every point of one pass depends only on earlier passes, so a pass is a handful of vectorised numpy
-operations on strided views, and the whole traversal costs ``ndim * log2(n)`` passes.
+(``pass_options``; smooth fields take the long kernels, rough ones the short) and writes its choices down.
+Every point of one pass depends only on earlier passes, so a pass is a handful of vectorised numpy operations on
+strided views, and the whole traversal costs ``ndim * log2(n)`` passes (``2**ndim - 1`` per level when averaged).
 
 Determinism: predictions use float64 ``+ - * /`` only (IEEE-754 exactly rounded, no libm, no fused multiply-add
 in numpy's separate ufuncs), so encoder and decoder compute bit-identical predictions on every platform.
 
-Context of a target for the entropy coder: its level group (finest, second finest, coarser) and the sum of ``|q|``
-of its already-coded neighbours at distance ``h`` along every axis (quantisation indices cluster where the field is
-rough; flat regions are runs of zeros). Both come from already-decoded state only.
+Context of a target for the entropy coder: its level group (h = 1, 2, 4, >= 8) and a log-scale bucket of the sum
+of ``|q|`` of its already-coded neighbours at distance ``h`` along every axis (quantisation indices cluster where
+the field is rough; flat regions are runs of zeros). Both come from already-decoded state only.
 """
 
 from __future__ import annotations
@@ -135,7 +136,8 @@ def _line_predict(L: np.ndarray, predictor: int) -> np.ndarray:
         if ne >= 4:  # interior: two known points on each side
             j1, j2 = 1, min(nt, ne - 2)
             if j2 > j1:
-                pred[j1:j2] = (-E[j1 - 1 : j2 - 1] + 9.0 * E[j1:j2] + 9.0 * E[j1 + 1 : j2 + 1] - E[j1 + 2 : j2 + 2]) / 16.0
+                pred[j1:j2] = (-E[j1 - 1 : j2 - 1] + 9.0 * E[j1:j2] + 9.0 * E[j1 + 1 : j2 + 1]
+                               - E[j1 + 2 : j2 + 2]) / 16.0
         # first target: one known point on the left, two on the right (quadratic through E0, E1, E2)
         pred[0] = (3.0 * E[0] + 6.0 * E[1] - E[2]) / 8.0
         j = ne - 2  # last target with a right neighbour: two known on the left, one on the right
