@@ -116,6 +116,11 @@ def fit(
     note = "" if met is None or met else "  (target not reached: best found)"
     typer.echo(f"{out_path}: {report['bytes']} bytes, {report['bpp']:.4f} bpp, PSNR {report['psnr']:.2f} dB, "
                f"{report['seconds']:.1f} s, model {report['model']}{note}")
+    if "target_max_error" in report:  # error-bounded: what was promised, what was kept, and auto's choice
+        ratio = signal.data.nbytes / report["bytes"]
+        typer.echo(f"  ratio {ratio:.2f}, max error {report['max_abs_error']:.6g} <= bound "
+                   f"{report['target_max_error']:.6g} ({report.get('values_over_bound', 0)} values over)"
+                   + (f"; {report['auto']['why']}" if "auto" in report else ""))
 
 
 def _parse_size(text: str, ndim: int) -> tuple[int, ...]:
