@@ -25,7 +25,7 @@ from .entropy import decode_ints
 from .errors import FormatError, InputError
 from .fit import FitSettings, fit
 from .metrics import psnr as psnr_metric
-from .models import get_model
+from .models import default_model, get_model
 from .presets import DEFAULT as DEFAULT_PRESET, resolve as resolve_preset
 from .models.base import Representation
 from .signal import Signal
