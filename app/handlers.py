@@ -28,7 +28,11 @@ from .display import to_display
 MAX_UPLOAD_BYTES = 25 * 2**20  # also Gradio's upload cap (launch(max_file_size=...))
 MAX_FIT_VALUES = 2**23  # samples x channels: ~2.8 Mpx RGB; larger inputs would not fit in a UI-sized budget
 MAX_RENDER_VALUES = 2**26  # decode at another size: 64 M values (e.g. 4.8k x 4.8k RGB)
-DEFAULT_TIME_BUDGET = 20.0  # seconds: short enough that the page feels live
+# 0: the preset's own schedule. (A fixed 20 s gave kodim19 at 1 bpp 29.5 dB after 101 steps on a loaded machine,
+# where the command line's default, the medium preset, gives 32.4 dB.)
+DEFAULT_TIME_BUDGET = 0.0
+PRESETS = ("fast", "medium", "slow")
+DEFAULT_PRESET = "medium"
 DEFAULT_BPP = 1.0
 DEFAULT_PSNR = 30.0
 TARGETS = ("bpp", "PSNR (dB)", "none")
@@ -150,9 +154,14 @@ class _Cancelled(Exception):
 
 
 def fit_options(model: str | None, target: str | None, target_value: float | None, time_budget: float | None,
-                seed: float | None, steps: float | None) -> dict[str, Any]:
-    """Checked keyword arguments for ``compress`` from the form's values (None/empty means the default)."""
+                seed: float | None, steps: float | None, preset: str | None = None) -> dict[str, Any]:
+    """Checked keyword arguments for ``compress`` from the form's values (None/empty means the default; a time
+    budget of 0 means the preset's schedule)."""
     opts: dict[str, Any] = {"model": None if model in (None, "", AUTO) else model}
+    preset = preset or DEFAULT_PRESET
+    if preset not in PRESETS:
+        raise InputError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    opts["preset"] = preset
     target = target or TARGETS[0]
     if target not in TARGETS:
         raise InputError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
@@ -166,10 +175,11 @@ def fit_options(model: str | None, target: str | None, target_value: float | Non
         if not 0 < value <= 150:
             raise InputError(f"target PSNR must be in (0, 150] dB, got {value:g}")
         opts["psnr"] = value
-    budget = DEFAULT_TIME_BUDGET if time_budget is None else float(time_budget)
-    if not 0 < budget <= 3600:
-        raise InputError(f"time budget must be in (0, 3600] seconds, got {budget:g}")
-    opts["time_budget"] = budget
+    budget = DEFAULT_TIME_BUDGET if time_budget in (None, "") else float(time_budget)
+    if not 0 <= budget <= 3600:
+        raise InputError(f"time budget must be in [0, 3600] seconds (0: the preset's), got {budget:g}")
+    if budget > 0:
+        opts["time_budget"] = budget
     opts["seed"] = 0 if seed is None else int(seed)
     if steps not in (None, 0, "") and int(steps) != 0:
         if int(steps) < 1:
@@ -185,19 +195,22 @@ def codec_has_preview() -> bool:
 
 def fit_stream(file: Any, model: str | None = None, target: str | None = None, target_value: float | None = None,
                time_budget: float | None = None, seed: float | None = 0, steps: float | None = None,
-               ) -> Iterator[FitProgress | FitOutcome]:
+               preset: str | None = None) -> Iterator[FitProgress | FitOutcome]:
     """Fit and compress an uploaded file. Yields FitProgress while fitting (at each evaluation of the fit, with
     a preview picture every PREVIEW_EVERY seconds where the codec offers renders), then one FitOutcome."""
     path, signal = load_upload(file)
     if signal.data.size > MAX_FIT_VALUES:
         raise InputError(f"{path.name}: {signal.data.size:,} values is more than this UI fits "
                          f"({MAX_FIT_VALUES:,}); use the command line (inrcodec fit) for large signals")
-    opts = fit_options(model, target, target_value, time_budget, seed, steps)
-    if "steps" not in opts:
-        # On the page the budget is a cap: the fit also stops at the model's usual number of steps, so a small
-        # picture comes back in seconds. (The command line spends a --time-budget in full, for quality.)
-        from inrcodec.models import default_model, get_model
-        opts["steps"] = get_model(opts["model"] or default_model(signal.kind)).default_steps
+    opts = fit_options(model, target, target_value, time_budget, seed, steps, preset)
+    if "steps" not in opts and "time_budget" in opts:
+        # On the page a budget is a cap: the fit also stops at the preset's number of steps, so a small picture
+        # comes back in seconds. (The command line spends a --time-budget in full, for quality.)
+        from inrcodec.models import get_model
+        from inrcodec.presets import resolve
+        plan = resolve(signal.kind, signal.num_pixels, opts["preset"], opts["model"], None, None,
+                       lambda m: get_model(m).default_steps)
+        opts["steps"] = plan.steps
 
     events: queue.Queue = queue.Queue()
     cancel = threading.Event()
@@ -265,6 +278,7 @@ def _finish(path: Path, signal: Signal, result, opts: dict[str, Any], history) -
     metrics = {
         "file": path.name,
         "model": report.get("model"),
+        "preset": report.get("preset"),
         "bytes": int(report["bytes"]),
         "bpp": float(report["bpp"]),
         "psnr": float(report["psnr"]),
@@ -291,7 +305,7 @@ def metrics_markdown(m: dict[str, Any]) -> str:
         ("PSNR", f"{_fmt(m['psnr'], '.2f')} dB" + (f" (target {target['psnr']:g} dB)" if "psnr" in target else "")),
         ("MS-SSIM", _fmt(m["ms_ssim"], ".4f")),
         ("Encode time", f"{m['encode_seconds']:.1f} s ({m['fit_steps']} fit steps)"),
-        ("Model", str(m["model"])),
+        ("Model", str(m["model"]) + (f" (preset {m['preset']})" if m.get("preset") else "")),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     return f"| Metric | Value |\n|---|---|\n{table}\n\n{note.strip()}"

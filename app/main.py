@@ -74,15 +74,15 @@ def _psnr_frame(history: list[tuple[float, float]]) -> pd.DataFrame:
 
 
 def run_fit(file, model=h.AUTO, target="bpp", target_value=h.DEFAULT_BPP, time_budget=h.DEFAULT_TIME_BUDGET,
-            seed=0, steps=0, progress=gr.Progress()):
+            seed=0, steps=0, preset=h.DEFAULT_PRESET, progress=gr.Progress()):
     """Fit a representation to the uploaded signal and compress it (streams progress, then the results)."""
     import time
 
     with shown_errors():
-        budget = h.DEFAULT_TIME_BUDGET if time_budget is None else float(time_budget)
+        budget = (h.DEFAULT_TIME_BUDGET if time_budget is None else float(time_budget)) or None
         last, shown = 0.0, None
         progress(0.0, desc="loading")
-        for item in h.fit_stream(file, model, target, target_value, time_budget, seed, steps):
+        for item in h.fit_stream(file, model, target, target_value, time_budget, seed, steps, preset):
             if isinstance(item, h.FitProgress):
                 progress(min(item.fraction, 0.99), desc=f"fitting: step {item.step}, PSNR {item.psnr:.2f} dB")
                 now = time.perf_counter()
@@ -141,8 +141,11 @@ def build_app() -> gr.Blocks:
                         target = gr.Radio(list(h.TARGETS), value="bpp", label="Target")
                         target_value = gr.Number(value=h.DEFAULT_BPP, label="Target value",
                                                  info="bits per pixel (whole file), or PSNR in dB")
-                        time_budget = gr.Slider(2, 300, value=h.DEFAULT_TIME_BUDGET, step=1,
-                                                label="Time budget (s)")
+                        preset = gr.Radio(list(h.PRESETS), value=h.DEFAULT_PRESET, label="Preset",
+                                          info="fast: seconds; medium: the default; slow: best quality "
+                                               "(~5 min for a 0.4-megapixel photo)")
+                        time_budget = gr.Slider(0, 300, value=h.DEFAULT_TIME_BUDGET, step=1,
+                                                label="Time budget (s)", info="0: the preset's schedule")
                         with gr.Accordion("Advanced", open=False):
                             seed = gr.Number(value=0, precision=0, label="Seed")
                             steps = gr.Number(value=0, precision=0, label="Max steps (0: model default)")
@@ -224,7 +227,7 @@ def build_app() -> gr.Blocks:
             from .science import build_tab as build_fields_tab  # scientific fields: .nc/.h5/.npy/raw
             build_fields_tab(shown_errors)
 
-        fit_btn.click(run_fit, [fit_file, model, target, target_value, time_budget, seed, steps],
+        fit_btn.click(run_fit, [fit_file, model, target, target_value, time_budget, seed, steps, preset],
                       [preview, status, psnr_plot, slider, metrics_md, metrics_json, inrc_file, decoded_file],
                       api_name="fit", concurrency_id="cpu", concurrency_limit=1, show_progress_on=[slider])
         send_btn.click(lambda p: (p, gr.Tabs(selected="decode")), [inrc_file], [dec_file, tabs],

@@ -59,6 +59,8 @@ def fit(
     input: Path = typer.Argument(..., help="signal file: .png/.jpg/.tif, .npy, .wav, raw (.f32/.d64 ...)"),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="output .inrc (default: INPUT with .inrc)"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="representation (default: best for the signal type)"),
+    preset: str = typer.Option("medium", "--preset",
+                               help="fast | medium | slow: the model and schedule (--steps/--time-budget override)"),
     bpp: Optional[float] = typer.Option(None, "--bpp", help="target bits per pixel, whole file included"),
     psnr: Optional[float] = typer.Option(None, "--psnr", help="target PSNR in dB of the decoded output"),
     max_error: Optional[float] = typer.Option(None, "--max-error", help="bound on every decoded value's error"),
@@ -86,6 +88,11 @@ def fit(
         _fail("--relative needs --max-error")
     if time_budget is not None and time_budget <= 0:
         _fail("--time-budget must be positive")
+    from .presets import NAMES as PRESETS
+
+    if preset not in PRESETS:
+        _fail(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
+
     from .signals.dataset import is_dataset_path
 
     if is_dataset_path(input):  # NetCDF/HDF5/zarr: one part per variable tile (inrcodec/dataset_codec.py)
@@ -112,7 +119,8 @@ def fit(
             bar.update(task, completed=min(frac, 1.0), step=step, psnr=f"{value:.2f} dB (fit)")
 
         result = compress(signal, model, bpp=bpp, psnr=psnr, max_error=max_error, relative=relative,
-                          time_budget=time_budget, seed=seed, steps=steps, progress=progress)
+                          time_budget=time_budget, seed=seed, steps=steps, progress=progress,
+                          preset=preset)
     write_bytes_atomic(out_path, result.data)
     report = dict(result.report, input=str(input), output=str(out_path))
     if json_report is not None:
@@ -121,6 +129,11 @@ def fit(
     note = "" if met is None or met else "  (target not reached: best found)"
     typer.echo(f"{out_path}: {report['bytes']} bytes, {report['bpp']:.4f} bpp, PSNR {report['psnr']:.2f} dB, "
                f"{report['seconds']:.1f} s, model {report['model']}{note}")
+    if "target_max_error" in report:  # error-bounded: what was promised, what was kept, and auto's choice
+        ratio = signal.data.nbytes / report["bytes"]
+        typer.echo(f"  ratio {ratio:.2f}, max error {report['max_abs_error']:.6g} <= bound "
+                   f"{report['target_max_error']:.6g} ({report.get('values_over_bound', 0)} values over)"
+                   + (f"; {report['auto']['why']}" if "auto" in report else ""))
 
 
 def _parse_size(text: str, ndim: int) -> tuple[int, ...]:

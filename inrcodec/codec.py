@@ -4,8 +4,10 @@ Rate control in two stages. Before fitting, the model's ``config_for`` sizes the
 budget (the prior). After fitting, the codec bisects the continuous ``quality`` knob of ``encode`` on the *real*
 file size (header included), so ``bpp=R`` lands at the largest file not above R (within 10 % below it when the
 model has the capacity; the report says when it had not). ``psnr=`` bisects for the smallest file whose
-*decoded* output reaches the target. ``max_error=`` adds a residual section (uniform step 2E, entropy-coded) that
-guarantees every decoded value within E whatever the model achieved.
+*decoded* output reaches the target. ``max_error=`` goes to the error-bounded coder (``inrcodec.bounded``): with
+model ``auto`` (the default) or ``bounded`` a closed-loop interpolation predictor codes the field itself; with an
+INR model the same coder codes the residual after the network (section ``bounded``), so every decoded value is
+within E whatever the model achieved. Non-finite values (NaN, +-Inf) are kept exactly in every mode.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import torch
 
 from . import __version__
 from .container import Container, read_container, write_container
-from .entropy import decode_ints, encode_ints
+from .entropy import decode_ints
 from .errors import FormatError, InputError
 from .fit import FitSettings, fit
 from .metrics import psnr as psnr_metric
 from .models import default_model, get_model
+from .presets import DEFAULT as DEFAULT_PRESET, resolve as resolve_preset
 from .models.base import Representation
 from .signal import Signal
 
@@ -49,12 +52,14 @@ PreviewFn = Callable[[int, Callable[[], Signal]], None]
 def compress(signal: Signal, model: str | None = None, *, bpp: float | None = None, psnr: float | None = None,
              max_error: float | None = None, relative: bool = False, time_budget: float | None = None,
              seed: int = 0, steps: int | None = None, config: dict[str, Any] | None = None,
-             progress: ProgressFn | None = None, preview: PreviewFn | None = None) -> CompressResult:
+             progress: ProgressFn | None = None, preview: PreviewFn | None = None,
+             preset: str | None = None) -> CompressResult:
     """Fit ``model`` to ``signal`` and code it. At most one of ``bpp``/``psnr``/``max_error`` sets the target.
 
     ``time_budget`` (seconds, the whole encode) without ``steps`` is the fit's schedule: it runs until about 90 %
     of the budget is spent, then codes. ``steps`` alone fixes the schedule; both: whichever ends first. Neither:
-    the model's default number of steps."""
+    the ``preset``'s schedule (``fast``/``medium``/``slow``, default ``medium``; see ``presets.py``), which also
+    picks the model when ``model`` is None."""
     t0 = time.perf_counter()
     if sum(x is not None for x in (bpp, psnr, max_error)) > 1:
         raise InputError("give at most one of bpp, psnr, max_error")
@@ -62,7 +67,18 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         raise InputError(f"bpp must be positive, got {bpp}")
     if max_error is not None and not max_error > 0:
         raise InputError(f"max error must be positive, got {max_error}")
-    name = model or default_model(signal.kind)
+    error_bound = None
+    if max_error is not None:
+        from .bounded.field import AUTO, BOUNDED_MODEL, absolute_bound
+
+        error_bound = absolute_bound(signal.data, max_error, relative)
+        if (model or AUTO) in (AUTO, BOUNDED_MODEL):
+            return _compress_bounded(signal, model or AUTO, error_bound, time_budget=time_budget, seed=seed,
+                                     steps=steps, config=config, progress=progress, t0=t0)
+    plan = resolve_preset(signal.kind, signal.num_pixels, preset, model, steps, time_budget,
+                          lambda m: get_model(m).default_steps)
+    name, steps, time_budget = plan.model, plan.steps, plan.time_budget
+    config = {**plan.config, **(config or {})}
     cls = get_model(name)
     if signal.ndim_coords not in cls.supported_ndims:
         raise InputError(f"model {name!r} does not support signals with {signal.ndim_coords} coordinate axes")
@@ -76,7 +92,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     cfg = cls.config_for(desc, payload_bits, **(config or {}))
     net = cls(cfg, desc)
     net.set_targets(payload_bits, psnr)
-    target = torch.from_numpy(np.nan_to_num(signal.normalized(), nan=0.5))
+    target = torch.from_numpy(np.nan_to_num(signal.normalized(), nan=0.5, posinf=1.0, neginf=0.0))
     # Leave a tenth of the budget for the quality search and coding.
     budget = None if time_budget is None else max(0.9 * time_budget - (time.perf_counter() - t0), 0.5)
     # A time budget without --steps is the schedule: the fit runs until the budget is spent (a longer budget buys
@@ -92,29 +108,38 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     result = fit(net, target, settings, fit_progress)
     net.eval()
 
-    error_bound = None
-    if max_error is not None:
-        error_bound = max_error * (signal.value_range[1] - signal.value_range[0]) if relative else max_error
+    nonfinite = _nonfinite_section(signal)
 
     def build(quality: float) -> tuple[bytes, Signal]:
         sections = net.encode(quality)
         decoded_net = cls.decode(cfg, desc, sections)
         with torch.no_grad():
             decoded = Signal.from_normalized(decoded_net.render().numpy(), desc)
-        if error_bound is not None:
-            sections["residual"], decoded = _encode_residual(signal, decoded, error_bound)
+        if error_bound is not None:  # the predictive coder on the network's residual (keeps NaN/Inf itself)
+            from .bounded import encode_verified
+
+            sections["bounded"], _, values = encode_verified(signal.data, error_bound, base=decoded.data)
+            decoded = Signal(values, signal.kind, signal.value_range, dict(signal.metadata))
+        elif nonfinite is not None:
+            sections["nonfinite"] = nonfinite
+            decoded = _with_nonfinite(decoded, nonfinite)
         extra = {"encoder": f"inrcodec {__version__}"}
         return write_container(Container(desc, name, net.config_dict(), sections, extra)), decoded
 
     default_q = DEFAULT_QUALITY if cls.default_quality is None else cls.default_quality
-    quality, data, decoded = _search_quality(build, signal, target_bytes, psnr, error_bound, default_q)
+    if error_bound is not None:  # network bytes vs residual bytes: keep the quantisation with the smallest file
+        quality, data, decoded = min(((q, *build(q)) for q in (0.5 * default_q, default_q, min(1.0, 1.5 * default_q))),
+                                     key=lambda t: len(t[1]))
+    else:
+        quality, data, decoded = _search_quality(build, signal, target_bytes, psnr, error_bound, default_q)
     seconds = time.perf_counter() - t0
     report = {
         "model": name,
+        "preset": preset or DEFAULT_PRESET,
         "bytes": len(data),
         "bpp": 8.0 * len(data) / signal.num_pixels,
-        "psnr": psnr_metric(signal.data, decoded.data),
-        "max_abs_error": float(np.max(np.abs(signal.data.astype(np.float64) - decoded.data.astype(np.float64)))),
+        "psnr": _finite_psnr(signal, decoded),
+        "max_abs_error": _finite_max_error(signal, decoded),
         "seconds": seconds,
         "fit_seconds": result.seconds,
         "fit_steps": result.steps,
@@ -131,8 +156,107 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         report["target_psnr"] = psnr
         report["target_met"] = report["psnr"] >= psnr
     if error_bound is not None:
-        report["target_max_error"] = error_bound
-        report["target_met"] = report["max_abs_error"] <= error_bound * (1 + 1e-6)
+        from .bounded.field import bound_report
+
+        report.update(bound_report(signal, decoded, error_bound))
+    return CompressResult(data, report)
+
+
+def _finite_psnr(signal: Signal, decoded: Signal) -> float:
+    """PSNR over the finite values (non-finite ones are kept exactly, and would make it NaN)."""
+    x, y = signal.data, decoded.data
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        keep = np.isfinite(x)
+        if not keep.any():
+            return float("inf")
+        x, y = x[keep], y[keep]
+    if x.dtype.kind == "f":
+        from .bounded.field import finite_range
+
+        peak = finite_range(x)
+        if peak == 0:
+            return float("inf") if np.array_equal(x, y) else float("-inf")
+        return psnr_metric(x, y, peak=peak)
+    return psnr_metric(x, y)
+
+
+def _finite_max_error(signal: Signal, decoded: Signal) -> float:
+    x = signal.data
+    keep = np.isfinite(x) if x.dtype.kind == "f" else np.ones(x.shape, dtype=bool)
+    if not keep.any():
+        return 0.0
+    return float(np.max(np.abs(x[keep].astype(np.float64) - decoded.data[keep].astype(np.float64))))
+
+
+def _nonfinite_section(signal: Signal) -> bytes | None:
+    from .bounded.coder import encode_class_map, has_nonfinite
+
+    return encode_class_map(signal.data) if has_nonfinite(signal.data) else None
+
+
+def _with_nonfinite(decoded: Signal, blob: bytes) -> Signal:
+    from .bounded.coder import apply_class_map, decode_class_map
+
+    cls, other = decode_class_map(blob, decoded.data.shape, decoded.dtype)
+    return Signal(apply_class_map(decoded.data.copy(), cls, other), decoded.kind, decoded.value_range,
+                  dict(decoded.metadata))
+
+
+# An INR base is worth trying only with time to fit it: below this many seconds left it cannot beat the predictor.
+AUTO_MIN_FIT_SECONDS = 5.0
+
+
+def _compress_bounded(signal: Signal, model: str, bound: float, *, time_budget: float | None, seed: int,
+                      steps: int | None, config: dict[str, Any] | None, progress: ProgressFn | None,
+                      t0: float) -> CompressResult:
+    """``bounded``: the predictive coder alone. ``auto``: that, and (given a time budget or steps) the default INR
+    for the signal kind as a base under the same coder; keeps the smaller file and says why."""
+    from .bounded.field import AUTO, BOUNDED_MODEL, bound_report, compress_predictor_only
+
+    data, info, decoded = compress_predictor_only(signal, bound)
+    chosen, why = BOUNDED_MODEL, "predictor only (asked for)"
+    candidates = [{"model": BOUNDED_MODEL, "bytes": len(data), "seconds": info["predictor_seconds"]}]
+    inr_report = None
+    if model == AUTO:
+        inr = default_model(signal.kind)
+        # the INR candidate codes its residual with the same coder three times (one per weight quantisation) after
+        # its fit: keep that out of the fit's share of the budget
+        reserve = 6.0 * info["predictor_seconds"]  # measured: ~5.5x on a 91^3 field (residuals code slower)
+        left = None if time_budget is None else time_budget - (time.perf_counter() - t0) - reserve
+        if get_model(inr) and signal.ndim_coords not in get_model(inr).supported_ndims:
+            why = f"predictor only: {inr} does not take {signal.ndim_coords}-D signals"
+        elif time_budget is None and steps is None:
+            why = "predictor only: no --time-budget or --steps to fit an INR base in"
+        elif left is not None and left < AUTO_MIN_FIT_SECONDS:
+            why = (f"predictor only: the budget leaves {max(left, 0.0):.1f} s to fit an INR base after the predictor "
+                   f"and the reserve for coding its residual (needs {AUTO_MIN_FIT_SECONDS:g} s)")
+        else:
+            res = compress(signal, inr, max_error=bound, time_budget=left, seed=seed, steps=steps, config=config,
+                           progress=progress)
+            candidates.append({"model": inr, "bytes": len(res.data), "seconds": res.report["seconds"]})
+            if len(res.data) < len(data):
+                data, decoded, chosen, inr_report = res.data, decompress(res.data), inr, res.report
+                why = (f"{inr} base + predictor on its residual: {candidates[1]['bytes']} < "
+                       f"{candidates[0]['bytes']} bytes")
+            else:
+                why = (f"predictor only: {candidates[0]['bytes']} bytes <= {candidates[1]['bytes']} with a "
+                       f"{inr} base fitted for {res.report['fit_seconds']:.1f} s")
+    report = {
+        "model": chosen,
+        "requested_model": model,
+        "auto": {"chose": chosen, "why": why, "candidates": candidates},
+        "bytes": len(data),
+        "bpp": 8.0 * len(data) / signal.num_pixels,
+        "bits_per_value": 8.0 * len(data) / signal.data.size,
+        "ratio": signal.data.nbytes / len(data),
+        "psnr": _finite_psnr(signal, decoded),
+        "seconds": time.perf_counter() - t0,
+        "shape": list(signal.data.shape),
+        "dtype": str(signal.dtype),
+    }
+    report.update(info if inr_report is None else {k: inr_report[k] for k in ("fit_seconds", "fit_steps", "quality",
+                                                                           "config") if k in inr_report})
+    report.update(bound_report(signal, decoded, bound))
     return CompressResult(data, report)
 
 
@@ -173,27 +297,8 @@ def _search_quality(build, signal: Signal, target_bytes: float | None, target_ps
     return best
 
 
-def _encode_residual(signal: Signal, decoded: Signal, bound: float) -> tuple[bytes, Signal]:
-    """Uniform quantisation of the residual so that |x - x_hat| <= bound for every value.
-
-    Integer data: the residual is an integer, so an odd integer step 2k+1 (k = floor(bound)) is exact.
-    Float data: step 2*(bound - ulp) leaves room for the rounding of the final cast to the output dtype."""
-    x = signal.data.astype(np.float64)
-    base = decoded.data.astype(np.float64)
-    if np.issubdtype(signal.dtype, np.integer):
-        step = 2.0 * np.floor(bound) + 1.0
-    else:
-        ulp = float(np.spacing(np.array(np.nanmax(np.abs(x)), dtype=signal.dtype)))
-        step = 2.0 * (bound - 2.0 * ulp)
-        if step <= 0:
-            raise InputError(f"max error {bound:g} is below the precision of {signal.dtype} for this data")
-    q = np.rint((x - base) / step).astype(np.int64)
-    corrected = _apply_residual(base, q, step, signal.dtype)
-    payload = np.float64(step).tobytes() + encode_ints(q.ravel())
-    return payload, Signal(corrected, signal.kind, signal.value_range, dict(signal.metadata))
-
-
 def _apply_residual(base: np.ndarray, q: np.ndarray, step: float, dtype: np.dtype) -> np.ndarray:
+    """The i.i.d. residual section ("residual") of files written before the bounded coder: still readable."""
     out = base + q * step
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
@@ -232,6 +337,14 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
     only a sub-box of that grid; ``fraction`` (progressive models) decodes only the most important part of the
     representation (a coarser image from a prefix of the data). The max-error residual applies at the native
     grid of a complete decode only."""
+    from .bounded.field import BOUNDED_MODEL, decode_predictor_only
+
+    c = read_container(data)
+    if c.model == BOUNDED_MODEL:
+        native = tuple(c.signal["shape"][:-1])
+        if (shape is not None and tuple(shape) != native) or region is not None or fraction not in (None, 1.0):
+            raise InputError("an error-bounded (predictor only) file decodes only whole, at its own grid")
+        return decode_predictor_only(c)
     c, net = load_representation(data, fraction)
     native = tuple(c.signal["shape"][:-1])
     if shape is not None and len(shape) != len(native):
@@ -244,6 +357,14 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
     desc = dict(c.signal)
     desc["shape"] = list(values.shape)
     out = Signal.from_normalized(values, desc)
+    complete = values.shape[:-1] == native and (fraction is None or fraction >= 1.0)
+    if "bounded" in c.sections and complete:
+        from .bounded import decode_bounded
+
+        values = decode_bounded(c.sections["bounded"], out.data.shape, out.dtype, base=out.data)
+        return Signal(values, out.kind, out.value_range, out.metadata)
+    if "nonfinite" in c.sections and complete:
+        out = _with_nonfinite(out, c.sections["nonfinite"])
     if "residual" in c.sections and values.shape[:-1] == native and (fraction is None or fraction >= 1.0):
         blob = c.sections["residual"]
         if len(blob) < 8:

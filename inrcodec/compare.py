@@ -548,9 +548,10 @@ def register_cli(app) -> None:
 
     @app.command("compare")
     def compare_cmd(
-        input: Path = typer.Argument(..., help="image file (.png, .tif, ...)"),
-        codecs: str = typer.Option(",".join(DEFAULT_CODECS), "--codecs",
-                                   help="baselines, comma-separated: jpeg,webp,avif,avif-slow,jxl,j2k"),
+        input: Path = typer.Argument(..., help="image file (.png, .tif, ...) or field (.npy, raw, .nc/.h5/.zarr)"),
+        codecs: Optional[str] = typer.Option(None, "--codecs",
+                                             help="baselines, comma-separated: jpeg,webp,avif,avif-slow,jxl,j2k "
+                                                  "(images; default all of them) or sz3,zfp,sperr (fields)"),
         models: Optional[str] = typer.Option(None, "--models", "-m",
                                              help="inrcodec models, comma-separated (default: the image default; "
                                                   "'none' for baselines only)"),
@@ -564,12 +565,26 @@ def register_cli(app) -> None:
                                               help="folder for <stem>.json and <stem>.png (default: <stem>-compare "
                                                    "next to INPUT)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines"),
+        var: Optional[str] = typer.Option(None, "--var", help="fields: the dataset variable to compare"),
+        bounds: Optional[str] = typer.Option(None, "--bounds",
+                                             help="fields: relative error bounds, comma-separated "
+                                                  "(default 1e-1 ... 1e-5)"),
     ) -> None:
-        """Rate-distortion curves of inrcodec vs JPEG/WebP/AVIF/JPEG XL/JPEG 2000, with BD-rates."""
+        """Rate-distortion curves of inrcodec vs JPEG/WebP/AVIF/JPEG XL/JPEG 2000 (images) or vs SZ3/ZFP/SPERR at
+        the same error bounds (fields: .npy, raw, NetCDF/HDF5/zarr with --var), with BD-rates."""
         from rich.console import Console
 
         from .signals import load
         from .signals._atomic import atomic_output
+
+        from .compare_field import DATASET_SUFFIXES, run_cli as compare_field_cli
+
+        field_codecs = codecs is not None and all(
+            isinstance(baselines.get_codec(c), baselines.ArrayCodec) for c in _split(codecs))
+        if var is not None or bounds is not None or field_codecs or input.suffix.lower() in DATASET_SUFFIXES \
+                or (input.exists() and not input.is_dir() and load(input).kind != "image"):
+            return compare_field_cli(input, var, codecs, bounds, output, quiet)
+        codecs = codecs or ",".join(DEFAULT_CODECS)
 
         codec_names = _split(codecs)
         _resolve_codecs(codec_names)  # fail on a bad name before loading anything

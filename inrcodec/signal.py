@@ -104,11 +104,14 @@ class Signal:
 
 
 def default_value_range(data: np.ndarray) -> tuple[float, float]:
-    """Integer data: the full range of its bit depth (what PSNR's peak uses). Float data: its finite min/max."""
+    """Integer data: the full range of its bit depth (what PSNR's peak uses). Float data: its finite min/max
+    ((0, 0) when it has none: an all-NaN variable of a dataset is a valid signal; NaN and +-Inf are kept exactly
+    by the codec, never fitted). Error bounds relative to the range use the data's finite range, not this
+    (``bounded.field.finite_range``)."""
     if np.issubdtype(data.dtype, np.integer):
         info = np.iinfo(data.dtype)
         return float(info.min), float(info.max)
     finite = data[np.isfinite(data)]
     if finite.size == 0:
-        raise InputError("signal has no finite values")
+        return 0.0, 0.0
     return float(finite.min()), float(finite.max())

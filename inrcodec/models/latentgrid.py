@@ -29,6 +29,10 @@ distortion on the PSNR target; without a target it stays at ``DEFAULT_LAMBDA``.
 step), which lets the codec's bisection trim a file that came out over budget. Network weights are coded with
 power-of-two steps whose precision is searched once per module (synthesis: rate + lambda * distortion within the
 byte target; context model: total bits).
+
+Speed: on CPU the training step's hot path (MLPs, Laplace rate, and for 2-D signals context features, upsampling
+and convolutions) runs on compiled kernels (``inrcodec/kernels/latentgrid_*.py``, ``cuda/latentgrid_cpu.cpp``),
+each tested against the torch code it replaces, which still runs where the kernels cannot be built.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ import torch
 from ..entropy import decode_ints, encode_ints
 from ..entropy.rate import laplace_rate_bits
 from ..errors import FormatError
+from ..kernels.latentgrid_mlp import mlp
+from ..kernels import latentgrid_context as context_kernel
+from ..kernels import latentgrid_conv as conv_kernel
+from ..kernels import latentgrid_upsample as upsample_kernel
+from ..kernels.latentgrid_rate import laplace_rate
 from . import register
 from .base import Representation
 
@@ -378,30 +387,44 @@ class LatentGrid(Representation):
         return self._taps_cache[key]
 
     def _features(self, latents: list[torch.Tensor], shape: tuple[int, ...], box: list[tuple[int, int]]):
-        """Upsampled latents on the box of the shape-grid: (*box, levels)."""
+        """Upsampled latents on the box of the shape-grid, feature-major: (levels, *box)."""
         feats = []
         for level, y in enumerate(latents):
-            for axis, n in enumerate(shape):
-                idx, w = self._level_taps(level, axis, n, *box[axis])
-                y = _resample_axis(y, axis, idx, w)
+            if tuple(y.shape) == tuple(shape):
+                # same grid (level 0 at native size): the taps are (0, 1, 0, 0), i.e. the identity, exactly
+                for axis, (lo, hi) in enumerate(box):
+                    y = y.narrow(axis, lo, hi - lo)
+                feats.append(y)
+                continue
+            taps = [self._level_taps(level, axis, n, *box[axis]) for axis, n in enumerate(shape)]
+            if upsample_kernel.usable(y):  # 2-D: compiled separable resampler (reference: _resample_axis)
+                y = upsample_kernel.upsample_2d(y, *taps)
+            else:
+                for axis, (idx, w) in enumerate(taps):
+                    y = _resample_axis(y, axis, idx, w)
             feats.append(y)
-        return torch.stack(feats, dim=-1)
+        return torch.stack(feats, dim=0)
 
     def _synthesis(self, latents, shape, region):
         """Synthesis on ``region`` of the ``shape`` grid, computed on the region grown by the convolutions'
         reach (clipped to the grid) so the crop equals the same crop of a full render."""
         halo = self.config.conv_layers * (self.config.kernel // 2)
         box = [(max(lo - halo, 0), min(hi + halo, n)) for (lo, hi), n in zip(region, shape)]
-        x = self.synth(self._features(latents, shape, box))  # (*box, C)
+        feats = self._features(latents, shape, box)  # (levels, *box)
+        # fused per-pixel MLP (compiled kernel, torch reference as fallback), feature-major in and out
+        x = mlp(feats.reshape(feats.shape[0], -1).t(), _linears(self.synth), feature_major=True)
+        x = x.t().reshape(1, self.channels, *feats.shape[1:])  # (1, C, *box)
         if self.convs:
             pad = self.config.kernel // 2
-            x = x.movedim(-1, 0).unsqueeze(0).contiguous()  # (1, C, *box)
             for i, conv in enumerate(self.convs):
-                h = _replicate_pad(x, pad) if pad else x
-                x = x + conv(h)
+                if conv_kernel.usable(x[0], conv.weight):  # 2-D: compiled kernel (reference: the next branch)
+                    x = x + conv_kernel.conv_replicate(x[0], conv.weight, conv.bias).unsqueeze(0)
+                else:
+                    h = _replicate_pad(x, pad) if pad else x
+                    x = x + conv(h)
                 if i < len(self.convs) - 1:
                     x = torch.relu(x)  # all but the last block
-            x = x.squeeze(0).movedim(0, -1)
+        x = x.squeeze(0).movedim(0, -1)
         for axis, ((lo, hi), (blo, _)) in enumerate(zip(region, box)):
             x = x.narrow(axis, lo - blo, hi - lo)
         return x
@@ -427,7 +450,7 @@ class LatentGrid(Representation):
         self._frac = frac
 
     def _arm_params(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.arm(feats)
+        out = mlp(feats.reshape(-1, feats.shape[-1]), _linears(self.arm)).reshape(*feats.shape[:-1], 2)
         return out[..., 0], torch.exp2(out[..., 1].clamp(LOG2_SCALE_MIN, LOG2_SCALE_MAX))
 
     def rate_bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
@@ -436,8 +459,13 @@ class LatentGrid(Representation):
         levels = len(latents)
         for level, y in enumerate(latents):
             coarse = latents[level + 1] if level + 1 < levels else None
-            mean, scale = self._arm_params(context_features(level, levels, y, coarse))
-            total = total + laplace_rate_bits(y, scale, mean)
+            if context_kernel.usable(y):  # 2-D: one-pass compiled kernel (reference: context_features)
+                feats = context_kernel.context_2d(level, levels, y, coarse)
+            else:
+                feats = context_features(level, levels, y, coarse).reshape(-1, n_context(y.dim()))
+            out = mlp(feats, _linears(self.arm))  # (n, 2): mean, raw log2 scale
+            # fused Laplace rate (compiled kernel; torch reference: entropy.rate.laplace_rate_bits)
+            total = total + laplace_rate(y.reshape(-1), out, (LOG2_SCALE_MIN, LOG2_SCALE_MAX))
         return total
 
     def training_batch(self, target, generator):
@@ -691,6 +719,10 @@ class LatentGrid(Representation):
         with torch.no_grad():
             for p, v in zip(self.latents, vals):
                 p.copy_(v.float())
+
+
+def _linears(seq: torch.nn.Sequential) -> list[torch.nn.Linear]:
+    return [m for m in seq if isinstance(m, torch.nn.Linear)]
 
 
 def quality_setting(quality: float) -> float:

@@ -1,0 +1,636 @@
+// Per-sample MLP (Linear, ReLU, ..., Linear) forward and backward for the latent-grid model: its synthesis MLP
+// (levels -> hidden -> C, once per pixel) and its context model (4d+3 -> hidden -> 2, once per latent).
+//
+// Why hand-written: torch runs these as (n x 7)@(7 x 24)-shaped GEMMs plus separate ReLU / ReLU-backward passes
+// over n x width activations. With n ~ 400 k and widths of 2..24 every op streams its operands through memory,
+// and the weight-gradient GEMMs (24 x n)@(n x 24) are long skinny reductions MKL handles badly: measured ~60 %
+// of a latent-grid step. Here a block of BLK samples goes through all layers while it sits in L1 (activations
+// feature-major, [width][BLK], so the sample loop vectorises), the backward recomputes the forward of the block
+// instead of storing activations, and weight gradients accumulate per thread (double) and are reduced once.
+//
+// Layout of the parameters (one flat float buffer): for each layer l, W_l [dims[l+1]][dims[l]] then b_l.
+// x[i, p] is at x[p * xs_p + i * xs_i] (any 2-D strides); same for out, grad_out and grad_x.
+// C ABI (loaded with ctypes by inrcodec/kernels/latentgrid_mlp.py). The torch reference: mlp_torch() there.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+constexpr int BLK = 64;
+constexpr int MAX_LAYERS = 16;
+// 8 floats (one AVX register; two SSE/NEON registers elsewhere): GCC/Clang vector extension, so the hot loops
+// are written once, keep a block row (BLK = 8 vectors) in registers, and still build on any target.
+typedef float v8 __attribute__((vector_size(32), aligned(32)));
+constexpr int NV = BLK / 8;
+
+inline v8 splat(float a) { return v8{a, a, a, a, a, a, a, a}; }
+inline v8 load8(const float* p) { v8 v; std::memcpy(&v, p, sizeof(v)); return v; }
+inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof(v)); }
+
+// out[0:BLK] = bias + sum_k w[k * w_stride] * rows[k][0:BLK]  (rows k at base + k * BLK), accumulators in registers
+inline void axpy_rows(float bias, const float* w, int64_t w_stride, const float* base, int k_n, float* out) {
+    v8 acc[NV];
+    const v8 b = splat(bias);
+    for (int v = 0; v < NV; ++v) acc[v] = b;
+    for (int k = 0; k < k_n; ++k) {
+        const v8 wk = splat(w[k * w_stride]);
+        const float* r = base + k * BLK;
+        for (int v = 0; v < NV; ++v) acc[v] += wk * load8(r + 8 * v);
+    }
+    for (int v = 0; v < NV; ++v) store8(out + 8 * v, acc[v]);
+}
+
+struct Net {
+    int L;
+    const int* dims;
+    const float* params;
+    int64_t off[MAX_LAYERS + 1];
+    int maxw;
+};
+
+bool setup(Net& net, int L, const int* dims, const float* params) {
+    if (L < 1 || L > MAX_LAYERS) return false;
+    net.L = L;
+    net.dims = dims;
+    net.params = params;
+    net.maxw = 0;
+    int64_t o = 0;
+    for (int l = 0; l <= L; ++l) {
+        if (dims[l] < 1 || dims[l] > 4096) return false;
+        net.maxw = std::max(net.maxw, dims[l]);
+    }
+    for (int l = 0; l < L; ++l) {
+        net.off[l] = o;
+        o += (int64_t)dims[l + 1] * dims[l] + dims[l + 1];
+    }
+    net.off[L] = o;
+    return true;
+}
+
+inline void gather(const float* x, int64_t p0, int cnt, int d, int64_t s_p, int64_t s_i, float* buf) {
+    for (int i = 0; i < d; ++i) {
+        float* row = buf + i * BLK;
+        const float* src = x + p0 * s_p + i * s_i;
+        if (s_p == 1) {
+            std::memcpy(row, src, sizeof(float) * cnt);
+        } else {
+            for (int p = 0; p < cnt; ++p) row[p] = src[p * s_p];
+        }
+        for (int p = cnt; p < BLK; ++p) row[p] = 0.0f;
+    }
+}
+
+inline void scatter(const float* buf, int64_t p0, int cnt, int d, int64_t s_p, int64_t s_i, float* y) {
+    for (int i = 0; i < d; ++i) {
+        const float* row = buf + i * BLK;
+        float* dst = y + p0 * s_p + i * s_i;
+        if (s_p == 1) {
+            std::memcpy(dst, row, sizeof(float) * cnt);
+        } else {
+            for (int p = 0; p < cnt; ++p) dst[p * s_p] = row[p];
+        }
+    }
+}
+
+// act: (L+1) slabs of [maxw][BLK]; slab 0 holds the input block. Fills slabs 1..L.
+inline void forward_block(const Net& net, float* act) {
+    const int S = net.maxw * BLK;
+    for (int l = 0; l < net.L; ++l) {
+        const int din = net.dims[l], dout = net.dims[l + 1];
+        const float* W = net.params + net.off[l];
+        const float* b = W + (int64_t)dout * din;
+        const float* hin = act + l * S;
+        float* hout = act + (l + 1) * S;
+        const bool relu = l < net.L - 1;
+        for (int j = 0; j < dout; ++j) {
+            float* o = hout + j * BLK;
+            axpy_rows(b[j], W + (int64_t)j * din, 1, hin, din, o);
+            if (relu) {
+#pragma omp simd
+                for (int p = 0; p < BLK; ++p) o[p] = o[p] > 0.0f ? o[p] : 0.0f;
+            }
+        }
+    }
+}
+
+int n_threads_for(int64_t n_blocks, int want) {
+    int t = want > 0 ? want : 1;
+    if (n_blocks < 2 * t) t = (int)std::max<int64_t>(1, n_blocks / 2);
+    return t;
+}
+
+}  // namespace
+
+extern "C" {
+
+int lg_mlp_abi_version() { return 1; }
+
+int lg_mlp_has_openmp() {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int lg_mlp_forward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L, const int* dims,
+                   const float* params, float* out, int64_t os_p, int64_t os_i, int threads) {
+    Net net;
+    if (!setup(net, L, dims, params) || n < 0) return 1;
+    const int64_t n_blocks = (n + BLK - 1) / BLK;
+    const int nt = n_threads_for(n_blocks, threads);
+    (void)nt;
+#pragma omp parallel num_threads(nt)
+    {
+        std::vector<float> act((size_t)(L + 1) * net.maxw * BLK);
+#pragma omp for schedule(static)
+        for (int64_t blk = 0; blk < n_blocks; ++blk) {
+            const int64_t p0 = blk * BLK;
+            const int cnt = (int)std::min<int64_t>(BLK, n - p0);
+            gather(x, p0, cnt, dims[0], xs_p, xs_i, act.data());
+            forward_block(net, act.data());
+            scatter(act.data() + (size_t)L * net.maxw * BLK, p0, cnt, dims[L], os_p, os_i, out);
+        }
+    }
+    return 0;
+}
+
+// grad_params (float, size = total parameters) is overwritten; grad_x may be null (no input gradient).
+int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L, const int* dims,
+                    const float* params, const float* grad_out, int64_t gs_p, int64_t gs_i, float* grad_x,
+                    int64_t gxs_p, int64_t gxs_i, float* grad_params, int threads) {
+    Net net;
+    if (!setup(net, L, dims, params) || n < 0) return 1;
+    const int64_t n_params = net.off[L];
+    const int64_t n_blocks = (n + BLK - 1) / BLK;
+    const int nt = n_threads_for(n_blocks, threads);
+    // per-thread totals, summed in thread order afterwards: the same gradients on every run (the --seed contract)
+    std::vector<std::vector<double>> totals((size_t)nt);
+#pragma omp parallel num_threads(nt)
+    {
+        const int S = net.maxw * BLK;
+        std::vector<float> act((size_t)(L + 1) * S);
+        std::vector<float> ga((size_t)S), gb((size_t)S);
+        std::vector<v8> acc((size_t)n_params);  // per-lane partial sums, reduced once at the end
+        for (auto& a : acc) a = splat(0.0f);
+#pragma omp for schedule(static)
+        for (int64_t blk = 0; blk < n_blocks; ++blk) {
+            const int64_t p0 = blk * BLK;
+            const int cnt = (int)std::min<int64_t>(BLK, n - p0);
+            gather(x, p0, cnt, dims[0], xs_p, xs_i, act.data());
+            forward_block(net, act.data());
+            float* g = ga.data();
+            float* gprev = gb.data();
+            gather(grad_out, p0, cnt, dims[L], gs_p, gs_i, g);  // zero in padded lanes: they add nothing
+            for (int l = L - 1; l >= 0; --l) {
+                const int din = dims[l], dout = dims[l + 1];
+                const float* W = params + net.off[l];
+                const float* hin = act.data() + l * S;
+                const float* hout = act.data() + (l + 1) * S;
+                if (l < L - 1) {  // ReLU after this layer: its output > 0 exactly where its input was
+                    for (int j = 0; j < dout; ++j) {
+                        float* gj = g + j * BLK;
+                        const float* hj = hout + j * BLK;
+#pragma omp simd
+                        for (int p = 0; p < BLK; ++p) gj[p] = hj[p] > 0.0f ? gj[p] : 0.0f;
+                    }
+                }
+                v8* gW = acc.data() + net.off[l];
+                v8* gB = gW + (int64_t)dout * din;
+                for (int j = 0; j < dout; ++j) {
+                    const float* gj = g + j * BLK;
+                    v8 grow[NV];  // this output's gradient row stays in registers across the inputs
+                    v8 sb = splat(0.0f);
+                    for (int v = 0; v < NV; ++v) {
+                        grow[v] = load8(gj + 8 * v);
+                        sb += grow[v];
+                    }
+                    gB[j] += sb;
+                    for (int i = 0; i < din; ++i) {
+                        const float* h = hin + i * BLK;
+                        v8 s0 = grow[0] * load8(h), s1 = grow[1] * load8(h + 8);
+                        for (int v = 2; v < NV; v += 2) {
+                            s0 += grow[v] * load8(h + 8 * v);
+                            s1 += grow[v + 1] * load8(h + 8 * v + 8);
+                        }
+                        gW[(int64_t)j * din + i] += s0 + s1;
+                    }
+                }
+                if (l > 0 || grad_x != nullptr) {
+                    for (int i = 0; i < din; ++i) axpy_rows(0.0f, W + i, din, g, dout, gprev + i * BLK);
+                    std::swap(g, gprev);
+                }
+            }
+            if (grad_x != nullptr) scatter(g, p0, cnt, dims[0], gxs_p, gxs_i, grad_x);
+        }
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        std::vector<double>& mine = totals[(size_t)tid];
+        mine.assign((size_t)n_params, 0.0);
+        for (int64_t k = 0; k < n_params; ++k) {
+            double t = 0.0;
+            for (int v = 0; v < 8; ++v) t += acc[k][v];
+            mine[k] = t;
+        }
+    }
+    for (int64_t k = 0; k < n_params; ++k) {
+        double t = 0.0;
+        for (const auto& part : totals)
+            if (!part.empty()) t += part[k];
+        grad_params[k] = (float)t;
+    }
+    return 0;
+}
+
+}  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rate of the latents under the context model's Laplaces, fused: bits = sum_k -log2 P(bin of x_k), with
+// mean_k = arm[k, 0], scale_k = 2^clamp(arm[k, 1], lo, hi); the value of each symbol's bits is capped at `cap`
+// (the coder's floor on a symbol's probability) with the uncapped gradient kept. The same formulas as
+// inrcodec/entropy/rate.py:laplace_rate_bits (its torch reference), on the upper side of the mean:
+//   d = |x - mean|; tail bin (d >= 1/2): P = 1/2 exp(-(d - 1/2)/b) (1 - exp(-1/b))
+//   bin straddling the mean:            P = 1 - 1/2 exp((d - 1/2)/b) - 1/2 exp(-(d + 1/2)/b)
+// Replaces ~20 elementwise torch ops (and their backward) over every latent with one pass each way.
+
+namespace {
+
+constexpr double LN2 = 0.69314718055994530942;
+
+// Branch-free so the loop vectorises (with -ffast-math GCC calls glibc's vector expf/logf): both bins' formulas
+// are evaluated and one is selected. exp(-lo/b) etc. stay in (0, 1], so nothing overflows.
+#pragma omp declare simd notinbranch
+inline float laplace_bits(float d, float b, float* dbits_dd, float* dbits_db) {
+    const float inv_b = 1.0f / b;
+    const float lo = d - 0.5f, hi = d + 0.5f;
+    const float ln2 = (float)LN2;
+    // tail: log P = log 1/2 - lo/b + log(1 - e^{-1/b})
+    const float e1 = std::exp(-inv_b);
+    const float em = 1.0f - e1;  // float is enough: b <= 2^7, so 1/b >= 2^-7 and em >= ~2^-7
+    const float t_logp = -0.69314718f - lo * inv_b + std::log(em);
+    const float t_dd = -inv_b;
+    const float t_db = lo * inv_b * inv_b - inv_b * inv_b * e1 / em;  // d/db log(1 - e^{-1/b}) = -e1/(b^2 em)
+    // centre: P = 1 - 1/2 e^{lo/b} - 1/2 e^{-hi/b}
+    const float e_lo = std::exp(std::fmin(lo, 0.0f) * inv_b), e_hi = std::exp(-hi * inv_b);
+    const float p_raw = 1.0f - 0.5f * e_lo - 0.5f * e_hi;
+    const bool p_ok = p_raw > 1e-30f;
+    const float p = p_ok ? p_raw : 1e-30f;
+    const float c_logp = std::log(p);
+    const float c_dd = p_ok ? 0.5f * inv_b * (e_hi - e_lo) / p : 0.0f;
+    const float c_db = p_ok ? 0.5f * inv_b * inv_b * (lo * e_lo - hi * e_hi) / p : 0.0f;
+    const bool tail = lo >= 0.0f;
+    const float logp = tail ? t_logp : c_logp;
+    float bits = -logp / ln2;
+    const bool pos = bits >= 0.0f;  // clamp(min=0) of the reference: no gradient below
+    *dbits_dd = pos ? -(tail ? t_dd : c_dd) / ln2 : 0.0f;
+    *dbits_db = pos ? -(tail ? t_db : c_db) / ln2 : 0.0f;
+    return pos ? bits : 0.0f;
+}
+
+
+
+template <bool GRAD>
+double rate_chunks(const float* __restrict x, const float* __restrict arm, int64_t n, float log2_lo, float log2_hi,
+                   float cap, float grad, float* __restrict grad_x, float* __restrict grad_arm, int nt) {
+    constexpr int64_t CH = 4096;  // chunks: float partial sums vectorise, the total is summed in double
+    const int64_t n_chunks = (n + CH - 1) / CH;
+    std::vector<double> parts((size_t)n_chunks);  // summed in order afterwards: deterministic for any thread count
+    (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) if (n > 65536)
+    for (int64_t c = 0; c < n_chunks; ++c) {
+        const int k0 = 0, k1 = (int)(std::min(n, c * CH + CH) - c * CH);
+        const float* xc = x + c * CH;
+        const float* ac = arm + 2 * c * CH;
+        float* gx = GRAD ? grad_x + c * CH : nullptr;
+        float* ga = GRAD ? grad_arm + 2 * c * CH : nullptr;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (int k = k0; k < k1; ++k) {
+            const float mean = ac[2 * k], raw = ac[2 * k + 1];
+            const float rc = std::fmin(std::fmax(raw, log2_lo), log2_hi);
+            const float b = std::exp2(rc);
+            const float diff = xc[k] - mean;
+            float dd, db;
+            const float bits = laplace_bits(std::fabs(diff), b, &dd, &db);
+            part += std::fmin(bits, cap);
+            if (GRAD) {
+                const float sgn = diff > 0.0f ? 1.0f : (diff < 0.0f ? -1.0f : 0.0f);
+                const float gd = grad * dd * sgn;
+                // clamp passes the gradient on [lo, hi] (inclusive, as torch.clamp does)
+                const float gb = (raw >= log2_lo && raw <= log2_hi) ? grad * db * b * (float)LN2 : 0.0f;
+                gx[k] = gd;
+                ga[2 * k] = -gd;
+                ga[2 * k + 1] = gb;
+            }
+        }
+        parts[(size_t)c] = part;
+    }
+    double sum = 0.0;
+    for (double v : parts) sum += v;
+    return sum;
+}
+
+}  // namespace
+
+extern "C" {
+
+// x: n contiguous latents; arm: (n, 2) contiguous rows (mean, raw log2 scale). Writes the total bits to *total;
+// with with_grad != 0 also grad_x (n) and grad_arm ((n, 2)) = grad * d total / d inputs.
+int lg_laplace_rate(const float* x, const float* arm, int64_t n, float log2_lo, float log2_hi, float cap,
+                    int with_grad, float grad, float* grad_x, float* grad_arm, double* total, int threads) {
+    const int nt = threads > 0 ? threads : 1;
+    const double sum = with_grad ? rate_chunks<true>(x, arm, n, log2_lo, log2_hi, cap, grad, grad_x, grad_arm, nt)
+                                 : rate_chunks<false>(x, arm, n, log2_lo, log2_hi, cap, 0.0f, nullptr, nullptr, nt);
+    *total = sum;
+    return 0;
+}
+
+}  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Context features of a 2-D latent level (torch reference: context_features() in inrcodec/models/latentgrid.py,
+// which is dimension-generic and also what the exact coder uses). For sample (r, c) of y (H x W) with the coarser
+// level z (Hc x Wc, parent (r/2, c/2), edges replicated), the 11 features are:
+//   z[pr, pc]; per axis the nearer and farther neighbour of the parent along it (nearer = the side the sample
+//   sits on); y[r-1, c], y[r+1, c], y[r, c-1], y[r, c+1] on odd samples ((r + c) odd; 0 outside and on even
+//   samples); the odd flag; the level position. One pass instead of ~60 torch ops; backward scatters the same way.
+extern "C" {
+
+int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos,
+                         float* feats, int threads) {
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W > 65536)
+    for (int r = 0; r < H; ++r) {
+        for (int c = 0; c < W; ++c) {
+            float* f = feats + ((int64_t)r * W + c) * 11;
+            const bool odd = ((r + c) & 1) != 0;
+            if (z != nullptr) {
+                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+                const float* zr = z + (int64_t)pr * Wc;
+                f[0] = zr[pc];
+                const float up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
+                const float left = zr[cl], right = zr[ch];
+                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+                f[1] = er ? up : down;
+                f[2] = er ? down : up;
+                f[3] = ec ? left : right;
+                f[4] = ec ? right : left;
+            } else {
+                f[0] = f[1] = f[2] = f[3] = f[4] = 0.0f;
+            }
+            const float* yr = y + (int64_t)r * W;
+            f[5] = (odd && r > 0) ? yr[c - W] : 0.0f;
+            f[6] = (odd && r < H - 1) ? yr[c + W] : 0.0f;
+            f[7] = (odd && c > 0) ? yr[c - 1] : 0.0f;
+            f[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0f;
+            f[9] = odd ? 1.0f : 0.0f;
+            f[10] = level_pos;
+        }
+    }
+    return 0;
+}
+
+// grad_y (H x W) and grad_z (Hc x Wc, may be null) are overwritten with the gradients from grad_feats.
+int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, float* gy, float* gz) {
+    std::fill(gy, gy + (int64_t)H * W, 0.0f);
+    if (gz != nullptr) std::fill(gz, gz + (int64_t)Hc * Wc, 0.0f);
+    for (int r = 0; r < H; ++r) {
+        for (int c = 0; c < W; ++c) {
+            const float* f = gf + ((int64_t)r * W + c) * 11;
+            if ((r + c) & 1) {
+                float* g = gy + (int64_t)r * W + c;
+                if (r > 0) g[-W] += f[5];
+                if (r < H - 1) g[W] += f[6];
+                if (c > 0) g[-1] += f[7];
+                if (c < W - 1) g[1] += f[8];
+            }
+            if (gz != nullptr) {
+                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+                gz[(int64_t)pr * Wc + pc] += f[0];
+                gz[(int64_t)rl * Wc + pc] += er ? f[1] : f[2];
+                gz[(int64_t)rh * Wc + pc] += er ? f[2] : f[1];
+                gz[(int64_t)pr * Wc + cl] += ec ? f[3] : f[4];
+                gz[(int64_t)pr * Wc + ch] += ec ? f[4] : f[3];
+            }
+        }
+    }
+    return 0;
+}
+
+}  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Separable resampling of a 2-D latent level onto the output grid (torch reference: _resample_axis applied along
+// axis 0 then axis 1 in inrcodec/models/latentgrid.py). Taps: for output row r, source rows ir[r*k + a] with
+// weights wr[r*k + a]; for output column c, source columns ic[c*k + b] with weights wc[c*k + b].
+//   tmp[r, j] = sum_a wr[r, a] y[ir[r, a], j]          (H x w)
+//   out[r, c] = sum_b wc[c, b] tmp[r, ic[c, b]]        (H x W)
+// The backward applies the transposed maps (scatter-adds), row-parallel where rows are independent.
+extern "C" {
+
+int lg_upsample2d_forward(const float* y, int h, int w, const int64_t* ir, const float* wr, const int64_t* ic,
+                          const float* wc, int k, int H, int W, float* tmp, float* out, int threads) {
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel num_threads(nt) if ((int64_t)H * W > 65536)
+    {
+#pragma omp for schedule(static)
+        for (int r = 0; r < H; ++r) {
+            float* t = tmp + (int64_t)r * w;
+            for (int j = 0; j < w; ++j) t[j] = 0.0f;
+            for (int a = 0; a < k; ++a) {
+                const float wa = wr[(int64_t)r * k + a];
+                const float* src = y + ir[(int64_t)r * k + a] * w;
+#pragma omp simd
+                for (int j = 0; j < w; ++j) t[j] += wa * src[j];
+            }
+        }
+#pragma omp for schedule(static)
+        for (int r = 0; r < H; ++r) {
+            const float* t = tmp + (int64_t)r * w;
+            float* o = out + (int64_t)r * W;
+            for (int c = 0; c < W; ++c) {
+                float s = 0.0f;
+                for (int b = 0; b < k; ++b) s += wc[(int64_t)c * k + b] * t[ic[(int64_t)c * k + b]];
+                o[c] = s;
+            }
+        }
+    }
+    return 0;
+}
+
+int lg_upsample2d_backward(const float* g, int h, int w, const int64_t* ir, const float* wr, const int64_t* ic,
+                           const float* wc, int k, int H, int W, float* gtmp, float* gy, int threads) {
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W > 65536)
+    for (int r = 0; r < H; ++r) {
+        float* t = gtmp + (int64_t)r * w;
+        for (int j = 0; j < w; ++j) t[j] = 0.0f;
+        const float* gr = g + (int64_t)r * W;
+        for (int c = 0; c < W; ++c) {
+            const float v = gr[c];
+            for (int b = 0; b < k; ++b) t[ic[(int64_t)c * k + b]] += wc[(int64_t)c * k + b] * v;
+        }
+    }
+    std::fill(gy, gy + (int64_t)h * w, 0.0f);
+    // rows of gy receive from several output rows: split the columns between threads instead
+    const int64_t JC = 256;
+    const int64_t n_chunks = (w + JC - 1) / JC;
+#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W > 65536)
+    for (int64_t jc = 0; jc < n_chunks; ++jc) {
+        const int j0 = (int)(jc * JC), j1 = (int)std::min<int64_t>(w, jc * JC + JC);
+        for (int r = 0; r < H; ++r) {
+            const float* t = gtmp + (int64_t)r * w;
+            for (int a = 0; a < k; ++a) {
+                const float wa = wr[(int64_t)r * k + a];
+                float* dst = gy + ir[(int64_t)r * k + a] * w;
+#pragma omp simd
+                for (int j = j0; j < j1; ++j) dst[j] += wa * t[j];
+            }
+        }
+    }
+    return 0;
+}
+
+}  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2-D convolution C -> C channels, k x k, with replicate padding of k/2 (torch reference: conv2d of
+// _replicate_pad(x) in inrcodec/models/latentgrid.py). oneDNN handles 3-channel convolutions poorly (its backward
+// was ~15 % of a step); here rows of a replicate-padded copy are combined with vectorised axpys and dots.
+// x, out: (C, H, W) contiguous; w: (C, C, k, k); b: (C).
+extern "C" {
+
+static void pad_replicate(const float* x, int C, int H, int W, int p, float* xp) {
+    const int Wp = W + 2 * p, Hp = H + 2 * p;
+    for (int ci = 0; ci < C; ++ci) {
+        for (int r = 0; r < Hp; ++r) {
+            const int sr = std::min(std::max(r - p, 0), H - 1);
+            const float* src = x + ((int64_t)ci * H + sr) * W;
+            float* dst = xp + ((int64_t)ci * Hp + r) * Wp;
+            for (int c = 0; c < p; ++c) dst[c] = src[0];
+            std::memcpy(dst + p, src, sizeof(float) * W);
+            for (int c = 0; c < p; ++c) dst[p + W + c] = src[W - 1];
+        }
+    }
+}
+
+int lg_conv2d_forward(const float* x, int C, int H, int W, const float* w, const float* b, int k, float* xp,
+                      float* out, int threads) {
+    const int p = k / 2, Wp = W + 2 * p, Hp = H + 2 * p;
+    pad_replicate(x, C, H, W, p, xp);
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) collapse(2)
+    for (int co = 0; co < C; ++co) {
+        for (int r = 0; r < H; ++r) {
+            float* o = out + ((int64_t)co * H + r) * W;
+            const float bias = b[co];
+            for (int c = 0; c < W; ++c) o[c] = bias;
+            for (int ci = 0; ci < C; ++ci) {
+                for (int dr = 0; dr < k; ++dr) {
+                    const float* src = xp + ((int64_t)ci * Hp + r + dr) * Wp;
+                    for (int dc = 0; dc < k; ++dc) {
+                        const float wv = w[(((int64_t)co * C + ci) * k + dr) * k + dc];
+                        const float* s = src + dc;
+#pragma omp simd
+                        for (int c = 0; c < W; ++c) o[c] += wv * s[c];
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+// xp: the padded input of the forward (recomputed here); gxp: scratch (C, H+2p, W+2p). Writes gx (C, H, W),
+// gw (C, C, k, k), gb (C).
+int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, const float* w, int k, float* xp,
+                       float* gxp, float* gx, float* gw, float* gb, int threads) {
+    const int p = k / 2, Wp = W + 2 * p, Hp = H + 2 * p;
+    pad_replicate(x, C, H, W, p, xp);
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+    // input gradient on the padded grid: each input channel owned by one thread
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int ci = 0; ci < C; ++ci) {
+        float* gpi = gxp + (int64_t)ci * Hp * Wp;
+        std::fill(gpi, gpi + (int64_t)Hp * Wp, 0.0f);
+        for (int co = 0; co < C; ++co) {
+            for (int r = 0; r < H; ++r) {
+                const float* gr = g + ((int64_t)co * H + r) * W;
+                for (int dr = 0; dr < k; ++dr) {
+                    float* dst = gpi + (int64_t)(r + dr) * Wp;
+                    for (int dc = 0; dc < k; ++dc) {
+                        const float wv = w[(((int64_t)co * C + ci) * k + dr) * k + dc];
+                        float* d = dst + dc;
+#pragma omp simd
+                        for (int c = 0; c < W; ++c) d[c] += wv * gr[c];
+                    }
+                }
+            }
+        }
+        // replicate padding's backward: the pad cells' gradients go to the edge samples they copied
+        float* gxi = gx + (int64_t)ci * H * W;
+        for (int r = 0; r < H; ++r) std::memcpy(gxi + (int64_t)r * W, gpi + (int64_t)(r + p) * Wp + p, sizeof(float) * W);
+        for (int r = 0; r < Hp; ++r) {
+            const int sr = std::min(std::max(r - p, 0), H - 1);
+            const float* row = gpi + (int64_t)r * Wp;
+            float* dst = gxi + (int64_t)sr * W;
+            const bool pad_row = r < p || r >= p + H;
+            if (pad_row)
+                for (int c = 0; c < W; ++c) dst[c] += row[p + c];
+            for (int c = 0; c < p; ++c) {
+                dst[0] += row[c];
+                dst[W - 1] += row[p + W + c];
+            }
+        }
+    }
+    // weight and bias gradients: one (co, ci) pair per task, double accumulation over rows
+    const int pairs = C * C;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int pc = 0; pc < pairs; ++pc) {
+        const int co = pc / C, ci = pc % C;
+        double acc[16 * 16];
+        for (int t = 0; t < k * k; ++t) acc[t] = 0.0;
+        for (int r = 0; r < H; ++r) {
+            const float* gr = g + ((int64_t)co * H + r) * W;
+            for (int dr = 0; dr < k; ++dr) {
+                const float* src = xp + ((int64_t)ci * Hp + r + dr) * Wp;
+                for (int dc = 0; dc < k; ++dc) {
+                    const float* s = src + dc;
+                    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+                    for (int c = 0; c < W; ++c) sum += gr[c] * s[c];
+                    acc[dr * k + dc] += sum;
+                }
+            }
+        }
+        for (int t = 0; t < k * k; ++t) gw[(int64_t)pc * k * k + t] = (float)acc[t];
+    }
+    for (int co = 0; co < C; ++co) {
+        double s = 0.0;
+        const float* gc = g + (int64_t)co * H * W;
+        for (int64_t i = 0; i < (int64_t)H * W; ++i) s += gc[i];
+        gb[co] = (float)s;
+    }
+    return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,53 @@
+"""Context features of a 2-D latent level in one pass (kernels ``lg_context2d_*`` in ``cuda/latentgrid_cpu.cpp``),
+with an autograd wrapper; the torch reference is ``context_features`` in ``inrcodec/models/latentgrid.py``
+(dimension-generic, and the one the exact entropy coder uses).
+
+``context_2d(level, levels, y, coarse)`` returns (H * W, 11), the same values as
+``context_features(level, levels, y, coarse).reshape(-1, 11)``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from . import latentgrid_mlp
+
+
+def _p(t):
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
+
+
+class _Context2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, coarse, level_pos, threads):
+        lib = latentgrid_mlp.library()
+        H, W = y.shape
+        Hc, Wc = (1, 1) if coarse is None else coarse.shape
+        feats = torch.empty(H * W, 11)
+        rc = lib.lg_context2d_forward(_p(y), _p(coarse), H, W, Hc, Wc, level_pos, _p(feats), threads)
+        if rc != 0:
+            raise RuntimeError("latentgrid context kernel failed")
+        ctx.shapes = (H, W, Hc, Wc, coarse is not None)
+        return feats
+
+    @staticmethod
+    def backward(ctx, grad):
+        H, W, Hc, Wc, has_coarse = ctx.shapes
+        lib = latentgrid_mlp.library()
+        grad = grad.contiguous()
+        gy = torch.empty(H, W)
+        gz = torch.empty(Hc, Wc) if has_coarse and ctx.needs_input_grad[1] else None
+        lib.lg_context2d_backward(_p(grad), H, W, Hc, Wc, _p(gy), _p(gz))
+        return gy, gz, None, None
+
+
+def context_2d(level: int, levels: int, y: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
+    if coarse is not None:
+        coarse = coarse.contiguous()
+    return _Context2d.apply(y.contiguous(), coarse, float(level / max(levels - 1, 1)), torch.get_num_threads())
+
+
+def usable(y: torch.Tensor) -> bool:
+    return y.dim() == 2 and latentgrid_mlp.kernel_usable(y)

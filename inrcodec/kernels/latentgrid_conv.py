@@ -1,0 +1,63 @@
+"""k x k convolution, C -> C channels, with replicate padding, on a 2-D (C, H, W) signal (kernels ``lg_conv2d_*``
+in ``cuda/latentgrid_cpu.cpp``) and its autograd wrapper; the torch reference is ``conv_replicate_torch`` (the
+model's ``conv(_replicate_pad(x, k // 2))``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from . import latentgrid_mlp
+
+
+def _p(t):
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def conv_replicate_torch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    p = weight.shape[-1] // 2
+    xp = torch.nn.functional.pad(x.unsqueeze(0), (p, p, p, p), mode="replicate") if p else x.unsqueeze(0)
+    return torch.nn.functional.conv2d(xp, weight, bias).squeeze(0)
+
+
+class _Conv2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, threads):
+        lib = latentgrid_mlp.library()
+        C, H, W = x.shape
+        k = weight.shape[-1]
+        p = k // 2
+        xp = torch.empty(C, H + 2 * p, W + 2 * p)
+        out = torch.empty(C, H, W)
+        lib.lg_conv2d_forward(_p(x), C, H, W, _p(weight), _p(bias), k, _p(xp), _p(out), threads)
+        ctx.save_for_backward(x, weight)
+        ctx.threads = threads
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        lib = latentgrid_mlp.library()
+        C, H, W = x.shape
+        k = weight.shape[-1]
+        p = k // 2
+        g = g.contiguous()
+        xp = torch.empty(C, H + 2 * p, W + 2 * p)
+        gxp = torch.empty_like(xp)
+        gx, gw, gb = torch.empty_like(x), torch.empty_like(weight), torch.empty(C)
+        lib.lg_conv2d_backward(_p(x), _p(g), C, H, W, _p(weight), k, _p(xp), _p(gxp), _p(gx), _p(gw), _p(gb),
+                               ctx.threads)
+        return gx, gw, gb, None
+
+
+def conv_replicate(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x (C, H, W) -> (C, H, W)."""
+    return _Conv2d.apply(x.contiguous(), weight.contiguous(), bias.contiguous(), torch.get_num_threads())
+
+
+def usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    k = weight.shape[-1]
+    return (x.dim() == 3 and weight.dim() == 4 and k % 2 == 1 and k <= 15 and x.shape[1] > k // 2
+            and x.shape[2] > k // 2 and latentgrid_mlp.kernel_usable(x))

@@ -1,0 +1,186 @@
+"""Compiled CPU kernels of the latent-grid model (``cuda/latentgrid_cpu.cpp``; this module builds and loads the
+library for all of them) and the first of them: the fused per-sample MLP (Linear, ReLU, ..., Linear), its thin
+autograd wrapper, and the pure-torch reference it is tested against.
+
+``mlp(x, layers)`` evaluates ``layers`` (a list of ``torch.nn.Linear``, ReLU between them) on ``x`` of shape
+(n, d_in) with any 2-D strides — a feature-major (d_in, n) buffer viewed as ``.t()`` avoids a transpose copy — and
+returns (n, d_out), feature-major (``out.t()`` is contiguous) when ``feature_major=True``. The kernel is used on
+CPU float32 tensors when it can be built; otherwise (no compiler, ``INRCODEC_NO_KERNEL_BUILD=1``, other devices or
+dtypes) the torch reference runs, with the same results to float rounding.
+
+The library is compiled on first use with the system C++ compiler (OpenMP, ``-O3 -march=native``: it is built on
+and for the machine that runs it) into ``$INRCODEC_CACHE_DIR/kernels`` (a few seconds once), keyed by a hash of
+source, flags and CPU model.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import subprocess
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+from . import _loader
+
+SOURCE = "latentgrid_cpu.cpp"
+ABI_VERSION = 1
+FLAGS = ["-O3", "-std=c++17", "-fPIC", "-march=native", "-ffast-math", "-fopenmp"]
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_tried = False
+_error: str | None = None
+
+
+def _cpu_id() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags")):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def build(force: bool = False, src_dir: Path = _loader.SRC_DIR) -> Path:
+    cxx = _loader._find_cxx()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (set CXX or install g++/clang++)")
+    h = _loader.source_hash((SOURCE,), src_dir, extra=" ".join(FLAGS) + _cpu_id())
+    if h is None:
+        raise RuntimeError(f"kernel source {SOURCE} not found in {src_dir}")
+    out = _loader.cache_dir() / f"_latentgrid_cpu-{h}.so"
+    if out.is_file() and not force:
+        return out
+    base = [cxx, *FLAGS, "-shared", str(src_dir / SOURCE)]
+    try:
+        _loader._compile(base, out, timeout=300)
+    except RuntimeError:  # no OpenMP: single-threaded kernel
+        _loader._compile([f for f in base if f != "-fopenmp"], out, timeout=300)
+    return out
+
+
+def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    lib.lg_mlp_abi_version.restype = i32
+    if lib.lg_mlp_abi_version() != ABI_VERSION:
+        raise OSError("latentgrid MLP kernel: ABI version mismatch")
+    lib.lg_mlp_has_openmp.restype = i32
+    lib.lg_mlp_forward.restype = i32
+    lib.lg_mlp_forward.argtypes = [p, i64, i64, i64, i32, p, p, p, i64, i64, i32]
+    lib.lg_mlp_backward.restype = i32
+    lib.lg_mlp_backward.argtypes = [p, i64, i64, i64, i32, p, p, p, i64, i64, p, i64, i64, p, i32]
+    f32 = ctypes.c_float
+    lib.lg_laplace_rate.restype = i32
+    lib.lg_laplace_rate.argtypes = [p, p, i64, f32, f32, f32, i32, f32, p, p, p, i32]
+    lib.lg_context2d_forward.restype = i32
+    lib.lg_context2d_forward.argtypes = [p, p, i32, i32, i32, i32, f32, p, i32]
+    lib.lg_context2d_backward.restype = i32
+    lib.lg_context2d_backward.argtypes = [p, i32, i32, i32, i32, p, p]
+    lib.lg_upsample2d_forward.restype = i32
+    lib.lg_upsample2d_forward.argtypes = [p, i32, i32, p, p, p, p, i32, i32, i32, p, p, i32]
+    lib.lg_upsample2d_backward.restype = i32
+    lib.lg_upsample2d_backward.argtypes = [p, i32, i32, p, p, p, p, i32, i32, i32, p, p, i32]
+    lib.lg_conv2d_forward.restype = i32
+    lib.lg_conv2d_forward.argtypes = [p, i32, i32, i32, p, p, i32, p, p, i32]
+    lib.lg_conv2d_backward.restype = i32
+    lib.lg_conv2d_backward.argtypes = [p, p, i32, i32, i32, p, i32, p, p, p, p, p, i32]
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernel, or None (one warning per process) when it cannot be had."""
+    global _lib, _tried, _error
+    with _lock:
+        if not _tried:
+            _tried = True
+            if os.environ.get("INRCODEC_NO_KERNEL_BUILD", "") not in ("", "0"):
+                _error = "on-demand build disabled by INRCODEC_NO_KERNEL_BUILD"
+            else:
+                try:
+                    _lib = _setup(ctypes.CDLL(str(build())))
+                except (RuntimeError, OSError, AttributeError, subprocess.TimeoutExpired) as exc:
+                    _error = str(exc)
+            if _lib is None:
+                warnings.warn(f"inrcodec: latent-grid MLP kernel unavailable, using the torch reference: "
+                              f"{(_error or '')[:300]}", RuntimeWarning, stacklevel=3)
+        return _lib
+
+
+def mlp_torch(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.Tensor:
+    """Reference: x (n, d_in) -> (n, d_out); ReLU after every layer but the last."""
+    h = x
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        h = torch.nn.functional.linear(h, w, b)
+        if k < len(weights) - 1:
+            h = torch.relu(h)
+    return h
+
+
+def _ptr(t: torch.Tensor | None):
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
+
+
+class _MLPFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, flat, dims, feature_major, threads):
+        lib = library()
+        n = x.shape[0]
+        dims_c = (ctypes.c_int * len(dims))(*dims)
+        if feature_major:
+            out = torch.empty(dims[-1], n).t()
+        else:
+            out = torch.empty(n, dims[-1])
+        flat_c = flat.contiguous()
+        rc = lib.lg_mlp_forward(_ptr(x), n, x.stride(0), x.stride(1), len(dims) - 1, dims_c, _ptr(flat_c),
+                                _ptr(out), out.stride(0), out.stride(1), threads)
+        if rc != 0:
+            raise RuntimeError(f"latentgrid MLP kernel failed ({rc})")
+        ctx.save_for_backward(x, flat_c)
+        ctx.dims, ctx.threads = dims, threads
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, flat = ctx.saved_tensors
+        dims = ctx.dims
+        lib = library()
+        n = x.shape[0]
+        dims_c = (ctypes.c_int * len(dims))(*dims)
+        grad_out = grad_out if grad_out.stride(0) == 1 or grad_out.stride(1) == 1 else grad_out.contiguous()
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.empty(x.shape[1], n).t() if x.stride(0) == 1 else torch.empty(n, x.shape[1])
+        grad_flat = torch.empty_like(flat)
+        rc = lib.lg_mlp_backward(_ptr(x), n, x.stride(0), x.stride(1), len(dims) - 1, dims_c, _ptr(flat),
+                                 _ptr(grad_out), grad_out.stride(0), grad_out.stride(1), _ptr(grad_x),
+                                 0 if grad_x is None else grad_x.stride(0),
+                                 0 if grad_x is None else grad_x.stride(1), _ptr(grad_flat), ctx.threads)
+        if rc != 0:
+            raise RuntimeError(f"latentgrid MLP kernel failed ({rc})")
+        return grad_x, grad_flat, None, None, None
+
+
+def kernel_usable(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and library() is not None
+
+
+def mlp(x: torch.Tensor, layers: list[torch.nn.Linear], feature_major: bool = False,
+        use_kernel: bool | None = None) -> torch.Tensor:
+    """x (n, d_in) -> (n, d_out) through ``layers`` with ReLU between them (see module docstring)."""
+    weights = [m.weight for m in layers]
+    biases = [m.bias for m in layers]
+    if use_kernel is None:
+        use_kernel = kernel_usable(x)
+    if not use_kernel or x.shape[0] == 0:
+        return mlp_torch(x, weights, biases)
+    if not (x.stride(0) >= 0 and x.stride(1) >= 0):
+        x = x.contiguous()
+    flat = torch.cat([t.reshape(-1) for pair in zip(weights, biases) for t in pair])
+    dims = [x.shape[1]] + [w.shape[0] for w in weights]
+    return _MLPFunction.apply(x, flat, dims, feature_major, torch.get_num_threads())

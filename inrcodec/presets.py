@@ -1,0 +1,87 @@
+"""Encoder presets (``--preset fast|medium|slow``, like x264's): what each means, per signal kind, in one table.
+
+A preset chooses the model (unless ``--model`` names one) and the fit's schedule: a number of steps, as a multiple
+of the model's own ``default_steps``, capped by a wall-clock allowance per million samples (so encode time stays
+linear in the signal's size, and a slow machine still finishes). ``--steps`` or ``--time-budget`` replace the
+preset's schedule entirely (the preset then still picks the model). ``medium`` is the default and is exactly the
+behaviour of the codec before presets existed on signals of up to ~0.4 megapixel (the cap does not bind there),
+so every earlier benchmark is a ``medium`` benchmark.
+
+Steps rather than seconds drive the schedule because a step count gives the same file for the same seed on the
+same machine; the cap only binds on inputs much larger than a Kodak image, or under heavy CPU contention.
+
+A new signal kind (video, dataset) adds a row to ``PRESETS``; kinds without a row use ``"*"``.
+Measured RD and seconds per preset: README "Presets" and ``benchmarks/results/presets_kodak.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InputError
+
+NAMES = ("fast", "medium", "slow")
+DEFAULT = "medium"
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: str | None = None  # None: the kind's default model (models.DEFAULT_MODEL)
+    steps_scale: float = 1.0  # fit steps = round(steps_scale * model.default_steps)
+    seconds_per_msample: float | None = None  # wall-clock cap of the fit per million samples (None: no cap)
+    min_seconds: float = 120.0  # the cap never goes below this (start-up and coding costs do not scale down)
+    config: dict[str, Any] = field(default_factory=dict)  # architecture overrides passed to config_for
+
+
+# Images: the Gaussian codec is the best measured image model at every preset (benchmarks/README.md; latentgrid
+# at 300 s was +191 % vs WebP). fast ~ a quarter of the default steps; slow ~ 6x, which the 300 s benchmark
+# (benchmarks/results/gaussian_kodak_rd_300s.json: 4700-5900 steps in 270 s on kodim01/03/07) shows still gains.
+# The caps are a safety net, not the schedule: on this shared 2-core machine (load 8-9) a 10 s cap left the fast
+# preset with 0 fit steps on kodim01 (initialisation alone took longer). slow's 280 s floor keeps a Kodak encode
+# within ~5 min; medium's cap is 60 s/Mpx-class only on large photos.
+PRESETS: dict[str, dict[str, Preset]] = {
+    "image": {
+        "fast": Preset(steps_scale=0.25, seconds_per_msample=100.0, min_seconds=60.0),
+        "medium": Preset(steps_scale=1.0, seconds_per_msample=300.0, min_seconds=120.0),
+        "slow": Preset(steps_scale=6.0, seconds_per_msample=700.0, min_seconds=280.0),
+    },
+    "*": {
+        "fast": Preset(steps_scale=0.25, seconds_per_msample=100.0, min_seconds=60.0),
+        "medium": Preset(steps_scale=1.0, seconds_per_msample=300.0, min_seconds=120.0),
+        "slow": Preset(steps_scale=4.0, seconds_per_msample=700.0, min_seconds=280.0),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    model: str
+    steps: int | None
+    time_budget: float | None
+    config: dict[str, Any]
+
+
+def get_preset(kind: str, name: str | None) -> Preset:
+    name = DEFAULT if name is None else name
+    if name not in NAMES:
+        raise InputError(f"unknown preset {name!r}; choose one of {', '.join(NAMES)}")
+    return PRESETS.get(kind, PRESETS["*"])[name]
+
+
+def resolve(kind: str, samples: int, preset: str | None, model: str | None, steps: int | None,
+            time_budget: float | None, default_steps_of) -> Schedule:
+    """Model, steps, time budget and config overrides of a fit. ``default_steps_of(model_name)`` gives a model's
+    default step count. Explicit ``steps``/``time_budget`` replace the preset's schedule."""
+    from .models import default_model
+
+    p = get_preset(kind, preset)
+    name = model or p.model or default_model(kind)
+    if steps is not None or time_budget is not None:
+        return Schedule(name, steps, time_budget, {})
+    n_steps = max(1, round(p.steps_scale * default_steps_of(name)))
+    cap = None
+    if p.seconds_per_msample is not None:
+        cap = max(p.min_seconds, p.seconds_per_msample * samples / 1e6)
+    # config overrides are tuned for the preset's own model, not for one the user named
+    return Schedule(name, n_steps, cap, dict(p.config) if model is None or model == p.model else {})
