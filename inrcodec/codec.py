@@ -22,6 +22,7 @@ from .container import Container, read_container, write_container
 from .entropy import decode_ints, encode_ints
 from .errors import FormatError, InputError
 from .fit import FitSettings, fit
+from .limits import check_pixels
 from .metrics import psnr as psnr_metric
 from .models import default_model, get_model
 from .models.base import Representation
@@ -201,10 +202,12 @@ def _apply_residual(base: np.ndarray, q: np.ndarray, step: float, dtype: np.dtyp
     return out.astype(dtype)
 
 
-def load_representation(data: bytes, fraction: float | None = None) -> tuple[Container, Representation]:
+def load_representation(data: bytes, fraction: float | None = None,
+                        max_pixels: int | None = None) -> tuple[Container, Representation]:
     """Rebuild the representation of a file. ``fraction`` in (0, 1] (progressive models only, e.g. "gaussian")
-    decodes only that most important part of it."""
+    decodes only that most important part of it. ``max_pixels``: decoded-size cap (``inrcodec.limits``)."""
     c = read_container(data)
+    check_pixels(c.signal["shape"][:-1], max_pixels)
     try:
         cls = get_model(c.model)
     except InputError:
@@ -221,21 +224,28 @@ def load_representation(data: bytes, fraction: float | None = None) -> tuple[Con
         net = cls.decode(cfg, c.signal, c.sections, **extra)
     except FormatError:
         raise
-    except (ValueError, RuntimeError, KeyError, IndexError) as exc:
-        raise FormatError(f"cannot decode {c.model} payload: {exc}") from None
+    except (ValueError, RuntimeError, KeyError, IndexError) as exc:  # TEMP
+        # the schema checks (Config.validate, inrcodec.schema) come first; this is the last line of defence
+        raise FormatError(f"cannot decode {c.model} payload: {type(exc).__name__}: {exc}"[:300]) from None
     return c, net
 
 
 def decompress(data: bytes, shape: tuple[int, ...] | None = None,
-               region: tuple[tuple[int, int], ...] | None = None, fraction: float | None = None) -> Signal:
+               region: tuple[tuple[int, int], ...] | None = None, fraction: float | None = None,
+               max_pixels: int | None = None) -> Signal:
     """Decode a ``.inrc`` file. ``shape`` renders the signal on another grid (same extent); ``region`` renders
     only a sub-box of that grid; ``fraction`` (progressive models) decodes only the most important part of the
     representation (a coarser image from a prefix of the data). The max-error residual applies at the native
-    grid of a complete decode only."""
-    c, net = load_representation(data, fraction)
+    grid of a complete decode only. ``max_pixels`` caps the samples of the native grid and of the render
+    (default ``inrcodec.limits.MAX_PIXELS``; 0 = no cap)."""
+    c, net = load_representation(data, fraction, max_pixels)
     native = tuple(c.signal["shape"][:-1])
     if shape is not None and len(shape) != len(native):
         raise InputError(f"size has {len(shape)} axes, the signal has {len(native)}")
+    if shape is not None:
+        check_pixels(shape, max_pixels, "requested size")
+    if region is not None:
+        check_pixels([hi - lo for lo, hi in region], max_pixels, "requested region")
     if (shape is not None and tuple(shape) != native) or region is not None:
         if not net.resamplable:
             raise InputError(f"model {c.model!r} cannot render at another size or region")
