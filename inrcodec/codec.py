@@ -23,6 +23,7 @@ from .entropy import decode_ints, encode_ints
 from .errors import FormatError, InputError
 from .fit import FitSettings, fit
 from .limits import check_pixels
+from .schema import check_model_file
 from .metrics import psnr as psnr_metric
 from .models import default_model, get_model
 from .models.base import Representation
@@ -212,7 +213,10 @@ def load_representation(data: bytes, fraction: float | None = None,
         cls = get_model(c.model)
     except InputError:
         raise FormatError(f"file uses unknown model {c.model!r}") from None
+    if len(c.signal["shape"]) - 1 not in cls.supported_ndims:
+        raise FormatError(f"model {c.model!r} cannot represent a signal with {len(c.signal['shape']) - 1} axes")
     cfg = cls.config_from_dict(c.config)
+    check_model_file(c.model, cfg, c.signal, c.sections)
     extra = {}
     if fraction is not None:
         if not (isinstance(fraction, (int, float)) and 0.0 < fraction <= 1.0):
@@ -221,10 +225,14 @@ def load_representation(data: bytes, fraction: float | None = None,
             raise InputError(f"model {c.model!r} cannot decode a fraction of its representation")
         extra["fraction"] = float(fraction)
     try:
-        net = cls.decode(cfg, c.signal, c.sections, **extra)
+        with np.errstate(all="ignore"):  # hostile steps overflow float32: refused below, not warned about
+            net = cls.decode(cfg, c.signal, c.sections, **extra)
+        for name, t in net.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise FormatError(f"cannot decode {c.model} payload: {name} has non-finite values")
     except FormatError:
         raise
-    except (ValueError, RuntimeError, KeyError, IndexError) as exc:  # TEMP
+    except (ValueError, RuntimeError, KeyError, IndexError, TypeError, OverflowError, MemoryError) as exc:
         # the schema checks (Config.validate, inrcodec.schema) come first; this is the last line of defence
         raise FormatError(f"cannot decode {c.model} payload: {type(exc).__name__}: {exc}"[:300]) from None
     return c, net
@@ -251,6 +259,8 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
             raise InputError(f"model {c.model!r} cannot render at another size or region")
     with torch.no_grad():
         values = net.render(shape=tuple(shape) if shape else None, region=region).numpy()
+    if not np.isfinite(values).all():  # finite but hostile weights can still overflow the activations
+        raise FormatError(f"{c.model} file decodes to non-finite values: it is corrupt")
     desc = dict(c.signal)
     desc["shape"] = list(values.shape)
     out = Signal.from_normalized(values, desc)
@@ -289,7 +299,10 @@ class InrCodec:
 
     def decode(self, buf, out=None):
         sig = decompress(bytes(buf))
-        arr = sig.data.reshape(sig.metadata.get("npy_shape", sig.data.shape))
+        try:
+            arr = sig.data.reshape(sig.metadata.get("npy_shape", sig.data.shape))
+        except (ValueError, TypeError):
+            raise FormatError("npy_shape in the file does not match its decoded size") from None
         if out is not None:
             np.copyto(out, arr.reshape(out.shape))
             return out
