@@ -129,6 +129,9 @@ def decode(
     scale: Optional[float] = typer.Option(None, "--scale", help="render at F times the original resolution"),
     fraction: Optional[float] = typer.Option(None, "--fraction",
                                              help="progressive models: decode only this most important part (0-1]"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=0,
+                                              help="refuse outputs with more samples than this (default 2**27; "
+                                                   "0 = no cap): the decompression-bomb guard"),
 ) -> None:
     """Decode an .inrc file (.png/.tif 8 or 16 bit as the input was, .npy, .wav ...)."""
     from .codec import decompress
@@ -156,7 +159,7 @@ def decode(
             ext = ".npy"
         output = input.with_name(input.stem + ".decoded" + ext)
     check_output_path(output)
-    signal = decompress(data, shape=shape, fraction=fraction)
+    signal = decompress(data, shape=shape, fraction=fraction, max_pixels=max_pixels)
     save(signal, output)
     typer.echo(f"{output}: {'x'.join(str(s) for s in signal.data.shape)} {signal.dtype}")
 
