@@ -47,6 +47,9 @@ class Signal:
             raise InputError(f"unsupported dtype {self.data.dtype}")
         if self.data.size == 0:
             raise InputError("signal is empty")
+        if self.data.dtype.kind == "f" and np.isinf(self.data).any():  # NaN marks missing values; inf has no meaning
+            raise InputError(f"signal holds {int(np.isinf(self.data).sum())} infinite values (only finite values "
+                             "and NaN can be coded)")
         if self.value_range is None:
             self.value_range = default_value_range(self.data)
         self.value_range = (float(self.value_range[0]), float(self.value_range[1]))
