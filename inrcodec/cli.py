@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="inrcodec", standalone_mode=False)
     except InputError as exc:
-        print(f"inrcodec: error: {exc}", file=sys.stderr)
+        print(f"inrcodec: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the source
         return 2
     except click_exceptions.NoArgsIsHelpError:
         return 2  # help was printed

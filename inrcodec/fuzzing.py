@@ -95,9 +95,18 @@ def _fit_maker(model: str, signal_fn: Callable, steps: int = 15, **kw) -> Callab
 
 for _m in ("fourier", "siren", "hashgrid", "latentgrid", "gaussian"):
     register_seed(f"{_m}-image", _fit_maker(_m, _tiny_image))
-for _m in ("fourier", "latentgrid"):
+for _m in ("fourier", "latentgrid", "hashgrid"):
     register_seed(f"{_m}-audio", _fit_maker(_m, _tiny_audio))
 register_seed("fourier-volume-maxerror", _fit_maker("fourier", _tiny_field, max_error=0.05))
+register_seed("siren-volume", _fit_maker("siren", _tiny_field))
+register_seed("gaussian-gray16", _fit_maker("gaussian", lambda: _gray16(_tiny_image())))
+
+
+def _gray16(sig):
+    from .signal import Signal
+
+    return Signal((sig.data[..., :1].astype("uint16") * 257), kind="image", metadata={"format": "png",
+                                                                                        "bit_depth": 16})
 
 
 def _make_parts() -> bytes:
