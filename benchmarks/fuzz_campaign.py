@@ -100,6 +100,11 @@ def _run_chunk(bounds: tuple[int, int]) -> dict:
         finally:
             signal.alarm(0)
         outcomes[outcome] += 1
+        if outcome == "FormatError" and msg.startswith("cannot decode ") and ": " in msg:
+            # the last-resort net in codec.load_representation caught a model decoder's own exception
+            net = msg.split(": ")[1].split(" ")[0].rstrip(":")
+            outcomes[f"FormatError via last-resort net ({net})"] += 1
+            outcomes[outcome] -= 1
         for m in set(how.split("+")):
             by_mutator.setdefault(m, Counter())[outcome] += 1
         rec = {"case": i, "seed_file": seed_name, "mutation": how, "outcome": outcome, "seconds": round(secs, 3),
@@ -184,7 +189,7 @@ def main() -> None:
         if stopped_early:
             pool.terminate()
     seconds = time.time() - t0
-    crashes = sum(v for k, v in total.items() if k not in CLEAN)
+    crashes = sum(v for k, v in total.items() if k not in CLEAN and not k.startswith("FormatError"))
     summary = {
         "command": "PYTHONPATH=$PWD OMP_NUM_THREADS=1 python " + " ".join(sys.argv),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with four other engineers' work)",

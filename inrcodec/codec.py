@@ -229,7 +229,7 @@ def load_representation(data: bytes, fraction: float | None = None,
             net = cls.decode(cfg, c.signal, c.sections, **extra)
         for name, t in net.state_dict().items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise FormatError(f"cannot decode {c.model} payload: {name} has non-finite values")
+                raise FormatError(f"{c.model} payload decodes to non-finite values in {name}")
     except FormatError:
         raise
     except (ValueError, RuntimeError, KeyError, IndexError, TypeError, OverflowError, MemoryError) as exc:
