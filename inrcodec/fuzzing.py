@@ -391,6 +391,36 @@ def raw_bytes(rng, data, donors):
 
 
 @mutator
+def gaussian_flood(rng, data, donors):
+    """A well-formed Gaussian section built from constant streams (a few bytes claim any count): many, huge,
+    identical Gaussians, optionally on a larger claimed image. Byte mutations rarely find this; a bomb does."""
+    import numpy as np
+
+    from .entropy import encode_ints
+    from .entropy._bytes import varint
+
+    v, h, s = unseal(data)
+    if h.get("model") != "gaussian":
+        return section_payload(rng, data, donors)
+    h = _copy(h)
+    if rng.random() < 0.5:
+        h["signal"]["shape"][:2] = [rng.choice([1, 24, 256, 4096]), rng.choice([1, 32, 256])]
+    n = rng.choice([1, 100, 10_000, 65_536, 300_000, 4_000_000])
+    c = h["signal"]["shape"][-1] if isinstance(h["signal"]["shape"][-1], int) else 3
+
+    def blob(b: bytes) -> bytes:
+        return varint(len(b)) + b
+
+    const = lambda val: encode_ints(np.full(n, val))  # noqa: E731
+    parts = [const(0), b"", const(rng.choice([-40, 0, 20, 40]))] + [const(rng.choice([0, 1, 50]))] * c
+    parts += [const(rng.choice([0, 30])), const(0), b""]
+    chunk = b"".join(blob(p) for p in parts)
+    codes = bytes([0, 0, rng.choice([0, 8, 24]), 0, 0] + [0xF0] * c)
+    h["config"]["n_gaussians"] = min(n, 1 << 22)
+    return reseal(h, [("gaussians", varint(1) + varint(n) + codes + varint(len(chunk)) + chunk)], v)
+
+
+@mutator
 def inner_part(rng, data, donors):
     """For a file of parts: any mutation applied to one inner part, then the outer file re-sealed."""
     v, h, s = unseal(data)

@@ -123,3 +123,24 @@ def test_nonfinite_weights_are_refused():
     s["steps"] = np.full(n, 3e38, dtype="<f4").tobytes()
     with pytest.raises(FormatError, match="non-finite"):
         decompress(reseal(h, list(s.items()), v))
+
+
+@pytest.mark.parametrize("n,hw,cap", [(4_000_000, (24, 32), "gaussians for"), (65_536, (24, 32), "Gaussian-pixel"),
+                                      (262_144, (256, 256), "Gaussian-pixel")])
+def test_gaussian_flood_is_refused_before_rendering(n, hw, cap):
+    """130-byte files of n identical huge Gaussians (constant streams): before the caps, 4 million of them took
+    39 s to render on 24 x 32 pixels."""
+    from inrcodec.entropy import encode_ints
+    from inrcodec.entropy._bytes import varint
+
+    v, h, s = unseal(_file("gaussian-image"))
+    h["signal"]["shape"] = [hw[0], hw[1], 3]
+    h["config"]["n_gaussians"] = min(n, 1 << 22)
+    const = encode_ints(np.full(n, 0))
+    parts = [const, b"", encode_ints(np.full(n, 20))] + [encode_ints(np.full(n, 1))] * 3 + [const, const, b""]
+    chunk = b"".join(varint(len(p)) + p for p in parts)
+    sec = varint(1) + varint(n) + bytes([0, 0, 8, 0, 0, 0xF0, 0xF0, 0xF0]) + varint(len(chunk)) + chunk
+    data = reseal(h, [("gaussians", sec)], v)
+    assert len(data) < 200
+    with pytest.raises(FormatError, match=cap):
+        decompress(data)

@@ -44,6 +44,7 @@ from ..errors import FormatError
 STEP_DENOM = 8  # step = 2 ** (code / STEP_DENOM)
 MAX_LAYERS = 16
 MAX_GAUSSIANS = 1 << 22
+GAUSSIANS_PER_PIXEL = 4  # decode refuses more Gaussians than this per pixel (at least 2**16 in all)
 POS_CODE_MIN = -8 * STEP_DENOM  # positions never finer than 1/256 px (keeps lattice indices far inside int64)
 SHAPE_CLAMP = 12.0  # |v| bound (sizes e^-12..e^12 px, aspect ratios up to e^24): keeps exp() finite
 _F64 = torch.float64
@@ -420,8 +421,9 @@ def decode_section(blob: bytes, height: int, width: int, channels: int,
     if layers < 1:
         raise FormatError("gaussians section: no layers")
     counts = [rd.varint(cap=MAX_GAUSSIANS, name="gaussian count") for _ in range(layers)]
-    if sum(counts) > MAX_GAUSSIANS:
-        raise FormatError("gaussians section: too many gaussians")
+    if sum(counts) > min(MAX_GAUSSIANS, max(GAUSSIANS_PER_PIXEL * height * width, 1 << 16)):
+        # encoders place at most one Gaussian per pixel by default; 4 per pixel is already no image model
+        raise FormatError(f"gaussians section: {sum(counts)} gaussians for {height}x{width} pixels")
     codes = np.frombuffer(rd.take(N_STEP_CODES + channels), dtype=np.int8).astype(np.int64)
     steps = Steps.from_codes(codes)
     if codes[0] < POS_CODE_MIN or not 0 <= codes[1] <= MAX_REFINE:
