@@ -19,7 +19,7 @@ try:  # typer >= 0.20 vendors click; older typer uses the click package
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
-from .errors import InputError
+from .errors import FormatError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress signals as small neural networks or clouds of 2D Gaussians.")
@@ -52,6 +52,17 @@ def _read_input_file(path: Path) -> bytes:
     if not data:
         _fail(f"{path}: file is empty")
     return data
+
+
+def _read_container_named(path: Path, data: bytes):
+    """read_container with the file name in front of any FormatError (the CLI's messages name the file)."""
+    from .container import read_container
+    from .errors import FormatError
+
+    try:
+        return read_container(data)
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from None
 
 
 @app.command()
@@ -154,11 +165,13 @@ def decode(
     scale: Optional[float] = typer.Option(None, "--scale", help="render at F times the original resolution"),
     fraction: Optional[float] = typer.Option(None, "--fraction",
                                              help="progressive models: decode only this most important part (0-1]"),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", min=0,
+                                              help="refuse outputs with more samples than this (default 2**27; "
+                                                   "0 = no cap): the decompression-bomb guard"),
     var: Optional[list[str]] = typer.Option(None, "--var", help="datasets: decode only this variable (repeatable)"),
 ) -> None:
     """Decode an .inrc file (.png/.tif 8 or 16 bit as the input was, .npy, .wav ...)."""
     from .codec import decompress
-    from .container import read_container
     from .signals import save
     from .signals._atomic import check_output_path
 
@@ -167,7 +180,7 @@ def decode(
     if fraction is not None and not 0 < fraction <= 1:
         _fail("--fraction must be in (0, 1]")
     data = _read_input_file(input)
-    header = read_container(data)
+    header = _read_container_named(input, data)
     if header.model == "dataset":  # .nc/.h5/.zarr (or .npy for one variable)
         from .dataset_cli import decode_dataset
 
@@ -190,7 +203,10 @@ def decode(
             ext = ".npy"
         output = input.with_name(input.stem + ".decoded" + ext)
     check_output_path(output)
-    signal = decompress(data, shape=shape, fraction=fraction)
+    try:
+        signal = decompress(data, shape=shape, fraction=fraction, max_pixels=max_pixels)
+    except FormatError as exc:
+        raise FormatError(f"{input}: {exc}") from None
     save(signal, output)
     typer.echo(f"{output}: {'x'.join(str(s) for s in signal.data.shape)} {signal.dtype}")
 
@@ -198,10 +214,9 @@ def decode(
 @app.command()
 def info(input: Path = typer.Argument(..., help=".inrc file")) -> None:
     """Show what an .inrc file holds."""
-    from .container import read_container
 
     data = _read_input_file(input)
-    c = read_container(data)
+    c = _read_container_named(input, data)
     if c.model == "dataset":
         from .dataset_cli import info_dataset
 
@@ -244,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="inrcodec", standalone_mode=False)
     except InputError as exc:
-        print(f"inrcodec: error: {exc}", file=sys.stderr)
+        print(f"inrcodec: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the source
         return 2
     except click_exceptions.NoArgsIsHelpError:
         return 2  # help was printed

@@ -24,6 +24,8 @@ from .container import Container, read_container, write_container
 from .entropy import decode_ints
 from .errors import FormatError, InputError
 from .fit import FitSettings, fit
+from .limits import check_pixels
+from .schema import check_model_file
 from .metrics import psnr as psnr_metric
 from .models import default_model, get_model
 from .presets import DEFAULT as DEFAULT_PRESET, resolve as resolve_preset
@@ -306,15 +308,20 @@ def _apply_residual(base: np.ndarray, q: np.ndarray, step: float, dtype: np.dtyp
     return out.astype(dtype)
 
 
-def load_representation(data: bytes, fraction: float | None = None) -> tuple[Container, Representation]:
+def load_representation(data: bytes, fraction: float | None = None,
+                        max_pixels: int | None = None) -> tuple[Container, Representation]:
     """Rebuild the representation of a file. ``fraction`` in (0, 1] (progressive models only, e.g. "gaussian")
-    decodes only that most important part of it."""
+    decodes only that most important part of it. ``max_pixels``: decoded-size cap (``inrcodec.limits``)."""
     c = read_container(data)
+    check_pixels(c.signal["shape"][:-1], max_pixels)
     try:
         cls = get_model(c.model)
     except InputError:
         raise FormatError(f"file uses unknown model {c.model!r}") from None
+    if len(c.signal["shape"]) - 1 not in cls.supported_ndims:
+        raise FormatError(f"model {c.model!r} cannot represent a signal with {len(c.signal['shape']) - 1} axes")
     cfg = cls.config_from_dict(c.config)
+    check_model_file(c.model, cfg, c.signal, c.sections)
     extra = {}
     if fraction is not None:
         if not (isinstance(fraction, (int, float)) and 0.0 < fraction <= 1.0):
@@ -323,37 +330,51 @@ def load_representation(data: bytes, fraction: float | None = None) -> tuple[Con
             raise InputError(f"model {c.model!r} cannot decode a fraction of its representation")
         extra["fraction"] = float(fraction)
     try:
-        net = cls.decode(cfg, c.signal, c.sections, **extra)
+        with np.errstate(all="ignore"):  # hostile steps overflow float32: refused below, not warned about
+            net = cls.decode(cfg, c.signal, c.sections, **extra)
+        for name, t in net.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise FormatError(f"{c.model} payload decodes to non-finite values in {name}")
     except FormatError:
         raise
-    except (ValueError, RuntimeError, KeyError, IndexError) as exc:
-        raise FormatError(f"cannot decode {c.model} payload: {exc}") from None
+    except (ValueError, RuntimeError, KeyError, IndexError, TypeError, OverflowError, MemoryError) as exc:
+        # the schema checks (Config.validate, inrcodec.schema) come first; this is the last line of defence
+        raise FormatError(f"cannot decode {c.model} payload: {type(exc).__name__}: {exc}"[:300]) from None
     return c, net
 
 
 def decompress(data: bytes, shape: tuple[int, ...] | None = None,
-               region: tuple[tuple[int, int], ...] | None = None, fraction: float | None = None) -> Signal:
+               region: tuple[tuple[int, int], ...] | None = None, fraction: float | None = None,
+               max_pixels: int | None = None) -> Signal:
     """Decode a ``.inrc`` file. ``shape`` renders the signal on another grid (same extent); ``region`` renders
     only a sub-box of that grid; ``fraction`` (progressive models) decodes only the most important part of the
     representation (a coarser image from a prefix of the data). The max-error residual applies at the native
-    grid of a complete decode only."""
+    grid of a complete decode only. ``max_pixels`` caps the samples of the native grid and of the render
+    (default ``inrcodec.limits.MAX_PIXELS``; 0 = no cap)."""
     from .bounded.field import BOUNDED_MODEL, decode_predictor_only
 
     c = read_container(data)
     if c.model == BOUNDED_MODEL:
+        check_pixels(c.signal["shape"][:-1], max_pixels)
         native = tuple(c.signal["shape"][:-1])
         if (shape is not None and tuple(shape) != native) or region is not None or fraction not in (None, 1.0):
             raise InputError("an error-bounded (predictor only) file decodes only whole, at its own grid")
         return decode_predictor_only(c)
-    c, net = load_representation(data, fraction)
+    c, net = load_representation(data, fraction, max_pixels)
     native = tuple(c.signal["shape"][:-1])
     if shape is not None and len(shape) != len(native):
         raise InputError(f"size has {len(shape)} axes, the signal has {len(native)}")
+    if shape is not None:
+        check_pixels(shape, max_pixels, "requested size")
+    if region is not None:
+        check_pixels([hi - lo for lo, hi in region], max_pixels, "requested region")
     if (shape is not None and tuple(shape) != native) or region is not None:
         if not net.resamplable:
             raise InputError(f"model {c.model!r} cannot render at another size or region")
     with torch.no_grad():
         values = net.render(shape=tuple(shape) if shape else None, region=region).numpy()
+    if not np.isfinite(values).all():  # finite but hostile weights can still overflow the activations
+        raise FormatError(f"{c.model} file decodes to non-finite values: it is corrupt")
     desc = dict(c.signal)
     desc["shape"] = list(values.shape)
     out = Signal.from_normalized(values, desc)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import FormatError
+from .schema import check_meta, is_real
 from .signal import KINDS, SUPPORTED_DTYPES
 
 MAGIC = b"INRC"
@@ -99,9 +100,11 @@ def read_container(data: bytes) -> Container:
     offset = start + header_len
     for entry in header["sections"]:
         if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
-                and all(isinstance(v, int) and v >= 0 for v in entry[1:])):
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 64 for v in entry[1:])):
             raise FormatError("malformed section table")
         name, length, crc = entry
+        if name in sections or len(name) > 256:
+            raise FormatError(f"section table: duplicate or overlong section name {name[:40]!r}")
         if offset + length > len(data):
             raise FormatError(f"file is truncated: section {name!r} needs {length} bytes, "
                               f"{max(0, len(data) - offset)} remain")
@@ -155,7 +158,8 @@ def validate_signal_description(desc: Any) -> None:
     if math.prod(shape) > MAX_VALUES:
         raise FormatError(f"signal shape {shape} has more than {MAX_VALUES} values")
     rng = desc.get("range")
-    if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in rng)):
+    # is_real: finite int/float, not bool (math.isfinite raises OverflowError on a 400-digit JSON integer)
+    if not (isinstance(rng, list) and len(rng) == 2 and all(is_real(v) for v in rng)
+            and rng[0] <= rng[1] and math.isfinite(float(rng[1]) - float(rng[0]))):
         raise FormatError("invalid value range")
-    if not isinstance(desc.get("meta", {}), dict):
-        raise FormatError("invalid metadata")
+    check_meta(desc.get("meta", {}))

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import FormatError
+from ..schema import check_config_types
 
 
 class Representation(torch.nn.Module):
@@ -107,6 +108,7 @@ class Representation(torch.nn.Module):
         unknown = set(data) - set(fields)
         if unknown:
             raise FormatError(f"unknown config keys for model {cls.name!r}: {sorted(unknown)}")
+        check_config_types(cls.Config, data, cls.name)  # types before ranges: validate() may compare/multiply
         try:
             config = cls.Config(**data)
         except TypeError as exc:

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 
 from ..errors import FormatError, InputError
 from ..kernels import rasterize_gaussians
+from ..limits import check_raster_work
 from . import register
 from . import gaussian_codec as gc
 from .base import Representation
@@ -279,6 +280,15 @@ def solve_colors(means: torch.Tensor, chol: torch.Tensor, target: torch.Tensor, 
 # ---------------------------------------------------------------------------------------------------------------
 # the representation
 # ---------------------------------------------------------------------------------------------------------------
+def raster_work(logcov: np.ndarray, h: int, w: int) -> float:
+    """Upper bound of the (Gaussian, pixel) pairs the rasteriser visits: each Gaussian's 3-sigma box, clipped to
+    the image. The largest variance of log-covariance (v0, v1, v2) is exp(v0 + |(v1, v2)|)."""
+    v = np.clip(logcov, -gc.SHAPE_CLAMP, gc.SHAPE_CLAMP)
+    sigma = np.exp(0.5 * (v[:, 0] + np.hypot(v[:, 1], v[:, 2])))
+    side = 6.0 * sigma + 2.0
+    return float(np.sum(np.minimum(side, w) * np.minimum(side, h)))
+
+
 @register
 class GaussianImage(Representation):
     name = "gaussian"
@@ -543,6 +553,7 @@ class GaussianImage(Representation):
             max_layers = int(np.searchsorted(np.cumsum(counts), keep)) + 1
         q, _, steps, _ = gc.decode_section(blob, h, w, nc, max_layers=max_layers)
         means, v, colors = gc.dequantize(q, steps, h, w)
+        check_raster_work(raster_work(v, h, w), h * w)
         chol = gc.logcov_to_chol(torch.from_numpy(v)).numpy()
         if keep is not None and keep < len(means):
             order = np.sort(np.argsort(-gc.energy(chol, colors), kind="stable")[:keep])

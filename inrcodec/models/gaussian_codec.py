@@ -44,6 +44,7 @@ from ..errors import FormatError
 STEP_DENOM = 8  # step = 2 ** (code / STEP_DENOM)
 MAX_LAYERS = 16
 MAX_GAUSSIANS = 1 << 22
+GAUSSIANS_PER_PIXEL = 4  # decode refuses more Gaussians than this per pixel (at least 2**16 in all)
 POS_CODE_MIN = -8 * STEP_DENOM  # positions never finer than 1/256 px (keeps lattice indices far inside int64)
 SHAPE_CLAMP = 12.0  # |v| bound (sizes e^-12..e^12 px, aspect ratios up to e^24): keeps exp() finite
 _F64 = torch.float64
@@ -112,8 +113,73 @@ def layer_sizes(n: int, layers: int) -> list[int]:
 # ---------------------------------------------------------------------------------------------------------------
 # quantisation
 # ---------------------------------------------------------------------------------------------------------------
+# -- IEEE-exact rules -------------------------------------------------------------------------------------------
+# Every number the decoder derives a quantisation step from is computed with correctly rounded IEEE operations
+# (+ - * / sqrt, exact scalings by powers of two, comparisons) in a fixed order, never with libm or BLAS, whose
+# last bits differ between CPUs and library versions: a step that differed by one ulp on another machine could
+# flip a rounding decision and desynchronise everything decoded after it. The constants below are the values
+# format-version-1 files were written with (this machine's libm gives exactly these; tests/test_exact.py derives
+# them again by exact integer arithmetic), so existing files decode as before.
+_POW2_EIGHTHS = np.array([float.fromhex(h) for h in (
+    "0x1.0000000000000p+0", "0x1.172b83c7d517bp+0", "0x1.306fe0a31b715p+0", "0x1.4bfdad5362a27p+0",
+    "0x1.6a09e667f3bcdp+0", "0x1.8ace5422aa0dbp+0", "0x1.ae89f995ad3adp+0", "0x1.d5818dcfba487p+0")])  # 2**(j/8)
+_TWO_LN2 = float.fromhex("0x1.62e42fefa39efp+0")  # 2 ln 2
+_TWO_LN3 = float.fromhex("0x1.193ea7aad030bp+1")  # 2 ln 3
+_SQRT_HALF_UP = float.fromhex("0x1.6a09e667f3bcdp-1")  # smallest double >= sqrt(1/2)
+_INV_LN2_X2 = float.fromhex("0x1.71547652b82fep+1")  # 2 / ln 2
+_ATANH_TERMS = tuple(1.0 / (2 * k + 1) for k in range(12))  # 1/(2k+1), correctly rounded divisions
+
+
 def code_to_step(code: int | np.ndarray) -> np.ndarray:
-    return np.power(2.0, np.asarray(code, dtype=np.float64) / STEP_DENOM)
+    """2**(code/8) for integer codes: a table entry scaled by an exact power of two."""
+    c = np.asarray(code)
+    if c.dtype.kind == "f":
+        c = c.astype(np.int64)  # multiplier codes arrive as integral floats (np.floor)
+    c = c.astype(np.int64)
+    return np.ldexp(_POW2_EIGHTHS[c % STEP_DENOM], (c // STEP_DENOM).astype(np.int32))
+
+
+def exact_log2(x: np.ndarray) -> np.ndarray:
+    """log2 of positive finite doubles from IEEE basic operations only (frexp, +, -, *, /) in a fixed order: the
+    same bits on every machine (np.log2 uses libm or SIMD code that differs in the last bit). Error < 2 ulp:
+    x = m 2**e with m in [sqrt(1/2), sqrt(2)), log2 m = (2 / ln 2) atanh(s), s = (m - 1) / (m + 1), |s| < 0.172,
+    by its series (12 terms: the remainder is below 2**-60)."""
+    m, e = np.frexp(np.asarray(x, dtype=np.float64))
+    low = m < _SQRT_HALF_UP
+    m = np.where(low, m * 2.0, m)
+    e = np.where(low, e - 1, e).astype(np.float64)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    acc = np.full_like(s, _ATANH_TERMS[-1])
+    for t in _ATANH_TERMS[-2::-1]:
+        acc = acc * s2 + t
+    return e + _INV_LN2_X2 * (s * acc)
+
+
+def round_log2(x: np.ndarray) -> np.ndarray:
+    """floor(log2(x) + 1/2) exactly, for positive finite doubles: x = m 2**e, m in [1/2, 1); the answer is e if
+    m >= sqrt(1/2), else e - 1 (sqrt(1/2) is irrational, so comparing m with the double just above it is exact)."""
+    m, e = np.frexp(np.asarray(x, dtype=np.float64))
+    return np.where(m >= _SQRT_HALF_UP, e, e - 1).astype(np.int64)
+
+
+def color_norm(colors: np.ndarray) -> np.ndarray:
+    """sqrt(c0^2 + c1^2 + ...) summed left to right (the order np.sum used for these short rows)."""
+    acc = colors[:, 0] * colors[:, 0]
+    for j in range(1, colors.shape[1]):
+        acc = acc + colors[:, j] * colors[:, j]
+    return np.sqrt(acc)
+
+
+def basis_product(values: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """values @ basis with products summed left to right (a BLAS matmul may fuse multiply-adds or reorder)."""
+    out = np.empty((values.shape[0], basis.shape[1]), dtype=np.float64)
+    for i in range(basis.shape[1]):
+        acc = values[:, 0] * basis[0, i]
+        for j in range(1, basis.shape[0]):
+            acc = acc + values[:, j] * basis[j, i]
+        out[:, i] = acc
+    return out
 
 
 def step_to_code(step: float | np.ndarray) -> np.ndarray:
@@ -160,7 +226,7 @@ def lattice(height: int, width: int, pos_step: float) -> tuple[int, int]:
 # anisotropy ~ 1 / (|c| s), positions ~ 1 / |c|. Decoding follows the dependency order: v0 (plain uniform
 # step), then colours (step from v0), then v1, v2 and the positions' refinement bits (from v0 and colour).
 # The multipliers are whole 1/8 octaves of the reference steps, clipped to a range.
-V0_REF = 2.0 * math.log(3.0)  # reference size: s = 3 px
+V0_REF = _TWO_LN3  # reference size: s = 3 px (2 ln 3)
 C_REF = 0.25  # reference |colour| (RGB norm on the normalised [0, 1] scale)
 MULT_RANGE = (-24, 32)  # multiplier exponents in 1/8 octaves: 1/8x .. 16x the reference step
 MAX_REFINE = 6  # position refinement bits per axis
@@ -175,17 +241,17 @@ A_COL, A_SHAPE_S, A_SHAPE_C, A_POS = 1.0, 1.0, 1.0, 1.0
 
 def color_multiplier(v0: np.ndarray) -> np.ndarray:
     """Colour step multiplier exponent (1/8 octaves) from the decoded log size v0."""
-    return _eighths(-A_COL * (v0 - V0_REF) / (2.0 * math.log(2.0)))
+    return _eighths(-A_COL * (v0 - V0_REF) / _TWO_LN2)
 
 
 def shape_multiplier(v0: np.ndarray, colors: np.ndarray) -> np.ndarray:
-    norm = np.sqrt(np.sum(colors**2, axis=1)) + 1e-6
-    return _eighths(-A_SHAPE_S * (v0 - V0_REF) / (2.0 * math.log(2.0)) + A_SHAPE_C * np.log2(C_REF / norm))
+    norm = color_norm(colors) + 1e-6
+    return _eighths(-A_SHAPE_S * (v0 - V0_REF) / _TWO_LN2 + A_SHAPE_C * exact_log2(C_REF / norm))
 
 
 def refine_bits(colors: np.ndarray, refine: int) -> np.ndarray:
-    norm = np.sqrt(np.sum(colors**2, axis=1)) + 1e-6
-    return np.clip(refine + np.floor(A_POS * np.log2(norm / C_REF) + 0.5), 0, MAX_REFINE).astype(np.int64)
+    norm = color_norm(colors) + 1e-6  # A_POS = 1: floor(log2(norm / C_REF) + 1/2), decided exactly
+    return np.clip(refine + round_log2(norm / C_REF), 0, MAX_REFINE).astype(np.int64)
 
 
 @dataclass
@@ -220,8 +286,8 @@ def quantize(means: np.ndarray, logcov: np.ndarray, colors: np.ndarray, steps: S
     qv0 = np.rint(v[:, 0] / code_to_step(steps.shape[0])).astype(np.int64)
     v0 = _dequantize_v0(qv0, steps)
     cstep = _color_steps(v0, steps)
-    qc = np.rint((np.asarray(colors, dtype=np.float64) @ basis.T) / cstep).astype(np.int64)
-    chat = (qc * cstep) @ basis
+    qc = np.rint(basis_product(np.asarray(colors, dtype=np.float64), basis.T) / cstep).astype(np.int64)
+    chat = basis_product(qc * cstep, basis)
     qa = np.rint(v[:, 1:] / _aniso_steps(v0, chat, steps)).astype(np.int64)
     sp = float(code_to_step(steps.pos))
     nx, ny = lattice(height, width, sp)
@@ -241,7 +307,7 @@ def dequantize(q: QuantizedGaussians, steps: Steps, height: int, width: int) -> 
     """-> means (N, 2), logcov (N, 3), colours (N, C), all float64."""
     basis = color_basis(q.color.shape[1])
     v0 = _dequantize_v0(q.shape[:, 0], steps)
-    colors = (q.color * _color_steps(v0, steps)) @ basis
+    colors = basis_product(q.color * _color_steps(v0, steps), basis)
     aniso = q.shape[:, 1:] * _aniso_steps(v0, colors, steps)
     sp = float(code_to_step(steps.pos))
     nx, _ = lattice(height, width, sp)
@@ -310,7 +376,7 @@ def _encode_chunk(q: QuantizedGaussians, steps: Steps) -> bytes:
     parts += [encode_ints(q.color[:, j]) for j in range(q.color.shape[1])]
     parts += [encode_ints(q.shape[:, 1]), encode_ints(q.shape[:, 2])]
     v0 = _dequantize_v0(q.shape[:, 0], steps)
-    k = refine_bits((q.color * _color_steps(v0, steps)) @ color_basis(q.color.shape[1]), steps.refine)
+    k = refine_bits(basis_product(q.color * _color_steps(v0, steps), color_basis(q.color.shape[1])), steps.refine)
     parts.append(_pack_bits(q.refine.reshape(-1), np.repeat(k, 2)))
     return b"".join(_blob(p) for p in parts)
 
@@ -326,7 +392,7 @@ def _decode_chunk(chunk: bytes, n: int, channels: int, lattice_size: int, steps:
     color = np.stack([decode_ints(parts[3 + j], n).astype(np.int64) for j in range(channels)], 1).reshape(n, channels)
     aniso = [decode_ints(parts[3 + channels + j], n).astype(np.int64) for j in range(2)]
     v0 = _dequantize_v0(qv0, steps)
-    k = refine_bits((color * _color_steps(v0, steps)) @ color_basis(channels), steps.refine)
+    k = refine_bits(basis_product(color * _color_steps(v0, steps), color_basis(channels)), steps.refine)
     refine = _unpack_bits(parts[5 + channels], np.repeat(k, 2), "position refinement bits").reshape(n, 2)
     return QuantizedGaussians(index, refine, np.stack([qv0, *aniso], 1).reshape(n, 3), color)
 
@@ -355,8 +421,9 @@ def decode_section(blob: bytes, height: int, width: int, channels: int,
     if layers < 1:
         raise FormatError("gaussians section: no layers")
     counts = [rd.varint(cap=MAX_GAUSSIANS, name="gaussian count") for _ in range(layers)]
-    if sum(counts) > MAX_GAUSSIANS:
-        raise FormatError("gaussians section: too many gaussians")
+    if sum(counts) > min(MAX_GAUSSIANS, max(GAUSSIANS_PER_PIXEL * height * width, 1 << 16)):
+        # encoders place at most one Gaussian per pixel by default; 4 per pixel is already no image model
+        raise FormatError(f"gaussians section: {sum(counts)} gaussians for {height}x{width} pixels")
     codes = np.frombuffer(rd.take(N_STEP_CODES + channels), dtype=np.int8).astype(np.int64)
     steps = Steps.from_codes(codes)
     if codes[0] < POS_CODE_MIN or not 0 <= codes[1] <= MAX_REFINE:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..errors import InputError
 from ..signal import Signal
 from . import dataset, images, npy, raw, wav
 from ._atomic import atomic_output, atomic_write, check_output_path, write_bytes_atomic
@@ -124,6 +125,10 @@ def load(path: str | os.PathLike, **options) -> Signal:
         return fmt.load(p, **options)
     except MemoryError:
         raise fail(path, "not enough memory to decode this file") from None
+    except InputError as exc:  # e.g. the Signal's own checks (no finite value, infinities): name the file
+        if str(exc).startswith(f"{path}: "):
+            raise
+        raise fail(path, str(exc)) from None
 
 
 def save(signal: Signal, path: str | os.PathLike, **options) -> None:

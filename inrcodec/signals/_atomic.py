@@ -57,9 +57,11 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             raise RuntimeError(f"writer did not create {tmp}")  # e.g. a library that renamed its output
         os.chmod(tmp, _default_mode())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):  # full disk, quota, file too large, read-only file system: the user's to fix
+            raise InputError(f"{path}: cannot write: {exc.strerror or exc}") from None
         raise
 
 

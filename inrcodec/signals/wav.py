@@ -81,6 +81,8 @@ def load_wav(path: Path) -> Signal:
         data = data[:, None]
     data = data.astype(data.dtype.newbyteorder("="), copy=False)
     meta = {"format": "wav", "sample_rate": int(rate), "bit_depth": int(bits)}
+    if data.dtype.kind == "f" and np.isnan(data).any():  # a sound has no "missing sample" meaning for NaN
+        raise fail(path, f"float WAV holds {int(np.isnan(data).sum())} NaN samples")
     try:
         return Signal(np.ascontiguousarray(data), kind="audio", metadata=meta)
     except InputError as exc:

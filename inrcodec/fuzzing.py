@@ -1,0 +1,527 @@
+"""Hostile ``.inrc`` files for testing the decoder: re-sealed mutations of small valid files.
+
+A mutated file whose CRCs no longer match is refused by the first check of ``read_container``, which says nothing
+about the parser behind it. So every mutation here *re-seals* the file: the header is re-compressed, its CRC and
+the section table (lengths, CRC32 of each payload) are recomputed, and only the parser's own checks stand in the
+way, as they would against an attacker.
+
+- ``unseal`` / ``reseal``: the container split into (version, header dict, [(name, payload)]) and put back
+  together, with no validation in either direction (hostile JSON such as NaN, duplicate or reordered sections,
+  lying section tables are all expressible).
+- ``MUTATORS``: name -> mutate(rng, file, donors) -> file. Header values (huge, negative, NaN, wrong types, lists
+  for numbers, other model names), garbage or damaged payloads, reordered / duplicated / dropped / renamed
+  sections, payloads spliced from other files, version games, and the same inside the parts of a file of parts.
+- ``decode_target(data)``: what a user's decode does (``decompress``; every part of a file of parts), under a
+  decoded-size cap.
+- ``run_case(data)``: the outcome of one file: ``"ok"``, ``"FormatError"``, ``"InputError"`` or the name of any
+  other exception (a crash: a bug), with its wall time.
+- ``SEED_MAKERS``: name -> function returning a small valid file. The golden corpus (``tests/golden``) is written
+  from it and the fuzz tests and the campaign start from it, so a new layout (video, datasets) plugs in with one
+  ``register_seed`` line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+import zlib
+from typing import Any, Callable
+
+from .container import _PREAMBLE, HEADER_ZDICT, MAGIC
+from .errors import FormatError, InputError
+
+# ---------------------------------------------------------------------------------------------------------------
+# seeds
+# ---------------------------------------------------------------------------------------------------------------
+SEED_MAKERS: dict[str, Callable[[], bytes]] = {}
+
+
+def register_seed(name: str, maker: Callable[[], bytes]) -> None:
+    """Add a kind of small valid file (one line per layout: ``register_seed("video", make_tiny_video)``)."""
+    SEED_MAKERS[name] = maker
+
+
+def _tiny_image():
+    import numpy as np
+
+    from .signal import Signal
+
+    y, x = np.mgrid[0:24, 0:32] / 32.0
+    img = np.stack([0.5 + 0.4 * np.sin(6 * x + 1), 0.5 + 0.4 * np.cos(5 * y), 0.3 + 0.5 * x * y], -1)
+    return Signal(np.clip(img * 255, 0, 255).round().astype(np.uint8), kind="image", metadata={"format": "png"})
+
+
+def _tiny_audio():
+    import numpy as np
+
+    from .signal import Signal
+
+    t = np.arange(400) / 8000.0
+    wave = 6000 * np.sin(2 * np.pi * 440 * t) + 2000 * np.sin(2 * np.pi * 1250 * t)
+    return Signal(wave.astype(np.int16)[:, None], kind="audio", metadata={"sample_rate": 8000})
+
+
+def _tiny_field():
+    import numpy as np
+
+    from .signal import Signal
+
+    z, y, x = np.mgrid[0:6, 0:8, 0:10] / 10.0
+    return Signal((np.sin(3 * x) * np.cos(2 * y) + z).astype(np.float32)[..., None], kind="volume")
+
+
+# Small architectures so that each seed is a few kB and decodes in milliseconds.
+_SMALL = {
+    "fourier": {"n_features": 8, "width": 12, "hidden_layers": 2},
+    "siren": {"width": 12, "hidden_layers": 2},
+    "hashgrid": {"n_levels": 4, "log2_table": 8, "width": 8, "hidden_layers": 1},
+    "latentgrid": {},
+    "gaussian": {"n_gaussians": 48},
+}
+
+
+def _fit_maker(model: str, signal_fn: Callable, steps: int = 15, **kw) -> Callable[[], bytes]:
+    def make() -> bytes:
+        import torch
+
+        from .codec import compress
+
+        torch.manual_seed(0)
+        return compress(signal_fn(), model, steps=steps, seed=0, config=dict(_SMALL[model]), **kw).data
+    return make
+
+
+for _m in ("fourier", "siren", "hashgrid", "latentgrid", "gaussian"):
+    register_seed(f"{_m}-image", _fit_maker(_m, _tiny_image))
+for _m in ("fourier", "latentgrid", "hashgrid"):
+    register_seed(f"{_m}-audio", _fit_maker(_m, _tiny_audio))
+register_seed("fourier-volume-maxerror", _fit_maker("fourier", _tiny_field, max_error=0.05))
+register_seed("siren-volume", _fit_maker("siren", _tiny_field))
+register_seed("gaussian-gray16", _fit_maker("gaussian", lambda: _gray16(_tiny_image())))
+
+
+def _gray16(sig):
+    from .signal import Signal
+
+    return Signal((sig.data[..., :1].astype("uint16") * 257), kind="image", metadata={"format": "png",
+                                                                                        "bit_depth": 16})
+
+
+def _make_parts() -> bytes:
+    """A file of parts: two inner files (an image model and an audio model) under a layout name no decoder is
+    registered for here; ``decode_target`` reads every part with the same checks a layout decoder would."""
+    from .parts import pack_parts
+
+    inner = [SEED_MAKERS["gaussian-image"](), SEED_MAKERS["latentgrid-audio"]()]
+    desc = {"kind": "array", "shape": [2, 1], "dtype": "float32", "range": [0.0, 1.0], "meta": {}}
+    return pack_parts(desc, "fuzz-parts", {"parts": 2}, inner, shared={"meta": b"{}"})
+
+
+register_seed("parts", _make_parts)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# unseal / reseal
+# ---------------------------------------------------------------------------------------------------------------
+def unseal(data: bytes) -> tuple[int, dict[str, Any], list[tuple[str, bytes]]]:
+    """Split a *valid* file into (version, header, [(name, payload)]) without checking anything."""
+    _, version, hlen, _ = _PREAMBLE.unpack_from(data)
+    start = _PREAMBLE.size
+    header = json.loads(zlib.decompressobj(zdict=HEADER_ZDICT).decompress(data[start:start + hlen]))
+    pos = start + hlen
+    sections = []
+    for name, length, _ in header["sections"]:
+        sections.append((name, data[pos:pos + length]))
+        pos += length
+    return version, header, sections
+
+
+def reseal(header: dict[str, Any], sections: list[tuple[str, bytes]], version: int = 1,
+           table: list | None = None, tail: bytes = b"") -> bytes:
+    """Put a (possibly hostile) file together with every CRC valid. ``table`` overrides the section table the
+    header claims (lies about lengths); by default it is made from ``sections``."""
+    h = dict(header)
+    h["sections"] = table if table is not None else [[n, len(p), zlib.crc32(p)] for n, p in sections]
+    raw = json.dumps(h, separators=(",", ":"), allow_nan=True).encode()
+    z = zlib.compressobj(9, zdict=HEADER_ZDICT)
+    packed = z.compress(raw) + z.flush()
+    pre = _PREAMBLE.pack(MAGIC, version & 0xFF, len(packed), zlib.crc32(packed))
+    return b"".join([pre, packed, *(p for _, p in sections), tail])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# hostile values and mutators
+# ---------------------------------------------------------------------------------------------------------------
+MODEL_NAMES = ("fourier", "siren", "hashgrid", "latentgrid", "gaussian", "video", "dataset", "tiled", "", "base",
+               "__init__", "../fourier")
+
+_FIXED_HOSTILE: list[Any] = [
+    0, -1, 1, 2, 3, 4, 7, 8, 16, 255, 4096, 65535, 2**20, 2**24, 2**31 - 1, 2**31, 2**32 + 1, 2**53 + 1, 2**63,
+    2**64, 10**30, -2**31, -2**63, 10**400,
+    0.0, -0.0, 0.5, 1.5, 1e-320, 1e308, -1e308, math.nan, math.inf, -math.inf,
+    True, False, None, "", "x", "nan", "1e9", "a" * 300, "\u0000", "é",
+    [], [1], [0, 0], [1, 2, 3], [[1]], [math.nan, 1], [1] * 1000, {}, {"a": 1}, {"__class__": "x"},
+]
+
+
+def hostile_value(rng: random.Random, current: Any) -> Any:
+    """A replacement for a header value: a fixed hostile value, or a distortion of the current one."""
+    r = rng.random()
+    if r < 0.45:
+        return rng.choice(_FIXED_HOSTILE)
+    if r < 0.55:
+        return rng.choice(MODEL_NAMES)
+    if r < 0.6:
+        depth = rng.choice([10, 100, 5000])
+        return json.loads("[" * depth + "]" * depth) if depth < 900 else [0] * 10
+    if isinstance(current, bool):
+        return not current
+    if isinstance(current, (int, float)) and not isinstance(current, bool) and math.isfinite(current):
+        return rng.choice([current + 1, current - 1, -current, current * 2, current * 1000, current * 2**20,
+                           float(current) + 0.5, int(current) if isinstance(current, float) else float(current),
+                           str(current), [current], current ** 2 if abs(current) < 2**40 else 0])
+    if isinstance(current, str):
+        return rng.choice([current + "x", current.upper(), "", current * 50, [current]])
+    if isinstance(current, list):
+        if not current:
+            return [rng.choice(_FIXED_HOSTILE)]
+        c = list(current)
+        op = rng.randrange(4)
+        if op == 0:
+            c.pop(rng.randrange(len(c)))
+        elif op == 1:
+            c.append(rng.choice(c))
+        elif op == 2:
+            i = rng.randrange(len(c))
+            c[i] = hostile_value(rng, c[i])
+        else:
+            rng.shuffle(c)
+        return c
+    if isinstance(current, dict):
+        return rng.choice([{}, {k: None for k in current}, {**current, "unknown": 1}])
+    return rng.choice(_FIXED_HOSTILE)
+
+
+def _paths(obj: Any, prefix: tuple = ()) -> list[tuple]:
+    out = [prefix] if prefix else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(obj, list) and len(obj) <= 16:
+        for i, v in enumerate(obj):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+def _get(obj, path):
+    for k in path:
+        obj = obj[k]
+    return obj
+
+
+def _set(obj, path, value):
+    for k in path[:-1]:
+        obj = obj[k]
+    obj[path[-1]] = value
+
+
+def _copy(header):
+    return json.loads(json.dumps(header, allow_nan=True))
+
+
+Mutator = Callable[[random.Random, bytes, list[bytes]], bytes]
+MUTATORS: dict[str, Mutator] = {}
+
+
+def mutator(fn: Mutator) -> Mutator:
+    MUTATORS[fn.__name__] = fn
+    return fn
+
+
+@mutator
+def header_value(rng, data, donors):
+    """One header value (signal, model, config, extra; not the section table) replaced by a hostile one."""
+    v, h, s = unseal(data)
+    h = _copy(h)
+    paths = [p for p in _paths(h) if p[0] != "sections"]
+    for _ in range(1 + (rng.random() < 0.3) * rng.randrange(1, 4)):
+        p = rng.choice(paths)
+        try:
+            _set(h, p, hostile_value(rng, _get(h, p)))
+        except (KeyError, IndexError, TypeError):
+            pass
+    return reseal(h, s, v)
+
+
+@mutator
+def header_key(rng, data, donors):
+    """A header or config key deleted, or an unknown one added."""
+    v, h, s = unseal(data)
+    h = _copy(h)
+    target = rng.choice([h, h["config"], h["signal"], h.get("signal", {}).get("meta", {})])
+    if target and rng.random() < 0.6:
+        del target[rng.choice(list(target))]
+    else:
+        target[rng.choice(["unknown", "format_version", "ndim", "steps", "sections"])] = rng.choice(_FIXED_HOSTILE)
+    return reseal(h, s, v)
+
+
+@mutator
+def config_swap(rng, data, donors):
+    """Model name and/or config taken from another file (the sections stay): a siren config over fourier
+    weights, a gaussian model over a latent grid ..."""
+    v, h, s = unseal(data)
+    _, dh, _ = unseal(rng.choice(donors))
+    h = _copy(h)
+    r = rng.random()
+    if r < 0.4:
+        h["model"] = dh["model"]
+    elif r < 0.7:
+        h["config"] = dh["config"]
+    else:
+        h["signal"] = dh["signal"]
+    return reseal(h, s, v)
+
+
+def _rand_bytes(rng, n):
+    return bytes(rng.getrandbits(8) for _ in range(n))
+
+
+def _damage(rng, p: bytes) -> bytes:
+    b = bytearray(p)
+    op = rng.randrange(8)
+    if op == 0 or not b:
+        return _rand_bytes(rng, rng.choice([0, 1, 2, 5, 17, max(1, len(b)), 2 * len(b) + 3]))
+    if op == 1:
+        for _ in range(rng.randrange(1, 5)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        return bytes(b)
+    if op == 2:
+        for _ in range(rng.randrange(1, 4)):
+            b[rng.randrange(len(b))] = rng.choice([0, 0x7F, 0x80, 0xFF, rng.getrandbits(8)])
+        return bytes(b)
+    if op == 3:
+        return bytes(b[: rng.randrange(len(b))])
+    if op == 4:
+        i = rng.randrange(len(b) + 1)
+        return bytes(b[:i] + _rand_bytes(rng, rng.randrange(1, 9)) + b[i:])
+    if op == 5:
+        i = rng.randrange(len(b))
+        del b[i : i + rng.randrange(1, 9)]
+        return bytes(b)
+    if op == 6:  # a run of 0xFF or 0x80 (varints that never end, huge lengths)
+        i = rng.randrange(len(b))
+        b[i : i + 12] = bytes([rng.choice([0xFF, 0x80])]) * 12
+        return bytes(b)
+    i = rng.randrange(len(b))  # zero a stretch
+    b[i : i + rng.randrange(1, 64)] = bytes(min(64, len(b) - i))
+    return bytes(b)
+
+
+@mutator
+def section_payload(rng, data, donors):
+    """A section's payload damaged (bit flips, garbage, truncation, insertion, long varints), CRCs recomputed."""
+    v, h, s = unseal(data)
+    if not s:
+        return reseal(h, [("x", _rand_bytes(rng, 8))], v)
+    s = list(s)
+    i = rng.randrange(len(s))
+    s[i] = (s[i][0], _damage(rng, s[i][1]))
+    return reseal(h, s, v)
+
+
+@mutator
+def section_table(rng, data, donors):
+    """Sections reordered, duplicated, dropped, renamed, or spliced in from another file."""
+    v, h, s = unseal(data)
+    s = list(s)
+    op = rng.randrange(5)
+    if op == 0:
+        rng.shuffle(s)
+    elif op == 1 and s:
+        s.insert(rng.randrange(len(s) + 1), rng.choice(s))
+    elif op == 2 and s:
+        s.pop(rng.randrange(len(s)))
+    elif op == 3 and s:
+        i = rng.randrange(len(s))
+        s[i] = (rng.choice(["", "weights", "steps", "gaussians", "latents", "synth", "arm", "residual", "part:0",
+                            "part:1", "part:01", "part:-1", "part:99", "x" * 200]), s[i][1])
+    else:
+        _, _, ds = unseal(rng.choice(donors))
+        if ds:
+            donor = rng.choice(ds)
+            if s and rng.random() < 0.7:
+                s[rng.randrange(len(s))] = (s[rng.randrange(len(s))][0], donor[1])
+            else:
+                s.append(donor)
+    return reseal(h, s, v)
+
+
+@mutator
+def table_lie(rng, data, donors):
+    """The section table lies about a length or a name (payload CRCs still valid for what is there)."""
+    v, h, s = unseal(data)
+    table = [[n, len(p), zlib.crc32(p)] for n, p in s]
+    if table:
+        e = rng.choice(table)
+        k = rng.choice([0, 1, 1, 2])
+        e[k] = hostile_value(rng, e[k])
+    else:
+        table.append(["x", 10, 0])
+    return reseal(h, s, v, table=table, tail=_rand_bytes(rng, rng.choice([0, 0, 3])))
+
+
+@mutator
+def version_game(rng, data, donors):
+    """Another format version byte, or a version claim in the header."""
+    v, h, s = unseal(data)
+    if rng.random() < 0.6:
+        return reseal(h, s, rng.choice([0, 2, 3, 127, 128, 255]))
+    h = _copy(h)
+    h[rng.choice(["version", "format_version"])] = rng.choice([0, 2, -1, "1", 1.0])
+    return reseal(h, s, v)
+
+
+@mutator
+def raw_bytes(rng, data, donors):
+    """Damage to the sealed file itself (CRCs *not* recomputed): must be caught by the container."""
+    return _damage(rng, data)
+
+
+@mutator
+def gaussian_flood(rng, data, donors):
+    """A well-formed Gaussian section built from constant streams (a few bytes claim any count): many, huge,
+    identical Gaussians, optionally on a larger claimed image. Byte mutations rarely find this; a bomb does."""
+    import numpy as np
+
+    from .entropy import encode_ints
+    from .entropy._bytes import varint
+
+    v, h, s = unseal(data)
+    if h.get("model") != "gaussian":
+        return section_payload(rng, data, donors)
+    h = _copy(h)
+    if rng.random() < 0.5:
+        h["signal"]["shape"][:2] = [rng.choice([1, 24, 256, 4096]), rng.choice([1, 32, 256])]
+    n = rng.choice([1, 100, 10_000, 65_536, 300_000, 4_000_000])
+    c = h["signal"]["shape"][-1] if isinstance(h["signal"]["shape"][-1], int) else 3
+
+    def blob(b: bytes) -> bytes:
+        return varint(len(b)) + b
+
+    const = lambda val: encode_ints(np.full(n, val))  # noqa: E731
+    parts = [const(0), b"", const(rng.choice([-40, 0, 20, 40]))] + [const(rng.choice([0, 1, 50]))] * c
+    parts += [const(rng.choice([0, 30])), const(0), b""]
+    chunk = b"".join(blob(p) for p in parts)
+    codes = bytes([0, 0, rng.choice([0, 8, 24]), 0, 0] + [0xF0] * c)
+    h["config"]["n_gaussians"] = min(n, 1 << 22)
+    return reseal(h, [("gaussians", varint(1) + varint(n) + codes + varint(len(chunk)) + chunk)], v)
+
+
+@mutator
+def inner_part(rng, data, donors):
+    """For a file of parts: any mutation applied to one inner part, then the outer file re-sealed."""
+    v, h, s = unseal(data)
+    parts = [i for i, (n, _) in enumerate(s) if n.startswith("part:")]
+    if not parts:
+        return section_payload(rng, data, donors)
+    i = rng.choice(parts)
+    inner = s[i][1]
+    name = rng.choice([m for m in MUTATORS if m not in ("inner_part", "raw_bytes")])
+    try:
+        inner = MUTATORS[name](rng, inner, donors)
+    except Exception:  # noqa: BLE001 - the inner part may not be a valid file any more: damage it instead
+        inner = _damage(rng, inner)
+    s = list(s)
+    s[i] = (s[i][0], inner)
+    return reseal(h, s, v)
+
+
+def mutate(rng: random.Random, data: bytes, donors: list[bytes], rounds: int | None = None) -> tuple[bytes, str]:
+    """One to three mutations in a row (each on a file that is still sealed). Returns (file, mutator names)."""
+    names = []
+    for _ in range(rounds or rng.choice([1, 1, 1, 2, 3])):
+        name = rng.choice(list(MUTATORS))
+        try:
+            data = MUTATORS[name](rng, data, donors)
+        except Exception:  # noqa: BLE001 - an earlier round broke the seal: keep damaging the bytes
+            name, data = "raw_bytes", _damage(rng, data)
+        names.append(name)
+    return data, "+".join(names)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the decoder under test
+# ---------------------------------------------------------------------------------------------------------------
+# Decoded-size cap while fuzzing. Seeds have <= 10^3 samples; a mutated shape may claim up to this many, which the
+# decoder then honestly renders (time proportional to the claim: ~0.3-1 s per 10^5 samples on this CPU). The
+# product default (limits.MAX_PIXELS) is far larger: rendering work is what that cap bounds, not a parser defect.
+FUZZ_MAX_PIXELS = 1 << 16
+SLOW_SECONDS = 2.0
+
+
+def decode_target(data: bytes, max_pixels: int | None = FUZZ_MAX_PIXELS, depth: int = 0) -> None:
+    """Decode as a user would: the whole file, or every part of a file of parts (and its progressive prefix)."""
+    from .codec import decompress
+    from .container import read_container
+    from .parts import LAYOUTS, PART_PREFIX, part_count, read_part
+
+    c = read_container(data)
+    if any(n.startswith(PART_PREFIX) for n in c.sections):
+        if depth >= 2:
+            raise FormatError("parts nested too deep")
+        for i in range(part_count(c)):
+            decode_target(c.sections[f"{PART_PREFIX}{i}"], max_pixels, depth + 1)
+            read_part(c, i)
+        return
+    if c.model in LAYOUTS:
+        LAYOUTS[c.model](c)
+        return
+    signal = decompress(data, max_pixels=max_pixels)
+    _save_like_cli(signal)
+    if c.model == "gaussian":
+        decompress(data, fraction=0.5, max_pixels=max_pixels)
+
+
+_SCRATCH: list = []
+
+
+def _save_like_cli(signal) -> None:
+    """Write the decoded signal as ``inrcodec decode`` would by default (the savers read header metadata)."""
+    import tempfile
+    from pathlib import Path
+
+    from .signals import save
+
+    if not _SCRATCH:
+        base = "/dev/shm" if Path("/dev/shm").is_dir() else None
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="inrc-fuzz-", dir=base))
+    ext = {"image": ".png", "audio": ".wav"}.get(signal.kind, ".npy")
+    if signal.kind == "image" and str(signal.dtype) not in ("uint8", "uint16"):
+        ext = ".npy"
+    save(signal, Path(_SCRATCH[0].name) / f"out{ext}")
+
+
+def run_case(data: bytes, max_pixels: int | None = FUZZ_MAX_PIXELS) -> tuple[str, float, str]:
+    """-> (outcome, seconds, message). Outcome "ok", "FormatError", "InputError", or another exception's name."""
+    t0 = time.perf_counter()
+    try:
+        decode_target(data, max_pixels)
+        outcome, msg = "ok", ""
+    except FormatError as e:
+        outcome, msg = "FormatError", str(e)
+    except InputError as e:
+        outcome, msg = "InputError", str(e)
+    except Exception as e:  # noqa: BLE001 - everything else is what the harness is looking for
+        outcome, msg = type(e).__name__, f"{type(e).__name__}: {e}"[:300]
+    except BaseException as e:  # noqa: BLE001 - pyo3 panics derive from BaseException
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        outcome, msg = type(e).__name__, f"{type(e).__name__}: {e}"[:300]
+    return outcome, time.perf_counter() - t0, msg
+
+
+CLEAN = ("ok", "FormatError", "InputError")
+

@@ -1,0 +1,61 @@
+"""Caps on what decoding a file may cost, in the spirit of Pillow's ``Image.MAX_IMAGE_PIXELS``.
+
+A 200-byte ``.inrc`` file may honestly describe a gigapixel image: the representation renders at any size. So,
+like a decompression-bomb guard, decoding refuses (``FormatError``) a file whose output would have more than
+``max_pixels`` samples (the product of the coordinate axes: pixels of an image, samples of a sound, frames x
+pixels of a video) unless the caller raises the cap: ``decompress(..., max_pixels=N)``, ``inrcodec decode
+--max-pixels N`` (0 = no cap), or this module's ``MAX_PIXELS`` for the whole process.
+
+The default, 2**27 = 134 217 728 samples (an 11 585 x 11 585 image), sits between Pillow's warning (89.5 M
+pixels) and its error (179 M): about 1.5 GiB of float32 for a 3-channel render, and room for the large photos
+and audio people actually compress. Parameters a model config implies are capped separately (``MAX_PARAMS``):
+there is no honest reason for a 50-million-weight network in a file of this codec, and its weights would be
+allocated (and run over every pixel) before any check on the output.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import FormatError
+
+DEFAULT_MAX_PIXELS = 1 << 27
+MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS  # process-wide default; None or 0: no cap
+MAX_PARAMS = 1 << 24  # network weights / latents / Gaussian attributes a config may imply (64 MiB of float32)
+
+
+# Rasterising Gaussians costs the sum of their bounding boxes (3 sigma) clipped to the image. A 132-byte file of
+# 4 million identical huge Gaussians (constant entropy-coded streams) took 39 s on a 24 x 32 image before this cap.
+# Measured upper bounds (gaussian.raster_work / pixels) of real files: 32-34 for the golden files, 32/126/410/1341
+# for a 192x192 Kodak crop at 0.1 / 1 / 3 / 8 bpp (60 steps): the bound is loose; the cap is 3x the largest.
+RASTER_WORK_PER_PIXEL = 4096
+RASTER_WORK_MIN = 1 << 25
+
+
+def check_raster_work(work: float, pixels: int, what: str = "gaussian file") -> None:
+    cap = max(RASTER_WORK_MIN, RASTER_WORK_PER_PIXEL * pixels)
+    if work > cap:
+        raise FormatError(f"{what} would rasterise {work:.3g} Gaussian-pixel pairs, more than the cap of {cap} "
+                          f"({RASTER_WORK_PER_PIXEL} per pixel): it is corrupt or hostile")
+
+
+def resolve_max_pixels(max_pixels: int | None) -> int | None:
+    """The cap to apply: the argument if given (0 = none), else the module default."""
+    cap = MAX_PIXELS if max_pixels is None else max_pixels
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+        raise ValueError(f"max_pixels must be a non-negative integer, got {cap!r}")
+    return cap or None
+
+
+def check_pixels(shape, max_pixels: int | None = None, what: str = "decoded signal") -> None:
+    """FormatError if a render of ``shape`` (coordinate axes) would exceed the cap."""
+    cap = resolve_max_pixels(max_pixels)
+    n = math.prod(int(s) for s in shape)
+    if cap is not None and n > cap:
+        raise FormatError(f"{what} would have {n} samples {tuple(int(s) for s in shape)}, more than the cap of "
+                          f"{cap} (raise it with --max-pixels / max_pixels= if you trust this file)")
+
+
+def check_params(n: int, what: str) -> None:
+    if n > MAX_PARAMS:
+        raise FormatError(f"{what} implies {n} parameters, more than the cap of {MAX_PARAMS}")
