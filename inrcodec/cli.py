@@ -69,6 +69,7 @@ def fit(
     seed: int = typer.Option(0, "--seed", help="random seed: same seed, same machine, same file"),
     json_report: Optional[Path] = typer.Option(None, "--json", help="also write the report as JSON"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    no_audio: bool = typer.Option(False, "--no-audio", help="video: drop the audio track instead of carrying it"),
 ) -> None:
     """Fit a representation to INPUT and write a compressed .inrc file."""
     from rich.console import Console
@@ -84,6 +85,14 @@ def fit(
         _fail("--relative needs --max-error")
     if time_budget is not None and time_budget <= 0:
         _fail("--time-budget must be positive")
+    from .signals.video import is_video_path
+
+    if is_video_path(input):  # a clip, a folder or glob of frames: coded GOP by GOP (video_cli.py)
+        from .video_cli import fit_video
+
+        return fit_video(input, output, model=model, bpp=bpp, psnr=psnr, max_error=max_error,
+                         time_budget=time_budget, steps=steps, seed=seed, audio=not no_audio,
+                         json_report=json_report, quiet=quiet)
     out_path = output or input.with_suffix(".inrc")
     check_output_path(out_path)
     if json_report is not None:
@@ -129,6 +138,8 @@ def decode(
     scale: Optional[float] = typer.Option(None, "--scale", help="render at F times the original resolution"),
     fraction: Optional[float] = typer.Option(None, "--fraction",
                                              help="progressive models: decode only this most important part (0-1]"),
+    frames: Optional[str] = typer.Option(None, "--frames", help="video: decode only frames A:B (B exclusive)"),
+    fps: Optional[float] = typer.Option(None, "--fps", help="video: render at F frames per second"),
 ) -> None:
     """Decode an .inrc file (.png/.tif 8 or 16 bit as the input was, .npy, .wav ...)."""
     from .codec import decompress
@@ -142,6 +153,13 @@ def decode(
         _fail("--fraction must be in (0, 1]")
     data = _read_input_file(input)
     header = read_container(data)
+    if header.model == "video":  # a file of GOPs (video_codec.py)
+        from .video_cli import decode_video
+
+        return decode_video(input, data, header, output, size=size, scale=scale, frames=frames, fps=fps,
+                            fraction=fraction, parse_size=_parse_size)
+    if frames is not None or fps is not None:
+        _fail("--frames and --fps apply to video files only")
     native = tuple(header.signal["shape"][:-1])
     shape = None
     if size is not None:
@@ -178,6 +196,11 @@ def info(input: Path = typer.Argument(..., help=".inrc file")) -> None:
     typer.echo("sections: " + ", ".join(f"{k} {len(v)} B" for k, v in c.sections.items()))
     if c.signal.get("meta"):
         typer.echo(f"metadata: {json.dumps(c.signal['meta'])}")
+    if c.model == "video":
+        from .video_codec import describe
+
+        for line in describe(data):
+            typer.echo(line)
 
 
 @app.command()

@@ -231,7 +231,13 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
     """Decode a ``.inrc`` file. ``shape`` renders the signal on another grid (same extent); ``region`` renders
     only a sub-box of that grid; ``fraction`` (progressive models) decodes only the most important part of the
     representation (a coarser image from a prefix of the data). The max-error residual applies at the native
-    grid of a complete decode only."""
+    grid of a complete decode only. A file of parts (video) is decoded by its layout (``inrcodec.parts``)."""
+    from . import video_codec  # noqa: F401  (registers the "video" layout)
+    from .parts import LAYOUTS
+
+    outer = read_container(data)
+    if outer.model in LAYOUTS:
+        return LAYOUTS[outer.model](outer, shape=shape, region=region, fraction=fraction)
     c, net = load_representation(data, fraction)
     native = tuple(c.signal["shape"][:-1])
     if shape is not None and len(shape) != len(native):
