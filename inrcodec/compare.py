@@ -548,7 +548,7 @@ def register_cli(app) -> None:
 
     @app.command("compare")
     def compare_cmd(
-        input: Path = typer.Argument(..., help="image file (.png, .tif, ...)"),
+        input: Path = typer.Argument(..., help="image file (.png, .tif, ...) or video (.mp4, .mkv, ..., frames)"),
         codecs: str = typer.Option(",".join(DEFAULT_CODECS), "--codecs",
                                    help="baselines, comma-separated: jpeg,webp,avif,avif-slow,jxl,j2k"),
         models: Optional[str] = typer.Option(None, "--models", "-m",
@@ -571,8 +571,18 @@ def register_cli(app) -> None:
         from .signals import load
         from .signals._atomic import atomic_output
 
+        from .signals.video import is_video_path
+
+        video = is_video_path(input)
+        if video:  # a clip: video baselines and rates unless others were asked for (video_compare.py)
+            from .video_compare import DEFAULT_VIDEO_CODECS, DEFAULT_VIDEO_RATES
+
+            codecs = ",".join(DEFAULT_VIDEO_CODECS) if codecs == ",".join(DEFAULT_CODECS) else codecs
+            if rates == ",".join(f"{r:g}" for r in DEFAULT_RATES):
+                rates = ",".join(f"{r:g}" for r in DEFAULT_VIDEO_RATES)
         codec_names = _split(codecs)
-        _resolve_codecs(codec_names)  # fail on a bad name before loading anything
+        if not video:
+            _resolve_codecs(codec_names)  # fail on a bad name before loading anything
         model_list = None if models is None else ([] if models.strip().lower() == "none" else _split(models))
         if model_list:
             _resolve_models(model_list)
@@ -594,6 +604,13 @@ def register_cli(app) -> None:
         if input.exists() and any(p.exists() and p.samefile(input) for p in (json_path, png_path)):
             raise InputError(f"{input}: output would overwrite the input; choose another -o folder")
 
+        if video:
+            from .video_compare import run_cli
+
+            command = "inrcodec compare " + " ".join(
+                [str(input)] + _cli_args(codecs, models, rates, time_budget, steps, seed, crop, output))
+            return run_cli(input, codec_names, model_list, [float(r) for r in _split(rates)], time_budget, steps,
+                           seed, out_dir, json_path, png_path, quiet, command)
         sig = load(input)
         if sig.kind != "image":
             raise InputError(f"{input}: compare takes images for now (got {sig.kind})")
