@@ -49,8 +49,20 @@ MIN_GOP_SECONDS = 5.0
 VideoProgress = Callable[[int, int, float, float], None]
 
 
-def default_gop(height: int, width: int, frames: int) -> int:
+def default_gop(height: int, width: int, frames: int, model: str = "") -> int:
+    if model in GOP_MODELS:
+        return int(min(GOP_MODELS[model].DEFAULT_GOP, frames))
     return int(max(1, min(MAX_GOP, frames, round(GOP_PIXELS / (height * width)))))
+
+
+def _gop_models() -> dict[str, Any]:
+    """Models that code a GOP themselves (not a Representation fitted to the (t, y, x) volume)."""
+    from .models import mcvideo
+
+    return {mcvideo.NAME: mcvideo}
+
+
+GOP_MODELS = _gop_models()
 
 
 # -- metrics (Contract 2: mean over frames of per-frame RGB PSNR; Y-PSNR beside it) -----------------------------
@@ -115,10 +127,11 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
     if frames < 1:
         raise InputError(f"{src}: the video has no frames")
     name = model or default_model("video")
-    cls = get_model(name)
-    if 3 not in cls.supported_ndims:
-        raise InputError(f"model {name!r} cannot code video (it takes {cls.supported_ndims} coordinate axes)")
-    plan = _Plan(frames, height, width, gop or default_gop(height, width, frames))
+    if name not in GOP_MODELS:
+        cls = get_model(name)
+        if 3 not in cls.supported_ndims:
+            raise InputError(f"model {name!r} cannot code video (it takes {cls.supported_ndims} coordinate axes)")
+    plan = _Plan(frames, height, width, gop or default_gop(height, width, frames, name))
     n_gops = math.ceil(frames / plan.gop)
 
     audio_bytes = None
@@ -149,11 +162,18 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
     done = 0
 
     def encode_gop(window: np.ndarray, index: int, target_bytes: float | None, seconds: float | None) -> tuple:
-        sig = Signal(np.ascontiguousarray(window), kind="video", value_range=(0.0, 255.0))
-        gop_bpp = None if target_bytes is None else 8.0 * target_bytes / sig.num_pixels
-        r = compress(sig, name, bpp=gop_bpp, psnr=psnr, time_budget=seconds, steps=steps, seed=seed + index,
-                     config=config)
-        decoded = decompress(r.data).data
+        if name in GOP_MODELS:
+            coder = GOP_MODELS[name]
+            blob = coder.encode_gop(window, target_bytes, psnr=psnr, time_budget=seconds, steps=steps,
+                                    seed=seed + index, **(config or {}))
+            r = CompressResult(blob, {"model": name})
+            decoded = coder.decode_gop(blob)
+        else:
+            sig = Signal(np.ascontiguousarray(window), kind="video", value_range=(0.0, 255.0))
+            gop_bpp = None if target_bytes is None else 8.0 * target_bytes / sig.num_pixels
+            r = compress(sig, name, bpp=gop_bpp, psnr=psnr, time_budget=seconds, steps=steps, seed=seed + index,
+                         config=config)
+            decoded = decompress(r.data).data
         p, y = frame_psnrs(window, decoded)
         return r, p, y
 
@@ -312,10 +332,14 @@ def decode_windows(data: bytes | Container, frames: tuple[int, int] | None = Non
     frames a..b-1; ``size=(H, W)`` renders at another resolution and ``fps`` at another frame rate, where the
     GOP model is continuous in space / time (else InputError "not supported by this model")."""
     vf = open_video(data)
-    cls = get_model(vf.model)
+    coder = GOP_MODELS.get(vf.model)
+    try:
+        resamplable = coder is None and get_model(vf.model).resamplable
+    except InputError:
+        raise FormatError(f"file uses unknown video model {vf.model!r}") from None
     t, h, w = vf.container.signal["shape"][:3]
     if (size is not None and tuple(size) != (h, w)) or fps is not None:
-        if not cls.resamplable:
+        if not resamplable:
             what = "--fps" if fps is not None else "--size/--scale"
             raise InputError(f"{what} is not supported by this model ({vf.model!r} is not continuous in "
                              f"{'time' if fps is not None else 'space'})")
@@ -336,8 +360,10 @@ def decode_windows(data: bytes | Container, frames: tuple[int, int] | None = Non
                 n_out = round(end * ratio) - round(start * ratio)
             if n_out > 0:
                 shape = (n_out, out_h, out_w)
-                sig = decompress(inner, shape=None if shape == (n, h, w) else shape)
-                window = sig.data
+                if coder is not None:
+                    window = coder.decode_gop(inner)
+                else:
+                    window = decompress(inner, shape=None if shape == (n, h, w) else shape).data
                 if window.shape[1:] != (out_h, out_w, 3) or window.dtype != np.uint8:
                     raise FormatError(f"GOP {i} decodes to {window.shape} {window.dtype}")
                 if ratio is None:

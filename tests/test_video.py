@@ -268,3 +268,28 @@ def test_video_baselines_rate_falls_with_crf(name):
     assert fine["kbps"] == pytest.approx(8 * fine["bytes"] / 1000 / (T / FPS))
     with pytest.raises(InputError):
         codec.encode(x[:, :47], 30)  # yuv420p needs even sizes
+
+
+# -- the motion-compensated GOP model --------------------------------------------------------------------------------
+def test_mcvideo_predicts_from_coded_motion_and_lands_the_rate():
+    from inrcodec.models import mcvideo
+    from inrcodec.signal import Signal
+
+    x = clip_frames()
+    # the motion field alone: warping the true first frame along the coded vectors beats repeating it
+    flows = mcvideo.dense_flows(x[:4])
+    vectors = mcvideo.block_motion(flows, 16, H, W)
+    back = mcvideo.decode_motion(mcvideo.encode_motion(vectors), vectors.shape)
+    assert np.array_equal(back, vectors)
+    warped = mcvideo.predict(x[0], vectors, 16)
+    held = np.repeat(x[:1], 4, axis=0)
+    assert frame_psnrs(x[:4], warped)[0][1:].mean() > frame_psnrs(x[:4], held)[0][1:].mean() + 1.0
+    sig = Signal(x, kind="video", metadata={"fps": 10.0})
+    r = compress_video(sig, "mcvideo", bpp=1.0, steps=30, workers=1)
+    assert r.report["gop_frames"] == [4, 4, 4] and abs(r.report["bpp"] - 1.0) <= 0.1
+    decoded = decode_video(r.data).data
+    assert abs(frame_psnrs(x, decoded)[0].mean() - r.report["psnr"]) < 1e-3
+    part = np.concatenate(list(decode_windows(r.data, frames=(5, 7))))
+    assert np.array_equal(part, decoded[5:7])
+    with pytest.raises(InputError, match="not supported by this model"):
+        list(decode_windows(r.data, fps=20))
