@@ -161,21 +161,28 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
     frames_left = frames
     done = 0
 
-    def encode_gop(window: np.ndarray, index: int, target_bytes: float | None, seconds: float | None) -> tuple:
-        if name in GOP_MODELS:
-            coder = GOP_MODELS[name]
+    coder = GOP_MODELS.get(name)
+    cache: dict = {}
+
+    def encode_gop(window: np.ndarray, index: int, target_bytes: float | None, seconds: float | None,
+                   last: bool) -> CompressResult:
+        if coder is not None:
             blob = coder.encode_gop(window, target_bytes, psnr=psnr, time_budget=seconds, steps=steps,
-                                    seed=seed + index, **(config or {}))
-            r = CompressResult(blob, {"model": name})
-            decoded = coder.decode_gop(blob)
-        else:
-            sig = Signal(np.ascontiguousarray(window), kind="video", value_range=(0.0, 255.0))
-            gop_bpp = None if target_bytes is None else 8.0 * target_bytes / sig.num_pixels
-            r = compress(sig, name, bpp=gop_bpp, psnr=psnr, time_budget=seconds, steps=steps, seed=seed + index,
-                         config=config)
-            decoded = decompress(r.data).data
+                                    seed=seed + index, bidirectional=not last, **(config or {}))
+            return CompressResult(blob, {"model": name})
+        sig = Signal(np.ascontiguousarray(window), kind="video", value_range=(0.0, 255.0))
+        gop_bpp = None if target_bytes is None else 8.0 * target_bytes / sig.num_pixels
+        return compress(sig, name, bpp=gop_bpp, psnr=psnr, time_budget=seconds, steps=steps, seed=seed + index,
+                        config=config)
+
+    # A GOP of a bidirectional model decodes with the next GOP's intra frame: it is scored once that is coded.
+    pending: list[tuple[np.ndarray, bytes]] = []
+
+    def score(window: np.ndarray, blob: bytes, next_blob: bytes | None) -> None:
+        decoded = coder.decode_gop(blob, next_blob, cache) if coder is not None else decompress(blob).data
         p, y = frame_psnrs(window, decoded)
-        return r, p, y
+        psnrs.extend(p.tolist())
+        ypsnrs.extend(y.tolist())
 
     import torch
 
@@ -208,20 +215,25 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
                         sec = max((0.95 * time_budget - elapsed) * wave_frames / left_frames, MIN_GOP_SECONDS)
                     elif steps is None:
                         sec = max(DEFAULT_SECONDS_PER_MPIXEL * window[..., 0].size / 1e6, MIN_GOP_SECONDS)
-                    jobs.append(pool.submit(encode_gop, window, len(parts) + len(jobs), tb, sec))
+                    coded_before = frames - frames_left + sum(len(w) for w in wave[:len(jobs)])
+                    last = coded_before + len(window) >= frames
+                    jobs.append(pool.submit(encode_gop, window, len(parts) + len(jobs), tb, sec, last))
                 for window, job in zip(wave, jobs):
-                    r, p, y = job.result()
+                    r = job.result()
+                    for old_window, old_blob in pending:
+                        score(old_window, old_blob, r.data)
+                    pending = [(window, r.data)]
                     parts.append(r.data)
                     lengths.append(len(window))
                     reports.append(r.report)
-                    psnrs.extend(p.tolist())
-                    ypsnrs.extend(y.tolist())
                     frames_left -= len(window)
                     done += len(window)
                     if budget_left is not None:
                         budget_left -= len(r.data)
-                if progress is not None:
+                if progress is not None and psnrs:
                     progress(done, frames, float(np.mean(psnrs)), time.perf_counter() - t0)
+        for old_window, old_blob in pending:
+            score(old_window, old_blob, None)
     finally:
         torch.set_num_threads(threads)
 
@@ -350,6 +362,7 @@ def decode_windows(data: bytes | Container, frames: tuple[int, int] | None = Non
     a, b = frames if frames is not None else (0, t)
     out_h, out_w = size if size is not None else (h, w)
     ratio = None if fps is None else float(fps) / float(vf.fps)
+    cache: dict = {}  # a bidirectional GOP model decodes each intra frame once, for its GOP and the one before
     start = 0
     for i, n in enumerate(vf.lengths):
         end = start + n
@@ -361,7 +374,7 @@ def decode_windows(data: bytes | Container, frames: tuple[int, int] | None = Non
             if n_out > 0:
                 shape = (n_out, out_h, out_w)
                 if coder is not None:
-                    window = coder.decode_gop(inner)
+                    window = coder.decode_gop(inner, vf.container.sections.get(part_section(i + 1)), cache)
                 else:
                     window = decompress(inner, shape=None if shape == (n, h, w) else shape).data
                 if window.shape[1:] != (out_h, out_w, 3) or window.dtype != np.uint8:

@@ -284,6 +284,9 @@ def test_mcvideo_predicts_from_coded_motion_and_lands_the_rate():
     warped = mcvideo.predict(x[0], vectors, 16)
     held = np.repeat(x[:1], 4, axis=0)
     assert frame_psnrs(x[:4], warped)[0][1:].mean() > frame_psnrs(x[:4], held)[0][1:].mean() + 1.0
+    # with the next GOP's first frame, the blend of forward and backward predictions beats forward alone
+    both = mcvideo.predict(x[0], vectors, 16, next_intra=x[4])
+    assert frame_psnrs(x[:4], both)[0][1:].mean() > frame_psnrs(x[:4], warped)[0][1:].mean() + 0.5
     sig = Signal(x, kind="video", metadata={"fps": 10.0})
     r = compress_video(sig, "mcvideo", bpp=1.0, steps=30, workers=1)
     assert r.report["gop_frames"] == [4, 4, 4] and abs(r.report["bpp"] - 1.0) <= 0.1
