@@ -24,7 +24,6 @@ import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np

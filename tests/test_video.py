@@ -6,7 +6,6 @@ so that the whole module stays within tens of seconds on one core."""
 
 from __future__ import annotations
 
-import io
 import json
 from fractions import Fraction
 from pathlib import Path

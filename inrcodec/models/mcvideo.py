@@ -19,9 +19,8 @@ The GOP is stored as a complete ``.inrc`` (model ``mcvideo``) with sections ``in
 
 from __future__ import annotations
 
-import struct
+import functools
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -91,8 +90,14 @@ def warp(prev: np.ndarray, vectors: np.ndarray, block: int) -> np.ndarray:
     # the block's centre; the crop drops the padding of the last row/column of blocks.
     field = vectors.astype(np.float32) / MV_SCALE
     dense = cv2.resize(field, (bx * block, by * block), interpolation=cv2.INTER_LINEAR)[:h, :w]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys, xs = _pixel_grid(h, w)
     return cv2.remap(prev, xs + dense[..., 0], ys + dense[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return ys, xs
 
 
 def encode_motion(vectors: np.ndarray) -> bytes:
