@@ -21,6 +21,7 @@ from inrcodec.models import available_models
 from inrcodec.signals import supported_extensions
 
 from . import handlers as h
+from . import video as video_tab
 
 log = logging.getLogger("inrcodec.ui")
 
@@ -188,6 +189,7 @@ def build_app() -> gr.Blocks:
                             info_json = gr.JSON(label="Header")
 
             # -- Compare ---------------------------------------------------------------------------------------
+            video_tab.build_tab(shown_errors, models)  # -- Video (app/video.py) ------------------------------
             with gr.Tab("Compare", id="compare"):
                 with gr.Row():
                     with gr.Column(scale=1):
