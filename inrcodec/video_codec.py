@@ -164,10 +164,10 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
     cache: dict = {}
 
     def encode_gop(window: np.ndarray, index: int, target_bytes: float | None, seconds: float | None,
-                   last: bool) -> CompressResult:
+                   next_frame: np.ndarray | None) -> CompressResult:
         if coder is not None:
             blob = coder.encode_gop(window, target_bytes, psnr=psnr, time_budget=seconds, steps=steps,
-                                    seed=seed + index, bidirectional=not last, **(config or {}))
+                                    seed=seed + index, next_frame=next_frame, **(config or {}))
             return CompressResult(blob, {"model": name})
         sig = Signal(np.ascontiguousarray(window), kind="video", value_range=(0.0, 255.0))
         gop_bpp = None if target_bytes is None else 8.0 * target_bytes / sig.num_pixels
@@ -190,19 +190,13 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
         torch.set_num_threads(1)  # one intra-op thread per GOP in flight: the GOPs are the parallelism
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            wave: list[np.ndarray] = []
             stream = windows(plan.gop)
-            exhausted = False
-            while not exhausted:
-                wave = []
-                for window in stream:
-                    wave.append(window)
-                    if len(wave) == workers:
-                        break
-                else:
-                    exhausted = True
-                if not wave:
-                    break
+            lookahead = next(stream, None)  # one window ahead: a GOP may be predicted from the next one's start
+            while lookahead is not None:
+                wave: list[np.ndarray] = []
+                while lookahead is not None and len(wave) < workers:
+                    wave.append(lookahead)
+                    lookahead = next(stream, None)
                 elapsed = time.perf_counter() - t0
                 left_frames = max(frames_left, sum(len(w) for w in wave))
                 wave_frames = sum(len(w) for w in wave)
@@ -214,9 +208,9 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
                         sec = max((0.95 * time_budget - elapsed) * wave_frames / left_frames, MIN_GOP_SECONDS)
                     elif steps is None:
                         sec = max(DEFAULT_SECONDS_PER_MPIXEL * window[..., 0].size / 1e6, MIN_GOP_SECONDS)
-                    coded_before = frames - frames_left + sum(len(w) for w in wave[:len(jobs)])
-                    last = coded_before + len(window) >= frames
-                    jobs.append(pool.submit(encode_gop, window, len(parts) + len(jobs), tb, sec, last))
+                    following = wave[len(jobs) + 1] if len(jobs) + 1 < len(wave) else lookahead
+                    nxt = None if following is None else following[0]
+                    jobs.append(pool.submit(encode_gop, window, len(parts) + len(jobs), tb, sec, nxt))
                 for window, job in zip(wave, jobs):
                     r = job.result()
                     for old_window, old_blob in pending:
