@@ -188,8 +188,8 @@ def build_app() -> gr.Blocks:
                         with gr.Accordion("Header (JSON)", open=False):
                             info_json = gr.JSON(label="Header")
 
-            # -- Compare ---------------------------------------------------------------------------------------
             video_tab.build_tab(shown_errors, models)  # -- Video (app/video.py) ------------------------------
+            # -- Compare ---------------------------------------------------------------------------------------
             with gr.Tab("Compare", id="compare"):
                 with gr.Row():
                     with gr.Column(scale=1):
