@@ -29,7 +29,7 @@ from ..entropy import decode_ints, encode_ints
 from ..errors import FormatError, InputError
 
 NAME = "mcvideo"
-DEFAULT_GOP = 4  # measured on the shared clip: prediction alone falls ~3 dB per frame after the first few
+DEFAULT_GOP = 6  # measured on the shared clip at 0.05 bpp (bidirectional): GOP 4 27.5 dB, 6 29.7 dB, 8 28.3 dB
 MV_SCALE = 2  # half-pixel vectors (quarter-pixel: +0.1 dB of prediction for +20 % motion bytes on the shared clip)
 MAX_MV = 512  # |vector| in half pixels (256 px)
 MOTION_SHARE = 0.35  # most of a GOP's bytes the motion may take; coarser blocks are chosen until it fits
