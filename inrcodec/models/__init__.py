@@ -44,7 +44,7 @@ def available_models() -> list[str]:
 # codec is -23 % BD-rate vs JPEG (benchmarks/results/gaussian_kodak_rd.json); other kinds: the Fourier MLP.
 # Video: the motion-compensated GOP coder (models/mcvideo.py, not a Representation: video_codec.GOP_MODELS); on the
 # shared clip at 640x360 it beat every (t, y, x) volume model (0.05 bpp: 26.1 dB vs fourier 17.6 dB in its first,
-# forward-only version; benchmarks/results/video_rd_640x360_families.json, _mcvideo.json for the current one).
+# forward-only version; benchmarks/results/video_rd_640x360_families.json; _mcvideo_gop6.json: the current one).
 DEFAULT_MODEL = {"image": "gaussian", "array": "latentgrid", "volume": "fourier", "audio": "latentgrid",
                  "video": "mcvideo"}
 
