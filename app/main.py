@@ -21,6 +21,7 @@ from inrcodec.models import available_models
 from inrcodec.signals import supported_extensions
 
 from . import handlers as h
+from . import video as video_tab
 
 log = logging.getLogger("inrcodec.ui")
 
@@ -190,6 +191,7 @@ def build_app() -> gr.Blocks:
                         with gr.Accordion("Header (JSON)", open=False):
                             info_json = gr.JSON(label="Header")
 
+            video_tab.build_tab(shown_errors, models)  # -- Video (app/video.py) ------------------------------
             # -- Compare ---------------------------------------------------------------------------------------
             with gr.Tab("Compare", id="compare"):
                 with gr.Row():

@@ -641,3 +641,9 @@ def _best_lag(x: np.ndarray, y: np.ndarray, max_lag: int) -> int:
     corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
     lags = np.r_[0 : max_lag + 1, -max_lag:0]
     return int(lags[np.argmax(corr[lags])])
+
+
+# video codecs (x264, x265, SVT-AV1 through PyAV) live in video_baselines.py
+from .video_baselines import VIDEO_CODECS  # noqa: E402
+
+CODECS.update(VIDEO_CODECS)

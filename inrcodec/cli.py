@@ -84,6 +84,7 @@ def fit(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     var: Optional[list[str]] = typer.Option(None, "--var", help="datasets: variable to compress (repeatable; "
                                             "default: every data variable)"),
+    no_audio: bool = typer.Option(False, "--no-audio", help="video: drop the audio track instead of carrying it"),
 ) -> None:
     """Fit a representation to INPUT and write a compressed .inrc file."""
     from rich.console import Console
@@ -104,6 +105,16 @@ def fit(
     if preset not in PRESETS:
         _fail(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
 
+    from .signals.video import is_video_path
+
+    if is_video_path(input):  # a clip, a folder or glob of frames: coded GOP by GOP (video_cli.py)
+        from .video_cli import fit_video
+
+        if var:
+            _fail("--var applies to datasets (.nc, .h5, .zarr)")
+        return fit_video(input, output, model=model, bpp=bpp, psnr=psnr, max_error=max_error,
+                         time_budget=time_budget, steps=steps, seed=seed, audio=not no_audio,
+                         json_report=json_report, quiet=quiet)
     from .signals.dataset import is_dataset_path
 
     if is_dataset_path(input):  # NetCDF/HDF5/zarr: one part per variable tile (inrcodec/dataset_codec.py)
@@ -169,6 +180,8 @@ def decode(
                                               help="refuse outputs with more samples than this (default 2**27; "
                                                    "0 = no cap): the decompression-bomb guard"),
     var: Optional[list[str]] = typer.Option(None, "--var", help="datasets: decode only this variable (repeatable)"),
+    frames: Optional[str] = typer.Option(None, "--frames", help="video: decode only frames A:B (B exclusive)"),
+    fps: Optional[float] = typer.Option(None, "--fps", help="video: render at F frames per second"),
 ) -> None:
     """Decode an .inrc file (.png/.tif 8 or 16 bit as the input was, .npy, .wav ...)."""
     from .codec import decompress
@@ -187,8 +200,15 @@ def decode(
         if size is not None or scale is not None or fraction is not None:
             _fail("--size, --scale and --fraction do not apply to datasets")
         return decode_dataset(header, input, output, var)
+    if header.model == "video":  # a file of GOPs (video_codec.py)
+        from .video_cli import decode_video
+
+        return decode_video(input, data, header, output, size=size, scale=scale, frames=frames, fps=fps,
+                            fraction=fraction, parse_size=_parse_size)
     if var:
         _fail("--var applies to dataset files")
+    if frames is not None or fps is not None:
+        _fail("--frames and --fps apply to video files only")
     native = tuple(header.signal["shape"][:-1])
     shape = None
     if size is not None:
@@ -231,6 +251,11 @@ def info(input: Path = typer.Argument(..., help=".inrc file")) -> None:
     typer.echo("sections: " + ", ".join(f"{k} {len(v)} B" for k, v in c.sections.items()))
     if c.signal.get("meta"):
         typer.echo(f"metadata: {json.dumps(c.signal['meta'])}")
+    if c.model == "video":
+        from .video_codec import describe
+
+        for line in describe(data):
+            typer.echo(line)
 
 
 @app.command()

@@ -350,10 +350,15 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
     only a sub-box of that grid; ``fraction`` (progressive models) decodes only the most important part of the
     representation (a coarser image from a prefix of the data). The max-error residual applies at the native
     grid of a complete decode only. ``max_pixels`` caps the samples of the native grid and of the render
-    (default ``inrcodec.limits.MAX_PIXELS``; 0 = no cap)."""
+    (default ``inrcodec.limits.MAX_PIXELS``; 0 = no cap). A file of parts (video) is decoded by its layout
+    (``inrcodec.parts``)."""
+    from . import video_codec  # noqa: F401  (registers the "video" layout)
     from .bounded.field import BOUNDED_MODEL, decode_predictor_only
+    from .parts import LAYOUTS
 
     c = read_container(data)
+    if c.model in LAYOUTS:
+        return LAYOUTS[c.model](c, shape=shape, region=region, fraction=fraction)
     if c.model == BOUNDED_MODEL:
         check_pixels(c.signal["shape"][:-1], max_pixels)
         native = tuple(c.signal["shape"][:-1])

@@ -548,10 +548,12 @@ def register_cli(app) -> None:
 
     @app.command("compare")
     def compare_cmd(
-        input: Path = typer.Argument(..., help="image file (.png, .tif, ...) or field (.npy, raw, .nc/.h5/.zarr)"),
+        input: Path = typer.Argument(..., help="image (.png, .tif, ...), video (.mp4, .mkv, ..., frames) or field "
+                                                "(.npy, raw, .nc/.h5/.zarr)"),
         codecs: Optional[str] = typer.Option(None, "--codecs",
                                              help="baselines, comma-separated: jpeg,webp,avif,avif-slow,jxl,j2k "
-                                                  "(images; default all of them) or sz3,zfp,sperr (fields)"),
+                                                  "(images; default all of them), x264,x265,svtav1 (video) or "
+                                                  "sz3,zfp,sperr (fields)"),
         models: Optional[str] = typer.Option(None, "--models", "-m",
                                              help="inrcodec models, comma-separated (default: the image default; "
                                                   "'none' for baselines only)"),
@@ -578,16 +580,26 @@ def register_cli(app) -> None:
         from .signals._atomic import atomic_output
 
         from .compare_field import DATASET_SUFFIXES, run_cli as compare_field_cli
+        from .signals.video import is_video_path
 
-        field_codecs = codecs is not None and all(
-            isinstance(baselines.get_codec(c), baselines.ArrayCodec) for c in _split(codecs))
-        if var is not None or bounds is not None or field_codecs or input.suffix.lower() in DATASET_SUFFIXES \
-                or (input.exists() and not input.is_dir() and load(input).kind != "image"):
-            return compare_field_cli(input, var, codecs, bounds, output, quiet)
-        codecs = codecs or ",".join(DEFAULT_CODECS)
+        video = is_video_path(input)
+        if video:  # a clip: video baselines and rates unless others were asked for (video_compare.py)
+            from .video_compare import DEFAULT_VIDEO_CODECS, DEFAULT_VIDEO_RATES
+
+            codecs = codecs or ",".join(DEFAULT_VIDEO_CODECS)
+            if rates == ",".join(f"{r:g}" for r in DEFAULT_RATES):
+                rates = ",".join(f"{r:g}" for r in DEFAULT_VIDEO_RATES)
+        else:  # a field: SZ3/ZFP/SPERR at the same bounds (compare_field.py)
+            field_codecs = codecs is not None and all(
+                isinstance(baselines.get_codec(c), baselines.ArrayCodec) for c in _split(codecs))
+            if (var is not None or bounds is not None or field_codecs or input.suffix.lower() in DATASET_SUFFIXES
+                    or (input.exists() and not input.is_dir() and load(input).kind != "image")):
+                return compare_field_cli(input, var, codecs, bounds, output, quiet)
+            codecs = codecs or ",".join(DEFAULT_CODECS)
 
         codec_names = _split(codecs)
-        _resolve_codecs(codec_names)  # fail on a bad name before loading anything
+        if not video:
+            _resolve_codecs(codec_names)  # fail on a bad name before loading anything
         model_list = None if models is None else ([] if models.strip().lower() == "none" else _split(models))
         if model_list:
             _resolve_models(model_list)
@@ -609,6 +621,13 @@ def register_cli(app) -> None:
         if input.exists() and any(p.exists() and p.samefile(input) for p in (json_path, png_path)):
             raise InputError(f"{input}: output would overwrite the input; choose another -o folder")
 
+        if video:
+            from .video_compare import run_cli
+
+            command = "inrcodec compare " + " ".join(
+                [str(input)] + _cli_args(codecs, models, rates, time_budget, steps, seed, crop, output))
+            return run_cli(input, codec_names, model_list, [float(r) for r in _split(rates)], time_budget, steps,
+                           seed, out_dir, json_path, png_path, quiet, command)
         sig = load(input)
         if sig.kind != "image":
             raise InputError(f"{input}: compare takes images for now (got {sig.kind})")

@@ -62,7 +62,7 @@ class Container:
 
 
 def write_container(c: Container) -> bytes:
-    validate_signal_description(c.signal)
+    validate_signal_description(c.signal, _has_parts(c.sections))
     table = [[name, len(payload), zlib.crc32(payload)] for name, payload in c.sections.items()]
     header = {"signal": c.signal, "model": c.model, "config": c.config, "sections": table}
     if c.extra:
@@ -94,7 +94,8 @@ def read_container(data: bytes) -> Container:
     if zlib.crc32(packed) != header_crc:
         raise FormatError("header CRC mismatch: the file is corrupt")
     header = _parse_header(packed)
-    validate_signal_description(header["signal"])
+    validate_signal_description(header["signal"], _has_parts(entry[0] for entry in header["sections"]
+                                                             if isinstance(entry, list) and entry))
 
     sections: dict[str, bytes] = {}
     offset = start + header_len
@@ -141,8 +142,14 @@ def _parse_header(packed: bytes) -> dict[str, Any]:
     return header
 
 
-def validate_signal_description(desc: Any) -> None:
-    """Check a signal description against the caps before anything is allocated for it."""
+def _has_parts(names) -> bool:
+    return any(isinstance(n, str) and n.startswith("part:") for n in names)
+
+
+def validate_signal_description(desc: Any, parts: bool = False) -> None:
+    """Check a signal description against the caps before anything is allocated for it. A file of parts (a long
+    video) is never allocated whole, only part by part (each checked on its own), so the cap on its total number
+    of values does not apply to it."""
     if not isinstance(desc, dict):
         raise FormatError("signal description is not an object")
     if desc.get("kind") not in KINDS:
@@ -155,7 +162,7 @@ def validate_signal_description(desc: Any) -> None:
         raise FormatError(f"invalid signal shape {shape!r}")
     if any(s > MAX_AXIS for s in shape[:-1]) or shape[-1] > MAX_CHANNELS:
         raise FormatError(f"signal shape {shape} exceeds the caps (axis <= {MAX_AXIS}, channels <= {MAX_CHANNELS})")
-    if math.prod(shape) > MAX_VALUES:
+    if math.prod(shape) > MAX_VALUES and not parts:
         raise FormatError(f"signal shape {shape} has more than {MAX_VALUES} values")
     rng = desc.get("range")
     # is_real: finite int/float, not bool (math.isfinite raises OverflowError on a 400-digit JSON integer)

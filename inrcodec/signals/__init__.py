@@ -140,3 +140,5 @@ def save(signal: Signal, path: str | os.PathLike, **options) -> None:
     target = check_output_path(path)
     with atomic_output(target) as tmp:
         fmt.save(signal, tmp, target, **options)
+
+from . import video as _video  # noqa: E402,F401  (registers the video formats: .mp4 .mkv .webm .mov .avi .y4m)

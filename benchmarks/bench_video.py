@@ -1,0 +1,143 @@
+"""Video rate-distortion, encode time, decode speed and peak memory: inrcodec's GOP layout against x264, x265 and
+SVT-AV1 on the shared clip, measured the same way (``inrcodec.video_compare.compare_video``, the code path of
+``inrcodec compare clip.mp4``).
+
+    # RD at 640x360 on a short excerpt (what the committed results were made with; see benchmarks/README.md):
+    .venv/bin/python benchmarks/bench_video.py --size 640x360 --frames 24 --models fourier \\
+        --rates 0.02,0.05,0.1,0.2 --time-budget 240 -o benchmarks/results/video_rd_640x360
+    # peak RSS of `inrcodec fit` on the whole 1280x720, 280-frame clip (memory does not depend on the steps):
+    .venv/bin/python benchmarks/bench_video.py --rss --steps 3 -o benchmarks/results/video_rss_720p
+
+Measurement (DESIGN.md contract 2): bpp = file bytes x 8 / (frames x H x W); PSNR = mean over frames of the
+per-frame RGB PSNR against the source's own decoded frames (Y-PSNR beside it); kbit/s at the clip's 20 fps. The
+excerpt is resized with OpenCV's area filter before any codec sees it, so every codec codes the same frames.
+Timings are wall-clock on 2 CPU cores shared with other jobs: the load average is stored in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from inrcodec.compare import rd_figure, to_json  # noqa: E402
+from inrcodec.signal import Signal  # noqa: E402
+from inrcodec.signals.video import VideoSource  # noqa: E402
+
+DEFAULT_CLIP = ROOT.parent / "shared" / "data" / "video" / "cockatoo.mp4"
+
+
+def excerpt(path: Path, start: int, frames: int, size: tuple[int, int] | None) -> Signal:
+    import cv2
+
+    src = VideoSource(path)
+    out = []
+    for i, frame in enumerate(src.frames()):
+        if i < start:
+            continue
+        if size is not None:
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        out.append(frame)
+        if len(out) == frames:
+            break
+    meta = src.info.metadata()
+    meta["frames"] = len(out)
+    return Signal(np.stack(out), kind="video", metadata=meta)
+
+
+def machine() -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "loadavg_start": os.getloadavg(), "python": platform.python_version()}
+
+
+def run_rss(args) -> dict:
+    """`inrcodec fit` on the whole clip in a child process; its peak RSS from getrusage(RUSAGE_CHILDREN)."""
+    out = Path("/tmp") / f"bench_video_rss_{os.getpid()}.inrc"
+    cmd = [sys.executable, "-m", "inrcodec", "fit", str(args.clip), "-o", str(out), "--bpp", str(args.bpp),
+           "--steps", str(args.steps), "-q", "--json", str(out) + ".json"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    report = json.loads(Path(str(out) + ".json").read_text())
+    t1 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "inrcodec", "decode", str(out), "-o", str(out) + ".mkv"], check=True,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    dec = time.perf_counter() - t1
+    for p in (out, Path(str(out) + ".json"), Path(str(out) + ".mkv")):
+        p.unlink(missing_ok=True)
+    return {"command": " ".join(shlex.quote(c) for c in cmd), "peak_rss_bytes": peak,
+            "peak_rss_gib": peak / 2**30, "encode_s": seconds, "decode_to_mkv_s": dec,
+            "decode_fps_incl_ffv1_write": report["frames"] / dec, "report": report}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    ap.add_argument("--size", default=None, help="WxH to resize to (default: native)")
+    ap.add_argument("--start", type=int, default=0)
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--models", default="fourier")
+    ap.add_argument("--codecs", default="x264,x265,svtav1")
+    ap.add_argument("--rates", default="0.02,0.05,0.1,0.2")
+    ap.add_argument("--time-budget", type=float, default=None, help="seconds per encode of the whole excerpt")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--gop", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--rss", action="store_true", help="peak RSS of `inrcodec fit` on the whole clip")
+    ap.add_argument("--bpp", type=float, default=0.05, help="--rss: the rate of that fit")
+    ap.add_argument("-o", "--out", required=True, help="output prefix (writes PREFIX.json and PREFIX.png)")
+    args = ap.parse_args()
+    if not args.clip.exists():
+        sys.exit(f"{args.clip} not found (the shared data folder is absent)")
+    command = "python benchmarks/bench_video.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    info = machine()
+    if args.rss:
+        result = {"command": command, "machine": info, "rss": run_rss(args)}
+        result["machine"]["loadavg_end"] = os.getloadavg()
+        Path(args.out + ".json").write_text(json.dumps(result, indent=2))
+        print(json.dumps({k: v for k, v in result["rss"].items() if k != "report"}, indent=2))
+        return
+
+    from inrcodec.video_compare import compare_video
+
+    size = None if args.size is None else tuple(int(v) for v in args.size.lower().split("x"))
+    clip = excerpt(args.clip, args.start, args.frames, size)
+    models = [m for m in args.models.split(",") if m and m != "none"]
+    rates = [float(r) for r in args.rates.split(",")]
+
+    def progress(frac, msg):
+        print(f"[{100 * frac:3.0f}%] {msg} (load {os.getloadavg()[0]:.1f})", flush=True)
+
+    t, h, w = clip.data.shape[:3]
+    result = compare_video(clip, args.codecs.split(","), models, rates, args.time_budget, args.steps,
+                           name=f"{args.clip.name} frames {args.start}-{args.start + t - 1}", gop=args.gop,
+                           workers=args.workers, progress=progress)
+    result["command"] = command
+    info["loadavg_end"] = os.getloadavg()
+    info["peak_rss_bytes_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["machine"] = info
+    result["note"] = ("2 CPU cores shared with other jobs (load averages in 'machine'): encode seconds are upper "
+                      "bounds. inrcodec encodes each GOP with the given --time-budget split over GOPs.")
+    Path(args.out + ".json").write_text(to_json(result))
+    fig = rd_figure(result, title=f"{args.clip.name}: {w}x{h}, {t} frames")
+    fig.savefig(args.out + ".png", format="png")
+    for name, pts in result["curves"].items():
+        print(name, [(round(p["bpp"], 4), round(p["psnr"], 2), round(p["encode_s"], 1)) for p in pts])
+    print(json.dumps(result["bd_rate"], indent=1))
+
+
+if __name__ == "__main__":
+    main()

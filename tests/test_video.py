@@ -1,0 +1,297 @@
+"""Video: I/O through PyAV (streaming windows, savers, audio stream copy), the GOP layout (rate landing, random
+access, resampling), the CLI (fit/decode/info, bad inputs) and the x264/x265/SVT-AV1 baselines.
+
+Signals are a generated moving-shapes clip of 12 frames of 64x48 (a few kB); fits use ``--steps`` of a few dozen
+so that the whole module stays within tens of seconds on one core."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from inrcodec.cli import main
+from inrcodec.errors import InputError
+from inrcodec.samples import moving_shapes_video
+from inrcodec.signals import load
+from inrcodec.signals.video import VideoSource, write_video
+from inrcodec.video_codec import compress_video, decode_video, decode_windows, frame_psnrs, open_video
+
+T, H, W, FPS = 12, 48, 64, 10
+STEPS = 40
+
+
+def clip_frames() -> np.ndarray:
+    return moving_shapes_video(T, H, W).data
+
+
+def make_clip(path: Path, frames: np.ndarray | None = None, audio: bool = True, fps: int = FPS) -> Path:
+    """An H.264 clip (crf 18) with, optionally, a 440 Hz sine track in AAC at 8 kHz."""
+    frames = clip_frames() if frames is None else frames
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=fps, options={"crf": "18"})
+        v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        a = None
+        if audio:
+            a = out.add_stream("aac", rate=8000, layout="mono")
+            a.bit_rate = 8000
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+        if a is not None:
+            n = int(8000 * len(frames) / fps)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 8000)).astype(np.float32)[None]
+            af = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            af.sample_rate, af.pts = 8000, 0
+            out.mux(a.encode(af))
+            out.mux(a.encode(None))
+    return path
+
+
+def audio_packets(path: Path) -> tuple[str, int]:
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return "", 0
+        s = c.streams.audio[0]
+        return s.codec_context.name, sum(1 for p in c.demux(s) if p.size)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "shapes.mp4")
+
+
+@pytest.fixture(scope="module")
+def coded(clip) -> tuple[bytes, dict]:
+    """The clip coded in 3 GOPs of 4 frames at 2 bpp (with its audio track)."""
+    r = compress_video(clip, "fourier", bpp=2.0, steps=STEPS, gop=4, workers=1)
+    return r.data, r.report
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+def test_source_streams_windows_and_reads_metadata(clip):
+    src = VideoSource(clip)
+    info = src.info
+    assert (info.width, info.height, info.frames, info.fps) == (W, H, T, Fraction(FPS))
+    assert info.has_audio and info.pix_fmt == "yuv420p"
+    sizes = [w.shape for w in src.windows(5)]
+    assert sizes == [(5, H, W, 3), (5, H, W, 3), (2, H, W, 3)]
+    frames = np.concatenate(list(src.windows(5)))
+    assert frames.dtype == np.uint8
+    p, _ = frame_psnrs(clip_frames(), frames)
+    assert p.min() > 30  # crf 18 of the generated frames
+    sig = load(clip)  # the register_format entry
+    assert sig.kind == "video" and sig.data.shape == (T, H, W, 3) and sig.metadata["fps"] == FPS
+
+
+@pytest.mark.parametrize("ext,tol", [("mkv", 0), ("mp4", 0), ("npy", 0), ("y4m", 3), ("", 0)])
+def test_savers_round_trip(tmp_path, ext, tol):
+    x = clip_frames()
+    out = tmp_path / (f"out.{ext}" if ext else "frames")
+    n = write_video(out, [x[:5], x[5:]], Fraction(FPS))
+    assert n == T
+    back = np.load(out) if ext == "npy" else np.concatenate(list(VideoSource(out).windows(4)))
+    assert back.shape == x.shape and back.dtype == np.uint8
+    assert np.abs(back.astype(int) - x).max() <= tol
+    if ext in ("mkv", "mp4"):
+        assert VideoSource(out).info.fps == FPS
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary left behind
+
+
+def test_audio_is_stream_copied_and_remuxed(clip, tmp_path):
+    track = VideoSource(clip).audio_track()
+    assert track and len(track) < 4000
+    out = tmp_path / "a.mkv"
+    write_video(out, [clip_frames()], Fraction(FPS), track)
+    assert audio_packets(out) == audio_packets(clip)  # same codec, every packet carried
+
+
+# -- the GOP layout ----------------------------------------------------------------------------------------------
+def test_rate_lands_on_the_whole_file(coded, clip):
+    data, rep = coded
+    assert rep["gops"] == 3 and rep["gop_frames"] == [4, 4, 4]
+    assert rep["bytes"] == len(data)
+    assert abs(8 * len(data) / (T * H * W) - 2.0) <= 0.2  # +-10 % of --bpp, headers and audio included
+    assert rep["target_met"] is True
+    assert rep["audio_bytes"] == len(VideoSource(clip).audio_track())
+    decoded = decode_video(data).data
+    p, y = frame_psnrs(np.concatenate(list(VideoSource(clip).windows(T))), decoded)
+    assert abs(p.mean() - rep["psnr"]) < 1e-3 and abs(y.mean() - rep["psnr_y"]) < 1e-3
+    assert rep["psnr"] > 18  # a fit, not noise: a flat grey frame of this clip scores ~10 dB
+
+
+def test_rate_control_carries_leftover_over_gops(tmp_path):
+    x = clip_frames()
+    from inrcodec.signal import Signal
+
+    sig = Signal(x, kind="video", metadata={"fps": 10.0})
+    r = compress_video(sig, "fourier", bpp=0.6, steps=STEPS, gop=3, workers=2)  # two GOPs at a time
+    assert r.report["gops"] == 4 and abs(r.report["bpp"] - 0.6) <= 0.06, r.report
+
+
+def test_random_access_decodes_only_the_gops_needed(coded, monkeypatch):
+    data, _ = coded
+    full = decode_video(data).data
+    import inrcodec.video_codec as vc
+
+    calls = []
+    real = vc.decompress
+    monkeypatch.setattr(vc, "decompress", lambda b, **k: calls.append(1) or real(b, **k))
+    part = np.concatenate(list(decode_windows(data, frames=(5, 8))))
+    assert len(calls) == 1  # frames 5..7 all sit in GOP 1
+    assert np.array_equal(part, full[5:8])
+    part = np.concatenate(list(decode_windows(data, frames=(3, 9))))
+    assert np.array_equal(part, full[3:9])
+
+
+def test_temporal_and_spatial_resampling(coded):
+    data, _ = coded
+    twice = decode_video(data, fps=2 * FPS)
+    assert twice.data.shape == (2 * T, H, W, 3) and twice.metadata["fps"] == 2 * FPS
+    # the fitted clip at double rate: frame 2k+1 is close to the native frame k (the same instant, up to 1/4 frame)
+    full = decode_video(data).data
+    assert frame_psnrs(full, twice.data[1::2])[0].mean() > 22
+    small = np.concatenate(list(decode_windows(data, size=(24, 32))))
+    assert small.shape == (T, 24, 32, 3)
+
+
+def test_corrupt_video_file_is_a_format_error(coded):
+    from inrcodec.errors import FormatError
+
+    data = bytearray(coded[0])
+    data[-10] ^= 0xFF
+    with pytest.raises(FormatError):
+        decode_video(bytes(data))
+    with pytest.raises(FormatError):
+        open_video(bytes(data[: len(data) // 2]))
+
+
+# -- command line --------------------------------------------------------------------------------------------------
+def test_cli_fit_info_decode(clip, tmp_path, capsys):
+    inrc, report = tmp_path / "c.inrc", tmp_path / "r.json"
+    assert main(["fit", str(clip), "-o", str(inrc), "--model", "fourier", "--bpp", "3", "--steps", str(STEPS),
+                 "--json", str(report), "-q"]) == 0
+    rep = json.loads(report.read_text())
+    assert rep["bytes"] == inrc.stat().st_size and rep["audio_bytes"] > 0 and rep["frames"] == T
+    assert main(["info", str(inrc)]) == 0
+    out = capsys.readouterr().out
+    assert "GOPs:" in out and f"{rep['audio_bytes']} bytes (aac" in out and "10 fps" in out
+    mp4 = tmp_path / "d.mp4"
+    assert main(["decode", str(inrc), "-o", str(mp4)]) == 0
+    assert VideoSource(mp4).info.frames == T and audio_packets(mp4) == audio_packets(clip)
+    npy = tmp_path / "d.npy"
+    assert main(["decode", str(inrc), "-o", str(npy), "--frames", "2:5"]) == 0
+    assert np.array_equal(np.load(npy), np.concatenate(list(VideoSource(mp4).windows(T)))[2:5])
+    assert main(["decode", str(inrc), "-o", str(tmp_path / "x.npy"), "--frames", "2:5", "--fps", "20"]) == 2
+    assert main(["fit", str(clip), "-o", str(tmp_path / "n.inrc"), "--model", "fourier", "--steps", "5",
+                 "--no-audio", "-q"]) == 0
+    assert "audio:    none" in (capsys.readouterr(), main(["info", str(tmp_path / "n.inrc")]),
+                                capsys.readouterr().out)[2]
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n")
+    truncated = tmp_path / "cut.mp4"
+    whole = make_clip(tmp_path / "whole.mp4", audio=False).read_bytes()
+    truncated.write_bytes(whole[: len(whole) // 3])
+    empty = tmp_path / "empty.mkv"
+    with av.open(str(empty), "w") as out:  # a valid container with a video stream and no frame
+        s = out.add_stream("ffv1", rate=10)
+        s.width, s.height, s.pix_fmt = W, H, "bgr0"
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    import imagecodecs
+
+    (folder / "f1.png").write_bytes(imagecodecs.png_encode(clip_frames()[0]))
+    (folder / "f2.png").write_bytes(imagecodecs.png_encode(clip_frames()[1][:, :32]))
+    return {"text": text, "truncated": truncated, "empty": empty, "sizes": folder}
+
+
+def test_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path, capsys):
+    for what, path in _bad_inputs(tmp_path).items():
+        out = tmp_path / f"{what}.inrc"
+        code = main(["fit", str(path), "-o", str(out), "--model", "fourier", "--steps", "3", "-q"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, (what, err)
+        assert len(err.splitlines()) == 1 and str(path) in err, (what, err)
+        assert not out.exists(), what
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_bad_decode_requests(coded, tmp_path, capsys):
+    inrc = tmp_path / "c.inrc"
+    inrc.write_bytes(coded[0])
+    for args in (["--frames", "20:30"], ["--frames", "x"], ["--fps", "0"], ["--fraction", "0.5"]):
+        out = tmp_path / "o.npy"
+        assert main(["decode", str(inrc), "-o", str(out), *args]) == 2, args
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+        assert not out.exists()
+    corrupt = tmp_path / "bad.inrc"
+    corrupt.write_bytes(coded[0][:-7])
+    assert main(["decode", str(corrupt), "-o", str(tmp_path / "o.mp4")]) == 2
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_frames_folder_and_glob_inputs(tmp_path):
+    import imagecodecs
+
+    x = clip_frames()[:6]
+    d = tmp_path / "seq"
+    d.mkdir()
+    for i, f in enumerate(x):  # natural order: f2 before f10
+        (d / f"f{i * 4}.png").write_bytes(imagecodecs.png_encode(f))
+    for src in (d, d / "f*.png"):
+        frames = np.concatenate(list(VideoSource(src).windows(4)))
+        assert np.array_equal(frames, x)
+
+
+# -- baselines ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["x264", "x265", "svtav1"])
+def test_video_baselines_rate_falls_with_crf(name):
+    from inrcodec.baselines import get_codec
+    from inrcodec.video_baselines import measure_video
+
+    codec = get_codec(name)
+    x = clip_frames()
+    lo_q, hi_q = codec.qualities[0], codec.qualities[-1]
+    fine, coarse = measure_video(codec, x, lo_q, FPS), measure_video(codec, x, hi_q, FPS)
+    assert fine["bytes"] > coarse["bytes"] and fine["psnr"] > coarse["psnr"] > 20
+    assert fine["kbps"] == pytest.approx(8 * fine["bytes"] / 1000 / (T / FPS))
+    with pytest.raises(InputError):
+        codec.encode(x[:, :47], 30)  # yuv420p needs even sizes
+
+
+# -- the motion-compensated GOP model --------------------------------------------------------------------------------
+def test_mcvideo_predicts_from_coded_motion_and_lands_the_rate():
+    from inrcodec.models import mcvideo
+    from inrcodec.signal import Signal
+
+    x = clip_frames()
+    # the motion field alone: warping the true first frame along the coded vectors beats repeating it
+    flows = mcvideo.dense_flows(x[:5])  # frames 1..3 of a GOP of 4, and the next GOP's first frame
+    vectors = mcvideo.block_motion(flows, 16, H, W)
+    back = mcvideo.decode_motion(mcvideo.encode_motion(vectors), vectors.shape)
+    assert np.array_equal(back, vectors)
+    warped = mcvideo.predict(x[0], vectors[:3], 16)
+    held = np.repeat(x[:1], 4, axis=0)
+    assert frame_psnrs(x[:4], warped)[0][1:].mean() > frame_psnrs(x[:4], held)[0][1:].mean() + 1.0
+    # with the next GOP's first frame, the blend of forward and backward predictions beats forward alone
+    both = mcvideo.predict(x[0], vectors, 16, next_intra=x[4])
+    assert frame_psnrs(x[:4], both)[0][1:].mean() > frame_psnrs(x[:4], warped)[0][1:].mean() + 0.5
+    sig = Signal(x, kind="video", metadata={"fps": 10.0})
+    r = compress_video(sig, "mcvideo", bpp=1.0, steps=30, workers=1)
+    gop = mcvideo.DEFAULT_GOP
+    assert r.report["gop_frames"] == [gop] * (T // gop) and abs(r.report["bpp"] - 1.0) <= 0.1
+    decoded = decode_video(r.data).data
+    assert abs(frame_psnrs(x, decoded)[0].mean() - r.report["psnr"]) < 1e-3
+    part = np.concatenate(list(decode_windows(r.data, frames=(5, 7))))
+    assert np.array_equal(part, decoded[5:7])
+    with pytest.raises(InputError, match="not supported by this model"):
+        list(decode_windows(r.data, fps=20))
