@@ -143,10 +143,7 @@ def fit(
         result = compress(signal, model, bpp=bpp, psnr=psnr, max_error=max_error, relative=relative,
                           time_budget=time_budget, seed=seed, steps=steps, progress=progress,
                           preset=preset)
-    write_bytes_atomic(out_path, result.data)
-    report = dict(result.report, input=str(input), output=str(out_path))
-    if json_report is not None:
-        write_bytes_atomic(json_report, json.dumps(report, indent=2).encode())
+    report = write_result(out_path, result, json_report, input=str(input))
     met = report.get("target_met")
     note = "" if met is None or met else "  (target not reached: best found)"
     typer.echo(f"{out_path}: {report['bytes']} bytes, {report['bpp']:.4f} bpp, PSNR {report['psnr']:.2f} dB, "
@@ -156,6 +153,25 @@ def fit(
         typer.echo(f"  ratio {ratio:.2f}, max error {report['max_abs_error']:.6g} <= bound "
                    f"{report['target_max_error']:.6g} ({report.get('values_over_bound', 0)} values over)"
                    + (f"; {report['auto']['why']}" if "auto" in report else ""))
+
+
+def write_result(out_path: Path, result, json_report: Optional[Path], **extra) -> dict:
+    """The shared tail of every fit command: write the .inrc, then the report as JSON (both atomic). Returns the
+    report with ``extra`` and the output path added."""
+    from .signals._atomic import write_bytes_atomic
+
+    write_bytes_atomic(out_path, result.data)
+    report = dict(result.report, **extra, output=str(out_path))
+    if json_report is not None:
+        write_bytes_atomic(json_report, json.dumps(report, indent=2, default=_json_scalar).encode())
+    return report
+
+
+def _json_scalar(value):
+    """numpy scalars in a report become plain numbers."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _parse_size(text: str, ndim: int) -> tuple[int, ...]:

@@ -38,21 +38,17 @@ def load_field(path: Path, var: str | None = None) -> tuple[np.ndarray, str]:
     first data variable by default), or any array file ``inrcodec.signals.load`` reads (npy, raw)."""
     path = Path(path)
     if path.suffix.lower() in DATASET_SUFFIXES:
-        import xarray as xr
+        from .signals.dataset import data_variables, open_dataset
 
+        ds = open_dataset(path)  # the dataset loader's reader: NetCDF, plain HDF5 and zarr alike
         try:
-            ds = xr.open_zarr(path) if path.suffix.lower() == ".zarr" else xr.open_dataset(path)
-        except Exception as exc:  # xarray raises many types for unreadable files
-            raise InputError(f"{path}: cannot open as a dataset ({type(exc).__name__}: {exc})") from None
-        with ds:
-            names = [n for n in ds.data_vars if ds[n].ndim >= 1]
-            if var is None:
-                if not names:
-                    raise InputError(f"{path}: no data variable with at least one axis")
-                var = names[0]
-            if var not in ds.data_vars:
-                raise InputError(f"{path}: no variable {var!r}; variables: {', '.join(map(str, ds.data_vars))}")
+            names = [n for n in data_variables(ds, [var] if var else None, path) if ds[n].ndim >= 1]
+            if not names:
+                raise InputError(f"{path}: no data variable with at least one axis")
+            var = names[0]
             arr = np.asarray(ds[var].values)
+        finally:
+            ds.close()
         name = f"{path.name}:{var}"
     else:
         if var is not None:

@@ -21,8 +21,9 @@ def fit_dataset(input: Path, output: Path | None, names: Sequence[str] | None, t
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from .cli import write_result
     from .dataset_codec import compress_dataset
-    from .signals._atomic import check_output_path, write_bytes_atomic
+    from .signals._atomic import check_output_path
 
     out_path = output or input.with_suffix(".inrc")
     check_output_path(out_path)
@@ -38,20 +39,11 @@ def fit_dataset(input: Path, output: Path | None, names: Sequence[str] | None, t
             bar.update(task, completed=i, total=n, description=f"fitting {name}")
 
         result = compress_dataset(input, names, target, progress=progress)
-    write_bytes_atomic(out_path, result.data)
-    report = dict(result.report, output=str(out_path))
-    if json_report is not None:
-        write_bytes_atomic(json_report, json.dumps(report, indent=2, default=_json_default).encode())
+    report = write_result(out_path, result, json_report)
     typer.echo(f"{out_path}: {report['bytes']} bytes, {report['bits_per_value']:.4f} bits/value, "
                f"ratio {report['ratio']:.2f}, {report['seconds']:.1f} s, model {report['model']}")
     for row in report["variables"]:
         typer.echo("  " + variable_line(row))
-
-
-def _json_default(value: Any):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    raise TypeError(type(value).__name__)
 
 
 def variable_line(row: dict[str, Any]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ def fit_video(input: Path, output: Path | None, *, model: str | None, bpp: float
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .signals._atomic import check_output_path, write_bytes_atomic
+    from .cli import write_result
+    from .signals._atomic import check_output_path
     from .video_codec import compress_video
 
     if max_error is not None:
@@ -47,10 +47,7 @@ def fit_video(input: Path, output: Path | None, *, model: str | None, bpp: float
 
         result = compress_video(input, model, bpp=bpp, psnr=psnr, time_budget=time_budget, steps=steps,
                                 seed=seed, audio=audio, progress=progress)
-    write_bytes_atomic(out_path, result.data)
-    report = dict(result.report, input=str(input), output=str(out_path))
-    if json_report is not None:
-        write_bytes_atomic(json_report, json.dumps(report, indent=2).encode())
+    report = write_result(out_path, result, json_report, input=str(input))
     met = report.get("target_met")
     note = "" if met is None or met else "  (target not reached: best found)"
     typer.echo(f"{out_path}: {report['bytes']} bytes ({report['audio_bytes']} audio), {report['bpp']:.4f} bpp, "
