@@ -1,5 +1,5 @@
 """Context features of a 2-D latent level in one pass (kernels ``lg_context2d_*`` in ``cuda/latentgrid_cpu.cpp``),
-with an autograd wrapper; the torch reference is ``context_features`` in ``inrcodec/models/latentgrid.py``
+with an autograd wrapper; the torch reference is ``context_features`` in ``inrcodec/models/latentgrid/context.py``
 (dimension-generic, and the one the exact entropy coder uses).
 
 ``context_2d(level, levels, y, coarse)`` returns (H * W, 11), the same values as

@@ -1,6 +1,6 @@
 """Separable resampling of a 2-D latent level onto the output grid in one call (kernels ``lg_upsample2d_*`` in
 ``cuda/latentgrid_cpu.cpp``), with an autograd wrapper; the torch reference is ``_resample_axis`` of
-``inrcodec/models/latentgrid.py`` applied along axis 0 then axis 1 (index_select + weighted sums, whose backward
+``inrcodec/models/latentgrid/upsampling.py`` applied along axis 0 then axis 1 (index_select + weighted sums, whose backward
 is a scatter-add per tap).
 
 ``upsample_2d(y, (idx0, w0), (idx1, w1))``: y (h, w); idx/w (T, k) taps per axis as ``_taps`` makes them.

@@ -1,0 +1,162 @@
+"""Bitstream of the latents: per level, symbols coded with constriction's ANS and a QuantizedLaplace whose mean
+and scale the exact context model predicts (checkerboard: even samples, then odd, per level from the coarsest).
+
+Layout of the ``latents`` section: u16 step numerator (step = k / STEP_FRAC), u32 CRC-32 of the symbols, per level
+the varint pair (zigzag(lo), hi - lo), then the ANS words (little-endian u32, trailing zero bytes trimmed).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import constriction
+import numpy as np
+import torch
+
+from ...entropy.rate import laplace_rate_bits
+from ...errors import FormatError
+from .context import ExactArm, checkerboard, context_features, n_context
+from .quantiser import LATENT_CAP, STEP_FRAC
+
+
+def level_params(arm: ExactArm, syms: list[np.ndarray], step: float, ndim: int):
+    """Per level: coder means and scales of every symbol (in symbol units), from dequantised values."""
+    out = []
+    levels = len(syms)
+    vals = [torch.from_numpy(s.astype(np.float64) * step) for s in syms]
+    for level in range(levels):
+        coarse = vals[level + 1] if level + 1 < levels else None
+        feats = context_features(level, levels, vals[level], coarse).reshape(-1, n_context(ndim))
+        mean, scale = arm(feats.numpy())
+        out.append((mean / step, scale / step))
+    return out
+
+
+def encode_latents(arm: ExactArm, syms: list[np.ndarray], step: float) -> bytes:
+    params = level_params(arm, syms, step, syms[0].ndim)
+    head = bytearray()
+    coder = constriction.stream.stack.AnsCoder()
+    chunks = []
+    for level, s in enumerate(syms):
+        flat = s.reshape(-1)
+        lo, hi = int(flat.min()), int(flat.max())
+        head += _varint(_zigzag(lo)) + _varint(hi - lo)
+        if hi > lo:
+            odd = checkerboard(s.shape).reshape(-1).numpy()
+            mean, scale = params[level]
+            model = constriction.stream.model.QuantizedLaplace(lo, hi)
+            chunks.append((flat, odd, mean, scale, model))
+    for flat, odd, mean, scale, model in chunks:  # a stack: fine levels first, odd before even in each
+        for sel in (odd, ~odd):
+            if sel.any():
+                coder.encode_reverse(flat[sel].astype(np.int32), model, mean[sel], scale[sel])
+    check = _symbols_crc(syms)
+    return struct.pack("<HI", int(round(step * STEP_FRAC)), check) + bytes(head) + _ans_bytes(coder)
+
+
+def decode_latents(arm: ExactArm, blob: bytes, shapes: list[tuple[int, ...]]) -> tuple[float, list[torch.Tensor]]:
+    """(step, dequantised latents in float64) of a ``latents`` section; FormatError on any inconsistency."""
+    if len(blob) < 6:
+        raise FormatError("latents section truncated")
+    k, check = struct.unpack("<HI", blob[:6])
+    if not 0 < k <= 16 * STEP_FRAC:
+        raise FormatError(f"invalid latent step {k}/{STEP_FRAC}")
+    step = k / STEP_FRAC
+    pos = 6
+    ranges = []
+    for _ in shapes:
+        zlo, pos = _read_varint(blob, pos)
+        span, pos = _read_varint(blob, pos)
+        lo = _unzigzag(zlo)
+        if abs(lo) > LATENT_CAP or lo + span > LATENT_CAP:
+            raise FormatError("latent range out of bounds")
+        ranges.append((lo, lo + span))
+    payload = blob[pos:]
+    payload += b"\0" * ((-len(payload)) % 4)
+    try:
+        coder = constriction.stream.stack.AnsCoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+    except BaseException as exc:  # noqa: BLE001 - constriction panics are BaseException
+        raise FormatError(f"corrupt latents: {exc}") from None
+    levels = len(shapes)
+    vals: list[torch.Tensor | None] = [None] * levels
+    d = len(shapes[0])
+    for level in reversed(range(levels)):
+        shape = shapes[level]
+        lo, hi = ranges[level]
+        sym = np.full(int(np.prod(shape)), lo, dtype=np.int64)
+        if hi > lo:
+            odd = checkerboard(shape).reshape(-1).numpy()
+            model = constriction.stream.model.QuantizedLaplace(lo, hi)
+            coarse = vals[level + 1] if level + 1 < levels else None
+            for sel in (~odd, odd):
+                if not sel.any():
+                    continue
+                y = torch.from_numpy(sym.reshape(shape).astype(np.float64) * step)
+                feats = context_features(level, levels, y, coarse).reshape(-1, n_context(d)).numpy()
+                mean, scale = arm(feats[sel])
+                try:
+                    sym[sel] = coder.decode(model, mean / step, scale / step)
+                except BaseException as exc:  # noqa: BLE001
+                    raise FormatError(f"corrupt latents: {exc}") from None
+        vals[level] = torch.from_numpy(sym.reshape(shape).astype(np.float64) * step)
+    if not coder.is_empty():  # a consistent stream is used up exactly
+        raise FormatError("corrupt latents: entropy-coded stream not fully consumed")
+    # ANS decodes garbage from a damaged stream without noticing; a checksum of the symbols does notice.
+    if _symbols_crc([np.rint(v.numpy() / step).astype(np.int64) for v in vals]) != check:
+        raise FormatError("corrupt latents: checksum mismatch")
+    return step, vals
+
+
+def _estimate_bits(params, syms) -> float:
+    total = 0.0
+    for (mean, scale), s in zip(params, syms):
+        x = torch.from_numpy(s.reshape(-1).astype(np.float64))
+        total += float(laplace_rate_bits(x, torch.from_numpy(scale), torch.from_numpy(mean)))
+    return total
+
+
+def _symbols_crc(syms: list[np.ndarray]) -> int:
+    crc = 0
+    for s in syms:
+        crc = zlib.crc32(np.ascontiguousarray(s, dtype="<i4").tobytes(), crc)
+    return crc
+
+
+def _zigzag(v: int) -> int:
+    return (v << 1) if v >= 0 else ((-v << 1) - 1)
+
+
+def _unzigzag(u: int) -> int:
+    return (u >> 1) if not (u & 1) else -((u + 1) >> 1)
+
+
+def _varint(u: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = u & 0x7F
+        u >>= 7
+        out.append(b | (0x80 if u else 0))
+        if not u:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        if pos >= len(data) or shift > 35:
+            raise FormatError("malformed varint in latents section")
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, pos
+
+
+def _ans_bytes(coder) -> bytes:
+    b = coder.get_compressed().astype("<u4", copy=False).tobytes()
+    k = 0
+    while k < 3 and k < len(b) and b[len(b) - 1 - k] == 0:
+        k += 1
+    return b[: len(b) - k]

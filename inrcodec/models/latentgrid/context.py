@@ -1,0 +1,155 @@
+"""Context model: the entropy model of the latents.
+
+Every latent symbol gets a Laplace whose mean and scale a small MLP (``arm``) predicts from a context the decoder
+already knows: the coarser level around the parent sample (parent, and the nearer and farther neighbour of the
+parent along each axis) and, in a checkerboard split of each level, the 2d axis neighbours of the "odd" samples
+(all "even", decoded first). So decoding is 2 vectorised passes per level, not one pass per sample.
+
+The same features serve training (``rate_bits``: differentiable -log2 P(bin), compiled kernels for 2-D levels) and
+the coder (``ExactArm``: the MLP with quantised weights evaluated exactly in float64, so the decoder reproduces the
+encoder's probabilities bit for bit on any machine).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...kernels import latentgrid_context as context_kernel
+from ...kernels.latentgrid_mlp import mlp
+from ...kernels.latentgrid_rate import laplace_rate
+from .quantiser import LATENT_CAP
+from .synthesis import _linears
+
+# Scale table of the coder: log2(scale) in [LOG2_SCALE_MIN, LOG2_SCALE_MAX) in steps of 1/SCALE_STEPS.
+LOG2_SCALE_MIN, LOG2_SCALE_MAX, SCALE_STEPS = -5.0, 7.0, 8
+N_SCALES = int((LOG2_SCALE_MAX - LOG2_SCALE_MIN) * SCALE_STEPS)
+SCALE_TABLE = np.array([2.0 ** (LOG2_SCALE_MIN + (i + 0.5) / SCALE_STEPS) for i in range(N_SCALES)])
+FRAC_BITS = 8  # fixed-point fraction bits of context-MLP activations and predicted means
+ACT_CAP = 2.0**16  # activations are clamped to +-this (keeps every exact sum far below 2**53)
+
+
+def make_arm(ndim: int, hidden: int, layers: int) -> torch.nn.Sequential:
+    """The context MLP: n_context(ndim) features -> (mean, raw log2 scale)."""
+    arm: list[torch.nn.Module] = []
+    d_in = n_context(ndim)
+    for _ in range(layers):
+        arm += [torch.nn.Linear(d_in, hidden), torch.nn.ReLU()]
+        d_in = hidden
+    arm.append(torch.nn.Linear(d_in, 2))
+    arm = torch.nn.Sequential(*arm)
+    with torch.no_grad():
+        arm[-1].weight.mul_(0.1)
+        arm[-1].bias.copy_(torch.tensor([0.0, -2.0]))
+    return arm
+
+
+def _shift(x: torch.Tensor, axis: int, off: int, replicate: bool) -> torch.Tensor:
+    """result[p] = x[p + off e_axis]; outside: edge value (replicate) or 0."""
+    n = x.shape[axis]
+    if n <= abs(off):
+        return x.clone() if replicate else torch.zeros_like(x)
+    if off > 0:
+        body = x.narrow(axis, off, n - off)
+        edge = x.narrow(axis, n - 1, 1) if replicate else torch.zeros_like(x.narrow(axis, 0, 1))
+        return torch.cat([body] + [edge] * off, dim=axis)
+    body = x.narrow(axis, 0, n + off)
+    edge = x.narrow(axis, 0, 1) if replicate else torch.zeros_like(x.narrow(axis, 0, 1))
+    return torch.cat([edge] * (-off) + [body], dim=axis)
+
+
+
+def _parent_up(c: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Value of the parent sample (index // 2 on every axis) at each position of a grid of ``shape``."""
+    for axis, n in enumerate(shape):
+        c = c.repeat_interleave(2, dim=axis).narrow(axis, 0, n)
+    return c
+
+
+def _parity(shape: tuple[int, ...], axis: int) -> torch.Tensor:
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    return (torch.arange(shape[axis]) % 2).view(view).expand(shape)
+
+
+def checkerboard(shape: tuple[int, ...]) -> torch.Tensor:
+    """True on the 'odd' samples (coordinate sum odd): decoded in the second pass of a level."""
+    total = torch.zeros(shape, dtype=torch.long)
+    for axis in range(len(shape)):
+        total = total + _parity(shape, axis)
+    return (total % 2).bool()
+
+
+def context_features(level: int, levels: int, y: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
+    """(*shape, 4d + 3) context of every sample of level ``level`` (values y, coarser level ``coarse``).
+    Features: parent; per axis the nearer and farther neighbour of the parent; per axis the two same-level
+    neighbours (only for odd samples, else 0); an odd flag; the level position. Dimension-generic."""
+    shape = tuple(y.shape)
+    d = len(shape)
+    odd = checkerboard(shape).to(y.dtype)
+    feats = []
+    if coarse is None:
+        feats += [torch.zeros_like(y)] * (1 + 2 * d)
+    else:
+        feats.append(_parent_up(coarse, shape))
+        for axis in range(d):
+            lo = _parent_up(_shift(coarse, axis, -1, True), shape)
+            hi = _parent_up(_shift(coarse, axis, +1, True), shape)
+            even = (_parity(shape, axis) == 0)
+            feats.append(torch.where(even, lo, hi))  # nearer neighbour of the parent
+            feats.append(torch.where(even, hi, lo))  # farther one
+    for axis in range(d):
+        feats.append(_shift(y, axis, -1, False) * odd)
+        feats.append(_shift(y, axis, +1, False) * odd)
+    feats.append(odd)
+    feats.append(torch.full_like(y, level / max(levels - 1, 1)))
+    return torch.stack(feats, dim=-1)
+
+
+def n_context(ndim: int) -> int:
+    return 4 * ndim + 3
+
+
+
+def rate_bits(arm: torch.nn.Sequential, latents: list[torch.Tensor]) -> torch.Tensor:
+    """Differentiable estimate of the coded size of the latents (bits) under the context model."""
+    total = latents[0].new_zeros(())
+    levels = len(latents)
+    for level, y in enumerate(latents):
+        coarse = latents[level + 1] if level + 1 < levels else None
+        if context_kernel.usable(y):  # 2-D: one-pass compiled kernel (reference: context_features)
+            feats = context_kernel.context_2d(level, levels, y, coarse)
+        else:
+            feats = context_features(level, levels, y, coarse).reshape(-1, n_context(y.dim()))
+        out = mlp(feats, _linears(arm))  # (n, 2): mean, raw log2 scale
+        # fused Laplace rate (compiled kernel; torch reference: entropy.rate.laplace_rate_bits)
+        total = total + laplace_rate(y.reshape(-1), out, (LOG2_SCALE_MIN, LOG2_SCALE_MAX))
+    return total
+
+
+# -- exact context MLP for the coder -----------------------------------------------------------------------------
+def _floor_fixed(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.floor(x * 2.0**FRAC_BITS) / 2.0**FRAC_BITS, -ACT_CAP, ACT_CAP)
+
+
+class ExactArm:
+    """The context MLP with quantised weights (w_int * 2**-e) evaluated exactly in float64."""
+
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]]):
+        self.layers = layers  # [(W (in, out), b (out,))] already dequantised (dyadic) float64
+
+    def __call__(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = _floor_fixed(feats.astype(np.float64))
+        for i, (w, b) in enumerate(self.layers):
+            h = _floor_fixed(h @ w + b)
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        mean = np.clip(h[:, 0], -LATENT_CAP, LATENT_CAP)
+        idx = np.clip(np.floor((h[:, 1] - LOG2_SCALE_MIN) * SCALE_STEPS), 0, N_SCALES - 1).astype(np.int64)
+        return mean, SCALE_TABLE[idx]
+
+
+
+def exact_arm(arrays: list[np.ndarray]) -> ExactArm:
+    """ExactArm from the dequantised parameters of the arm in module order (W (out, in), b (out,), ...)."""
+    return ExactArm([(arrays[i].T.copy(), arrays[i + 1]) for i in range(0, len(arrays), 2)])
