@@ -512,50 +512,132 @@ int lg_upsample2d_backward(const float* g, int h, int w, const int64_t* ir, cons
 
 // ---------------------------------------------------------------------------------------------------------------
 // 2-D convolution C -> C channels, k x k, with replicate padding of k/2 (torch reference: conv2d of
-// _replicate_pad(x) in inrcodec/models/latentgrid.py). oneDNN handles 3-channel convolutions poorly (its backward
-// was ~15 % of a step); here rows of a replicate-padded copy are combined with vectorised axpys and dots.
+// _replicate_pad(x), inrcodec/models/latentgrid/synthesis.py). oneDNN handles 3-channel convolutions poorly (its
+// backward was ~15 % of a step), and plain row axpys were load/store bound (~7 GFLOP/s). Here one register-tiled
+// "valid" correlation does both the forward (on a replicate-padded copy) and the input gradient (on a zero-padded
+// copy of the output gradient, with flipped, transposed weights): per output row, a tile of COT output channels x
+// VT*8 columns stays in registers while every (input channel, tap) adds a broadcast weight times a row load.
+// Weight gradients keep, per (input channel, tap row), COT x k accumulators in registers over a row, reduced per
+// row into double, per 16-row chunk, chunks summed in order (the same result for any thread count).
 // x, out: (C, H, W) contiguous; w: (C, C, k, k); b: (C).
-extern "C" {
+namespace {
 
-static void pad_replicate(const float* x, int C, int H, int W, int p, float* xp) {
-    const int Wp = W + 2 * p, Hp = H + 2 * p;
-    for (int ci = 0; ci < C; ++ci) {
-        for (int r = 0; r < Hp; ++r) {
-            const int sr = std::min(std::max(r - p, 0), H - 1);
-            const float* src = x + ((int64_t)ci * H + sr) * W;
-            float* dst = xp + ((int64_t)ci * Hp + r) * Wp;
-            for (int c = 0; c < p; ++c) dst[c] = src[0];
-            std::memcpy(dst + p, src, sizeof(float) * W);
-            for (int c = 0; c < p; ++c) dst[p + W + c] = src[W - 1];
-        }
-    }
-}
+constexpr int CONV_VT = 3;  // 24 columns per tile: COT (3) x 3 accumulators + 3 row vectors + 1 weight = 13 regs
 
-int lg_conv2d_forward(const float* x, int C, int H, int W, const float* w, const float* b, int k, float* xp,
-                      float* out, int threads) {
-    const int p = k / 2, Wp = W + 2 * p, Hp = H + 2 * p;
-    pad_replicate(x, C, H, W, p, xp);
-    const int nt = threads > 0 ? threads : 1;
-    (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt) collapse(2)
-    for (int co = 0; co < C; ++co) {
-        for (int r = 0; r < H; ++r) {
-            float* o = out + ((int64_t)co * H + r) * W;
-            const float bias = b[co];
-            for (int c = 0; c < W; ++c) o[c] = bias;
-            for (int ci = 0; ci < C; ++ci) {
-                for (int dr = 0; dr < k; ++dr) {
-                    const float* src = xp + ((int64_t)ci * Hp + r + dr) * Wp;
-                    for (int dc = 0; dc < k; ++dc) {
-                        const float wv = w[(((int64_t)co * C + ci) * k + dr) * k + dc];
-                        const float* s = src + dc;
-#pragma omp simd
-                        for (int c = 0; c < W; ++c) o[c] += wv * s[c];
+// out[co][r][c] (+)= bias[co] + sum_{ci, dr, dc} w[co][ci][dr][dc] * in[ci][r + dr][c + dc] for co in [co0, co0+COT)
+template <int COT>
+void conv_valid_row(const float* in, int Cin, int Hi, int Wi, const float* w, const float* bias, int co0, int K,
+                    int r, int Wo, int Ho, float* out) {
+    const int KK = K * K;
+    int c0 = 0;
+    for (; c0 + 8 * CONV_VT <= Wo; c0 += 8 * CONV_VT) {
+        v8 acc[COT][CONV_VT];
+        for (int t = 0; t < COT; ++t)
+            for (int v = 0; v < CONV_VT; ++v) acc[t][v] = splat(bias ? bias[co0 + t] : 0.0f);
+        for (int ci = 0; ci < Cin; ++ci) {
+            for (int dr = 0; dr < K; ++dr) {
+                const float* row = in + ((int64_t)ci * Hi + r + dr) * Wi + c0;
+                const float* wt = w + ((int64_t)co0 * Cin + ci) * KK + dr * K;
+                for (int dc = 0; dc < K; ++dc) {
+                    v8 xv[CONV_VT];
+                    for (int v = 0; v < CONV_VT; ++v) xv[v] = load8(row + dc + 8 * v);
+                    for (int t = 0; t < COT; ++t) {
+                        const v8 wv = splat(wt[(int64_t)t * Cin * KK + dc]);
+                        for (int v = 0; v < CONV_VT; ++v) acc[t][v] += wv * xv[v];
                     }
                 }
             }
         }
+        for (int t = 0; t < COT; ++t)
+            for (int v = 0; v < CONV_VT; ++v) store8(out + ((int64_t)(co0 + t) * Ho + r) * Wo + c0 + 8 * v, acc[t][v]);
     }
+    for (int t = 0; t < COT; ++t) {  // tail columns
+        const int co = co0 + t;
+        for (int c = c0; c < Wo; ++c) {
+            float s = bias ? bias[co] : 0.0f;
+            for (int ci = 0; ci < Cin; ++ci)
+                for (int dr = 0; dr < K; ++dr)
+                    for (int dc = 0; dc < K; ++dc)
+                        s += w[(((int64_t)co * Cin + ci) * K + dr) * K + dc] * in[((int64_t)ci * Hi + r + dr) * Wi + c + dc];
+            out[((int64_t)co * Ho + r) * Wo + c] = s;
+        }
+    }
+}
+
+// Valid correlation of in (Cin, Ho + K - 1, Wo + K - 1) with w (Cout, Cin, K, K) into out (Cout, Ho, Wo).
+void conv_valid(const float* in, int Cin, const float* w, const float* bias, int Cout, int K, int Ho, int Wo,
+                float* out, int nt) {
+    const int Hi = Ho + K - 1, Wi = Wo + K - 1;
+    (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)Ho * Wo * Cout * Cin * K * K > 200000)
+    for (int r = 0; r < Ho; ++r) {
+        int co0 = 0;
+        for (; co0 + 3 <= Cout; co0 += 3) conv_valid_row<3>(in, Cin, Hi, Wi, w, bias, co0, K, r, Wo, Ho, out);
+        if (Cout - co0 == 2) conv_valid_row<2>(in, Cin, Hi, Wi, w, bias, co0, K, r, Wo, Ho, out);
+        if (Cout - co0 == 1) conv_valid_row<1>(in, Cin, Hi, Wi, w, bias, co0, K, r, Wo, Ho, out);
+    }
+}
+
+void pad_copy(const float* x, int C, int H, int W, int p, bool replicate, float* xp) {
+    const int Wp = W + 2 * p, Hp = H + 2 * p;
+    for (int ci = 0; ci < C; ++ci) {
+        for (int r = 0; r < Hp; ++r) {
+            float* dst = xp + ((int64_t)ci * Hp + r) * Wp;
+            if (!replicate && (r < p || r >= p + H)) {
+                std::fill(dst, dst + Wp, 0.0f);
+                continue;
+            }
+            const int sr = std::min(std::max(r - p, 0), H - 1);
+            const float* src = x + ((int64_t)ci * H + sr) * W;
+            for (int c = 0; c < p; ++c) dst[c] = replicate ? src[0] : 0.0f;
+            std::memcpy(dst + p, src, sizeof(float) * W);
+            for (int c = 0; c < p; ++c) dst[p + W + c] = replicate ? src[W - 1] : 0.0f;
+        }
+    }
+}
+
+// Per row r: g_acc[co][ci][dr][dc] += sum_c g[co][r][c] * xp[ci][r + dr][c + dc]  (co in a tile of COT).
+template <int COT>
+void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int K, int co0, int r, double* gacc) {
+    const int Wp = W + K - 1, Hp = H + K - 1;
+    const int nfull = W / 8 * 8;
+    for (int ci = 0; ci < C; ++ci) {
+        for (int dr = 0; dr < K; ++dr) {
+            const float* xr = xp + ((int64_t)ci * Hp + r + dr) * Wp;
+            v8 acc[COT][5];
+            for (int t = 0; t < COT; ++t)
+                for (int dc = 0; dc < K; ++dc) acc[t][dc] = splat(0.0f);
+            for (int c = 0; c < nfull; c += 8) {
+                v8 gv[COT];
+                for (int t = 0; t < COT; ++t) gv[t] = load8(g + ((int64_t)(co0 + t) * H + r) * W + c);
+                for (int dc = 0; dc < K; ++dc) {
+                    const v8 xv = load8(xr + c + dc);
+                    for (int t = 0; t < COT; ++t) acc[t][dc] += gv[t] * xv;
+                }
+            }
+            for (int t = 0; t < COT; ++t) {
+                const float* gr = g + ((int64_t)(co0 + t) * H + r) * W;
+                for (int dc = 0; dc < K; ++dc) {
+                    double s = 0.0;
+                    for (int v = 0; v < 8; ++v) s += acc[t][dc][v];
+                    for (int c = nfull; c < W; ++c) s += (double)gr[c] * xr[c + dc];
+                    gacc[(((int64_t)(co0 + t) * C + ci) * K + dr) * K + dc] += s;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+int lg_conv2d_forward(const float* x, int C, int H, int W, const float* w, const float* b, int k, float* xp,
+                      float* out, int threads) {
+    if (k < 1 || k > 5 || (k & 1) == 0) return 1;
+    const int p = k / 2;
+    pad_copy(x, C, H, W, p, true, xp);
+    conv_valid(xp, C, w, b, C, k, H, W, out, threads > 0 ? threads : 1);
     return 0;
 }
 
@@ -563,38 +645,32 @@ int lg_conv2d_forward(const float* x, int C, int H, int W, const float* w, const
 // gw (C, C, k, k), gb (C).
 int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, const float* w, int k, float* xp,
                        float* gxp, float* gx, float* gw, float* gb, int threads) {
+    if (k < 1 || k > 5 || (k & 1) == 0) return 1;  // conv_wgrad_row keeps k <= 5 accumulators per row
     const int p = k / 2, Wp = W + 2 * p, Hp = H + 2 * p;
-    pad_replicate(x, C, H, W, p, xp);
     const int nt = threads > 0 ? threads : 1;
     (void)nt;
-    // input gradient on the padded grid: each input channel owned by one thread
-#pragma omp parallel for schedule(static) num_threads(nt)
+    pad_copy(x, C, H, W, p, true, xp);
+    // input gradient on the padded grid: full correlation = valid correlation of g zero-padded by k-1 (= 2p) with
+    // the flipped kernel, channels transposed: wf[ci][co][a][b] = w[co][ci][k-1-a][k-1-b]
+    std::vector<float> gpad((size_t)C * (H + 4 * p) * (W + 4 * p));
+    pad_copy(g, C, H, W, 2 * p, false, gpad.data());
+    std::vector<float> wf((size_t)C * C * k * k);
+    for (int co = 0; co < C; ++co)
+        for (int ci = 0; ci < C; ++ci)
+            for (int a = 0; a < k; ++a)
+                for (int bb = 0; bb < k; ++bb)
+                    wf[(((size_t)ci * C + co) * k + a) * k + bb] = w[(((size_t)co * C + ci) * k + (k - 1 - a)) * k + (k - 1 - bb)];
+    conv_valid(gpad.data(), C, wf.data(), nullptr, C, k, Hp, Wp, gxp, nt);
+    // replicate padding's backward: the pad cells' gradients go to the edge samples they copied
     for (int ci = 0; ci < C; ++ci) {
-        float* gpi = gxp + (int64_t)ci * Hp * Wp;
-        std::fill(gpi, gpi + (int64_t)Hp * Wp, 0.0f);
-        for (int co = 0; co < C; ++co) {
-            for (int r = 0; r < H; ++r) {
-                const float* gr = g + ((int64_t)co * H + r) * W;
-                for (int dr = 0; dr < k; ++dr) {
-                    float* dst = gpi + (int64_t)(r + dr) * Wp;
-                    for (int dc = 0; dc < k; ++dc) {
-                        const float wv = w[(((int64_t)co * C + ci) * k + dr) * k + dc];
-                        float* d = dst + dc;
-#pragma omp simd
-                        for (int c = 0; c < W; ++c) d[c] += wv * gr[c];
-                    }
-                }
-            }
-        }
-        // replicate padding's backward: the pad cells' gradients go to the edge samples they copied
+        const float* gpi = gxp + (int64_t)ci * Hp * Wp;
         float* gxi = gx + (int64_t)ci * H * W;
         for (int r = 0; r < H; ++r) std::memcpy(gxi + (int64_t)r * W, gpi + (int64_t)(r + p) * Wp + p, sizeof(float) * W);
         for (int r = 0; r < Hp; ++r) {
             const int sr = std::min(std::max(r - p, 0), H - 1);
             const float* row = gpi + (int64_t)r * Wp;
             float* dst = gxi + (int64_t)sr * W;
-            const bool pad_row = r < p || r >= p + H;
-            if (pad_row)
+            if (r < p || r >= p + H)
                 for (int c = 0; c < W; ++c) dst[c] += row[p + c];
             for (int c = 0; c < p; ++c) {
                 dst[0] += row[c];
@@ -602,33 +678,32 @@ int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, cons
             }
         }
     }
-    // weight and bias gradients: one (co, ci) pair per task, double accumulation over rows
-    const int pairs = C * C;
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int pc = 0; pc < pairs; ++pc) {
-        const int co = pc / C, ci = pc % C;
-        double acc[16 * 16];
-        for (int t = 0; t < k * k; ++t) acc[t] = 0.0;
-        for (int r = 0; r < H; ++r) {
-            const float* gr = g + ((int64_t)co * H + r) * W;
-            for (int dr = 0; dr < k; ++dr) {
-                const float* src = xp + ((int64_t)ci * Hp + r + dr) * Wp;
-                for (int dc = 0; dc < k; ++dc) {
-                    const float* s = src + dc;
-                    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-                    for (int c = 0; c < W; ++c) sum += gr[c] * s[c];
-                    acc[dr * k + dc] += sum;
-                }
+    // weight and bias gradients: per 16-row chunk a double partial, chunks summed in order
+    const int RC = 16;
+    const int n_chunks = (H + RC - 1) / RC;
+    const int64_t nw = (int64_t)C * C * k * k;
+    std::vector<double> parts((size_t)n_chunks * (nw + C), 0.0);
+#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W * C * C * k * k > 200000)
+    for (int ch = 0; ch < n_chunks; ++ch) {
+        double* part = parts.data() + (size_t)ch * (nw + C);
+        for (int r = ch * RC; r < std::min(H, ch * RC + RC); ++r) {
+            int co0 = 0;
+            for (; co0 + 3 <= C; co0 += 3) conv_wgrad_row<3>(g, xp, C, H, W, k, co0, r, part);
+            if (C - co0 == 2) conv_wgrad_row<2>(g, xp, C, H, W, k, co0, r, part);
+            if (C - co0 == 1) conv_wgrad_row<1>(g, xp, C, H, W, k, co0, r, part);
+            for (int co = 0; co < C; ++co) {
+                const float* gr = g + ((int64_t)co * H + r) * W;
+                float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+                for (int c = 0; c < W; ++c) s += gr[c];
+                part[nw + co] += s;
             }
         }
-        for (int t = 0; t < k * k; ++t) gw[(int64_t)pc * k * k + t] = (float)acc[t];
     }
-    for (int co = 0; co < C; ++co) {
+    for (int64_t i = 0; i < nw + C; ++i) {
         double s = 0.0;
-        const float* gc = g + (int64_t)co * H * W;
-        for (int64_t i = 0; i < (int64_t)H * W; ++i) s += gc[i];
-        gb[co] = (float)s;
+        for (int ch = 0; ch < n_chunks; ++ch) s += parts[(size_t)ch * (nw + C) + i];
+        if (i < nw) gw[i] = (float)s; else gb[i - nw] = (float)s;
     }
     return 0;
 }

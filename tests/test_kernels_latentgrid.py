@@ -198,7 +198,8 @@ def test_upsample_kernel_matches_torch_reference(lib, kind, src, dst, box):
     torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("C,H,W,k", [(3, 11, 17, 3), (3, 2, 5, 3), (2, 9, 8, 5), (4, 6, 6, 1)])
+@pytest.mark.parametrize("C,H,W,k", [(3, 11, 17, 3), (3, 2, 5, 3), (2, 9, 8, 5), (4, 6, 6, 1), (3, 21, 77, 3),
+                                     (5, 7, 50, 5)])
 def test_conv_kernel_matches_torch_reference(lib, C, H, W, k):
     from inrcodec.kernels.latentgrid_conv import conv_replicate, conv_replicate_torch
     from inrcodec.models.latentgrid import _replicate_pad

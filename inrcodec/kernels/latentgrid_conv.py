@@ -31,7 +31,8 @@ class _Conv2d(torch.autograd.Function):
         p = k // 2
         xp = torch.empty(C, H + 2 * p, W + 2 * p)
         out = torch.empty(C, H, W)
-        lib.lg_conv2d_forward(_p(x), C, H, W, _p(weight), _p(bias), k, _p(xp), _p(out), threads)
+        if lib.lg_conv2d_forward(_p(x), C, H, W, _p(weight), _p(bias), k, _p(xp), _p(out), threads) != 0:
+            raise RuntimeError("latentgrid conv kernel failed")
         ctx.save_for_backward(x, weight)
         ctx.threads = threads
         return out
@@ -47,8 +48,9 @@ class _Conv2d(torch.autograd.Function):
         xp = torch.empty(C, H + 2 * p, W + 2 * p)
         gxp = torch.empty_like(xp)
         gx, gw, gb = torch.empty_like(x), torch.empty_like(weight), torch.empty(C)
-        lib.lg_conv2d_backward(_p(x), _p(g), C, H, W, _p(weight), k, _p(xp), _p(gxp), _p(gx), _p(gw), _p(gb),
-                               ctx.threads)
+        if lib.lg_conv2d_backward(_p(x), _p(g), C, H, W, _p(weight), k, _p(xp), _p(gxp), _p(gx), _p(gw), _p(gb),
+                                  ctx.threads) != 0:
+            raise RuntimeError("latentgrid conv kernel failed")
         return gx, gw, gb, None
 
 
@@ -59,5 +61,5 @@ def conv_replicate(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) ->
 
 def usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     k = weight.shape[-1]
-    return (x.dim() == 3 and weight.dim() == 4 and k % 2 == 1 and k <= 15 and x.shape[1] > k // 2
+    return (x.dim() == 3 and weight.dim() == 4 and k % 2 == 1 and k <= 5 and x.shape[1] > k // 2
             and x.shape[2] > k // 2 and latentgrid_mlp.kernel_usable(x))
