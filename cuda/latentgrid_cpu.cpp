@@ -435,12 +435,14 @@ int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, float* 
 }  // extern "C"
 
 // ---------------------------------------------------------------------------------------------------------------
-// Separable resampling of a 2-D latent level onto the output grid (torch reference: _resample_axis applied along
-// axis 0 then axis 1 in inrcodec/models/latentgrid.py). Taps: for output row r, source rows ir[r*k + a] with
+// Separable resampling of a 2-D latent level onto the output grid (torch reference: _resample_axis along axis 0
+// then axis 1, inrcodec/models/latentgrid/upsampling.py). Taps: for output row r, source rows ir[r*k + a] with
 // weights wr[r*k + a]; for output column c, source columns ic[c*k + b] with weights wc[c*k + b].
-//   tmp[r, j] = sum_a wr[r, a] y[ir[r, a], j]          (H x w)
-//   out[r, c] = sum_b wc[c, b] tmp[r, ic[c, b]]        (H x W)
-// The backward applies the transposed maps (scatter-adds), row-parallel where rows are independent.
+// Columns first, on the small grid, then rows (the same linear map, rounding aside):
+//   tmp[i, c] = sum_b wc[c, b] y[i, ic[c, b]]          (h x W: the only gathers, f times fewer than on H x W)
+//   out[r, c] = sum_a wr[r, a] tmp[ir[r, a], c]        (H x W: k vectorised row axpys per output row)
+// The backward applies the transposed maps: row scatter-adds (column-chunked so threads never share a row), then
+// per small row the column scatter.
 extern "C" {
 
 int lg_upsample2d_forward(const float* y, int h, int w, const int64_t* ir, const float* wr, const int64_t* ic,
@@ -450,58 +452,65 @@ int lg_upsample2d_forward(const float* y, int h, int w, const int64_t* ir, const
 #pragma omp parallel num_threads(nt) if ((int64_t)H * W > 65536)
     {
 #pragma omp for schedule(static)
-        for (int r = 0; r < H; ++r) {
-            float* t = tmp + (int64_t)r * w;
-            for (int j = 0; j < w; ++j) t[j] = 0.0f;
-            for (int a = 0; a < k; ++a) {
-                const float wa = wr[(int64_t)r * k + a];
-                const float* src = y + ir[(int64_t)r * k + a] * w;
-#pragma omp simd
-                for (int j = 0; j < w; ++j) t[j] += wa * src[j];
+        for (int i = 0; i < h; ++i) {
+            const float* src = y + (int64_t)i * w;
+            float* t = tmp + (int64_t)i * W;
+            for (int c = 0; c < W; ++c) {
+                float s = 0.0f;
+                for (int b = 0; b < k; ++b) s += wc[(int64_t)c * k + b] * src[ic[(int64_t)c * k + b]];
+                t[c] = s;
             }
         }
 #pragma omp for schedule(static)
         for (int r = 0; r < H; ++r) {
-            const float* t = tmp + (int64_t)r * w;
             float* o = out + (int64_t)r * W;
-            for (int c = 0; c < W; ++c) {
-                float s = 0.0f;
-                for (int b = 0; b < k; ++b) s += wc[(int64_t)c * k + b] * t[ic[(int64_t)c * k + b]];
-                o[c] = s;
+            const float w0 = wr[(int64_t)r * k];
+            const float* s0 = tmp + ir[(int64_t)r * k] * W;
+#pragma omp simd
+            for (int c = 0; c < W; ++c) o[c] = w0 * s0[c];
+            for (int a = 1; a < k; ++a) {
+                const float wa = wr[(int64_t)r * k + a];
+                const float* src = tmp + ir[(int64_t)r * k + a] * W;
+#pragma omp simd
+                for (int c = 0; c < W; ++c) o[c] += wa * src[c];
             }
         }
     }
     return 0;
 }
 
+// gtmp: scratch (h x W).
 int lg_upsample2d_backward(const float* g, int h, int w, const int64_t* ir, const float* wr, const int64_t* ic,
                            const float* wc, int k, int H, int W, float* gtmp, float* gy, int threads) {
     const int nt = threads > 0 ? threads : 1;
     (void)nt;
-#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W > 65536)
-    for (int r = 0; r < H; ++r) {
-        float* t = gtmp + (int64_t)r * w;
-        for (int j = 0; j < w; ++j) t[j] = 0.0f;
-        const float* gr = g + (int64_t)r * W;
-        for (int c = 0; c < W; ++c) {
-            const float v = gr[c];
-            for (int b = 0; b < k; ++b) t[ic[(int64_t)c * k + b]] += wc[(int64_t)c * k + b] * v;
-        }
-    }
-    std::fill(gy, gy + (int64_t)h * w, 0.0f);
-    // rows of gy receive from several output rows: split the columns between threads instead
-    const int64_t JC = 256;
-    const int64_t n_chunks = (w + JC - 1) / JC;
-#pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W > 65536)
-    for (int64_t jc = 0; jc < n_chunks; ++jc) {
-        const int j0 = (int)(jc * JC), j1 = (int)std::min<int64_t>(w, jc * JC + JC);
-        for (int r = 0; r < H; ++r) {
-            const float* t = gtmp + (int64_t)r * w;
-            for (int a = 0; a < k; ++a) {
-                const float wa = wr[(int64_t)r * k + a];
-                float* dst = gy + ir[(int64_t)r * k + a] * w;
+    const int64_t JC = 512;
+    const int64_t n_chunks = (W + JC - 1) / JC;
+#pragma omp parallel num_threads(nt) if ((int64_t)H * W > 65536)
+    {
+        // rows of gtmp receive from several output rows: split the columns between threads
+#pragma omp for schedule(static)
+        for (int64_t jc = 0; jc < n_chunks; ++jc) {
+            const int c0 = (int)(jc * JC), c1 = (int)std::min<int64_t>(W, jc * JC + JC);
+            for (int i = 0; i < h; ++i) std::fill(gtmp + (int64_t)i * W + c0, gtmp + (int64_t)i * W + c1, 0.0f);
+            for (int r = 0; r < H; ++r) {
+                const float* gr = g + (int64_t)r * W;
+                for (int a = 0; a < k; ++a) {
+                    const float wa = wr[(int64_t)r * k + a];
+                    float* dst = gtmp + ir[(int64_t)r * k + a] * W;
 #pragma omp simd
-                for (int j = j0; j < j1; ++j) dst[j] += wa * t[j];
+                    for (int c = c0; c < c1; ++c) dst[c] += wa * gr[c];
+                }
+            }
+        }
+#pragma omp for schedule(static)
+        for (int i = 0; i < h; ++i) {
+            const float* t = gtmp + (int64_t)i * W;
+            float* d = gy + (int64_t)i * w;
+            for (int j = 0; j < w; ++j) d[j] = 0.0f;
+            for (int c = 0; c < W; ++c) {
+                const float v = t[c];
+                for (int b = 0; b < k; ++b) d[ic[(int64_t)c * k + b]] += wc[(int64_t)c * k + b] * v;
             }
         }
     }

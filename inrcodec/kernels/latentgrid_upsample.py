@@ -26,7 +26,7 @@ class _Upsample2d(torch.autograd.Function):
         h, w = y.shape
         H, k = i0.shape
         W = i1.shape[0]
-        tmp = torch.empty(H, w)
+        tmp = torch.empty(h, W)
         out = torch.empty(H, W)
         lib.lg_upsample2d_forward(_p(y), h, w, _p(i0), _p(w0), _p(i1), _p(w1), k, H, W, _p(tmp), _p(out), threads)
         ctx.save_for_backward(i0, w0, i1, w1)
@@ -39,7 +39,7 @@ class _Upsample2d(torch.autograd.Function):
         h, w, H, W, k, threads = ctx.dims
         lib = latentgrid_mlp.library()
         g = g.contiguous()
-        gtmp = torch.empty(H, w)
+        gtmp = torch.empty(h, W)
         gy = torch.empty(h, w)
         lib.lg_upsample2d_backward(_p(g), h, w, _p(i0), _p(w0), _p(i1), _p(w1), k, H, W, _p(gtmp), _p(gy), threads)
         return gy, None, None, None, None, None
