@@ -120,6 +120,63 @@ inline void forward_block(const Net& net, float* act) {
     }
 }
 
+// Backward of one block whose forward activations are in act ((L+1) slabs of [maxw][BLK]): g holds the gradient
+// of the last layer's output (zero in padded lanes), gprev is scratch of the same size. Adds the weight gradients
+// to acc (per-lane partial sums, net.off layout); returns the buffer holding the input gradient when need_gx.
+inline float* backward_block(const Net& net, const float* act, float* g, float* gprev, v8* acc, bool need_gx) {
+    const int S = net.maxw * BLK;
+    for (int l = net.L - 1; l >= 0; --l) {
+        const int din = net.dims[l], dout = net.dims[l + 1];
+        const float* W = net.params + net.off[l];
+        const float* hin = act + l * S;
+        const float* hout = act + (l + 1) * S;
+        if (l < net.L - 1) {  // ReLU after this layer: its output > 0 exactly where its input was
+            for (int j = 0; j < dout; ++j) {
+                float* gj = g + j * BLK;
+                const float* hj = hout + j * BLK;
+#pragma omp simd
+                for (int p = 0; p < BLK; ++p) gj[p] = hj[p] > 0.0f ? gj[p] : 0.0f;
+            }
+        }
+        v8* gW = acc + net.off[l];
+        v8* gB = gW + (int64_t)dout * din;
+        for (int j = 0; j < dout; ++j) {
+            const float* gj = g + j * BLK;
+            v8 grow[NV];  // this output's gradient row stays in registers across the inputs
+            v8 sb = splat(0.0f);
+            for (int v = 0; v < NV; ++v) {
+                grow[v] = load8(gj + 8 * v);
+                sb += grow[v];
+            }
+            gB[j] += sb;
+            for (int i = 0; i < din; ++i) {
+                const float* h = hin + i * BLK;
+                v8 s0 = grow[0] * load8(h), s1 = grow[1] * load8(h + 8);
+                for (int v = 2; v < NV; v += 2) {
+                    s0 += grow[v] * load8(h + 8 * v);
+                    s1 += grow[v + 1] * load8(h + 8 * v + 8);
+                }
+                gW[(int64_t)j * din + i] += s0 + s1;
+            }
+        }
+        if (l > 0 || need_gx) {
+            for (int i = 0; i < din; ++i) axpy_rows(0.0f, W + i, din, g, dout, gprev + i * BLK);
+            std::swap(g, gprev);
+        }
+    }
+    return g;
+}
+
+// Per-thread v8 weight-gradient partials -> one double total per thread (deterministic reduction afterwards).
+inline void lanes_to_double(const std::vector<v8>& acc, std::vector<double>& mine) {
+    mine.assign(acc.size(), 0.0);
+    for (size_t k = 0; k < acc.size(); ++k) {
+        double t = 0.0;
+        for (int v = 0; v < 8; ++v) t += acc[k][v];
+        mine[k] = t;
+    }
+}
+
 int n_threads_for(int64_t n_blocks, int want) {
     int t = want > 0 ? want : 1;
     if (n_blocks < 2 * t) t = (int)std::max<int64_t>(1, n_blocks / 2);
@@ -187,60 +244,15 @@ int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L
             gather(x, p0, cnt, dims[0], xs_p, xs_i, act.data());
             forward_block(net, act.data());
             float* g = ga.data();
-            float* gprev = gb.data();
             gather(grad_out, p0, cnt, dims[L], gs_p, gs_i, g);  // zero in padded lanes: they add nothing
-            for (int l = L - 1; l >= 0; --l) {
-                const int din = dims[l], dout = dims[l + 1];
-                const float* W = params + net.off[l];
-                const float* hin = act.data() + l * S;
-                const float* hout = act.data() + (l + 1) * S;
-                if (l < L - 1) {  // ReLU after this layer: its output > 0 exactly where its input was
-                    for (int j = 0; j < dout; ++j) {
-                        float* gj = g + j * BLK;
-                        const float* hj = hout + j * BLK;
-#pragma omp simd
-                        for (int p = 0; p < BLK; ++p) gj[p] = hj[p] > 0.0f ? gj[p] : 0.0f;
-                    }
-                }
-                v8* gW = acc.data() + net.off[l];
-                v8* gB = gW + (int64_t)dout * din;
-                for (int j = 0; j < dout; ++j) {
-                    const float* gj = g + j * BLK;
-                    v8 grow[NV];  // this output's gradient row stays in registers across the inputs
-                    v8 sb = splat(0.0f);
-                    for (int v = 0; v < NV; ++v) {
-                        grow[v] = load8(gj + 8 * v);
-                        sb += grow[v];
-                    }
-                    gB[j] += sb;
-                    for (int i = 0; i < din; ++i) {
-                        const float* h = hin + i * BLK;
-                        v8 s0 = grow[0] * load8(h), s1 = grow[1] * load8(h + 8);
-                        for (int v = 2; v < NV; v += 2) {
-                            s0 += grow[v] * load8(h + 8 * v);
-                            s1 += grow[v + 1] * load8(h + 8 * v + 8);
-                        }
-                        gW[(int64_t)j * din + i] += s0 + s1;
-                    }
-                }
-                if (l > 0 || grad_x != nullptr) {
-                    for (int i = 0; i < din; ++i) axpy_rows(0.0f, W + i, din, g, dout, gprev + i * BLK);
-                    std::swap(g, gprev);
-                }
-            }
+            g = backward_block(net, act.data(), g, gb.data(), acc.data(), grad_x != nullptr);
             if (grad_x != nullptr) scatter(g, p0, cnt, dims[0], gxs_p, gxs_i, grad_x);
         }
         int tid = 0;
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        std::vector<double>& mine = totals[(size_t)tid];
-        mine.assign((size_t)n_params, 0.0);
-        for (int64_t k = 0; k < n_params; ++k) {
-            double t = 0.0;
-            for (int v = 0; v < 8; ++v) t += acc[k][v];
-            mine[k] = t;
-        }
+        lanes_to_double(acc, totals[(size_t)tid]);
     }
     for (int64_t k = 0; k < n_params; ++k) {
         double t = 0.0;
@@ -351,6 +363,90 @@ int lg_laplace_rate(const float* x, const float* arm, int64_t n, float log2_lo, 
     const double sum = with_grad ? rate_chunks<true>(x, arm, n, log2_lo, log2_hi, cap, grad, grad_x, grad_arm, nt)
                                  : rate_chunks<false>(x, arm, n, log2_lo, log2_hi, cap, 0.0f, nullptr, nullptr, nt);
     *total = sum;
+    return 0;
+}
+
+}  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// Context MLP + rate, fused, forward and backward in one pass (torch reference: mlp_torch then laplace_rate_bits;
+// inrcodec/kernels/latentgrid_arm.py). The rate's gradient with respect to the MLP's outputs needs nothing from the
+// rest of the loss (the loss is linear in the total bits), so each 64-latent block goes forward through the MLP,
+// through the Laplace rate, and straight back through the MLP while its activations are still in L1: no second
+// forward pass in the backward (the separate MLP kernel recomputes it), no (n, 2) output round trip, one kernel
+// instead of four. Gradients are for a unit upstream gradient; the autograd wrapper scales them.
+// feats: (n, d0) contiguous rows; y: n latents; dims[L] must be 2 (mean, raw log2 scale).
+extern "C" {
+
+int lg_arm_rate(const float* feats, const float* y, int64_t n, int L, const int* dims, const float* params,
+                float log2_lo, float log2_hi, float cap, float* grad_feats, float* grad_y, float* grad_params,
+                double* total, int threads) {
+    Net net;
+    if (!setup(net, L, dims, params) || n < 0 || dims[L] != 2) return 1;
+    const bool with_grad = grad_params != nullptr;
+    const int64_t n_params = net.off[L];
+    const int64_t n_blocks = (n + BLK - 1) / BLK;
+    const int nt = n_threads_for(n_blocks, threads);
+    const int d0 = dims[0];
+    std::vector<double> block_bits((size_t)n_blocks);  // summed in order: the same total for any thread count
+    std::vector<std::vector<double>> totals((size_t)nt);
+#pragma omp parallel num_threads(nt)
+    {
+        const int S = net.maxw * BLK;
+        std::vector<float> act((size_t)(L + 1) * S);
+        std::vector<float> ga((size_t)S, 0.0f), gb((size_t)S);
+        std::vector<v8> acc(with_grad ? (size_t)n_params : 0);
+        for (auto& a : acc) a = splat(0.0f);
+#pragma omp for schedule(static)
+        for (int64_t blk = 0; blk < n_blocks; ++blk) {
+            const int64_t p0 = blk * BLK;
+            const int cnt = (int)std::min<int64_t>(BLK, n - p0);
+            gather(feats, p0, cnt, d0, d0, 1, act.data());
+            forward_block(net, act.data());
+            const float* mean = act.data() + (size_t)L * S;
+            const float* raw = mean + BLK;
+            const float* yb = y + p0;
+            float* g = ga.data();  // rows: d bits / d mean, d bits / d raw (padded lanes stay 0)
+            float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+            for (int p = 0; p < cnt; ++p) {
+                const float rc = std::fmin(std::fmax(raw[p], log2_lo), log2_hi);
+                const float b = std::exp2(rc);
+                const float diff = yb[p] - mean[p];
+                float dd, db;
+                const float bits = laplace_bits(std::fabs(diff), b, &dd, &db);
+                part += std::fmin(bits, cap);
+                const float sgn = diff > 0.0f ? 1.0f : (diff < 0.0f ? -1.0f : 0.0f);
+                const float gd = dd * sgn;
+                g[p] = -gd;
+                g[BLK + p] = (raw[p] >= log2_lo && raw[p] <= log2_hi) ? db * b * (float)LN2 : 0.0f;
+                if (with_grad) grad_y[p0 + p] = gd;
+            }
+            block_bits[(size_t)blk] = part;
+            if (!with_grad) continue;
+            for (int p = cnt; p < BLK; ++p) g[p] = g[BLK + p] = 0.0f;
+            float* gx = backward_block(net, act.data(), g, gb.data(), acc.data(), grad_feats != nullptr);
+            if (grad_feats != nullptr) scatter(gx, p0, cnt, d0, d0, 1, grad_feats);
+        }
+        if (with_grad) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            lanes_to_double(acc, totals[(size_t)tid]);
+        }
+    }
+    double sum = 0.0;
+    for (double v : block_bits) sum += v;
+    *total = sum;
+    if (with_grad) {
+        for (int64_t k = 0; k < n_params; ++k) {
+            double t = 0.0;
+            for (const auto& part : totals)
+                if (!part.empty()) t += part[k];
+            grad_params[k] = (float)t;
+        }
+    }
     return 0;
 }
 

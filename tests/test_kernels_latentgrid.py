@@ -302,3 +302,41 @@ def test_upsample_and_conv_threaded_paths_match_reference(lib):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max() + 1))
     finally:
         torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("dims,n,threads", [((11, 16, 16, 2), 1000, 1), ((11, 8, 2), 77, 1), ((11, 2), 64, 1),
+                                            ((9, 12, 12, 2), 70_000, 2)])
+def test_fused_arm_rate_matches_mlp_then_rate(lib, dims, n, threads):
+    """Context MLP + Laplace rate fused (forward and backward in one pass) against the torch composition."""
+    from inrcodec.kernels.latentgrid_arm import arm_rate, arm_rate_reference
+
+    layers = _layers(dims, seed=n)
+    g = torch.Generator().manual_seed(n + 1)
+    feats = torch.randn(n, dims[0], generator=g)
+    # latents near and far from the means, scales across the clamp range (tail and centre bins, clamped scales)
+    y = torch.round(torch.randn(n, generator=g) * 3) + 0.3 * torch.randn(n, generator=g)
+    with torch.no_grad():
+        layers[-1].bias.copy_(torch.tensor([0.0, -1.0]))
+        layers[-1].weight.mul_(3.0)
+    torch.set_num_threads(threads)
+    try:
+        outs = []
+        for fn in (lambda f, v: arm_rate(f, v, layers, (-5.0, 7.0), use_kernel=True),
+                   lambda f, v: arm_rate_reference(f, v, layers, (-5.0, 7.0), use_kernel=False)):
+            for m in layers:
+                m.zero_grad(set_to_none=True)
+            ff, yy = feats.clone().requires_grad_(True), y.clone().requires_grad_(True)
+            bits = fn(ff, yy)
+            (0.37 * bits).backward()  # a non-unit upstream gradient: the kernel's unit gradients get scaled
+            outs.append([bits.detach(), ff.grad, yy.grad] + [p.grad.clone() for m in layers for p in (m.weight, m.bias)])
+        with torch.no_grad():  # forward only: the same total
+            nograd = arm_rate(feats, y, layers, (-5.0, 7.0), use_kernel=True)
+    finally:
+        torch.set_num_threads(1)
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(nograd, outs[0][0])
+    torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(outs[0][2], outs[1][2], rtol=1e-4, atol=1e-5)
+    for a, b in zip(outs[0][3:], outs[1][3:]):
+        # parameter gradients are sums over n latents: relative to their scale
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max() + 1))

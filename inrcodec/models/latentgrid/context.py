@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from ...kernels import latentgrid_context as context_kernel
-from ...kernels.latentgrid_mlp import mlp
-from ...kernels.latentgrid_rate import laplace_rate
+from ...kernels.latentgrid_arm import arm_rate
 from .quantiser import LATENT_CAP
 from .synthesis import _linears
 
@@ -121,9 +120,9 @@ def rate_bits(arm: torch.nn.Sequential, latents: list[torch.Tensor]) -> torch.Te
             feats = context_kernel.context_2d(level, levels, y, coarse)
         else:
             feats = context_features(level, levels, y, coarse).reshape(-1, n_context(y.dim()))
-        out = mlp(feats, _linears(arm))  # (n, 2): mean, raw log2 scale
-        # fused Laplace rate (compiled kernel; torch reference: entropy.rate.laplace_rate_bits)
-        total = total + laplace_rate(y.reshape(-1), out, (LOG2_SCALE_MIN, LOG2_SCALE_MAX))
+        # context MLP -> (mean, raw log2 scale) -> Laplace bits, forward and backward fused in one compiled pass
+        # (torch reference: mlp, then entropy.rate.laplace_rate_bits)
+        total = total + arm_rate(feats, y.reshape(-1), _linears(arm), (LOG2_SCALE_MIN, LOG2_SCALE_MAX))
     return total
 
 

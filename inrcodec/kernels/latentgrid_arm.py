@@ -1,0 +1,75 @@
+"""The context model's MLP and the Laplace rate of the latents, fused (kernel ``lg_arm_rate`` in
+``cuda/latentgrid_cpu.cpp``), with its autograd wrapper; the torch reference is the composition it replaces,
+``mlp`` then ``laplace_rate`` (each with its own torch reference in ``latentgrid_mlp.py`` / ``latentgrid_rate.py``).
+
+``arm_rate(feats, y, layers, log2_range)``: feats (n, d) context features, y (n,) latents, ``layers`` the context
+MLP (``torch.nn.Linear`` list, ReLU between, 2 outputs: mean, raw log2 scale); returns the total bits (0-d),
+differentiable in feats, y and the layers' parameters.
+
+Why fused: the total bits enter the loss linearly, so their gradient with respect to everything here does not
+depend on the rest of the step. The kernel therefore runs the backward in the same pass as the forward, per
+64-latent block while the activations are in L1, and keeps the (unit-upstream) gradients; autograd's backward
+only scales them. That drops the backward's recomputation of the MLP forward and three round trips through
+memory (MLP output, rate forward, rate backward).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from ..entropy.rate import MAX_BITS_PER_SYMBOL
+from . import latentgrid_mlp
+from .latentgrid_mlp import mlp
+from .latentgrid_rate import laplace_rate
+
+
+def _p(t):
+    return None if t is None else ctypes.c_void_p(t.data_ptr())
+
+
+def arm_rate_reference(feats, y, layers, log2_range, use_kernel: bool | None = False) -> torch.Tensor:
+    return laplace_rate(y, mlp(feats, layers, use_kernel=use_kernel), log2_range, use_kernel=use_kernel)
+
+
+class _ArmRate(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, feats, y, flat, dims, lo, hi, threads, with_grad, feats_grad):
+        lib = latentgrid_mlp.library()
+        n = feats.shape[0]
+        dims_c = (ctypes.c_int * len(dims))(*dims)
+        total = ctypes.c_double()
+        grad_feats = torch.empty(n, dims[0]) if with_grad and feats_grad else None
+        grad_y = torch.empty(n) if with_grad else None
+        grad_flat = torch.empty_like(flat) if with_grad else None
+        rc = lib.lg_arm_rate(_p(feats), _p(y), n, len(dims) - 1, dims_c, _p(flat), lo, hi, MAX_BITS_PER_SYMBOL,
+                             _p(grad_feats), _p(grad_y), _p(grad_flat), ctypes.byref(total), threads)
+        if rc != 0:
+            raise RuntimeError(f"latentgrid arm/rate kernel failed ({rc})")
+        ctx.save_for_backward(grad_feats, grad_y, grad_flat)
+        return torch.tensor(total.value, dtype=y.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_feats, grad_y, grad_flat = ctx.saved_tensors
+        if grad_y is None:
+            raise RuntimeError("arm_rate was evaluated without gradients")
+        # in place: the saved gradients are used once (a step calls backward once), and this avoids new buffers
+        return (None if grad_feats is None else grad_feats.mul_(grad), grad_y.mul_(grad), grad_flat.mul_(grad),
+                None, None, None, None, None, None)
+
+
+def arm_rate(feats: torch.Tensor, y: torch.Tensor, layers: list[torch.nn.Linear], log2_range: tuple[float, float],
+             use_kernel: bool | None = None) -> torch.Tensor:
+    if use_kernel is None:
+        use_kernel = latentgrid_mlp.kernel_usable(feats) and latentgrid_mlp.kernel_usable(y)
+    if not use_kernel or feats.shape[0] == 0 or layers[-1].out_features != 2:
+        return arm_rate_reference(feats, y, layers, log2_range, use_kernel=None)
+    weights = [m.weight for m in layers]
+    biases = [m.bias for m in layers]
+    flat = torch.cat([t.reshape(-1) for pair in zip(weights, biases) for t in pair])
+    dims = [feats.shape[1]] + [w.shape[0] for w in weights]
+    with_grad = torch.is_grad_enabled() and (feats.requires_grad or y.requires_grad or flat.requires_grad)
+    return _ArmRate.apply(feats.contiguous(), y.contiguous(), flat, dims, float(log2_range[0]),
+                          float(log2_range[1]), torch.get_num_threads(), with_grad, feats.requires_grad)
