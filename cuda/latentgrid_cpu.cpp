@@ -375,12 +375,13 @@ int lg_laplace_rate(const float* x, const float* arm, int64_t n, float log2_lo, 
 // through the Laplace rate, and straight back through the MLP while its activations are still in L1: no second
 // forward pass in the backward (the separate MLP kernel recomputes it), no (n, 2) output round trip, one kernel
 // instead of four. Gradients are for a unit upstream gradient; the autograd wrapper scales them.
-// feats: (n, d0) contiguous rows; y: n latents; dims[L] must be 2 (mean, raw log2 scale).
+// feats[i, p] at feats[p * fs_p + i * fs_i] (any 2-D strides; grad_feats the same); y: n latents; dims[L] must be 2
+// (mean, raw log2 scale).
 extern "C" {
 
-int lg_arm_rate(const float* feats, const float* y, int64_t n, int L, const int* dims, const float* params,
-                float log2_lo, float log2_hi, float cap, float* grad_feats, float* grad_y, float* grad_params,
-                double* total, int threads) {
+int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, int64_t n, int L, const int* dims,
+                const float* params, float log2_lo, float log2_hi, float cap, float* grad_feats, float* grad_y,
+                float* grad_params, double* total, int threads) {
     Net net;
     if (!setup(net, L, dims, params) || n < 0 || dims[L] != 2) return 1;
     const bool with_grad = grad_params != nullptr;
@@ -401,7 +402,7 @@ int lg_arm_rate(const float* feats, const float* y, int64_t n, int L, const int*
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const int64_t p0 = blk * BLK;
             const int cnt = (int)std::min<int64_t>(BLK, n - p0);
-            gather(feats, p0, cnt, d0, d0, 1, act.data());
+            gather(feats, p0, cnt, d0, fs_p, fs_i, act.data());
             forward_block(net, act.data());
             const float* mean = act.data() + (size_t)L * S;
             const float* raw = mean + BLK;
@@ -426,7 +427,7 @@ int lg_arm_rate(const float* feats, const float* y, int64_t n, int L, const int*
             if (!with_grad) continue;
             for (int p = cnt; p < BLK; ++p) g[p] = g[BLK + p] = 0.0f;
             float* gx = backward_block(net, act.data(), g, gb.data(), acc.data(), grad_feats != nullptr);
-            if (grad_feats != nullptr) scatter(gx, p0, cnt, d0, d0, 1, grad_feats);
+            if (grad_feats != nullptr) scatter(gx, p0, cnt, d0, fs_p, fs_i, grad_feats);
         }
         if (with_grad) {
             int tid = 0;
@@ -459,16 +460,19 @@ int lg_arm_rate(const float* feats, const float* y, int64_t n, int L, const int*
 //   z[pr, pc]; per axis the nearer and farther neighbour of the parent along it (nearer = the side the sample
 //   sits on); y[r-1, c], y[r+1, c], y[r, c-1], y[r, c+1] on odd samples ((r + c) odd; 0 outside and on even
 //   samples); the odd flag; the level position. One pass instead of ~60 torch ops; backward scatters the same way.
+// feats and its gradient are feature-major, (11, H*W): the context MLP's gather then copies whole rows.
 extern "C" {
 
 int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos,
                          float* feats, int threads) {
     const int nt = threads > 0 ? threads : 1;
+    const int64_t n = (int64_t)H * W;
     (void)nt;
 #pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W > 65536)
     for (int r = 0; r < H; ++r) {
         for (int c = 0; c < W; ++c) {
-            float* f = feats + ((int64_t)r * W + c) * 11;
+            const int64_t idx = (int64_t)r * W + c;
+            float f[11];
             const bool odd = ((r + c) & 1) != 0;
             if (z != nullptr) {
                 const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
@@ -493,6 +497,7 @@ int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, i
             f[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0f;
             f[9] = odd ? 1.0f : 0.0f;
             f[10] = level_pos;
+            for (int k = 0; k < 11; ++k) feats[k * n + idx] = f[k];  // feature-major: rows the MLP copies whole
         }
     }
     return 0;
@@ -500,11 +505,14 @@ int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, i
 
 // grad_y (H x W) and grad_z (Hc x Wc, may be null) are overwritten with the gradients from grad_feats.
 int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, float* gy, float* gz) {
+    const int64_t n = (int64_t)H * W;
     std::fill(gy, gy + (int64_t)H * W, 0.0f);
     if (gz != nullptr) std::fill(gz, gz + (int64_t)Hc * Wc, 0.0f);
     for (int r = 0; r < H; ++r) {
         for (int c = 0; c < W; ++c) {
-            const float* f = gf + ((int64_t)r * W + c) * 11;
+            const int64_t idx = (int64_t)r * W + c;
+            float f[11];
+            for (int k = 0; k < 11; ++k) f[k] = gf[k * n + idx];
             if ((r + c) & 1) {
                 float* g = gy + (int64_t)r * W + c;
                 if (r > 0) g[-W] += f[5];

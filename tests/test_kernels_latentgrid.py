@@ -304,15 +304,17 @@ def test_upsample_and_conv_threaded_paths_match_reference(lib):
         torch.set_num_threads(1)
 
 
-@pytest.mark.parametrize("dims,n,threads", [((11, 16, 16, 2), 1000, 1), ((11, 8, 2), 77, 1), ((11, 2), 64, 1),
-                                            ((9, 12, 12, 2), 70_000, 2)])
-def test_fused_arm_rate_matches_mlp_then_rate(lib, dims, n, threads):
+@pytest.mark.parametrize("dims,n,threads,feature_major", [((11, 16, 16, 2), 1000, 1, False), ((11, 8, 2), 77, 1, True),
+                                                          ((11, 2), 64, 1, False), ((9, 12, 12, 2), 70_000, 2, True)])
+def test_fused_arm_rate_matches_mlp_then_rate(lib, dims, n, threads, feature_major):
     """Context MLP + Laplace rate fused (forward and backward in one pass) against the torch composition."""
     from inrcodec.kernels.latentgrid_arm import arm_rate, arm_rate_reference
 
     layers = _layers(dims, seed=n)
     g = torch.Generator().manual_seed(n + 1)
     feats = torch.randn(n, dims[0], generator=g)
+    if feature_major:  # the layout the context kernel produces: (d, n) memory seen as (n, d)
+        feats = feats.t().contiguous().t()
     # latents near and far from the means, scales across the clamp range (tail and centre bins, clamped scales)
     y = torch.round(torch.randn(n, generator=g) * 3) + 0.3 * torch.randn(n, generator=g)
     with torch.no_grad():
@@ -325,7 +327,7 @@ def test_fused_arm_rate_matches_mlp_then_rate(lib, dims, n, threads):
                    lambda f, v: arm_rate_reference(f, v, layers, (-5.0, 7.0), use_kernel=False)):
             for m in layers:
                 m.zero_grad(set_to_none=True)
-            ff, yy = feats.clone().requires_grad_(True), y.clone().requires_grad_(True)
+            ff, yy = feats.detach().requires_grad_(True), y.clone().requires_grad_(True)
             bits = fn(ff, yy)
             (0.37 * bits).backward()  # a non-unit upstream gradient: the kernel's unit gradients get scaled
             outs.append([bits.detach(), ff.grad, yy.grad] + [p.grad.clone() for m in layers for p in (m.weight, m.bias)])

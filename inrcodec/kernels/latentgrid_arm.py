@@ -40,11 +40,14 @@ class _ArmRate(torch.autograd.Function):
         n = feats.shape[0]
         dims_c = (ctypes.c_int * len(dims))(*dims)
         total = ctypes.c_double()
-        grad_feats = torch.empty(n, dims[0]) if with_grad and feats_grad else None
+        grad_feats = None
+        if with_grad and feats_grad:  # the same layout as feats (feature-major from the context kernel)
+            grad_feats = torch.empty(dims[0], n).t() if feats.stride(0) == 1 else torch.empty(n, dims[0])
         grad_y = torch.empty(n) if with_grad else None
         grad_flat = torch.empty_like(flat) if with_grad else None
-        rc = lib.lg_arm_rate(_p(feats), _p(y), n, len(dims) - 1, dims_c, _p(flat), lo, hi, MAX_BITS_PER_SYMBOL,
-                             _p(grad_feats), _p(grad_y), _p(grad_flat), ctypes.byref(total), threads)
+        rc = lib.lg_arm_rate(_p(feats), feats.stride(0), feats.stride(1), _p(y), n, len(dims) - 1, dims_c, _p(flat),
+                             lo, hi, MAX_BITS_PER_SYMBOL, _p(grad_feats), _p(grad_y), _p(grad_flat),
+                             ctypes.byref(total), threads)
         if rc != 0:
             raise RuntimeError(f"latentgrid arm/rate kernel failed ({rc})")
         ctx.save_for_backward(grad_feats, grad_y, grad_flat)
@@ -71,5 +74,7 @@ def arm_rate(feats: torch.Tensor, y: torch.Tensor, layers: list[torch.nn.Linear]
     flat = torch.cat([t.reshape(-1) for pair in zip(weights, biases) for t in pair])
     dims = [feats.shape[1]] + [w.shape[0] for w in weights]
     with_grad = torch.is_grad_enabled() and (feats.requires_grad or y.requires_grad or flat.requires_grad)
-    return _ArmRate.apply(feats.contiguous(), y.contiguous(), flat, dims, float(log2_range[0]),
+    if not (feats.stride(0) == 1 or feats.stride(1) == 1):
+        feats = feats.contiguous()
+    return _ArmRate.apply(feats, y.contiguous(), flat, dims, float(log2_range[0]),
                           float(log2_range[1]), torch.get_num_threads(), with_grad, feats.requires_grad)

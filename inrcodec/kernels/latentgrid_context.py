@@ -3,7 +3,7 @@ with an autograd wrapper; the torch reference is ``context_features`` in ``inrco
 (dimension-generic, and the one the exact entropy coder uses).
 
 ``context_2d(level, levels, y, coarse)`` returns (H * W, 11), the same values as
-``context_features(level, levels, y, coarse).reshape(-1, 11)``.
+``context_features(level, levels, y, coarse).reshape(-1, 11)``, stored feature-major (its ``.t()`` is contiguous).
 """
 
 from __future__ import annotations
@@ -25,18 +25,18 @@ class _Context2d(torch.autograd.Function):
         lib = latentgrid_mlp.library()
         H, W = y.shape
         Hc, Wc = (1, 1) if coarse is None else coarse.shape
-        feats = torch.empty(H * W, 11)
+        feats = torch.empty(11, H * W)  # feature-major; returned as its (H * W, 11) transpose view
         rc = lib.lg_context2d_forward(_p(y), _p(coarse), H, W, Hc, Wc, level_pos, _p(feats), threads)
         if rc != 0:
             raise RuntimeError("latentgrid context kernel failed")
         ctx.shapes = (H, W, Hc, Wc, coarse is not None)
-        return feats
+        return feats.t()
 
     @staticmethod
     def backward(ctx, grad):
         H, W, Hc, Wc, has_coarse = ctx.shapes
         lib = latentgrid_mlp.library()
-        grad = grad.contiguous()
+        grad = grad.t().contiguous()  # feature-major (no copy when it already is, as the fused arm kernel makes it)
         gy = torch.empty(H, W)
         gz = torch.empty(Hc, Wc) if has_coarse and ctx.needs_input_grad[1] else None
         lib.lg_context2d_backward(_p(grad), H, W, Hc, Wc, _p(gy), _p(gz))

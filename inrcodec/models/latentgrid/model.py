@@ -109,7 +109,8 @@ class LatentGrid(Representation):
             if tuple(y.shape) == tuple(shape):
                 # same grid (level 0 at native size): the taps are (0, 1, 0, 0), i.e. the identity, exactly
                 for axis, (lo, hi) in enumerate(box):
-                    y = y.narrow(axis, lo, hi - lo)
+                    if hi - lo < y.shape[axis]:  # (a no-op narrow would still cost a zero-fill + copy backward)
+                        y = y.narrow(axis, lo, hi - lo)
                 feats.append(y)
                 continue
             taps = [self._level_taps(level, axis, n, *box[axis]) for axis, n in enumerate(shape)]
@@ -125,7 +126,8 @@ class LatentGrid(Representation):
         x = synthesize(feats, self.synth, self.convs, self.config.kernel)  # (1, C, *box)
         x = x.squeeze(0).movedim(0, -1)
         for axis, ((lo, hi), (blo, _)) in enumerate(zip(region, box)):
-            x = x.narrow(axis, lo - blo, hi - lo)
+            if hi - lo < x.shape[axis]:
+                x = x.narrow(axis, lo - blo, hi - lo)
         return x
 
     def quantised_latents(self) -> list[torch.Tensor]:
