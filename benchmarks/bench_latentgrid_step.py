@@ -104,6 +104,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--no-reference", action="store_true", help="skip the runs without the compiled kernels")
+    ap.add_argument("--reference-threads", default=None,
+                    help="thread counts for the torch-reference runs (default: --threads); they are slow")
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/latentgrid_step"))
     args = ap.parse_args()
 
@@ -131,8 +133,9 @@ def main() -> None:
         cfg = cls.config_for(desc, bits)
         flops = step_flops(cfg, tuple(desc["shape"][:-1]))
         total_gflop = sum(flops.values()) / 1e9
+        ref_threads = [int(t) for t in args.reference_threads.split(",")] if args.reference_threads else threads
         for use_kernel in ([True] if args.no_reference else [True, False]):
-            for t in threads:
+            for t in (threads if use_kernel else ref_threads):
                 torch.manual_seed(0)
                 net = cls(cfg, desc)
                 net.set_targets(bits, None)

@@ -342,3 +342,32 @@ def test_fused_arm_rate_matches_mlp_then_rate(lib, dims, n, threads, feature_maj
     for a, b in zip(outs[0][3:], outs[1][3:]):
         # parameter gradients are sums over n latents: relative to their scale
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max() + 1))
+
+
+@pytest.mark.parametrize("dims,n", [((11, 16, 16, 2), 5000), ((9, 8, 2), 77), ((7, 2), 64)])
+def test_exact_arm_kernel_equals_numpy_bit_for_bit(lib, dims, n):
+    """The coder's context MLP: compiled float64 kernel and numpy give identical bits (files must decode the
+    same on machines with and without the kernel), including activations that hit the clamp."""
+    from inrcodec.models.latentgrid import _code_weights, ExactArm
+
+    rng = np.random.default_rng(n)
+    arrays = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        arrays += [rng.normal(size=(b, a)) * 2.0, rng.normal(size=b)]
+    _, deq = _code_weights(arrays, 8)  # dyadic weights, as the coder dequantises them
+    arm = ExactArm([(deq[i].T.copy(), deq[i + 1]) for i in range(0, len(deq), 2)])
+    # dequantised latents (symbols * step) of all sizes, a few near the activation clamp, and the level position
+    feats = rng.integers(-300, 300, size=(n, dims[0])) * (37 / 64)
+    feats[::97] *= 400.0
+    feats[0, 0] = -1.5e5
+    feats[:, -1] = 2 / 6
+    got = arm(feats)
+    ref = arm(feats, use_kernel=False)
+    assert np.array_equal(got[0], ref[0]) and np.array_equal(got[1], ref[1])
+    from inrcodec.kernels.latentgrid_exact import exact_mlp
+    from inrcodec.models.latentgrid import ACT_CAP, FRAC_BITS
+
+    assert np.any(np.abs(feats) > ACT_CAP)  # the input clamp is exercised
+    # the raw outputs too (before the mean clip and the scale-table lookup), all bits
+    assert np.array_equal(exact_mlp(feats, arm.layers, FRAC_BITS, ACT_CAP), arm.reference(feats))
+    assert np.unique(got[1]).size > 1  # the scales vary: the comparison is not between constants

@@ -17,6 +17,7 @@ import torch
 
 from ...kernels import latentgrid_context as context_kernel
 from ...kernels.latentgrid_arm import arm_rate
+from ...kernels.latentgrid_exact import exact_mlp
 from .quantiser import LATENT_CAP
 from .synthesis import _linears
 
@@ -137,15 +138,22 @@ class ExactArm:
     def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]]):
         self.layers = layers  # [(W (in, out), b (out,))] already dequantised (dyadic) float64
 
-    def __call__(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, feats: np.ndarray, use_kernel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        # compiled float64 kernel (same bits: every sum is exact); numpy reference where it cannot be built
+        h = exact_mlp(feats, self.layers, FRAC_BITS, ACT_CAP) if use_kernel else None
+        if h is None:
+            h = self.reference(feats)
+        mean = np.clip(h[:, 0], -LATENT_CAP, LATENT_CAP)
+        idx = np.clip(np.floor((h[:, 1] - LOG2_SCALE_MIN) * SCALE_STEPS), 0, N_SCALES - 1).astype(np.int64)
+        return mean, SCALE_TABLE[idx]
+
+    def reference(self, feats: np.ndarray) -> np.ndarray:
         h = _floor_fixed(feats.astype(np.float64))
         for i, (w, b) in enumerate(self.layers):
             h = _floor_fixed(h @ w + b)
             if i < len(self.layers) - 1:
                 h = np.maximum(h, 0.0)
-        mean = np.clip(h[:, 0], -LATENT_CAP, LATENT_CAP)
-        idx = np.clip(np.floor((h[:, 1] - LOG2_SCALE_MIN) * SCALE_STEPS), 0, N_SCALES - 1).astype(np.int64)
-        return mean, SCALE_TABLE[idx]
+        return h
 
 
 

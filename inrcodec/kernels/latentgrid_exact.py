@@ -1,0 +1,39 @@
+"""The entropy coder's context MLP evaluated exactly in float64 (kernel ``lg_exact_arm`` in
+``cuda/latentgrid_cpu.cpp``); the reference is the numpy evaluation in ``ExactArm`` of
+``inrcodec/models/latentgrid/context.py``, which runs where the kernel cannot be built.
+
+All products and sums are exact (dyadic weights, activations floored to 2**-frac_bits and clamped), so the kernel
+returns the same bits as numpy whatever its summation order: files decode identically with or without it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from . import latentgrid_mlp
+
+
+def exact_mlp(feats: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], frac_bits: int, cap: float
+              ) -> np.ndarray | None:
+    """(n, d_out) float64 outputs of the floored MLP, or None when the kernel is unavailable.
+    ``layers``: [(W (in, out), b (out,))] as ExactArm holds them."""
+    lib = latentgrid_mlp.library()
+    if lib is None:
+        return None
+    feats = np.ascontiguousarray(feats, dtype=np.float64)
+    n = feats.shape[0]
+    dims = [feats.shape[1]] + [w.shape[1] for w, _ in layers]
+    flat = np.ascontiguousarray(np.concatenate([np.concatenate([w.T.ravel(), b.ravel()]) for w, b in layers]),
+                                dtype=np.float64)
+    out = np.empty((n, dims[-1]), dtype=np.float64)
+    if n == 0:
+        return out
+    dims_c = (ctypes.c_int * len(dims))(*dims)
+    p = ctypes.c_void_p
+    rc = lib.lg_exact_arm(p(feats.ctypes.data), n, len(layers), dims_c, p(flat.ctypes.data), frac_bits,
+                          float(cap), p(out.ctypes.data), 1)
+    if rc != 0:
+        raise RuntimeError(f"latentgrid exact context kernel failed ({rc})")
+    return out
