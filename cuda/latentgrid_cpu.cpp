@@ -921,3 +921,49 @@ int lg_exact_arm(const double* feats, int64_t n, int L, const int* dims, const d
 }
 
 }  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// The coder's context features of a 2-D level in float64 (reference: context_features() in
+// inrcodec/models/latentgrid/context.py, which the coder used through ~60 torch ops per pass). Only copies of the
+// dequantised latents, zeros, the odd flag and the level position: bit-identical to the reference. parity -1: all
+// samples; 0: even samples only; 1: odd only (row-major order, as numpy's boolean indexing returns them).
+// feats: (count, 11) rows. Returns the number of rows written.
+extern "C" {
+
+int64_t lg_context2d_f64(const double* y, const double* z, int H, int W, int Hc, int Wc, double level_pos,
+                         int parity, double* feats) {
+    int64_t k = 0;
+    for (int r = 0; r < H; ++r) {
+        for (int c = 0; c < W; ++c) {
+            const bool odd = ((r + c) & 1) != 0;
+            if (parity >= 0 && (int)odd != parity) continue;
+            double* f = feats + k * 11;
+            ++k;
+            if (z != nullptr) {
+                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+                const double* zr = z + (int64_t)pr * Wc;
+                const double up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
+                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+                f[0] = zr[pc];
+                f[1] = er ? up : down;
+                f[2] = er ? down : up;
+                f[3] = ec ? zr[cl] : zr[ch];
+                f[4] = ec ? zr[ch] : zr[cl];
+            } else {
+                f[0] = f[1] = f[2] = f[3] = f[4] = 0.0;
+            }
+            const double* yr = y + (int64_t)r * W;
+            f[5] = (odd && r > 0) ? yr[c - W] : 0.0;
+            f[6] = (odd && r < H - 1) ? yr[c + W] : 0.0;
+            f[7] = (odd && c > 0) ? yr[c - 1] : 0.0;
+            f[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0;
+            f[9] = odd ? 1.0 : 0.0;
+            f[10] = level_pos;
+        }
+    }
+    return k;
+}
+
+}  // extern "C"

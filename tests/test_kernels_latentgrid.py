@@ -371,3 +371,23 @@ def test_exact_arm_kernel_equals_numpy_bit_for_bit(lib, dims, n):
     # the raw outputs too (before the mean clip and the scale-table lookup), all bits
     assert np.array_equal(exact_mlp(feats, arm.layers, FRAC_BITS, ACT_CAP), arm.reference(feats))
     assert np.unique(got[1]).size > 1  # the scales vary: the comparison is not between constants
+
+
+@pytest.mark.parametrize("shape,coarse_shape", [((9, 13), (5, 7)), ((1, 5), (1, 3)), ((4, 1), None), ((6, 6), (3, 3))])
+@pytest.mark.parametrize("parity", [-1, 0, 1])
+def test_coder_context_kernel_equals_reference_bit_for_bit(lib, shape, coarse_shape, parity):
+    """The coder's float64 context features from the kernel equal context_features (all samples or one
+    checkerboard half, in the order boolean indexing gives), so files decode the same with and without it."""
+    from inrcodec.kernels.latentgrid_exact import context_2d_f64
+    from inrcodec.models.latentgrid import checkerboard, context_features
+
+    g = torch.Generator().manual_seed(shape[0] * 7 + shape[1])
+    y = torch.randint(-40, 40, shape, generator=g).double() * (45 / 64)
+    coarse = None if coarse_shape is None else torch.randint(-40, 40, coarse_shape, generator=g).double() * (45 / 64)
+    level, levels = 2, 6
+    ref = context_features(level, levels, y, coarse).reshape(-1, 11).numpy()
+    if parity >= 0:
+        odd = checkerboard(shape).reshape(-1).numpy()
+        ref = ref[odd if parity else ~odd]
+    got = context_2d_f64(y.numpy(), None if coarse is None else coarse.numpy(), level / (levels - 1), parity)
+    assert got.shape == ref.shape and np.array_equal(got, ref)

@@ -58,6 +58,9 @@ class _ArmRate(torch.autograd.Function):
         grad_feats, grad_y, grad_flat = ctx.saved_tensors
         if grad_y is None:
             raise RuntimeError("arm_rate was evaluated without gradients")
+        if getattr(ctx, "scaled", False):  # the kept gradients are scaled in place below: only once
+            raise RuntimeError("arm_rate: backward called twice on the same graph")
+        ctx.scaled = True
         # in place: the saved gradients are used once (a step calls backward once), and this avoids new buffers
         return (None if grad_feats is None else grad_feats.mul_(grad), grad_y.mul_(grad), grad_flat.mul_(grad),
                 None, None, None, None, None, None)

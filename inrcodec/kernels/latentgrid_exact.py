@@ -37,3 +37,24 @@ def exact_mlp(feats: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], fr
     if rc != 0:
         raise RuntimeError(f"latentgrid exact context kernel failed ({rc})")
     return out
+
+
+def context_2d_f64(y: np.ndarray, coarse: np.ndarray | None, level_pos: float, parity: int) -> np.ndarray | None:
+    """(count, 11) float64 context features of a 2-D level for the coder (parity -1: all samples, 0: even, 1: odd,
+    in row-major order), or None when the kernel is unavailable. Reference: ``context_features``."""
+    lib = latentgrid_mlp.library()
+    if lib is None or y.ndim != 2 or (coarse is not None and coarse.ndim != 2):
+        return None
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    H, W = y.shape
+    count = H * W if parity < 0 else (H * W + (1 if parity == 0 else 0)) // 2
+    out = np.empty((count, 11), dtype=np.float64)
+    p = ctypes.c_void_p
+    if coarse is not None:
+        coarse = np.ascontiguousarray(coarse, dtype=np.float64)
+    Hc, Wc = (1, 1) if coarse is None else coarse.shape
+    k = lib.lg_context2d_f64(p(y.ctypes.data), None if coarse is None else p(coarse.ctypes.data), H, W, Hc, Wc,
+                             float(level_pos), int(parity), p(out.ctypes.data))
+    if k != count:
+        raise RuntimeError("latentgrid coder context kernel: unexpected sample count")
+    return out

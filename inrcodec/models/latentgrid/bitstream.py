@@ -16,25 +16,24 @@ import torch
 
 from ...entropy.rate import laplace_rate_bits
 from ...errors import FormatError
-from .context import ExactArm, checkerboard, context_features, n_context
+from .context import ExactArm, checkerboard, coder_features
 from .quantiser import LATENT_CAP, STEP_FRAC
 
 
-def level_params(arm: ExactArm, syms: list[np.ndarray], step: float, ndim: int):
+def level_params(arm: ExactArm, syms: list[np.ndarray], step: float):
     """Per level: coder means and scales of every symbol (in symbol units), from dequantised values."""
     out = []
     levels = len(syms)
     vals = [torch.from_numpy(s.astype(np.float64) * step) for s in syms]
     for level in range(levels):
         coarse = vals[level + 1] if level + 1 < levels else None
-        feats = context_features(level, levels, vals[level], coarse).reshape(-1, n_context(ndim))
-        mean, scale = arm(feats.numpy())
+        mean, scale = arm(coder_features(level, levels, vals[level], coarse))
         out.append((mean / step, scale / step))
     return out
 
 
 def encode_latents(arm: ExactArm, syms: list[np.ndarray], step: float) -> bytes:
-    params = level_params(arm, syms, step, syms[0].ndim)
+    params = level_params(arm, syms, step)
     head = bytearray()
     coder = constriction.stream.stack.AnsCoder()
     chunks = []
@@ -80,7 +79,6 @@ def decode_latents(arm: ExactArm, blob: bytes, shapes: list[tuple[int, ...]]) ->
         raise FormatError(f"corrupt latents: {exc}") from None
     levels = len(shapes)
     vals: list[torch.Tensor | None] = [None] * levels
-    d = len(shapes[0])
     for level in reversed(range(levels)):
         shape = shapes[level]
         lo, hi = ranges[level]
@@ -89,12 +87,11 @@ def decode_latents(arm: ExactArm, blob: bytes, shapes: list[tuple[int, ...]]) ->
             odd = checkerboard(shape).reshape(-1).numpy()
             model = constriction.stream.model.QuantizedLaplace(lo, hi)
             coarse = vals[level + 1] if level + 1 < levels else None
-            for sel in (~odd, odd):
+            for parity, sel in ((0, ~odd), (1, odd)):
                 if not sel.any():
                     continue
                 y = torch.from_numpy(sym.reshape(shape).astype(np.float64) * step)
-                feats = context_features(level, levels, y, coarse).reshape(-1, n_context(d)).numpy()
-                mean, scale = arm(feats[sel])
+                mean, scale = arm(coder_features(level, levels, y, coarse, parity))
                 try:
                     sym[sel] = coder.decode(model, mean / step, scale / step)
                 except BaseException as exc:  # noqa: BLE001

@@ -17,7 +17,7 @@ import torch
 
 from ...kernels import latentgrid_context as context_kernel
 from ...kernels.latentgrid_arm import arm_rate
-from ...kernels.latentgrid_exact import exact_mlp
+from ...kernels.latentgrid_exact import context_2d_f64, exact_mlp
 from .quantiser import LATENT_CAP
 from .synthesis import _linears
 
@@ -104,6 +104,22 @@ def context_features(level: int, levels: int, y: torch.Tensor, coarse: torch.Ten
     feats.append(odd)
     feats.append(torch.full_like(y, level / max(levels - 1, 1)))
     return torch.stack(feats, dim=-1)
+
+
+def coder_features(level: int, levels: int, y: torch.Tensor, coarse: torch.Tensor | None, parity: int = -1
+                   ) -> np.ndarray:
+    """The context features the coder evaluates: float64 (count, 4d + 3) of all samples (parity -1) or of one
+    checkerboard half (0: even, 1: odd; row-major order). 2-D: compiled kernel, bit-identical to the reference
+    ``context_features`` (copies of the inputs only), which serves the other cases."""
+    if y.dim() == 2:
+        f = context_2d_f64(y.numpy(), None if coarse is None else coarse.numpy(), level / max(levels - 1, 1), parity)
+        if f is not None:
+            return f
+    feats = context_features(level, levels, y, coarse).reshape(-1, n_context(y.dim())).numpy()
+    if parity < 0:
+        return feats
+    odd = checkerboard(tuple(y.shape)).reshape(-1).numpy()
+    return feats[odd if parity else ~odd]
 
 
 def n_context(ndim: int) -> int:

@@ -235,7 +235,7 @@ class LatentGrid(Representation):
                 .astype(np.int64) for y in self.latents]
 
     def _level_params(self, arm: ExactArm, syms: list[np.ndarray], step: float):
-        return level_params(arm, syms, step, self.config.ndim)
+        return level_params(arm, syms, step)
 
     def _code_latents(self, arm: ExactArm, step: float) -> bytes:
         return encode_latents(arm, self._latent_symbols(step), step)
