@@ -66,7 +66,8 @@ def run_encode(photo: Path, rate: float, preset: str, budget: float | None, mode
     keep = ("bytes", "bpp", "psnr", "seconds", "model", "layout", "tiles", "grid", "tile", "margin", "workers",
             "allocation", "tile_psnr", "target_met", "fit_steps")
     point = {k: report[k] for k in keep if k in report}
-    point.update(target_bpp=rate, wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024.0, cmd=shlex.join(cmd[1:]))
+    point.update(target_bpp=rate, wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
+                 peak_rss_mb=usage.ru_maxrss / 1024.0, cmd=shlex.join(cmd[1:]))
     return point
 
 

@@ -1,13 +1,14 @@
 """Scale check: peak RSS and seconds of ``inrcodec fit`` per image model on one large photo, tiled or not.
 
     .venv/bin/python benchmarks/bench_scale.py --photo icinfo_gray8bit_spider_web --models gaussian,latentgrid \\
-        --steps 20 --modes tiled -o benchmarks/results/scale_12mp
+        --steps 5 --modes auto -o benchmarks/results/scale_12mp
 
 Each encode is the CLI in its own process (``--steps N --bpp R``, ``--no-tile`` or the automatic tiling), so its
-peak RSS is ``ru_maxrss`` of that child. Few steps on purpose: memory is set by the image and the model's tensors
+peak RSS is ``ru_maxrss`` of that child and its CPU seconds ``ru_utime + ru_stime`` (less sensitive to the
+machine's load than wall-clock). Few steps on purpose: memory is set by the image and the model's tensors
 (what a step holds), not by how many steps run; seconds here are start-up + placement + N steps + coding, under
 the shared machine's load (stored), not an RD figure. ``--crops`` adds top-left crops of the photo (in
-megapixels) to see how time and memory grow with pixels.
+megapixels) to run instead of the whole photo.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def run(photo: Path, model: str, steps: int, bpp: float, mode: str) -> dict:
                                 stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         out = {"model": model, "mode": mode, "steps": steps, "wall_s": time.perf_counter() - t0,
-               "peak_rss_mb": usage.ru_maxrss / 1024.0, "load_before": load, "cmd": shlex.join(cmd[1:])}
+               "peak_rss_mb": usage.ru_maxrss / 1024.0, "cpu_s": usage.ru_utime + usage.ru_stime, "load_before": load, "cmd": shlex.join(cmd[1:])}
         if status != 0:
             out["error"] = proc.stdout.read().decode(errors="replace").strip().splitlines()[-1:]
             return out
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     ap.add_argument("--photo", default="icinfo_gray8bit_spider_web")
     ap.add_argument("--models", default="gaussian,latentgrid")
     ap.add_argument("--modes", default="auto", help="comma list of auto | whole | TILE_SIDE")
-    ap.add_argument("--crops", default="", help="comma list of megapixels (default: the whole photo only)")
+    ap.add_argument("--crops", default="", help="comma list of megapixels (default: the whole photo)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--bpp", type=float, default=0.5)
     ap.add_argument("-o", "--output", type=Path, required=True)
@@ -81,8 +82,8 @@ def main(argv=None) -> int:
     result = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "photo": args.photo,
               "machine": "2-core shared dev machine, timings under contention (load stored per run)", "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
-        inputs = [(None, photo)] + [(float(c), crop_to(photo, float(c), Path(tmp))) for c in args.crops.split(",")
-                                    if c]
+        crops = [(float(c), crop_to(photo, float(c), Path(tmp))) for c in args.crops.split(",") if c]
+        inputs = crops or [(None, photo)]
         for mp, path in inputs:
             for model in args.models.split(","):
                 for mode in args.modes.split(","):
