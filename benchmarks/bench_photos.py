@@ -137,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             codec = baselines.get_codec(codec_name)
             why = codec.why_unsupported(data) if codec.available else "not installed"
+            if why and data.shape[-1] == 1 and not codec.why_unsupported(np.repeat(data, 3, axis=2)):
+                # a codec without a gray mode (WebP) gets the gray image as RGB (R = G = B): its stream is what a
+                # user would store, and PSNR over three equal channels is the gray PSNR when they decode equal
+                entry.setdefault("gray_as_rgb", []).append(codec_name)
+                data_for = np.repeat(data, 3, axis=2)
+                entry["curves"][codec_name] = baselines.sweep_to_range(codec, data_for, min(got) / 2, max(got) * 2, n=6)
+                continue
             if why or not got:
                 entry.setdefault("skipped", {})[codec_name] = why or "no inrcodec points"
                 continue

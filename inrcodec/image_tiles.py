@@ -261,8 +261,12 @@ def compress_tiled(signal: Signal, model: str | None = None, *, bpp: float | Non
                     sec = None
                     if time_budget is not None:  # the wave's tiles run side by side: their share of the time
                         spent = time.perf_counter() - t0
-                        sec = max((0.95 * time_budget - spent) * ext_pixels[wave].sum() / ext_pixels[left].sum(),
-                                  2.0)
+                        share_px = ext_pixels[wave].sum()
+                        # what is left, by pixels; but never under half the wave's share of the whole budget: on
+                        # an overloaded machine the first waves overrun (placement and coding are not bounded by
+                        # the clock), and the last tiles would otherwise get nothing and show as worse patches
+                        sec = max((0.95 * time_budget - spent) * share_px / ext_pixels[left].sum(),
+                                  0.5 * 0.95 * time_budget * share_px / ext_pixels.sum(), 2.0)
                     jobs.append(pool.submit(encode_tile, i, tb, sec))
                 for i, job in zip(wave, jobs):
                     r = job.result()
