@@ -170,3 +170,25 @@ def test_cli_fit_tile_info_decode(tmp_path, capsys):
     assert main(["fit", str(png), "-o", str(tmp_path / "x.inrc"), "--tile", "32", "--no-tile", "-q"]) == 2
     assert main(["fit", str(png), "-o", str(tmp_path / "y.inrc"), "--tile", "4", "-q"]) == 2
     assert not (tmp_path / "x.inrc").exists() and not (tmp_path / "y.inrc").exists()
+
+
+def test_resealed_hostile_tiled_files_fail_cleanly(coded):
+    """fuzzing's re-sealed mutations (header values, sections, parts) through the tiled layout's own decoder:
+    every outcome is a decode, a one-line FormatError or an InputError, never another exception."""
+    import random
+
+    from inrcodec.fuzzing import FUZZ_MAX_PIXELS, mutate
+
+    _, res = coded
+    rng = random.Random(13)
+    outcomes = {}
+    for _ in range(150):
+        data, how = mutate(rng, res.data, [res.data])
+        try:
+            decompress(data, max_pixels=FUZZ_MAX_PIXELS)
+            outcome = "ok"
+        except (FormatError, InputError) as exc:
+            assert str(exc) and "\n" not in str(exc), how
+            outcome = type(exc).__name__
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    assert outcomes.get("FormatError", 0) > 50, outcomes  # most mutations must be caught, not silently decoded
