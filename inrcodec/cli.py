@@ -112,8 +112,11 @@ def fit(
     if preset not in PRESETS:
         _fail(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
 
+    from .signals.dataset import is_dataset_path
     from .signals.video import is_video_path
 
+    if (tile is not None or no_tile) and (is_video_path(input) or is_dataset_path(input)):
+        _fail("--tile and --no-tile apply to images")
     if is_video_path(input):  # a clip, a folder or glob of frames: coded GOP by GOP (video_cli.py)
         from .video_cli import fit_video
 

@@ -70,6 +70,8 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         raise InputError(f"bpp must be positive, got {bpp}")
     if max_error is not None and not max_error > 0:
         raise InputError(f"max error must be positive, got {max_error}")
+    if max_error is not None and tile not in (None, False):
+        raise InputError("tiling does not combine with --max-error (error-bounded files are coded whole)")
     if max_error is None and tile is not False:
         from .image_tiles import compress_tiled, should_tile
 

@@ -116,6 +116,8 @@ def test_auto_tiling_threshold(monkeypatch):
     assert read_container(compress(sig, "gaussian", bpp=3.0, steps=5, tile=False).data).model == "gaussian"
     with pytest.raises(InputError):
         it.should_tile(Signal(np.zeros((50, 1), np.float32), "audio"), True)
+    with pytest.raises(InputError, match="max-error"):
+        compress(sig, "gaussian", max_error=2.0, tile=16)
 
 
 def test_max_pixels_applies_before_any_tile_is_decoded(coded, monkeypatch):
