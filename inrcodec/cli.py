@@ -86,7 +86,7 @@ def fit(
                                             "default: every data variable)"),
     no_audio: bool = typer.Option(False, "--no-audio", help="video: drop the audio track instead of carrying it"),
     tile: Optional[int] = typer.Option(None, "--tile", help="images: code as tiles of about SIDE pixels "
-                                       "(default: automatic above 2.5 megapixels)"),
+                                       "(default: automatic by size: 2.5 MP, gaussian 16 MP)"),
     no_tile: bool = typer.Option(False, "--no-tile", help="images: never tile (one fit for the whole image)"),
 ) -> None:
     """Fit a representation to INPUT and write a compressed .inrc file."""

@@ -74,8 +74,10 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         raise InputError("tiling does not combine with --max-error (error-bounded files are coded whole)")
     if max_error is None and tile is not False:
         from .image_tiles import compress_tiled, should_tile
+        from .presets import get_preset
 
-        if should_tile(signal, None if tile is None else True):
+        tiled_model = model or (get_preset(signal.kind, preset).model or default_model(signal.kind))
+        if should_tile(signal, None if tile is None else True, tiled_model):
             return compress_tiled(signal, model, bpp=bpp, psnr=psnr, time_budget=time_budget, steps=steps,
                                   seed=seed, preset=preset, config=config,
                                   tile=None if isinstance(tile, bool) or tile is None else int(tile),

@@ -49,9 +49,13 @@ from .signal import Signal
 
 LAYOUT = "image-tiles"
 LAYOUT_VERSION = 1
-# Images above this many pixels are tiled by default (``--tile``/``--no-tile`` override). See README "Large
-# images" for the measurement behind it.
+# Images above this many pixels are tiled by default (``--tile``/``--no-tile`` override), per model where measured
+# (benchmarks/README.md "Large photos and tiles"). The latent grid holds ~0.8 GB per megapixel whole (1.18 GB at
+# 1 MP, 2.79 GB at 3 MP): tiled from 2.5 MP, it stays under 4 GB (1.86 GB at 12 MP). The Gaussian codec held
+# 2.32 GB whole at 12 MP, and whole beat tiles at equal steps on a 3 MP photo (37.18 dB at 0.447 bpp against
+# 35.43 dB at 0.467 bpp, 20 steps; scale_3mp_whole_vs_tiled.json): it is tiled only past 16 MP (~3 GB whole).
 AUTO_TILE_PIXELS = 2_500_000
+AUTO_TILE_PIXELS_BY_MODEL = {"gaussian": 16_000_000}
 DEFAULT_TILE = 1024  # tile side in pixels before balancing (tiles of a row/column are made equal)
 # 4 px: on a generated 128x192 image in 64-px tiles (benchmarks/results/tile_seams.json) the error of neighbour
 # differences across borders was 19x (gaussian) / 13x (latentgrid) the interior's with cut tiles (margin 0),
@@ -144,13 +148,16 @@ def plan_grid(height: int, width: int, tile: int | tuple[int, int] | None = None
     return g
 
 
-def should_tile(signal: Signal, tile: bool | None) -> bool:
-    """``tile`` True/False forces it; None: images above AUTO_TILE_PIXELS are tiled."""
+def should_tile(signal: Signal, tile: bool | None, model: str | None = None) -> bool:
+    """``tile`` True/False forces it; None: images above the model's threshold (AUTO_TILE_PIXELS_BY_MODEL, else
+    AUTO_TILE_PIXELS) are tiled."""
     if signal.kind != "image" or signal.ndim_coords != 2:
         if tile:
             raise InputError("--tile applies to images only")
         return False
-    return signal.num_pixels > AUTO_TILE_PIXELS if tile is None else bool(tile)
+    if tile is not None:
+        return bool(tile)
+    return signal.num_pixels > AUTO_TILE_PIXELS_BY_MODEL.get(model or "", AUTO_TILE_PIXELS)
 
 
 # -- rate allocation ----------------------------------------------------------------------------------------------

@@ -109,8 +109,10 @@ def test_sixteen_bit_gray_round_trip():
 def test_auto_tiling_threshold(monkeypatch):
     sig = Signal(smooth_image(40, 48), "image")
     assert not it.should_tile(sig, None)
-    monkeypatch.setattr(it, "AUTO_TILE_PIXELS", 1000)
-    assert it.should_tile(sig, None) and not it.should_tile(sig, False)
+    big = Signal(np.zeros((2000, 1500, 1), np.uint8), "image")  # 3 MP: tiled for latentgrid, whole for gaussian
+    assert it.should_tile(big, None, "latentgrid") and not it.should_tile(big, None, "gaussian")
+    monkeypatch.setattr(it, "AUTO_TILE_PIXELS_BY_MODEL", {"gaussian": 1000})
+    assert it.should_tile(sig, None, "gaussian") and not it.should_tile(sig, False, "gaussian")
     res = compress(sig, "gaussian", bpp=3.0, steps=5)
     assert read_container(res.data).model == it.LAYOUT
     assert read_container(compress(sig, "gaussian", bpp=3.0, steps=5, tile=False).data).model == "gaussian"
