@@ -85,6 +85,9 @@ def fit(
     var: Optional[list[str]] = typer.Option(None, "--var", help="datasets: variable to compress (repeatable; "
                                             "default: every data variable)"),
     no_audio: bool = typer.Option(False, "--no-audio", help="video: drop the audio track instead of carrying it"),
+    tile: Optional[int] = typer.Option(None, "--tile", help="images: code as tiles of about SIDE pixels "
+                                       "(default: automatic by size: 2.5 MP, gaussian 16 MP)"),
+    no_tile: bool = typer.Option(False, "--no-tile", help="images: never tile (one fit for the whole image)"),
 ) -> None:
     """Fit a representation to INPUT and write a compressed .inrc file."""
     from rich.console import Console
@@ -100,13 +103,20 @@ def fit(
         _fail("--relative needs --max-error")
     if time_budget is not None and time_budget <= 0:
         _fail("--time-budget must be positive")
+    if tile is not None and no_tile:
+        _fail("give --tile or --no-tile, not both")
+    if tile is not None and tile < 16:
+        _fail(f"--tile must be at least 16 pixels, got {tile}")
     from .presets import NAMES as PRESETS
 
     if preset not in PRESETS:
         _fail(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}")
 
+    from .signals.dataset import is_dataset_path
     from .signals.video import is_video_path
 
+    if (tile is not None or no_tile) and (is_video_path(input) or is_dataset_path(input)):
+        _fail("--tile and --no-tile apply to images")
     if is_video_path(input):  # a clip, a folder or glob of frames: coded GOP by GOP (video_cli.py)
         from .video_cli import fit_video
 
@@ -142,7 +152,7 @@ def fit(
 
         result = compress(signal, model, bpp=bpp, psnr=psnr, max_error=max_error, relative=relative,
                           time_budget=time_budget, seed=seed, steps=steps, progress=progress,
-                          preset=preset)
+                          preset=preset, tile=False if no_tile else tile)
     report = write_result(out_path, result, json_report, input=str(input))
     met = report.get("target_met")
     note = "" if met is None or met else "  (target not reached: best found)"
@@ -271,6 +281,11 @@ def info(input: Path = typer.Argument(..., help=".inrc file")) -> None:
         from .video_codec import describe
 
         for line in describe(data):
+            typer.echo(line)
+    if c.model == "image-tiles":
+        from .image_tiles import describe as describe_tiles
+
+        for line in describe_tiles(c):
             typer.echo(line)
 
 

@@ -55,13 +55,14 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
              max_error: float | None = None, relative: bool = False, time_budget: float | None = None,
              seed: int = 0, steps: int | None = None, config: dict[str, Any] | None = None,
              progress: ProgressFn | None = None, preview: PreviewFn | None = None,
-             preset: str | None = None) -> CompressResult:
+             preset: str | None = None, tile: bool | int | None = None) -> CompressResult:
     """Fit ``model`` to ``signal`` and code it. At most one of ``bpp``/``psnr``/``max_error`` sets the target.
 
     ``time_budget`` (seconds, the whole encode) without ``steps`` is the fit's schedule: it runs until about 90 %
     of the budget is spent, then codes. ``steps`` alone fixes the schedule; both: whichever ends first. Neither:
     the ``preset``'s schedule (``fast``/``medium``/``slow``, default ``medium``; see ``presets.py``), which also
-    picks the model when ``model`` is None."""
+    picks the model when ``model`` is None. ``tile``: large images are coded as tiles (``image_tiles``) by
+    default; False never, True always, an int: always, with tiles of about that side."""
     t0 = time.perf_counter()
     if sum(x is not None for x in (bpp, psnr, max_error)) > 1:
         raise InputError("give at most one of bpp, psnr, max_error")
@@ -69,6 +70,19 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         raise InputError(f"bpp must be positive, got {bpp}")
     if max_error is not None and not max_error > 0:
         raise InputError(f"max error must be positive, got {max_error}")
+    if max_error is not None and tile not in (None, False):
+        raise InputError("tiling does not combine with --max-error (error-bounded files are coded whole)")
+    if max_error is None and tile is not False:
+        from .image_tiles import compress_tiled, should_tile
+        from .presets import get_preset
+
+        tiled_model = model or (get_preset(signal.kind, preset).model or default_model(signal.kind))
+        if should_tile(signal, None if tile is None else True, tiled_model):
+            return compress_tiled(signal, model, bpp=bpp, psnr=psnr, time_budget=time_budget, steps=steps,
+                                  seed=seed, preset=preset, config=config,
+                                  tile=None if isinstance(tile, bool) or tile is None else int(tile),
+                                  progress=None if progress is None else
+                                  (lambda done, n, el: progress("tiles", done, done / n, float("nan"), el)))
     error_bound = None
     if max_error is not None:
         from .bounded.field import AUTO, BOUNDED_MODEL, absolute_bound
@@ -352,11 +366,13 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
     grid of a complete decode only. ``max_pixels`` caps the samples of the native grid and of the render
     (default ``inrcodec.limits.MAX_PIXELS``; 0 = no cap). A file of parts (video) is decoded by its layout
     (``inrcodec.parts``)."""
-    from . import video_codec  # noqa: F401  (registers the "video" layout)
+    from . import image_tiles, video_codec  # noqa: F401  (register the "image-tiles" and "video" layouts)
     from .bounded.field import BOUNDED_MODEL, decode_predictor_only
     from .parts import LAYOUTS
 
     c = read_container(data)
+    if c.model == image_tiles.LAYOUT:  # the one layout that takes the pixel cap itself (it checks before decoding)
+        return LAYOUTS[c.model](c, shape=shape, region=region, fraction=fraction, max_pixels=max_pixels)
     if c.model in LAYOUTS:
         return LAYOUTS[c.model](c, shape=shape, region=region, fraction=fraction)
     if c.model == BOUNDED_MODEL:
