@@ -84,14 +84,28 @@ def _blocks(img: np.ndarray) -> np.ndarray:
     return pad.reshape(by, N, bx, N, 3).transpose(4, 0, 2, 1, 3)
 
 
+@functools.lru_cache(maxsize=1)
+def _unzigzag() -> np.ndarray:
+    return np.argsort(_zigzag())
+
+
+def _separable(blocks: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """left @ block @ right for every 8x8 block of (..., 8, 8), as two plain GEMMs (batched 8x8 matmuls are slow)."""
+    shape = blocks.shape
+    a = (blocks.reshape(-1, N) @ right).reshape(shape)  # rows times right
+    a = a.swapaxes(-1, -2).reshape(-1, N) @ left.T  # (left @ a)^T = a^T @ left^T, per block
+    return a.reshape(shape).swapaxes(-1, -2)
+
+
 def inverse(symbols: np.ndarray, units: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(3, by, bx, 64) zigzag-ordered integer symbols -> RGB residual (h, w, 3) float64, in exact arithmetic."""
+    """(3, by, bx, 64) zigzag-ordered integer symbols -> RGB residual (h, w, 3) float64, in exact arithmetic:
+    the matrix products run in float64 on integers whose sums stay below 2^53 (|symbol| <= MAX_SYMBOL, step and
+    matrix caps), so every product and partial sum is an exact integer, in any order, on any BLAS."""
     c, by, bx, _ = symbols.shape
-    coef = np.zeros((c, by, bx, N * N), np.int64)
-    coef[..., _zigzag()] = symbols.astype(np.int64) * units[:, None, None, None]
-    coef = coef.reshape(c, by, bx, N, N)
-    z = np.matmul(np.matmul(T8.T, coef), T8)  # integer matmul: exact (no BLAS for int64)
-    ycc = z.astype(np.float64) / float(1 << INV_SHIFT)  # |z| < 2^53 (MAX_SYMBOL, step caps): exact
+    coef = symbols[..., _unzigzag()].astype(np.float64) * units[:, None, None, None].astype(np.float64)
+    t = T8.astype(np.float64)
+    z = _separable(coef.reshape(c, by, bx, N, N), t.T, t)
+    ycc = z / float(1 << INV_SHIFT)  # a power-of-two division: exact
     ycc = ycc.transpose(1, 3, 2, 4, 0).reshape(by * N, bx * N, c)[:h, :w]
     return from_ycocg(ycc)
 
@@ -104,7 +118,7 @@ def analyse(residual_rgb: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarr
     """Dead-zone quantised DCT coefficients (3, by, bx, 64) in zigzag order, and the decoded RGB residual."""
     h, w = residual_rgb.shape[:2]
     d = _forward_matrix()
-    coef = d @ _blocks(to_ycocg(residual_rgb.astype(np.float64))) @ d.T
+    coef = _separable(_blocks(to_ycocg(residual_rgb.astype(np.float64))), d, d.T)
     units = step_units(step)
     c, by, bx = coef.shape[:3]
     coef = coef.reshape(c, by, bx, N * N)[..., _zigzag()] / (units[:, None, None, None] / STEP_UNIT)
