@@ -1,20 +1,27 @@
-"""Motion-compensated GOP coder (the Cool-chic-video idea, without its residual model yet): the first frame of a
-GOP is coded by the image path (an overfitted image model, ``codec.compress``), every later frame is predicted by
-warping the previous *decoded* frame with a coded block motion field.
+"""Motion-compensated GOP coder (the Cool-chic-video idea): the first frame of a GOP is coded by the image path
+(an overfitted image model, ``codec.compress``), every later frame is predicted by warping the previous *decoded*
+frame with a coded block motion field, and the prediction error is coded as a residual.
 
 Motion: OpenCV's DIS optical flow from each source frame to the previous source frame (open loop, so the motion is
 known, and its bytes counted, before the intra frame is fitted), averaged over ``block`` x ``block`` blocks and
-quantised to 1/4 pixel. The decoder interpolates the block field bilinearly to a dense flow and warps with
-``cv2.remap`` (bilinear, border replicated); the encoder runs the same decoder on its own output, so encoder and
-decoder predictions are identical (closed loop: errors do not drift apart, they only accumulate in the picture).
-Symbols are coded as differences to the co-located vector of the previous frame, with inrcodec's integer coder.
+quantised to 1/2 pixel. The decoder interpolates the block field bilinearly to a dense flow and warps with
+``cv2.remap`` (bilinear, border replicated). Symbols are coded as differences to the co-located vector of the
+previous frame, with inrcodec's integer coder.
 
-Rate control: the motion bytes are spent first; the intra frame gets the rest of the GOP's byte target (the image
-codec lands it by bisection on its real size). No residual is coded yet, so quality falls along the GOP with the
-prediction error; that is why the GOP is short (``DEFAULT_GOP``).
+Residual (``residual``, default ``dct``: ``mcdct``; ``pyramid``: ``mcresidual``): frame k is the warp of decoded
+frame k-1 plus the decoded residual; the encoder runs that same loop on its own output (closed loop), so encoder
+and decoder frames are bit-identical and errors do not drift.
 
-The GOP is stored as a complete ``.inrc`` (model ``mcvideo``) with sections ``intra`` (an image ``.inrc``) and
-``motion``. It is not continuous in time or space: ``--fps`` / ``--size`` are refused for it.
+Rate control on the real coded size: the motion bytes are spent first (the block size is the finest whose motion
+takes <= ``MOTION_SHARE`` of the GOP), then ``INTRA_SHARE`` of the rest goes to the intra frame (the image codec
+lands it by bisection on its real size), and the residuals get what is left: their quantisation step is searched
+(bisection) on the coded size of the closed loop.
+
+Files written before the residual (``residual`` "" in the config) are short bidirectional GOPs: each predicted
+frame blends the forward warp with a backward warp from the next GOP's intra frame; they still decode.
+
+The GOP is stored as a complete ``.inrc`` (model ``mcvideo``) with sections ``intra`` (an image ``.inrc``),
+``motion`` and ``residual``. It is not continuous in time or space: ``--fps`` / ``--size`` are refused for it.
 """
 
 from __future__ import annotations
@@ -35,14 +42,19 @@ RESIDUALS = {mcdct.NAME: mcdct, mcresidual.NAME: mcresidual}
 STEP_UNIT = 16  # the config holds the residual step as an integer number of 1/16 levels
 
 NAME = "mcvideo"
-DEFAULT_GOP = 12  # with the residual, measured on the shared clip at 0.05 bpp (24 frames, 640x360): GOP 6 31.1 dB, 12 31.8 dB, 24 31.6 dB
+# With the residual, measured on the shared clip at 0.05 bpp (24 frames of 640x360, intra share 0.3):
+# GOP 6 31.1 dB, 12 31.8 dB, 24 31.6 dB (without a residual, bidirectional GOPs of 6 were best: 29.7 dB).
+DEFAULT_GOP = 12
 MV_SCALE = 2  # half-pixel vectors (quarter-pixel: +0.1 dB of prediction for +20 % motion bytes on the shared clip)
 MAX_MV = 512  # |vector| in half pixels (256 px)
-INTRA_SHARE = 0.2  # of the GOP's bytes after motion and headers; measured at GOP 12, 0.05 bpp: 0.5 31.5 dB, 0.3 31.8, 0.2 31.9
+# The intra frame's share of a residual-coded GOP's bytes after motion and headers (the residuals get the rest);
+# measured at GOP 12, 0.05 bpp: 0.5 31.5 dB, 0.3 31.8 dB, 0.2 31.9 dB (lower shares not tried yet).
+INTRA_SHARE = 0.2
 DEFAULT_RESIDUAL_STEP = 4  # levels, when neither a byte target nor a PSNR target is given
 MAX_RESIDUAL_STEP = 512  # levels: a coarser step codes (nearly) nothing
 DEFAULT_RESIDUAL = "dct"  # measured against "pyramid" on the shared clip: +4 dB on the predicted frames at equal bytes
 SEARCH_FRAMES = 4
+FINAL_TRIES = 4
 RESIDUAL_SEARCH = 7  # bisection trials of the residual step (1 .. 512 levels: 9 octaves -> ~1/14 octave)
 MOTION_SHARE = 0.35  # most of a GOP's bytes the motion may take; coarser blocks are chosen until it fits
 BLOCKS = (16, 32, 64)
@@ -283,13 +295,30 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
         budget = None if target_bytes is None else target_bytes - overhead - len(r.data) - 8  # length fields
         coder = RESIDUALS[residual]
         cfg.residual_step = _residual_step_for(window, intra, vectors, block, coder, budget, psnr)
-        while True:  # the search ran on estimated sizes: coarsen by 1/8 octave until the real size fits
-            _, syms = closed_loop(intra, window, vectors, block, coder, cfg.step)
-            sections["residual"] = coder.encode_symbols(syms)
-            top = MAX_RESIDUAL_STEP * STEP_UNIT
-            if budget is None or len(sections["residual"]) <= budget or cfg.residual_step >= top:
+        # The search ran on estimated sizes of a prefix: settle on the real size of the whole GOP, moving the step
+        # by 1/8 octave (coarser while over the budget, finer while well under it), a few full loops at most.
+        top = MAX_RESIDUAL_STEP * STEP_UNIT
+        step, best = cfg.residual_step, None
+        for _ in range(FINAL_TRIES):
+            _, syms = closed_loop(intra, window, vectors, block, coder, step / STEP_UNIT)
+            blob = coder.encode_symbols(syms)
+            if budget is None:
+                best = (step, blob)
                 break
-            cfg.residual_step = min(top, int(np.ceil(cfg.residual_step * 2**0.125)))
+            if len(blob) <= budget:
+                if best is None or len(blob) > len(best[1]):
+                    best = (step, blob)
+                if len(blob) >= 0.93 * budget or step <= STEP_UNIT or (best is not None and best[0] != step):
+                    break
+                step = max(STEP_UNIT, int(step / 2**0.125))
+            else:
+                if best is not None or step >= top:
+                    break
+                step = min(top, int(np.ceil(step * 2**0.125)))
+        if best is None:  # still over after the tries: the coarsest step (codes nearly nothing)
+            _, syms = closed_loop(intra, window, vectors, block, coder, top / STEP_UNIT)
+            best = (top, coder.encode_symbols(syms))
+        cfg.residual_step, sections["residual"] = best
     return write_container(Container(desc, NAME, cfg.__dict__, sections))
 
 
