@@ -102,9 +102,12 @@ def inverse(symbols: np.ndarray, units: np.ndarray, h: int, w: int) -> np.ndarra
     the matrix products run in float64 on integers whose sums stay below 2^53 (|symbol| <= MAX_SYMBOL, step and
     matrix caps), so every product and partial sum is an exact integer, in any order, on any BLAS."""
     c, by, bx, _ = symbols.shape
-    coef = symbols[..., _unzigzag()].astype(np.float64) * units[:, None, None, None].astype(np.float64)
-    t = T8.astype(np.float64)
-    z = _separable(coef.reshape(c, by, bx, N, N), t.T, t)
+    z = np.zeros((c, by, bx, N, N), np.float64)
+    coded = np.nonzero(np.any(symbols != 0, axis=-1))  # at video rates most blocks code nothing: skip them
+    if len(coded[0]):
+        sym = symbols[coded][:, _unzigzag()].astype(np.float64) * units[coded[0]][:, None].astype(np.float64)
+        t = T8.astype(np.float64)
+        z[coded] = _separable(sym.reshape(-1, N, N), t.T, t)
     ycc = z / float(1 << INV_SHIFT)  # a power-of-two division: exact
     ycc = ycc.transpose(1, 3, 2, 4, 0).reshape(by * N, bx * N, c)[:h, :w]
     return from_ycocg(ycc)
