@@ -7,6 +7,12 @@ SVT-AV1 on the shared clip, measured the same way (``inrcodec.video_compare.comp
         --rates 0.02,0.05,0.1,0.2 --time-budget 240 -o benchmarks/results/video_rd_640x360
     # peak RSS of `inrcodec fit` on the whole 1280x720, 280-frame clip (memory does not depend on the steps):
     .venv/bin/python benchmarks/bench_video.py --rss --steps 3 -o benchmarks/results/video_rss_720p
+    # x264 / x265 on the whole clip at full size, beside the --rss run's rate point:
+    .venv/bin/python benchmarks/bench_video.py --baseline-points x264:34,x264:30,x265:32 \
+        -o benchmarks/results/video_baselines_720p
+    # decode speed at 640x480 (the excerpt resized; encoded with few steps: decode time does not depend on them):
+    .venv/bin/python benchmarks/bench_video.py --decode-fps --size 640x480 --frames 24 --bpp 0.1 --steps 5 \
+        -o benchmarks/results/video_decode_640x480
 
 Measurement (DESIGN.md contract 2): bpp = file bytes x 8 / (frames x H x W); PSNR = mean over frames of the
 per-frame RGB PSNR against the source's own decoded frames (Y-PSNR beside it); kbit/s at the clip's 20 fps. The
@@ -83,6 +89,50 @@ def run_rss(args) -> dict:
             "decode_fps_incl_ffv1_write": report["frames"] / dec, "report": report}
 
 
+def run_decode_fps(args, clip: Signal) -> dict:
+    """Frames per second of ``decode_windows`` (the decoder proper, no file writing), best and median of 3 runs."""
+    from inrcodec.video_codec import compress_video, decode_windows
+
+    t0 = time.perf_counter()
+    r = compress_video(clip, args.model or None, bpp=args.bpp, steps=args.steps, gop=args.gop,
+                       workers=args.workers)
+    enc = time.perf_counter() - t0
+    runs, cpu_runs = [], []
+    for _ in range(3):
+        t1, c1 = time.perf_counter(), time.process_time()
+        frames = sum(len(w) for w in decode_windows(r.data))
+        runs.append(frames / (time.perf_counter() - t1))
+        cpu_runs.append(frames / (time.process_time() - c1))
+    report = {k: v for k, v in r.report.items() if k != "frame_psnr"}
+    # frames per CPU-second of this (single-threaded) decoder: what one idle core would give, contention aside
+    return {"frames": frames, "decode_fps_runs": runs, "decode_fps_best": max(runs),
+            "decode_fps_median": float(np.median(runs)), "decode_fps_per_cpu_second_runs": cpu_runs,
+            "decode_fps_per_cpu_second_best": max(cpu_runs), "encode_s": enc, "report": report}
+
+
+def run_baseline_points(args) -> list[dict]:
+    """x264/x265 medium at the given CRFs on the whole clip at its native size (the full-size comparison for the
+    --rss run's rate point), measured like compare_video: bare stream bytes, mean per-frame RGB PSNR."""
+    from inrcodec import baselines
+    from inrcodec.video_codec import frame_psnrs
+
+    frames = np.stack(list(VideoSource(args.clip).frames()))
+    t, h, w = frames.shape[:3]
+    rows = []
+    for spec in args.baseline_points.split(","):
+        name, crf = spec.split(":")
+        codec = baselines.get_codec(name)
+        t0 = time.perf_counter()
+        blob = codec.encode(frames, int(crf))
+        enc = time.perf_counter() - t0
+        p, y = frame_psnrs(frames, codec.decode(blob))
+        rows.append({"codec": name, "crf": int(crf), "bytes": len(blob), "bpp": 8 * len(blob) / (t * h * w),
+                     "psnr": float(p.mean()), "psnr_y": float(y.mean()), "encode_s": enc, "frames": t,
+                     "load": os.getloadavg()[0]})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
@@ -97,13 +147,21 @@ def main() -> None:
     ap.add_argument("--gop", type=int, default=None)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--rss", action="store_true", help="peak RSS of `inrcodec fit` on the whole clip")
-    ap.add_argument("--bpp", type=float, default=0.05, help="--rss: the rate of that fit")
+    ap.add_argument("--bpp", type=float, default=0.05, help="--rss / --decode-fps: the rate of that fit")
+    ap.add_argument("--decode-fps", action="store_true", help="decode speed of one encode of the excerpt")
+    ap.add_argument("--baseline-points", default=None, help="CODEC:CRF,... on the whole clip at native size")
+    ap.add_argument("--model", default=None, help="--decode-fps: the model (default: the video default)")
     ap.add_argument("-o", "--out", required=True, help="output prefix (writes PREFIX.json and PREFIX.png)")
     args = ap.parse_args()
     if not args.clip.exists():
         sys.exit(f"{args.clip} not found (the shared data folder is absent)")
     command = "python benchmarks/bench_video.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     info = machine()
+    if args.baseline_points:
+        result = {"command": command, "machine": info, "points": run_baseline_points(args)}
+        result["machine"]["loadavg_end"] = os.getloadavg()
+        Path(args.out + ".json").write_text(json.dumps(result, indent=2))
+        return
     if args.rss:
         result = {"command": command, "machine": info, "rss": run_rss(args)}
         result["machine"]["loadavg_end"] = os.getloadavg()
@@ -115,6 +173,12 @@ def main() -> None:
 
     size = None if args.size is None else tuple(int(v) for v in args.size.lower().split("x"))
     clip = excerpt(args.clip, args.start, args.frames, size)
+    if args.decode_fps:
+        result = {"command": command, "machine": info, "decode": run_decode_fps(args, clip)}
+        result["machine"]["loadavg_end"] = os.getloadavg()
+        Path(args.out + ".json").write_text(json.dumps(result, indent=2))
+        print(json.dumps({k: v for k, v in result["decode"].items() if k != "report"}, indent=2))
+        return
     models = [m for m in args.models.split(",") if m and m != "none"]
     rates = [float(r) for r in args.rates.split(",")]
 

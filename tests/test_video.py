@@ -295,3 +295,93 @@ def test_mcvideo_predicts_from_coded_motion_and_lands_the_rate():
     assert np.array_equal(part, decoded[5:7])
     with pytest.raises(InputError, match="not supported by this model"):
         list(decode_windows(r.data, fps=20))
+
+
+# -- the coded residual of mcvideo's predicted frames ----------------------------------------------------------------
+@pytest.mark.parametrize("name", ["dct", "pyramid"])
+def test_residual_coder_synthesizes_what_the_encoder_reconstructed(name):
+    from inrcodec.models.mcvideo import RESIDUALS
+
+    coder = RESIDUALS[name]
+    rng = np.random.default_rng(3)
+    res = (rng.normal(0, 12, (H, W, 3)) + np.linspace(-30, 30, W)[None, :, None]).astype(np.float32)
+    errors, sizes = [], []
+    for step in (2.0, 8.0, 32.0):
+        z, decoded = coder.analyse(res, step)
+        blob = coder.encode_symbols([z, z])
+        back = coder.decode_symbols(blob, 2, H, W)
+        # the decoder's synthesis is bit-identical to the encoder's own reconstruction, after the symbols' coding
+        assert np.array_equal(coder.synthesize(back[1], step, H, W), decoded)
+        errors.append(float(np.mean((decoded - res) ** 2)))
+        sizes.append(len(blob))
+        assert coder.estimate_bytes([z, z]) == pytest.approx(len(blob), rel=0.3, abs=40)
+    # coarser steps cost fewer bytes and code less of the residual; the finest removes most of its energy
+    assert errors[0] < errors[1] < errors[2] < float(np.mean(res**2))
+    assert sizes[0] > sizes[1] > sizes[2]
+    assert errors[0] < 0.5 * float(np.mean(res**2))
+
+
+def _gop_parts(blob: bytes):
+    from inrcodec.container import read_container
+
+    return read_container(blob)
+
+
+def test_residual_gop_decodes_to_the_closed_loop_and_beats_prediction_alone():
+    from inrcodec.codec import decompress
+    from inrcodec.models import mcvideo
+
+    x = clip_frames()[:8]
+    target = 3000
+    blob = mcvideo.encode_gop(x, target, steps=30)
+    assert len(blob) <= target * 1.02
+    c, cfg = mcvideo._parse(blob)
+    assert cfg.residual == mcvideo.DEFAULT_RESIDUAL and cfg.residual_step > 0 and not cfg.bidirectional
+    decoded = mcvideo.decode_gop(blob)
+    # the encoder's closed loop, re-run from the coded intra frame, motion and step, is what the decoder gives
+    intra = decompress(c.sections["intra"]).data
+    by, bx = -(-H // cfg.block), -(-W // cfg.block)
+    vectors = mcvideo.decode_motion(c.sections["motion"], (7, by, bx, 2))
+    coder = mcvideo.RESIDUALS[cfg.residual]
+    loop, syms = mcvideo.closed_loop(intra, x, vectors, cfg.block, coder, cfg.step)
+    assert np.array_equal(loop, decoded)
+    assert coder.encode_symbols(syms) == c.sections["residual"]
+    # the residual is worth its bytes: better than the same frames predicted with no residual at all
+    zero = [np.zeros_like(f) for f in syms]
+    plain = mcvideo.reconstruct(intra, vectors, cfg.block, coder, cfg.step, zero)
+    assert frame_psnrs(x, decoded)[0][1:].mean() > frame_psnrs(x, plain)[0][1:].mean() + 2.0
+
+
+def test_residual_rate_lands_and_corrupt_residual_is_a_format_error():
+    from inrcodec.container import Container, write_container
+    from inrcodec.errors import FormatError
+    from inrcodec.models import mcvideo
+    from inrcodec.signal import Signal
+
+    x = clip_frames()
+    sig = Signal(x, kind="video", metadata={"fps": 10.0})
+    for bpp in (0.4, 1.0):  # (above ~1.5 bpp this tiny clip saturates the residual's finest level)
+        r = compress_video(sig, "mcvideo", bpp=bpp, steps=30, workers=1, gop=6)
+        assert abs(r.report["bpp"] - bpp) <= 0.1 * bpp, r.report["bpp"]
+        decoded = decode_video(r.data).data
+        assert abs(frame_psnrs(x, decoded)[0].mean() - r.report["psnr"]) < 1e-3
+    from inrcodec.parts import part_section
+
+    vf = open_video(r.data)
+    inner = vf.container.sections[part_section(0)]
+    c = _gop_parts(inner)
+    res = c.sections["residual"]
+    bad = {"truncated": res[:-3], "trailing": res + b"\0", "empty": b"", "length lies": b"\xff\xff\x7f" + res[1:],
+           "endless varint": b"\xff" * 8}
+    for what, payload in bad.items():
+        blob = write_container(Container(c.signal, c.model, c.config, {**c.sections, "residual": payload}))
+        with pytest.raises(FormatError):
+            mcvideo.decode_gop(blob)
+    no_res = {k: v for k, v in c.sections.items() if k != "residual"}
+    with pytest.raises(FormatError):
+        mcvideo.decode_gop(write_container(Container(c.signal, c.model, c.config, no_res)))
+    for key, value in (("residual", "wavelet"), ("residual", 7), ("residual_step", -1), ("residual_step", 0),
+                       ("residual_step", 10**9), ("bidirectional", True)):
+        blob = write_container(Container(c.signal, c.model, {**c.config, key: value}, c.sections))
+        with pytest.raises(FormatError):
+            mcvideo.decode_gop(blob)

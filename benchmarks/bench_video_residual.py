@@ -1,0 +1,118 @@
+"""How mcvideo codes its predicted frames: the measurements behind its defaults (docs/video.md, "Residual").
+
+    # residual coders side by side on 12 frames of the shared clip at 640x360, from a lossless intra frame
+    # (closed loop, same motion), plus the Cool-chic-style latent grid fitted to one P-frame residual:
+    python benchmarks/bench_video_residual.py --coders --latentgrid -o benchmarks/results/video_residual_coders
+    # GOP length and intra share of the whole codec (24 frames, 0.05 bpp, 96 s per encode):
+    python benchmarks/bench_video_residual.py --sweep -o benchmarks/results/video_residual_sweep
+
+Timings are wall-clock on 2 CPU cores shared with other jobs (load averages stored with every row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_video import DEFAULT_CLIP, excerpt  # noqa: E402
+from inrcodec.models import mcvideo as mc  # noqa: E402
+from inrcodec.video_codec import compress_video, frame_psnrs  # noqa: E402
+
+
+def coders(clip: np.ndarray) -> list[dict]:
+    rows = []
+    h, w = clip.shape[1:3]
+    flows = mc.dense_flows(clip)
+    for block in (16, 32):
+        vectors = mc.block_motion(flows, block, h, w)
+        motion = len(mc.encode_motion(vectors))
+        for name, coder in mc.RESIDUALS.items():
+            for step in (4, 8, 16, 32, 64):
+                t0 = time.perf_counter()
+                decoded, syms = mc.closed_loop(clip[0], clip, vectors, block, coder, step)
+                blob = coder.encode_symbols(syms)
+                t1 = time.perf_counter()
+                back = mc.reconstruct(clip[0], vectors, block, coder, step,
+                                      coder.decode_symbols(blob, len(clip) - 1, h, w))
+                t2 = time.perf_counter()
+                assert np.array_equal(back, decoded)
+                p = frame_psnrs(clip, decoded)[0][1:]
+                rows.append({"motion_block": block, "motion_bytes": motion, "coder": name, "step": step,
+                             "residual_bytes": len(blob), "p_frames_psnr": float(p.mean()),
+                             "last_frame_psnr": float(p[-1]), "encode_s": t1 - t0, "decode_s": t2 - t1,
+                             "load": os.getloadavg()[0]})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def latentgrid(clip: np.ndarray) -> list[dict]:
+    """The existing latentgrid image model (codec.compress) fitted to the residual of frame 1 warped from 0."""
+    from inrcodec.codec import compress, decompress
+    from inrcodec.signal import Signal
+
+    h, w = clip.shape[1:3]
+    vectors = mc.block_motion(mc.dense_flows(clip[:2]), 16, h, w)
+    pred = mc.warp(clip[0], vectors[0], 16)
+    res = clip[1].astype(np.float32) - pred.astype(np.float32)
+    base = float(frame_psnrs(clip[1:2], pred[None])[0][0])
+    rows = []
+    for target, budget in ((800, 10), (800, 30), (2000, 30)):
+        t0 = time.perf_counter()
+        r = compress(Signal(res, kind="image", value_range=(-255.0, 255.0)), "latentgrid",
+                     bpp=8 * target / (h * w), time_budget=budget)
+        dt = time.perf_counter() - t0
+        rec = np.clip(np.rint(pred + decompress(r.data).data), 0, 255).astype(np.uint8)
+        rows.append({"target_bytes": target, "time_budget_s": budget, "bytes": len(r.data), "seconds": dt,
+                     "prediction_psnr": base, "psnr_with_residual": float(frame_psnrs(clip[1:2], rec[None])[0][0]),
+                     "load": os.getloadavg()[0]})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def sweep(clip) -> list[dict]:
+    rows = []
+    for gop, share in ((12, 0.5), (6, 0.5), (24, 0.5), (12, 0.3), (12, 0.7), (24, 0.3), (6, 0.3), (12, 0.2)):
+        t0 = time.perf_counter()
+        r = compress_video(clip, "mcvideo", bpp=0.05, gop=gop, time_budget=96, config={"intra_share": share})
+        rep = r.report
+        rows.append({"gop": gop, "intra_share": share, "bpp": rep["bpp"], "psnr": rep["psnr"],
+                     "seconds": time.perf_counter() - t0, "load": os.getloadavg()[0],
+                     "frame_psnr": rep["frame_psnr"]})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--coders", action="store_true")
+    ap.add_argument("--latentgrid", action="store_true")
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("-o", "--out", required=True)
+    args = ap.parse_args()
+    result = {"command": "python benchmarks/bench_video_residual.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+              "loadavg_start": os.getloadavg(), "clip": f"{DEFAULT_CLIP.name} frames 0.., 640x360 (area filter)"}
+    if args.coders or args.latentgrid:
+        clip = excerpt(DEFAULT_CLIP, 0, 12, (640, 360)).data
+        if args.coders:
+            result["coders"] = coders(clip)
+        if args.latentgrid:
+            result["latentgrid"] = latentgrid(clip)
+    if args.sweep:
+        result["sweep"] = sweep(excerpt(DEFAULT_CLIP, 0, 24, (640, 360)))
+    result["loadavg_end"] = os.getloadavg()
+    Path(args.out + ".json").write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
