@@ -24,7 +24,7 @@ from .container import Container, read_container, write_container
 from .entropy import decode_ints
 from .errors import FormatError, InputError
 from .fit import FitSettings, fit
-from .limits import check_pixels
+from .limits import check_pixels, pixel_cap
 from .schema import check_model_file
 from .metrics import psnr as psnr_metric
 from .models import default_model, get_model
@@ -352,13 +352,14 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
     grid of a complete decode only. ``max_pixels`` caps the samples of the native grid and of the render
     (default ``inrcodec.limits.MAX_PIXELS``; 0 = no cap). A file of parts (video) is decoded by its layout
     (``inrcodec.parts``)."""
-    from . import video_codec  # noqa: F401  (registers the "video" layout)
+    from . import dataset_codec, video_codec  # noqa: F401  (register the "dataset" and "video" layouts)
     from .bounded.field import BOUNDED_MODEL, decode_predictor_only
     from .parts import LAYOUTS
 
     c = read_container(data)
-    if c.model in LAYOUTS:
-        return LAYOUTS[c.model](c, shape=shape, region=region, fraction=fraction)
+    if c.model in LAYOUTS:  # its parts are decoded under the caller's cap
+        with pixel_cap(max_pixels):
+            return LAYOUTS[c.model](c, shape=shape, region=region, fraction=fraction)
     if c.model == BOUNDED_MODEL:
         check_pixels(c.signal["shape"][:-1], max_pixels)
         native = tuple(c.signal["shape"][:-1])

@@ -15,6 +15,8 @@ allocated (and run over every pixel) before any check on the output.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 from .errors import FormatError
@@ -29,7 +31,7 @@ MAX_PARAMS = 1 << 24  # network weights / latents / Gaussian attributes a config
 # Measured upper bounds (gaussian.raster_work / pixels) of real files: 32-34 for the golden files, 32/126/410/1341
 # for a 192x192 Kodak crop at 0.1 / 1 / 3 / 8 bpp (60 steps): the bound is loose; the cap is 3x the largest.
 RASTER_WORK_PER_PIXEL = 4096
-RASTER_WORK_MIN = 1 << 25
+RASTER_WORK_MIN = 1 << 22  # tiny images: ~25 ms of rendering (2**25 took 0.2-0.35 s per render)
 
 
 def check_raster_work(work: float, pixels: int, what: str = "gaussian file") -> None:
@@ -39,9 +41,29 @@ def check_raster_work(work: float, pixels: int, what: str = "gaussian file") -> 
                           f"({RASTER_WORK_PER_PIXEL} per pixel): it is corrupt or hostile")
 
 
+# The cap a caller gave for a file of parts (video GOPs, dataset tiles): the layout decoders decode their parts
+# with ``decompress(part)``, which then applies this cap rather than the process default (per thread / task).
+_SCOPED_CAP: contextvars.ContextVar[int | None] = contextvars.ContextVar("inrcodec_max_pixels", default=None)
+
+
+@contextlib.contextmanager
+def pixel_cap(max_pixels: int | None):
+    """Within this block, decodes that are given no ``max_pixels`` apply this one (None: leave as it is)."""
+    if max_pixels is None:
+        yield
+        return
+    token = _SCOPED_CAP.set(resolve_max_pixels(max_pixels) or 0)
+    try:
+        yield
+    finally:
+        _SCOPED_CAP.reset(token)
+
+
 def resolve_max_pixels(max_pixels: int | None) -> int | None:
-    """The cap to apply: the argument if given (0 = none), else the module default."""
-    cap = MAX_PIXELS if max_pixels is None else max_pixels
+    """The cap to apply: the argument if given (0 = none), else the enclosing ``pixel_cap``, else the module
+    default."""
+    scoped = _SCOPED_CAP.get()
+    cap = (MAX_PIXELS if scoped is None else scoped) if max_pixels is None else max_pixels
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
         raise ValueError(f"max_pixels must be a non-negative integer, got {cap!r}")
     return cap or None

@@ -206,3 +206,66 @@ def test_part_table_names(names):
         assert n == sum(k.startswith("part:") for k in set(names))
     except FormatError:
         pass
+
+
+# -- layouts and coders added after the first corpus: video GOPs, datasets, the error-bounded coder ----------------
+LAYOUT_SEEDS = ("video-mcvideo", "video-fourier", "dataset", "bounded-nonfinite", "fourier-bounded-nonfinite")
+
+
+@FUZZ(300)
+@given(seed=st.integers(0, 2**32 - 1), which=st.sampled_from(LAYOUT_SEEDS))
+def test_layout_seeds_resealed_mutations_fail_cleanly(seed, which):
+    rng = random.Random(seed)
+    data, how = mutate(rng, seeds()[which], list(seeds().values()))
+    _assert_clean(data, f"{which} / {how} / seed {seed}")
+
+
+def _inner(data: bytes, index: int = 0):
+    from inrcodec.parts import part_section
+
+    v, h, s = unseal(data)
+    s = dict(s)
+    return v, h, s, part_section(index)
+
+
+def test_mcvideo_intra_bomb_is_refused_before_rendering():
+    """A GOP whose intra frame claims a larger picture than the GOP: refused from the header, not rendered."""
+    from inrcodec.codec import decompress
+
+    v, h, s, name = _inner(seeds()["video-mcvideo"])
+    gv, gh, gs = unseal(s[name])
+    iv, ih, isec = unseal(dict(gs)["intra"])
+    ih = json_copy(ih)
+    ih["signal"]["shape"] = [4000, 4000, 3]
+    gs = [(n, reseal(ih, isec, iv) if n == "intra" else p) for n, p in gs]
+    s[name] = reseal(gh, gs, gv)
+    bomb = reseal(h, list(s.items()), v)
+    with pytest.raises(FormatError, match="another size"):
+        decompress(bomb)
+
+
+def test_layout_parts_inherit_the_callers_pixel_cap():
+    """decompress(max_pixels=N) on a file of parts applies N to every GOP / tile."""
+    from inrcodec.codec import decompress
+
+    for name in ("video-fourier", "video-mcvideo", "dataset"):
+        decompress(seeds()[name], max_pixels=1 << 16)  # the seeds fit
+        with pytest.raises(FormatError, match="more than the cap of 20"):
+            decompress(seeds()[name], max_pixels=20)
+
+
+def test_dataset_garbage_zlib_is_a_format_error():
+    from inrcodec.codec import decompress
+
+    v, h, s = unseal(seeds()["dataset"])
+    lossless = [n for n, _ in s if n.startswith("var:")]
+    assert lossless, "the dataset seed stores a small variable losslessly"
+    s = [(n, b"\x78\x9c" + bytes(range(40)) if n == lossless[0] else p) for n, p in s]
+    with pytest.raises(FormatError, match="inflate"):
+        decompress(reseal(h, s, v))
+
+
+def json_copy(obj):
+    import json
+
+    return json.loads(json.dumps(obj))

@@ -61,7 +61,7 @@ from .base import Representation
 # Scale table of the coder: log2(scale) in [LOG2_SCALE_MIN, LOG2_SCALE_MAX) in steps of 1/SCALE_STEPS.
 LOG2_SCALE_MIN, LOG2_SCALE_MAX, SCALE_STEPS = -5.0, 7.0, 8
 N_SCALES = int((LOG2_SCALE_MAX - LOG2_SCALE_MIN) * SCALE_STEPS)
-SCALE_TABLE = np.array([2.0 ** (LOG2_SCALE_MIN + (i + 0.5) / SCALE_STEPS) for i in range(N_SCALES)])
+SCALE_TABLE = __import__("inrcodec.quant.exact", fromlist=["x"]).latent_scale_table(LOG2_SCALE_MIN, SCALE_STEPS, N_SCALES)  # exact 2**(m/16), no libm
 FRAC_BITS = 8  # fixed-point fraction bits of context-MLP activations and predicted means
 ACT_CAP = 2.0**16  # activations are clamped to +-this (keeps every exact sum far below 2**53)
 LATENT_CAP = 1 << 12  # |latent symbol| bound (a symbol beyond it is clipped at encode)
