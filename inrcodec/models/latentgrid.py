@@ -55,13 +55,14 @@ from ..kernels import latentgrid_context as context_kernel
 from ..kernels import latentgrid_conv as conv_kernel
 from ..kernels import latentgrid_upsample as upsample_kernel
 from ..kernels.latentgrid_rate import laplace_rate
+from ..quant.exact import laplace_decode, laplace_encode_reverse, latent_scale_table
 from . import register
 from .base import Representation
 
 # Scale table of the coder: log2(scale) in [LOG2_SCALE_MIN, LOG2_SCALE_MAX) in steps of 1/SCALE_STEPS.
 LOG2_SCALE_MIN, LOG2_SCALE_MAX, SCALE_STEPS = -5.0, 7.0, 8
 N_SCALES = int((LOG2_SCALE_MAX - LOG2_SCALE_MIN) * SCALE_STEPS)
-SCALE_TABLE = __import__("inrcodec.quant.exact", fromlist=["x"]).latent_scale_table(LOG2_SCALE_MIN, SCALE_STEPS, N_SCALES)  # exact 2**(m/16), no libm
+SCALE_TABLE = latent_scale_table(LOG2_SCALE_MIN, SCALE_STEPS, N_SCALES)  # quant.exact: 2**(m/16) without libm
 FRAC_BITS = 8  # fixed-point fraction bits of context-MLP activations and predicted means
 ACT_CAP = 2.0**16  # activations are clamped to +-this (keeps every exact sum far below 2**53)
 LATENT_CAP = 1 << 12  # |latent symbol| bound (a symbol beyond it is clipped at encode)
@@ -577,12 +578,12 @@ class LatentGrid(Representation):
             if hi > lo:
                 odd = checkerboard(self.shapes[level]).reshape(-1).numpy()
                 mean, scale = params[level]
-                model = constriction.stream.model.QuantizedLaplace(lo, hi)
+                model = (lo, hi)  # quant.exact: constriction's QuantizedLaplace(lo, hi) without libm
                 chunks.append((flat, odd, mean, scale, model))
         for flat, odd, mean, scale, model in chunks:  # a stack: fine levels first, odd before even in each
             for sel in (odd, ~odd):
                 if sel.any():
-                    coder.encode_reverse(flat[sel].astype(np.int32), model, mean[sel], scale[sel])
+                    laplace_encode_reverse(coder, flat[sel], model[0], model[1], mean[sel], scale[sel])
         check = _symbols_crc(syms)
         return struct.pack("<HI", int(round(step * STEP_FRAC)), check) + bytes(head) + _ans_bytes(coder)
 
@@ -697,7 +698,6 @@ class LatentGrid(Representation):
             sym = np.full(int(np.prod(shape)), lo, dtype=np.int64)
             if hi > lo:
                 odd = checkerboard(shape).reshape(-1).numpy()
-                model = constriction.stream.model.QuantizedLaplace(lo, hi)
                 coarse = vals[level + 1] if level + 1 < levels else None
                 for sel in (~odd, odd):
                     if not sel.any():
@@ -706,7 +706,7 @@ class LatentGrid(Representation):
                     feats = context_features(level, levels, y, coarse).reshape(-1, n_context(d)).numpy()
                     mean, scale = arm(feats[sel])
                     try:
-                        sym[sel] = coder.decode(model, mean / step, scale / step)
+                        sym[sel] = laplace_decode(coder, lo, hi, mean / step, scale / step)
                     except BaseException as exc:  # noqa: BLE001
                         raise FormatError(f"corrupt latents: {exc}") from None
             vals[level] = torch.from_numpy(sym.reshape(shape).astype(np.float64) * step)

@@ -180,3 +180,75 @@ def f32_exp2(y) -> np.float32:
     """float32 exp2 of a float32 in [-100, 100] as format version 1 computes it (see the module docstring)."""
     b = _bits(np.float32(y))
     return _from_bits(_EXP2_V1.get(b) if b in _EXP2_V1 else _cr_exp2_bits(b))
+
+
+# -- the latent grid's quantised Laplace, without libm ---------------------------------------------------------
+# constriction's QuantizedLaplace(lo, hi) quantises the Laplace CDF F (evaluated with the platform's exp) to 24-bit
+# integers: left(s) = trunc(F(s - 0.5) * free) + (s - lo), free = 2**24 - (hi - lo + 1), left(lo) = 0, the mass
+# outside [lo, hi] going to the end symbols (read off its encoder's state on random parameters; 0 differences in
+# benchmarks/exact_laplace_check.py). The same integers are built here with the repository's exp from IEEE basic
+# operations (``_exp_basic``) and handed to a per-symbol Categorical whose rows are those integer
+# weights minus one: constriction's Categorical quantises exact integer rows summing to ``free`` into exactly
+# weight + 1 (checked end to end: identical ANS words). Where the two exps differ by an ulp, the table differs only
+# if F * free lies within about 2**-29 of an integer: there the old file was itself machine-dependent.
+_LAPLACE_ROW_CAP = 1 << 16  # table entries per constriction call (512 KiB of float64): bounded memory, in cache
+
+
+def _exp_basic(x: np.ndarray) -> np.ndarray:
+    """exp(x) for finite x <= 0 (below -745: 0) from IEEE basic operations only, the algorithm of
+    ``entropy.coding._det_exp`` (Cody-Waite reduction, degree-13 Taylor, exact ldexp), evaluated in place."""
+    from ..entropy.coding import _INV_FACT, _LN2_HI, _LN2_LO
+
+    x = np.maximum(x, -745.0)
+    n = np.rint(x / 0.6931471805599453)
+    r = x - n * _LN2_HI
+    r -= n * _LN2_LO
+    p = np.full_like(r, _INV_FACT[13])
+    for c in _INV_FACT[12::-1]:
+        p *= r
+        p += c
+    return np.ldexp(p, n.astype(np.int64))
+
+
+def laplace_weights(lo: int, hi: int, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(len(mean), hi - lo + 1) float64 integer weights: constriction's quantised Laplace probabilities minus one."""
+    k = hi - lo + 1
+    free = float((1 << 24) - k)
+    mean = np.asarray(mean, np.float64)[:, None]
+    scale = np.asarray(scale, np.float64)[:, None]
+    x = np.arange(lo + 1, hi + 1, dtype=np.float64)[None, :] - 0.5  # left edges of symbols lo+1 .. hi
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        z = (x - mean) / scale
+        below = x < mean
+        e = _exp_basic(np.where(below, z, -z))
+        cdf = np.where(below, 0.5 * e, 1.0 - 0.5 * e)
+    cum = np.trunc(cdf * free)
+    if not np.isfinite(cum).all():
+        raise ValueError("laplace parameters are not finite")
+    edges = np.concatenate([np.zeros((len(cum), 1)), cum, np.full((len(cum), 1), free)], axis=1)
+    return np.diff(edges, axis=1)
+
+
+def _laplace_chunks(n: int, k: int) -> list[tuple[int, int]]:
+    step = max(1, _LAPLACE_ROW_CAP // max(k, 1))
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+
+def laplace_encode_reverse(coder, symbols: np.ndarray, lo: int, hi: int, mean: np.ndarray, scale: np.ndarray):
+    """``coder.encode_reverse(symbols, QuantizedLaplace(lo, hi), mean, scale)`` with exact probabilities."""
+    import constriction
+
+    model = constriction.stream.model.Categorical(perfect=False)
+    sym = np.asarray(symbols, np.int64) - lo
+    for a, b in reversed(_laplace_chunks(len(sym), hi - lo + 1)):  # a stack: the last chunk goes in first
+        coder.encode_reverse(sym[a:b].astype(np.int32), model, laplace_weights(lo, hi, mean[a:b], scale[a:b]))
+
+
+def laplace_decode(coder, lo: int, hi: int, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``coder.decode(QuantizedLaplace(lo, hi), mean, scale)`` with exact probabilities."""
+    import constriction
+
+    model = constriction.stream.model.Categorical(perfect=False)
+    out = [np.asarray(coder.decode(model, laplace_weights(lo, hi, mean[a:b], scale[a:b])), np.int64) + lo
+           for a, b in _laplace_chunks(len(mean), hi - lo + 1)]
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
