@@ -330,8 +330,8 @@ def load_representation(data: bytes, fraction: float | None = None,
             raise InputError(f"model {c.model!r} cannot decode a fraction of its representation")
         extra["fraction"] = float(fraction)
     try:
-        with np.errstate(all="ignore"):  # hostile steps overflow float32: refused below, not warned about
-            net = cls.decode(cfg, c.signal, c.sections, **extra)
+        with np.errstate(all="ignore"), pixel_cap(max_pixels):  # hostile steps overflow float32: refused below
+            net = cls.decode(cfg, c.signal, c.sections, **extra)  # (pixel_cap: model work caps see the caller's)
         for name, t in net.state_dict().items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise FormatError(f"{c.model} payload decodes to non-finite values in {name}")

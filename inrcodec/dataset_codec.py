@@ -547,7 +547,8 @@ def _check_spec(spec: Any) -> None:
             and isinstance(spec.get("shape"), list) and len(spec["dims"]) == len(spec["shape"])
             and all(isinstance(d, str) for d in spec["dims"])
             and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in spec["shape"])
-            and spec.get("role") in ("field", "lossless", "coord") and isinstance(spec.get("dtype"), str)):
+            and spec.get("role") in ("field", "lossless", "coord") and isinstance(spec.get("dtype"), str)
+            and (spec["role"] == "field" or isinstance(spec.get("section"), str))):
         raise FormatError("malformed variable entry in dataset header")
     if math.prod(spec["shape"]) > MAX_VALUES:
         raise FormatError(f"variable {spec['name']!r} claims more than {MAX_VALUES} values")

@@ -515,6 +515,29 @@ def gaussian_flood(rng, data, donors):
     return reseal(h, [("gaussians", varint(1) + varint(n) + codes + varint(len(chunk)) + chunk)], v)
 
 
+def gaussian_costly_file(seed: bytes, h: int, w: int, n: int, v0: int = 40, rng_seed: int = 0) -> bytes:
+    """A Gaussian file that pays its way: n Gaussians at one position, huge (log-size symbol v0), random colours
+    (so the section spends more than the 2 bits per Gaussian the decoder asks for), on a claimed h x w image, from
+    a Gaussian ``seed`` file. The most rendering work per byte the caps let through
+    (``benchmarks/gaussian_worst_case.py``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(rng_seed)
+    v, header, _ = unseal(seed)
+    header = json.loads(json.dumps(header))
+    header["signal"]["shape"][:2] = [h, w]
+    c = header["signal"]["shape"][-1]
+    header["config"]["n_gaussians"] = n
+
+    from inrcodec.models import gaussian_codec as gc
+
+    steps = gc.Steps.from_codes(np.array([0, 0, 0, 0, 0] + [-16] * c, np.int64))
+    q = gc.QuantizedGaussians(np.zeros(n, np.int64), np.zeros((n, 2), np.int64),
+                              np.tile(np.array([[v0, 0, 0]], np.int64), (n, 1)), rng.integers(0, 50, (n, c)))
+    section = gc.encode_section(q, np.zeros(n, np.int64), 1, steps)
+    return reseal(header, [("gaussians", section)], v)
+
+
 @mutator
 def inner_part(rng, data, donors):
     """For a file of parts: any mutation applied to one inner part, then the outer file re-sealed."""

@@ -269,3 +269,29 @@ def json_copy(obj):
     import json
 
     return json.loads(json.dumps(obj))
+
+
+def test_dataset_variable_section_of_the_wrong_type_is_a_format_error():
+    """Found by the campaign (case 32313): a lossless variable's section name replaced by a list."""
+    from inrcodec.codec import decompress
+
+    v, h, s = unseal(seeds()["dataset"])
+    h = json_copy(h)
+    spec = next(x for x in h["config"]["variables"] if x["role"] != "field")
+    spec["section"] = [spec["section"]]
+    with pytest.raises(FormatError, match="malformed variable"):
+        decompress(reseal(h, s, v))
+
+
+def test_gaussian_work_cap_refuses_the_worst_file_unless_trusted():
+    """The slowest Gaussian file the caps accept on 256 x 256 has 1024 whole-image Gaussians; one more is refused
+    before rendering, and decodes when the caller lifts the caps (max_pixels=0)."""
+    from inrcodec.codec import decompress
+    from inrcodec.fuzzing import gaussian_costly_file
+
+    seed = seeds()["gaussian-image"]
+    assert decompress(gaussian_costly_file(seed, 256, 256, 1024)).data.shape == (256, 256, 3)
+    over = gaussian_costly_file(seed, 256, 256, 1025)
+    with pytest.raises(FormatError, match="rasterise"):
+        decompress(over)
+    assert decompress(over, max_pixels=0).data.shape == (256, 256, 3)
