@@ -1,8 +1,9 @@
 """Fuzzing in CI (hypothesis): hostile files never make the decoder raise anything but FormatError / InputError.
 
 Cases are re-sealed mutations (CRCs recomputed, see ``inrcodec.fuzzing``) of the golden corpus (every model, a
-file of parts), plus direct attacks on the entropy decoder, the model-state codec, the Gaussian section decoder
-and the part table. About 3 000 cases, well under a minute; the >= 100 000-case campaign with timings and memory
+file of parts, video GOPs of both kinds, a dataset, the error-bounded coder with NaN/Inf), plus direct attacks on
+the entropy decoder, the model-state codec, the Gaussian section decoder and the part table, and the campaign's
+findings as regression tests. About 4 500 cases, a minute or two; the >= 100 000-case campaign with timings and memory
 is ``benchmarks/fuzz_campaign.py``. A new layout plugs in with one ``register_seed`` line (and its golden file).
 Timing targets live in the campaign; here a hang guard only turns a case still running after 60 s into a failure.
 """
