@@ -44,8 +44,9 @@ TAIL = """
 | values of a container's signal | 2**30, axis <= 2**20, channels <= 64 (`container.py`) | none |
 | header | 1 MiB compressed, 4 MiB as JSON | none |
 | symbols per entropy-coded blob | 2**28; alphabet < 2**20 | none |
-| Gaussians per file | 2**22, 16 layers, and at most 4 per pixel (at least 2**16) | none |
-| Gaussian rasterisation work (3-sigma boxes clipped to the image) | 4096 per pixel, at least 2**25 (`limits.RASTER_WORK_PER_PIXEL`) | none |
+| Gaussians per file | 2**22, 16 layers, at most 4 per pixel (at least 2**16), at least 2 coded bits each (the first 64 free) | none |
+| Gaussian rasterisation work (each Gaussian's pixel bbox, 3 sqrt(Sxx) x 3 sqrt(Syy), clipped to the image) | 1024 per pixel, at least 2**22 (`limits.RASTER_WORK_PER_PIXEL`) | `--max-pixels 0` / `max_pixels=0` |
+| parts of a video or dataset | each GOP / tile under the decode's sample cap; an eagerly decoded dataset variable too | as the sample cap |
 | input images | 2**28 pixels before decoding (`signals._common.MAX_PIXELS`) | none |
 | input arrays (npy, raw) | 2**30 values | none |
 

@@ -211,6 +211,7 @@ def decode(
 ) -> None:
     """Decode an .inrc file (.png/.tif 8 or 16 bit as the input was, .npy, .wav ...)."""
     from .codec import decompress
+    from .limits import pixel_cap
     from .signals import save
     from .signals._atomic import check_output_path
 
@@ -225,12 +226,14 @@ def decode(
 
         if size is not None or scale is not None or fraction is not None:
             _fail("--size, --scale and --fraction do not apply to datasets")
-        return decode_dataset(header, input, output, var)
+        with pixel_cap(max_pixels):  # each tile under the cap
+            return decode_dataset(header, input, output, var)
     if header.model == "video":  # a file of GOPs (video_codec.py)
         from .video_cli import decode_video
 
-        return decode_video(input, data, header, output, size=size, scale=scale, frames=frames, fps=fps,
-                            fraction=fraction, parse_size=_parse_size)
+        with pixel_cap(max_pixels):  # each GOP under the cap
+            return decode_video(input, data, header, output, size=size, scale=scale, frames=frames, fps=fps,
+                                fraction=fraction, parse_size=_parse_size)
     if var:
         _fail("--var applies to dataset files")
     if frames is not None or fps is not None:

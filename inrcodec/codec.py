@@ -24,7 +24,7 @@ from .container import Container, read_container, write_container
 from .entropy import decode_ints
 from .errors import FormatError, InputError
 from .fit import FitSettings, fit
-from .limits import check_pixels
+from .limits import check_pixels, pixel_cap
 from .schema import check_model_file
 from .metrics import psnr as psnr_metric
 from .models import default_model, get_model
@@ -344,8 +344,8 @@ def load_representation(data: bytes, fraction: float | None = None,
             raise InputError(f"model {c.model!r} cannot decode a fraction of its representation")
         extra["fraction"] = float(fraction)
     try:
-        with np.errstate(all="ignore"):  # hostile steps overflow float32: refused below, not warned about
-            net = cls.decode(cfg, c.signal, c.sections, **extra)
+        with np.errstate(all="ignore"), pixel_cap(max_pixels):  # hostile steps overflow float32: refused below
+            net = cls.decode(cfg, c.signal, c.sections, **extra)  # (pixel_cap: model work caps see the caller's)
         for name, t in net.state_dict().items():
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 raise FormatError(f"{c.model} payload decodes to non-finite values in {name}")
@@ -366,15 +366,17 @@ def decompress(data: bytes, shape: tuple[int, ...] | None = None,
     grid of a complete decode only. ``max_pixels`` caps the samples of the native grid and of the render
     (default ``inrcodec.limits.MAX_PIXELS``; 0 = no cap). A file of parts (video) is decoded by its layout
     (``inrcodec.parts``)."""
-    from . import image_tiles, video_codec  # noqa: F401  (register the "image-tiles" and "video" layouts)
+    from . import dataset_codec, image_tiles, video_codec  # noqa: F401  (register their layouts)
     from .bounded.field import BOUNDED_MODEL, decode_predictor_only
     from .parts import LAYOUTS
 
     c = read_container(data)
-    if c.model == image_tiles.LAYOUT:  # the one layout that takes the pixel cap itself (it checks before decoding)
-        return LAYOUTS[c.model](c, shape=shape, region=region, fraction=fraction, max_pixels=max_pixels)
-    if c.model in LAYOUTS:
-        return LAYOUTS[c.model](c, shape=shape, region=region, fraction=fraction)
+    if c.model == image_tiles.LAYOUT:  # checks the whole image against the cap before decoding any tile
+        with pixel_cap(max_pixels):
+            return LAYOUTS[c.model](c, shape=shape, region=region, fraction=fraction, max_pixels=max_pixels)
+    if c.model in LAYOUTS:  # its parts are decoded under the caller's cap
+        with pixel_cap(max_pixels):
+            return LAYOUTS[c.model](c, shape=shape, region=region, fraction=fraction)
     if c.model == BOUNDED_MODEL:
         check_pixels(c.signal["shape"][:-1], max_pixels)
         native = tuple(c.signal["shape"][:-1])

@@ -42,6 +42,7 @@ import numpy as np
 
 from .container import MAX_VALUES, Container, read_container, write_container
 from .errors import FormatError, InputError
+from .limits import check_pixels
 from .parts import pack_parts, part_count, read_part, register_layout
 from .signal import SUPPORTED_DTYPES
 from .signals._common import ARRAY_KINDS, fail
@@ -257,7 +258,10 @@ def _decode_nonfinite(blob: bytes, shape: tuple[int, ...]) -> tuple[np.ndarray, 
 def _inflate(blob: bytes, expected: int) -> bytes:
     """zlib inflate that never produces more than ``expected`` bytes (a hostile stream cannot balloon)."""
     d = zlib.decompressobj()
-    out = d.decompress(blob, expected + 1)
+    try:
+        out = d.decompress(blob, expected + 1)
+    except zlib.error as exc:
+        raise FormatError(f"section does not inflate: {exc}") from None
     if len(out) != expected or d.unconsumed_tail:
         raise FormatError(f"section inflates to {len(out)}{'+' if d.unconsumed_tail else ''} bytes, expected {expected}")
     return out
@@ -389,6 +393,9 @@ def decode_tile(part: bytes, spec: dict[str, Any]) -> np.ndarray:
     else:
         if "field" not in c.sections:
             raise FormatError("dataset part has no field section")
+        claimed = read_container(c.sections["field"]).signal["shape"]
+        if math.prod(claimed) != math.prod(shape):  # refused before anything is rendered
+            raise FormatError("dataset part's field does not match its shape")
         signal = decompress(c.sections["field"])
         if signal.data.size != math.prod(shape):
             raise FormatError("dataset part's field does not match its shape")
@@ -540,7 +547,8 @@ def _check_spec(spec: Any) -> None:
             and isinstance(spec.get("shape"), list) and len(spec["dims"]) == len(spec["shape"])
             and all(isinstance(d, str) for d in spec["dims"])
             and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in spec["shape"])
-            and spec.get("role") in ("field", "lossless", "coord") and isinstance(spec.get("dtype"), str)):
+            and spec.get("role") in ("field", "lossless", "coord") and isinstance(spec.get("dtype"), str)
+            and (spec["role"] == "field" or isinstance(spec.get("section"), str))):
         raise FormatError("malformed variable entry in dataset header")
     if math.prod(spec["shape"]) > MAX_VALUES:
         raise FormatError(f"variable {spec['name']!r} claims more than {MAX_VALUES} values")
@@ -646,6 +654,7 @@ def decompress_dataset(data: bytes | Container, names: Sequence[str] | None = No
                 raise FormatError(f"variable {spec['name']!r}: its tiles do not cover it")
             out = _lazy_field(c, spec, idx, tiles, dtype) if lazy else None
             if out is None:  # eager (or tiles not on a grid): decode every tile now
+                check_pixels(shape, None, f"variable {spec['name']!r}")  # the whole variable is held at once
                 out = np.empty(shape, dtype)
                 for i in idx:
                     start, stop = tiles[i]["start"], tiles[i]["stop"]

@@ -122,6 +122,101 @@ def _make_parts() -> bytes:
 register_seed("parts", _make_parts)
 
 
+# -- layouts and coders that landed after the first corpus: video GOPs, datasets, the error-bounded coder --------
+def _tiny_clip():
+    """4 frames of 24 x 32: a bright square moving 2 px per frame over a gradient (motion for the mcvideo GOPs)."""
+    import numpy as np
+
+    from .signal import Signal
+
+    y, x = np.mgrid[0:24, 0:32]
+    frames = []
+    for t in range(4):
+        f = np.stack([40 + 4 * x, 60 + 5 * y, 90 + 2 * (x + y)], -1).astype(np.float64)
+        f[6:14, 4 + 2 * t:12 + 2 * t] = [230, 200, 60]
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    return Signal(np.stack(frames), kind="video", metadata={"fps": 10.0})
+
+
+def _make_video(model: str, **config) -> Callable[[], bytes]:
+    def make() -> bytes:
+        import torch
+
+        from .video_codec import compress_video
+
+        torch.manual_seed(0)
+        return compress_video(_tiny_clip(), model, bpp=3.0, steps=10, seed=0, gop=2, workers=1,
+                              audio=False, config=config or None).data
+    return make
+
+
+def _special_field():
+    """A 2-D float32 field with a NaN patch and both infinities (the coder's class map)."""
+    import numpy as np
+
+    from .signal import Signal
+
+    y, x = np.mgrid[0:12, 0:14] / 14.0
+    f = (np.sin(5 * x) * np.cos(3 * y) + 0.2 * x).astype(np.float32)
+    f[2:4, 3:6] = np.nan
+    f[7, 1], f[9, 12] = np.inf, -np.inf
+    return Signal(f[..., None], kind="array")
+
+
+def _make_bounded() -> bytes:
+    from .codec import compress
+
+    return compress(_special_field(), "bounded", max_error=0.01, relative=True).data
+
+
+def _make_fourier_bounded() -> bytes:
+    """An INR with the error-bounded coder on its residual (section ``bounded``) over non-finite values."""
+    import torch
+
+    from .codec import compress
+
+    torch.manual_seed(0)
+    return compress(_special_field(), "fourier", max_error=0.05, relative=True, steps=10, seed=0,
+                    config=dict(_SMALL["fourier"])).data
+
+
+def _make_dataset() -> bytes:
+    """A NetCDF dataset of three variables (float field with NaN, int16 field, a small lossless one) and coords."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    import xarray as xr
+
+    from .dataset_codec import FieldTarget, compress_dataset
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:10, 0:12] / 12.0
+    temp = (280 + 8 * np.sin(4 * x) * np.cos(3 * y)).astype(np.float32)
+    temp[0:2, 0:3] = np.nan
+    ds = xr.Dataset(
+        {"temp": (("lat", "lon"), temp, {"units": "K"}),
+         "count": (("lat", "lon"), rng.integers(0, 40, (10, 12)).astype(np.int16)),
+         "small": (("k",), np.arange(5, dtype=np.float64))},
+        coords={"lat": ("lat", np.linspace(-20, 20, 10, dtype=np.float32)),
+                "lon": ("lon", np.linspace(0, 33, 12, dtype=np.float32))},
+        attrs={"title": "fuzz seed"})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "seed.nc"
+        ds.to_netcdf(path)
+        return compress_dataset(path, None, FieldTarget(model="siren", steps=4, max_error=0.05,
+                                                        relative=True)).data
+
+
+register_seed("video-mcvideo", _make_video("mcvideo"))
+register_seed("video-fourier", _make_video("fourier", **_SMALL["fourier"]))
+register_seed("bounded-nonfinite", _make_bounded)
+register_seed("fourier-bounded-nonfinite", _make_fourier_bounded)
+register_seed("dataset", _make_dataset)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # unseal / reseal
 # ---------------------------------------------------------------------------------------------------------------
@@ -420,6 +515,29 @@ def gaussian_flood(rng, data, donors):
     return reseal(h, [("gaussians", varint(1) + varint(n) + codes + varint(len(chunk)) + chunk)], v)
 
 
+def gaussian_costly_file(seed: bytes, h: int, w: int, n: int, v0: int = 40, rng_seed: int = 0) -> bytes:
+    """A Gaussian file that pays its way: n Gaussians at one position, huge (log-size symbol v0), random colours
+    (so the section spends more than the 2 bits per Gaussian the decoder asks for), on a claimed h x w image, from
+    a Gaussian ``seed`` file. The most rendering work per byte the caps let through
+    (``benchmarks/gaussian_worst_case.py``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(rng_seed)
+    v, header, _ = unseal(seed)
+    header = json.loads(json.dumps(header))
+    header["signal"]["shape"][:2] = [h, w]
+    c = header["signal"]["shape"][-1]
+    header["config"]["n_gaussians"] = n
+
+    from inrcodec.models import gaussian_codec as gc
+
+    steps = gc.Steps.from_codes(np.array([0, 0, 0, 0, 0] + [-16] * c, np.int64))
+    q = gc.QuantizedGaussians(np.zeros(n, np.int64), np.zeros((n, 2), np.int64),
+                              np.tile(np.array([[v0, 0, 0]], np.int64), (n, 1)), rng.integers(0, 50, (n, c)))
+    section = gc.encode_section(q, np.zeros(n, np.int64), 1, steps)
+    return reseal(header, [("gaussians", section)], v)
+
+
 @mutator
 def inner_part(rng, data, donors):
     """For a file of parts: any mutation applied to one inner part, then the outer file re-sealed."""
@@ -464,20 +582,24 @@ SLOW_SECONDS = 2.0
 
 def decode_target(data: bytes, max_pixels: int | None = FUZZ_MAX_PIXELS, depth: int = 0) -> None:
     """Decode as a user would: the whole file, or every part of a file of parts (and its progressive prefix)."""
+    from . import dataset_codec, video_codec  # noqa: F401  (register the "dataset" and "video" layouts)
     from .codec import decompress
     from .container import read_container
     from .parts import LAYOUTS, PART_PREFIX, part_count, read_part
 
     c = read_container(data)
+    if c.model in LAYOUTS:  # a registered layout decodes its parts itself, under the same cap
+        signal = decompress(data, max_pixels=max_pixels)
+        if c.model == video_codec.LAYOUT and signal.data.shape[0] > 1:  # random access: the last frame alone
+            n = signal.data.shape[0]
+            list(video_codec.decode_windows(c, frames=(n - 1, n)))
+        return
     if any(n.startswith(PART_PREFIX) for n in c.sections):
         if depth >= 2:
             raise FormatError("parts nested too deep")
         for i in range(part_count(c)):
             decode_target(c.sections[f"{PART_PREFIX}{i}"], max_pixels, depth + 1)
             read_part(c, i)
-        return
-    if c.model in LAYOUTS:
-        LAYOUTS[c.model](c)
         return
     signal = decompress(data, max_pixels=max_pixels)
     _save_like_cli(signal)

@@ -43,7 +43,7 @@ import numpy as np
 from . import __version__
 from .container import Container, read_container
 from .errors import FormatError, InputError
-from .limits import check_pixels
+from .limits import check_pixels, resolve_max_pixels
 from .parts import pack_parts, part_count, part_section, register_layout
 from .signal import Signal
 
@@ -369,14 +369,15 @@ def open_tiled(data: bytes | Container) -> TiledFile:
     return TiledFile(c, g, cfg["model"])
 
 
-def _render_tile(tf: TiledFile, i: int, fraction: float | None) -> np.ndarray:
-    """Normalised float32 render of tile ``i`` over its extended box (checked against the outer header)."""
+def _render_tile(tf: TiledFile, i: int, fraction: float | None, max_pixels: int) -> np.ndarray:
+    """Normalised float32 render of tile ``i`` over its extended box (checked against the outer header), under the
+    caller's caps (``max_pixels`` 0: lifted, e.g. the encoder checking its own file)."""
     from .codec import load_representation
 
     import torch
 
     inner = tf.container.sections[part_section(i)]
-    c, net = load_representation(inner, fraction, max_pixels=0)
+    c, net = load_representation(inner, fraction, max_pixels=max_pixels)
     y0, y1, x0, x1 = tf.grid.extended(i)
     outer = tf.container.signal
     if c.model != tf.model:
@@ -399,6 +400,7 @@ def decode_bands(data: bytes | Container, region: tuple[tuple[int, int], tuple[i
     tf = open_tiled(data)
     g, desc = tf.grid, tf.container.signal
     check_pixels((g.height, g.width), max_pixels)
+    tile_cap = resolve_max_pixels(max_pixels) or 0  # each tile is decoded under the same caps (work caps too)
     (ry0, ry1), (rx0, rx1) = region if region is not None else ((0, g.height), (0, g.width))
     if not (0 <= ry0 < ry1 <= g.height and 0 <= rx0 < rx1 <= g.width):
         raise InputError(f"region {region} is not inside the {g.width}x{g.height} image")
@@ -421,7 +423,7 @@ def decode_bands(data: bytes | Container, region: tuple[tuple[int, int], tuple[i
                 ty0, ty1, tx0, tx1 = g.extended(i)
                 if tx1 <= rx0 or tx0 >= rx1:
                     continue
-                vals = _render_tile(tf, i, fraction) * g.weights(i)
+                vals = _render_tile(tf, i, fraction, tile_cap) * g.weights(i)
                 ya, yb, xa, xb = max(ty0, ry0), min(ty1, ry1), max(tx0, rx0), min(tx1, rx1)
                 acc[ya - acc_y0:yb - acc_y0, xa - rx0:xb - rx0] += vals[ya - ty0:yb - ty0, xa - tx0:xb - tx0]
         if acc is not None:

@@ -15,6 +15,8 @@ allocated (and run over every pixel) before any check on the output.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 from .errors import FormatError
@@ -24,24 +26,50 @@ MAX_PIXELS: int | None = DEFAULT_MAX_PIXELS  # process-wide default; None or 0: 
 MAX_PARAMS = 1 << 24  # network weights / latents / Gaussian attributes a config may imply (64 MiB of float32)
 
 
-# Rasterising Gaussians costs the sum of their bounding boxes (3 sigma) clipped to the image. A 132-byte file of
-# 4 million identical huge Gaussians (constant entropy-coded streams) took 39 s on a 24 x 32 image before this cap.
-# Measured upper bounds (gaussian.raster_work / pixels) of real files: 32-34 for the golden files, 32/126/410/1341
-# for a 192x192 Kodak crop at 0.1 / 1 / 3 / 8 bpp (60 steps): the bound is loose; the cap is 3x the largest.
-RASTER_WORK_PER_PIXEL = 4096
-RASTER_WORK_MIN = 1 << 25
+# Rasterising Gaussians costs the sum of their pixel bboxes (3 sigma in x and in y) clipped to the image, about
+# 6-7 ns per (Gaussian, pixel) visit on this CPU. A 132-byte file of 4 million identical huge Gaussians took 39 s
+# on a 24 x 32 image before these caps (constant streams are now also refused for spending < 2 bits per Gaussian).
+# Measured on real files (gaussian.raster_work / pixels, 192 x 192 Kodak crops, 60 steps): 132 at 2 bpp, 412 and
+# 463 at 8 bpp (kodim03, kodim08; 13-15 k Gaussians); golden files 5-34. The cap is 2.2x the largest: the worst
+# file it accepts renders 2**16 pixels in ~0.4 s here (benchmarks/results/gaussian_worst_case.json). A file
+# above it is refused unless the caller trusts it: max_pixels=0 / --max-pixels 0 lifts this cap with the other.
+RASTER_WORK_PER_PIXEL = 1024
+RASTER_WORK_MIN = 1 << 22  # tiny images: ~25 ms of rendering
 
 
 def check_raster_work(work: float, pixels: int, what: str = "gaussian file") -> None:
+    if resolve_max_pixels(None) is None:  # the caller lifted the decode caps (inside pixel_cap(0))
+        return
     cap = max(RASTER_WORK_MIN, RASTER_WORK_PER_PIXEL * pixels)
     if work > cap:
         raise FormatError(f"{what} would rasterise {work:.3g} Gaussian-pixel pairs, more than the cap of {cap} "
-                          f"({RASTER_WORK_PER_PIXEL} per pixel): it is corrupt or hostile")
+                          f"({RASTER_WORK_PER_PIXEL} per pixel): corrupt or hostile (--max-pixels 0 if you trust "
+                          "it)")
+
+
+# The cap a caller gave for a file of parts (video GOPs, dataset tiles): the layout decoders decode their parts
+# with ``decompress(part)``, which then applies this cap rather than the process default (per thread / task).
+_SCOPED_CAP: contextvars.ContextVar[int | None] = contextvars.ContextVar("inrcodec_max_pixels", default=None)
+
+
+@contextlib.contextmanager
+def pixel_cap(max_pixels: int | None):
+    """Within this block, decodes that are given no ``max_pixels`` apply this one (None: leave as it is)."""
+    if max_pixels is None:
+        yield
+        return
+    token = _SCOPED_CAP.set(resolve_max_pixels(max_pixels) or 0)
+    try:
+        yield
+    finally:
+        _SCOPED_CAP.reset(token)
 
 
 def resolve_max_pixels(max_pixels: int | None) -> int | None:
-    """The cap to apply: the argument if given (0 = none), else the module default."""
-    cap = MAX_PIXELS if max_pixels is None else max_pixels
+    """The cap to apply: the argument if given (0 = none), else the enclosing ``pixel_cap``, else the module
+    default."""
+    scoped = _SCOPED_CAP.get()
+    cap = (MAX_PIXELS if scoped is None else scoped) if max_pixels is None else max_pixels
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
         raise ValueError(f"max_pixels must be a non-negative integer, got {cap!r}")
     return cap or None

@@ -306,3 +306,33 @@ def test_coded_bytes_are_stable():
 
 # sha256 prefixes of the blobs as format version 1 writes them (recorded 2026-11-23, x86_64 Linux).
 GOLDEN_DIGESTS = {"laplace": "3c76d8e35e5bfc22", "gaussian": "fe1f5be4ab390c96", "categorical": "21d92252e39f5a54"}
+
+
+def test_parametric_pmf_far_tail_shortcut_is_exact():
+    """_det_pmf floors intervals far from the mean without evaluating them: bit-identical to evaluating them."""
+    from inrcodec.entropy import coding
+
+    def full(kind, lo, hi, mean, scale):
+        k = np.arange(lo, hi + 1, dtype=np.float64)
+        a, c = (k - 0.5 - mean) / scale, (k + 0.5 - mean) / scale
+        if kind == coding.LAPLACE:
+            def tail(z):
+                return 0.5 * coding._det_exp(-z)
+        else:
+            def tail(z):
+                return 0.5 * coding._det_erfc_pos(z * 0.7071067811865476)
+        right = tail(np.maximum(a, 0)) - tail(np.maximum(c, 0))
+        left = tail(np.maximum(-c, 0)) - tail(np.maximum(-a, 0))
+        middle = 1.0 - tail(np.maximum(-a, 0)) - tail(np.maximum(c, 0))
+        return np.maximum(np.where(a >= 0, right, np.where(c <= 0, left, middle)), 2.0**-30)
+
+    rng = np.random.default_rng(7)
+    kinds = [coding.MODEL_NAMES["laplace"], coding.MODEL_NAMES["gaussian"]]
+    for _ in range(400):
+        kind = kinds[int(rng.integers(2))]
+        lo = int(rng.integers(-3000, 100))
+        hi = lo + int(rng.choice([1, 5, 50, 500, 5000]))
+        mean = float(np.float32(rng.uniform(lo - 50, hi + 50)))
+        scale = float(np.float32(np.exp(rng.uniform(-6, 8))))
+        assert np.array_equal(coding._det_pmf(kind, lo, hi, mean, scale).view(np.uint64),
+                              full(kind, lo, hi, mean, scale).view(np.uint64))

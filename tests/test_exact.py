@@ -1,77 +1,72 @@
-"""The Gaussian codec's step rules are IEEE-exact: constants derived again here by exact integer arithmetic, and
-the exact helpers checked against exact (rational) answers."""
+"""The exact decoding rules (inrcodec.quant.exact) against what format version 1 computed with libm, on samples
+(the exhaustive checks are benchmarks/exact_hashgrid_check.py and exact_laplace_check.py)."""
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
+import constriction
 import numpy as np
 
-from inrcodec.models import gaussian_codec as gc
+from inrcodec.quant import exact
 
 
-def _iroot(a: int, n: int) -> int:
-    """floor(a ** (1/n)) for integers."""
-    x = 1 << (a.bit_length() // n + 1)
-    while True:
-        y = ((n - 1) * x + a // x ** (n - 1)) // n
-        if y >= x:
-            break
-        x = y
-    while x**n > a:
-        x -= 1
-    while (x + 1) ** n <= a:
-        x += 1
-    return x
+def test_latent_scale_table_is_the_libm_table():
+    old = np.array([2.0 ** (-5.0 + (i + 0.5) / 8) for i in range(96)])
+    assert np.array_equal(exact.latent_scale_table(-5.0, 8, 96).view(np.uint64), old.view(np.uint64))
 
 
-def test_pow2_table_is_correctly_rounded():
-    P = 240
-    for j, v in enumerate(gc._POW2_EIGHTHS):
-        lo = Fraction(_iroot(2**j << (8 * P), 8), 2**P)  # 2**(j/8) within 2**-240 below
-        exact_ish = lo + Fraction(1, 2**(P + 1))
-        assert v == float(exact_ish)  # Fraction -> float rounds correctly
-
-
-def test_code_to_step_is_exact_powers():
-    codes = np.arange(-200, 200)
-    steps = gc.code_to_step(codes)
-    for c, s in zip(codes, steps):
-        assert s == math.ldexp(float(gc._POW2_EIGHTHS[c % 8]), int(c // 8))
-    assert np.array_equal(gc.code_to_step(codes.astype(np.float64)), steps)
-    assert gc.code_to_step(16) == 4.0 and gc.code_to_step(-8) == 0.5
-
-
-def test_sqrt_half_threshold_is_the_double_just_above():
-    t = Fraction(gc._SQRT_HALF_UP)
-    below = Fraction(float(np.nextafter(gc._SQRT_HALF_UP, 0)))
-    assert t * t > Fraction(1, 2) > below * below
-
-
-def test_round_log2_is_exact():
+def test_round_to_f32_ties_to_even_and_rounds_like_numpy_off_ties():
+    one = Fraction(1)
+    ulp = Fraction(1, 2**23)
+    assert exact.round_to_f32(one + ulp / 2) == np.float32(1.0)  # tie: to even
+    assert exact.round_to_f32(one + 3 * ulp / 2) == np.float32(1.0) + np.float32(2.0**-22)
     rng = np.random.default_rng(0)
-    x = np.exp(rng.uniform(-20, 20, 20000))
-    got = gc.round_log2(x)
-    for xi, g in zip(x[:2000], got[:2000]):
-        # floor(log2 x + 1/2) = g  <=>  2**(2g-1) <= x**2 < 2**(2g+1), decided in rationals
-        f = Fraction(float(xi)) ** 2
-        assert Fraction(2) ** (2 * int(g) - 1) <= f < Fraction(2) ** (2 * int(g) + 1)
+    for v in rng.uniform(1e-3, 1e6, 200):
+        assert exact.round_to_f32(Fraction(float(v))) == np.float32(v)  # numpy's double -> float32 is exact
 
 
-def test_exact_log2_is_accurate_and_fixed():
+def test_hash_grid_rules_match_format_v1_on_the_encoder_grid():
+    """A sample of the encoder's per_level_scale values (and every one with a table entry): numpy's float32 log2 and
+    exp2, exactly."""
     rng = np.random.default_rng(1)
-    x = np.exp(rng.uniform(-15, 15, 100000))
-    got = gc.exact_log2(x)
-    assert np.max(np.abs(got - np.log2(x))) <= 4 * np.spacing(np.maximum(np.abs(np.log2(x)), 1.0)).max()
-    assert np.array_equal(gc.exact_log2(2.0 ** np.arange(-30, 30)), np.arange(-30, 30).astype(np.float64))
+    ks = np.concatenate([rng.integers(10000, 40001, 150), [10000, 15000, 20000, 40000]])
+    pls = np.array([round(int(k) / 10**4, 4) for k in ks], np.float32)
+    table_inputs = np.array(list(exact._LOG2_V1), np.uint32).view(np.float32)
+    for x in np.concatenate([pls, table_inputs]):
+        lp = exact.f32_log2(x)
+        assert lp == np.log2(np.float32(x)), x
+        for level in (1, 7, 15, 31):
+            y = np.float32(np.float32(level) * lp)
+            assert exact.f32_exp2(y) == np.exp2(y), (x, level)
+    ys = np.array(list(exact._EXP2_V1), np.uint32).view(np.float32)
+    assert all(exact.f32_exp2(y) == np.exp2(y) for y in ys)
 
 
-def test_basis_product_sums_left_to_right():
+def test_quantised_laplace_tables_match_constriction():
+    """constriction's left cumulatives (an empty ANS coder holds exactly the one encoded symbol's) equal the exact
+    tables, and whole streams are identical."""
+    m, ans = constriction.stream.model, constriction.stream.stack.AnsCoder
     rng = np.random.default_rng(2)
-    v = rng.normal(size=(1000, 3))
-    b = gc.color_basis(3)
-    got = gc.basis_product(v, b)
-    ref = np.stack([(v[:, 0] * b[0, i] + v[:, 1] * b[1, i]) + v[:, 2] * b[2, i] for i in range(3)], 1)
-    assert np.array_equal(got, ref)
-    assert np.allclose(got, v @ b, rtol=0, atol=1e-15)
+    for _ in range(40):
+        lo = int(rng.integers(-30, 5))
+        hi = lo + int(rng.integers(1, 25))
+        mean, scale = float(rng.uniform(lo - 2, hi + 2)), float(np.exp2(rng.uniform(-5, 6)))
+        u = exact.laplace_weights(lo, hi, np.array([mean]), np.array([scale]))[0]
+        mine = np.concatenate([[0], np.cumsum(u)[:-1]]).astype(np.int64) + np.arange(hi - lo + 1)
+        theirs = []
+        for s in range(lo, hi + 1):
+            c = ans()
+            c.encode_reverse(np.array([s], np.int32), m.QuantizedLaplace(lo, hi), np.array([mean]), np.array([scale]))
+            w = c.get_compressed()
+            theirs.append(int(w[0]) if len(w) else 0)
+        assert np.array_equal(mine, theirs)
+    n, lo, hi = 3000, -12, 9
+    mean, scale = rng.uniform(lo, hi, n), np.exp2(rng.uniform(-4, 4, n))
+    sym = rng.integers(lo, hi + 1, n)
+    c1, c2 = ans(), ans()
+    c1.encode_reverse(sym.astype(np.int32), m.QuantizedLaplace(lo, hi), mean, scale)
+    exact.laplace_encode_reverse(c2, sym, lo, hi, mean, scale)
+    assert np.array_equal(c1.get_compressed(), c2.get_compressed())
+    d = ans(c1.get_compressed())
+    assert np.array_equal(exact.laplace_decode(d, lo, hi, mean, scale), sym) and d.is_empty()

@@ -1,8 +1,9 @@
 """Fuzzing in CI (hypothesis): hostile files never make the decoder raise anything but FormatError / InputError.
 
 Cases are re-sealed mutations (CRCs recomputed, see ``inrcodec.fuzzing``) of the golden corpus (every model, a
-file of parts), plus direct attacks on the entropy decoder, the model-state codec, the Gaussian section decoder
-and the part table. About 3 000 cases, well under a minute; the >= 100 000-case campaign with timings and memory
+file of parts, video GOPs of both kinds, a dataset, the error-bounded coder with NaN/Inf), plus direct attacks on
+the entropy decoder, the model-state codec, the Gaussian section decoder and the part table, and the campaign's
+findings as regression tests. About 4 500 cases, a minute or two; the >= 100 000-case campaign with timings and memory
 is ``benchmarks/fuzz_campaign.py``. A new layout plugs in with one ``register_seed`` line (and its golden file).
 Timing targets live in the campaign; here a hang guard only turns a case still running after 60 s into a failure.
 """
@@ -206,3 +207,92 @@ def test_part_table_names(names):
         assert n == sum(k.startswith("part:") for k in set(names))
     except FormatError:
         pass
+
+
+# -- layouts and coders added after the first corpus: video GOPs, datasets, the error-bounded coder ----------------
+LAYOUT_SEEDS = ("video-mcvideo", "video-fourier", "dataset", "bounded-nonfinite", "fourier-bounded-nonfinite")
+
+
+@FUZZ(300)
+@given(seed=st.integers(0, 2**32 - 1), which=st.sampled_from(LAYOUT_SEEDS))
+def test_layout_seeds_resealed_mutations_fail_cleanly(seed, which):
+    rng = random.Random(seed)
+    data, how = mutate(rng, seeds()[which], list(seeds().values()))
+    _assert_clean(data, f"{which} / {how} / seed {seed}")
+
+
+def _inner(data: bytes, index: int = 0):
+    from inrcodec.parts import part_section
+
+    v, h, s = unseal(data)
+    s = dict(s)
+    return v, h, s, part_section(index)
+
+
+def test_mcvideo_intra_bomb_is_refused_before_rendering():
+    """A GOP whose intra frame claims a larger picture than the GOP: refused from the header, not rendered."""
+    from inrcodec.codec import decompress
+
+    v, h, s, name = _inner(seeds()["video-mcvideo"])
+    gv, gh, gs = unseal(s[name])
+    iv, ih, isec = unseal(dict(gs)["intra"])
+    ih = json_copy(ih)
+    ih["signal"]["shape"] = [4000, 4000, 3]
+    gs = [(n, reseal(ih, isec, iv) if n == "intra" else p) for n, p in gs]
+    s[name] = reseal(gh, gs, gv)
+    bomb = reseal(h, list(s.items()), v)
+    with pytest.raises(FormatError, match="another size"):
+        decompress(bomb)
+
+
+def test_layout_parts_inherit_the_callers_pixel_cap():
+    """decompress(max_pixels=N) on a file of parts applies N to every GOP / tile."""
+    from inrcodec.codec import decompress
+
+    for name in ("video-fourier", "video-mcvideo", "dataset"):
+        decompress(seeds()[name], max_pixels=1 << 16)  # the seeds fit
+        with pytest.raises(FormatError, match="more than the cap of 20"):
+            decompress(seeds()[name], max_pixels=20)
+
+
+def test_dataset_garbage_zlib_is_a_format_error():
+    from inrcodec.codec import decompress
+
+    v, h, s = unseal(seeds()["dataset"])
+    lossless = [n for n, _ in s if n.startswith("var:")]
+    assert lossless, "the dataset seed stores a small variable losslessly"
+    s = [(n, b"\x78\x9c" + bytes(range(40)) if n == lossless[0] else p) for n, p in s]
+    with pytest.raises(FormatError, match="inflate"):
+        decompress(reseal(h, s, v))
+
+
+def json_copy(obj):
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def test_dataset_variable_section_of_the_wrong_type_is_a_format_error():
+    """Found by the campaign (case 32313): a lossless variable's section name replaced by a list."""
+    from inrcodec.codec import decompress
+
+    v, h, s = unseal(seeds()["dataset"])
+    h = json_copy(h)
+    spec = next(x for x in h["config"]["variables"] if x["role"] != "field")
+    spec["section"] = [spec["section"]]
+    with pytest.raises(FormatError, match="malformed variable"):
+        decompress(reseal(h, s, v))
+
+
+def test_gaussian_work_cap_refuses_the_worst_file_unless_trusted():
+    """The slowest Gaussian file the caps accept on 256 x 256 has 1024 whole-image Gaussians; one more is refused
+    before rendering, and decodes when the caller lifts the caps (max_pixels=0)."""
+    from inrcodec.codec import decompress
+    from inrcodec.fuzzing import gaussian_costly_file
+
+    seed = seeds()["gaussian-image"]
+    assert decompress(gaussian_costly_file(seed, 256, 256, 1024)).data.shape == (256, 256, 3)
+    over = gaussian_costly_file(seed, 256, 256, 1025)
+    with pytest.raises(FormatError, match="rasterise"):
+        decompress(over)
+    assert decompress(over, max_pixels=0).data.shape == (256, 256, 3)

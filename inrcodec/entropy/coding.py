@@ -272,10 +272,12 @@ def _det_exp(x: np.ndarray) -> np.ndarray:
     (truncation < 1e-17 relative), then an exact scaling by 2**n."""
     x = np.maximum(np.asarray(x, dtype=np.float64), -745.0)
     n = np.rint(x / 0.6931471805599453)
-    r = (x - n * _LN2_HI) - n * _LN2_LO
+    r = x - n * _LN2_HI
+    r -= n * _LN2_LO
     p = np.full_like(r, _INV_FACT[13])
-    for c in _INV_FACT[12::-1]:
-        p = p * r + c
+    for c in _INV_FACT[12::-1]:  # in place: the same operations in the same order, without temporaries
+        p *= r
+        p += c
     return np.ldexp(p, n.astype(np.int64))
 
 
@@ -291,6 +293,14 @@ def _det_pmf(kind: int, lo: int, hi: int, mean: float, scale: float) -> np.ndarr
     as mass of [k - 0.5, k + 0.5], computed from whichever tail is accurate; floored so every symbol is codable."""
     k = np.arange(lo, hi + 1, dtype=np.float64)
     a, c = (k - 0.5 - mean) / scale, (k + 0.5 - mean) / scale  # interval ends in units of scale
+    # An interval wholly beyond FAR scales from the mean has less mass than the floor (Laplace: 0.5 e^-22 =
+    # 1.4e-10; Gaussian: erfc(8 / sqrt 2) / 2 = 6e-16; floor 2**-30 = 9.3e-10), so it gets exactly the floor
+    # without evaluating it: a few-byte header claiming a 2**20-symbol alphabet costs no 6 x 2**20 exps.
+    far = 22.0 if kind == LAPLACE else 8.0
+    live = ~((a >= far) | (c <= -far))  # NaN stays live (and fails below, as before)
+    out = np.full(k.shape, 2.0**-30)
+    if not live.all():
+        a, c = a[live], c[live]
     if kind == LAPLACE:
         def tail(z):  # P(X > z) for z >= 0
             return 0.5 * _det_exp(-z)
@@ -301,7 +311,8 @@ def _det_pmf(kind: int, lo: int, hi: int, mean: float, scale: float) -> np.ndarr
     left = tail(np.maximum(-c, 0)) - tail(np.maximum(-a, 0))
     middle = 1.0 - tail(np.maximum(-a, 0)) - tail(np.maximum(c, 0))
     pmf = np.where(a >= 0, right, np.where(c <= 0, left, middle))
-    return np.maximum(pmf, 2.0**-30)
+    out[live] = np.maximum(pmf, 2.0**-30)
+    return out
 
 
 def _param_model(kind: int, lo: int, hi: int, mean: float, scale: float):

@@ -25,6 +25,7 @@ import torch
 from ..errors import FormatError
 from . import register
 from .coordnet import CoordinateNetwork, mlp_param_count, validate_positive_ints
+from ..quant.exact import f32_exp2, f32_log2
 
 PRIMES = (1, 2654435761, 805459861)
 MASK32 = 0xFFFFFFFF
@@ -58,11 +59,12 @@ class HashGridConfig:
 
 def level_layout(cfg: HashGridConfig) -> list[tuple[float, int, int, int]]:
     """Per level: (scale, resolution, offset in entries, table size in entries), as tiny-cuda-nn computes them
-    (float32 arithmetic for the scale)."""
+    (float32 arithmetic for the scale). log2/exp2 are the exact format rules (``quant.exact``), not libm's: the
+    table sizes decide how many symbols the decoder reads, so they must be the same on every machine."""
     out, offset = [], 0
-    log2_pls = np.float32(np.log2(np.float32(cfg.per_level_scale)))
+    log2_pls = f32_log2(np.float32(cfg.per_level_scale))
     for level in range(cfg.n_levels):
-        scale = np.float32(np.exp2(np.float32(level) * log2_pls) * np.float32(cfg.base_resolution) - np.float32(1.0))
+        scale = np.float32(f32_exp2(np.float32(level) * log2_pls) * np.float32(cfg.base_resolution) - np.float32(1.0))
         resolution = int(math.ceil(float(scale))) + 1
         dense = resolution**cfg.ndim
         size = min(-(-dense // 8) * 8, 1 << cfg.log2_table)

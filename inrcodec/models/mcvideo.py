@@ -328,6 +328,8 @@ def _intra(c: Container, cache: dict | None) -> np.ndarray:
     blob = c.sections["intra"]
     if cache is not None and blob in cache:
         return cache[blob]
+    if list(read_container(blob).signal["shape"]) != list(c.signal["shape"][1:]):  # before rendering it
+        raise FormatError("mcvideo intra frame has another size than its GOP")
     intra = decompress(blob).data
     if cache is not None:
         cache.clear()  # only the latest intra frame is needed again (by the next GOP)
@@ -347,7 +349,10 @@ def _parse(data: bytes) -> tuple[Container, MCConfig]:
     except TypeError as exc:
         raise FormatError(f"invalid mcvideo config: {exc}") from None
     cfg.validate()
-    n = c.signal["shape"][0]
+    shape = c.signal["shape"]
+    if len(shape) != 4 or shape[3] != 3 or c.signal["dtype"] != "uint8":
+        raise FormatError(f"mcvideo GOP of shape {shape} {c.signal['dtype']}: expected (frames, H, W, 3) uint8")
+    n = shape[0]
     if n != cfg.frames or "intra" not in c.sections or "motion" not in c.sections:
         raise FormatError("mcvideo GOP is missing sections or has an inconsistent frame count")
     if bool(cfg.residual) != ("residual" in c.sections):

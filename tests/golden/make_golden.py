@@ -45,6 +45,27 @@ def parse_digest(data: bytes) -> str:
     c = read_container(data)
     h = hashlib.sha256()
     h.update(json.dumps({"signal": c.signal, "model": c.model, "config": c.config}, sort_keys=True).encode())
+    if c.model in ("mcvideo", "dataset-tile"):  # a part of a layout: its inner files and symbol streams
+        for name in sorted(c.sections):
+            blob = c.sections[name]
+            h.update(name.encode())
+            if name in ("intra", "field"):
+                h.update(parse_digest(blob).encode())
+            elif name == "motion":
+                from inrcodec.models import mcvideo
+
+                n, hh, ww = c.signal["shape"][:3]
+                block = c.config["block"]
+                fields = n if c.config["bidirectional"] and n > 1 else n - 1
+                _h(h, mcvideo.decode_motion(blob, (fields, -(-hh // block), -(-ww // block), 2)))
+            else:  # lossless values, non-finite positions: exact bytes
+                h.update(blob)
+        return h.hexdigest()
+    if c.model == "bounded":  # the predictive coder: integer symbols and float64 basic operations only
+        from inrcodec.bounded.field import decode_predictor_only
+
+        _h(h, decode_predictor_only(c).data)
+        return h.hexdigest()
     if any(n.startswith(PART_PREFIX) for n in c.sections):
         for i in range(part_count(c)):
             h.update(parse_digest(c.sections[f"{PART_PREFIX}{i}"]).encode())
@@ -77,6 +98,11 @@ def decoded_output(data: bytes) -> np.ndarray:
     from inrcodec.parts import PART_PREFIX, part_count
 
     c = read_container(data)
+    if c.model == "dataset":  # every variable, coordinates included, in file order
+        ds = decompress(data)
+        return np.concatenate([np.asarray(ds[k].values, np.float64).ravel() for k in ds.variables])
+    if c.model == "video":
+        return decompress(data).data
     if any(n.startswith(PART_PREFIX) for n in c.sections):
         return np.concatenate([decoded_output(c.sections[f"{PART_PREFIX}{i}"]).astype(np.float64).ravel()
                                for i in range(part_count(c))])

@@ -12,7 +12,7 @@ checkerboard split of each level, the 2d axis neighbours of the "odd" samples (a
 decoding is 2 vectorised passes per level, not one pass per sample. The same function gives
 
 * the rate term of the loss: -log2 P(bin) of the (noisy or rounded) latents under those Laplaces, and
-* the coder's probabilities: constriction's QuantizedLaplace with the predicted means and scales per symbol.
+* the coder's probabilities: a quantised Laplace (constriction's table, rebuilt exactly in quant.exact) with the predicted means and scales per symbol.
 
 To make the decoder reproduce the encoder's probabilities bit for bit on any machine, the coder evaluates the
 context MLP in exact arithmetic: weights are integers times a power of two, inputs are dyadic, every layer output

@@ -1,5 +1,8 @@
-"""Bitstream of the latents: per level, symbols coded with constriction's ANS and a QuantizedLaplace whose mean
+"""Bitstream of the latents: per level, symbols coded with constriction's ANS and a quantised Laplace whose mean
 and scale the exact context model predicts (checkerboard: even samples, then odd, per level from the coarsest).
+
+The quantised Laplace is constriction's ``QuantizedLaplace`` table rebuilt in IEEE-exact arithmetic
+(``quant.exact``), so the probabilities never depend on the machine's libm.
 
 Layout of the ``latents`` section: u16 step numerator (step = k / STEP_FRAC), u32 CRC-32 of the symbols, per level
 the varint pair (zigzag(lo), hi - lo), then the ANS words (little-endian u32, trailing zero bytes trimmed).
@@ -16,6 +19,7 @@ import torch
 
 from ...entropy.rate import laplace_rate_bits
 from ...errors import FormatError
+from ...quant.exact import laplace_decode, laplace_encode_reverse
 from .context import ExactArm, checkerboard, coder_features
 from .quantiser import LATENT_CAP, STEP_FRAC
 
@@ -44,12 +48,11 @@ def encode_latents(arm: ExactArm, syms: list[np.ndarray], step: float) -> bytes:
         if hi > lo:
             odd = checkerboard(s.shape).reshape(-1).numpy()
             mean, scale = params[level]
-            model = constriction.stream.model.QuantizedLaplace(lo, hi)
-            chunks.append((flat, odd, mean, scale, model))
-    for flat, odd, mean, scale, model in chunks:  # a stack: fine levels first, odd before even in each
+            chunks.append((flat, odd, mean, scale, lo, hi))
+    for flat, odd, mean, scale, lo, hi in chunks:  # a stack: fine levels first, odd before even in each
         for sel in (odd, ~odd):
             if sel.any():
-                coder.encode_reverse(flat[sel].astype(np.int32), model, mean[sel], scale[sel])
+                laplace_encode_reverse(coder, flat[sel], lo, hi, mean[sel], scale[sel])
     check = _symbols_crc(syms)
     return struct.pack("<HI", int(round(step * STEP_FRAC)), check) + bytes(head) + _ans_bytes(coder)
 
@@ -85,7 +88,6 @@ def decode_latents(arm: ExactArm, blob: bytes, shapes: list[tuple[int, ...]]) ->
         sym = np.full(int(np.prod(shape)), lo, dtype=np.int64)
         if hi > lo:
             odd = checkerboard(shape).reshape(-1).numpy()
-            model = constriction.stream.model.QuantizedLaplace(lo, hi)
             coarse = vals[level + 1] if level + 1 < levels else None
             for parity, sel in ((0, ~odd), (1, odd)):
                 if not sel.any():
@@ -93,7 +95,7 @@ def decode_latents(arm: ExactArm, blob: bytes, shapes: list[tuple[int, ...]]) ->
                 y = torch.from_numpy(sym.reshape(shape).astype(np.float64) * step)
                 mean, scale = arm(coder_features(level, levels, y, coarse, parity))
                 try:
-                    sym[sel] = coder.decode(model, mean / step, scale / step)
+                    sym[sel] = laplace_decode(coder, lo, hi, mean / step, scale / step)
                 except BaseException as exc:  # noqa: BLE001
                     raise FormatError(f"corrupt latents: {exc}") from None
         vals[level] = torch.from_numpy(sym.reshape(shape).astype(np.float64) * step)

@@ -18,13 +18,14 @@ import torch
 from ...kernels import latentgrid_context as context_kernel
 from ...kernels.latentgrid_arm import arm_rate
 from ...kernels.latentgrid_exact import context_2d_f64, exact_mlp
+from ...quant.exact import latent_scale_table
 from .quantiser import LATENT_CAP
 from .synthesis import _linears
 
 # Scale table of the coder: log2(scale) in [LOG2_SCALE_MIN, LOG2_SCALE_MAX) in steps of 1/SCALE_STEPS.
 LOG2_SCALE_MIN, LOG2_SCALE_MAX, SCALE_STEPS = -5.0, 7.0, 8
 N_SCALES = int((LOG2_SCALE_MAX - LOG2_SCALE_MIN) * SCALE_STEPS)
-SCALE_TABLE = np.array([2.0 ** (LOG2_SCALE_MIN + (i + 0.5) / SCALE_STEPS) for i in range(N_SCALES)])
+SCALE_TABLE = latent_scale_table(LOG2_SCALE_MIN, SCALE_STEPS, N_SCALES)  # quant.exact: 2**(m/16) without libm
 FRAC_BITS = 8  # fixed-point fraction bits of context-MLP activations and predicted means
 ACT_CAP = 2.0**16  # activations are clamped to +-this (keeps every exact sum far below 2**53)
 
