@@ -68,7 +68,7 @@ def test_region_decode_touches_only_its_tiles(coded, monkeypatch):
     _, res = coded
     seen = []
     real = it._render_tile
-    monkeypatch.setattr(it, "_render_tile", lambda tf, i, f: (seen.append(i), real(tf, i, f))[1])
+    monkeypatch.setattr(it, "_render_tile", lambda tf, i, *rest: (seen.append(i), real(tf, i, *rest))[1])
     it.decode_tiled(res.data, region=((0, 10), (0, 10)))
     assert seen == [0]
 
