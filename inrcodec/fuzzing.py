@@ -217,6 +217,20 @@ register_seed("fourier-bounded-nonfinite", _make_fourier_bounded)
 register_seed("dataset", _make_dataset)
 
 
+def _make_image_tiles() -> bytes:
+    """A tiled image (layout "image-tiles"): 2 x 2 Gaussian tiles with overlapping, cross-faded margins."""
+    import torch
+
+    from .image_tiles import compress_tiled
+
+    torch.manual_seed(0)
+    return compress_tiled(_tiny_image(), "gaussian", steps=10, seed=0, tile=16, workers=1,
+                          config=dict(_SMALL["gaussian"])).data
+
+
+register_seed("image-tiles", _make_image_tiles)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # unseal / reseal
 # ---------------------------------------------------------------------------------------------------------------
@@ -582,7 +596,7 @@ SLOW_SECONDS = 2.0
 
 def decode_target(data: bytes, max_pixels: int | None = FUZZ_MAX_PIXELS, depth: int = 0) -> None:
     """Decode as a user would: the whole file, or every part of a file of parts (and its progressive prefix)."""
-    from . import dataset_codec, video_codec  # noqa: F401  (register the "dataset" and "video" layouts)
+    from . import dataset_codec, image_tiles, video_codec  # noqa: F401  (register their layouts)
     from .codec import decompress
     from .container import read_container
     from .parts import LAYOUTS, PART_PREFIX, part_count, read_part

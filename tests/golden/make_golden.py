@@ -101,7 +101,7 @@ def decoded_output(data: bytes) -> np.ndarray:
     if c.model == "dataset":  # every variable, coordinates included, in file order
         ds = decompress(data)
         return np.concatenate([np.asarray(ds[k].values, np.float64).ravel() for k in ds.variables])
-    if c.model == "video":
+    if c.model in ("video", "image-tiles"):  # what the user gets: frames, or the tiles blended into one image
         return decompress(data).data
     if any(n.startswith(PART_PREFIX) for n in c.sections):
         return np.concatenate([decoded_output(c.sections[f"{PART_PREFIX}{i}"]).astype(np.float64).ravel()
