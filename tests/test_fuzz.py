@@ -210,7 +210,8 @@ def test_part_table_names(names):
 
 
 # -- layouts and coders added after the first corpus: video GOPs, datasets, the error-bounded coder ----------------
-LAYOUT_SEEDS = ("video-mcvideo", "video-fourier", "dataset", "bounded-nonfinite", "fourier-bounded-nonfinite")
+LAYOUT_SEEDS = ("video-mcvideo", "video-fourier", "dataset", "bounded-nonfinite", "fourier-bounded-nonfinite",
+                "image-tiles")
 
 
 @FUZZ(300)
@@ -243,6 +244,20 @@ def test_mcvideo_intra_bomb_is_refused_before_rendering():
     bomb = reseal(h, list(s.items()), v)
     with pytest.raises(FormatError, match="another size"):
         decompress(bomb)
+
+
+def test_mcvideo_float_block_is_a_format_error():
+    """Campaign finding (seed 14, cases 71093/75016): a GOP config with block 16.0 passed ``block in (8, 16, ...)``
+    and reached the motion decoder as a float count (TypeError)."""
+    from inrcodec.codec import decompress
+
+    v, h, s, name = _inner(seeds()["video-mcvideo"])
+    gv, gh, gs = unseal(s[name])
+    gh = json_copy(gh)
+    gh["config"]["block"] = float(gh["config"]["block"])
+    s[name] = reseal(gh, gs, gv)
+    with pytest.raises(FormatError, match="mcvideo config out of range"):
+        decompress(reseal(h, list(s.items()), v))
 
 
 def test_layout_parts_inherit_the_callers_pixel_cap():

@@ -70,7 +70,8 @@ class MCConfig:
     residual_step: int = 0  # its quantisation step in 1/STEP_UNIT levels
 
     def validate(self) -> None:
-        if not (isinstance(self.frames, int) and 1 <= self.frames <= 1024 and self.block in (8, 16, 32, 64)
+        if not (isinstance(self.frames, int) and 1 <= self.frames <= 1024
+                and type(self.block) is int and self.block in (8, 16, 32, 64)  # 16.0 == 16: float counts later
                 and isinstance(self.image_model, str) and isinstance(self.bidirectional, bool)):
             raise FormatError("mcvideo config out of range")
         if not (isinstance(self.residual, str) and (self.residual == "" or self.residual in RESIDUALS)
