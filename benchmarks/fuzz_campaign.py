@@ -192,7 +192,7 @@ def main() -> None:
     crashes = sum(v for k, v in total.items() if k not in CLEAN and not k.startswith("FormatError"))
     summary = {
         "command": "PYTHONPATH=$PWD OMP_NUM_THREADS=1 python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with four other engineers' work)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",  # what else ran: see the load averages
         "load_average_start": load0,
         "load_average_end": os.getloadavg(),
         "campaign_seed": a.seed,
