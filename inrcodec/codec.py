@@ -33,6 +33,16 @@ from .models.base import Representation
 from .signal import Signal
 
 BPP_TOLERANCE = 0.10
+
+
+def mark_targets(report: dict, bpp: float | None, psnr: float | None) -> None:
+    """Record a file-of-parts encode's targets and whether they were met (``report`` has its ``bpp``/``psnr``)."""
+    if bpp is not None:
+        report["target_bpp"] = bpp
+        report["target_met"] = abs(report["bpp"] - bpp) <= BPP_TOLERANCE * bpp
+    if psnr is not None:
+        report["target_psnr"] = psnr
+        report["target_met"] = report["psnr"] >= psnr
 QUALITY_SEARCH_STEPS = 12
 DEFAULT_QUALITY = 0.6  # with no rate/quality target: ~9 bits per weight, visually transparent for MLPs
 BUDGET_STEP_CAP = 1_000_000  # steps of a fit governed by --time-budget alone (the clock stops it long before)

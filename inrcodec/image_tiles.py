@@ -204,7 +204,7 @@ def compress_tiled(signal: Signal, model: str | None = None, *, bpp: float | Non
     """Encode an image as a file of tiles (see the module docstring). Same targets as ``codec.compress`` except
     ``max_error`` (use an untiled encode). ``time_budget`` is for the whole encode. ``allocation``: ``"jpeg"``
     (the measured rule of the module docstring) or ``"area"`` (bytes in proportion to pixels; for comparison)."""
-    from .codec import BPP_TOLERANCE, CompressResult, compress
+    from .codec import CompressResult, compress, mark_targets
     from .models import default_model
     from .presets import get_preset
 
@@ -312,12 +312,7 @@ def compress_tiled(signal: Signal, model: str | None = None, *, bpp: float | Non
         "shape": list(signal.data.shape),
         "dtype": str(signal.dtype),
     }
-    if bpp is not None:
-        report["target_bpp"] = bpp
-        report["target_met"] = abs(report["bpp"] - bpp) <= BPP_TOLERANCE * bpp
-    if psnr is not None:
-        report["target_psnr"] = psnr
-        report["target_met"] = report["psnr"] >= psnr
+    mark_targets(report, bpp, psnr)
     return CompressResult(data, report)
 
 

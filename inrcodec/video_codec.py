@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import __version__
-from .codec import BPP_TOLERANCE, CompressResult, compress, decompress
+from .codec import CompressResult, compress, decompress, mark_targets
 from .container import Container, read_container
 from .errors import FormatError, InputError
 from .models import default_model, get_model
@@ -256,12 +256,7 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
         "workers": workers,
         "fit_steps": [r.get("fit_steps") for r in reports],
     }
-    if bpp is not None:
-        report["target_bpp"] = bpp
-        report["target_met"] = abs(report["bpp"] - bpp) <= BPP_TOLERANCE * bpp
-    if psnr is not None:
-        report["target_psnr"] = psnr
-        report["target_met"] = report["psnr"] >= psnr
+    mark_targets(report, bpp, psnr)
     return CompressResult(data, report)
 
 

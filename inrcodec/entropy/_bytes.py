@@ -35,6 +35,21 @@ def varint(u: int) -> bytes:
             return bytes(out)
 
 
+def read_varint(data: bytes, pos: int, error: str, max_bytes: int = MAX_VARINT_BYTES) -> tuple[int, int]:
+    """(value, next position) of the varint at ``pos``; FormatError(``error``) past the end or beyond
+    ``max_bytes`` bytes (a caller's own bound on what a field may hold)."""
+    u = 0
+    for i in range(max_bytes):
+        if pos >= len(data):
+            break
+        b = data[pos]
+        pos += 1
+        u |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            return u, pos
+    raise FormatError(error)
+
+
 class Reader:
     """Sequential reader over untrusted bytes: every read checks the remaining length first."""
 

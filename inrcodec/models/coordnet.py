@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..entropy import decode_ints, encode_ints
+from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
 from .base import Representation, grid_coords
 
@@ -191,7 +192,7 @@ class CoordinateNetwork(Representation):
             step = np.float32(self._base_steps[name] * coarsen)
             steps.append(step)
             blobs.append(encode_ints(np.rint(values / step).astype(np.int64)))
-        lengths = b"".join(_uvarint(len(b)) for b in blobs)
+        lengths = b"".join(varint(len(b)) for b in blobs)
         return {"steps": np.asarray(steps, dtype="<f4").tobytes(), "weights": lengths + b"".join(blobs)}
 
     def load_coded(self, sections: dict[str, bytes]) -> None:
@@ -205,7 +206,7 @@ class CoordinateNetwork(Representation):
         data = sections.get("weights", b"")
         pos, lengths = 0, []
         for _ in tensors:
-            n, pos = _read_uvarint(data, pos)
+            n, pos = read_varint(data, pos, "malformed length field", 6)
             lengths.append(n)
         with torch.no_grad():
             for (name, tensor), step, n in zip(tensors.items(), steps, lengths):
@@ -236,29 +237,6 @@ def width_for_budget(params: float, d_in: int, hidden_layers: int, d_out: int, l
         if mlp_param_count(d_in, w, hidden_layers, d_out) <= params:
             width = w
     return width
-
-
-def _uvarint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = value = 0
-    while True:
-        if pos >= len(data) or shift > 35:
-            raise FormatError("malformed length field")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
 
 
 def deterministic_normal(seed: int, count: int) -> np.ndarray:

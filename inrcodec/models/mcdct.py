@@ -26,6 +26,7 @@ import functools
 import numpy as np
 
 from ..entropy import decode_ints, encode_ints
+from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
 from .mcresidual import CHROMA_FACTOR, from_ycocg, to_ycocg
 
@@ -130,29 +131,6 @@ def analyse(residual_rgb: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarr
     return q, inverse(q, units, h, w)
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    n = shift = 0
-    while True:
-        if pos >= len(data) or shift > 28:
-            raise FormatError("residual section is truncated or has a bad length")
-        b = data[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, pos
-
-
 def _groups(arr: np.ndarray):
     """(frames, by, bx, ch, 64) -> per (band, context): a boolean mask over blocks, for luma and chroma in turn."""
     for chans in (slice(0, 1), slice(1, 3)):
@@ -175,7 +153,7 @@ def encode_symbols(per_frame: list[np.ndarray]) -> bytes:
         for k, mask in enumerate(contexts):
             sel = band[mask] if len(contexts) > 1 else band
             blob = encode_ints(sel.ravel().astype(np.int64))
-            out += _varint(len(blob)) + blob
+            out += varint(len(blob)) + blob
     return bytes(out)
 
 
@@ -210,7 +188,7 @@ def decode_symbols(data: bytes, frames: int, h: int, w: int) -> list[np.ndarray]
     for chans, lo, hi, contexts in _groups(arr):  # contexts are computed from the bands decoded so far
         view = arr[:, :, :, chans, lo:hi]
         for mask in contexts:
-            n, pos = _read_varint(data, pos)
+            n, pos = read_varint(data, pos, "residual section is truncated or has a bad length", 5)
             if pos + n > len(data):
                 raise FormatError("residual section is truncated")
             shape = (int(mask.sum()),) + view.shape[4:] if len(contexts) > 1 else view.shape

@@ -43,7 +43,7 @@ and tests import.
 
 from __future__ import annotations
 
-from .bitstream import _ans_bytes, _estimate_bits, _read_varint, _symbols_crc, _unzigzag, _varint, _zigzag
+from .bitstream import _ans_bytes, _estimate_bits, _symbols_crc
 from .config import LatentGridConfig, default_levels, latent_shapes, network_param_count
 from .context import (ACT_CAP, FRAC_BITS, LOG2_SCALE_MAX, LOG2_SCALE_MIN, N_SCALES, SCALE_STEPS, SCALE_TABLE,
                       ExactArm, _floor_fixed, _parent_up, _parity, _shift, checkerboard, context_features, n_context)

@@ -17,11 +17,15 @@ import constriction
 import numpy as np
 import torch
 
+from ...entropy._bytes import read_varint, unzigzag, varint, zigzag
 from ...entropy.rate import laplace_rate_bits
 from ...errors import FormatError
 from ...quant.exact import laplace_decode, laplace_encode_reverse
 from .context import ExactArm, checkerboard, coder_features
 from .quantiser import LATENT_CAP, STEP_FRAC
+
+
+VARINT_ERROR = "malformed varint in latents section"
 
 
 def level_params(arm: ExactArm, syms: list[np.ndarray], step: float):
@@ -44,7 +48,7 @@ def encode_latents(arm: ExactArm, syms: list[np.ndarray], step: float) -> bytes:
     for level, s in enumerate(syms):
         flat = s.reshape(-1)
         lo, hi = int(flat.min()), int(flat.max())
-        head += _varint(_zigzag(lo)) + _varint(hi - lo)
+        head += varint(zigzag(lo)) + varint(hi - lo)
         if hi > lo:
             odd = checkerboard(s.shape).reshape(-1).numpy()
             mean, scale = params[level]
@@ -68,9 +72,9 @@ def decode_latents(arm: ExactArm, blob: bytes, shapes: list[tuple[int, ...]]) ->
     pos = 6
     ranges = []
     for _ in shapes:
-        zlo, pos = _read_varint(blob, pos)
-        span, pos = _read_varint(blob, pos)
-        lo = _unzigzag(zlo)
+        zlo, pos = read_varint(blob, pos, VARINT_ERROR, 6)
+        span, pos = read_varint(blob, pos, VARINT_ERROR, 6)
+        lo = unzigzag(zlo)
         if abs(lo) > LATENT_CAP or lo + span > LATENT_CAP:
             raise FormatError("latent range out of bounds")
         ranges.append((lo, lo + span))
@@ -120,37 +124,6 @@ def _symbols_crc(syms: list[np.ndarray]) -> int:
     for s in syms:
         crc = zlib.crc32(np.ascontiguousarray(s, dtype="<i4").tobytes(), crc)
     return crc
-
-
-def _zigzag(v: int) -> int:
-    return (v << 1) if v >= 0 else ((-v << 1) - 1)
-
-
-def _unzigzag(u: int) -> int:
-    return (u >> 1) if not (u & 1) else -((u + 1) >> 1)
-
-
-def _varint(u: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = u & 0x7F
-        u >>= 7
-        out.append(b | (0x80 if u else 0))
-        if not u:
-            return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = value = 0
-    while True:
-        if pos >= len(data) or shift > 35:
-            raise FormatError("malformed varint in latents section")
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, pos
 
 
 def _ans_bytes(coder) -> bytes:
