@@ -187,7 +187,7 @@ int n_threads_for(int64_t n_blocks, int want) {
 
 extern "C" {
 
-int lg_mlp_abi_version() { return 1; }
+int lg_mlp_abi_version() { return 2; }  // 2: row lists in lg_context2d_*
 
 int lg_mlp_has_openmp() {
 #ifdef _OPENMP
@@ -460,21 +460,28 @@ int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, 
 //   z[pr, pc]; per axis the nearer and farther neighbour of the parent along it (nearer = the side the sample
 //   sits on); y[r-1, c], y[r+1, c], y[r, c-1], y[r, c+1] on odd samples ((r + c) odd; 0 outside and on even
 //   samples); the odd flag; the level position. One pass instead of ~60 torch ops; backward scatters the same way.
-// feats and its gradient are feature-major, (11, H*W): the context MLP's gather then copies whole rows.
+// feats and its gradient are feature-major, (11, n_rows*W): the context MLP's gather then copies whole rows.
+// rows: the level's rows to evaluate, in output order (null: all H rows, n_rows = H). The training step's rate
+// term evaluates a random 1-in-k subset of the rows of its largest levels (context.py, rate_bits), so only those
+// rows' features are built; their neighbours and parents are read from the whole level as always.
 extern "C" {
 
 int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos,
-                         float* feats, int threads) {
+                         const int* rows, int n_rows, float* feats, int threads) {
     const int nt = threads > 0 ? threads : 1;
-    const int64_t n = (int64_t)H * W;
+    if (rows == nullptr) n_rows = H;
+    for (int i = 0; rows != nullptr && i < n_rows; ++i)
+        if (rows[i] < 0 || rows[i] >= H) return 1;
+    const int64_t n = (int64_t)n_rows * W;
     (void)nt;
-#pragma omp parallel num_threads(nt) if ((int64_t)H * W > 65536)
+#pragma omp parallel num_threads(nt) if (n > 65536)
     {
     // one image row of all 11 features, then 11 row copies: writing 11 streams n floats apart sample by sample
     // (n often a multiple of 4 KiB) thrashed the L1's sets and took 4x longer
     std::vector<float> rowbuf((size_t)11 * W);
 #pragma omp for schedule(static)
-    for (int r = 0; r < H; ++r) {
+    for (int i = 0; i < n_rows; ++i) {
+        const int r = rows != nullptr ? rows[i] : i;
         for (int c = 0; c < W; ++c) {
             float* f = rowbuf.data() + c;  // f[k * W]: feature k of this sample
             float fl[11];
@@ -505,21 +512,27 @@ int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, i
             for (int k = 0; k < 11; ++k) f[(size_t)k * W] = fl[k];
         }
         for (int k = 0; k < 11; ++k)  // feature-major: rows the MLP copies whole
-            std::memcpy(feats + k * n + (int64_t)r * W, rowbuf.data() + (size_t)k * W, sizeof(float) * W);
+            std::memcpy(feats + k * n + (int64_t)i * W, rowbuf.data() + (size_t)k * W, sizeof(float) * W);
     }
     }
     return 0;
 }
 
-// grad_y (H x W) and grad_z (Hc x Wc, may be null) are overwritten with the gradients from grad_feats.
-int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, float* gy, float* gz) {
-    const int64_t n = (int64_t)H * W;
+// grad_y (H x W) and grad_z (Hc x Wc, may be null) are overwritten with the gradients from grad_feats
+// ((11, n_rows*W) for the rows of the forward; rows null: all H).
+int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, const int* rows, int n_rows, float* gy,
+                          float* gz) {
+    if (rows == nullptr) n_rows = H;
+    for (int i = 0; rows != nullptr && i < n_rows; ++i)
+        if (rows[i] < 0 || rows[i] >= H) return 1;
+    const int64_t n = (int64_t)n_rows * W;
     std::fill(gy, gy + (int64_t)H * W, 0.0f);
     if (gz != nullptr) std::fill(gz, gz + (int64_t)Hc * Wc, 0.0f);
     std::vector<float> rowbuf((size_t)11 * W);  // one image row of the 11 feature gradients (see the forward)
-    for (int r = 0; r < H; ++r) {
+    for (int i = 0; i < n_rows; ++i) {
+        const int r = rows != nullptr ? rows[i] : i;
         for (int k = 0; k < 11; ++k)
-            std::memcpy(rowbuf.data() + (size_t)k * W, gf + k * n + (int64_t)r * W, sizeof(float) * W);
+            std::memcpy(rowbuf.data() + (size_t)k * W, gf + k * n + (int64_t)i * W, sizeof(float) * W);
         for (int c = 0; c < W; ++c) {
             float f[11];
             for (int k = 0; k < 11; ++k) f[k] = rowbuf[(size_t)k * W + c];

@@ -2,8 +2,10 @@
 with an autograd wrapper; the torch reference is ``context_features`` in ``inrcodec/models/latentgrid/context.py``
 (dimension-generic, and the one the exact entropy coder uses).
 
-``context_2d(level, levels, y, coarse)`` returns (H * W, 11), the same values as
-``context_features(level, levels, y, coarse).reshape(-1, 11)``, stored feature-major (its ``.t()`` is contiguous).
+``context_2d(level, levels, y, coarse, rows=None)`` returns (len(rows) * W, 11), the same values as
+``context_features(level, levels, y, coarse)[rows].reshape(-1, 11)`` (all H rows when ``rows`` is None), stored
+feature-major (its ``.t()`` is contiguous). ``rows`` lets the training step's rate term evaluate a subset of the
+rows of a level (``rate_bits``' subsampling) without building the features of the others.
 """
 
 from __future__ import annotations
@@ -21,32 +23,43 @@ def _p(t):
 
 class _Context2d(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y, coarse, level_pos, threads):
+    def forward(ctx, y, coarse, level_pos, rows, threads):
         lib = latentgrid_mlp.library()
         H, W = y.shape
         Hc, Wc = (1, 1) if coarse is None else coarse.shape
-        feats = torch.empty(11, H * W)  # feature-major; returned as its (H * W, 11) transpose view
-        rc = lib.lg_context2d_forward(_p(y), _p(coarse), H, W, Hc, Wc, level_pos, _p(feats), threads)
+        n_rows = H if rows is None else rows.shape[0]
+        feats = torch.empty(11, n_rows * W)  # feature-major; returned as its (n_rows * W, 11) transpose view
+        rc = lib.lg_context2d_forward(_p(y), _p(coarse), H, W, Hc, Wc, level_pos, _p(rows), n_rows, _p(feats),
+                                      threads)
         if rc != 0:
             raise RuntimeError("latentgrid context kernel failed")
         ctx.shapes = (H, W, Hc, Wc, coarse is not None)
+        ctx.rows = rows
         return feats.t()
 
     @staticmethod
     def backward(ctx, grad):
         H, W, Hc, Wc, has_coarse = ctx.shapes
+        rows = ctx.rows
         lib = latentgrid_mlp.library()
         grad = grad.t().contiguous()  # feature-major (no copy when it already is, as the fused arm kernel makes it)
         gy = torch.empty(H, W)
         gz = torch.empty(Hc, Wc) if has_coarse and ctx.needs_input_grad[1] else None
-        lib.lg_context2d_backward(_p(grad), H, W, Hc, Wc, _p(gy), _p(gz))
-        return gy, gz, None, None
+        rc = lib.lg_context2d_backward(_p(grad), H, W, Hc, Wc, _p(rows), H if rows is None else rows.shape[0],
+                                       _p(gy), _p(gz))
+        if rc != 0:
+            raise RuntimeError("latentgrid context kernel failed")
+        return gy, gz, None, None, None
 
 
-def context_2d(level: int, levels: int, y: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
+def context_2d(level: int, levels: int, y: torch.Tensor, coarse: torch.Tensor | None,
+               rows: torch.Tensor | None = None) -> torch.Tensor:
     if coarse is not None:
         coarse = coarse.contiguous()
-    return _Context2d.apply(y.contiguous(), coarse, float(level / max(levels - 1, 1)), torch.get_num_threads())
+    if rows is not None:
+        rows = rows.to(torch.int32).contiguous()
+    return _Context2d.apply(y.contiguous(), coarse, float(level / max(levels - 1, 1)), rows,
+                            torch.get_num_threads())
 
 
 def usable(y: torch.Tensor) -> bool:

@@ -28,7 +28,7 @@ import torch
 from . import _loader
 
 SOURCE = "latentgrid_cpu.cpp"
-ABI_VERSION = 1
+ABI_VERSION = 2
 FLAGS = ["-O3", "-std=c++17", "-fPIC", "-march=native", "-ffast-math", "-fopenmp"]
 
 _lock = threading.Lock()
@@ -79,9 +79,9 @@ def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lg_laplace_rate.restype = i32
     lib.lg_laplace_rate.argtypes = [p, p, i64, f32, f32, f32, i32, f32, p, p, p, i32]
     lib.lg_context2d_forward.restype = i32
-    lib.lg_context2d_forward.argtypes = [p, p, i32, i32, i32, i32, f32, p, i32]
+    lib.lg_context2d_forward.argtypes = [p, p, i32, i32, i32, i32, f32, p, i32, p, i32]
     lib.lg_context2d_backward.restype = i32
-    lib.lg_context2d_backward.argtypes = [p, i32, i32, i32, i32, p, p]
+    lib.lg_context2d_backward.argtypes = [p, i32, i32, i32, i32, p, i32, p, p]
     lib.lg_upsample2d_forward.restype = i32
     lib.lg_upsample2d_forward.argtypes = [p, i32, i32, p, p, p, p, i32, i32, i32, p, p, i32]
     lib.lg_upsample2d_backward.restype = i32

@@ -14,7 +14,7 @@ from .. import register
 from ..base import Representation
 from .bitstream import _estimate_bits, decode_latents, encode_latents, level_params
 from .config import LatentGridConfig, default_levels, latent_shapes, network_param_count
-from .context import ExactArm, exact_arm, make_arm, rate_bits
+from .context import RATE_SUBSAMPLE, ExactArm, exact_arm, make_arm, rate_bits
 from .quantiser import LATENT_CAP, STE_START, _code_weights, _decode_weights, quality_setting, training_latents
 from .synthesis import make_synthesis, synthesize
 from .upsampling import _taps, upsample
@@ -56,6 +56,8 @@ class LatentGrid(Representation):
         self._ema_rate = self._ema_mse = None
         self._weight_bits: float | None = None
         self._taps_cache: dict = {}
+        self.rate_subsample = RATE_SUBSAMPLE  # training only (1: the exact rate every step)
+        self._gen: torch.Generator | None = None
         self._weights_cache: dict | None = None
 
     # -- architecture prior -----------------------------------------------------------------------------------
@@ -150,15 +152,18 @@ class LatentGrid(Representation):
         self._dfrac = float(np.clip(frac - self._frac, 0.0, 0.05))
         self._frac = frac
 
-    def rate_bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        """Differentiable estimate of the coded size of the latents (bits) under the context model."""
-        return rate_bits(self.arm, latents)
+    def rate_bits(self, latents: list[torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Differentiable estimate of the coded size of the latents (bits) under the context model; in the noise
+        phase (given a generator) an unbiased estimate on a row subsample of the large levels (context.py)."""
+        sub = self.rate_subsample if generator is not None and self._frac < STE_START else 1
+        return rate_bits(self.arm, latents, sub, generator)
 
     def training_batch(self, target, generator):
         lat = training_latents(self.latents, self._frac, generator)
         full = [(0, n) for n in self.coord_shape]
         pred = self._synthesis(lat, self.coord_shape, full)
-        self._rate = self.rate_bits(lat)
+        self._gen = generator
+        self._rate = self.rate_bits(lat, generator)
         self._stats = (pred.detach(), target)
         return pred, target
 
@@ -177,7 +182,7 @@ class LatentGrid(Representation):
         elif step % 4 == 0 or self._ema_rate is None:
             # the noisy latents' rate overstates what rounding will code: steer on the rounded latents' rate
             with torch.no_grad():
-                rate = float(self.rate_bits([torch.round(y) for y in self.latents]))
+                rate = float(self.rate_bits([torch.round(y) for y in self.latents], self._gen))
         else:
             rate = self._ema_rate
         a = 0.1
