@@ -30,6 +30,8 @@ sys.path.insert(0, str(ROOT))
 from inrcodec.kernels import latentgrid_mlp  # noqa: E402
 from inrcodec.models import get_model  # noqa: E402
 from inrcodec.models.latentgrid import n_context, network_param_count  # noqa: E402
+from inrcodec.models.latentgrid.context import RATE_SUBSAMPLE, RATE_SUBSAMPLE_MIN  # noqa: E402
+from inrcodec.models.latentgrid.quantiser import STE_START  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "kodak"
@@ -51,10 +53,17 @@ def matmul_peak(threads: int, n: int = 1536, reps: int = 6) -> tuple[float, floa
     return best_wall, best_cpu
 
 
-def step_flops(cfg, shape) -> dict[str, float]:
-    """FLOPs of one training step (forward + backward = 3x the forward's multiply-adds, x2 FLOP per MAC)."""
+def step_flops(cfg, shape, rate_subsample: int = 1) -> dict[str, float]:
+    """FLOPs of one training step (forward + backward = 3x the forward's multiply-adds, x2 FLOP per MAC); the
+    context model counts the latents the rate term evaluates (1 row in ``rate_subsample`` of the large levels)."""
     n = float(np.prod(shape))
-    lat = sum(float(np.prod([-(-s // 2**lvl) for s in shape])) for lvl in range(cfg.levels))
+    lat = 0.0
+    for lvl in range(cfg.levels):
+        dims = [-(-s // 2**lvl) for s in shape]
+        count = float(np.prod(dims))
+        if rate_subsample > 1 and count >= RATE_SUBSAMPLE_MIN and dims[0] >= rate_subsample:
+            count *= 1.0 / rate_subsample
+        lat += count
 
     def mlp_macs(d_in, width, layers, d_out):
         total, d = 0, d_in
@@ -72,29 +81,63 @@ def step_flops(cfg, shape) -> dict[str, float]:
     return {k: 3 * 2 * v for k, v in macs.items()}
 
 
-def run_steps(net, target, steps: int, threads: int):
+# profile categories (torch.profiler self CPU time of the ops named, per step)
+CATEGORIES = {
+    "upsampling": ("_Upsample2d", "_Features2d", "aten::stack"),
+    "synthesis_mlp": ("_MLPFunction",),
+    "convolutions": ("_Conv2d", "aten::relu", "aten::threshold_backward"),
+    "context_model": ("_ArmRate", "_Context2d", "aten::index_select", "aten::index_add_"),
+    "noise": ("aten::uniform_", "aten::rand", "_TrainingNoise"),
+    "optimiser": ("Optimizer.step", "aten::_foreach", "aten::lerp", "aten::addcdiv", "aten::addcmul", "aten::sqrt",
+                  "aten::_fused_adam"),
+}
+
+
+def categorise(key_averages, steps: int) -> dict[str, float]:
+    """ms per step of self CPU time by part of the step (ops not named in CATEGORIES: "other")."""
+    out = {k: 0.0 for k in CATEGORIES} | {"other": 0.0}
+    for e in key_averages:
+        cat = next((k for k, names in CATEGORIES.items() if any(e.key.startswith(n) for n in names)), "other")
+        out[cat] += e.self_cpu_time_total / 1000.0 / steps
+    return {k: round(v, 2) for k, v in out.items()}
+
+
+def run_steps(net, target, steps: int, threads: int, frac: float):
+    """Median CPU and wall time of ``steps`` training steps at schedule progress ``frac`` (after 3 warm-up steps),
+    and the median CPU time of the step's phases (forward incl. the rate term, backward, optimiser, after_step)."""
     torch.set_num_threads(threads)
     opt = torch.optim.Adam(net.param_groups(1e-2))
     gen = torch.Generator().manual_seed(0)
+    counter = [0]
 
-    def one(frac):
+    def one(frac, phases=None):
+        c = [time.process_time()]
         net.on_progress(frac)
         pred, ref = net.training_batch(target, gen)
         loss = torch.mean((pred - ref) ** 2) + net.regularizer()
+        c.append(time.process_time())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        c.append(time.process_time())
         opt.step()
-        net.after_step(1, target)
+        c.append(time.process_time())
+        counter[0] += 1
+        net.after_step(counter[0], target)  # a real step counter: includes the steering's rate every 4th step
+        c.append(time.process_time())
+        if phases is not None:
+            for name, a, b in zip(("forward", "backward", "optimiser", "after_step"), c, c[1:]):
+                phases.setdefault(name, []).append(b - a)
 
     for _ in range(3):
-        one(0.5)
-    wall, cpu = [], []
+        one(frac)
+    wall, cpu, phases = [], [], {}
     for k in range(steps):
         t, c = time.perf_counter(), time.process_time()
-        one(0.5 if k % 2 else 0.95)  # noise phase and straight-through phase alternately
+        one(frac, phases)
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    return wall, cpu, one
+    phase_ms = {k: round(1000 * statistics.mean(v) / threads, 1) for k, v in phases.items()}
+    return wall, cpu, phase_ms, one
 
 
 def main() -> None:
@@ -103,6 +146,8 @@ def main() -> None:
     ap.add_argument("--bpp", default="0.5,1.0")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rate-subsample", default=f"{RATE_SUBSAMPLE}",
+                    help="row subsampling of the training rate term to measure (1: exact rate every step)")
     ap.add_argument("--no-reference", action="store_true", help="skip the runs without the compiled kernels")
     ap.add_argument("--reference-threads", default=None,
                     help="thread counts for the torch-reference runs (default: --threads); they are slow")
@@ -115,6 +160,7 @@ def main() -> None:
     target = torch.from_numpy(sig.normalized())
     cls = get_model("latentgrid")
     threads = [int(t) for t in args.threads.split(",")]
+    subsamples = [int(k) for k in args.rate_subsample.split(",")]
     result = {
         "command": "python " + " ".join(sys.argv),
         "image": args.image, "shape": list(sig.data.shape),
@@ -131,51 +177,66 @@ def main() -> None:
     for bpp in [float(b) for b in args.bpp.split(",")]:
         bits = bpp * sig.num_pixels
         cfg = cls.config_for(desc, bits)
-        flops = step_flops(cfg, tuple(desc["shape"][:-1]))
-        total_gflop = sum(flops.values()) / 1e9
+        shape = tuple(desc["shape"][:-1])
         ref_threads = [int(t) for t in args.reference_threads.split(",")] if args.reference_threads else threads
-        for use_kernel in ([True] if args.no_reference else [True, False]):
-            for t in (threads if use_kernel else ref_threads):
-                torch.manual_seed(0)
-                net = cls(cfg, desc)
-                net.set_targets(bits, None)
-                net.init_from_signal(target)
-                original = latentgrid_mlp.kernel_usable
-                if not use_kernel:
-                    latentgrid_mlp.kernel_usable = lambda x: False
-                try:
-                    load0 = os.getloadavg()[0]
-                    wall, cpu, one = run_steps(net, target, args.steps, t)
-                    profile = None
+        variants = [(True, t, sub) for sub in subsamples for t in threads]
+        if not args.no_reference:
+            variants += [(False, t, subsamples[0]) for t in ref_threads]
+        for use_kernel, t, sub in variants:
+            torch.manual_seed(0)
+            net = cls(cfg, desc)
+            net.set_targets(bits, None)
+            net.init_from_signal(target)
+            net.rate_subsample = sub
+            original = latentgrid_mlp.kernel_usable
+            if not use_kernel:
+                latentgrid_mlp.kernel_usable = lambda x: False
+            run = {"bpp": bpp, "config": vars(cfg), "params": network_param_count(cfg), "kernels": use_kernel,
+                   "threads": t, "rate_subsample": sub, "load_at_start": os.getloadavg()[0], "phases": {}}
+            try:
+                # the noise phase (90 % of the schedule: the rate term on the row subsample) and the
+                # straight-through phase (the last 10 %: exact rate), then their schedule-weighted mean
+                for phase, frac in (("noise", 0.5), ("straight_through", 0.95)):
+                    wall, cpu, phase_ms, one = run_steps(net, target, args.steps, t, frac)
+                    ms_wall = 1000 * statistics.median(wall)
+                    ms_cpu = 1000 * statistics.median(cpu) / t
+                    flops = step_flops(cfg, shape, sub if phase == "noise" else 1)
+                    gflop = sum(flops.values()) / 1e9
+                    entry = {"ms_per_step_wall": round(ms_wall, 1), "ms_per_step_cpu_per_thread": round(ms_cpu, 1),
+                             "cpu_ms_per_thread_by_phase": phase_ms, "gflop_per_step": round(gflop, 3),
+                             "gflop_by_part": {k: round(v / 1e9, 3) for k, v in flops.items()},
+                             "gflops_cpu": round(gflop / (ms_cpu / 1000), 2),
+                             # idealised to an idle machine: GFLOP / (CPU time / threads), step and matmul alike
+                             "utilisation_of_matmul_peak_cpu": round(gflop / (ms_cpu / 1000)
+                                                                     / result["matmul_peak_gflops"][t][1], 4)}
                     if use_kernel and t == threads[0]:
                         from torch.profiler import ProfilerActivity, profile as prof
 
                         with prof(activities=[ProfilerActivity.CPU]) as p:
                             for _ in range(3):
-                                one(0.5)
+                                one(frac)
+                        entry["profile_ms_per_step"] = categorise(p.key_averages(), 3)
                         total = sum(e.self_cpu_time_total for e in p.key_averages())
-                        profile = [{"op": e.key, "self_cpu_share": round(e.self_cpu_time_total / total, 4),
-                                    "calls_per_step": e.count / 3}
-                                   for e in sorted(p.key_averages(), key=lambda e: -e.self_cpu_time_total)[:20]]
-                finally:
-                    latentgrid_mlp.kernel_usable = original
-                ms_wall = 1000 * statistics.median(wall)
-                ms_cpu = 1000 * statistics.median(cpu) / t
-                run = {"bpp": bpp, "config": vars(cfg), "params": network_param_count(cfg),
-                       "kernels": use_kernel, "threads": t, "ms_per_step_wall": round(ms_wall, 1),
-                       "ms_per_step_cpu_per_thread": round(ms_cpu, 1), "gflop_per_step": round(total_gflop, 3),
-                       "gflop_by_part": {k: round(v / 1e9, 3) for k, v in flops.items()},
-                       "gflops_wall": round(total_gflop / (ms_wall / 1000), 2),
-                       "gflops_cpu": round(total_gflop / (ms_cpu / 1000), 2),
-                       "utilisation_of_matmul_peak_wall": round(total_gflop / (ms_wall / 1000)
-                                                                / result["matmul_peak_gflops"][t][0], 4),
-                       # both idealised to an idle machine: GFLOP / (CPU time / threads), step and matmul alike
-                       "utilisation_of_matmul_peak_cpu": round(total_gflop / (ms_cpu / 1000)
-                                                               / result["matmul_peak_gflops"][t][1], 4),
-                       "load_at_start": load0, "profile_top_ops": profile}
-                print(json.dumps({k: v for k, v in run.items() if k not in ("profile_top_ops", "config")}),
-                      flush=True)
-                result["runs"].append(run)
+                        entry["profile_top_ops"] = [
+                            {"op": e.key, "self_cpu_share": round(e.self_cpu_time_total / total, 4),
+                             "calls_per_step": e.count / 3}
+                            for e in sorted(p.key_averages(), key=lambda e: -e.self_cpu_time_total)[:15]]
+                    run["phases"][phase] = entry
+            finally:
+                latentgrid_mlp.kernel_usable = original
+            noise, ste = run["phases"]["noise"], run["phases"]["straight_through"]
+            w = STE_START
+            run["ms_per_step_cpu_per_thread"] = round(w * noise["ms_per_step_cpu_per_thread"]
+                                                      + (1 - w) * ste["ms_per_step_cpu_per_thread"], 1)
+            run["ms_per_step_wall"] = round(w * noise["ms_per_step_wall"] + (1 - w) * ste["ms_per_step_wall"], 1)
+            print(json.dumps({"bpp": bpp, "kernels": use_kernel, "threads": t, "rate_subsample": sub,
+                              "ms_cpu": run["ms_per_step_cpu_per_thread"], "ms_wall": run["ms_per_step_wall"],
+                              "noise": {k: noise.get(k) for k in ("ms_per_step_cpu_per_thread",
+                                                                  "cpu_ms_per_thread_by_phase",
+                                                                  "profile_ms_per_step", "gflops_cpu")},
+                              "ste": ste["ms_per_step_cpu_per_thread"], "load": run["load_at_start"]}),
+                  flush=True)
+            result["runs"].append(run)
     result["load_after"] = os.getloadavg()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -190,18 +251,30 @@ def plot(result, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     runs = result["runs"]
-    labels = [f"{r['bpp']} bpp\n{'kernel' if r['kernels'] else 'torch'}\n{r['threads']} thr" for r in runs]
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(runs)), 4))
+    labels = [f"{r['bpp']} bpp\n{'kernel' if r['kernels'] else 'torch'} {r['threads']} thr\nrate 1/{r['rate_subsample']}"
+              for r in runs]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(max(10, 1.6 * len(runs) + 5), 4.5))
     x = np.arange(len(runs))
     ax.bar(x - 0.2, [r["ms_per_step_wall"] for r in runs], 0.4, label="wall (shared machine)")
     ax.bar(x + 0.2, [r["ms_per_step_cpu_per_thread"] for r in runs], 0.4, label="CPU time / threads")
     ax.axhline(60, color="k", ls="--", lw=1, label="target 60 ms")
     ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylabel("ms per training step")
+    ax.set_ylabel("ms per training step (schedule-weighted)")
     ax.set_yscale("log")
-    ax.set_title(f"latentgrid step on {result['image']} ({result['shape'][1]}x{result['shape'][0]}), "
-                 f"load {result['load_before'][0]:.1f}")
-    ax.legend(fontsize=8)
+    ax.set_title(f"latentgrid step, {result['image']} ({result['shape'][1]}x{result['shape'][0]}), "
+                 f"load {result['load_before'][0]:.1f}", fontsize=9)
+    ax.legend(fontsize=7)
+    prof = [(lab, r["phases"][ph]["profile_ms_per_step"], ph) for lab, r in zip(labels, runs)
+            for ph in ("noise", "straight_through") if "profile_ms_per_step" in r["phases"][ph]]
+    bottom = np.zeros(len(prof))
+    for cat in list(CATEGORIES) + ["other"]:
+        v = np.array([p[cat] for _, p, _ in prof])
+        bx.bar(np.arange(len(prof)), v, 0.6, bottom=bottom, label=cat)
+        bottom += v
+    bx.set_xticks(np.arange(len(prof)), [f"{lab}\n{ph}" for lab, _, ph in prof], fontsize=6)
+    bx.set_ylabel("ms per step, 1 thread (profiler self CPU time)")
+    bx.set_title("step breakdown", fontsize=9)
+    bx.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

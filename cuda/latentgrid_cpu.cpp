@@ -187,7 +187,7 @@ int n_threads_for(int64_t n_blocks, int want) {
 
 extern "C" {
 
-int lg_mlp_abi_version() { return 2; }  // 2: row lists in lg_context2d_*
+int lg_mlp_abi_version() { return 2; }  // 2: row lists in lg_context2d_*, lg_conv2d_residual_*
 
 int lg_mlp_has_openmp() {
 #ifdef _OPENMP
@@ -841,6 +841,50 @@ int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, cons
         for (int ch = 0; ch < n_chunks; ++ch) s += parts[(size_t)ch * (nw + C) + i];
         if (i < nw) gw[i] = (float)s; else gb[i - nw] = (float)s;
     }
+    return 0;
+}
+
+}  // extern "C"
+
+// ---------------------------------------------------------------------------------------------------------------
+// The synthesis' residual block, fused: out = act(x + conv(x)), act = ReLU (all blocks but the last) or identity
+// (torch reference: x + conv_replicate_torch(x), then relu; synthesis.py). Saves the block's torch glue per step:
+// the residual add, the ReLU and its mask backward, the gradient accumulation of the two uses of x and a
+// contiguous copy, each a pass over C x H x W with its own allocation.
+// Backward: g' = g * (out > 0) (ReLU) or g; gx = g' + conv_input_grad(g'); gw, gb from g'. gpre: scratch (C, H, W).
+extern "C" {
+
+int lg_conv2d_residual_forward(const float* x, int C, int H, int W, const float* w, const float* b, int k,
+                               int relu, float* xp, float* out, int threads) {
+    const int rc = lg_conv2d_forward(x, C, H, W, w, b, k, xp, out, threads);
+    if (rc != 0) return rc;
+    const int64_t n = (int64_t)C * H * W;
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > 262144)
+    for (int64_t i = 0; i < n; ++i) {
+        const float v = out[i] + x[i];
+        out[i] = (relu && v < 0.0f) ? 0.0f : v;
+    }
+    return 0;
+}
+
+int lg_conv2d_residual_backward(const float* x, const float* out, const float* g, int C, int H, int W,
+                                const float* w, int k, int relu, float* xp, float* gxp, float* gpre, float* gx,
+                                float* gw, float* gb, int threads) {
+    const int64_t n = (int64_t)C * H * W;
+    const int nt = threads > 0 ? threads : 1;
+    (void)nt;
+    const float* gin = g;
+    if (relu) {  // out > 0 exactly where the pre-activation was > 0
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > 262144)
+        for (int64_t i = 0; i < n; ++i) gpre[i] = out[i] > 0.0f ? g[i] : 0.0f;
+        gin = gpre;
+    }
+    const int rc = lg_conv2d_backward(x, gin, C, H, W, w, k, xp, gxp, gx, gw, gb, threads);
+    if (rc != 0) return rc;
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > 262144)
+    for (int64_t i = 0; i < n; ++i) gx[i] += gin[i];  // the identity branch
     return 0;
 }
 

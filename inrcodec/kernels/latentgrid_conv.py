@@ -1,6 +1,7 @@
 """k x k convolution, C -> C channels, with replicate padding, on a 2-D (C, H, W) signal (kernels ``lg_conv2d_*``
 in ``cuda/latentgrid_cpu.cpp``) and its autograd wrapper; the torch reference is ``conv_replicate_torch`` (the
-model's ``conv(_replicate_pad(x, k // 2))``).
+model's ``conv(_replicate_pad(x, k // 2))``). ``residual_block`` is the synthesis' whole residual block fused,
+``act(x + conv(x))`` with act ReLU or identity (reference: ``residual_block_torch``).
 """
 
 from __future__ import annotations
@@ -63,3 +64,48 @@ def usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
     k = weight.shape[-1]
     return (x.dim() == 3 and weight.dim() == 4 and k % 2 == 1 and k <= 5 and x.shape[1] > k // 2
             and x.shape[2] > k // 2 and latentgrid_mlp.kernel_usable(x))
+
+
+def residual_block_torch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, relu: bool) -> torch.Tensor:
+    out = x + conv_replicate_torch(x, weight, bias)
+    return torch.relu(out) if relu else out
+
+
+class _Residual2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, relu, threads):
+        lib = latentgrid_mlp.library()
+        C, H, W = x.shape
+        k = weight.shape[-1]
+        p = k // 2
+        xp = torch.empty(C, H + 2 * p, W + 2 * p)
+        out = torch.empty(C, H, W)
+        if lib.lg_conv2d_residual_forward(_p(x), C, H, W, _p(weight), _p(bias), k, int(relu), _p(xp), _p(out),
+                                          threads) != 0:
+            raise RuntimeError("latentgrid conv kernel failed")
+        ctx.save_for_backward(x, weight, out)
+        ctx.relu, ctx.threads = relu, threads
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, out = ctx.saved_tensors
+        lib = latentgrid_mlp.library()
+        C, H, W = x.shape
+        k = weight.shape[-1]
+        p = k // 2
+        g = g.contiguous()
+        xp = torch.empty(C, H + 2 * p, W + 2 * p)
+        gxp = torch.empty_like(xp)
+        gpre = torch.empty_like(x) if ctx.relu else x  # (unused without the ReLU)
+        gx, gw, gb = torch.empty_like(x), torch.empty_like(weight), torch.empty(C)
+        if lib.lg_conv2d_residual_backward(_p(x), _p(out), _p(g), C, H, W, _p(weight), k, int(ctx.relu), _p(xp),
+                                           _p(gxp), _p(gpre), _p(gx), _p(gw), _p(gb), ctx.threads) != 0:
+            raise RuntimeError("latentgrid conv kernel failed")
+        return gx, gw, gb, None, None
+
+
+def residual_block(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, relu: bool) -> torch.Tensor:
+    """act(x + conv(x)) for x (C, H, W); act = ReLU when ``relu``, else the identity."""
+    return _Residual2d.apply(x.contiguous(), weight.contiguous(), bias.contiguous(), bool(relu),
+                             torch.get_num_threads())

@@ -90,6 +90,10 @@ def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lg_conv2d_forward.argtypes = [p, i32, i32, i32, p, p, i32, p, p, i32]
     lib.lg_conv2d_backward.restype = i32
     lib.lg_conv2d_backward.argtypes = [p, p, i32, i32, i32, p, i32, p, p, p, p, p, i32]
+    lib.lg_conv2d_residual_forward.restype = i32
+    lib.lg_conv2d_residual_forward.argtypes = [p, i32, i32, i32, p, p, i32, i32, p, p, i32]
+    lib.lg_conv2d_residual_backward.restype = i32
+    lib.lg_conv2d_residual_backward.argtypes = [p, p, p, i32, i32, i32, p, i32, i32, p, p, p, p, p, p, i32]
     lib.lg_context2d_f64.restype = i64
     lib.lg_context2d_f64.argtypes = [p, p, i32, i32, i32, i32, ctypes.c_double, i32, p]
     lib.lg_exact_arm.restype = i32

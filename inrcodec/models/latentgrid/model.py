@@ -17,7 +17,7 @@ from .config import LatentGridConfig, default_levels, latent_shapes, network_par
 from .context import RATE_SUBSAMPLE, ExactArm, exact_arm, make_arm, rate_bits
 from .quantiser import LATENT_CAP, STE_START, _code_weights, _decode_weights, quality_setting, training_latents
 from .synthesis import make_synthesis, synthesize
-from .upsampling import _taps, upsample
+from .upsampling import _taps, upsample_levels
 
 LATENT_LR_FACTOR = 10.0  # latents move in integer units: they need a larger step than the network weights
 DEFAULT_LAMBDA = 2e-3
@@ -106,18 +106,11 @@ class LatentGrid(Representation):
 
     def _features(self, latents: list[torch.Tensor], shape: tuple[int, ...], box: list[tuple[int, int]]):
         """Upsampled latents on the box of the shape-grid, feature-major: (levels, *box)."""
-        feats = []
-        for level, y in enumerate(latents):
-            if tuple(y.shape) == tuple(shape):
-                # same grid (level 0 at native size): the taps are (0, 1, 0, 0), i.e. the identity, exactly
-                for axis, (lo, hi) in enumerate(box):
-                    if hi - lo < y.shape[axis]:  # (a no-op narrow would still cost a zero-fill + copy backward)
-                        y = y.narrow(axis, lo, hi - lo)
-                feats.append(y)
-                continue
-            taps = [self._level_taps(level, axis, n, *box[axis]) for axis, n in enumerate(shape)]
-            feats.append(upsample(y, taps))
-        return torch.stack(feats, dim=0)
+        # a level already on the shape grid (level 0 at native size) has the identity as taps, exactly
+        taps = [None if tuple(y.shape) == tuple(shape)
+                else [self._level_taps(level, axis, n, *box[axis]) for axis, n in enumerate(shape)]
+                for level, y in enumerate(latents)]
+        return upsample_levels(latents, taps, box)
 
     def _synthesis(self, latents, shape, region):
         """Synthesis on ``region`` of the ``shape`` grid, computed on the region grown by the convolutions'

@@ -42,13 +42,14 @@ def synthesize(feats: torch.Tensor, synth: torch.nn.Sequential, convs: torch.nn.
     x = x.t().reshape(1, -1, *feats.shape[1:])  # (1, C, *box)
     pad = kernel // 2
     for i, conv in enumerate(convs):
-        if conv_kernel.usable(x[0], conv.weight):  # 2-D: compiled kernel (reference: the next branch)
-            x = x + conv_kernel.conv_replicate(x[0], conv.weight, conv.bias).unsqueeze(0)
-        else:
-            h = _replicate_pad(x, pad) if pad else x
-            x = x + conv(h)
-        if i < len(convs) - 1:
-            x = torch.relu(x)  # all but the last block
+        relu = i < len(convs) - 1  # all but the last block
+        if conv_kernel.usable(x[0], conv.weight):  # 2-D: the block fused in one kernel (reference: next branch)
+            x = conv_kernel.residual_block(x[0], conv.weight, conv.bias, relu).unsqueeze(0)
+            continue
+        h = _replicate_pad(x, pad) if pad else x
+        x = x + conv(h)
+        if relu:
+            x = torch.relu(x)
     return x
 
 

@@ -3,7 +3,7 @@
 ``_taps`` gives per output sample the source indices and weights along one axis (linear or Catmull-Rom cubic,
 sample-centre convention, clamped ends); ``upsample`` applies them on every axis, through the compiled 2-D kernel
 (``inrcodec/kernels/latentgrid_upsample.py``) where it can run and ``_resample_axis`` (its torch reference, any
-ndim) elsewhere.
+ndim) elsewhere; ``upsample_levels`` does all levels into one stacked buffer (the synthesis input).
 """
 
 from __future__ import annotations
@@ -49,3 +49,21 @@ def upsample(y: torch.Tensor, taps: list[tuple[torch.Tensor, torch.Tensor]]) -> 
     for axis, (idx, w) in enumerate(taps):
         y = _resample_axis(y, axis, idx, w)
     return y
+
+
+def upsample_levels(latents: list[torch.Tensor], taps: list, box: list[tuple[int, int]]) -> torch.Tensor:
+    """Features of every level on ``box``, stacked: (levels, *box). ``taps[l]`` is None for a level already at the
+    output size (its box is taken as is: the taps would be the identity) or the per-axis taps of the box. 2-D:
+    one compiled call writing each level into the stacked buffer; elsewhere per level, then ``torch.stack``."""
+    if all(upsample_kernel.usable(y) for y in latents):
+        return upsample_kernel.levels_2d(latents, taps, box)
+    feats = []
+    for y, t in zip(latents, taps):
+        if t is None:
+            for axis, (lo, hi) in enumerate(box):
+                if hi - lo < y.shape[axis]:  # (a no-op narrow would still cost a zero-fill + copy backward)
+                    y = y.narrow(axis, lo, hi - lo)
+            feats.append(y)
+        else:
+            feats.append(upsample(y, t))
+    return torch.stack(feats, dim=0)

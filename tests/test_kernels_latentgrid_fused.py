@@ -1,0 +1,70 @@
+"""Fused latent-grid kernels added for step speed, each against its torch reference, forward and backward."""
+
+import pytest
+import torch
+
+from inrcodec.kernels import latentgrid_mlp as K
+
+
+@pytest.fixture(scope="module")
+def lib():
+    if K.library() is None:
+        pytest.skip(f"latentgrid kernels not available: {K._error}")
+    return K.library()
+
+
+@pytest.mark.parametrize("C,H,W,k,relu,threads", [(3, 17, 29, 3, True, 1), (3, 17, 29, 3, False, 1),
+                                                   (2, 9, 40, 5, True, 1), (1, 6, 7, 1, False, 1),
+                                                   (3, 200, 500, 3, True, 2)])
+def test_residual_block_kernel_matches_torch_reference(lib, C, H, W, k, relu, threads):
+    """act(x + conv(x)) with replicate padding: kernel vs x + conv2d(pad(x)) then relu; the last case is large
+    enough for the threaded element-wise passes."""
+    from inrcodec.kernels.latentgrid_conv import residual_block, residual_block_torch
+
+    g = torch.Generator().manual_seed(C * H + W + k)
+    x = torch.randn(C, H, W, generator=g)
+    weight = torch.randn(C, C, k, k, generator=g) * 0.4
+    bias = torch.randn(C, generator=g) * 0.2
+    grad = torch.randn(C, H, W, generator=g)
+    torch.set_num_threads(threads)
+    try:
+        outs = []
+        for fn in (residual_block, residual_block_torch):
+            xx, ww, bb = (t.clone().requires_grad_(True) for t in (x, weight, bias))
+            out = fn(xx, ww, bb, relu)
+            out.backward(grad)
+            outs.append((out.detach(), xx.grad, ww.grad, bb.grad))
+    finally:
+        torch.set_num_threads(1)
+    if relu:  # the ReLU mask is exercised both ways
+        assert 0.1 < float((outs[1][0] > 0).float().mean()) < 0.9
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-5)
+    for a, b in zip(outs[0][2:], outs[1][2:]):  # sums over C x H x W products: relative to their magnitude
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max() + 1))
+
+
+@pytest.mark.parametrize("shape,box,kind", [((24, 36), ((0, 24), (0, 36)), "cubic"),
+                                            ((24, 36), ((5, 17), (3, 30)), "cubic"),
+                                            ((13, 9), ((0, 13), (0, 9)), "linear")])
+def test_stacked_levels_kernel_matches_per_level_reference(lib, shape, box, kind, monkeypatch):
+    """upsample_levels' one-buffer kernel vs per level (torch resampling, or the narrowed level at full size)
+    then torch.stack, forward and backward, on the full grid and on a box (render's slabs)."""
+    from inrcodec.models.latentgrid import upsampling as U
+
+    g = torch.Generator().manual_seed(shape[0] + box[0][0])
+    shapes = [tuple(-(-n // 2**lvl) for n in shape) for lvl in range(4)]
+    ys = [torch.randn(s, generator=g) for s in shapes]
+    taps = [None if s == shape else [U._taps(s[a], shape[a], *box[a], kind) for a in range(2)] for s in shapes]
+    grad = torch.randn(len(shapes), box[0][1] - box[0][0], box[1][1] - box[1][0], generator=g)
+    outs = []
+    for use in (True, False):
+        monkeypatch.setattr(K, "kernel_usable", lambda x, use=use: use)
+        yy = [y.clone().requires_grad_(True) for y in ys]
+        out = U.upsample_levels(yy, taps, list(box))
+        out.backward(grad)
+        outs.append((out.detach(), [y.grad for y in yy]))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(outs[0][1], outs[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert float(outs[0][1][0].abs().sum()) > 0  # the full-size level gets its gradient too
