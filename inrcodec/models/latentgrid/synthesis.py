@@ -44,7 +44,8 @@ def synthesize(feats: torch.Tensor, synth: torch.nn.Sequential, convs: torch.nn.
     for i, conv in enumerate(convs):
         relu = i < len(convs) - 1  # all but the last block
         if conv_kernel.usable(x[0], conv.weight):  # 2-D: the block fused in one kernel (reference: next branch)
-            x = conv_kernel.residual_block(x[0], conv.weight, conv.bias, relu).unsqueeze(0)
+            # squeeze, not x[0]: a select's backward zero-fills and copies a full image
+            x = conv_kernel.residual_block(x.squeeze(0), conv.weight, conv.bias, relu).unsqueeze(0)
             continue
         h = _replicate_pad(x, pad) if pad else x
         x = x + conv(h)
