@@ -564,22 +564,21 @@ int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, i
 
 // grad_y (H x W) and grad_z (Hc x Wc, may be null) are overwritten with the gradients from grad_feats
 // ((11, n_rows*W) for the rows of the forward; rows null: all H).
-int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, const int* rows, int n_rows, float* gy,
-                          float* gz) {
-    if (rows == nullptr) n_rows = H;
-    for (int i = 0; rows != nullptr && i < n_rows; ++i)
-        if (rows[i] < 0 || rows[i] >= H) return 1;
-    const int64_t n = (int64_t)n_rows * W;
-    std::fill(gy, gy + (int64_t)H * W, 0.0f);
-    if (gz != nullptr) std::fill(gz, gz + (int64_t)Hc * Wc, 0.0f);
-    std::vector<float> rowbuf((size_t)11 * W);  // one image row of the 11 feature gradients (see the forward)
+// Threads: columns in chunks of CTX_CW, even chunks in one parallel pass, odd ones in a second. A sample in column
+// c adds to columns c-1..c+1 of grad_y and (c/2)-1..(c/2)+1 of grad_z, so chunks two apart never touch the same
+// element; every element gets its contributions in the same order for any thread count (deterministic).
+namespace {
+constexpr int CTX_CW = 64;
+
+void context2d_backward_chunk(const float* gf, int64_t n, int H, int W, int Hc, int Wc, const int* rows, int n_rows,
+                              int c0, int c1, float* gy, float* gz) {
+    float buf[11][CTX_CW];  // this chunk's 11 feature gradients of one row (11 streams n apart, read row-wise)
     for (int i = 0; i < n_rows; ++i) {
         const int r = rows != nullptr ? rows[i] : i;
-        for (int k = 0; k < 11; ++k)
-            std::memcpy(rowbuf.data() + (size_t)k * W, gf + k * n + (int64_t)i * W, sizeof(float) * W);
-        for (int c = 0; c < W; ++c) {
+        for (int k = 0; k < 11; ++k) std::memcpy(buf[k], gf + k * n + (int64_t)i * W + c0, sizeof(float) * (c1 - c0));
+        for (int c = c0; c < c1; ++c) {
             float f[11];
-            for (int k = 0; k < 11; ++k) f[k] = rowbuf[(size_t)k * W + c];
+            for (int k = 0; k < 11; ++k) f[k] = buf[k][c - c0];
             if ((r + c) & 1) {
                 float* g = gy + (int64_t)r * W + c;
                 if (r > 0) g[-W] += f[5];
@@ -599,6 +598,28 @@ int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, const i
                 gz[(int64_t)pr * Wc + ch] += ec ? f[4] : f[3];
             }
         }
+    }
+}
+}  // namespace
+
+int lg_context2d_backward(const float* gf, int H, int W, int Hc, int Wc, const int* rows, int n_rows, float* gy,
+                          float* gz, int threads) {
+    if (rows == nullptr) n_rows = H;
+    for (int i = 0; rows != nullptr && i < n_rows; ++i)
+        if (rows[i] < 0 || rows[i] >= H) return 1;
+    const int64_t n = (int64_t)n_rows * W;
+    std::fill(gy, gy + (int64_t)H * W, 0.0f);
+    if (gz != nullptr) std::fill(gz, gz + (int64_t)Hc * Wc, 0.0f);
+    const int n_chunks = (W + CTX_CW - 1) / CTX_CW;
+    // chunks are independent only when parents map onto distinct coarse columns (the model's shapes: Wc = ceil(W/2))
+    const bool parallel = threads > 1 && n > 65536 && (gz == nullptr || 2 * Wc >= W);
+    const int nt = parallel ? threads : 1;
+    (void)nt;
+    for (int pass = 0; pass < 2; ++pass) {
+#pragma omp parallel for schedule(static) num_threads(nt) if (parallel)
+        for (int ch = pass; ch < n_chunks; ch += 2)
+            context2d_backward_chunk(gf, n, H, W, Hc, Wc, rows, n_rows, ch * CTX_CW, std::min(W, ch * CTX_CW + CTX_CW),
+                                     gy, gz);
     }
     return 0;
 }

@@ -68,3 +68,34 @@ def test_stacked_levels_kernel_matches_per_level_reference(lib, shape, box, kind
     for a, b in zip(outs[0][1], outs[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert float(outs[0][1][0].abs().sum()) > 0  # the full-size level gets its gradient too
+
+
+@pytest.mark.parametrize("rows", [None, "every-4th"])
+def test_context_backward_threaded_is_deterministic_and_matches_reference(lib, rows):
+    """The context-feature backward in parallel column chunks: the same bits on 1 and 2 threads, and the torch
+    reference's gradients (a level large enough for the threaded path)."""
+    from inrcodec.kernels.latentgrid_context import context_2d
+    from inrcodec.models.latentgrid import context_features
+
+    g = torch.Generator().manual_seed(7)
+    H, W = 300, 333
+    y, z = torch.randn(H, W, generator=g), torch.randn(150, 167, generator=g)
+    idx = None if rows is None else torch.arange(1, H, 4)
+    n_rows = H if idx is None else idx.shape[0]
+    grad = torch.randn(n_rows * W, 11, generator=g)
+    got = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        try:
+            yy, zz = y.clone().requires_grad_(True), z.clone().requires_grad_(True)
+            context_2d(1, 4, yy, zz, idx).backward(grad)
+        finally:
+            torch.set_num_threads(1)
+        got.append((yy.grad, zz.grad))
+    assert torch.equal(got[0][0], got[1][0]) and torch.equal(got[0][1], got[1][1])
+    yy, zz = y.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    ref = context_features(1, 4, yy, zz)
+    ref = (ref if idx is None else ref.index_select(0, idx)).reshape(-1, 11)
+    ref.backward(grad)
+    torch.testing.assert_close(got[1][0], yy.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[1][1], zz.grad, rtol=1e-5, atol=1e-4)

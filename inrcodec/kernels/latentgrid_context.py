@@ -34,7 +34,7 @@ class _Context2d(torch.autograd.Function):
         if rc != 0:
             raise RuntimeError("latentgrid context kernel failed")
         ctx.shapes = (H, W, Hc, Wc, coarse is not None)
-        ctx.rows = rows
+        ctx.rows, ctx.threads = rows, threads
         return feats.t()
 
     @staticmethod
@@ -46,7 +46,7 @@ class _Context2d(torch.autograd.Function):
         gy = torch.empty(H, W)
         gz = torch.empty(Hc, Wc) if has_coarse and ctx.needs_input_grad[1] else None
         rc = lib.lg_context2d_backward(_p(grad), H, W, Hc, Wc, _p(rows), H if rows is None else rows.shape[0],
-                                       _p(gy), _p(gz))
+                                       _p(gy), _p(gz), ctx.threads)
         if rc != 0:
             raise RuntimeError("latentgrid context kernel failed")
         return gy, gz, None, None, None

@@ -81,7 +81,7 @@ def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lg_context2d_forward.restype = i32
     lib.lg_context2d_forward.argtypes = [p, p, i32, i32, i32, i32, f32, p, i32, p, i32]
     lib.lg_context2d_backward.restype = i32
-    lib.lg_context2d_backward.argtypes = [p, i32, i32, i32, i32, p, i32, p, p]
+    lib.lg_context2d_backward.argtypes = [p, i32, i32, i32, i32, p, i32, p, p, i32]
     lib.lg_upsample2d_forward.restype = i32
     lib.lg_upsample2d_forward.argtypes = [p, i32, i32, p, p, p, p, i32, i32, i32, p, p, i32]
     lib.lg_upsample2d_backward.restype = i32
