@@ -30,7 +30,10 @@ sys.path.insert(0, str(ROOT))
 from inrcodec.kernels import latentgrid_mlp  # noqa: E402
 from inrcodec.models import get_model  # noqa: E402
 from inrcodec.models.latentgrid import n_context, network_param_count  # noqa: E402
-from inrcodec.models.latentgrid.context import RATE_SUBSAMPLE, RATE_SUBSAMPLE_MIN  # noqa: E402
+try:  # (a copy of this script in an older checkout measures the "before": no rate subsampling there)
+    from inrcodec.models.latentgrid.context import RATE_SUBSAMPLE, RATE_SUBSAMPLE_MIN  # noqa: E402
+except ImportError:
+    RATE_SUBSAMPLE, RATE_SUBSAMPLE_MIN = 1, float("inf")
 from inrcodec.models.latentgrid.quantiser import STE_START  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 
@@ -81,25 +84,28 @@ def step_flops(cfg, shape, rate_subsample: int = 1) -> dict[str, float]:
     return {k: 3 * 2 * v for k, v in macs.items()}
 
 
-# profile categories (torch.profiler self CPU time of the ops named, per step)
+# profile categories (torch.profiler self time of the ops named; each op's backward node shares its name's prefix)
 CATEGORIES = {
-    "upsampling": ("_Upsample2d", "_Features2d", "aten::stack"),
+    "upsampling": ("_Upsample2d", "_Levels2d", "aten::stack"),
     "synthesis_mlp": ("_MLPFunction",),
-    "convolutions": ("_Conv2d", "aten::relu", "aten::threshold_backward"),
+    "convolutions": ("_Conv2d", "_Residual2d", "aten::relu", "aten::threshold_backward"),
     "context_model": ("_ArmRate", "_Context2d", "aten::index_select", "aten::index_add_"),
-    "noise": ("aten::uniform_", "aten::rand", "_TrainingNoise"),
-    "optimiser": ("Optimizer.step", "aten::_foreach", "aten::lerp", "aten::addcdiv", "aten::addcmul", "aten::sqrt",
+    "noise": ("aten::uniform_", "aten::rand"),
+    "optimiser": ("Optimizer.", "aten::_foreach", "aten::lerp", "aten::addcdiv", "aten::addcmul", "aten::sqrt",
                   "aten::_fused_adam"),
 }
 
 
-def categorise(key_averages, steps: int) -> dict[str, float]:
-    """ms per step of self CPU time by part of the step (ops not named in CATEGORIES: "other")."""
+def categorise(key_averages, step_cpu_ms: float) -> dict[str, float]:
+    """ms per step by part of the step: each part's share of the profiler's self time (ops not named in CATEGORIES:
+    "other" — torch glue: loss, noise arithmetic, copies, autograd bookkeeping) times the step's measured CPU
+    time (the profiler's own times are inflated by its overhead and, on a loaded machine, by waiting)."""
     out = {k: 0.0 for k in CATEGORIES} | {"other": 0.0}
     for e in key_averages:
         cat = next((k for k, names in CATEGORIES.items() if any(e.key.startswith(n) for n in names)), "other")
-        out[cat] += e.self_cpu_time_total / 1000.0 / steps
-    return {k: round(v, 2) for k, v in out.items()}
+        out[cat] += e.self_cpu_time_total
+    total = sum(out.values()) or 1.0
+    return {k: round(v / total * step_cpu_ms, 1) for k, v in out.items()}
 
 
 def run_steps(net, target, steps: int, threads: int, frac: float):
@@ -215,7 +221,7 @@ def main() -> None:
                         with prof(activities=[ProfilerActivity.CPU]) as p:
                             for _ in range(3):
                                 one(frac)
-                        entry["profile_ms_per_step"] = categorise(p.key_averages(), 3)
+                        entry["profile_ms_per_step"] = categorise(p.key_averages(), ms_cpu)
                         total = sum(e.self_cpu_time_total for e in p.key_averages())
                         entry["profile_top_ops"] = [
                             {"op": e.key, "self_cpu_share": round(e.self_cpu_time_total / total, 4),

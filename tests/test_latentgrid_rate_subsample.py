@@ -125,7 +125,7 @@ def test_model_uses_the_exact_rate_in_the_straight_through_phase(monkeypatch):
             y.copy_(torch.round(torch.randn(y.shape) * 2))
     net.on_progress(0.95)
     net.training_batch(target, torch.Generator().manual_seed(1))
-    exact = float(net.rate_bits(list(net.latents)))
+    exact = float(net.rate_bits(list(net.latents)).detach())
     assert float(net._rate) == pytest.approx(exact, rel=1e-6)
     net.on_progress(0.5)
     lat = [y.detach() for y in net.latents]
