@@ -21,8 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # what the CLI runs with (inrcodec/__init__.py), before torch loads libgomp
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -779,8 +779,10 @@ void conv_valid(const float* in, int Cin, const float* w, const float* bias, int
     }
 }
 
-void pad_copy(const float* x, int C, int H, int W, int p, bool replicate, float* xp) {
+void pad_copy(const float* x, int C, int H, int W, int p, bool replicate, float* xp, int nt = 1) {
     const int Wp = W + 2 * p, Hp = H + 2 * p;
+    (void)nt;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if ((int64_t)C * Hp * Wp > 262144)
     for (int ci = 0; ci < C; ++ci) {
         for (int r = 0; r < Hp; ++r) {
             float* dst = xp + ((int64_t)ci * Hp + r) * Wp;
@@ -847,7 +849,7 @@ int lg_conv2d_forward(const float* x, int C, int H, int W, const float* w, const
                       float* out, int threads) {
     if (k < 1 || k > 5 || (k & 1) == 0) return 1;
     const int p = k / 2;
-    pad_copy(x, C, H, W, p, true, xp);
+    pad_copy(x, C, H, W, p, true, xp, threads > 0 ? threads : 1);
     conv_valid(xp, C, w, b, C, k, H, W, out, threads > 0 ? threads : 1);
     return 0;
 }
@@ -860,7 +862,7 @@ int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, cons
     const int p = k / 2, Wp = W + 2 * p, Hp = H + 2 * p;
     const int nt = threads > 0 ? threads : 1;
     (void)nt;
-    pad_copy(x, C, H, W, p, true, xp);
+    pad_copy(x, C, H, W, p, true, xp, nt);
     // input gradient on the padded grid: full correlation = valid correlation of g zero-padded by k-1 (= 2p) with
     // the flipped kernel, channels transposed: wf[ci][co][a][b] = w[co][ci][k-1-a][k-1-b]
     // kept between calls (pad_copy writes every element): a fresh 5 MB buffer per call cost more in page faults
@@ -868,7 +870,7 @@ int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, cons
     static thread_local std::vector<float> gpad;
     const size_t gpad_size = (size_t)C * (H + 4 * p) * (W + 4 * p);
     if (gpad.size() < gpad_size) gpad.resize(gpad_size);
-    pad_copy(g, C, H, W, 2 * p, false, gpad.data());
+    pad_copy(g, C, H, W, 2 * p, false, gpad.data(), nt);
     std::vector<float> wf((size_t)C * C * k * k);
     for (int co = 0; co < C; ++co)
         for (int ci = 0; ci < C; ++ci)
@@ -876,11 +878,15 @@ int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, cons
                 for (int bb = 0; bb < k; ++bb)
                     wf[(((size_t)ci * C + co) * k + a) * k + bb] = w[(((size_t)co * C + ci) * k + (k - 1 - a)) * k + (k - 1 - bb)];
     conv_valid(gpad.data(), C, wf.data(), nullptr, C, k, Hp, Wp, gxp, nt);
-    // replicate padding's backward: the pad cells' gradients go to the edge samples they copied
+    // replicate padding's backward: the interior rows are copied (threads), then the pad cells' gradients go to
+    // the edge samples they copied (a few adds per row)
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt) if ((int64_t)C * H * W > 262144)
+    for (int ci = 0; ci < C; ++ci)
+        for (int r = 0; r < H; ++r)
+            std::memcpy(gx + ((int64_t)ci * H + r) * W, gxp + ((int64_t)ci * Hp + r + p) * Wp + p, sizeof(float) * W);
     for (int ci = 0; ci < C; ++ci) {
         const float* gpi = gxp + (int64_t)ci * Hp * Wp;
         float* gxi = gx + (int64_t)ci * H * W;
-        for (int r = 0; r < H; ++r) std::memcpy(gxi + (int64_t)r * W, gpi + (int64_t)(r + p) * Wp + p, sizeof(float) * W);
         for (int r = 0; r < Hp; ++r) {
             const int sr = std::min(std::max(r - p, 0), H - 1);
             const float* row = gpi + (int64_t)r * Wp;
