@@ -108,8 +108,8 @@ def test_subsample_rows_picks_every_kth_row_from_a_random_phase(monkeypatch):
 
 
 def test_model_uses_the_exact_rate_in_the_straight_through_phase(monkeypatch):
-    """Subsampling is a noise-phase saving only: in the last (straight-through) phase, and in the coder, every
-    latent counts; in the noise phase the estimate is near the full rate."""
+    """Subsampling (when a model enables it) is a noise-phase saving only: in the last (straight-through) phase,
+    and in the coder, every latent counts; in the noise phase the estimate is near the full rate."""
     from helpers import smooth_rgb
     from inrcodec.models.latentgrid import LatentGrid
     from inrcodec.signal import Signal
@@ -120,13 +120,15 @@ def test_model_uses_the_exact_rate_in_the_straight_through_phase(monkeypatch):
     target = torch.from_numpy(sig.normalized())
     torch.manual_seed(0)
     net = LatentGrid(LatentGrid.config_for(desc, 6000.0), desc)
+    assert net.rate_subsample == C.RATE_SUBSAMPLE  # the default (measured: off)
+    net.rate_subsample = 4
     with torch.no_grad():
         for y in net.latents:
             y.copy_(torch.round(torch.randn(y.shape) * 2))
     net.on_progress(0.95)
     net.training_batch(target, torch.Generator().manual_seed(1))
     exact = float(net.rate_bits(list(net.latents)).detach())
-    assert float(net._rate) == pytest.approx(exact, rel=1e-6)
+    assert float(net._rate.detach()) == pytest.approx(exact, rel=1e-6)
     net.on_progress(0.5)
     lat = [y.detach() for y in net.latents]
     estimates = [float(net.rate_bits(lat, torch.Generator().manual_seed(s))) for s in range(8)]
