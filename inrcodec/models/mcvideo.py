@@ -34,11 +34,11 @@ import numpy as np
 from ..container import Container, read_container, write_container
 from ..entropy import decode_ints, encode_ints
 from ..errors import FormatError, InputError
-from . import mcdct, mcresidual
+from . import deblock, mcdct, mcdct2, mcresidual
 
 # residual coders of the predicted frames, by the name stored in the config (same interface: analyse(res, step),
 # synthesize(symbols, step, h, w), encode_symbols(per_frame), decode_symbols(data, frames, h, w))
-RESIDUALS = {mcdct.NAME: mcdct, mcresidual.NAME: mcresidual}
+RESIDUALS = {mcdct.NAME: mcdct, mcdct2.NAME: mcdct2, mcresidual.NAME: mcresidual}
 STEP_UNIT = 16  # the config holds the residual step as an integer number of 1/16 levels
 
 NAME = "mcvideo"
@@ -52,7 +52,9 @@ MAX_MV = 512  # |vector| in half pixels (256 px)
 INTRA_SHARE = 0.2
 DEFAULT_RESIDUAL_STEP = 4  # levels, when neither a byte target nor a PSNR target is given
 MAX_RESIDUAL_STEP = 512  # levels: a coarser step codes (nearly) nothing
-DEFAULT_RESIDUAL = "dct"  # measured against "pyramid" on the shared clip: +4 dB on the predicted frames at equal bytes
+# "dct" measured against "pyramid" on the shared clip: +4 dB on the predicted frames at equal bytes; "dct2" is the
+# same coefficients coded up to each block's last non-zero band, decoded only where coded (docs/video.md)
+DEFAULT_RESIDUAL = "dct2"
 SEARCH_FRAMES = 4
 FINAL_TRIES = 4
 RESIDUAL_SEARCH = 7  # bisection trials of the residual step (1 .. 512 levels: 9 octaves -> ~1/14 octave)
@@ -68,6 +70,7 @@ class MCConfig:
     bidirectional: bool = False  # blend with the backward prediction from the next GOP's intra frame
     residual: str = ""  # coder of the predicted frames' residual (RESIDUALS), "" for none
     residual_step: int = 0  # its quantisation step in 1/STEP_UNIT levels
+    deblock: int = 0  # in-loop deblocking strength of the "dct2" residual's block edges (0: off; deblock.py)
 
     def validate(self) -> None:
         if not (isinstance(self.frames, int) and 1 <= self.frames <= 1024
@@ -77,7 +80,9 @@ class MCConfig:
         if not (isinstance(self.residual, str) and (self.residual == "" or self.residual in RESIDUALS)
                 and type(self.residual_step) is int and 0 <= self.residual_step <= MAX_RESIDUAL_STEP * STEP_UNIT
                 and (self.residual_step > 0) == bool(self.residual)
-                and not (self.residual and self.bidirectional)):
+                and not (self.residual and self.bidirectional)
+                and type(self.deblock) is int and 0 <= self.deblock <= deblock.MAX_STRENGTH
+                and (self.deblock == 0 or self.residual == mcdct2.NAME)):
             raise FormatError("mcvideo residual config out of range")
 
     @property
@@ -179,8 +184,8 @@ def predict(intra: np.ndarray, vectors: np.ndarray, block: int, next_intra: np.n
     return np.stack(out)
 
 
-def closed_loop(intra: np.ndarray, frames: np.ndarray, vectors: np.ndarray, block: int, coder, step: float
-                ) -> tuple[np.ndarray, list]:
+def closed_loop(intra: np.ndarray, frames: np.ndarray, vectors: np.ndarray, block: int, coder, step: float,
+                deblock: int = 0) -> tuple[np.ndarray, list]:
     """Encoder side of a residual-coded GOP: each frame is predicted by warping the previous *decoded* frame, its
     residual is quantised (``coder.analyse``) and added. Returns the decoded frames (exactly what ``reconstruct``
     gives from the symbols) and the residual symbols of frames 1..n-1."""
@@ -189,24 +194,33 @@ def closed_loop(intra: np.ndarray, frames: np.ndarray, vectors: np.ndarray, bloc
     for k in range(1, len(frames)):
         pred = warp(decoded[-1], vectors[k - 1], block)
         z, res = coder.analyse(frames[k].astype(np.float32) - pred, step)
-        decoded.append(mcresidual.apply(pred, res))
+        decoded.append(_add(coder, pred, z, step, res, deblock))
         symbols.append(z)
     return np.stack(decoded), symbols
 
 
-def reconstruct(intra: np.ndarray, vectors: np.ndarray, block: int, coder, step: float, symbols: list
-                ) -> np.ndarray:
+def reconstruct(intra: np.ndarray, vectors: np.ndarray, block: int, coder, step: float, symbols: list,
+                deblock: int = 0) -> np.ndarray:
     """Decoder side of ``closed_loop``."""
-    h, w = intra.shape[:2]
     decoded = [intra]
     for v, z in zip(vectors, symbols):
         pred = warp(decoded[-1], v, block)
-        decoded.append(mcresidual.apply(pred, coder.synthesize(z, step, h, w)))
+        decoded.append(_add(coder, pred, z, step, deblock=deblock))
     return np.stack(decoded)
 
 
+def _add(coder, pred: np.ndarray, symbols, step: float, residual: np.ndarray | None = None,
+         deblock: int = 0) -> np.ndarray:
+    """Prediction plus decoded residual (then the in-loop deblocking): the coder's own ``add`` where it has one
+    (it adds only where it codes)."""
+    if hasattr(coder, "add"):
+        return coder.add(pred, symbols, step, deblock)
+    h, w = pred.shape[:2]
+    return mcresidual.apply(pred, coder.synthesize(symbols, step, h, w) if residual is None else residual)
+
+
 def _residual_step_for(window: np.ndarray, intra: np.ndarray, vectors: np.ndarray, block: int, coder,
-                       budget: float | None, psnr: float | None) -> int:
+                       budget: float | None, psnr: float | None, deblock: int = 0) -> int:
     """The residual's step (in 1/STEP_UNIT levels): the finest whose coded residual fits ``budget`` bytes
     (bisection on the real coded size, each trial the whole closed loop), else one aimed at ``psnr``."""
     unit = STEP_UNIT
@@ -222,7 +236,7 @@ def _residual_step_for(window: np.ndarray, intra: np.ndarray, vectors: np.ndarra
     scale = (len(window) - 1) / max(k, 1)
 
     def size(step: int) -> float:
-        _, syms = closed_loop(intra, window[:k + 1], vectors[:k], block, coder, step / unit)
+        _, syms = closed_loop(intra, window[:k + 1], vectors[:k], block, coder, step / unit, deblock)
         return scale * coder.estimate_bytes(syms)
 
     lo, hi = unit, MAX_RESIDUAL_STEP * unit  # steps of 1 .. MAX levels
@@ -272,7 +286,8 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
         if target_bytes is None or len(motion) <= MOTION_SHARE * target_bytes:
             break
     # the largest step the config may hold, so that the measured header is not below the real one
-    cfg = MCConfig(n, block, image_model, bidirectional, residual, MAX_RESIDUAL_STEP * STEP_UNIT if residual else 0)
+    cfg = MCConfig(n, block, image_model, bidirectional, residual, MAX_RESIDUAL_STEP * STEP_UNIT if residual else 0,
+                   deblock.DEFAULT_STRENGTH if residual == mcdct2.NAME else 0)
     desc = {"kind": "video", "shape": [n, h, w, 3], "dtype": "uint8", "range": [0.0, 255.0], "meta": {}}
     sections = {"intra": b"", "motion": motion}
     if residual:
@@ -295,13 +310,13 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
         intra = decompress(r.data).data
         budget = None if target_bytes is None else target_bytes - overhead - len(r.data) - 8  # length fields
         coder = RESIDUALS[residual]
-        cfg.residual_step = _residual_step_for(window, intra, vectors, block, coder, budget, psnr)
+        cfg.residual_step = _residual_step_for(window, intra, vectors, block, coder, budget, psnr, cfg.deblock)
         # The search ran on estimated sizes of a prefix: settle on the real size of the whole GOP, moving the step
         # by 1/8 octave (coarser while over the budget, finer while well under it), a few full loops at most.
         top = MAX_RESIDUAL_STEP * STEP_UNIT
         step, best = cfg.residual_step, None
         for _ in range(FINAL_TRIES):
-            _, syms = closed_loop(intra, window, vectors, block, coder, step / STEP_UNIT)
+            _, syms = closed_loop(intra, window, vectors, block, coder, step / STEP_UNIT, cfg.deblock)
             blob = coder.encode_symbols(syms)
             if budget is None:
                 best = (step, blob)
@@ -317,7 +332,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                     break
                 step = min(top, int(np.ceil(step * 2**0.125)))
         if best is None:  # still over after the tries: the coarsest step (codes nearly nothing)
-            _, syms = closed_loop(intra, window, vectors, block, coder, top / STEP_UNIT)
+            _, syms = closed_loop(intra, window, vectors, block, coder, top / STEP_UNIT, cfg.deblock)
             best = (top, coder.encode_symbols(syms))
         cfg.residual_step, sections["residual"] = best
     return write_container(Container(desc, NAME, cfg.__dict__, sections))
@@ -375,7 +390,7 @@ def decode_gop(data: bytes, next_gop: bytes | None = None, cache: dict | None = 
     if cfg.residual:
         coder = RESIDUALS[cfg.residual]
         symbols = coder.decode_symbols(c.sections["residual"], n - 1, h, w)
-        return reconstruct(intra, vectors, cfg.block, coder, cfg.step, symbols)
+        return reconstruct(intra, vectors, cfg.block, coder, cfg.step, symbols, cfg.deblock)
     next_intra = None
     if fields == n and next_gop is None:
         vectors = vectors[:-1]  # no next GOP (a file cut after this part): forward prediction only
