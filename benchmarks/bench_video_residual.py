@@ -112,7 +112,13 @@ def variants(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110)) ->
     curves, rows = {}, []
     for spec in specs:
         name, _, strength = spec.partition(":")
+        strength, _, dead_zone = strength.partition(":")  # NAME[:DEBLOCK[:DEAD_ZONE[:RDO_LAMBDA]]]
+        dead_zone, _, lam = dead_zone.partition(":")
         coder = mc.RESIDUALS[name]
+        if dead_zone:
+            coder.DEAD_ZONE = float(dead_zone)
+        if lam:
+            coder.RDO_LAMBDA = float(lam)
         curves[spec] = []
         for step in steps:
             t0 = time.process_time()

@@ -27,6 +27,7 @@ The GOP is stored as a complete ``.inrc`` (model ``mcvideo``) with sections ``in
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,6 +255,19 @@ def _residual_step_for(window: np.ndarray, intra: np.ndarray, vectors: np.ndarra
     return hi
 
 
+def _residual_search_seconds(window: np.ndarray, vectors: np.ndarray, block: int, coder, deblock: int) -> float:
+    """Wall seconds the residual's step search will take (so that it fits inside the GOP's time budget): one
+    closed-loop frame at a fine step (an upper bound on a frame's cost) timed now, under the machine's present
+    load, times the frames the search runs (SEARCH_FRAMES per bisection trial, then about half of FINAL_TRIES
+    whole-GOP loops plus the coding of the chosen one)."""
+    t0 = time.perf_counter()
+    _, syms = closed_loop(window[0], window[:2], vectors[:1], block, coder, DEFAULT_RESIDUAL_STEP, deblock)
+    coder.estimate_bytes(syms)
+    per_frame = time.perf_counter() - t0
+    frames = SEARCH_FRAMES * (RESIDUAL_SEARCH + 1) + (len(window) - 1) * (FINAL_TRIES / 2 + 1)
+    return per_frame * frames
+
+
 def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | None = None,
                time_budget: float | None = None, steps: int | None = None, seed: int = 0,
                image_model: str | None = None, block: int | None = None,
@@ -270,6 +284,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     from ..models import default_model
     from ..signal import Signal
 
+    started = time.perf_counter()
     n, h, w = window.shape[:3]
     image_model = image_model or default_model("image")
     residual = (DEFAULT_RESIDUAL if residual is None else residual) if n > 1 else ""
@@ -301,8 +316,9 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                              f"{overhead} bytes of motion and headers: raise the rate")
         intra_bpp = 8.0 * intra_bytes / (h * w)
     intra_time = time_budget
-    if residual and time_budget is not None:  # the residual search (~0.15 s per frame and trial) needs its time
-        intra_time = max(0.5 * time_budget, time_budget - 0.15 * (n - 1) * (RESIDUAL_SEARCH + 2))
+    if residual and time_budget is not None:  # the intra frame gets what the motion and the residual search leave
+        intra_time = max(0.3 * time_budget, time_budget - (time.perf_counter() - started)
+                         - _residual_search_seconds(window, vectors, block, RESIDUALS[residual], cfg.deblock))
     frame0 = Signal(np.ascontiguousarray(window[0]), kind="image", value_range=(0.0, 255.0))
     r = compress(frame0, image_model, bpp=intra_bpp, psnr=psnr, time_budget=intra_time, steps=steps, seed=seed)
     sections["intra"] = r.data
