@@ -277,8 +277,13 @@ def test_mcvideo_predicts_from_coded_motion_and_lands_the_rate():
     # the motion field alone: warping the true first frame along the coded vectors beats repeating it
     flows = mcvideo.dense_flows(x[:5])  # frames 1..3 of a GOP of 4, and the next GOP's first frame
     vectors = mcvideo.block_motion(flows, 16, H, W)
-    back = mcvideo.decode_motion(mcvideo.encode_motion(vectors), vectors.shape)
-    assert np.array_equal(back, vectors)
+    for form in mcvideo.MOTION_FORMS:  # both predictions of the vectors are lossless
+        back = mcvideo.decode_motion(mcvideo.encode_motion(vectors, form), vectors.shape, form)
+        assert np.array_equal(back, vectors)
+    rng = np.random.default_rng(1)
+    smooth = np.cumsum(np.cumsum(rng.integers(-1, 2, (3, 9, 11, 2)), axis=1), axis=2)  # a field smooth in space
+    assert np.array_equal(mcvideo.decode_motion(mcvideo.encode_motion(smooth, "med"), smooth.shape, "med"), smooth)
+    assert len(mcvideo.encode_motion(smooth, "med")) < len(mcvideo.encode_motion(smooth, "temporal"))
     warped = mcvideo.predict(x[0], vectors[:3], 16)
     held = np.repeat(x[:1], 4, axis=0)
     assert frame_psnrs(x[:4], warped)[0][1:].mean() > frame_psnrs(x[:4], held)[0][1:].mean() + 1.0
@@ -341,7 +346,7 @@ def test_residual_gop_decodes_to_the_closed_loop_and_beats_prediction_alone():
     # the encoder's closed loop, re-run from the coded intra frame, motion and step, is what the decoder gives
     intra = decompress(c.sections["intra"]).data
     by, bx = -(-H // cfg.block), -(-W // cfg.block)
-    vectors = mcvideo.decode_motion(c.sections["motion"], (7, by, bx, 2))
+    vectors = mcvideo.decode_motion(c.sections["motion"], (7, by, bx, 2), cfg.motion)
     coder = mcvideo.RESIDUALS[cfg.residual]
     assert cfg.residual == "dct2" and cfg.deblock > 0  # the in-loop deblocking is part of the loop
     loop, syms = mcvideo.closed_loop(intra, x, vectors, cfg.block, coder, cfg.step, cfg.deblock)
@@ -387,7 +392,7 @@ def test_residual_rate_lands_and_corrupt_residual_is_a_format_error():
         mcvideo.decode_gop(write_container(Container(c.signal, c.model, c.config, no_res)))
     for key, value in (("residual", "wavelet"), ("residual", 7), ("residual_step", -1), ("residual_step", 0),
                        ("residual_step", 10**9), ("bidirectional", True), ("deblock", -1), ("deblock", 10**6),
-                       ("deblock", 12.0), ("residual", "dct")):  # (deblocking belongs to the "dct2" form only)
+                       ("deblock", 12.0), ("residual", "dct"), ("motion", "zigzag"), ("motion", 3)):  # (deblocking belongs to the "dct2" form only)
         blob = write_container(Container(c.signal, c.model, {**c.config, key: value}, c.sections))
         with pytest.raises(FormatError):
             mcvideo.decode_gop(blob)
