@@ -19,6 +19,7 @@ the model can spend the budget.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import math
 import os
 import time
@@ -394,7 +395,9 @@ def decode_windows(data: bytes | Container, frames: tuple[int, int] | None = Non
             ahead: list[concurrent.futures.Future] = []
             todo = iter(jobs)
             for job in todo:
-                ahead.append(pool.submit(decode_gop, job))
+                # each GOP runs in a copy of the caller's context: the decoded-size cap (limits.pixel_cap) and
+                # any other context variable apply inside the worker thread too
+                ahead.append(pool.submit(contextvars.copy_context().run, decode_gop, job))
                 if len(ahead) < workers:
                     continue
                 yield ahead.pop(0).result()
