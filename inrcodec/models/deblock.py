@@ -29,17 +29,16 @@ def thresholds(step_units: int, strength: int) -> tuple[int, int, int]:
     return tuple(max(0, (int(round(f * 256)) * s + (1 << 15)) >> 16) for f in (ALPHA, BETA, TC))
 
 
-def _filter_edges(x: np.ndarray, edge_on: np.ndarray, alpha: int, beta: int, tc: int) -> None:
-    """Filter the vertical edges at columns 8, 16, ... of ``x`` (h, w, 3) int32 in place; ``edge_on`` (h, edges)."""
-    cols = np.arange(N, x.shape[1] - 1, N)
-    if len(cols) == 0:
-        return
-    p1, p0, q0, q1 = (x[:, cols + d] for d in (-2, -1, 0, 1))
-    on = (edge_on[:, :len(cols), None] & (np.abs(p0 - q0) < alpha) & (np.abs(p1 - p0) < beta)
-          & (np.abs(q1 - q0) < beta))
-    delta = np.clip(((q0 - p0) * 4 + (p1 - q1) + 4) >> 3, -tc, tc) * on
-    x[:, cols - 1] = np.clip(p0 + delta, 0, 255)
-    x[:, cols] = np.clip(q0 - delta, 0, 255)
+def _filter(p1: np.ndarray, p0: np.ndarray, q0: np.ndarray, q1: np.ndarray, on: np.ndarray, alpha: int, beta: int,
+            tc: int) -> None:
+    """One set of edges, written into the views ``p0`` and ``q0`` (int16: |(q0 - p0) * 4 + p1 - q1| < 2^11).
+    The arithmetic runs on contiguous copies: the views' innermost runs are only 3 values long."""
+    a1, a0, b0, b1 = (np.ascontiguousarray(v) for v in (p1, p0, q0, q1))
+    d = b0 - a0
+    on = on[..., None] & (np.abs(d) < alpha) & (np.abs(a1 - a0) < beta) & (np.abs(b1 - b0) < beta)
+    delta = np.clip((d * 4 + (a1 - b1) + 4) >> 3, -tc, tc) * on
+    p0[...] = np.clip(a0 + delta, 0, 255)
+    q0[...] = np.clip(b0 - delta, 0, 255)
 
 
 def deblock(frame: np.ndarray, coded: np.ndarray, step_units: int, strength: int) -> np.ndarray:
@@ -48,10 +47,21 @@ def deblock(frame: np.ndarray, coded: np.ndarray, step_units: int, strength: int
     if tc == 0 or not coded.any():
         return frame
     h, w = frame.shape[:2]
-    x = frame.astype(np.int32)
-    rows = np.repeat(coded, N, axis=0)[:h]  # (h, bx): the block of each pixel row
-    _filter_edges(x, rows[:, :-1] | rows[:, 1:], alpha, beta, tc)
-    cols = np.repeat(coded, N, axis=1)[:, :w]  # (by, w)
-    xt = x.transpose(1, 0, 2)  # horizontal edges are the vertical edges of the transpose (a view: filtered in place)
-    _filter_edges(xt, (cols[:-1] | cols[1:]).T, alpha, beta, tc)
-    return x.astype(np.uint8)
+    by, bx = coded.shape
+    # Work on the frame padded to whole blocks, as (rows, blocks, 8, 3) / (blocks, 8, cols, 3) views (no gathers);
+    # only edges whose four pixels are all inside the frame are filtered (columns 8k-2 .. 8k+1 < w), so the padding
+    # never reaches a pixel of the frame.
+    x = frame.astype(np.int16)
+    if (h, w) != (by * N, bx * N):
+        x = np.pad(x, ((0, by * N - h), (0, bx * N - w), (0, 0)), mode="edge")
+    n = len(range(N, w - 1, N))  # vertical edges
+    if n:
+        v = x.reshape(by * N, bx, N, 3)
+        on = np.repeat(coded[:, :n] | coded[:, 1:n + 1], N, axis=0)  # (rows, edges)
+        _filter(v[:, :n, N - 2], v[:, :n, N - 1], v[:, 1:n + 1, 0], v[:, 1:n + 1, 1], on, alpha, beta, tc)
+    n = len(range(N, h - 1, N))  # horizontal edges, on the vertically filtered frame
+    if n:
+        r = x.reshape(by, N, bx * N, 3)
+        on = np.repeat(coded[:n] | coded[1:n + 1], N, axis=1)  # (edges, cols)
+        _filter(r[:n, N - 2], r[:n, N - 1], r[1:n + 1, 0], r[1:n + 1, 1], on, alpha, beta, tc)
+    return x[:h, :w].astype(np.uint8)
