@@ -11,7 +11,7 @@ SVT-AV1 on the shared clip, measured the same way (``inrcodec.video_compare.comp
     .venv/bin/python benchmarks/bench_video.py --baseline-points x264:34,x264:30,x265:32 \
         -o benchmarks/results/video_baselines_720p
     # decode speed at 640x480 (the excerpt resized; encoded with few steps: decode time does not depend on them):
-    .venv/bin/python benchmarks/bench_video.py --decode-fps --size 640x480 --frames 24 --bpp 0.1 --steps 5 \
+    .venv/bin/python benchmarks/bench_video.py --decode-fps --size 640x480 --frames 48 --bpp 0.1 --steps 5 \
         -o benchmarks/results/video_decode_640x480
 
 Measurement (DESIGN.md contract 2): bpp = file bytes x 8 / (frames x H x W); PSNR = mean over frames of the
