@@ -11,7 +11,7 @@ SVT-AV1 on the shared clip, measured the same way (``inrcodec.video_compare.comp
     .venv/bin/python benchmarks/bench_video.py --baseline-points x264:34,x264:30,x265:32 \
         -o benchmarks/results/video_baselines_720p
     # decode speed at 640x480 (the excerpt resized; encoded with few steps: decode time does not depend on them):
-    .venv/bin/python benchmarks/bench_video.py --decode-fps --size 640x480 --frames 24 --bpp 0.1 --steps 5 \
+    .venv/bin/python benchmarks/bench_video.py --decode-fps --size 640x480 --frames 48 --bpp 0.1 --steps 5 \
         -o benchmarks/results/video_decode_640x480
 
 Measurement (DESIGN.md contract 2): bpp = file bytes x 8 / (frames x H x W); PSNR = mean over frames of the
@@ -90,24 +90,29 @@ def run_rss(args) -> dict:
 
 
 def run_decode_fps(args, clip: Signal) -> dict:
-    """Frames per second of ``decode_windows`` (the decoder proper, no file writing), best and median of 3 runs."""
+    """Frames per second of ``decode_windows`` (the decoder proper, no file writing), serial (1 worker) and with
+    GOPs decoded two at a time, 3 runs each; wall fps, and frames per CPU-second (all threads' CPU time)."""
     from inrcodec.video_codec import compress_video, decode_windows
 
     t0 = time.perf_counter()
     r = compress_video(clip, args.model or None, bpp=args.bpp, steps=args.steps, gop=args.gop,
                        workers=args.workers)
     enc = time.perf_counter() - t0
-    runs, cpu_runs = [], []
-    for _ in range(3):
-        t1, c1 = time.perf_counter(), time.process_time()
-        frames = sum(len(w) for w in decode_windows(r.data))
-        runs.append(frames / (time.perf_counter() - t1))
-        cpu_runs.append(frames / (time.process_time() - c1))
+    out = {"encode_s": enc}
+    for workers in (1, 2):
+        runs, cpu_runs, loads = [], [], []
+        for _ in range(3):
+            t1, c1 = time.perf_counter(), time.process_time()
+            frames = sum(len(w) for w in decode_windows(r.data, workers=workers))
+            runs.append(frames / (time.perf_counter() - t1))
+            cpu_runs.append(frames / (time.process_time() - c1))
+            loads.append(os.getloadavg()[0])
+        out[f"workers_{workers}"] = {
+            "decode_fps_runs": runs, "decode_fps_best": max(runs), "decode_fps_median": float(np.median(runs)),
+            "frames_per_cpu_second_runs": cpu_runs, "cpu_ms_per_frame_best": 1000.0 / max(cpu_runs),
+            "loadavg_1min": loads}
     report = {k: v for k, v in r.report.items() if k != "frame_psnr"}
-    # frames per CPU-second of this (single-threaded) decoder: what one idle core would give, contention aside
-    return {"frames": frames, "decode_fps_runs": runs, "decode_fps_best": max(runs),
-            "decode_fps_median": float(np.median(runs)), "decode_fps_per_cpu_second_runs": cpu_runs,
-            "decode_fps_per_cpu_second_best": max(cpu_runs), "encode_s": enc, "report": report}
+    return {"frames": frames, **out, "report": report}
 
 
 def run_baseline_points(args) -> list[dict]:

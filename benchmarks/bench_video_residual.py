@@ -5,6 +5,10 @@
     python benchmarks/bench_video_residual.py --coders --latentgrid -o benchmarks/results/video_residual_coders
     # GOP length and intra share of the whole codec (24 frames, 0.05 bpp, 96 s per encode):
     python benchmarks/bench_video_residual.py --sweep -o benchmarks/results/video_residual_sweep
+    # residual forms and in-loop deblocking on the predicted frames (closed loop, same motion, same blurred intra
+    # frame), RD over 5 steps and BD-rate against the first form "dct":
+    python benchmarks/bench_video_residual.py --variants dct,dct2,dct2:8,dct2:16,dct2:32 \
+        -o benchmarks/results/video_residual_variants
 
 Timings are wall-clock on 2 CPU cores shared with other jobs (load averages stored with every row).
 """
@@ -93,11 +97,57 @@ def sweep(clip) -> list[dict]:
     return rows
 
 
+def variants(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110)) -> dict:
+    """Residual forms (``NAME`` or ``NAME:DEBLOCK``) on the same predicted frames: an intra frame blurred like a
+    low-rate one (area down by 2, bilinear up), block-32 motion, the closed loop at each step; bytes = the coded
+    residual, PSNR = mean over the predicted frames. BD-rate of each against the first."""
+    import cv2
+
+    from inrcodec.metrics import bd_rate
+
+    h, w = clip.shape[1:3]
+    intra = cv2.resize(cv2.resize(clip[0], (w // 2, h // 2), interpolation=cv2.INTER_AREA), (w, h),
+                       interpolation=cv2.INTER_LINEAR)
+    vectors = mc.block_motion(mc.dense_flows(clip), 32, h, w)
+    curves, rows = {}, []
+    for spec in specs:
+        name, _, strength = spec.partition(":")
+        strength, _, dead_zone = strength.partition(":")  # NAME[:DEBLOCK[:DEAD_ZONE[:RDO_LAMBDA]]]
+        dead_zone, _, lam = dead_zone.partition(":")
+        coder = mc.RESIDUALS[name]
+        if dead_zone:
+            coder.DEAD_ZONE = float(dead_zone)
+        if lam:
+            coder.RDO_LAMBDA = float(lam)
+        curves[spec] = []
+        for step in steps:
+            t0 = time.process_time()
+            decoded, syms = mc.closed_loop(intra, clip, vectors, 32, coder, step, int(strength or 0))
+            blob = coder.encode_symbols(syms)
+            t1 = time.process_time()
+            back = mc.reconstruct(intra, vectors, 32, coder, step, coder.decode_symbols(blob, len(clip) - 1, h, w),
+                                  int(strength or 0))
+            t2 = time.process_time()
+            assert np.array_equal(back, decoded)
+            p = frame_psnrs(clip, decoded)[0][1:]
+            point = {"bpp": 8 * len(blob) / ((len(clip) - 1) * h * w), "psnr": float(p.mean())}
+            curves[spec].append(point)
+            rows.append({"variant": spec, "step": step, "residual_bytes": len(blob), **point,
+                         "encode_cpu_s": t1 - t0, "decode_cpu_s": t2 - t1, "load": os.getloadavg()[0]})
+            print(json.dumps(rows[-1]), flush=True)
+    ref = specs[0]
+    bd = {spec: bd_rate(curves[ref], c) for spec, c in curves.items() if spec != ref}
+    print("BD-rate vs", ref, json.dumps(bd))
+    return {"rows": rows, "bd_rate_vs_" + ref: bd}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--coders", action="store_true")
     ap.add_argument("--latentgrid", action="store_true")
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--variants", default=None, help="residual forms NAME[:DEBLOCK],... (the first is the reference)")
+    ap.add_argument("--frames", type=int, default=12, help="--variants: frames of the excerpt")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     result = {"command": "python benchmarks/bench_video_residual.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -108,6 +158,9 @@ def main() -> None:
             result["coders"] = coders(clip)
         if args.latentgrid:
             result["latentgrid"] = latentgrid(clip)
+    if args.variants:
+        result["variants"] = variants(excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360)).data,
+                                      args.variants.split(","))
     if args.sweep:
         result["sweep"] = sweep(excerpt(DEFAULT_CLIP, 0, 24, (640, 360)))
     result["loadavg_end"] = os.getloadavg()

@@ -210,8 +210,9 @@ def _make_dataset() -> bytes:
                                                         relative=True)).data
 
 
-register_seed("video-mcvideo", _make_video("mcvideo"))  # golden file: the first format (bidirectional, no residual)
-register_seed("video-mcvideo-residual", _make_video("mcvideo"))  # golden file: forward GOPs with the DCT residual
+register_seed("video-mcvideo", _make_video("mcvideo", residual=""))  # golden: the first format (bidirectional)
+register_seed("video-mcvideo-residual", _make_video("mcvideo", residual="dct"))  # golden: the first DCT residual
+register_seed("video-mcvideo-dct2", _make_video("mcvideo"))  # golden: last-band-coded DCT residual + deblocking
 register_seed("video-fourier", _make_video("fourier", **_SMALL["fourier"]))
 register_seed("bounded-nonfinite", _make_bounded)
 register_seed("fourier-bounded-nonfinite", _make_fourier_bounded)

@@ -19,6 +19,7 @@ the model can spend the budget.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import math
 import os
 import time
@@ -327,10 +328,13 @@ def parse_frames(text: str, total: int) -> tuple[int, int]:
 
 
 def decode_windows(data: bytes | Container, frames: tuple[int, int] | None = None,
-                   size: tuple[int, int] | None = None, fps: float | None = None) -> Iterator[np.ndarray]:
+                   size: tuple[int, int] | None = None, fps: float | None = None,
+                   workers: int | None = None) -> Iterator[np.ndarray]:
     """Decoded (n, H, W, 3) uint8 windows, one GOP at a time. ``frames=(a, b)`` decodes only the GOPs holding
     frames a..b-1; ``size=(H, W)`` renders at another resolution and ``fps`` at another frame rate, where the
-    GOP model is continuous in space / time (else InputError "not supported by this model")."""
+    GOP model is continuous in space / time (else InputError "not supported by this model"). ``workers`` GOPs are
+    decoded side by side (threads; default min(2, CPUs)): GOPs are independent, the windows come out in order,
+    and at most ``workers`` decoded GOPs are held ahead of the caller."""
     vf = open_video(data)
     coder = GOP_MODELS.get(vf.model)
     try:
@@ -350,27 +354,57 @@ def decode_windows(data: bytes | Container, frames: tuple[int, int] | None = Non
     a, b = frames if frames is not None else (0, t)
     out_h, out_w = size if size is not None else (h, w)
     ratio = None if fps is None else float(fps) / float(vf.fps)
-    cache: dict = {}  # a bidirectional GOP model decodes each intra frame once, for its GOP and the one before
+    jobs = []  # (GOP index, first frame, frames out) of the GOPs to decode
     start = 0
     for i, n in enumerate(vf.lengths):
         end = start + n
         if end > a and start < b:
-            inner = vf.container.sections[part_section(i)]
-            n_out = n
-            if ratio is not None:  # frames of the new rate whose times fall in this GOP (cumulative rounding)
-                n_out = round(end * ratio) - round(start * ratio)
+            n_out = n if ratio is None else round(end * ratio) - round(start * ratio)  # frames of the new rate
             if n_out > 0:
-                shape = (n_out, out_h, out_w)
-                if coder is not None:
-                    window = coder.decode_gop(inner, vf.container.sections.get(part_section(i + 1)), cache)
-                else:
-                    window = decompress(inner, shape=None if shape == (n, h, w) else shape).data
-                if window.shape[1:] != (out_h, out_w, 3) or window.dtype != np.uint8:
-                    raise FormatError(f"GOP {i} decodes to {window.shape} {window.dtype}")
-                if ratio is None:
-                    window = window[max(a - start, 0): min(b, end) - start]
-                yield window
+                jobs.append((i, start, n_out))
         start = end
+    workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(jobs) or 1))
+    # a bidirectional GOP model decodes each intra frame once, for its GOP and the one before (serial decoding only)
+    cache: dict | None = {} if workers == 1 else None
+
+    def decode_gop(job: tuple[int, int, int]) -> np.ndarray:
+        i, first, n_out = job
+        n = vf.lengths[i]
+        inner = vf.container.sections[part_section(i)]
+        shape = (n_out, out_h, out_w)
+        if coder is not None:
+            window = coder.decode_gop(inner, vf.container.sections.get(part_section(i + 1)), cache)
+        else:
+            window = decompress(inner, shape=None if shape == (n, h, w) else shape).data
+        if window.shape[1:] != (out_h, out_w, 3) or window.dtype != np.uint8:
+            raise FormatError(f"GOP {i} decodes to {window.shape} {window.dtype}")
+        if ratio is None:
+            window = window[max(a - first, 0): min(b, first + n) - first]
+        return window
+
+    if workers == 1:
+        for job in jobs:
+            yield decode_gop(job)
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one intra-op thread per GOP in flight (an intra frame may render with torch)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            ahead: list[concurrent.futures.Future] = []
+            todo = iter(jobs)
+            for job in todo:
+                # each GOP runs in a copy of the caller's context: the decoded-size cap (limits.pixel_cap) and
+                # any other context variable apply inside the worker thread too
+                ahead.append(pool.submit(contextvars.copy_context().run, decode_gop, job))
+                if len(ahead) < workers:
+                    continue
+                yield ahead.pop(0).result()
+            for future in ahead:
+                yield future.result()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def decode_video(data: bytes, **kwargs) -> Signal:

@@ -9,6 +9,7 @@ enclose ours.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,14 +62,17 @@ def compare_video(clip: Signal, codecs: Sequence[str] = DEFAULT_VIDEO_CODECS, mo
         points = []
         for rate in rates:
             report(f"{PREFIX}{model} at {rate:g} bpp")
+            cpu0 = time.process_time()  # all threads of this process: the GOPs fitted side by side
             r = compress_video(clip, model, bpp=rate, time_budget=time_budget, steps=steps, seed=seed, gop=gop,
                                workers=workers)
+            cpu = time.process_time() - cpu0
             t0 = time.perf_counter()
             decode_video(r.data)
             dec = time.perf_counter() - t0
             rep = r.report
             points.append({"codec": PREFIX + model, "bytes": rep["bytes"], "bpp": rep["bpp"], "kbps": rep["kbps"],
                            "psnr": rep["psnr"], "psnr_y": rep["psnr_y"], "encode_s": rep["seconds"],
+                           "encode_cpu_s": cpu, "load_after": os.getloadavg()[0],
                            "decode_s": dec, "decode_fps": t / dec, "target_bpp": rate,
                            "target_met": rep.get("target_met"), "gops": rep["gops"], "fit_steps": rep["fit_steps"]})
             done += 1

@@ -210,8 +210,8 @@ def test_part_table_names(names):
 
 
 # -- layouts and coders added after the first corpus: video GOPs, datasets, the error-bounded coder ----------------
-LAYOUT_SEEDS = ("video-mcvideo", "video-mcvideo-residual", "video-fourier", "dataset", "bounded-nonfinite",
-                "fourier-bounded-nonfinite", "image-tiles")
+LAYOUT_SEEDS = ("video-mcvideo", "video-mcvideo-residual", "video-mcvideo-dct2", "video-fourier", "dataset",
+                "bounded-nonfinite", "fourier-bounded-nonfinite", "image-tiles")
 
 
 @FUZZ(300)
@@ -264,7 +264,7 @@ def test_layout_parts_inherit_the_callers_pixel_cap():
     """decompress(max_pixels=N) on a file of parts applies N to every GOP / tile."""
     from inrcodec.codec import decompress
 
-    for name in ("video-fourier", "video-mcvideo", "dataset"):
+    for name in ("video-fourier", "video-mcvideo", "video-mcvideo-dct2", "dataset"):  # (GOPs decode in threads)
         decompress(seeds()[name], max_pixels=1 << 16)  # the seeds fit
         with pytest.raises(FormatError, match="more than the cap of 20"):
             decompress(seeds()[name], max_pixels=20)

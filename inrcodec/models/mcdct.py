@@ -121,14 +121,27 @@ def synthesize(symbols: np.ndarray, step: float, h: int, w: int) -> np.ndarray:
 def analyse(residual_rgb: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
     """Dead-zone quantised DCT coefficients (3, by, bx, 64) in zigzag order, and the decoded RGB residual."""
     h, w = residual_rgb.shape[:2]
+    q = quantise(residual_rgb, step)
+    return q, inverse(q, step_units(step), h, w)
+
+
+def scaled_coefficients(residual_rgb: np.ndarray, step: float) -> np.ndarray:
+    """DCT coefficients (3, by, bx, 64) of an RGB residual in YCoCg, zigzag order, in units of each channel's step."""
     d = _forward_matrix()
     coef = _separable(_blocks(to_ycocg(residual_rgb.astype(np.float64))), d, d.T)
     units = step_units(step)
     c, by, bx = coef.shape[:3]
-    coef = coef.reshape(c, by, bx, N * N)[..., _zigzag()] / (units[:, None, None, None] / STEP_UNIT)
-    q = np.sign(coef) * np.floor(np.abs(coef) + (0.5 - DEAD_ZONE))
-    q = np.clip(q, -MAX_SYMBOL, MAX_SYMBOL).astype(np.int32)
-    return q, inverse(q, units, h, w)
+    return coef.reshape(c, by, bx, N * N)[..., _zigzag()] / (units[:, None, None, None] / STEP_UNIT)
+
+
+def quantise(residual_rgb: np.ndarray, step: float, dead_zone: float = DEAD_ZONE) -> np.ndarray:
+    """Dead-zone quantised DCT coefficients (3, by, bx, 64) of an RGB residual, in zigzag order."""
+    return dead_zone_quantise(scaled_coefficients(residual_rgb, step), dead_zone)
+
+
+def dead_zone_quantise(coef: np.ndarray, dead_zone: float) -> np.ndarray:
+    q = np.sign(coef) * np.floor(np.abs(coef) + (0.5 - dead_zone))
+    return np.clip(q, -MAX_SYMBOL, MAX_SYMBOL).astype(np.int32)
 
 
 def _groups(arr: np.ndarray):

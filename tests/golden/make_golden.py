@@ -57,7 +57,8 @@ def parse_digest(data: bytes) -> str:
                 n, hh, ww = c.signal["shape"][:3]
                 block = c.config["block"]
                 fields = n if c.config["bidirectional"] and n > 1 else n - 1
-                _h(h, mcvideo.decode_motion(blob, (fields, -(-hh // block), -(-ww // block), 2)))
+                _h(h, mcvideo.decode_motion(blob, (fields, -(-hh // block), -(-ww // block), 2),
+                                            c.config.get("motion", "temporal")))
             else:  # lossless values, non-finite positions: exact bytes
                 h.update(blob)
         return h.hexdigest()
