@@ -79,6 +79,41 @@ def run_point(sig, rate, steps, seed, trace_every):
             "trace": trace}
 
 
+def plot(result: dict, path: Path) -> None:
+    """Per image: PSNR and coded bpp against fit steps, one line per variant (seed 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = sorted({p["image"] for pts in result["points"].values() for p in pts})
+    fig, axes = plt.subplots(2, len(images), figsize=(4.4 * len(images), 6.4), squeeze=False)
+    for col, image in enumerate(images):
+        for variant, pts in result["points"].items():
+            c = sorted((p["steps"], p["psnr"], p["bpp"], p.get("quality", 1.0)) for p in pts
+                       if p["image"] == image and p["seed"] == 0)
+            if not c:
+                continue
+            steps, psnrs, bpps, _ = zip(*c)
+            axes[0][col].plot(steps, psnrs, "o-", label=variant)
+            axes[1][col].plot(steps, bpps, "o-", label=variant)
+        target = next(p["target_bpp"] for pts in result["points"].values() for p in pts if p["image"] == image)
+        axes[1][col].axhline(target, color="k", lw=0.8, ls="--", label="target")
+        axes[1][col].axhspan(0.9 * target, 1.1 * target, color="k", alpha=0.07)
+        crop = next(p["crop"] for pts in result["points"].values() for p in pts if p["image"] == image)
+        axes[0][col].set_title(f"{image}, {crop}x{crop} crop" if crop else image)
+        axes[0][col].set_ylabel("PSNR (dB), decoded file")
+        axes[1][col].set_ylabel("bpp (whole file)")
+        axes[1][col].set_xlabel("fit steps")
+        for ax in axes[:, col]:
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    axes[1][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", default="kodim03,kodim07")
@@ -91,13 +126,17 @@ def main() -> None:
                     help="define/extend a variant on the fly, e.g. lr3:latent_lr_factor=3")
     ap.add_argument("--trace-every", type=int, default=25)
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/lg_recipe_crop"))
+    ap.add_argument("--plot-only", action="store_true", help="no fits: redraw the PNG from the JSON")
     args = ap.parse_args()
+    out = Path(args.out)
+    if args.plot_only:
+        plot(json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".png"))
+        return
     for spec in args.set:
         name, kv = spec.split(":", 1)
         key, value = kv.split("=", 1)
         VARIANTS.setdefault(name, {})[key] = json.loads(value)
     torch.set_num_threads(1)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.with_suffix(".json")
     result = json.loads(path.read_text()) if path.exists() else {"points": {}}
@@ -124,6 +163,7 @@ def main() -> None:
             lg_recipe.RECIPE = default
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     path.write_text(json.dumps(result, indent=1))
+    plot(result, out.with_suffix(".png"))
 
 
 if __name__ == "__main__":

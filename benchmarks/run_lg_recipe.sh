@@ -15,3 +15,6 @@ $PY benchmarks/bench_presets.py --model latentgrid --presets medium --images kod
 $PY benchmarks/bench_presets.py --model latentgrid --presets slow --images kodim03 \
     --rates 0.2,0.35,0.6,1.0 --note "latentgrid, recipe of issue 13 item 2; slow preset (cap 280 s per encode); 1 torch thread per encode on a shared 2-core machine (load in each point)" \
     -o benchmarks/results/latentgrid_recipe_slow_kodak
+# 3. seed spread of the current recipe at 500 steps (what a best-of-seeds encoder search could win)
+$PY benchmarks/lg_recipe_curves.py --images kodim03,kodim07 --crop 256 --steps 500 --rates 0.35 --seeds 1,2 \
+    --variants current -o benchmarks/results/lg_recipe_crop256_seeds

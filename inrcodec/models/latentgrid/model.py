@@ -303,7 +303,8 @@ class LatentGrid(Representation):
         var = float(target.var()) if target.numel() > 1 else 0.06
         if self.target_bits is not None and not self._scaled_prior:
             slope = None
-            if self.recipe.lambda_prior == "jpeg" and self.config.ndim == 2:
+            # images only: JPEG's slope is a proxy for photographs, not for fields or spectrogram-like arrays
+            if self.recipe.lambda_prior == "jpeg" and self.config.ndim == 2 and self.desc.get("kind") == "image":
                 n = float(np.prod(self.coord_shape))
                 slope = recipes.jpeg_rd_slope(target.detach().cpu().numpy(), self.target_bits / n)
             if slope is not None:
