@@ -87,7 +87,7 @@ def _fit(model: Representation, target: torch.Tensor, settings: FitSettings,
             frac = max(frac, elapsed / max(settings.time_budget, 1e-9))
         if frac >= 1.0:
             break
-        factor = _lr_factor(frac, settings)
+        factor = _lr_factor(frac, settings) * model.lr_multiplier(frac)
         for group, base in zip(optimiser.param_groups, base_lrs):
             group["lr"] = base * factor
         model.on_progress(frac)
@@ -98,6 +98,9 @@ def _fit(model: Representation, target: torch.Tensor, settings: FitSettings,
         total = loss if extra is None else loss + extra
         optimiser.zero_grad(set_to_none=True)
         total.backward()
+        if model.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_([p for g in optimiser.param_groups for p in g["params"]],
+                                           model.grad_clip_norm)
         optimiser.step()
         step += 1
         model.after_step(step, target)

@@ -76,6 +76,13 @@ class Representation(torch.nn.Module):
     def on_progress(self, frac: float) -> None:
         """Called before each step with the schedule position in [0, 1] (phase switches such as QAT)."""
 
+    def lr_multiplier(self, frac: float) -> float:
+        """Factor on the fit's learning-rate schedule at progress ``frac`` (a model's own phases)."""
+        return 1.0
+
+    # Global gradient-norm clip applied by the fit before each optimiser step (None: no clipping).
+    grad_clip_norm: float | None = None
+
     def regularizer(self) -> torch.Tensor | None:
         """Extra loss term (e.g. a rate estimate), added to the MSE."""
         return None

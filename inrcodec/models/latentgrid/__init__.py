@@ -19,9 +19,9 @@ context MLP in exact arithmetic: weights are integers times a power of two, inpu
 is floored to 2**-8, and all of it stays far below 2**53 in float64, so sums are exact in any order; the predicted
 log2-scale then indexes a fixed table of scales.
 
-Training (``fit.fit``): loss = MSE + lambda * rate (bits per sample). Uniform noise stands in for rounding until
-``STE_START`` of the schedule, then the latents are rounded with a straight-through gradient. lambda is steered
-by dual ascent so that the estimated rate lands on the byte target (``set_targets(bits=...)``), or the
+Training (``fit.fit``): loss = MSE + lambda * rate (bits per sample), under the training recipe of ``recipe.py``:
+a differentiable stand-in for rounding (uniform noise, or C3's soft rounding) until ``ste_start`` of the schedule,
+then the latents are rounded with a straight-through gradient. lambda is steered by dual ascent so that the estimated rate lands on the byte target (``set_targets(bits=...)``), or the
 distortion on the PSNR target; without a target it stays at ``DEFAULT_LAMBDA``.
 
 ``encode(quality)``: quality 1 codes the latents as trained (step 1); lower quality coarsens the latent step up to
@@ -36,8 +36,9 @@ each tested against the torch code it replaces, which still runs where the kerne
 
 Files (Cool-chic's shape): ``config.py`` (fields, latent shapes, parameter count), ``upsampling.py``,
 ``context.py`` (context features, the ARM, rate term, exact ARM of the coder), ``synthesis.py`` (MLP + residual
-convolutions), ``quantiser.py`` (training noise/STE, latent step, weight coding), ``bitstream.py`` (the latents
-section), ``model.py`` (the Representation tying them together). This module re-exports the names other modules
+convolutions), ``quantiser.py`` (latent step, weight coding), ``bitstream.py`` (the latents
+section), ``recipe.py`` (the encoder's training recipe: rounding phases, lr shape, rate-control knobs),
+``model.py`` (the Representation tying them together). This module re-exports the names other modules
 and tests import.
 """
 
@@ -47,10 +48,10 @@ from .bitstream import _ans_bytes, _estimate_bits, _symbols_crc
 from .config import LatentGridConfig, default_levels, latent_shapes, network_param_count
 from .context import (ACT_CAP, FRAC_BITS, LOG2_SCALE_MAX, LOG2_SCALE_MIN, N_SCALES, SCALE_STEPS, SCALE_TABLE,
                       ExactArm, _floor_fixed, _parent_up, _parity, _shift, checkerboard, context_features, n_context)
-from .model import (CONTROL_START, DEFAULT_LAMBDA, DUAL_RATE, LAMBDA_RANGE, LATENT_LR_FACTOR, WEIGHT_BITS_PRIOR,
-                    LatentGrid)
-from .quantiser import (LATENT_CAP, QUALITY_STEP_RANGE, STE_START, STEP_FRAC, _code_weights, _decode_weights,
+from .model import DEFAULT_LAMBDA, LAMBDA_RANGE, WEIGHT_BITS_PRIOR, LatentGrid
+from .quantiser import (LATENT_CAP, QUALITY_STEP_RANGE, STEP_FRAC, _code_weights, _decode_weights,
                         _pow2_exponent, quality_setting)
+from .recipe import Recipe
 from .synthesis import _linears, _replicate_pad
 from .upsampling import _resample_axis, _taps
 

@@ -15,14 +15,12 @@ from ..base import Representation
 from .bitstream import _estimate_bits, decode_latents, encode_latents, level_params
 from .config import LatentGridConfig, default_levels, latent_shapes, network_param_count
 from .context import RATE_SUBSAMPLE, ExactArm, exact_arm, make_arm, rate_bits
-from .quantiser import LATENT_CAP, STE_START, _code_weights, _decode_weights, quality_setting, training_latents
+from . import recipe as recipes
+from .quantiser import LATENT_CAP, _code_weights, _decode_weights, quality_setting
 from .synthesis import make_synthesis, synthesize
 from .upsampling import _taps, upsample_levels
 
-LATENT_LR_FACTOR = 10.0  # latents move in integer units: they need a larger step than the network weights
 DEFAULT_LAMBDA = 2e-3
-DUAL_RATE = 15.0  # dual-ascent rate: change of log(lambda) per unit of log rate error and of schedule progress
-CONTROL_START = 0.15  # early rates mostly reflect unconverged latents and context model: do not steer on them
 LAMBDA_RANGE = (1e-9, 10.0)
 WEIGHT_BITS_PRIOR = 9.0  # bits per network weight assumed while training (refined at encode)
 
@@ -47,6 +45,7 @@ class LatentGrid(Representation):
                                                 c.conv_layers, c.kernel)
         self.arm = make_arm(c.ndim, c.arm_hidden, c.arm_layers)
         self.latent_step = 1.0  # dequantisation step of the coded latents (set by decode / encode)
+        self.recipe = recipes.RECIPE  # encoder-side training recipe (rounding phases, lr shape, rate control)
         self.lmbda = DEFAULT_LAMBDA
         self._frac = 0.0
         self._dfrac = 0.0
@@ -89,8 +88,8 @@ class LatentGrid(Representation):
         return LatentGridConfig(**cfg)
 
     def param_groups(self, lr):
-        return [{"params": list(self.latents), "lr": lr * LATENT_LR_FACTOR},
-                {"params": self.network_params(), "lr": lr}]
+        return [{"params": list(self.latents), "lr": lr * self.recipe.latent_lr_factor},
+                {"params": self.network_params(), "lr": lr * self.recipe.network_lr_factor}]
 
     def network_params(self) -> list[torch.nn.Parameter]:
         return list(self.synth.parameters()) + list(self.convs.parameters()) + list(self.arm.parameters())
@@ -145,14 +144,22 @@ class LatentGrid(Representation):
         self._dfrac = float(np.clip(frac - self._frac, 0.0, 0.05))
         self._frac = frac
 
+    def lr_multiplier(self, frac: float) -> float:
+        return recipes.lr_multiplier(self.recipe, frac)
+
+    @property
+    def grad_clip_norm(self) -> float | None:
+        return self.recipe.grad_clip
+
     def rate_bits(self, latents: list[torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
-        """Differentiable estimate of the coded size of the latents (bits) under the context model; in the noise
-        phase (given a generator) an unbiased estimate on a row subsample of the large levels (context.py)."""
-        sub = self.rate_subsample if generator is not None and self._frac < STE_START else 1
+        """Differentiable estimate of the coded size of the latents (bits) under the context model; before the
+        straight-through phase (given a generator) an unbiased estimate on a row subsample of the large levels
+        (context.py; off by default)."""
+        sub = self.rate_subsample if generator is not None and self._frac < self.recipe.ste_start else 1
         return rate_bits(self.arm, latents, sub, generator)
 
     def training_batch(self, target, generator):
-        lat = training_latents(self.latents, self._frac, generator)
+        lat = recipes.training_latents(self.latents, self._frac, generator, self.recipe)
         full = [(0, n) for n in self.coord_shape]
         pred = self._synthesis(lat, self.coord_shape, full)
         self._gen = generator
@@ -170,7 +177,7 @@ class LatentGrid(Representation):
             return
         pred, ref = self._stats
         mse = float(torch.mean((pred - ref) ** 2))
-        if self._frac >= STE_START:
+        if self._frac >= self.recipe.ste_start:
             rate = float(self._rate.detach())
         elif step % 4 == 0 or self._ema_rate is None:
             # the noisy latents' rate overstates what rounding will code: steer on the rounded latents' rate
@@ -181,7 +188,7 @@ class LatentGrid(Representation):
         a = 0.1
         self._ema_rate = rate if self._ema_rate is None else (1 - a) * self._ema_rate + a * rate
         self._ema_mse = mse if self._ema_mse is None else (1 - a) * self._ema_mse + a * mse
-        if self._frac < CONTROL_START:
+        if self._frac < self.recipe.control_start or self._frac >= self.recipe.control_end:
             return
         if self.target_bits is not None:
             if step % 50 == 0 or self._weight_bits is None:
@@ -189,8 +196,9 @@ class LatentGrid(Representation):
             # aim 5 % low: a file over budget costs far more (encode has to coarsen the latent step, which the
             # synthesis and context model were not trained for) than one a little under
             goal = 0.95 * max(self.target_bits - self._weight_bits, 0.05 * self.target_bits)
+            goal *= 1.0 + self.recipe.goal_drift * (1.0 - self._frac)
             err = math.log(max(self._ema_rate, 1.0) / goal)
-            if err > 0 and self._frac >= STE_START:
+            if err > 0 and self._frac >= self.recipe.ste_start:
                 err *= 3.0  # over budget in the last phase: push back hard
         elif self.target_psnr is not None:
             goal = 10.0 ** (-self.target_psnr / 10.0)
@@ -200,7 +208,7 @@ class LatentGrid(Representation):
         # Early rates are transients (latents growing or settling, context model still learning): steer gently
         # then, firmly towards the end, when the rate is what will be coded.
         # Integrated over schedule progress, not steps, so a fit cut short by a time budget still corrects fully.
-        gain = DUAL_RATE * self._frac**2 * self._dfrac
+        gain = recipes.control_gain(self.recipe, self._frac) * self._dfrac
         self.lmbda = float(np.clip(self.lmbda * math.exp(gain * float(np.clip(err, -2, 2))), *LAMBDA_RANGE))
 
     def _weight_bits_now(self) -> float:
@@ -217,7 +225,7 @@ class LatentGrid(Representation):
         n = float(np.prod(self.coord_shape))
         if bits is not None:  # prior: slope of a typical image RD curve at that rate, refined by dual ascent
             bps = max((bits - self._weight_bits_prior()) / n, 0.01)
-            self.lmbda = float(np.clip(4e-4 / bps**1.5, *LAMBDA_RANGE))
+            self.lmbda = float(np.clip(self.recipe.lambda_prior_scale * 4e-4 / bps**1.5, *LAMBDA_RANGE))
         elif psnr is not None:
             self.lmbda = float(np.clip(10 ** (-psnr / 10.0) * 3.0, *LAMBDA_RANGE))
 
@@ -293,7 +301,15 @@ class LatentGrid(Representation):
         # scales with the signal's variance (quiet audio, flat fields), so scale the prior with it.
         var = float(target.var()) if target.numel() > 1 else 0.06
         if self.target_bits is not None and not self._scaled_prior:
-            self.lmbda = float(np.clip(self.lmbda * max(var, 1e-8) / 0.06, *LAMBDA_RANGE))
+            slope = None
+            # images only: JPEG's slope is a proxy for photographs, not for fields or spectrogram-like arrays
+            if self.recipe.lambda_prior == "jpeg" and self.config.ndim == 2 and self.desc.get("kind") == "image":
+                n = float(np.prod(self.coord_shape))
+                slope = recipes.jpeg_rd_slope(target.detach().cpu().numpy(), self.target_bits / n)
+            if slope is not None:
+                self.lmbda = float(np.clip(self.recipe.lambda_prior_scale * slope, *LAMBDA_RANGE))
+            else:
+                self.lmbda = float(np.clip(self.lmbda * max(var, 1e-8) / 0.06, *LAMBDA_RANGE))
             self._scaled_prior = True
 
     def encode(self, quality: float) -> dict[str, bytes]:

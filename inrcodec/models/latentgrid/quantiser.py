@@ -1,7 +1,6 @@
 """Quantiser: how latents and network weights become integers.
 
-* Latents, training: uniform noise stands in for rounding until ``STE_START`` of the schedule, then rounding with
-  a straight-through gradient (``training_latents``).
+* Latents, training: the stand-ins for rounding over the schedule are the training recipe's (``recipe.py``).
 * Latents, coding: integers times a step ``k / STEP_FRAC``; ``quality_setting`` maps encode's quality to the step
   (quality 1: step 1, as trained; lower: up to 2**QUALITY_STEP_RANGE), |symbol| <= LATENT_CAP.
 * Network weights: power-of-two steps per tensor, entropy-coded together per module (``_code_weights``).
@@ -13,22 +12,13 @@ import math
 import struct
 
 import numpy as np
-import torch
 
 from ...entropy import decode_ints, encode_ints
 from ...errors import FormatError
 
 LATENT_CAP = 1 << 12  # |latent symbol| bound (a symbol beyond it is clipped at encode)
-STE_START = 0.9  # measured: a long noise phase gives lower rates at equal PSNR on short schedules
 QUALITY_STEP_RANGE = 1.0  # log2 of the coarsest latent step (quality 0)
 STEP_FRAC = 64  # latent step is k / STEP_FRAC
-
-
-def training_latents(latents, frac: float, generator: torch.Generator) -> list[torch.Tensor]:
-    """Differentiable stand-ins for the rounded latents at schedule progress ``frac``."""
-    if frac < STE_START:
-        return [y + torch.rand(y.shape, generator=generator) - 0.5 for y in latents]
-    return [y + (torch.round(y) - y).detach() for y in latents]
 
 
 def quality_setting(quality: float) -> float:
