@@ -415,7 +415,7 @@ def test_colour_solves_follow_the_schedule():
     net.set_schedule(1_000_000, 10.0)  # a budget of 10 s at 0.1 s per pass: 100 passes
     got = [net._cg_iters(s, c)(0.1) for s, c in zip(shares, caps)]
     assert got == [max(G.CG_MIN_ITERS, round(s * 100)) for s in shares]
-    assert sum(got) < 0.15 * 100  # the solves take a small share of what the budget affords
+    assert sum(got) <= 0.2 * 100  # the solves take a fifth at most of what the budget affords
 
 
 def test_short_schedule_lands_rate_and_decoder_renders_the_encoders_image():
