@@ -9,8 +9,8 @@ process, so its peak RSS (``ru_maxrss`` of that child, from ``os.wait4``) and wa
 the preset then picks the model, the budget its schedule); without it the preset's own schedule runs.
 The classical codecs are swept over [lowest / 2, highest * 2] of the rates our files reached (``baselines.
 sweep_to_range``, same conventions as ``bench_kodak``), and BD-rates are ``compare.bd_rates`` (log-rate, cubic,
-over the shared PSNR interval). 16-bit photos are skipped for the baselines that take 8 bits only (all of them
-here), so they have no BD-rate.
+over the shared PSNR interval). 16-bit photos are skipped for the baselines that take 8 bits only (JPEG, WebP,
+AVIF here); JPEG XL and JPEG 2000 (``--codecs ...,jpeg2000``) code them at 16 bits.
 
 The machine is shared (2 cores, four engineers): the load average is stored before and after each photo, and the
 timings are under that contention.
@@ -59,6 +59,7 @@ def run_encode(photo: Path, rate: float, preset: str, budget: float | None, mode
         if model:
             cmd += ["--model", model]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        load_start = os.getloadavg()[0]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -70,7 +71,8 @@ def run_encode(photo: Path, rate: float, preset: str, budget: float | None, mode
     keep = ("bytes", "bpp", "psnr", "seconds", "model", "layout", "tiles", "grid", "tile", "margin", "workers",
             "allocation", "tile_psnr", "target_met", "fit_steps")
     point = {k: report[k] for k in keep if k in report}
-    point.update(target_bpp=rate, wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
+    point.update(target_bpp=rate, wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime, load_start=load_start,
+                 load_end=os.getloadavg()[0],
                  peak_rss_mb=usage.ru_maxrss / 1024.0, cmd=shlex.join(cmd[1:]))
     return point
 
@@ -102,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="take inrcodec points from this JSON ({stem: [points]}) instead of encoding")
     ap.add_argument("--baselines-json", type=Path, default=None,
                     help="take baseline curves from this JSON ({stem: {codec: points}}) instead of sweeping")
+    ap.add_argument("--codecs", default=",".join(CODECS),
+                    help="baselines (default: %(default)s; jpeg2000 and jpegxl also take 16-bit photos)")
     ap.add_argument("--parallel", type=int, default=1, help="encodes at once (default 1)")
     ap.add_argument("--extra", default="", help="more fit options, e.g. '--tile 768'")
     ap.add_argument("-o", "--output", type=Path, default=DEFAULT_OUT)
@@ -113,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "preset": args.preset, "seconds_per_mp": args.seconds_per_mp, "rates": rates,
         "machine": "2-core shared dev machine (AVX2), timings under contention: see load averages",
+        "torch_threads": os.environ.get("OMP_NUM_THREADS", "default (one per core)"),
         "versions": software_versions(), "photos": {},
     }
     for stem in stems:
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         got = [p["bpp"] for p in ours if "bpp" in p]
         data = signal.data
         done = json.loads(args.baselines_json.read_text()).get(stem, {}) if args.baselines_json else {}
-        for codec_name in CODECS:
+        for codec_name in [c for c in args.codecs.split(",") if c]:
             if codec_name in done:  # swept earlier over the same range (--baselines-json)
                 entry["curves"][codec_name] = done[codec_name]
                 continue

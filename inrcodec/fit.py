@@ -72,6 +72,7 @@ def _fit(model: Representation, target: torch.Tensor, settings: FitSettings,
          progress: ProgressFn | None) -> FitResult:
     generator = torch.Generator().manual_seed(settings.seed)
     start = time.perf_counter()  # before the data-driven init: it is part of the time budget
+    model.set_schedule(settings.max_steps, settings.time_budget)
     model.init_from_signal(target)
     optimiser = torch.optim.Adam(model.param_groups(settings.lr))
     base_lrs = [g["lr"] for g in optimiser.param_groups]

@@ -34,6 +34,13 @@ def test_time_cap_is_linear_in_pixels_above_its_floor():
     assert tiny == p.min_seconds
 
 
+def test_large_photo_caps_are_the_issues_allowance_and_ordered():
+    """Issue 13: medium within 60 s per megapixel on large photos; fast below it, slow above it."""
+    caps = {p: resolve("image", 12_000_000, p, None, None, None, _steps_of).time_budget for p in NAMES}
+    assert caps["medium"] == pytest.approx(60 * 12)
+    assert caps["fast"] < caps["medium"] < caps["slow"]
+
+
 def test_explicit_schedule_and_model_override_the_preset():
     plan = resolve("image", 1000, "slow", "fourier", 7, None, _steps_of)
     assert (plan.model, plan.steps, plan.time_budget) == ("fourier", 7, None)

@@ -46,11 +46,18 @@ class Representation(torch.nn.Module):
         self.channels = int(desc["shape"][-1])
         self.target_bits: float | None = None
         self.target_psnr: float | None = None
+        self.max_steps: int | None = None  # the fit's schedule (set_schedule), for models that size fixed costs
+        self.time_budget: float | None = None
 
     def set_targets(self, bits: float | None = None, psnr: float | None = None) -> None:
         """What the codec aims for (payload bits, or PSNR in dB on the normalised signal); rate-aware training
         reads these. Not part of the config: the decoder never needs them."""
         self.target_bits, self.target_psnr = bits, psnr
+
+    def set_schedule(self, max_steps: int | None, time_budget: float | None) -> None:
+        """The fit's step cap and time budget (seconds, initialisation included), told before
+        ``init_from_signal``: a model whose set-up costs passes over the signal can size it to the schedule."""
+        self.max_steps, self.time_budget = max_steps, time_budget
 
     # -- rate-control prior ---------------------------------------------------------------------------------
     @classmethod

@@ -17,7 +17,8 @@ render+gradient costs tens of milliseconds, so every step has to count:
 2. **Least-squares colours**: with the geometry fixed the image is linear in the colours, so the optimal colours
    solve the normal equations ``(W^T W) c = W^T y``; a few Jacobi-preconditioned conjugate-gradient iterations,
    each one forward + one backward pass of the rasteriser, give them before the first Adam step and again after
-   the geometry is quantised.
+   the geometry is quantised. Each solve gets a share of the passes the schedule affords (``_cg_iters``): on a
+   Kodak image the fixed counts bind, on a large photo within 60 s/MP they would otherwise take half the fit.
 3. **Adam on everything** with per-attribute learning rates (sizes need large steps: they are what the
    placement gets least right).
 4. **Rate control and quantisation-aware fine-tuning** (``on_progress``). With a byte target, the count is set
@@ -36,8 +37,9 @@ fraction=0.5)``).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -63,6 +65,18 @@ SIZE_FACTOR = 0.9  # initial std = SIZE_FACTOR * local spacing
 ANISOTROPY = 1.0  # initial aspect ratio (1 + ANISOTROPY * coherence)^2 along edges
 CG_INIT_ITERS = 20
 CG_FINAL_ITERS = 12
+# The colour solves are fixed costs of a fit: each CG iteration is one raster forward + backward, as much as an Adam
+# step. On a Kodak image (800 steps) they are a few percent of the fit; on a large photo within 60 s/MP the fit
+# affords only ~100-200 passes and 2 x 20 + 12 iterations would take half of them (benchmarks/README.md "Large
+# photos"). So each solve gets at most this share of the passes the schedule affords (max_steps, or the time
+# budget over the measured seconds of one pass), with at least CG_MIN_ITERS: on a Kodak image the caps above bind.
+PROBE_PASS_SHARE = 0.025  # colours of the first placement: only its coded size per Gaussian and PSNR are used
+# The initial solve keeps most of its iterations: with 6 instead of 20 (0.3 MP crop of wikimedia_044, 0.4 bpp,
+# 18 CPU-s) the fit's own PSNR was as good but the last trim of the rate search cost 0.33 dB instead of 0.01-0.2
+# (the energy ranking that picks what to drop assumes colours near their optimum): 31.97 against 32.40 dB.
+INIT_PASS_SHARE = 0.15
+FINAL_PASS_SHARE = 0.015  # warm-started from the trained colours: a few iterations suffice
+CG_MIN_ITERS = 2
 LR_MEANS, LR_CHOL, LR_COLORS = 30.0, 40.0, 1.0  # multiples of the base lr (px/step for means and factors)
 QAT_START = 0.75
 # Default steps (codes: step = 2**(code/8)) at the reference size/colour of gaussian_codec's adaptive precision.
@@ -232,10 +246,12 @@ def _oriented(target: torch.Tensor, pix: np.ndarray, std: np.ndarray) -> torch.T
     return torch.tensor(np.stack([l11, l21, l22], 1), dtype=torch.float32)
 
 
-def solve_colors(means: torch.Tensor, chol: torch.Tensor, target: torch.Tensor, iters: int,
+def solve_colors(means: torch.Tensor, chol: torch.Tensor, target: torch.Tensor, iters: int | Callable[[float], int],
                  x0: torch.Tensor | None = None) -> torch.Tensor:
     """Least-squares colours for fixed geometry: Jacobi-preconditioned CG on (W^T W) c = W^T y, one rasteriser
-    forward + backward per iteration (W c is a render; W^T g is the colour gradient of <render, g>)."""
+    forward + backward per iteration (W c is a render; W^T g is the colour gradient of <render, g>).
+    ``iters`` may be a function of the measured seconds of one such pass (the first, W^T y), so that a solve can
+    be sized to a time budget."""
     h, w, nc = target.shape
     n = means.shape[0]
     means, chol = means.detach().contiguous(), chol.detach().contiguous()
@@ -259,7 +275,10 @@ def solve_colors(means: torch.Tensor, chol: torch.Tensor, target: torch.Tensor, 
     # diag(W^T W)_i = sum_p exp(-q_i(p)) ~ pi sqrt(det Sigma_i) (a Gaussian of half the variance), floored for
     # sub-pixel Gaussians whose footprint may miss every pixel centre.
     diag = (math.pi * (chol[:, 0] * chol[:, 2]).abs()).clamp_min(0.05)[:, None]
+    t_pass = time.perf_counter()
     b = adjoint(target.to(torch.float32))
+    if callable(iters):
+        iters = int(iters(time.perf_counter() - t_pass))
     x = torch.zeros(n, nc) if x0 is None else x0.detach().clone().to(torch.float32)
     r = b - normal(x) if x0 is not None else b.clone()
     z = r / diag
@@ -321,6 +340,7 @@ class GaussianImage(Representation):
         self._steps: gc.Steps | None = None  # quantisation grid, chosen at QAT_START
         self._steps_chosen = False
         self._final: gc.QuantizedGaussians | None = None  # what encode(1.0) writes
+        self._pass_seconds = 0.0  # of one raster forward + backward, measured by the first colour solve
 
     # -- rate-control prior ---------------------------------------------------------------------------------
     @classmethod
@@ -352,33 +372,57 @@ class GaussianImage(Representation):
     def init_from_signal(self, target: torch.Tensor) -> None:
         """Place and size the Gaussians from the image, solve their colours. With a byte target, the count is
         set here from the *measured* coded size of this placement (its size per Gaussian grows by about
-        BITS_GROWTH during training), so that rate control at QAT_START only trims."""
+        BITS_GROWTH during training), so that rate control at QAT_START only trims. The colour solves are sized
+        to the schedule (``_cg_iters``)."""
         self._target = target.to(torch.float32)
         n = self.config.n_gaussians
         seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
         means, chol = place_gaussians(self._target, n, seed=seed)
-        colors = solve_colors(means, chol, self._target, CG_INIT_ITERS)
+        probe = self.target_bits is not None and n > MIN_GAUSSIANS  # this placement only measures the rate
+        first = self._cg_iters(PROBE_PASS_SHARE if probe else INIT_PASS_SHARE, CG_INIT_ITERS)
+        done = []  # CG iterations the first solve ran
+
+        def first_iters(pass_seconds: float) -> int:
+            done.append(first(pass_seconds))
+            return done[0]
+        colors = solve_colors(means, chol, self._target, first_iters)
         with torch.no_grad():
             self.means.copy_(means)
             self.chol.copy_(chol)
             self.colors.copy_(colors)
             self.active.fill_(True)
-        if self.target_bits is not None and n > MIN_GAUSSIANS:
+        if probe:
             h, w = self.hw
             with torch.no_grad():
                 err = torch.mean((rasterize_gaussians(means, chol, colors, h, w) - self._target) ** 2).item()
             steps = self.base_steps.shifted(precision_shift(-10 * math.log10(max(err, 1e-12)) + INIT_GAIN))
             per = BITS_GROWTH * self._coded_bits(steps) / n
             fit_n = int(np.clip(RATE_MARGIN * self.target_bits / per, MIN_GAUSSIANS, n))
+            init = self._cg_iters(INIT_PASS_SHARE, CG_INIT_ITERS)
             if fit_n < 0.97 * n:
                 means, chol = place_gaussians(self._target, fit_n, seed=seed)
-                colors = solve_colors(means, chol, self._target, CG_INIT_ITERS)
-                with torch.no_grad():
-                    self.means[:fit_n] = means
-                    self.chol[:fit_n] = chol
-                    self.colors[:fit_n] = colors
-                    self.colors[fit_n:] = 0.0
-                    self.active[fit_n:] = False
+                colors = solve_colors(means, chol, self._target, init)
+            else:  # the probe's placement stays: only the iterations it was short of, warm-started
+                fit_n = n
+                if init(self._pass_seconds) > done[0]:
+                    colors = solve_colors(means, chol, self._target, lambda t: init(t) - done[0], x0=colors)
+            with torch.no_grad():
+                self.means[:fit_n] = means
+                self.chol[:fit_n] = chol
+                self.colors[:fit_n] = colors
+                self.colors[fit_n:] = 0.0
+                self.active[fit_n:] = False
+
+    def _cg_iters(self, share: float, cap: int) -> Callable[[float], int]:
+        """CG iterations for a colour solve: ``share`` of the raster passes the schedule affords (its step cap,
+        or the time budget over the measured seconds of one pass), between CG_MIN_ITERS and ``cap``."""
+        def iters(pass_seconds: float) -> int:
+            self._pass_seconds = pass_seconds
+            passes = float(self.max_steps or GaussianImage.default_steps)
+            if self.time_budget is not None:
+                passes = min(passes, self.time_budget / max(pass_seconds, 1e-6))
+            return int(np.clip(round(share * passes), CG_MIN_ITERS, cap))
+        return iters
 
     def param_groups(self, lr):
         return [{"params": [self.means], "lr": lr * LR_MEANS}, {"params": [self.chol], "lr": lr * LR_CHOL},
@@ -463,15 +507,32 @@ class GaussianImage(Representation):
             steps = self.base_steps.shifted(shift)
             if self._coded_bits(steps, keep=min(n, MIN_GAUSSIANS)) <= goal:
                 break
-        lo_n, hi_n = 1, n  # largest count that fits, to 0.5 %
-        while hi_n - lo_n > max(1, n // 200):
-            mid = (lo_n + hi_n) // 2
-            if self._coded_bits(steps, keep=mid) <= goal:
-                lo_n = mid
-            else:
-                hi_n = mid
         self._steps = steps
-        self.prune(lo_n)
+        self.prune(max(1, self._largest_count_fitting(steps, n, goal)))
+
+    def _largest_count_fitting(self, steps: gc.Steps, n: int, goal: float) -> int:
+        """Largest count of the most energetic Gaussians whose coded size fits ``goal`` bits, to 0.5 % of n or of
+        the goal. The size is nearly proportional to the count, so secant steps (every third a bisection, as a
+        safeguard) need ~3 encodes where bisection needed ~8; each encode costs ~0.45 CPU s at 25 000 Gaussians."""
+        lo, hi = 0, n
+        b_lo, b_hi = 0.0, self._coded_bits(steps, keep=n)
+        if b_hi <= goal:
+            return n
+        for i in range(64):
+            if hi - lo <= max(1, n // 200):
+                break
+            mid = (lo + hi) // 2
+            if i % 3 != 2 and b_hi > b_lo:
+                mid = lo + int((goal * 0.9975 - b_lo) / (b_hi - b_lo) * (hi - lo))
+            mid = min(max(mid, lo + 1), hi - 1)
+            b = self._coded_bits(steps, keep=mid)
+            if b <= goal:
+                lo, b_lo = mid, b
+                if b >= 0.995 * goal:
+                    break
+            else:
+                hi, b_hi = mid, b
+        return lo
 
     @torch.no_grad()
     def prune(self, keep: int) -> None:
@@ -499,7 +560,7 @@ class GaussianImage(Representation):
         means, v, _ = gc.dequantize(q, st, h, w)
         m = torch.from_numpy(means).to(torch.float32)
         c = gc.logcov_to_chol(torch.from_numpy(v)).to(torch.float32)
-        colors = solve_colors(m, c, self._target, CG_FINAL_ITERS, x0=col0)
+        colors = solve_colors(m, c, self._target, self._cg_iters(FINAL_PASS_SHARE, CG_FINAL_ITERS), x0=col0)
         q = gc.quantize(m0.numpy(), v_float, colors.numpy(), st, h, w)
         self._set_from_quantized(q, st)
         self._final = q
