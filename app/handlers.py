@@ -386,6 +386,7 @@ class DecodeOutcome:
     picture: np.ndarray
     path: Path
     shape: list[int]
+    picture_path: Path | None = None  # the picture as a PNG named after this request's own work folder
 
 
 def decode_file(file: Any, scale: float | None = 1.0, size: str | None = "") -> DecodeOutcome:
@@ -410,7 +411,15 @@ def decode_file(file: Any, scale: float | None = 1.0, size: str | None = "") -> 
     suffix = "" if shape is None else "." + "x".join(str(n) for n in reversed(shape))
     out = workdir() / (path.stem + ".decoded" + suffix + decoded_extension(desc))
     save(signal, out)
-    return DecodeOutcome(info, to_display(signal), out, list(signal.data.shape))
+    picture = to_display(signal)
+    # Gradio caches a returned array under a hash of its content and writes that file without a rename, so two
+    # clients decoding the same file at once could be served each other's half-written picture (seen in CI as a
+    # truncated response). A PNG with a name unique to this request gets a cache path of its own.
+    picture_path = out.parent / f"view-{out.parent.name}.png"
+    import imageio.v3 as iio
+
+    iio.imwrite(picture_path, picture)
+    return DecodeOutcome(info, picture, out, list(signal.data.shape), picture_path)
 
 
 # -- Compare ---------------------------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def run_decode(file, scale=1.0, size=""):
     with shown_errors():
         out = h.decode_file(file, scale, size)
         shape = "x".join(str(n) for n in out.shape)
-        return h.info_markdown(out.info), out.info, out.picture, str(out.path), f"Rendered {shape}"
+        return h.info_markdown(out.info), out.info, str(out.picture_path), str(out.path), f"Rendered {shape}"
 
 
 def run_compare(file, models=None, codecs=None, rates=h.DEFAULT_RATES, time_budget=h.DEFAULT_COMPARE_BUDGET,
