@@ -23,6 +23,16 @@ def conv_replicate_torch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     return torch.nn.functional.conv2d(xp, weight, bias).squeeze(0)
 
 
+def _backward_buffers(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor):
+    """Shape, contiguous output gradient and the padded/gradient buffers a convolution backward kernel fills."""
+    C, H, W = x.shape
+    k = weight.shape[-1]
+    p = k // 2
+    xp = torch.empty(C, H + 2 * p, W + 2 * p)
+    return (C, H, W, k, g.contiguous(), xp, torch.empty_like(xp), torch.empty_like(x), torch.empty_like(weight),
+            torch.empty(C))
+
+
 class _Conv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, threads):
@@ -42,13 +52,7 @@ class _Conv2d(torch.autograd.Function):
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
         lib = latentgrid_mlp.library()
-        C, H, W = x.shape
-        k = weight.shape[-1]
-        p = k // 2
-        g = g.contiguous()
-        xp = torch.empty(C, H + 2 * p, W + 2 * p)
-        gxp = torch.empty_like(xp)
-        gx, gw, gb = torch.empty_like(x), torch.empty_like(weight), torch.empty(C)
+        C, H, W, k, g, xp, gxp, gx, gw, gb = _backward_buffers(x, weight, g)
         if lib.lg_conv2d_backward(_p(x), _p(g), C, H, W, _p(weight), k, _p(xp), _p(gxp), _p(gx), _p(gw), _p(gb),
                                   ctx.threads) != 0:
             raise RuntimeError("latentgrid conv kernel failed")
@@ -91,14 +95,8 @@ class _Residual2d(torch.autograd.Function):
     def backward(ctx, g):
         x, weight, out = ctx.saved_tensors
         lib = latentgrid_mlp.library()
-        C, H, W = x.shape
-        k = weight.shape[-1]
-        p = k // 2
-        g = g.contiguous()
-        xp = torch.empty(C, H + 2 * p, W + 2 * p)
-        gxp = torch.empty_like(xp)
+        C, H, W, k, g, xp, gxp, gx, gw, gb = _backward_buffers(x, weight, g)
         gpre = torch.empty_like(x) if ctx.relu else x  # (unused without the ReLU)
-        gx, gw, gb = torch.empty_like(x), torch.empty_like(weight), torch.empty(C)
         if lib.lg_conv2d_residual_backward(_p(x), _p(out), _p(g), C, H, W, _p(weight), k, int(ctx.relu), _p(xp),
                                            _p(gxp), _p(gpre), _p(gx), _p(gw), _p(gb), ctx.threads) != 0:
             raise RuntimeError("latentgrid conv kernel failed")

@@ -180,14 +180,18 @@ def estimate_bytes(per_frame: list[np.ndarray]) -> float:
     for chans, lo, hi, contexts in _groups(arr):
         band = arr[:, :, :, chans, lo:hi]
         for mask in contexts:
-            sel = (band[mask] if len(contexts) > 1 else band).ravel()
-            if sel.size == 0:
-                bits += 8
-                continue
-            counts = np.bincount(sel.astype(np.int64) + MAX_SYMBOL)
-            counts = counts[counts > 0]
-            bits += float(-(counts * np.log2(counts / sel.size)).sum()) + 16 * (len(counts) + 1)
+            bits += group_bits((band[mask] if len(contexts) > 1 else band).ravel())
     return bits / 8.0
+
+
+def group_bits(sel: np.ndarray) -> float:
+    """Estimated coded bits of one group of symbols: its empirical entropy plus its frequency table (an empty
+    group still costs a header byte)."""
+    if sel.size == 0:
+        return 8.0
+    counts = np.bincount(sel.astype(np.int64) + MAX_SYMBOL)
+    counts = counts[counts > 0]
+    return float(-(counts * np.log2(counts / sel.size)).sum()) + 16 * (len(counts) + 1)
 
 
 def decode_symbols(data: bytes, frames: int, h: int, w: int) -> list[np.ndarray]:

@@ -218,12 +218,7 @@ def estimate_bytes(per_frame: list) -> float:
             sel = (last[:, chans] if mask is None else last[mask][:, chans]).ravel()
         else:
             sel = blocks[:, chans, BANDS[k]:BANDS[k + 1]][mask].ravel()
-        if sel.size == 0:
-            bits += 8
-            continue
-        counts = np.bincount(sel.astype(np.int64) + MAX_SYMBOL)
-        counts = counts[counts > 0]
-        bits += float(-(counts * np.log2(counts / sel.size)).sum()) + 16 * (len(counts) + 1)
+        bits += mcdct.group_bits(sel)
     return bits / 8.0
 
 
