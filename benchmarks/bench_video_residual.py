@@ -141,13 +141,88 @@ def variants(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110)) ->
     return {"rows": rows, "bd_rate_vs_" + ref: bd}
 
 
+def allocations(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110)) -> dict:
+    """Temporal quality allocation (``ALLOCATION:PROPAGATION``, 0:0 = one step for the GOP) of the default residual
+    on the same predicted frames as ``variants`` (blurred intra frame, block-32 motion, closed loop): each base step
+    gives per-frame steps ``frame_step_multipliers``; bytes = the coded residual, PSNR = mean over the predicted
+    frames. BD-rate of each against the first."""
+    import cv2
+
+    from inrcodec.metrics import bd_rate
+    from inrcodec.models import deblock
+
+    h, w = clip.shape[1:3]
+    intra = cv2.resize(cv2.resize(clip[0], (w // 2, h // 2), interpolation=cv2.INTER_AREA), (w, h),
+                       interpolation=cv2.INTER_LINEAR)
+    vectors = mc.block_motion(mc.dense_flows(clip), 32, h, w)
+    coder = mc.RESIDUALS[mc.DEFAULT_RESIDUAL]
+    curves, rows = {}, []
+    for spec in specs:
+        a, _, p = spec.partition(":")
+        p, _, cascade = p.partition(":")
+        mult = mc.frame_step_multipliers(len(clip) - 1, float(a), float(p or mc.PROPAGATION))
+        if cascade:  # exploratory: HEVC low-delay QP offsets (every 4th frame finer), DEPTH x (3, 2, 3, 1) / 3 QP
+            offsets = float(cascade) * np.array([3, 2, 3, 1])[np.arange(len(clip) - 1) % 4] / 3
+            mult = mult * 2 ** (offsets / 6)
+            mult = mult / np.exp(np.mean(np.log(mult)))
+        curves[spec] = []
+        for step in steps:
+            fs = np.array(mc.frame_steps_for(step * mc.STEP_UNIT, mult), np.float64) / mc.STEP_UNIT
+            t0 = time.process_time()
+            decoded, syms = mc.closed_loop(intra, clip, vectors, 32, coder, fs, deblock.DEFAULT_STRENGTH)
+            blob = coder.encode_symbols(syms)
+            cpu = time.process_time() - t0
+            p_frames = frame_psnrs(clip, decoded)[0][1:]
+            point = {"bpp": 8 * len(blob) / ((len(clip) - 1) * h * w), "psnr": float(p_frames.mean())}
+            curves[spec].append(point)
+            rows.append({"allocation": spec, "base_step": step, "frame_steps": fs.tolist(),
+                         "residual_bytes": len(blob), **point, "frame_psnr": p_frames.round(2).tolist(),
+                         "encode_cpu_s": cpu, "load": os.getloadavg()[0]})
+            print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("frame_steps", "frame_psnr")}),
+                  flush=True)
+    ref = specs[0]
+    bd = {spec: bd_rate(curves[ref], c) for spec, c in curves.items() if spec != ref}
+    print("BD-rate vs", ref, json.dumps(bd))
+    return {"rows": rows, "bd_rate_vs_" + ref: bd}
+
+
+def codec_runs(clip, specs: list[str], rates: list[float], steps: int | None, seconds: float | None) -> list[dict]:
+    """The whole codec (``compress_video``) at each rate for each ``GOP:INTRA_SHARE:ALLOCATION`` (empty fields:
+    the defaults), the intra frame fitted with fixed ``steps`` so that runs compare at equal work whatever the load."""
+    rows = []
+    for spec in specs:
+        gop, share, alloc = (spec.split(":") + ["", "", ""])[:3]
+        config = {}
+        if share:
+            config["intra_share"] = float(share)
+        if alloc:
+            config["allocation"] = float(alloc)
+        for bpp in rates:
+            t0, c0 = time.perf_counter(), time.process_time()
+            r = compress_video(clip, "mcvideo", bpp=bpp, gop=int(gop) if gop else None, steps=steps,
+                               time_budget=seconds, config=config or None, workers=1)
+            rep = r.report
+            rows.append({"spec": spec, "target_bpp": bpp, "bpp": rep["bpp"], "psnr": rep["psnr"],
+                         "psnr_y": rep["psnr_y"], "wall_s": time.perf_counter() - t0,
+                         "cpu_s": time.process_time() - c0, "load": os.getloadavg()[0],
+                         "frame_psnr": rep["frame_psnr"]})
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "frame_psnr"}), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--coders", action="store_true")
     ap.add_argument("--latentgrid", action="store_true")
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--variants", default=None, help="residual forms NAME[:DEBLOCK],... (the first is the reference)")
-    ap.add_argument("--frames", type=int, default=12, help="--variants: frames of the excerpt")
+    ap.add_argument("--allocations", default=None,
+                    help="temporal step allocations ALLOCATION:PROPAGATION,... (the first is the reference; 0:0 = one step)")
+    ap.add_argument("--codec-runs", default=None, help="whole codec: GOP:INTRA_SHARE:ALLOCATION,... (empty: default)")
+    ap.add_argument("--rates", default="0.02,0.05", help="--codec-runs: bpp targets")
+    ap.add_argument("--steps", type=int, default=None, help="--codec-runs: fixed fit steps of the intra frames")
+    ap.add_argument("--time-budget", type=float, default=None, help="--codec-runs: seconds per encode")
+    ap.add_argument("--frames", type=int, default=12, help="--variants/--allocations: frames of the excerpt")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     result = {"command": "python benchmarks/bench_video_residual.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -161,6 +236,13 @@ def main() -> None:
     if args.variants:
         result["variants"] = variants(excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360)).data,
                                       args.variants.split(","))
+    if args.allocations:
+        result["allocations"] = allocations(excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360)).data,
+                                            args.allocations.split(","))
+    if args.codec_runs:
+        clip = excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360))
+        result["codec_runs"] = codec_runs(clip, args.codec_runs.split(","), [float(r) for r in args.rates.split(",")],
+                                          args.steps, args.time_budget)
     if args.sweep:
         result["sweep"] = sweep(excerpt(DEFAULT_CLIP, 0, 24, (640, 360)))
     result["loadavg_end"] = os.getloadavg()

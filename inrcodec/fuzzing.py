@@ -138,14 +138,14 @@ def _tiny_clip():
     return Signal(np.stack(frames), kind="video", metadata={"fps": 10.0})
 
 
-def _make_video(model: str, **config) -> Callable[[], bytes]:
+def _make_video(model: str, gop: int = 2, **config) -> Callable[[], bytes]:
     def make() -> bytes:
         import torch
 
         from .video_codec import compress_video
 
         torch.manual_seed(0)
-        return compress_video(_tiny_clip(), model, bpp=3.0, steps=10, seed=0, gop=2, workers=1,
+        return compress_video(_tiny_clip(), model, bpp=3.0, steps=10, seed=0, gop=gop, workers=1,
                               audio=False, config=config or None).data
     return make
 
@@ -212,7 +212,10 @@ def _make_dataset() -> bytes:
 
 register_seed("video-mcvideo", _make_video("mcvideo", residual=""))  # golden: the first format (bidirectional)
 register_seed("video-mcvideo-residual", _make_video("mcvideo", residual="dct"))  # golden: the first DCT residual
-register_seed("video-mcvideo-dct2", _make_video("mcvideo"))  # golden: last-band-coded DCT residual + deblocking
+# golden: last-band-coded DCT residual + deblocking, one residual step per GOP
+register_seed("video-mcvideo-dct2", _make_video("mcvideo", allocation=0))
+# golden: per-frame residual steps (temporal quality allocation, session 18), a GOP of 4 (3 predicted frames)
+register_seed("video-mcvideo-framesteps", _make_video("mcvideo", gop=4))
 register_seed("video-fourier", _make_video("fourier", **_SMALL["fourier"]))
 register_seed("bounded-nonfinite", _make_bounded)
 register_seed("fourier-bounded-nonfinite", _make_fourier_bounded)

@@ -349,6 +349,9 @@ def test_residual_gop_decodes_to_the_closed_loop_and_beats_prediction_alone():
     vectors = mcvideo.decode_motion(c.sections["motion"], (7, by, bx, 2), cfg.motion)
     coder = mcvideo.RESIDUALS[cfg.residual]
     assert cfg.residual == "dct2" and cfg.deblock > 0  # the in-loop deblocking is part of the loop
+    # each predicted frame has its own step, finer early in the chain (its error is inherited by more frames)
+    assert len(cfg.frame_steps) == 7 and cfg.frame_steps == sorted(cfg.frame_steps)
+    assert cfg.frame_steps[0] < cfg.frame_steps[-1]
     loop, syms = mcvideo.closed_loop(intra, x, vectors, cfg.block, coder, cfg.step, cfg.deblock)
     assert np.array_equal(loop, decoded)
     assert coder.encode_symbols(syms) == c.sections["residual"]
@@ -392,10 +395,31 @@ def test_residual_rate_lands_and_corrupt_residual_is_a_format_error():
         mcvideo.decode_gop(write_container(Container(c.signal, c.model, c.config, no_res)))
     for key, value in (("residual", "wavelet"), ("residual", 7), ("residual_step", -1), ("residual_step", 0),
                        ("residual_step", 10**9), ("bidirectional", True), ("deblock", -1), ("deblock", 10**6),
-                       ("deblock", 12.0), ("residual", "dct"), ("motion", "zigzag"), ("motion", 3)):  # (deblocking belongs to the "dct2" form only)
+                       ("deblock", 12.0), ("residual", "dct"), ("motion", "zigzag"), ("motion", 3),
+                       ("frame_steps", [16] * 4), ("frame_steps", [0] * 5), ("frame_steps", [16.0] * 5),
+                       ("frame_steps", [10**9] * 5), ("frame_steps", "16"), ("frame_steps", {"a": 1})):  # (deblocking belongs to the "dct2" form only)
         blob = write_container(Container(c.signal, c.model, {**c.config, key: value}, c.sections))
         with pytest.raises(FormatError):
             mcvideo.decode_gop(blob)
+
+
+def test_frame_steps_follow_each_frames_weight_in_later_predictions():
+    from inrcodec.models import mcvideo
+
+    m = mcvideo.frame_step_multipliers(11, 0.33, 0.7)
+    # geometric mean 1 (a base step codes about what one step for all would), finer for frames early in the chain
+    assert abs(np.exp(np.mean(np.log(m))) - 1) < 1e-12 and np.all(np.diff(m) > 0)
+    # the last frame's weight is 1, the first's 1 + p + ... + p^10: their steps differ by that ratio^-allocation
+    w0 = sum(0.7**j for j in range(11))
+    assert m[-1] / m[0] == pytest.approx(w0**0.33)
+    assert np.all(mcvideo.frame_step_multipliers(11, 0.0) == 1.0)
+    assert mcvideo.frame_steps_for(64, m) == sorted(mcvideo.frame_steps_for(64, m))
+    # allocation 0 writes the form before per-frame steps (one step for the GOP), which decodes as before
+    x = clip_frames()[:4]
+    blob = mcvideo.encode_gop(x, 2000, steps=20, allocation=0)
+    c, cfg = mcvideo._parse(blob)
+    assert cfg.frame_steps == [] and np.ndim(cfg.step) == 0
+    assert mcvideo.decode_gop(blob).shape == x.shape
 
 
 def _with_first_blob(residual: bytes, value: int, count: int) -> bytes:

@@ -26,6 +26,7 @@ The GOP is stored as a complete ``.inrc`` (model ``mcvideo``) with sections ``in
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass
@@ -57,11 +58,17 @@ MAX_RESIDUAL_STEP = 512  # levels: a coarser step codes (nearly) nothing
 # same coefficients coded up to each block's last non-zero band, decoded only where coded (docs/video.md)
 DEFAULT_RESIDUAL = "dct2"
 SEARCH_FRAMES = 4
-FINAL_TRIES = 4
+FINAL_TRIES = 5
 RESIDUAL_SEARCH = 7  # bisection trials of the residual step (1 .. 512 levels: 9 octaves -> ~1/14 octave)
 MOTION_SHARE = 0.15  # most of a GOP's bytes the motion may take; coarser blocks are chosen until it fits
 # (with the "med" motion form, 24 frames at 0.05 bpp: 0.35 / 0.15 / 0.08 -> 32.18 / 32.34 / 31.83 dB)
 BLOCKS = (16, 32, 64)
+# Temporal quality allocation (the principle of x264's mb-tree and HEVC's low-delay QP cascade): the error a
+# predicted frame keeps is inherited by every later prediction in the GOP, a fraction PROPAGATION of it per frame,
+# so predicted frame k of n weighs w_k = 1 + p + ... + p^(n-1-k); minimising the weighted error at a given rate
+# (D ~ step^2, R ~ -log step) gives step_k ~ w_k^-ALLOCATION (x264's mb-tree uses w^-1/3). Measured: docs/video.md.
+PROPAGATION = 0.7
+ALLOCATION = 0.33
 
 
 @dataclass
@@ -74,6 +81,9 @@ class MCConfig:
     residual_step: int = 0  # its quantisation step in 1/STEP_UNIT levels
     deblock: int = 0  # in-loop deblocking strength of the "dct2" residual's block edges (0: off; deblock.py)
     motion: str = "temporal"  # how the motion vectors are predicted before coding (MOTION_FORMS)
+    # per predicted frame, its own residual step in 1/STEP_UNIT levels (temporal quality allocation); empty: every
+    # frame uses ``residual_step`` (the forms before session 18)
+    frame_steps: list = dataclasses.field(default_factory=list)
 
     def validate(self) -> None:
         if not (isinstance(self.frames, int) and 1 <= self.frames <= 1024
@@ -88,9 +98,17 @@ class MCConfig:
                 and (self.deblock == 0 or self.residual == mcdct2.NAME)
                 and isinstance(self.motion, str) and self.motion in MOTION_FORMS):
             raise FormatError("mcvideo residual config out of range")
+        fs = self.frame_steps
+        if not (isinstance(fs, list) and (not fs or (self.residual and len(fs) == self.frames - 1
+                                                     and all(type(v) is int and 1 <= v <= MAX_RESIDUAL_STEP * STEP_UNIT
+                                                             for v in fs)))):
+            raise FormatError("mcvideo frame steps out of range")
 
     @property
-    def step(self) -> float:
+    def step(self) -> float | np.ndarray:
+        """The residual step in levels: one for the GOP, or one per predicted frame."""
+        if self.frame_steps:
+            return np.array(self.frame_steps, np.float64) / STEP_UNIT
         return self.residual_step / STEP_UNIT
 
 
@@ -238,21 +256,31 @@ def closed_loop(intra: np.ndarray, frames: np.ndarray, vectors: np.ndarray, bloc
     gives from the symbols) and the residual symbols of frames 1..n-1."""
     decoded = [intra]
     symbols = []
+    steps = _per_frame(step, len(frames) - 1)
     for k in range(1, len(frames)):
         pred = warp(decoded[-1], vectors[k - 1], block)
-        z, res = coder.analyse(frames[k].astype(np.float32) - pred, step)
-        decoded.append(_add(coder, pred, z, step, res, deblock))
+        z, res = coder.analyse(frames[k].astype(np.float32) - pred, steps[k - 1])
+        decoded.append(_add(coder, pred, z, steps[k - 1], res, deblock))
         symbols.append(z)
     return np.stack(decoded), symbols
+
+
+def _per_frame(step, count: int) -> list[float]:
+    """``step`` (one for all, or one per predicted frame) as a list of ``count`` floats."""
+    if np.ndim(step) == 0:
+        return [float(step)] * count
+    if len(step) < count:
+        raise ValueError(f"{len(step)} residual steps for {count} predicted frames")
+    return [float(s) for s in step[:count]]
 
 
 def reconstruct(intra: np.ndarray, vectors: np.ndarray, block: int, coder, step: float, symbols: list,
                 deblock: int = 0) -> np.ndarray:
     """Decoder side of ``closed_loop``."""
     decoded = [intra]
-    for v, z in zip(vectors, symbols):
+    for v, z, s in zip(vectors, symbols, _per_frame(step, len(symbols))):
         pred = warp(decoded[-1], v, block)
-        decoded.append(_add(coder, pred, z, step, deblock=deblock))
+        decoded.append(_add(coder, pred, z, s, deblock=deblock))
     return np.stack(decoded)
 
 
@@ -264,6 +292,23 @@ def _add(coder, pred: np.ndarray, symbols, step: float, residual: np.ndarray | N
         return coder.add(pred, symbols, step, deblock)
     h, w = pred.shape[:2]
     return mcresidual.apply(pred, coder.synthesize(symbols, step, h, w) if residual is None else residual)
+
+
+def frame_step_multipliers(count: int, allocation: float = ALLOCATION, propagation: float = PROPAGATION
+                           ) -> np.ndarray:
+    """Each predicted frame's step relative to the GOP's base step (geometric mean 1, so the base step codes
+    about the bytes a uniform step would): w_k^-allocation, w_k the frame's weight in the later predictions."""
+    if count <= 0:
+        return np.ones(0)
+    later = count - np.arange(count)  # the frame itself and the predicted frames after it
+    w = later.astype(np.float64) if propagation >= 1 else (1 - propagation ** later) / (1 - propagation)
+    m = w ** -float(allocation)
+    return m / np.exp(np.mean(np.log(m)))
+
+
+def frame_steps_for(base: int, multipliers: np.ndarray) -> list[int]:
+    """Integer per-frame steps (1/STEP_UNIT levels) of a base step."""
+    return [int(min(max(round(base * m), 1), MAX_RESIDUAL_STEP * STEP_UNIT)) for m in multipliers]
 
 
 def _residual_step_for(window: np.ndarray, intra: np.ndarray, vectors: np.ndarray, block: int, coder,
@@ -333,13 +378,15 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                time_budget: float | None = None, steps: int | None = None, seed: int = 0,
                image_model: str | None = None, block: int | None = None,
                next_frame: np.ndarray | None = None, residual: str | None = None,
-               intra_share: float | None = None, motion_share: float | None = None) -> bytes:
+               intra_share: float | None = None, motion_share: float | None = None,
+               allocation: float | None = None, propagation: float | None = None) -> bytes:
     """One GOP ((n, H, W, 3) uint8) as a complete ``.inrc`` of model ``mcvideo``.
 
     ``residual`` (a name in RESIDUALS, default ``DEFAULT_RESIDUAL``; "" for none): forward prediction with a
     coded residual per predicted frame; the GOP's bytes go to
     motion first, then ``intra_share`` of the rest to the intra frame, and the residuals get what the intra frame
-    left (on the real coded sizes). Without it, ``next_frame`` (the first frame of the next GOP) makes the GOP
+    left (on the real coded sizes); ``allocation`` (default ``ALLOCATION``, 0: one step for all, the form before
+    session 18) and ``propagation`` shape the per-frame steps (``frame_step_multipliers``). Without it, ``next_frame`` (the first frame of the next GOP) makes the GOP
     bidirectional: the motion of that frame to this GOP's last one is coded too, and no residual is coded."""
     from ..codec import compress, decompress
     from ..models import default_model
@@ -362,8 +409,11 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
         if target_bytes is None or len(motion) <= (motion_share or MOTION_SHARE) * target_bytes:
             break
     # the largest step the config may hold, so that the measured header is not below the real one
-    cfg = MCConfig(n, block, image_model, bidirectional, residual, MAX_RESIDUAL_STEP * STEP_UNIT if residual else 0,
-                   deblock.DEFAULT_STRENGTH if residual == mcdct2.NAME else 0, MOTION_FORM)
+    allocation = (ALLOCATION if allocation is None else float(allocation)) if residual else 0.0
+    top = MAX_RESIDUAL_STEP * STEP_UNIT
+    cfg = MCConfig(n, block, image_model, bidirectional, residual, top if residual else 0,
+                   deblock.DEFAULT_STRENGTH if residual == mcdct2.NAME else 0, MOTION_FORM,
+                   [top] * (n - 1) if allocation else [])
     desc = {"kind": "video", "shape": [n, h, w, 3], "dtype": "uint8", "range": [0.0, 255.0], "meta": {}}
     sections = {"intra": b"", "motion": motion}
     if residual:
@@ -387,13 +437,24 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
         intra = decompress(r.data).data
         budget = None if target_bytes is None else target_bytes - overhead - len(r.data) - 8  # length fields
         coder = RESIDUALS[residual]
+        mult = frame_step_multipliers(n - 1, allocation, PROPAGATION if propagation is None else float(propagation))
+
+        def steps_of(base: int):  # (what the config stores, what the closed loop runs with)
+            if not allocation:
+                return [], base / STEP_UNIT
+            ints = frame_steps_for(base, mult)
+            return ints, np.array(ints, np.float64) / STEP_UNIT
+
+        # the search runs a uniform step on a prefix: with multipliers of geometric mean 1 it codes about the bytes
+        # of the whole GOP at that base step (the settling below corrects the rest on the real size)
         cfg.residual_step = _residual_step_for(window, intra, vectors, block, coder, budget, psnr, cfg.deblock)
         # The search ran on estimated sizes of a prefix: settle on the real size of the whole GOP, moving the step
         # by 1/8 octave (coarser while over the budget, finer while well under it), a few full loops at most.
-        top = MAX_RESIDUAL_STEP * STEP_UNIT
-        step, best, last = cfg.residual_step, None, None
+        # Once a step over the budget and one under it are known, later tries stay strictly between them (a
+        # first move past the budget used to end the settling: a GOP of 24 frames landed at 77 % of its share).
+        step, best, last, over = cfg.residual_step, None, None, None
         for _ in range(FINAL_TRIES):
-            _, syms = closed_loop(intra, window, vectors, block, coder, step / STEP_UNIT, cfg.deblock)
+            _, syms = closed_loop(intra, window, vectors, block, coder, steps_of(step)[1], cfg.deblock)
             blob = coder.encode_symbols(syms)
             if budget is None:
                 best = (step, blob)
@@ -401,16 +462,25 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
             if len(blob) <= budget:
                 if best is None or len(blob) > len(best[1]):
                     best = (step, blob)
-                if len(blob) >= 0.93 * budget or step <= STEP_UNIT or (best is not None and best[0] != step):
+                if len(blob) >= 0.93 * budget or step <= STEP_UNIT:
                     break
-            elif best is not None or step >= top:
-                break
+            else:
+                over = step if over is None else max(over, step)
+                if step >= top:
+                    break
             step, last = _settle_step(step, len(blob), 0.97 * budget, last), (step, len(blob))
+            if over is not None and best is not None:  # over < best[0]: the steps in between are untried
+                if best[0] - over <= 1:
+                    break
+                if not over < step < best[0]:
+                    step = int(round(np.sqrt(over * best[0])))
+                step = min(max(step, over + 1), best[0] - 1)
             step = int(min(max(step, STEP_UNIT), top))
         if best is None:  # still over after the tries: the coarsest step (codes nearly nothing)
-            _, syms = closed_loop(intra, window, vectors, block, coder, top / STEP_UNIT, cfg.deblock)
+            _, syms = closed_loop(intra, window, vectors, block, coder, steps_of(top)[1], cfg.deblock)
             best = (top, coder.encode_symbols(syms))
         cfg.residual_step, sections["residual"] = best
+        cfg.frame_steps = steps_of(cfg.residual_step)[0]
     return write_container(Container(desc, NAME, cfg.__dict__, sections))
 
 
