@@ -49,9 +49,10 @@ MIN_GOP_SECONDS = 5.0
 VideoProgress = Callable[[int, int, float, float], None]
 
 
-def default_gop(height: int, width: int, frames: int, model: str = "") -> int:
-    if model in GOP_MODELS:
-        return int(min(GOP_MODELS[model].DEFAULT_GOP, frames))
+def default_gop(height: int, width: int, frames: int, model: str = "", bpp: float | None = None) -> int:
+    if model in GOP_MODELS:  # a GOP model may choose its length by the rate (mcvideo.gop_for)
+        coder = GOP_MODELS[model]
+        return int(min(coder.gop_for(bpp) if hasattr(coder, "gop_for") else coder.DEFAULT_GOP, frames))
     return int(max(1, min(MAX_GOP, frames, round(GOP_PIXELS / (height * width)))))
 
 
@@ -131,7 +132,7 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
         cls = get_model(name)
         if 3 not in cls.supported_ndims:
             raise InputError(f"model {name!r} cannot code video (it takes {cls.supported_ndims} coordinate axes)")
-    plan = _Plan(frames, height, width, gop or default_gop(height, width, frames, name))
+    plan = _Plan(frames, height, width, gop or default_gop(height, width, frames, name, bpp))
     n_gops = math.ceil(frames / plan.gop)
 
     audio_bytes = None

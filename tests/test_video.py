@@ -507,3 +507,17 @@ def test_rate_distortion_drop_keeps_blocks_worth_their_bits():
     q = before.copy()
     mcdct2.drop_costly_blocks(coef, q, lam=0.0)  # lambda 0: nothing dropped
     assert np.array_equal(q, before)
+
+
+def test_mcvideo_gop_length_follows_the_rate():
+    from inrcodec.models import mcvideo
+    from inrcodec.signal import Signal
+    from inrcodec.video_codec import default_gop
+
+    # an intra frame is dear at low rates: longer GOPs there (measured, docs/video.md), never past the clip
+    assert default_gop(360, 640, 100, "mcvideo", 0.02) == mcvideo.LONG_GOP > mcvideo.DEFAULT_GOP
+    assert default_gop(360, 640, 100, "mcvideo", 0.2) == default_gop(360, 640, 100, "mcvideo") == mcvideo.DEFAULT_GOP
+    assert default_gop(360, 640, 10, "mcvideo", 0.02) == 10
+    r = compress_video(Signal(clip_frames(), kind="video", metadata={"fps": 10.0}), "mcvideo", bpp=0.05, steps=10,
+                       workers=1)
+    assert open_video(r.data).lengths == [T]

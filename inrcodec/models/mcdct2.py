@@ -138,7 +138,8 @@ def analyse(residual_rgb: np.ndarray, step: float) -> tuple[np.ndarray, None]:
     q = mcdct.dead_zone_quantise(coef, DEAD_ZONE)
     if RDO_LAMBDA:
         drop_costly_blocks(coef, q)
-    return q, None
+    # |symbol| <= MAX_SYMBOL = 2^12: int16 halves what the encoder holds for a long GOP (47 frames at 1280x720)
+    return q.astype(np.int16), None
 
 
 def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float | None = None) -> None:

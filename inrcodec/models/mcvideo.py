@@ -47,6 +47,11 @@ NAME = "mcvideo"
 # With the residual, measured on the shared clip at 0.05 bpp (24 frames of 640x360, intra share 0.3):
 # GOP 6 31.1 dB, 12 31.8 dB, 24 31.6 dB (without a residual, bidirectional GOPs of 6 were best: 29.7 dB).
 DEFAULT_GOP = 12
+# GOP length by rate (session 18, 640x360, intra fits of 300 steps, bench_video_residual --codec-runs): on 24 frames
+# GOP 24 / 12 gave 28.61 / 27.97 dB at 0.02 bpp, 32.67 / 32.57 at 0.05, 35.47 / 35.62 at 0.1; on 48 frames GOP
+# 48 / 24 gave 28.63 / 29.21 at 0.02 and 33.16 / 33.89 at 0.05. Below LONG_GOP_BPP an intra frame is too dear.
+LONG_GOP = 24
+LONG_GOP_BPP = 0.07
 MV_SCALE = 2  # half-pixel vectors (quarter-pixel: +0.1 dB of prediction for +20 % motion bytes on the shared clip)
 MAX_MV = 512  # |vector| in half pixels (256 px)
 # The intra frame's share of a residual-coded GOP's bytes after motion and headers (the residuals get the rest);
@@ -112,6 +117,11 @@ class MCConfig:
         return self.residual_step / STEP_UNIT
 
 
+def gop_for(bpp: float | None) -> int:
+    """The GOP length the encoder uses at a rate (bits per pixel of the whole file)."""
+    return LONG_GOP if bpp is not None and bpp < LONG_GOP_BPP else DEFAULT_GOP
+
+
 def _gray(frame: np.ndarray) -> np.ndarray:
     import cv2
 
@@ -130,6 +140,24 @@ def dense_flows(frames: np.ndarray) -> list[np.ndarray]:
         flows.append(dis.calc(cur, prev, None))
         prev = cur
     return flows
+
+
+def motion_fields(frames: np.ndarray, blocks) -> dict[int, np.ndarray]:
+    """``block_motion`` of every block size in ``blocks``, each dense flow reduced as soon as it is computed (a
+    GOP of 48 frames at 1280x720 would otherwise hold 350 MB of float32 flows)."""
+    import cv2
+
+    h, w = frames.shape[1:3]
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    out = {b: np.zeros((len(frames) - 1, -(-h // b), -(-w // b), 2), np.int32) for b in blocks}
+    prev = _gray(frames[0])
+    for k in range(1, len(frames)):
+        cur = _gray(frames[k])
+        flow = dis.calc(cur, prev, None)
+        for b in blocks:
+            out[b][k - 1] = block_motion([flow], b, h, w)[0]
+        prev = cur
+    return out
 
 
 def block_motion(flows: list[np.ndarray], block: int, h: int, w: int) -> np.ndarray:
@@ -402,9 +430,10 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     share = INTRA_SHARE if intra_share is None else float(intra_share)
     if not 0.05 <= share <= 1.0:
         raise InputError(f"intra_share must be in [0.05, 1], got {share}")
-    flows = dense_flows(np.concatenate([window, next_frame[None]]) if bidirectional else window)
-    for block in ([block] if block else BLOCKS):  # coarser blocks until the motion is a minor share of the bytes
-        vectors = block_motion(flows, block, h, w)
+    sizes = [block] if block else list(BLOCKS)
+    fields = motion_fields(np.concatenate([window, next_frame[None]]) if bidirectional else window, sizes)
+    for block in sizes:  # coarser blocks until the motion is a minor share of the bytes
+        vectors = fields[block]
         motion = encode_motion(vectors, MOTION_FORM)
         if target_bytes is None or len(motion) <= (motion_share or MOTION_SHARE) * target_bytes:
             break
