@@ -210,7 +210,8 @@ def test_part_table_names(names):
 
 
 # -- layouts and coders added after the first corpus: video GOPs, datasets, the error-bounded coder ----------------
-LAYOUT_SEEDS = ("video-mcvideo", "video-mcvideo-residual", "video-mcvideo-dct2", "video-fourier", "dataset",
+LAYOUT_SEEDS = ("video-mcvideo", "video-mcvideo-residual", "video-mcvideo-dct2", "video-mcvideo-framesteps",
+                "video-fourier", "dataset",
                 "bounded-nonfinite", "fourier-bounded-nonfinite", "image-tiles")
 
 

@@ -12,6 +12,10 @@ Residual (``residual``, default ``dct``: ``mcdct``; ``pyramid``: ``mcresidual``)
 frame k-1 plus the decoded residual; the encoder runs that same loop on its own output (closed loop), so encoder
 and decoder frames are bit-identical and errors do not drift.
 
+Temporal quality allocation (config ``frame_steps``, session 18): each predicted frame has its own residual step,
+finer early in the GOP, whose errors every later prediction inherits (``frame_step_multipliers``). The GOP is 24
+frames below ``LONG_GOP_BPP`` (an intra frame is dear at low rates), else 12 (``gop_for``).
+
 Rate control on the real coded size: the motion bytes are spent first (the block size is the finest whose motion
 takes <= ``MOTION_SHARE`` of the GOP), then ``INTRA_SHARE`` of the rest goes to the intra frame (the image codec
 lands it by bisection on its real size), and the residuals get what is left: their quantisation step is searched
