@@ -211,7 +211,7 @@ def _make_dataset() -> bytes:
 
 
 register_seed("video-mcvideo", _make_video("mcvideo", residual=""))  # golden: the first format (bidirectional)
-register_seed("video-mcvideo-residual", _make_video("mcvideo", residual="dct"))  # golden: the first DCT residual
+register_seed("video-mcvideo-residual", _make_video("mcvideo", residual="dct", allocation=0))  # golden: first DCT form
 # golden: last-band-coded DCT residual + deblocking, one residual step per GOP
 register_seed("video-mcvideo-dct2", _make_video("mcvideo", allocation=0))
 # golden: per-frame residual steps (temporal quality allocation, session 18), a GOP of 4 (3 predicted frames)

@@ -326,6 +326,11 @@ def _add(coder, pred: np.ndarray, symbols, step: float, residual: np.ndarray | N
     return mcresidual.apply(pred, coder.synthesize(symbols, step, h, w) if residual is None else residual)
 
 
+def _config_dict(cfg: MCConfig) -> dict:
+    """The stored config: without ``frame_steps`` when it is empty (the form before it, byte for byte)."""
+    return {k: v for k, v in cfg.__dict__.items() if not (k == "frame_steps" and not v)}
+
+
 def frame_step_multipliers(count: int, allocation: float = ALLOCATION, propagation: float = PROPAGATION
                            ) -> np.ndarray:
     """Each predicted frame's step relative to the GOP's base step (geometric mean 1, so the base step codes
@@ -451,7 +456,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     sections = {"intra": b"", "motion": motion}
     if residual:
         sections["residual"] = b""
-    overhead = len(write_container(Container(desc, NAME, cfg.__dict__, sections)))
+    overhead = len(write_container(Container(desc, NAME, _config_dict(cfg), sections)))
     intra_bpp = None
     if target_bytes is not None:
         intra_bytes = (target_bytes - overhead) * (share if residual else 1.0)
@@ -514,7 +519,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
             best = (top, coder.encode_symbols(syms))
         cfg.residual_step, sections["residual"] = best
         cfg.frame_steps = steps_of(cfg.residual_step)[0]
-    return write_container(Container(desc, NAME, cfg.__dict__, sections))
+    return write_container(Container(desc, NAME, _config_dict(cfg), sections))
 
 
 def _intra(c: Container, cache: dict | None) -> np.ndarray:
