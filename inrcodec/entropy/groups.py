@@ -1,9 +1,10 @@
 """Several groups of integer symbols in one ANS stream, each group with its own model (context coding).
 
 A coder that splits a stream by context (e.g. the colours of large and of small Gaussians) wants each context's
-symbols coded with that context's statistics. As separate ``encode_ints`` blobs every context would pay a blob
-header, a sentinel and the 32-bit word tail of its own ANS stream (~4-6 bytes): on a few thousand Gaussians that
-eats what the context saves. Here the groups share one stream and a group costs only its model header.
+symbols coded with that context's statistics. As separate ``encode_ints`` blobs every context would also pay a
+length prefix, a sentinel and the partly used last word of its own ANS stream (~3 bytes per group measured on
+Kodak Gaussian layers): with a dozen groups per layer that is a good part of what the contexts save. Here the
+groups share one stream and a group costs only its model header.
 
 Stream (constriction ANS, decoded front to back)::
 

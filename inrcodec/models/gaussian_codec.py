@@ -425,12 +425,14 @@ ALPHABET_BUDGET = (1 << 16, 64)  # a layer's tables may hold at most 2**16 + 64 
 
 
 COLOR_CONTEXTS = 2
+CONTEXT_MIN = 256  # smaller layers code each colour axis as one group: a second table costs more than it saves
 
 
 def _size_half(qv0: np.ndarray) -> np.ndarray:
-    """Colour context: 1 where the log size symbol is above the layer's median symbol (an exact integer), else 0."""
-    if qv0.size == 0:
-        return np.zeros(0, dtype=np.int64)
+    """Colour context: 1 where the log size symbol is above the layer's median symbol (an exact integer), else 0;
+    all 0 in a layer of fewer than CONTEXT_MIN Gaussians."""
+    if qv0.size < CONTEXT_MIN:
+        return np.zeros(qv0.size, dtype=np.int64)
     return (qv0 > np.sort(qv0)[qv0.size // 2]).astype(np.int64)
 
 
