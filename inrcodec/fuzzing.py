@@ -100,6 +100,8 @@ for _m in ("fourier", "latentgrid", "hashgrid"):
 register_seed("fourier-volume-maxerror", _fit_maker("fourier", _tiny_field, max_error=0.05))
 register_seed("siren-volume", _fit_maker("siren", _tiny_field))
 register_seed("gaussian-gray16", _fit_maker("gaussian", lambda: _gray16(_tiny_image())))
+# The two above are form-1 golden files (written before the context-coded form 2); this one guards form 2.
+register_seed("gaussian-image-form2", _fit_maker("gaussian", _tiny_image))
 
 
 def _gray16(sig):

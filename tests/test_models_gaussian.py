@@ -98,18 +98,20 @@ def _rows(q, sel):
     return sorted(zip(q.index[sel], *q.refine[sel].T, *q.shape[sel].T, *q.color[sel].T))
 
 
-def test_section_round_trip_layers_and_prefix():
+@pytest.mark.parametrize("form", [gc.FORM_LEGACY, gc.FORM_CONTEXT])
+def test_section_round_trip_layers_and_prefix(form):
     h, w, c = 30, 50, 3
     steps = G.base_steps_for(3)
     q = gc.quantize(*_random_set(700, h, w, c), steps, h, w)
     layer_of = np.repeat([0, 1, 2], [100, 200, 400])
-    blob = gc.encode_section(q, layer_of, 3, steps)
+    blob = gc.encode_section(q, layer_of, 3, steps, form=form)
+    assert (blob[0] == 0) == (form == gc.FORM_CONTEXT)
     got, ids, steps2, counts = gc.decode_section(blob, h, w, c)
     assert counts == [100, 200, 400] and steps2 == steps
     for layer in range(3):  # each layer comes back as the same set (in spatial order)
         assert _rows(got, ids == layer) == _rows(q, layer_of == layer)
     # a prefix of the section holding only the first layer's chunk decodes that layer alone
-    chunks = [len(gc._encode_chunk(q.select(layer_of == k), steps)) for k in range(3)]
+    chunks = [len(gc.CHUNK_ENCODERS[form](q.select(layer_of == k), steps)) for k in range(3)]
     prefix = blob[: len(blob) - chunks[1] - chunks[2]]
     part, part_ids, _, _ = gc.decode_section(prefix, h, w, c, max_layers=1)
     assert _rows(part, part_ids == 0) == _rows(q, layer_of == 0) and (part_ids == 0).all()

@@ -23,10 +23,17 @@ the decoder's own ranking of the decoded Gaussians by the same energy.
 
 Section layout (integers are LEB128 varints)::
 
+    form 2 only: byte 0, varint form (2)       (form 1 starts directly with L >= 1)
     varint L (layers, 1..MAX_LAYERS), L x varint count
-    1 + 3 + C bytes: int8 step codes k (step = 2**(k/8)): position, v0, v1, v2, colour axes
-    L x varint chunk length, then the chunks; a chunk holds (varint length + blob) for: gap bit lengths,
-    raw gap bits, v0, v1, v2, colour axis 0..C-1 (blobs of ``entropy.encode_ints``)
+    1 + 1 + 3 + C bytes: int8 step codes k (step = 2**(k/8)): position, refinement, v0, v1, v2, colour axes
+    L x varint chunk length, then the chunks.
+    form 1 chunk: (varint length + blob) for: gap bit lengths, raw gap bits, v0, colour axis 0..C-1, v1, v2
+      (blobs of ``entropy.encode_ints``), raw refinement bits
+    form 2 chunk: (varint length + bytes) for raw gap bits, raw refinement bits, then one ``entropy.groups``
+      stream to the end of the chunk: gap bit lengths, v0, then per colour axis its two groups (v0 at most /
+      above the layer's median v0 symbol), v1, v2 (see "form 2" below)
+
+Form 1 is what files written before 2026-12-05 hold; it still decodes, and ``encode_section(form=1)`` writes it.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ import torch
 
 from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import Reader, varint
-from ..errors import FormatError
+from ..entropy.groups import GroupReader, GroupWriter
+from ..errors import FormatError, InputError
 
 STEP_DENOM = 8  # step = 2 ** (code / STEP_DENOM)
 MAX_LAYERS = 16
@@ -402,14 +410,107 @@ def _decode_chunk(chunk: bytes, n: int, channels: int, lattice_size: int, steps:
     return QuantizedGaussians(index, refine, np.stack([qv0, *aniso], 1).reshape(n, 3), color)
 
 
-def encode_section(q: QuantizedGaussians, layer_of: np.ndarray, layers: int, steps: Steps) -> bytes:
-    """Code quantised Gaussians; ``layer_of[i]`` in [0, layers) is the importance layer of Gaussian i."""
+# -- form 2: context-coded attributes in one stream per layer ----------------------------------------------------
+# Measured on 16 Kodak fits (benchmarks/README.md, results/gaussian_bits): given its importance layer, a
+# Gaussian's attributes are nearly independent (ideal conditional entropies with free tables save <= 5 % of a
+# stream, and a context's own table eats most of that), so form 2 keeps the attribute streams and adds only what
+# paid on average: each colour axis split in two by the log size v0 (below / above the layer's median: -0.44 % of
+# the section, from -1.2 % to +0.4 % per file; finer splits, |luma| contexts for chroma, v1 | v0, v2 | |v1| and
+# gap | previous gap saved less or cost more in tables than they saved), and all entropy-coded groups of a layer
+# in one ANS stream (``entropy.groups``), so a group costs its model header only, not a blob of its own.
+FORM_LEGACY, FORM_CONTEXT = 1, 2
+FORM = FORM_CONTEXT  # what encode_section writes
+_FORM_MARK = 0  # a form-2+ section starts with byte 0 (a form-1 section starts with its layer count, >= 1)
+ALPHABET_BUDGET = (1 << 16, 64)  # a layer's tables may hold at most 2**16 + 64 * count entries (reader's bound)
+
+
+COLOR_CONTEXTS = 2
+CONTEXT_MIN = 256  # smaller layers code each colour axis as one group: a second table costs more than it saves
+
+
+def _size_half(qv0: np.ndarray) -> np.ndarray:
+    """Colour context: 1 where the log size symbol is above the layer's median symbol (an exact integer), else 0;
+    all 0 in a layer of fewer than CONTEXT_MIN Gaussians."""
+    if qv0.size < CONTEXT_MIN:
+        return np.zeros(qv0.size, dtype=np.int64)
+    return (qv0 > np.sort(qv0)[qv0.size // 2]).astype(np.int64)
+
+
+def _encode_chunk_ctx(q: QuantizedGaussians, steps: Steps) -> bytes:
+    q = q.select(np.argsort(q.index, kind="stable"))
+    g = np.diff(q.index, prepend=0)
+    b = _bit_length(g)
+    w = np.maximum(b - 1, 0)
+    raw = _pack_bits(g - np.where(b > 0, np.left_shift(1, w), 0), w)
+    st = GroupWriter()
+    st.add(b)
+    st.add(q.shape[:, 0])
+    ctx = _size_half(q.shape[:, 0])
+    for j in range(q.color.shape[1]):
+        for k in range(COLOR_CONTEXTS):
+            st.add(q.color[ctx == k, j])
+    st.add(q.shape[:, 1])
+    st.add(q.shape[:, 2])
+    if st.alphabet > ALPHABET_BUDGET[0] + ALPHABET_BUDGET[1] * len(g):
+        raise InputError("gaussian layer: alphabets beyond the decoder's budget")
+    v0 = _dequantize_v0(q.shape[:, 0], steps)
+    k = refine_bits(basis_product(q.color * _color_steps(v0, steps), color_basis(q.color.shape[1])), steps.refine)
+    return _blob(raw) + _blob(_pack_bits(q.refine.reshape(-1), np.repeat(k, 2))) + st.finish()
+
+
+def _decode_chunk_ctx(chunk: bytes, n: int, channels: int, lattice_size: int, steps: Steps) -> QuantizedGaussians:
+    rd = Reader(chunk, "gaussian layer")
+    raw = rd.take(rd.varint(cap=len(chunk), name="blob length"))
+    refine_raw = rd.take(rd.varint(cap=len(chunk), name="blob length"))
+    st = GroupReader(rd.rest(), ALPHABET_BUDGET[0] + ALPHABET_BUDGET[1] * n, "gaussian layer")
+    b = st.take(n).astype(np.int64)
+    if n and (b.min() < 0 or b.max() > 62):
+        raise FormatError("gaussian positions: invalid gap length")
+    w = np.maximum(b - 1, 0)
+    index = np.cumsum(_unpack_bits(raw, w, "raw gap bits") + np.where(b > 0, np.left_shift(1, w), 0))
+    if n and index[-1] >= lattice_size:
+        raise FormatError("gaussian positions outside the image")
+    qv0 = st.take(n).astype(np.int64)
+    color = np.zeros((n, channels), dtype=np.int64)
+    ctx = _size_half(qv0)
+    for j in range(channels):
+        for k in range(COLOR_CONTEXTS):
+            sel = ctx == k
+            color[sel, j] = st.take(int(sel.sum()))
+    aniso = [st.take(n).astype(np.int64) for _ in range(2)]
+    st.finish()
+    v0 = _dequantize_v0(qv0, steps)
+    k = refine_bits(basis_product(color * _color_steps(v0, steps), color_basis(channels)), steps.refine)
+    refine = _unpack_bits(refine_raw, np.repeat(k, 2), "position refinement bits").reshape(n, 2)
+    return QuantizedGaussians(index, refine, np.stack([qv0, *aniso], 1).reshape(n, 3), color)
+
+
+CHUNK_ENCODERS = {FORM_LEGACY: _encode_chunk, FORM_CONTEXT: _encode_chunk_ctx}
+
+
+def encode_section(q: QuantizedGaussians, layer_of: np.ndarray, layers: int, steps: Steps,
+                   form: int | None = None) -> bytes:
+    """Code quantised Gaussians; ``layer_of[i]`` in [0, layers) is the importance layer of Gaussian i. ``form``:
+    FORM_CONTEXT (default) or FORM_LEGACY (the form-1 layout, which every reader decodes)."""
+    form = FORM if form is None else form
+    if form not in (FORM_LEGACY, FORM_CONTEXT):
+        raise InputError(f"unknown gaussian section form {form}")
+    if form == FORM_CONTEXT:
+        try:
+            return bytes([_FORM_MARK]) + varint(FORM_CONTEXT) + _encode_layers(q, layer_of, layers, steps,
+                                                                               _encode_chunk_ctx)
+        except InputError:  # a layer's alphabets beyond the reader's budget: never on real fits
+            pass
+    return _encode_layers(q, layer_of, layers, steps, _encode_chunk)
+
+
+def _encode_layers(q: QuantizedGaussians, layer_of: np.ndarray, layers: int, steps: Steps, encode_chunk) -> bytes:
     out = bytearray(varint(layers))
     chunks = []
     for layer in range(layers):
         sel = np.flatnonzero(layer_of == layer)
         out += varint(sel.size)
-        chunks.append(_encode_chunk(q.select(sel), steps))
+        chunks.append(encode_chunk(q.select(sel), steps))
     out += (steps.codes().astype(np.int8)).tobytes()
     for ch in chunks:
         out += varint(len(ch))
@@ -422,6 +523,13 @@ def decode_section(blob: bytes, height: int, width: int, channels: int,
                    max_layers: int | None = None) -> tuple[QuantizedGaussians, np.ndarray, Steps, list[int]]:
     """-> (quantised Gaussians of the first ``max_layers`` layers, their layer ids, steps, all layer counts)."""
     rd = Reader(blob, "gaussians section")
+    decode_chunk = _decode_chunk
+    if len(blob) and blob[0] == _FORM_MARK:
+        rd.byte()
+        form = rd.varint(cap=255, name="section form")
+        if form != FORM_CONTEXT:
+            raise FormatError(f"gaussians section: unknown form {form} (this inrcodec reads forms 1 and 2)")
+        decode_chunk = _decode_chunk_ctx
     layers = rd.varint(cap=MAX_LAYERS, name="layer count")
     if layers < 1:
         raise FormatError("gaussians section: no layers")
@@ -441,7 +549,7 @@ def decode_section(blob: bytes, height: int, width: int, channels: int,
     use = layers if max_layers is None else max(0, min(int(max_layers), layers))
     parts, ids = [], []
     for layer in range(use):  # later layers are not even read: a prefix of the section is enough
-        parts.append(_decode_chunk(rd.take(lengths[layer]), counts[layer], channels, nx * ny, steps))
+        parts.append(decode_chunk(rd.take(lengths[layer]), counts[layer], channels, nx * ny, steps))
         ids.append(np.full(counts[layer], layer, dtype=np.int64))
     if use == layers:
         rd.expect_end()
