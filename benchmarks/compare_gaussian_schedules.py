@@ -1,7 +1,7 @@
 """Two bench_kodak.py runs of the Gaussian codec on the same images: the RD gain of one schedule over another.
 
     .venv/bin/python benchmarks/compare_gaussian_schedules.py \\
-        --old benchmarks/results/gaussian_kodak_rd.json --new benchmarks/results/gaussian_kodak_rd_medium1600.json \\
+        --old benchmarks/results/gaussian_kodak_rd.json --new benchmarks/results/gaussian_kodak_rd_medium1600_*.json \\
         -o benchmarks/results/gaussian_medium_800_vs_1600
 
 For each image of the new run: PSNR at each target rate (old, new, difference), BD-rate of new vs old, and both
@@ -46,13 +46,18 @@ def _curve(points: list[dict]) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--old", type=Path, required=True)
-    ap.add_argument("--new", type=Path, required=True)
+    ap.add_argument("--new", type=Path, nargs="+", required=True, help="one or more runs (their images merged)")
+    ap.add_argument("--images", default="", help="comma-separated subset (default: every image of --new in --old)")
     ap.add_argument("-o", "--output", type=Path, required=True)
     args = ap.parse_args(argv)
-    old, new = json.loads(args.old.read_text()), json.loads(args.new.read_text())
+    old = json.loads(args.old.read_text())
+    runs = [json.loads(p.read_text()) for p in args.new]
+    new = {**runs[0], "per_image": {k: v for r in runs for k, v in r["per_image"].items()}}
     images = [s for s in new["per_image"] if s in old["per_image"]]
+    if args.images:
+        images = [s for s in images if s in args.images.split(",")]
     out = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "old": str(args.old),
-           "new": str(args.new), "old_steps": old["settings"].get("steps") or "preset (800)",
+           "new": [str(p) for p in args.new], "old_steps": old["settings"].get("steps") or "preset (800)",
            "new_steps": new["settings"].get("steps"), "images": images, "per_image": {}}
     codecs = [c for c in new["per_image"][images[0]]["curves"] if c != OURS]
     grid = np.exp(np.linspace(np.log(0.2), np.log(1.0), 12))
