@@ -191,8 +191,14 @@ bool bin(const float* means, const float* chol, int64_t N, int H, int W, int nt,
 #pragma GCC pop_options
 #endif
 
-typedef void (*FwdFn)(const Bins&, const float*, int, int, int, int, float*, float*);
-typedef void (*BwdFn)(const Bins&, const float*, int, int, int, int, const float*, float*, float*, float*);
+typedef void (*FwdFn)(const Bins&, const float*, int, int, int, int, float*, float*, int);
+typedef void (*BwdFn)(const Bins&, const float*, int, int, int, int, const float*, float*, float*, float*, int);
+
+// 1 unless GR_NO_FACTOR=1 in the environment: the tile loops may use factorised weights (see the .inc file).
+int allow_factor() {
+    const char* v = getenv("GR_NO_FACTOR");
+    return !(v && strcmp(v, "1") == 0);
+}
 
 // 0: 4 lanes (SSE2 / NEON), 1: AVX2 + FMA. GR_SIMD=sse in the environment forces the first (tests of both
 // paths). (An AVX-512 build of the same loops measured slower on our VMs, so there is none.)
@@ -298,6 +304,7 @@ int gr_forward_cpu(const float* means, const float* chol, const float* colors, i
         const Bins& B = hb ? hb->B : own;
         const int ntiles = B.tiles_x * B.tiles_y;
         const FwdFn fwd = pick_fwd();
+        const int fa = allow_factor();
         int fail = 0;
 #pragma omp parallel num_threads(nt) reduction(| : fail)
         {
@@ -306,7 +313,7 @@ int gr_forward_cpu(const float* means, const float* chol, const float* colors, i
                 fail = 1;
             } else {
 #pragma omp for schedule(dynamic, 1)
-                for (int t = 0; t < ntiles; ++t) fwd(B, colors, C, H, W, t, acc, out);
+                for (int t = 0; t < ntiles; ++t) fwd(B, colors, C, H, W, t, acc, out, fa);
                 free(acc);
             }
         }
@@ -338,6 +345,7 @@ int gr_backward_cpu(const float* means, const float* chol, const float* colors, 
         const int ntiles = B.tiles_x * B.tiles_y;
         std::vector<float> slots((size_t)B.goff[N] * S);
         const BwdFn bwd = pick_bwd();
+        const int fa = allow_factor();
         int fail = 0;
 #pragma omp parallel num_threads(nt) reduction(| : fail)
         {
@@ -348,7 +356,7 @@ int gr_backward_cpu(const float* means, const float* chol, const float* colors, 
             } else {
 #pragma omp for schedule(dynamic, 1)
                 for (int t = 0; t < ntiles; ++t)
-                    bwd(B, colors, C, H, W, t, grad_out, gt, lanes, slots.data());
+                    bwd(B, colors, C, H, W, t, grad_out, gt, lanes, slots.data(), fa);
             }
             free(gt);
             free(lanes);

@@ -18,7 +18,10 @@ def _steps_of(name):
 def test_medium_is_the_models_default_schedule_and_presets_are_ordered():
     kodak = 512 * 768
     plans = {p: resolve("image", kodak, p, None, None, None, _steps_of) for p in NAMES}
-    assert plans["medium"].steps == 800  # medium keeps the behaviour of the codec before presets
+    # medium: the gaussian image model runs twice its default steps (its cheaper step buys them in the same time),
+    # any other model its own default
+    assert plans["medium"].steps == 1600
+    assert resolve("image", kodak, "medium", "fourier", None, None, _steps_of).steps == 3000
     assert plans["fast"].steps < plans["medium"].steps < plans["slow"].steps
     assert plans["fast"].time_budget < plans["medium"].time_budget < plans["slow"].time_budget
     assert plans["slow"].time_budget <= 300  # the issue: "~5 min per Kodak image"
