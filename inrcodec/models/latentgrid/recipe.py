@@ -42,6 +42,10 @@ class Recipe:
     lambda_prior: str = "jpeg"  # prior of lambda for a byte target: "bits" (from the bits per sample only) or
     lambda_prior_scale: float = 1.0  # "jpeg" (JPEG's RD slope on the image at that rate, images); x this factor
     goal_drift: float = 0.3  # steer towards goal * (1 + goal_drift * (1 - frac)): the rate keeps falling late
+    init: str = "zero"  # starting point: "zero" (zero latents, synthesis outputs mid-grey) or "analysis"
+    init_alpha: float = 1.0  # (warmstart.py: KLT pyramid latents + near-linear synthesis); level gains 2**-alpha*l
+    init_chroma_levels: tuple[int, ...] = (3, 4)  # levels that carry the 2nd, 3rd colour component
+    init_arm_steps: int = 30  # rate-only steps of the context model on the initial latents
 
 
 # The recipe before issue 13's recipe work (measured baseline of benchmarks/lg_recipe_curves.py).
