@@ -65,7 +65,7 @@ def test_step0_reconstruction_beats_old_init_and_flat_colour(channels):
     """Before any training step, the analysis init renders the image far better than the old init (zero latents,
     synthesis at mid-grey) and than the best flat colour (the per-channel mean, whose MSE is the variance): on this
     64x96 textured image at 1.5 bpp (a small network, so ~4 kbit of the 9 kbit go to the latents) the pyramid keeps
-    the smooth structure and part of the detail: measured MSE 0.036 (RGB) / 0.020 (gray) of the variance; asserted
+    the smooth structure and part of the detail: measured MSE 0.048 (RGB) / 0.022 (gray) of the variance; asserted
     < 0.1 (10 dB), a margin a wrong colour transform, level gains or synthesis weights would all miss (each of those
     leaves at least the chroma or luma variance, or a scaled copy of it, unexplained)."""
     target = _textured(64, 96)[..., :channels]
@@ -101,8 +101,9 @@ def test_analysis_init_is_deterministic_for_a_seed():
 def test_fit_from_analysis_init_codes_and_decodes(monkeypatch):
     """The init changes nothing the decoder reads: a short fit from it lands on its byte target and the decoded
     file is what the encoder reported; and after the same few steps it is far better than a fit from the old init
-    (64x96 textured image, 2 bpp, 40 steps: measured 23.6 dB against 15.9 dB, where the old init has only begun to
+    (64x96 textured image, 2 bpp, 40 steps: measured 24.6 dB against 15.9 dB, where the old init has only begun to
     leave mid-grey; asserted +4 dB)."""
+    monkeypatch.setattr(W, "MIN_PIXELS", 0)  # a tiny image keeps the test fast (the codec applies it from 256x256)
     img = Signal(np.clip(np.rint(_textured(64, 96).numpy() * 255), 0, 255).astype(np.uint8))
     out = {}
     for init in ("zero", "analysis"):
@@ -114,3 +115,10 @@ def test_fit_from_analysis_init_codes_and_decodes(monkeypatch):
         assert res.report["target_met"] and res.report["bpp"] <= 2.0
         out[init] = res.report["psnr"]
     assert out["analysis"] > out["zero"] + 4.0, out
+
+
+def test_applicable_only_to_images_of_the_measured_size():
+    assert W.applicable(_model(256, 256))
+    assert not W.applicable(_model(64, 96))  # smaller than anything it was measured on
+    desc = {"shape": (256, 256, 1), "kind": "array"}
+    assert not W.applicable(LatentGrid(LatentGridConfig(ndim=2, channels=1, levels=5), desc))
