@@ -65,11 +65,11 @@ def test_step0_reconstruction_beats_old_init_and_flat_colour(channels):
     """Before any training step, the analysis init renders the image far better than the old init (zero latents,
     synthesis at mid-grey) and than the best flat colour (the per-channel mean, whose MSE is the variance): on this
     64x96 textured image at 1.5 bpp (a small network, so ~4 kbit of the 9 kbit go to the latents) the pyramid keeps
-    the smooth structure and part of the detail: measured MSE 0.048 (RGB) / 0.022 (gray) of the variance; asserted
+    the smooth structure and part of the detail: measured MSE 0.075 (RGB) / 0.022 (gray) of the variance; asserted
     < 0.1 (10 dB), a margin a wrong colour transform, level gains or synthesis weights would all miss (each of those
     leaves at least the chroma or luma variance, or a scaled copy of it, unexplained)."""
     target = _textured(64, 96)[..., :channels]
-    small = dict(hidden=8, arm_hidden=8, conv_layers=1)
+    small = dict(hidden=8, arm_hidden=8, conv_layers=1, levels=6)  # levels 3, 4 carry the chroma components
     torch.manual_seed(0)
     old = _model(64, 96, channels, **small)
     torch.manual_seed(0)
