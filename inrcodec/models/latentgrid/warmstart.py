@@ -12,8 +12,8 @@ hundreds of steps learning what an analysis transform gives at once. ``analysis_
   levels, already rounded, left over, divided by that level's quantiser gain ``s_l = s_0 * 2**(-alpha * l)`` and
   rounded (high-rate theory: a coarse latent touches 4**l pixels for the same per-pixel noise, so it is worth a
   finer step, alpha = 1; the recipe uses 0.5: the gains are first-layer weights, and the weight coder's per-tensor
-  step cannot hold a 64x range, benchmarks/README.md); ``s_0`` is bisected so that the latents' zeroth-order entropy fills the latent budget
-  (target bits less the networks' prior), or follows lambda when there is no byte target;
+  step cannot hold a 64x range, benchmarks/README.md); ``s_0`` is bisected so that the latents' zeroth-order
+  entropy fills the latent budget (target bits less the networks' prior), or follows lambda without a byte target;
 * the synthesis: a near-linear map from the upsampled latents to the image: the first layer's units come in +/-
   pairs (relu(a) - relu(-a) = a), later hidden layers pass the pairs through, the output layer applies the inverse
   colour transform plus the channel means; the spare hidden units keep small random weights (the non-linear
@@ -233,13 +233,11 @@ def fit_context_model(model, latents: list[torch.Tensor], steps: int, lr: float 
 
 
 def applicable(model) -> bool:
-    """Whether the analysis init is worth using: photographs (2-D images, the only signals it was measured on) of at
-    least MIN_PIXELS (measured on 256x256 crops and 768x512 images; on a 64x96 smooth image at 1.5 bpp the fit from
-    it reached 37.4 dB but at 1.27 bpp, under the +-10 % of the byte target, where the zero start lands 1.49 bpp,
-    27.0 dB) whose byte target leaves the latents at least MIN_LATENT_SHARE of it after the networks' prior. Below that (tiny
-    images, where the networks' bits dominate) the budget bisection picks huge quantiser gains whose training noise
-    (uniform noise of one gain per latent) swamps the image: a 32x48 image at 6 bpp fell from 27.0 dB (zero init)
-    to 16.7 dB after 200 steps."""
+    """Whether the analysis init is worth using: photographs (2-D images, the only signals it was measured on; on
+    1-D audio it was worse than the zero start) of at least MIN_PIXELS (it was measured on 256x256 crops and 768x512
+    images; on a 64x96 smooth image at 1.5 bpp the fit from it reached 37.4 dB but at 1.27 bpp, outside the +-10 %
+    of the byte target, where the zero start lands 1.49 bpp at 27.0 dB) whose byte target leaves the latents at
+    least MIN_LATENT_SHARE of it after the networks' prior."""
     if model.config.ndim != 2 or model.desc.get("kind") != "image" or int(np.prod(model.coord_shape)) < MIN_PIXELS:
         return False
     if model.target_bits is None:
