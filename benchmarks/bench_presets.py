@@ -108,6 +108,10 @@ def main() -> None:
                          "not the preset, would decide the result)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per encode")
     ap.add_argument("--note", default="")
+    ap.add_argument("--recipe", action="append", default=[], metavar="FIELD=JSON",
+                    help="latentgrid: override a field of its training recipe, e.g. init='\"analysis\"'")
+    ap.add_argument("--label", default="", help="suffix of the result rows' key (model@preset+LABEL)")
+    ap.add_argument("--append", action="store_true", help="add the rows to the output JSON instead of replacing it")
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/presets_kodak"))
     ap.add_argument("--import", dest="imports", action="append", default=[], metavar="KEY=JSON",
                     help="add the inrcodec points of a bench_kodak.py result (same images) as row KEY, e.g. "
@@ -144,9 +148,20 @@ def main() -> None:
               "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                           "torch": torch.__version__, "threads_per_encode": args.threads},
               "baselines_from": str(BASELINES.relative_to(ROOT)), "points": {}}
+    if args.append and out.with_suffix(".json").exists():
+        result = json.loads(out.with_suffix(".json").read_text())
+        result.setdefault("commands", [result.get("command")]).append("python " + " ".join(sys.argv))
+    if args.recipe:
+        from dataclasses import replace
+
+        from inrcodec.models.latentgrid import recipe as lg_recipe
+
+        fields = {k: json.loads(v) for k, v in (spec.split("=", 1) for spec in args.recipe)}
+        lg_recipe.RECIPE = replace(lg_recipe.RECIPE, **fields)
+        result.setdefault("recipes", {})[args.label or "default"] = fields
     for preset in args.presets.split(","):
-        key = f"{args.model or 'default-model'}@{preset}"
-        result["points"][key] = []
+        key = f"{args.model or 'default-model'}@{preset}" + (f"+{args.label}" if args.label else "")
+        result["points"].setdefault(key, [])  # --append: rows of an earlier run with this key stay
         for image in args.images.split(","):
             sig = load(DATA / f"{image}.png")
             for rate in [float(r) for r in args.rates.split(",")]:

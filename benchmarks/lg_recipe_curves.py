@@ -38,6 +38,8 @@ DATA = ROOT.parent / "shared" / "data" / "kodak"
 VARIANTS: dict[str, dict] = {
     "baseline": dict(lg_recipe.BASELINE),  # the recipe before this work (noise, STE at 0.9, dual ascent, latent lr x10)
     "current": {},  # the recipe as it is now (Recipe defaults)
+    "zero": dict(init="zero"),  # the starting point before the warm-start work (zero latents, mid-grey synthesis)
+    "analysis": dict(init="analysis"),  # warmstart.analysis_init: KLT pyramid latents + near-linear synthesis
 }
 
 

@@ -42,12 +42,17 @@ class Recipe:
     lambda_prior: str = "jpeg"  # prior of lambda for a byte target: "bits" (from the bits per sample only) or
     lambda_prior_scale: float = 1.0  # "jpeg" (JPEG's RD slope on the image at that rate, images); x this factor
     goal_drift: float = 0.3  # steer towards goal * (1 + goal_drift * (1 - frac)): the rate keeps falling late
+    init: str = "analysis"  # starting point: "analysis" (warmstart.py) or "zero" (zero latents, mid-grey output)
+    init_alpha: float = 0.5  # level l gain s_0 * 2**(-alpha * l) (1: high-rate theory; see warmstart.py)
+    init_chroma_levels: tuple[int, ...] = (3, 4)  # levels that carry the 2nd, 3rd colour component
+    init_arm_steps: int = 40  # rate-only steps of the context model on the initial latents (lr 3e-2)
+    init_budget_share: float = 1.0  # the initial latents' zeroth-order entropy = this x the latent budget
 
 
 # The recipe before issue 13's recipe work (measured baseline of benchmarks/lg_recipe_curves.py).
 BASELINE = dict(latent_lr_factor=10.0, network_lr_factor=1.0, rounding="noise", ste_start=0.9, ste_lr_factor=1.0,
                 grad_clip=None, control_start=0.15, control_end=1.0, control_shape="late", control_gain=15.0,
-                lambda_prior="bits", lambda_prior_scale=1.0, goal_drift=0.0)
+                lambda_prior="bits", lambda_prior_scale=1.0, goal_drift=0.0, init="zero")
 
 RECIPE = Recipe()  # the encoder's recipe (module-level so benchmarks can swap it)
 
