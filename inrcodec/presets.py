@@ -46,10 +46,11 @@ class Preset:
 PRESETS: dict[str, dict[str, Preset]] = {
     "image": {
         "fast": Preset(steps_scale=0.25, seconds_per_msample=30.0, min_seconds=60.0),  # caps stay ordered
-        # gaussian 2x: the cheaper step (factorised rasteriser weights, fused loss: 100 -> 73 CPU ms per Kodak step)
-        # buys 1600 steps in about the time 800 took (~50 s on 2 idle threads; issue 13 allows 60 s per Kodak image)
+        # gaussian 1.25x: the cheaper step (factorised rasteriser weights, fused loss: 100 -> 73 CPU ms per Kodak step)
+        # buys more steps in issue 13's 60 s per Kodak image. Timed on 2 idle threads (lead, session 18): kodim03 at
+        # 0.5 bpp 41.6 s for 800 steps and 84.9 s for 1600; kodim01 at 1 bpp 68.8 s for 1000. 2x overran the 60 s.
         "medium": Preset(steps_scale=1.0, seconds_per_msample=60.0, min_seconds=120.0,
-                         steps_scale_for={"gaussian": 2.0}),
+                         steps_scale_for={"gaussian": 1.25}),
         "slow": Preset(steps_scale=6.0, seconds_per_msample=700.0, min_seconds=280.0),
     },
     "*": {
