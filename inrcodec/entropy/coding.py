@@ -320,7 +320,9 @@ def _param_model(kind: int, lo: int, hi: int, mean: float, scale: float):
     return _M.Categorical(_det_pmf(kind, lo, hi, mean, scale), perfect=False)
 
 
-def _enc_parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarray) -> bytes:
+def parametric_model(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarray):
+    """The fitted Laplace/Gaussian model of ``sym`` in [lo, hi]: (header bytes, model over sym - lo). The header is
+    the blob's first byte, lo, the range and the parameters; the decoder rebuilds the model from it alone."""
     mean, scale = _fit_parametric(kind, sym, lo, hi, hist)
     with np.errstate(over="ignore"):
         m16, s16 = np.float16(mean), np.float16(scale)
@@ -330,9 +332,15 @@ def _enc_parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarr
         m, s, params = float(np.float32(mean)), float(np.float32(scale)), struct.pack("<ff", mean, scale)
     else:
         m, s, params = float(m16), float(s16), struct.pack("<ee", m16, s16)
+    head = _header(kind, int(use32)) + varint(zigzag(lo)) + varint(hi - lo) + params
+    return head, _param_model(kind, lo, hi, m, s)
+
+
+def _enc_parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarray) -> bytes:
+    head, model = parametric_model(kind, sym, lo, hi, hist)
     coder = _new_coder()
-    coder.encode_reverse((sym.astype(np.int64) - lo).astype(np.int32), _param_model(kind, lo, hi, m, s))
-    return _header(kind, int(use32)) + varint(zigzag(lo)) + varint(hi - lo) + params + _ans_bytes(coder)
+    coder.encode_reverse((sym.astype(np.int64) - lo).astype(np.int32), model)
+    return head + _ans_bytes(coder)
 
 
 # -- public API ------------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from .coding import (
     _categorical_table_code,
     _checked,
     _finish,
-    _fit_parametric,
+    parametric_model,
     _level_weights,
     _levels,
     _max_level,
@@ -66,16 +66,7 @@ def _bits(symbols: np.ndarray, model) -> float:
 
 
 def _parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarray):
-    mean, scale = _fit_parametric(kind, sym, lo, hi, hist)
-    with np.errstate(over="ignore"):
-        m16, s16 = np.float16(mean), np.float16(scale)
-    use32 = not (np.isfinite(m16) and np.isfinite(s16) and s16 > 0 and abs(mean) <= 1024)
-    if use32:
-        m, s, params = float(np.float32(mean)), float(np.float32(scale)), struct.pack("<ff", mean, scale)
-    else:
-        m, s, params = float(m16), float(s16), struct.pack("<ee", m16, s16)
-    head = bytes([kind | (int(use32) << 4)]) + varint(zigzag(lo)) + varint(hi - lo) + params
-    model = _param_model(kind, lo, hi, m, s)
+    head, model = parametric_model(kind, sym, lo, hi, hist)
     shifted = (sym.astype(np.int64) - lo).astype(np.int32)
     return 8 * len(head) + _bits(shifted, model), head, [(shifted, model)]
 
