@@ -194,20 +194,28 @@ def _categorical_table_code(diffs: np.ndarray, r: int) -> tuple[int, object]:
     return best[1], best[2]
 
 
-def _enc_categorical(sym: np.ndarray, lo: int, hist: np.ndarray, exponents=_TABLE_RES_EXPONENTS) -> bytes:
+def categorical_candidates(sym: np.ndarray, lo: int, hist: np.ndarray, exponents=_TABLE_RES_EXPONENTS):
+    """One candidate per table resolution 2**e: (header bytes, [(table symbols, table model), (sym - lo, data
+    model)]) in decoding order. The caller keeps whichever codes shortest (alone here, or in a shared stream)."""
     K = hist.size
     idx = (sym.astype(np.int64) - lo).astype(np.int32)
-    best = None
     for e in exponents:
         r = 1 << e
         lv = _levels(hist, r)
         diffs = np.diff(lv, prepend=0)
         code, table_model = _categorical_table_code(diffs, r)
         data_model = _M.Categorical(_level_weights(lv, r), perfect=False)
+        head = _header(CATEGORICAL, e) + varint(zigzag(lo)) + varint(K - 1) + bytes([code])
+        yield head, [((diffs + _max_level(r)).astype(np.int32), table_model), (idx, data_model)]
+
+
+def _enc_categorical(sym: np.ndarray, lo: int, hist: np.ndarray, exponents=_TABLE_RES_EXPONENTS) -> bytes:
+    best = None
+    for head, ops in categorical_candidates(sym, lo, hist, exponents):
         coder = _new_coder()
-        coder.encode_reverse(idx, data_model)
-        coder.encode_reverse((diffs + _max_level(r)).astype(np.int32), table_model)  # on top: decoded first
-        blob = _header(CATEGORICAL, e) + varint(zigzag(lo)) + varint(K - 1) + bytes([code]) + _ans_bytes(coder)
+        for symbols, model in reversed(ops):  # the table on top: decoded first
+            coder.encode_reverse(symbols, model)
+        blob = head + _ans_bytes(coder)
         if best is None or len(blob) < len(best):
             best = blob
     return best

@@ -45,12 +45,11 @@ from .coding import (
     _ans_bytes,
     _ans_decoder,
     _as_symbols,
-    _categorical_table_code,
     _checked,
     _finish,
+    categorical_candidates,
     parametric_model,
     _level_weights,
-    _levels,
     _max_level,
     _param_model,
     _table_scale,
@@ -72,19 +71,11 @@ def _parametric(kind: int, sym: np.ndarray, lo: int, hi: int, hist: np.ndarray):
 
 
 def _categorical(sym: np.ndarray, lo: int, hist: np.ndarray):
-    K = hist.size
-    idx = (sym.astype(np.int64) - lo).astype(np.int32)
     best = None
-    for e in _TABLE_RES_EXPONENTS:
-        r = 1 << e
-        lv = _levels(hist, r)
-        diffs = (np.diff(lv, prepend=0) + _max_level(r)).astype(np.int32)
-        code, table_model = _categorical_table_code(diffs - _max_level(r), r)
-        data_model = _M.Categorical(_level_weights(lv, r), perfect=False)
-        head = bytes([CATEGORICAL | (e << 4)]) + varint(zigzag(lo)) + varint(K - 1) + bytes([code])
-        bits = 8 * len(head) + _bits(diffs, table_model) + _bits(idx, data_model)
+    for head, ops in categorical_candidates(sym, lo, hist):
+        bits = 8 * len(head) + sum(_bits(symbols, model) for symbols, model in ops)
         if best is None or bits < best[0]:
-            best = (bits, head, [(diffs, table_model), (idx, data_model)])
+            best = (bits, head, ops)
     return best
 
 
