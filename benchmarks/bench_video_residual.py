@@ -300,12 +300,18 @@ def block_steps(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110))
 
 
 def codec_runs(clip, specs: list[str], rates: list[float], steps: int | None, seconds: float | None) -> list[dict]:
-    """The whole codec (``compress_video``) at each rate for each ``GOP:INTRA_SHARE:ALLOCATION`` (empty fields:
-    the defaults), the intra frame fitted with fixed ``steps`` so that runs compare at equal work whatever the load."""
+    """The whole codec (``compress_video``) at each rate for each ``GOP:INTRA_SHARE:ALLOCATION:BLOCK_STRENGTH``
+    (``BLOCK_STRENGTH`` may be ``STRENGTH/RHO``; empty fields: the defaults), the intra frame fitted with fixed
+    ``steps`` so that runs compare at equal work whatever the load."""
     rows = []
     for spec in specs:
-        gop, share, alloc = (spec.split(":") + ["", "", ""])[:3]
+        gop, share, alloc, blocks = (spec.split(":") + ["", "", "", ""])[:4]
         config = {}
+        if blocks:
+            strength, _, rho = blocks.partition("/")
+            config["block_strength"] = float(strength)
+            if rho:
+                config["block_propagation"] = float(rho)
         if share:
             config["intra_share"] = float(share)
         if alloc:
@@ -334,7 +340,7 @@ def main() -> None:
     ap.add_argument("--block-steps", default=None,
                     help="per-block steps F | D:STRENGTH:RHO | E:STRENGTH:LEVELS,... (the first is the reference)")
     ap.add_argument("--source", default="shared", help="--block-steps: shared | crop | shapes")
-    ap.add_argument("--codec-runs", default=None, help="whole codec: GOP:INTRA_SHARE:ALLOCATION,... (empty: default)")
+    ap.add_argument("--codec-runs", default=None, help="whole codec: GOP:INTRA_SHARE:ALLOCATION:BLOCK_STRENGTH[/RHO],... (empty: default)")
     ap.add_argument("--rates", default="0.02,0.05", help="--codec-runs: bpp targets")
     ap.add_argument("--steps", type=int, default=None, help="--codec-runs: fixed fit steps of the intra frames")
     ap.add_argument("--time-budget", type=float, default=None, help="--codec-runs: seconds per encode")
