@@ -339,7 +339,7 @@ def main() -> None:
                     help="temporal step allocations ALLOCATION:PROPAGATION,... (the first is the reference; 0:0 = one step)")
     ap.add_argument("--block-steps", default=None,
                     help="per-block steps F | D:STRENGTH:RHO | E:STRENGTH:LEVELS,... (the first is the reference)")
-    ap.add_argument("--source", default="shared", help="--block-steps: shared | crop | shapes")
+    ap.add_argument("--source", default="shared", help="--block-steps / --codec-runs: shared | crop | shapes")
     ap.add_argument("--codec-runs", default=None, help="whole codec: GOP:INTRA_SHARE:ALLOCATION:BLOCK_STRENGTH[/RHO],... (empty: default)")
     ap.add_argument("--rates", default="0.02,0.05", help="--codec-runs: bpp targets")
     ap.add_argument("--steps", type=int, default=None, help="--codec-runs: fixed fit steps of the intra frames")
@@ -366,6 +366,11 @@ def main() -> None:
         result["block_steps"] = block_steps(_clip(args.source, args.frames), args.block_steps.split(","))
     if args.codec_runs:
         clip = excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360))
+        if args.source != "shared":
+            from inrcodec.signal import Signal
+
+            result["source"] = args.source
+            clip = Signal(_clip(args.source, args.frames), kind="video", metadata=clip.metadata)
         result["codec_runs"] = codec_runs(clip, args.codec_runs.split(","), [float(r) for r in args.rates.split(",")],
                                           args.steps, args.time_budget)
     if args.sweep:
