@@ -38,8 +38,8 @@ def _filter(p1: np.ndarray, p0: np.ndarray, q0: np.ndarray, q1: np.ndarray, on: 
     """One set of edges, written into the views ``p0`` and ``q0`` (int16: |(q0 - p0) * 4 + p1 - q1| < 2^11).
     The arithmetic runs on contiguous copies: the views' innermost runs are only 3 values long."""
     a1, a0, b0, b1 = (np.ascontiguousarray(v) for v in (p1, p0, q0, q1))
-    if np.ndim(alpha):  # per edge position: broadcast over the colour channels
-        alpha, beta, tc = (np.asarray(t, np.int16)[..., None] for t in (alpha, beta, tc))
+    if np.ndim(alpha):  # per edge position: repeated over the colour channels (a stride-0 axis of 3 is slow)
+        alpha, beta, tc = (np.repeat(np.asarray(t, np.int16)[..., None], 3, axis=-1) for t in (alpha, beta, tc))
     d = b0 - a0
     on = on[..., None] & (np.abs(d) < alpha) & (np.abs(a1 - a0) < beta) & (np.abs(b1 - b0) < beta)
     delta = np.clip((d * 4 + (a1 - b1) + 4) >> 3, -tc, tc) * on
