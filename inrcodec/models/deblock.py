@@ -38,13 +38,23 @@ def _filter(p1: np.ndarray, p0: np.ndarray, q0: np.ndarray, q1: np.ndarray, on: 
     """One set of edges, written into the views ``p0`` and ``q0`` (int16: |(q0 - p0) * 4 + p1 - q1| < 2^11).
     The arithmetic runs on contiguous copies: the views' innermost runs are only 3 values long."""
     a1, a0, b0, b1 = (np.ascontiguousarray(v) for v in (p1, p0, q0, q1))
-    if np.ndim(alpha):  # per edge position: repeated over the colour channels (a stride-0 axis of 3 is slow)
-        alpha, beta, tc = (np.repeat(np.asarray(t, np.int16)[..., None], 3, axis=-1) for t in (alpha, beta, tc))
     d = b0 - a0
     on = on[..., None] & (np.abs(d) < alpha) & (np.abs(a1 - a0) < beta) & (np.abs(b1 - b0) < beta)
-    delta = np.clip((d * 4 + (a1 - b1) + 4) >> 3, -tc, tc) * on
+    delta = (d * 4 + (a1 - b1) + 4) >> 3
+    if np.ndim(tc):  # per pixel (_edge_thresholds): np.clip with array bounds is slower than min / max
+        delta = np.minimum(np.maximum(delta, -tc), tc) * on
+    else:
+        delta = np.clip(delta, -tc, tc) * on
     p0[...] = np.clip(a0 + delta, 0, 255)
     q0[...] = np.clip(b0 - delta, 0, 255)
+
+
+def _edge_thresholds(edge_units: np.ndarray, strength: int, axis: int) -> tuple:
+    """Per-block-edge (alpha, beta, tc) as int16 arrays of the pixel arrays' shape (``axis`` the one along which
+    an edge spans N pixels, then the 3 colour channels), built in one stack: a stride-0 channel axis is slow."""
+    t = np.stack(thresholds(edge_units, strength)).astype(np.int16)
+    t = np.repeat(np.repeat(t, N, axis=axis + 1)[..., None], 3, axis=-1)
+    return t[0], t[1], t[2]
 
 
 def deblock(frame: np.ndarray, coded: np.ndarray, step_units, strength: int) -> np.ndarray:
@@ -71,15 +81,13 @@ def deblock(frame: np.ndarray, coded: np.ndarray, step_units, strength: int) -> 
         v = x.reshape(by * N, bx, N, 3)
         on = np.repeat(coded[:, :n] | coded[:, 1:n + 1], N, axis=0)  # (rows, edges)
         if per_block:
-            alpha, beta, tc = (np.repeat(t, N, axis=0) for t in
-                               thresholds((step_units[:, :n] + step_units[:, 1:n + 1] + 1) >> 1, strength))
+            alpha, beta, tc = _edge_thresholds((step_units[:, :n] + step_units[:, 1:n + 1] + 1) >> 1, strength, 0)
         _filter(v[:, :n, N - 2], v[:, :n, N - 1], v[:, 1:n + 1, 0], v[:, 1:n + 1, 1], on, alpha, beta, tc)
     n = len(range(N, h - 1, N))  # horizontal edges, on the vertically filtered frame
     if n:
         r = x.reshape(by, N, bx * N, 3)
         on = np.repeat(coded[:n] | coded[1:n + 1], N, axis=1)  # (edges, cols)
         if per_block:
-            alpha, beta, tc = (np.repeat(t, N, axis=1) for t in
-                               thresholds((step_units[:n] + step_units[1:n + 1] + 1) >> 1, strength))
+            alpha, beta, tc = _edge_thresholds((step_units[:n] + step_units[1:n + 1] + 1) >> 1, strength, 1)
         _filter(r[:n, N - 2], r[:n, N - 1], r[1:n + 1, 0], r[1:n + 1, 1], on, alpha, beta, tc)
     return x[:h, :w].astype(np.uint8)
