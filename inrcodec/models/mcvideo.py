@@ -16,6 +16,10 @@ Temporal quality allocation (config ``frame_steps``, session 18): each predicted
 finer early in the GOP, whose errors every later prediction inherits (``frame_step_multipliers``). The GOP is 24
 frames below ``LONG_GOP_BPP`` (an intra frame is dear at low rates), else 12 (``gop_for``).
 
+Per-block steps (config ``block_steps``, session 19): within each predicted frame, 8x8 blocks that later frames
+predict from get finer steps and blocks soon covered or leaving the picture coarser ones, from weights the decoder
+derives from the decoded motion alone (``blocktree``, x264's mb-tree idea; no bits).
+
 Rate control on the real coded size: the motion bytes are spent first (the block size is the finest whose motion
 takes <= ``MOTION_SHARE`` of the GOP), then ``INTRA_SHARE`` of the rest goes to the intra frame (the image codec
 lands it by bisection on its real size), and the residuals get what is left: their quantisation step is searched
