@@ -186,13 +186,132 @@ def allocations(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110))
     return {"rows": rows, "bd_rate_vs_" + ref: bd}
 
 
+def _clip(source: str, frames: int) -> np.ndarray:
+    """``shared``: the shared clip from frame 0, area-scaled to 640x360; ``crop``: the shared clip from frame 150,
+    a 640x360 crop of the full-size frames at (320, 200) (other content, no scaling); ``shapes``: the generated
+    moving-shapes clip (``inrcodec.samples``, what scenes/ and the tests use) at 640x360."""
+    if source == "shapes":
+        from inrcodec.samples import moving_shapes_video
+
+        return moving_shapes_video(frames, 360, 640, seed=1).data
+    if source == "crop":
+        return np.ascontiguousarray(excerpt(DEFAULT_CLIP, 150, frames, None).data[:, 200:560, 320:960])
+    return excerpt(DEFAULT_CLIP, 0, frames, (640, 360)).data
+
+
+def open_loop_inherit(clip: np.ndarray, vectors: np.ndarray, block: int) -> list[np.ndarray]:
+    """The encoder-known fraction each 8x8 block of predicted frame k passes on (x264's 1 - inter / intra cost):
+    inter = luma SAD of the source minus its warp of the previous source, intra = luma SAD around the block's mean
+    (a stand-in for an intra prediction), in 1/RHO_UNIT."""
+    from inrcodec.models import blocktree
+
+    n, h, w = clip.shape[:3]
+    gy, gx = h // 8, w // 8
+    out = [None]
+    luma = clip[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    for k in range(1, n):
+        pred = mc.warp(clip[k - 1], vectors[k - 1], block).astype(np.float32) @ np.array([0.299, 0.587, 0.114],
+                                                                                          np.float32)
+        cur = luma[k][:gy * 8, :gx * 8].reshape(gy, 8, gx, 8)
+        inter = np.abs(cur - pred[:gy * 8, :gx * 8].reshape(gy, 8, gx, 8)).sum(axis=(1, 3))
+        intra = np.abs(cur - cur.mean(axis=(1, 3), keepdims=True)).sum(axis=(1, 3)) + 64.0
+        frac = np.clip(1.0 - inter / intra, 0.0, 1.0)
+        out.append(np.minimum(np.rint(frac * blocktree.RHO_UNIT), blocktree.RHO_UNIT - 1).astype(np.int64))
+    return out
+
+
+def block_steps(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110)) -> dict:
+    """Per-block residual steps on top of the per-frame steps (the default temporal allocation), on the same
+    predicted frames as ``variants`` (blurred intra frame, block-32 motion, closed loop). Specs: ``F`` per-frame
+    steps only (the reference); ``D:STRENGTH:RHO`` weights from the decoded motion alone (no bits, the codec's
+    ``block_steps``); ``E:STRENGTH:LEVELS`` weights from the real open-loop prediction errors (encoder-known,
+    x264's way), offsets rounded to LEVELS (3 or 5) values 2 quarter octaves apart and sent as a coded map (its
+    bytes counted with the residual's). BD-rate of each against the first."""
+    import cv2
+
+    from inrcodec.entropy import encode_ints
+    from inrcodec.metrics import bd_rate
+    from inrcodec.models import blocktree, deblock
+
+    n, h, w = clip.shape[:3]
+    intra = cv2.resize(cv2.resize(clip[0], (w // 2, h // 2), interpolation=cv2.INTER_AREA), (w, h),
+                       interpolation=cv2.INTER_LINEAR)
+    block = 32
+    vectors = mc.block_motion(mc.dense_flows(clip), block, h, w)
+    coder = mc.RESIDUALS[mc.DEFAULT_RESIDUAL]
+    mult = mc.frame_step_multipliers(n - 1)
+    gy, gx = -(-h // 8), -(-w // 8)
+    inherit = None
+    curves, rows = {}, []
+    for spec in specs:
+        kind, *par = spec.split(":")
+        offsets, map_bytes = None, 0
+        frame_mult = mult
+        if kind in ("D", "X"):  # X: x264's form, offsets relative to an unreferenced block, no per-frame steps
+            strength, rho = float(par[0]), float(par[1])
+            chain = blocktree.p_chain(vectors, block, 8, gy, gx)
+            wts = blocktree.propagate(chain, gy, gx, 8, int(round(rho * blocktree.RHO_UNIT)))
+            ref = blocktree.ONE if kind == "X" else None
+            offsets = [blocktree.step_offsets(wts[k], int(round(100 * strength)), ref) for k in range(1, n)]
+            if kind == "X":
+                frame_mult = np.ones(n - 1)
+        elif kind == "E":
+            strength, levels = float(par[0]), int(par[1])
+            inherit = inherit or open_loop_inherit(clip, vectors, block)
+            chain = blocktree.p_chain(vectors, block, 8, gy, gx)
+            for k in range(1, n):
+                chain[k].inherit = inherit[k]
+            wts = blocktree.propagate(chain, gy, gx, 8, 0)
+            half = levels // 2
+            cell = int(par[2]) if len(par) > 2 else 8  # the map's resolution in pixels
+            r = cell // 8
+            my, mx = -(-gy // r), -(-gx // r)
+            coarse = []
+            for k in range(1, n):  # the mean weight of each map cell
+                pad = np.pad(wts[k], ((0, my * r - gy), (0, mx * r - gx)), mode="edge")
+                cw = pad.reshape(my, r, mx, r).sum(axis=(1, 3)) // (r * r)
+                o = np.clip(2 * np.rint(blocktree.step_offsets(cw, int(round(100 * strength))) / 2),
+                            -2 * half, 2 * half).astype(np.int64)
+                coarse.append(o)
+            offsets = [np.repeat(np.repeat(o, r, 0), r, 1)[:gy, :gx] for o in coarse]
+            # the map as the codec would send it: one symbol per map cell and frame, entropy-coded
+            map_bytes = len(encode_ints((np.stack(coarse) // 2).ravel()))
+        curves[spec] = []
+        for step in steps:
+            units = mc.frame_steps_for(step * mc.STEP_UNIT, frame_mult)
+            run = (np.array(units, np.float64) / mc.STEP_UNIT if offsets is None
+                   else [blocktree.block_units(u, o) for u, o in zip(units, offsets)])
+            t0 = time.process_time()
+            decoded, syms = mc.closed_loop(intra, clip, vectors, block, coder, run, deblock.DEFAULT_STRENGTH)
+            blob = coder.encode_symbols(syms)
+            cpu = time.process_time() - t0
+            p_frames = frame_psnrs(clip, decoded)[0][1:]
+            total = len(blob) + map_bytes
+            point = {"bpp": 8 * total / ((n - 1) * h * w), "psnr": float(p_frames.mean())}
+            curves[spec].append(point)
+            rows.append({"spec": spec, "base_step": step, "residual_bytes": len(blob), "map_bytes": map_bytes,
+                         **point, "frame_psnr": p_frames.round(2).tolist(), "encode_cpu_s": cpu,
+                         "load": os.getloadavg()[0]})
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "frame_psnr"}), flush=True)
+    ref = specs[0]
+    bd = {spec: bd_rate(curves[ref], c) for spec, c in curves.items() if spec != ref}
+    print("BD-rate vs", ref, json.dumps(bd))
+    return {"rows": rows, "bd_rate_vs_" + ref: bd}
+
+
 def codec_runs(clip, specs: list[str], rates: list[float], steps: int | None, seconds: float | None) -> list[dict]:
-    """The whole codec (``compress_video``) at each rate for each ``GOP:INTRA_SHARE:ALLOCATION`` (empty fields:
-    the defaults), the intra frame fitted with fixed ``steps`` so that runs compare at equal work whatever the load."""
+    """The whole codec (``compress_video``) at each rate for each ``GOP:INTRA_SHARE:ALLOCATION:BLOCK_STRENGTH``
+    (``BLOCK_STRENGTH`` may be ``STRENGTH/RHO``; empty fields: the defaults), the intra frame fitted with fixed
+    ``steps`` so that runs compare at equal work whatever the load."""
     rows = []
     for spec in specs:
-        gop, share, alloc = (spec.split(":") + ["", "", ""])[:3]
+        gop, share, alloc, blocks = (spec.split(":") + ["", "", "", ""])[:4]
         config = {}
+        if blocks:
+            strength, _, rho = blocks.partition("/")
+            config["block_strength"] = float(strength)
+            if rho:
+                config["block_propagation"] = float(rho)
         if share:
             config["intra_share"] = float(share)
         if alloc:
@@ -218,7 +337,10 @@ def main() -> None:
     ap.add_argument("--variants", default=None, help="residual forms NAME[:DEBLOCK],... (the first is the reference)")
     ap.add_argument("--allocations", default=None,
                     help="temporal step allocations ALLOCATION:PROPAGATION,... (the first is the reference; 0:0 = one step)")
-    ap.add_argument("--codec-runs", default=None, help="whole codec: GOP:INTRA_SHARE:ALLOCATION,... (empty: default)")
+    ap.add_argument("--block-steps", default=None,
+                    help="per-block steps F | D:STRENGTH:RHO | E:STRENGTH:LEVELS,... (the first is the reference)")
+    ap.add_argument("--source", default="shared", help="--block-steps / --codec-runs: shared | crop | shapes")
+    ap.add_argument("--codec-runs", default=None, help="whole codec: GOP:INTRA_SHARE:ALLOCATION:BLOCK_STRENGTH[/RHO],... (empty: default)")
     ap.add_argument("--rates", default="0.02,0.05", help="--codec-runs: bpp targets")
     ap.add_argument("--steps", type=int, default=None, help="--codec-runs: fixed fit steps of the intra frames")
     ap.add_argument("--time-budget", type=float, default=None, help="--codec-runs: seconds per encode")
@@ -239,8 +361,16 @@ def main() -> None:
     if args.allocations:
         result["allocations"] = allocations(excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360)).data,
                                             args.allocations.split(","))
+    if args.block_steps:
+        result["source"] = args.source
+        result["block_steps"] = block_steps(_clip(args.source, args.frames), args.block_steps.split(","))
     if args.codec_runs:
         clip = excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360))
+        if args.source != "shared":
+            from inrcodec.signal import Signal
+
+            result["source"] = args.source
+            clip = Signal(_clip(args.source, args.frames), kind="video", metadata=clip.metadata)
         result["codec_runs"] = codec_runs(clip, args.codec_runs.split(","), [float(r) for r in args.rates.split(",")],
                                           args.steps, args.time_budget)
     if args.sweep:

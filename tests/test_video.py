@@ -352,12 +352,14 @@ def test_residual_gop_decodes_to_the_closed_loop_and_beats_prediction_alone():
     # each predicted frame has its own step, finer early in the chain (its error is inherited by more frames)
     assert len(cfg.frame_steps) == 7 and cfg.frame_steps == sorted(cfg.frame_steps)
     assert cfg.frame_steps[0] < cfg.frame_steps[-1]
-    loop, syms = mcvideo.closed_loop(intra, x, vectors, cfg.block, coder, cfg.step, cfg.deblock)
+    # (with the per-block steps the decoder derives from the motion, when the GOP has them)
+    steps = cfg.frame_steps_with_blocks(vectors, H, W)
+    loop, syms = mcvideo.closed_loop(intra, x, vectors, cfg.block, coder, steps, cfg.deblock)
     assert np.array_equal(loop, decoded)
     assert coder.encode_symbols(syms) == c.sections["residual"]
     # the residual is worth its bytes: better than the same frames predicted with no residual at all
     zero = [np.zeros_like(f) for f in syms]
-    plain = mcvideo.reconstruct(intra, vectors, cfg.block, coder, cfg.step, zero, cfg.deblock)
+    plain = mcvideo.reconstruct(intra, vectors, cfg.block, coder, steps, zero, cfg.deblock)
     assert frame_psnrs(x, decoded)[0][1:].mean() > frame_psnrs(x, plain)[0][1:].mean() + 2.0
 
 

@@ -65,9 +65,26 @@ def to_sparse(z: np.ndarray) -> Sparse:
     return Sparse(index, np.ascontiguousarray(flat[index]))
 
 
+def block_units(step, by: int, bx: int) -> np.ndarray:
+    """Integer steps in 1/16 levels: (3,) (Y, Co, Cg) for one step in levels (a float), or (by * bx, 3) for a
+    (by, bx) integer array of per-block luma steps in 1/16 levels (``blocktree``; chroma CHROMA_FACTOR = 2 x)."""
+    if np.ndim(step) == 0:
+        return step_units(step)
+    luma = np.asarray(step, np.int64).reshape(by * bx)
+    return np.stack([luma, 2 * luma, 2 * luma], axis=1)
+
+
+def _luma_units(step, by: int, bx: int):
+    """The deblocking's luma step: an int for one step, else the (by, bx) array."""
+    return int(step_units(step)[0]) if np.ndim(step) == 0 else np.asarray(step, np.int64).reshape(by, bx)
+
+
 def _inverse_quarter_levels(coef: np.ndarray, units: np.ndarray) -> np.ndarray:
-    """(n, 3, 64) zig-zag symbols -> (n, 3, 8, 8) float32 YCoCg residual in integer 1/4 levels (exact)."""
-    deq = np.clip(coef.astype(np.float32) * units.astype(np.float32)[None, :, None], -COEF_CLAMP, COEF_CLAMP)
+    """(n, 3, 64) zig-zag symbols -> (n, 3, 8, 8) float32 YCoCg residual in integer 1/4 levels (exact); ``units``
+    (3,) for all blocks or (n, 3) per block."""
+    u = units.astype(np.float32)
+    u = u[None, :, None] if u.ndim == 1 else u[:, :, None]
+    deq = np.clip(coef.astype(np.float32) * u, -COEF_CLAMP, COEF_CLAMP)
     blocks = deq[..., mcdct._unzigzag()].reshape(-1, N, N)  # rows: vertical frequency
     t = T8.astype(np.float32)
     a = (blocks.reshape(-1, N) @ t).reshape(blocks.shape)  # horizontal pass: C @ T
@@ -88,10 +105,11 @@ def _rgb_quarter(ycc: np.ndarray) -> np.ndarray:
     return np.stack([y + co - cg, y + cg, y - co - cg], axis=-1)
 
 
-def add(pred: np.ndarray, frame, step: float, deblock_strength: int = 0) -> np.ndarray:
+def add(pred: np.ndarray, frame, step, deblock_strength: int = 0) -> np.ndarray:
     """The decoded frame: ``pred`` (h, w, 3) uint8 plus the residual of ``frame`` (``Sparse`` or dense symbols),
     rounded and clipped; blocks that code nothing are the prediction itself. With ``deblock_strength`` the edges
-    of coded blocks are then filtered (``deblock``)."""
+    of coded blocks are then filtered (``deblock``). ``step``: one in levels, or a (by, bx) integer array of
+    per-block luma steps in 1/16 levels."""
     sp = frame if isinstance(frame, Sparse) else to_sparse(frame)
     out = pred.copy()
     if len(sp.index) == 0:
@@ -102,12 +120,13 @@ def add(pred: np.ndarray, frame, step: float, deblock_strength: int = 0) -> np.n
     if deblock_strength:
         coded = np.zeros(by * bx, bool)
         coded[sp.index] = True
-        out = deblock.deblock(out, coded.reshape(by, bx), int(step_units(step)[0]), deblock_strength)
+        out = deblock.deblock(out, coded.reshape(by, bx), _luma_units(step, by, bx), deblock_strength)
     return out
 
 
 def _add_blocks(out: np.ndarray, sp: Sparse, step: float, h: int, w: int, by: int, bx: int) -> np.ndarray:
-    rgb = _rgb_quarter(_inverse_quarter_levels(sp.coef, step_units(step)))
+    units = block_units(step, by, bx)
+    rgb = _rgb_quarter(_inverse_quarter_levels(sp.coef, units if units.ndim == 1 else units[sp.index]))
     rows, cols = np.divmod(sp.index, bx)
     if h % N or w % N:  # edge blocks: work on a padded copy
         pad = np.pad(out, ((0, by * N - h), (0, bx * N - w), (0, 0)), mode="edge")
@@ -127,14 +146,24 @@ def synthesize(frame, step: float, h: int, w: int) -> np.ndarray:
     by, bx = grid(h, w)
     full = np.zeros((by * bx, N, N, 3), np.float32)
     if len(sp.index):
-        full[sp.index] = _rgb_quarter(_inverse_quarter_levels(sp.coef, step_units(step))) * np.float32(0.25)
+        units = block_units(step, by, bx)
+        full[sp.index] = _rgb_quarter(_inverse_quarter_levels(sp.coef, units if units.ndim == 1 else units[sp.index])
+                                      ) * np.float32(0.25)
     return full.reshape(by, bx, N, N, 3).transpose(0, 2, 1, 3, 4).reshape(by * N, bx * N, 3)[:h, :w]
 
 
-def analyse(residual_rgb: np.ndarray, step: float) -> tuple[np.ndarray, None]:
+def analyse(residual_rgb: np.ndarray, step) -> tuple[np.ndarray, None]:
     """Dead-zone quantised DCT symbols (3, by, bx, 64) in zig-zag order (the decoded frame comes from ``add``),
-    with the blocks whose bits buy too little distortion dropped (``drop_costly_blocks``)."""
-    coef = mcdct.scaled_coefficients(residual_rgb, step)
+    with the blocks whose bits buy too little distortion dropped (``drop_costly_blocks``). ``step`` as in ``add``:
+    with per-block steps each block's coefficients are in its own step's units, so the dead zone and the
+    rate-distortion drop (lambda in step^2 per bit) scale with each block's step, as lambda follows QP in H.264."""
+    if np.ndim(step) == 0:
+        coef = mcdct.scaled_coefficients(residual_rgb, step)
+    else:
+        base = mcdct.scaled_coefficients(residual_rgb, 1.0)  # in units of (1, 2, 2) levels
+        by, bx = base.shape[1:3]
+        units = block_units(step, by, bx).T.reshape(3, by, bx).astype(np.float64)
+        coef = base * (step_units(1.0).astype(np.float64)[:, None, None] / units)[..., None]
     q = mcdct.dead_zone_quantise(coef, DEAD_ZONE)
     if RDO_LAMBDA:
         drop_costly_blocks(coef, q)

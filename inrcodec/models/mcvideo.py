@@ -16,6 +16,10 @@ Temporal quality allocation (config ``frame_steps``, session 18): each predicted
 finer early in the GOP, whose errors every later prediction inherits (``frame_step_multipliers``). The GOP is 24
 frames below ``LONG_GOP_BPP`` (an intra frame is dear at low rates), else 12 (``gop_for``).
 
+Per-block steps (config ``block_steps``, session 19): within each predicted frame, 8x8 blocks that later frames
+predict from get finer steps and blocks soon covered or leaving the picture coarser ones, from weights the decoder
+derives from the decoded motion alone (``blocktree``, x264's mb-tree idea; no bits).
+
 Rate control on the real coded size: the motion bytes are spent first (the block size is the finest whose motion
 takes <= ``MOTION_SHARE`` of the GOP), then ``INTRA_SHARE`` of the rest goes to the intra frame (the image codec
 lands it by bisection on its real size), and the residuals get what is left: their quantisation step is searched
@@ -40,7 +44,7 @@ import numpy as np
 from ..container import Container, read_container, write_container
 from ..entropy import decode_ints, encode_ints
 from ..errors import FormatError, InputError
-from . import deblock, mcdct, mcdct2, mcresidual
+from . import blocktree, deblock, mcdct, mcdct2, mcresidual
 
 # residual coders of the predicted frames, by the name stored in the config (same interface: analyse(res, step),
 # synthesize(symbols, step, h, w), encode_symbols(per_frame), decode_symbols(data, frames, h, w))
@@ -82,6 +86,16 @@ BLOCKS = (16, 32, 64)
 # (D ~ step^2, R ~ -log step) gives step_k ~ w_k^-ALLOCATION (x264's mb-tree uses w^-1/3). Measured: docs/video.md.
 PROPAGATION = 0.7
 ALLOCATION = 0.33
+# Per-block steps from the decoded motion (config ``block_steps`` = [strength in 1/100, rho in 1/256]; blocktree.py):
+# within each predicted frame, block b's step is the frame's step x (w_b / mean w)^-strength in quarter octaves,
+# w_b = 1 + what later frames inherit from it along the coded vectors (a fraction rho per frame). 0: off.
+# Measured on the predicted frames (bench_video_residual --block-steps, 24 frames, BD-rate of the residual bytes
+# against the per-frame steps alone) on the shared clip / a 640x360 crop of it at frame 150 / the generated shapes:
+# 0.33:0.7 -0.7 / -2.6 / -1.9 %, 0.5:0.7 -0.6 / -3.2 / -2.0 %, 0.2:0.7 -0.5 / -1.8 / -1.2 %, 0.33:0.5 -0.5 / -1.9 /
+# -2.1 %, 0.33:0.9 -0.3 / -3.6 / +0.5 %; kept on the principle: x264's strength 1/3 and the frames' own 0.7.
+# Encoder-known weights (x264's 1 - inter/intra cost, a coded 3-level map per 32 px) did not win: -0.1 / +0.4 / -0.4 %.
+BLOCK_STRENGTH = 0.33
+BLOCK_PROPAGATION = 0.7
 
 
 @dataclass
@@ -97,6 +111,9 @@ class MCConfig:
     # per predicted frame, its own residual step in 1/STEP_UNIT levels (temporal quality allocation); empty: every
     # frame uses ``residual_step`` (the forms before session 18)
     frame_steps: list = dataclasses.field(default_factory=list)
+    # [strength in 1/100, rho in 1/blocktree.RHO_UNIT]: per-block steps derived from the motion (empty: off, the
+    # forms before session 19)
+    block_steps: list = dataclasses.field(default_factory=list)
 
     def validate(self) -> None:
         if not (isinstance(self.frames, int) and 1 <= self.frames <= 1024
@@ -116,6 +133,11 @@ class MCConfig:
                                                      and all(type(v) is int and 1 <= v <= MAX_RESIDUAL_STEP * STEP_UNIT
                                                              for v in fs)))):
             raise FormatError("mcvideo frame steps out of range")
+        bs = self.block_steps
+        if not (isinstance(bs, list) and (not bs or (self.residual == mcdct2.NAME and len(bs) == 2
+                                                     and all(type(v) is int for v in bs)
+                                                     and 1 <= bs[0] <= 100 and 0 <= bs[1] < blocktree.RHO_UNIT))):
+            raise FormatError("mcvideo block steps out of range")
 
     @property
     def step(self) -> float | np.ndarray:
@@ -123,6 +145,14 @@ class MCConfig:
         if self.frame_steps:
             return np.array(self.frame_steps, np.float64) / STEP_UNIT
         return self.residual_step / STEP_UNIT
+
+    def frame_steps_with_blocks(self, vectors: np.ndarray, h: int, w: int):
+        """The step of each predicted frame as the residual coder takes it: ``step`` without ``block_steps``,
+        else a list of (by, bx) integer arrays of per-block luma steps in 1/STEP_UNIT levels."""
+        if not self.block_steps:
+            return self.step
+        units = self.frame_steps or [self.residual_step] * (self.frames - 1)
+        return block_step_units(vectors, self.block, h, w, units, *self.block_steps)
 
 
 def gop_for(bpp: float | None) -> int:
@@ -301,13 +331,29 @@ def closed_loop(intra: np.ndarray, frames: np.ndarray, vectors: np.ndarray, bloc
     return np.stack(decoded), symbols
 
 
-def _per_frame(step, count: int) -> list[float]:
-    """``step`` (one for all, or one per predicted frame) as a list of ``count`` floats."""
+def _per_frame(step, count: int) -> list:
+    """``step`` (one for all, or one per predicted frame) as a list of ``count`` floats; a list of per-block step
+    arrays (``block_step_units``) is kept as it is."""
+    if isinstance(step, list) and step and np.ndim(step[0]) == 2:
+        if len(step) < count:
+            raise ValueError(f"{len(step)} residual step maps for {count} predicted frames")
+        return step[:count]
     if np.ndim(step) == 0:
         return [float(step)] * count
     if len(step) < count:
         raise ValueError(f"{len(step)} residual steps for {count} predicted frames")
     return [float(s) for s in step[:count]]
+
+
+def block_step_units(vectors: np.ndarray, block: int, h: int, w: int, frame_units: list, strength_percent: int,
+                     rho: int) -> list[np.ndarray]:
+    """Per predicted frame, the (by, bx) luma steps in 1/STEP_UNIT levels of its 8x8 residual blocks: the frame's
+    step (``frame_units``) scaled by the block's weight in the later predictions of the GOP (``blocktree``), from
+    the decoded vectors only (no bits). Integer arithmetic: identical in the encoder and the decoder."""
+    gy, gx = mcdct.grid(h, w)
+    weights = blocktree.propagate(blocktree.p_chain(vectors, block, mcdct.N, gy, gx), gy, gx, mcdct.N, rho)
+    return [blocktree.block_units(u, blocktree.step_offsets(weights[k + 1], strength_percent))
+            for k, u in enumerate(frame_units)]
 
 
 def reconstruct(intra: np.ndarray, vectors: np.ndarray, block: int, coder, step: float, symbols: list,
@@ -331,8 +377,9 @@ def _add(coder, pred: np.ndarray, symbols, step: float, residual: np.ndarray | N
 
 
 def _config_dict(cfg: MCConfig) -> dict:
-    """The stored config: without ``frame_steps`` when it is empty (the form before it, byte for byte)."""
-    return {k: v for k, v in cfg.__dict__.items() if not (k == "frame_steps" and not v)}
+    """The stored config: without ``frame_steps`` / ``block_steps`` when empty (the forms before them, byte for
+    byte)."""
+    return {k: v for k, v in cfg.__dict__.items() if not (k in ("frame_steps", "block_steps") and not v)}
 
 
 def frame_step_multipliers(count: int, allocation: float = ALLOCATION, propagation: float = PROPAGATION
@@ -353,9 +400,10 @@ def frame_steps_for(base: int, multipliers: np.ndarray) -> list[int]:
 
 
 def _residual_step_for(window: np.ndarray, intra: np.ndarray, vectors: np.ndarray, block: int, coder,
-                       budget: float | None, psnr: float | None, deblock: int = 0) -> int:
+                       budget: float | None, psnr: float | None, deblock: int = 0, run_steps=None) -> int:
     """The residual's step (in 1/STEP_UNIT levels): the finest whose coded residual fits ``budget`` bytes
-    (bisection on the real coded size, each trial the whole closed loop), else one aimed at ``psnr``."""
+    (bisection on the real coded size, each trial the whole closed loop), else one aimed at ``psnr``.
+    ``run_steps(base)``: what the closed loop runs with at a base step (default: that step for every frame)."""
     unit = STEP_UNIT
     if budget is None:
         if psnr is None:
@@ -369,7 +417,8 @@ def _residual_step_for(window: np.ndarray, intra: np.ndarray, vectors: np.ndarra
     scale = (len(window) - 1) / max(k, 1)
 
     def size(step: int) -> float:
-        _, syms = closed_loop(intra, window[:k + 1], vectors[:k], block, coder, step / unit, deblock)
+        run = step / unit if run_steps is None else run_steps(step)
+        _, syms = closed_loop(intra, window[:k + 1], vectors[:k], block, coder, run, deblock)
         return scale * coder.estimate_bytes(syms)
 
     lo, hi = unit, MAX_RESIDUAL_STEP * unit  # steps of 1 .. MAX levels
@@ -420,14 +469,16 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                image_model: str | None = None, block: int | None = None,
                next_frame: np.ndarray | None = None, residual: str | None = None,
                intra_share: float | None = None, motion_share: float | None = None,
-               allocation: float | None = None, propagation: float | None = None) -> bytes:
+               allocation: float | None = None, propagation: float | None = None,
+               block_strength: float | None = None, block_propagation: float | None = None) -> bytes:
     """One GOP ((n, H, W, 3) uint8) as a complete ``.inrc`` of model ``mcvideo``.
 
     ``residual`` (a name in RESIDUALS, default ``DEFAULT_RESIDUAL``; "" for none): forward prediction with a
     coded residual per predicted frame; the GOP's bytes go to
     motion first, then ``intra_share`` of the rest to the intra frame, and the residuals get what the intra frame
     left (on the real coded sizes); ``allocation`` (default ``ALLOCATION``, 0: one step for all, the form before
-    session 18) and ``propagation`` shape the per-frame steps (``frame_step_multipliers``). Without it, ``next_frame`` (the first frame of the next GOP) makes the GOP
+    session 18) and ``propagation`` shape the per-frame steps (``frame_step_multipliers``); ``block_strength``
+    (default ``BLOCK_STRENGTH``; 0: off) and ``block_propagation`` the per-block steps (``block_step_units``). Without it, ``next_frame`` (the first frame of the next GOP) makes the GOP
     bidirectional: the motion of that frame to this GOP's last one is coded too, and no residual is coded."""
     from ..codec import compress, decompress
     from ..models import default_model
@@ -457,6 +508,12 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                    deblock.DEFAULT_STRENGTH if residual == mcdct2.NAME else 0, MOTION_FORM,
                    # varied stand-ins: the header is deflated, and identical values would compress below real ones
                    [top - (i * 7919) % (top // 2) for i in range(n - 1)] if allocation else [])
+    block_strength = (BLOCK_STRENGTH if block_strength is None else float(block_strength)
+                      ) if residual == mcdct2.NAME else 0.0
+    if block_strength:
+        rho = BLOCK_PROPAGATION if block_propagation is None else float(block_propagation)
+        cfg.block_steps = [int(np.clip(round(100 * block_strength), 1, 100)),
+                           int(np.clip(round(blocktree.RHO_UNIT * rho), 0, blocktree.RHO_UNIT - 1))]
     desc = {"kind": "video", "shape": [n, h, w, 3], "dtype": "uint8", "range": [0.0, 255.0], "meta": {}}
     sections = {"intra": b"", "motion": motion}
     if residual:
@@ -483,14 +540,17 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
         mult = frame_step_multipliers(n - 1, allocation, PROPAGATION if propagation is None else float(propagation))
 
         def steps_of(base: int):  # (what the config stores, what the closed loop runs with)
+            ints = frame_steps_for(base, mult) if allocation else []
+            if cfg.block_steps:
+                return ints, block_step_units(vectors, block, h, w, ints or [base] * (n - 1), *cfg.block_steps)
             if not allocation:
                 return [], base / STEP_UNIT
-            ints = frame_steps_for(base, mult)
             return ints, np.array(ints, np.float64) / STEP_UNIT
 
         # the search runs a uniform step on a prefix: with multipliers of geometric mean 1 it codes about the bytes
         # of the whole GOP at that base step (the settling below corrects the rest on the real size)
-        cfg.residual_step = _residual_step_for(window, intra, vectors, block, coder, budget, psnr, cfg.deblock)
+        cfg.residual_step = _residual_step_for(window, intra, vectors, block, coder, budget, psnr, cfg.deblock,
+                                               (lambda b: steps_of(b)[1]) if cfg.block_steps else None)
         # The search ran on estimated sizes of a prefix: settle on the real size of the whole GOP, moving the step
         # by 1/8 octave (coarser while over the budget, finer while well under it), a few full loops at most.
         # Once a step over the budget and one under it are known, later tries stay strictly between them (a
@@ -579,7 +639,8 @@ def decode_gop(data: bytes, next_gop: bytes | None = None, cache: dict | None = 
     if cfg.residual:
         coder = RESIDUALS[cfg.residual]
         symbols = coder.decode_symbols(c.sections["residual"], n - 1, h, w)
-        return reconstruct(intra, vectors, cfg.block, coder, cfg.step, symbols, cfg.deblock)
+        return reconstruct(intra, vectors, cfg.block, coder, cfg.frame_steps_with_blocks(vectors, h, w), symbols,
+                           cfg.deblock)
     next_intra = None
     if fields == n and next_gop is None:
         vectors = vectors[:-1]  # no next GOP (a file cut after this part): forward prediction only
