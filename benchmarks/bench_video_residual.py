@@ -191,8 +191,12 @@ def codec_runs(clip, specs: list[str], rates: list[float], steps: int | None, se
     the defaults), the intra frame fitted with fixed ``steps`` so that runs compare at equal work whatever the load."""
     rows = []
     for spec in specs:
-        gop, share, alloc = (spec.split(":") + ["", "", ""])[:3]
+        gop, share, alloc, structure = (spec.split(":") + ["", "", "", ""])[:4]
         config = {}
+        if structure:  # "hier2", "hier4", "hier8": hierarchical B-frames in mini-GOPs of 2 / 4 / 8 (mcorder)
+            config["structure"], config["mini_gop"] = "hier", int(structure[4:])
+        elif structure == "" and spec.count(":") >= 3:
+            config["structure"] = ""
         if share:
             config["intra_share"] = float(share)
         if alloc:
@@ -218,7 +222,8 @@ def main() -> None:
     ap.add_argument("--variants", default=None, help="residual forms NAME[:DEBLOCK],... (the first is the reference)")
     ap.add_argument("--allocations", default=None,
                     help="temporal step allocations ALLOCATION:PROPAGATION,... (the first is the reference; 0:0 = one step)")
-    ap.add_argument("--codec-runs", default=None, help="whole codec: GOP:INTRA_SHARE:ALLOCATION,... (empty: default)")
+    ap.add_argument("--codec-runs", default=None, help="whole codec: GOP:INTRA_SHARE:ALLOCATION[:STRUCTURE],... (empty: default; STRUCTURE hier2/hier4/hier8, "
+                    "or an empty 4th field for the P chain)")
     ap.add_argument("--rates", default="0.02,0.05", help="--codec-runs: bpp targets")
     ap.add_argument("--steps", type=int, default=None, help="--codec-runs: fixed fit steps of the intra frames")
     ap.add_argument("--time-budget", type=float, default=None, help="--codec-runs: seconds per encode")

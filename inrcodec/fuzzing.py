@@ -218,6 +218,8 @@ register_seed("video-mcvideo-residual", _make_video("mcvideo", residual="dct", a
 register_seed("video-mcvideo-dct2", _make_video("mcvideo", allocation=0))
 # golden: per-frame residual steps (temporal quality allocation, session 18), a GOP of 4 (3 predicted frames)
 register_seed("video-mcvideo-framesteps", _make_video("mcvideo", gop=4))
+# golden: hierarchical B-frames (session 19): a GOP of 4 in mini-GOPs of 2, i.e. P 2, B 1, P 3
+register_seed("video-mcvideo-hier", _make_video("mcvideo", gop=4, structure="hier", mini_gop=2))
 register_seed("video-fourier", _make_video("fourier", **_SMALL["fourier"]))
 register_seed("bounded-nonfinite", _make_bounded)
 register_seed("fourier-bounded-nonfinite", _make_fourier_bounded)

@@ -40,7 +40,7 @@ import numpy as np
 from ..container import Container, read_container, write_container
 from ..entropy import decode_ints, encode_ints
 from ..errors import FormatError, InputError
-from . import deblock, mcdct, mcdct2, mcresidual
+from . import deblock, mcdct, mcdct2, mcorder, mcresidual
 
 # residual coders of the predicted frames, by the name stored in the config (same interface: analyse(res, step),
 # synthesize(symbols, step, h, w), encode_symbols(per_frame), decode_symbols(data, frames, h, w))
@@ -82,6 +82,9 @@ BLOCKS = (16, 32, 64)
 # (D ~ step^2, R ~ -log step) gives step_k ~ w_k^-ALLOCATION (x264's mb-tree uses w^-1/3). Measured: docs/video.md.
 PROPAGATION = 0.7
 ALLOCATION = 0.33
+# GOP structure the encoder writes (mcorder): "" the forward P chain, "hier" hierarchical B-frames
+DEFAULT_STRUCTURE = ""
+DEFAULT_MINI_GOP = 4
 
 
 @dataclass
@@ -97,6 +100,10 @@ class MCConfig:
     # per predicted frame, its own residual step in 1/STEP_UNIT levels (temporal quality allocation); empty: every
     # frame uses ``residual_step`` (the forms before session 18)
     frame_steps: list = dataclasses.field(default_factory=list)
+    # coding order and references inside the GOP (session 19, ``mcorder``): "" the forward P chain, "hier"
+    # hierarchical B-frames in mini-GOPs of ``mini_gop`` frames
+    structure: str = ""
+    mini_gop: int = 0
 
     def validate(self) -> None:
         if not (isinstance(self.frames, int) and 1 <= self.frames <= 1024
@@ -116,6 +123,11 @@ class MCConfig:
                                                      and all(type(v) is int and 1 <= v <= MAX_RESIDUAL_STEP * STEP_UNIT
                                                              for v in fs)))):
             raise FormatError("mcvideo frame steps out of range")
+        if not (isinstance(self.structure, str) and self.structure in mcorder.STRUCTURES
+                and type(self.mini_gop) is int
+                and (self.mini_gop in mcorder.MINI_GOPS if self.structure else self.mini_gop == 0)
+                and (not self.structure or self.residual == mcdct2.NAME)):
+            raise FormatError("mcvideo GOP structure out of range")
 
     @property
     def step(self) -> float | np.ndarray:
@@ -289,7 +301,10 @@ def closed_loop(intra: np.ndarray, frames: np.ndarray, vectors: np.ndarray, bloc
                 deblock: int = 0) -> tuple[np.ndarray, list]:
     """Encoder side of a residual-coded GOP: each frame is predicted by warping the previous *decoded* frame, its
     residual is quantised (``coder.analyse``) and added. Returns the decoded frames (exactly what ``reconstruct``
-    gives from the symbols) and the residual symbols of frames 1..n-1."""
+    gives from the symbols) and the residual symbols of frames 1..n-1. With ``vectors`` a ``mcorder.HierMotion``:
+    hierarchical B-frames (``mcorder.closed_loop``)."""
+    if isinstance(vectors, mcorder.HierMotion):
+        return mcorder.closed_loop(intra, frames, vectors, coder, _per_frame(step, len(frames) - 1), deblock)
     decoded = [intra]
     symbols = []
     steps = _per_frame(step, len(frames) - 1)
@@ -313,6 +328,8 @@ def _per_frame(step, count: int) -> list[float]:
 def reconstruct(intra: np.ndarray, vectors: np.ndarray, block: int, coder, step: float, symbols: list,
                 deblock: int = 0) -> np.ndarray:
     """Decoder side of ``closed_loop``."""
+    if isinstance(vectors, mcorder.HierMotion):
+        return mcorder.reconstruct(intra, vectors, coder, _per_frame(step, len(symbols)), symbols, deblock)
     decoded = [intra]
     for v, z, s in zip(vectors, symbols, _per_frame(step, len(symbols))):
         pred = warp(decoded[-1], v, block)
@@ -331,8 +348,9 @@ def _add(coder, pred: np.ndarray, symbols, step: float, residual: np.ndarray | N
 
 
 def _config_dict(cfg: MCConfig) -> dict:
-    """The stored config: without ``frame_steps`` when it is empty (the form before it, byte for byte)."""
-    return {k: v for k, v in cfg.__dict__.items() if not (k == "frame_steps" and not v)}
+    """The stored config: without ``frame_steps`` / ``structure`` / ``mini_gop`` when empty (the forms before
+    them, byte for byte)."""
+    return {k: v for k, v in cfg.__dict__.items() if not (k in ("frame_steps", "structure", "mini_gop") and not v)}
 
 
 def frame_step_multipliers(count: int, allocation: float = ALLOCATION, propagation: float = PROPAGATION
@@ -365,7 +383,7 @@ def _residual_step_for(window: np.ndarray, intra: np.ndarray, vectors: np.ndarra
 
     # The search runs the closed loop over the first SEARCH_FRAMES predicted frames only and scales their size
     # to the GOP (the loop's prefix is exact; later frames cost about the same): half the encoder's time at GOP 12.
-    k = min(len(window) - 1, SEARCH_FRAMES)
+    k = mcorder.prefix_frames(vectors, min(len(window) - 1, SEARCH_FRAMES))
     scale = (len(window) - 1) / max(k, 1)
 
     def size(step: int) -> float:
@@ -408,9 +426,10 @@ def _residual_search_seconds(window: np.ndarray, vectors: np.ndarray, block: int
     load, times the frames the search runs (SEARCH_FRAMES per bisection trial, then about half of FINAL_TRIES
     whole-GOP loops plus the coding of the chosen one)."""
     t0 = time.perf_counter()
-    _, syms = closed_loop(window[0], window[:2], vectors[:1], block, coder, DEFAULT_RESIDUAL_STEP, deblock)
+    k = mcorder.prefix_frames(vectors, 1)
+    _, syms = closed_loop(window[0], window[:k + 1], vectors[:k], block, coder, DEFAULT_RESIDUAL_STEP, deblock)
     coder.estimate_bytes(syms)
-    per_frame = time.perf_counter() - t0
+    per_frame = (time.perf_counter() - t0) / k
     frames = SEARCH_FRAMES * (RESIDUAL_SEARCH + 1) + (len(window) - 1) * (FINAL_TRIES / 2 + 1)
     return per_frame * frames
 
@@ -420,14 +439,16 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                image_model: str | None = None, block: int | None = None,
                next_frame: np.ndarray | None = None, residual: str | None = None,
                intra_share: float | None = None, motion_share: float | None = None,
-               allocation: float | None = None, propagation: float | None = None) -> bytes:
+               allocation: float | None = None, propagation: float | None = None,
+               structure: str | None = None, mini_gop: int | None = None) -> bytes:
     """One GOP ((n, H, W, 3) uint8) as a complete ``.inrc`` of model ``mcvideo``.
 
     ``residual`` (a name in RESIDUALS, default ``DEFAULT_RESIDUAL``; "" for none): forward prediction with a
     coded residual per predicted frame; the GOP's bytes go to
     motion first, then ``intra_share`` of the rest to the intra frame, and the residuals get what the intra frame
     left (on the real coded sizes); ``allocation`` (default ``ALLOCATION``, 0: one step for all, the form before
-    session 18) and ``propagation`` shape the per-frame steps (``frame_step_multipliers``). Without it, ``next_frame`` (the first frame of the next GOP) makes the GOP
+    session 18) and ``propagation`` shape the per-frame steps (``frame_step_multipliers``); ``structure``
+    ("hier", with the residual ``dct2``) codes hierarchical B-frames in mini-GOPs of ``mini_gop`` (``mcorder``). Without it, ``next_frame`` (the first frame of the next GOP) makes the GOP
     bidirectional: the motion of that frame to this GOP's last one is coded too, and no residual is coded."""
     from ..codec import compress, decompress
     from ..models import default_model
@@ -443,11 +464,19 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     share = INTRA_SHARE if intra_share is None else float(intra_share)
     if not 0.05 <= share <= 1.0:
         raise InputError(f"intra_share must be in [0.05, 1], got {share}")
+    structure = (DEFAULT_STRUCTURE if structure is None else structure) if residual == mcdct2.NAME and n > 2 else ""
+    mini_gop = (mini_gop or DEFAULT_MINI_GOP) if structure else 0
+    if structure not in mcorder.STRUCTURES or (structure and mini_gop not in mcorder.MINI_GOPS):
+        raise InputError(f"unknown mcvideo structure {structure!r} / mini-GOP {mini_gop}: "
+                         f"choose {mcorder.NAME!r} with a mini-GOP in {mcorder.MINI_GOPS}, or ''")
     sizes = [block] if block else list(BLOCKS)
-    fields = motion_fields(np.concatenate([window, next_frame[None]]) if bidirectional else window, sizes)
+    if structure:
+        fields = mcorder.motion_fields(window, mini_gop, sizes)
+    else:
+        fields = motion_fields(np.concatenate([window, next_frame[None]]) if bidirectional else window, sizes)
     for block in sizes:  # coarser blocks until the motion is a minor share of the bytes
         vectors = fields[block]
-        motion = encode_motion(vectors, MOTION_FORM)
+        motion = mcorder.encode_motion(vectors) if structure else encode_motion(vectors, MOTION_FORM)
         if target_bytes is None or len(motion) <= (motion_share or MOTION_SHARE) * target_bytes:
             break
     # the largest step the config may hold, so that the measured header is not below the real one
@@ -456,7 +485,8 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     cfg = MCConfig(n, block, image_model, bidirectional, residual, top if residual else 0,
                    deblock.DEFAULT_STRENGTH if residual == mcdct2.NAME else 0, MOTION_FORM,
                    # varied stand-ins: the header is deflated, and identical values would compress below real ones
-                   [top - (i * 7919) % (top // 2) for i in range(n - 1)] if allocation else [])
+                   [top - (i * 7919) % (top // 2) for i in range(n - 1)] if allocation else [],
+                   structure, mini_gop)
     desc = {"kind": "video", "shape": [n, h, w, 3], "dtype": "uint8", "range": [0.0, 255.0], "meta": {}}
     sections = {"intra": b"", "motion": motion}
     if residual:
@@ -479,8 +509,10 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     if residual:
         intra = decompress(r.data).data
         budget = None if target_bytes is None else target_bytes - overhead - len(r.data) - 8  # length fields
-        coder = RESIDUALS[residual]
-        mult = frame_step_multipliers(n - 1, allocation, PROPAGATION if propagation is None else float(propagation))
+        coder = mcorder.WithModes(RESIDUALS[residual]) if structure else RESIDUALS[residual]
+        p = PROPAGATION if propagation is None else float(propagation)
+        mult = (mcorder.frame_step_multipliers(n, mini_gop, allocation, p) if structure
+                else frame_step_multipliers(n - 1, allocation, p))
 
         def steps_of(base: int):  # (what the config stores, what the closed loop runs with)
             if not allocation:
@@ -574,6 +606,11 @@ def decode_gop(data: bytes, next_gop: bytes | None = None, cache: dict | None = 
     if intra.shape != (h, w, 3) or intra.dtype != np.uint8:
         raise FormatError(f"intra frame decodes to {intra.shape} {intra.dtype}, expected {(h, w, 3)} uint8")
     by, bx = -(-h // cfg.block), -(-w // cfg.block)
+    if cfg.structure:  # hierarchical B-frames: motion of both directions, modes in front of the residual
+        vectors = mcorder.decode_motion(c.sections["motion"], n, cfg.mini_gop, cfg.block, h, w)
+        coder = RESIDUALS[cfg.residual]
+        symbols = mcorder.WithModes(coder).decode_symbols(c.sections["residual"], n - 1, h, w, vectors)
+        return reconstruct(intra, vectors, cfg.block, coder, cfg.step, symbols, cfg.deblock)
     fields = n if cfg.bidirectional and n > 1 else n - 1
     vectors = decode_motion(c.sections["motion"], (fields, by, bx, 2), cfg.motion)
     if cfg.residual:
