@@ -60,11 +60,12 @@ def test_frame_steps_follow_the_reference_graph():
 
 
 def test_modes_round_trip_with_their_context_and_corrupt_modes_are_format_errors(frames):
-    motion = mcorder.motion_fields(frames[:9], 4, (16,))[16]
+    motion = mcorder.hier_motion(mcorder.motion_fields(frames[:9], 4, (8, 16)), 9, 4, 8, 16)
     nb = mcorder.b_count(9, 4)
-    assert motion.backward.shape == (nb, 3, 4, 2) and motion.forward.shape == (8, 3, 4, 2)
-    back = mcorder.decode_motion(mcorder.encode_motion(motion), 9, 4, 16, H, W)
-    assert np.array_equal(back.forward, motion.forward) and np.array_equal(back.backward, motion.backward)
+    assert motion.backward.shape == motion.forward.shape == (nb, 3, 4, 2) and motion.anchors.shape == (8 - nb, 6, 8, 2)
+    back = mcorder.decode_motion(mcorder.encode_motion(motion), 9, 4, 8, 16, H, W)
+    for name in ("anchors", "forward", "backward"):
+        assert np.array_equal(getattr(back, name), getattr(motion, name))
     rng = np.random.default_rng(0)
     modes = rng.integers(0, 3, motion.backward.shape[:3]).astype(np.int8)
     blob = mcorder.encode_modes(modes, motion)
@@ -92,7 +93,8 @@ def test_b_gop_decodes_to_the_closed_loop_and_chooses_modes_on_the_real_error(fr
     assert (cfg.structure, cfg.mini_gop, cfg.residual) == ("hier", 4, "dct2") and len(cfg.frame_steps) == 8
     decoded = mcvideo.decode_gop(blob)
     intra = decompress(c.sections["intra"]).data
-    motion = mcorder.decode_motion(c.sections["motion"], 9, 4, cfg.block, H, W)
+    assert cfg.b_block == mcorder.b_block_for(cfg.block)
+    motion = mcorder.decode_motion(c.sections["motion"], 9, 4, cfg.block, cfg.b_block, H, W)
     coder = mcorder.WithModes(mcvideo.RESIDUALS["dct2"])
     coded = coder.decode_symbols(c.sections["residual"], 8, H, W, motion)
     decoded_modes = motion.modes.copy()
@@ -107,7 +109,7 @@ def test_b_gop_decodes_to_the_closed_loop_and_chooses_modes_on_the_real_error(fr
         assert len(f.vectors) == len(f.refs) and (f.modes is None) == (len(f.refs) == 1)
         if f.modes is not None:
             assert f.modes.shape == f.vectors[0].shape[:2]
-    assert [f.refs for f in mcorder.frames_of(motion.forward, cfg.block)][:2] == [(0,), (1,)]  # the P chain's view
+    assert [f.refs for f in mcorder.frames_of(motion.anchors, cfg.block)][:2] == [(0,), (1,)]  # the P chain's view
     # each B block's mode is the one of least prediction error + lambda x bits: re-derive it for one frame
     f = next(f for f in coded_frames if f.modes is not None)
     fwd, bwd, avg = mcorder._b_predictions(list(decoded), f)
@@ -142,6 +144,6 @@ def test_corrupt_b_gop_is_a_format_error(frames):
         with pytest.raises(FormatError):
             mcvideo.decode_gop(write_container(Container(c.signal, c.model, c.config, {**c.sections, **sections})))
     for key, value in (("structure", "ladder"), ("structure", 1), ("mini_gop", 3), ("mini_gop", 0),
-                       ("mini_gop", 4.0), ("residual", "dct")):
+                       ("mini_gop", 4.0), ("residual", "dct"), ("b_block", 0), ("b_block", 12), ("b_block", 16.0)):
         with pytest.raises(FormatError):
             mcvideo.decode_gop(write_container(Container(c.signal, c.model, {**c.config, key: value}, c.sections)))

@@ -41,6 +41,9 @@ FORWARD, BACKWARD, BI = 0, 1, 2
 # (~ the slope dD/dR of a uniform quantiser, 2 ln2 x step^2 / 12 per value, over three channels)
 MODE_LAMBDA = 0.35
 MODE_BITS = np.array([2.0, 2.0, 0.5])  # FORWARD, BACKWARD, BI: the average is the usual choice
+# B frames' motion blocks are B_BLOCK_SCALE x the anchors' (at most 64): a B frame codes two fields, and its
+# bi-prediction averages out some of a coarser field's error (measured: docs/video.md)
+B_BLOCK_SCALE = 2
 CONTEXT_EDGES = (1, 4)  # |backward + scaled forward| (L1, half pels): <= 1, <= 4, more -> contexts 0, 1, 2
 
 
@@ -85,6 +88,11 @@ def field_count(n: int, mini_gop: int) -> int:
     return max(n - 1, 0) + b_count(n, mini_gop)
 
 
+def b_block_for(block: int) -> int:
+    """The B frames' motion block for the anchors' ``block`` (what the encoder writes: B_BLOCK_SCALE x, <= 64)."""
+    return min(block * B_BLOCK_SCALE, 64)
+
+
 @dataclass
 class CodedFrame:
     """One predicted frame as coded: its references (display indices), one (by, bx, 2) block field per reference
@@ -100,15 +108,18 @@ class CodedFrame:
 
 @dataclass
 class HierMotion:
-    """The motion of a hierarchical GOP: forward fields of the predicted frames in coding order, backward fields of
-    its B frames in coding order, and (once the closed loop chose them, or decoded) the B frames' modes."""
+    """The motion of a hierarchical GOP: the anchors' fields (blocks of ``block``) in coding order, the forward and
+    backward fields of its B frames (blocks of ``b_block``) in coding order, and (once the closed loop chose them,
+    or decoded) the B frames' modes (per ``b_block`` block)."""
 
     n: int
     mini_gop: int
     block: int
-    forward: np.ndarray  # (n-1, by, bx, 2)
-    backward: np.ndarray  # (B, by, bx, 2)
-    modes: np.ndarray | None = None  # (B, by, bx) int
+    b_block: int
+    anchors: np.ndarray  # (P, by, bx, 2)
+    forward: np.ndarray  # (B, by', bx', 2)
+    backward: np.ndarray  # (B, by', bx', 2)
+    modes: np.ndarray | None = None  # (B, by', bx') int
 
     @property
     def plan(self) -> list[FrameRefs]:
@@ -126,24 +137,23 @@ class HierMotion:
         k = s.stop
         if not (isinstance(s, slice) and s.start is None and s.step is None and k == self.prefix_frames(k)):
             raise ValueError(f"no hierarchical prefix of {k} frames")
-        plan, keep = self.plan, []
-        for i, f in enumerate(plan):
-            if max(f.refs + (f.frame,)) <= k:
-                keep.append(i)
-        bidx = np.cumsum([f.is_b for f in plan]) - 1
-        bkeep = [int(bidx[i]) for i in keep if plan[i].is_b]
-        return HierMotion(k + 1, self.mini_gop, self.block, self.forward[keep], self.backward[bkeep],
-                          None if self.modes is None else self.modes[bkeep])
+        plan = self.plan  # the prefix's frames come first in each kind's coding order
+        keep_p = sum(1 for f in plan if not f.is_b and f.frame <= k)
+        keep_b = sum(1 for f in plan if f.is_b and f.frame < k)
+        return HierMotion(k + 1, self.mini_gop, self.block, self.b_block, self.anchors[:keep_p],
+                          self.forward[:keep_b], self.backward[:keep_b],
+                          None if self.modes is None else self.modes[:keep_b])
 
     def frames(self) -> list[CodedFrame]:
-        out, b = [], 0
-        for i, f in enumerate(self.plan):
+        out, p, b = [], 0, 0
+        for f in self.plan:
             if f.is_b:
                 modes = None if self.modes is None else self.modes[b]
-                out.append(CodedFrame(f.frame, f.refs, (self.forward[i], self.backward[b]), self.block, modes))
+                out.append(CodedFrame(f.frame, f.refs, (self.forward[b], self.backward[b]), self.b_block, modes))
                 b += 1
             else:
-                out.append(CodedFrame(f.frame, f.refs, (self.forward[i],), self.block))
+                out.append(CodedFrame(f.frame, f.refs, (self.anchors[p],), self.block))
+                p += 1
         return out
 
 
@@ -161,9 +171,10 @@ def frames_of(vectors, block: int) -> list[CodedFrame]:
 
 # -- motion: estimation and coding ----------------------------------------------------------------------------------
 
-def motion_fields(window: np.ndarray, mini_gop: int, blocks) -> dict[int, HierMotion]:
+def motion_fields(window: np.ndarray, mini_gop: int, blocks) -> dict[tuple[str, int], np.ndarray]:
     """DIS flow of each predicted frame to each of its references (open loop, on the source frames), reduced at
-    once to the block fields of every size in ``blocks``."""
+    once to the block fields of every size in ``blocks``: keys ("P", b) anchors, ("F", b) / ("B", b) the B frames'
+    forward / backward fields, each in coding order (``hier_motion`` picks one HierMotion out of them)."""
     import cv2
 
     from .mcvideo import _gray, block_motion
@@ -171,18 +182,29 @@ def motion_fields(window: np.ndarray, mini_gop: int, blocks) -> dict[int, HierMo
     n, h, w = window.shape[:3]
     plan = coding_order(n, mini_gop)
     nb = sum(f.is_b for f in plan)
+    blocks = sorted(set(blocks) | {b_block_for(b) for b in blocks})
+    out = {}
+    for b in blocks:
+        grid = (-(-h // b), -(-w // b), 2)
+        out["P", b] = np.zeros((n - 1 - nb,) + grid, np.int32)
+        out["F", b] = np.zeros((nb,) + grid, np.int32)
+        out["B", b] = np.zeros((nb,) + grid, np.int32)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    fwd = {b: np.zeros((n - 1, -(-h // b), -(-w // b), 2), np.int32) for b in blocks}
-    bwd = {b: np.zeros((nb, -(-h // b), -(-w // b), 2), np.int32) for b in blocks}
     gray = [_gray(f) for f in window]
-    j = 0
-    for i, f in enumerate(plan):
+    p = j = 0
+    for f in plan:
         for r, ref in enumerate(f.refs):
             flow = dis.calc(gray[f.frame], gray[ref], None)
+            kind, i = ("P", p) if not f.is_b else (("F", "B")[r], j)
             for b in blocks:
-                (fwd[b] if r == 0 else bwd[b])[i if r == 0 else j] = block_motion([flow], b, h, w)[0]
+                out[kind, b][i] = block_motion([flow], b, h, w)[0]
+        p += not f.is_b
         j += f.is_b
-    return {b: HierMotion(n, mini_gop, b, fwd[b], bwd[b]) for b in blocks}
+    return out
+
+
+def hier_motion(fields: dict, n: int, mini_gop: int, block: int, b_block: int) -> HierMotion:
+    return HierMotion(n, mini_gop, block, b_block, fields["P", block], fields["F", b_block], fields["B", b_block])
 
 
 def _b_distances(n: int, mini_gop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,7 +222,7 @@ def _backward_prediction(forward: np.ndarray, n: int, mini_gop: int) -> np.ndarr
     idx, df, db = _b_distances(n, mini_gop)
     if len(idx) == 0:
         return np.zeros((0,) + forward.shape[1:], np.int64)
-    num = -forward[idx].astype(np.int64) * db[:, None, None, None]
+    num = -forward.astype(np.int64) * db[:, None, None, None]
     d = df[:, None, None, None]
     return np.sign(num) * ((np.abs(num) * 2 + d) // (2 * d))
 
@@ -212,27 +234,29 @@ def encode_motion(motion: HierMotion) -> bytes:
     median residual.)"""
     from .mcvideo import encode_motion as encode_fields
 
-    fwd = encode_fields(motion.forward, "med")
-    return varint(len(fwd)) + fwd + encode_fields(motion.backward, "med")
+    anchors = encode_fields(motion.anchors, "med")
+    forward = encode_fields(motion.forward, "med")
+    return varint(len(anchors)) + anchors + varint(len(forward)) + forward + encode_fields(motion.backward, "med")
 
 
-def decode_motion(data: bytes, n: int, mini_gop: int, block: int, h: int, w: int) -> HierMotion:
+def decode_motion(data: bytes, n: int, mini_gop: int, block: int, b_block: int, h: int, w: int) -> HierMotion:
     from .mcvideo import decode_motion as decode_fields
 
-    by, bx = -(-h // block), -(-w // block)
-    size, pos = read_varint(data, 0, "motion section is truncated or has a bad length", 5)
-    if pos + size > len(data):
-        raise FormatError("motion section is truncated")
-    forward = decode_fields(data[pos:pos + size], (n - 1, by, bx, 2), "med")
     nb = b_count(n, mini_gop)
-    rest = data[pos + size:]
-    if nb == 0:
-        if rest:
+    pos, blobs = 0, []
+    for _ in range(2):
+        size, pos = read_varint(data, pos, "motion section is truncated or has a bad length", 5)
+        if pos + size > len(data):
+            raise FormatError("motion section is truncated")
+        blobs.append(data[pos:pos + size])
+        pos += size
+    blobs.append(data[pos:])
+    fields = []
+    for blob, count, b in zip(blobs, (n - 1 - nb, nb, nb), (block, b_block, b_block)):
+        if count == 0 and blob:
             raise FormatError("motion section has trailing bytes")
-        backward = np.zeros((0, by, bx, 2), np.int32)
-    else:
-        backward = decode_fields(rest, (nb, by, bx, 2), "med")
-    return HierMotion(n, mini_gop, block, forward, backward)
+        fields.append(decode_fields(blob, (count, -(-h // b), -(-w // b), 2), "med"))
+    return HierMotion(n, mini_gop, block, b_block, *fields)
 
 
 # -- modes ----------------------------------------------------------------------------------------------------------

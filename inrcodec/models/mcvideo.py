@@ -104,6 +104,7 @@ class MCConfig:
     # hierarchical B-frames in mini-GOPs of ``mini_gop`` frames
     structure: str = ""
     mini_gop: int = 0
+    b_block: int = 0  # the B frames' motion block ("hier")
 
     def validate(self) -> None:
         if not (isinstance(self.frames, int) and 1 <= self.frames <= 1024
@@ -126,6 +127,8 @@ class MCConfig:
         if not (isinstance(self.structure, str) and self.structure in mcorder.STRUCTURES
                 and type(self.mini_gop) is int
                 and (self.mini_gop in mcorder.MINI_GOPS if self.structure else self.mini_gop == 0)
+                and type(self.b_block) is int and (self.b_block in (8, 16, 32, 64) if self.structure
+                                                   else self.b_block == 0)
                 and (not self.structure or self.residual == mcdct2.NAME)):
             raise FormatError("mcvideo GOP structure out of range")
 
@@ -348,9 +351,9 @@ def _add(coder, pred: np.ndarray, symbols, step: float, residual: np.ndarray | N
 
 
 def _config_dict(cfg: MCConfig) -> dict:
-    """The stored config: without ``frame_steps`` / ``structure`` / ``mini_gop`` when empty (the forms before
+    """The stored config: without ``frame_steps`` / ``structure`` / ``mini_gop`` / ``b_block`` when empty (the forms before
     them, byte for byte)."""
-    return {k: v for k, v in cfg.__dict__.items() if not (k in ("frame_steps", "structure", "mini_gop") and not v)}
+    return {k: v for k, v in cfg.__dict__.items() if not (k in ("frame_steps", "structure", "mini_gop", "b_block") and not v)}
 
 
 def frame_step_multipliers(count: int, allocation: float = ALLOCATION, propagation: float = PROPAGATION
@@ -475,7 +478,10 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     else:
         fields = motion_fields(np.concatenate([window, next_frame[None]]) if bidirectional else window, sizes)
     for block in sizes:  # coarser blocks until the motion is a minor share of the bytes
-        vectors = fields[block]
+        if structure:
+            vectors = mcorder.hier_motion(fields, n, mini_gop, block, mcorder.b_block_for(block))
+        else:
+            vectors = fields[block]
         motion = mcorder.encode_motion(vectors) if structure else encode_motion(vectors, MOTION_FORM)
         if target_bytes is None or len(motion) <= (motion_share or MOTION_SHARE) * target_bytes:
             break
@@ -486,7 +492,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                    deblock.DEFAULT_STRENGTH if residual == mcdct2.NAME else 0, MOTION_FORM,
                    # varied stand-ins: the header is deflated, and identical values would compress below real ones
                    [top - (i * 7919) % (top // 2) for i in range(n - 1)] if allocation else [],
-                   structure, mini_gop)
+                   structure, mini_gop, vectors.b_block if structure else 0)
     desc = {"kind": "video", "shape": [n, h, w, 3], "dtype": "uint8", "range": [0.0, 255.0], "meta": {}}
     sections = {"intra": b"", "motion": motion}
     if residual:
@@ -607,7 +613,7 @@ def decode_gop(data: bytes, next_gop: bytes | None = None, cache: dict | None = 
         raise FormatError(f"intra frame decodes to {intra.shape} {intra.dtype}, expected {(h, w, 3)} uint8")
     by, bx = -(-h // cfg.block), -(-w // cfg.block)
     if cfg.structure:  # hierarchical B-frames: motion of both directions, modes in front of the residual
-        vectors = mcorder.decode_motion(c.sections["motion"], n, cfg.mini_gop, cfg.block, h, w)
+        vectors = mcorder.decode_motion(c.sections["motion"], n, cfg.mini_gop, cfg.block, cfg.b_block, h, w)
         coder = RESIDUALS[cfg.residual]
         symbols = mcorder.WithModes(coder).decode_symbols(c.sections["residual"], n - 1, h, w, vectors)
         return reconstruct(intra, vectors, cfg.block, coder, cfg.step, symbols, cfg.deblock)

@@ -57,7 +57,8 @@ def parse_digest(data: bytes) -> str:
                 n, hh, ww = c.signal["shape"][:3]
                 block = c.config["block"]
                 if c.config.get("structure"):  # hierarchical B-frames: forward and backward block fields
-                    mo = mcorder.decode_motion(blob, n, c.config["mini_gop"], block, hh, ww)
+                    mo = mcorder.decode_motion(blob, n, c.config["mini_gop"], block, c.config["b_block"], hh, ww)
+                    _h(h, mo.anchors)
                     _h(h, mo.forward)
                     _h(h, mo.backward)
                     continue
