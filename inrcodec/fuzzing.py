@@ -215,9 +215,9 @@ def _make_dataset() -> bytes:
 register_seed("video-mcvideo", _make_video("mcvideo", residual=""))  # golden: the first format (bidirectional)
 register_seed("video-mcvideo-residual", _make_video("mcvideo", residual="dct", allocation=0))  # golden: first DCT form
 # golden: last-band-coded DCT residual + deblocking, one residual step per GOP
-register_seed("video-mcvideo-dct2", _make_video("mcvideo", allocation=0))
+register_seed("video-mcvideo-dct2", _make_video("mcvideo", allocation=0, structure=""))
 # golden: per-frame residual steps (temporal quality allocation, session 18), a GOP of 4 (3 predicted frames)
-register_seed("video-mcvideo-framesteps", _make_video("mcvideo", gop=4))
+register_seed("video-mcvideo-framesteps", _make_video("mcvideo", gop=4, structure=""))
 # golden: hierarchical B-frames (session 19): a GOP of 4 in mini-GOPs of 2, i.e. P 2, B 1, P 3
 register_seed("video-mcvideo-hier", _make_video("mcvideo", gop=4, structure="hier", mini_gop=2))
 register_seed("video-fourier", _make_video("fourier", **_SMALL["fourier"]))
