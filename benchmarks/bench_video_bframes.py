@@ -9,7 +9,13 @@ forward P chain: decode cost per frame, and the motion bytes of each structure o
     # B frames (from source references) against each frame predicted from the previous one:
     python benchmarks/bench_video_bframes.py --motion -o benchmarks/results/video_bframes_motion
 
-The RD comparison of the structures is ``bench_video_residual.py --codec-runs ...:hier2,...`` (docs/video.md).
+    # the whole codec with any mcvideo config per run ([name, config, gop] lists; "b_scale" sets
+    # mcorder.B_BLOCK_SCALE for that run), intra frames fitted with a fixed 300 steps so runs compare at equal work:
+    python benchmarks/bench_video_bframes.py --runs '[["hier2", {"structure": "hier", "mini_gop": 2}, null]]' \
+        --rates 0.05,0.1 --frames 24 -o benchmarks/results/video_bframes_bblock
+
+The first RD comparison of the structures is ``bench_video_residual.py --codec-runs :::,:::hier2,...``
+(docs/video.md).
 Timings are taken on 2 CPU cores shared with other jobs: CPU seconds per frame (``time.process_time``) are the
 figure to compare; the load average is stored beside every row.
 """
@@ -83,6 +89,33 @@ def motion_bytes(clip: np.ndarray, blocks=(16, 32, 64)) -> list[dict]:
     return rows
 
 
+def codec_runs(clip, specs: list, rates: list[float], steps: int) -> list[dict]:
+    from inrcodec.container import read_container
+    from inrcodec.video_codec import open_video
+
+    rows = []
+    for name, config, gop in specs:
+        config = dict(config)
+        mcorder.B_BLOCK_SCALE = config.pop("b_scale", 2)
+        for bpp in rates:
+            t0, c0 = time.perf_counter(), time.process_time()
+            r = compress_video(clip, "mcvideo", bpp=bpp, gop=gop, steps=steps, config=config, workers=1)
+            rep = r.report
+            vf = open_video(r.data)
+            gops = [read_container(v) for k, v in vf.container.sections.items() if k.startswith("part:")]
+            rows.append({"name": name, "config": config, "b_scale": mcorder.B_BLOCK_SCALE, "target_bpp": bpp,
+                         "bpp": rep["bpp"], "psnr": rep["psnr"], "psnr_y": rep["psnr_y"],
+                         "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                         "load": os.getloadavg()[0], "blocks": [g.config["block"] for g in gops],
+                         "motion_bytes": [len(g.sections["motion"]) for g in gops],
+                         "intra_bytes": [len(g.sections["intra"]) for g in gops],
+                         "residual_bytes": [len(g.sections.get("residual", b"")) for g in gops],
+                         "frame_psnr": rep["frame_psnr"]})
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "frame_psnr"}), flush=True)
+    mcorder.B_BLOCK_SCALE = 2
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--decode", action="store_true")
@@ -92,6 +125,9 @@ def main() -> None:
     ap.add_argument("--bpp", type=float, default=0.1)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--structures", default="p,hier2,hier4,hier8")
+    ap.add_argument("--runs", default=None, help="JSON list of [name, mcvideo config, gop or null]")
+    ap.add_argument("--rates", default="0.02,0.05,0.1")
+    ap.add_argument("--intra-steps", type=int, default=300, help="--runs: fixed fit steps of the intra frames")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     result = {"command": "python benchmarks/bench_video_bframes.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -100,6 +136,10 @@ def main() -> None:
         w, h = (int(v) for v in args.size.split("x"))
         clip = excerpt(DEFAULT_CLIP, 0, args.frames, (w, h))
         result["decode"] = decode_cost(clip, args.bpp, args.steps, args.structures.split(","))
+    if args.runs:
+        clip = excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360))
+        result["runs"] = codec_runs(clip, json.loads(args.runs), [float(r) for r in args.rates.split(",")],
+                                    args.intra_steps)
     if args.motion:
         result["motion"] = motion_bytes(excerpt(DEFAULT_CLIP, 0, 24, (640, 360)).data)
     result["loadavg_end"] = os.getloadavg()
