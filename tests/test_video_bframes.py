@@ -115,7 +115,12 @@ def test_b_gop_decodes_to_the_closed_loop_and_chooses_modes_on_the_real_error(fr
     fwd, bwd, avg = mcorder._b_predictions(list(decoded), f)
     step = cfg.frame_steps[f.frame - 1] / mcvideo.STEP_UNIT
     assert np.array_equal(mcorder.choose_modes(x[f.frame], fwd, bwd, avg, f.block, step), f.modes)
-    assert np.array_equal(mcorder.blend(fwd, bwd, avg, np.full_like(f.modes, mcorder.BI), f.block), avg)
+    # the blend is the per-pixel select of each block's mode, the average the rounded mean (any modes, edge blocks)
+    assert np.array_equal(avg, ((fwd.astype(np.int32) + bwd + 1) // 2).astype(np.uint8))
+    modes = np.random.default_rng(1).integers(0, 3, f.modes.shape).astype(np.int8)
+    per_pixel = np.repeat(np.repeat(modes, f.block, axis=0), f.block, axis=1)[:H, :W, None]
+    expected = np.where(per_pixel == mcorder.FORWARD, fwd, np.where(per_pixel == mcorder.BACKWARD, bwd, avg))
+    assert np.array_equal(mcorder.blend(fwd, bwd, avg.copy(), modes, f.block), expected)
     # the residual is worth its bytes
     zero = [np.zeros_like(s) for s in syms]
     plain = mcvideo.reconstruct(intra, motion, cfg.block, coder, cfg.step, zero, cfg.deblock)
