@@ -300,18 +300,25 @@ def block_steps(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110))
 
 
 def codec_runs(clip, specs: list[str], rates: list[float], steps: int | None, seconds: float | None) -> list[dict]:
-    """The whole codec (``compress_video``) at each rate for each ``GOP:INTRA_SHARE:ALLOCATION:BLOCK_STRENGTH``
-    (``BLOCK_STRENGTH`` may be ``STRENGTH/RHO``; empty fields: the defaults), the intra frame fitted with fixed
-    ``steps`` so that runs compare at equal work whatever the load."""
+    """The whole codec (``compress_video``) at each rate for each ``GOP:INTRA_SHARE:ALLOCATION[:FIELD...]`` (a FIELD
+    is a structure ``hier2``/``hier4``/``hier8`` or ``p``, or a block strength ``STRENGTH[/RHO]``; empty fields: the
+    defaults), the intra frame fitted with fixed ``steps`` so that runs compare at equal work whatever the load."""
     rows = []
     for spec in specs:
-        gop, share, alloc, blocks = (spec.split(":") + ["", "", "", ""])[:4]
+        gop, share, alloc, *rest = spec.split(":") + ["", "", ""]
         config = {}
-        if blocks:
-            strength, _, rho = blocks.partition("/")
-            config["block_strength"] = float(strength)
-            if rho:
-                config["block_propagation"] = float(rho)
+        for field in rest:  # "hier2/4/8": hierarchical B-frames (mcorder); "p": the P chain; a number: block steps
+            if field.startswith("hier"):
+                config["structure"], config["mini_gop"] = "hier", int(field[4:])
+            elif field == "p":
+                config["structure"] = ""
+            elif field:
+                strength, _, rho = field.partition("/")
+                config["block_strength"] = float(strength)
+                if rho:
+                    config["block_propagation"] = float(rho)
+        if spec.count(":") == 3 and spec.endswith(":"):  # an empty 4th field: the P chain (the bframes runs' form)
+            config["structure"] = ""
         if share:
             config["intra_share"] = float(share)
         if alloc:
@@ -340,7 +347,10 @@ def main() -> None:
     ap.add_argument("--block-steps", default=None,
                     help="per-block steps F | D:STRENGTH:RHO | E:STRENGTH:LEVELS,... (the first is the reference)")
     ap.add_argument("--source", default="shared", help="--block-steps / --codec-runs: shared | crop | shapes")
-    ap.add_argument("--codec-runs", default=None, help="whole codec: GOP:INTRA_SHARE:ALLOCATION:BLOCK_STRENGTH[/RHO],... (empty: default)")
+    ap.add_argument("--codec-runs", default=None,
+                    help="whole codec: GOP:INTRA_SHARE:ALLOCATION[:FIELD...],... (empty: default); a FIELD is a "
+                         "structure hier2/hier4/hier8 or p (the P chain), or a block strength STRENGTH[/RHO]; an "
+                         "empty 4th field alone also means the P chain")
     ap.add_argument("--rates", default="0.02,0.05", help="--codec-runs: bpp targets")
     ap.add_argument("--steps", type=int, default=None, help="--codec-runs: fixed fit steps of the intra frames")
     ap.add_argument("--time-budget", type=float, default=None, help="--codec-runs: seconds per encode")

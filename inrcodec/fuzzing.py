@@ -215,12 +215,18 @@ def _make_dataset() -> bytes:
 register_seed("video-mcvideo", _make_video("mcvideo", residual=""))  # golden: the first format (bidirectional)
 register_seed("video-mcvideo-residual", _make_video("mcvideo", residual="dct", allocation=0))  # golden: first DCT form
 # golden: last-band-coded DCT residual + deblocking, one residual step per GOP
-register_seed("video-mcvideo-dct2", _make_video("mcvideo", allocation=0, block_strength=0))
+register_seed("video-mcvideo-dct2", _make_video("mcvideo", allocation=0, block_strength=0, structure=""))
 # golden: per-frame residual steps (temporal quality allocation, session 18), a GOP of 4 (3 predicted frames)
-register_seed("video-mcvideo-framesteps", _make_video("mcvideo", gop=4, block_strength=0))
+register_seed("video-mcvideo-framesteps", _make_video("mcvideo", gop=4, block_strength=0, structure=""))
 # golden: per-block residual steps from the decoded motion (blocktree, session 19) on top of the per-frame steps
 # (strength 1: the tiny clip's weights differ little, and the steps must vary within a frame here)
-register_seed("video-mcvideo-blocksteps", _make_video("mcvideo", gop=4, block_strength=1.0, block_propagation=0.9))
+register_seed("video-mcvideo-blocksteps", _make_video("mcvideo", gop=4, block_strength=1.0, block_propagation=0.9,
+                                                      structure=""))
+# golden: hierarchical B-frames (session 19): a GOP of 4 in mini-GOPs of 2, i.e. P 2, B 1, P 3
+register_seed("video-mcvideo-hier", _make_video("mcvideo", gop=4, structure="hier", mini_gop=2, block_strength=0))
+# golden: both (the per-block weights propagated through the B frames' two references)
+register_seed("video-mcvideo-hier-blocksteps", _make_video("mcvideo", gop=4, structure="hier", mini_gop=2,
+                                                           block_strength=1.0, block_propagation=0.9))
 register_seed("video-fourier", _make_video("fourier", **_SMALL["fourier"]))
 register_seed("bounded-nonfinite", _make_bounded)
 register_seed("fourier-bounded-nonfinite", _make_fourier_bounded)

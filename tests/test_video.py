@@ -338,7 +338,7 @@ def test_residual_gop_decodes_to_the_closed_loop_and_beats_prediction_alone():
 
     x = clip_frames()[:8]
     target = 3000
-    blob = mcvideo.encode_gop(x, target, steps=30)
+    blob = mcvideo.encode_gop(x, target, steps=30, structure="")  # the forward P chain (B GOPs: test_video_bframes)
     assert len(blob) <= target * 1.02
     c, cfg = mcvideo._parse(blob)
     assert cfg.residual == mcvideo.DEFAULT_RESIDUAL and cfg.residual_step > 0 and not cfg.bidirectional
@@ -372,7 +372,7 @@ def test_residual_rate_lands_and_corrupt_residual_is_a_format_error():
     x = clip_frames()
     sig = Signal(x, kind="video", metadata={"fps": 10.0})
     for bpp in (0.4, 1.0):  # (above ~1.5 bpp this tiny clip saturates the residual's finest level)
-        r = compress_video(sig, "mcvideo", bpp=bpp, steps=30, workers=1, gop=6)
+        r = compress_video(sig, "mcvideo", bpp=bpp, steps=30, workers=1, gop=6, config={"structure": ""})
         assert abs(r.report["bpp"] - bpp) <= 0.1 * bpp, r.report["bpp"]
         decoded = decode_video(r.data).data
         assert abs(frame_psnrs(x, decoded)[0].mean() - r.report["psnr"]) < 1e-3

@@ -44,7 +44,7 @@ import numpy as np
 from ..container import Container, read_container, write_container
 from ..entropy import decode_ints, encode_ints
 from ..errors import FormatError, InputError
-from . import blocktree, deblock, mcdct, mcdct2, mcresidual
+from . import blocktree, deblock, mcdct, mcdct2, mcorder, mcresidual
 
 # residual coders of the predicted frames, by the name stored in the config (same interface: analyse(res, step),
 # synthesize(symbols, step, h, w), encode_symbols(per_frame), decode_symbols(data, frames, h, w))
@@ -96,6 +96,12 @@ ALLOCATION = 0.33
 # Encoder-known weights (x264's 1 - inter/intra cost, a coded 3-level map per 32 px) did not win: -0.1 / +0.4 / -0.4 %.
 BLOCK_STRENGTH = 0.33
 BLOCK_PROPAGATION = 0.7
+# GOP structure the encoder writes (mcorder): "" the forward P chain, "hier" hierarchical B-frames. Measured on 24
+# frames of the shared clip at 640x360, intra fits of 300 steps (docs/video.md, session 19): hier M = 2 / 4 / 8 vs
+# the P chain at 0.02 / 0.05 / 0.1 bpp: +0.12 / +0.10 / +0.15 dB (M 2), +0.12 / -0.06 / +0.03 (M 4),
+# +0.22 / -0.19 / -0.07 (M 8)
+DEFAULT_STRUCTURE = "hier"
+DEFAULT_MINI_GOP = 2
 
 
 @dataclass
@@ -114,6 +120,11 @@ class MCConfig:
     # [strength in 1/100, rho in 1/blocktree.RHO_UNIT]: per-block steps derived from the motion (empty: off, the
     # forms before session 19)
     block_steps: list = dataclasses.field(default_factory=list)
+    # coding order and references inside the GOP (session 19, ``mcorder``): "" the forward P chain, "hier"
+    # hierarchical B-frames in mini-GOPs of ``mini_gop`` frames
+    structure: str = ""
+    mini_gop: int = 0
+    b_block: int = 0  # the B frames' motion block ("hier")
 
     def validate(self) -> None:
         if not (isinstance(self.frames, int) and 1 <= self.frames <= 1024
@@ -138,6 +149,13 @@ class MCConfig:
                                                      and all(type(v) is int for v in bs)
                                                      and 1 <= bs[0] <= 100 and 0 <= bs[1] < blocktree.RHO_UNIT))):
             raise FormatError("mcvideo block steps out of range")
+        if not (isinstance(self.structure, str) and self.structure in mcorder.STRUCTURES
+                and type(self.mini_gop) is int
+                and (self.mini_gop in mcorder.MINI_GOPS if self.structure else self.mini_gop == 0)
+                and type(self.b_block) is int and (self.b_block in (8, 16, 32, 64) if self.structure
+                                                   else self.b_block == 0)
+                and (not self.structure or self.residual == mcdct2.NAME)):
+            raise FormatError("mcvideo GOP structure out of range")
 
     @property
     def step(self) -> float | np.ndarray:
@@ -319,7 +337,10 @@ def closed_loop(intra: np.ndarray, frames: np.ndarray, vectors: np.ndarray, bloc
                 deblock: int = 0) -> tuple[np.ndarray, list]:
     """Encoder side of a residual-coded GOP: each frame is predicted by warping the previous *decoded* frame, its
     residual is quantised (``coder.analyse``) and added. Returns the decoded frames (exactly what ``reconstruct``
-    gives from the symbols) and the residual symbols of frames 1..n-1."""
+    gives from the symbols) and the residual symbols of frames 1..n-1. With ``vectors`` a ``mcorder.HierMotion``:
+    hierarchical B-frames (``mcorder.closed_loop``)."""
+    if isinstance(vectors, mcorder.HierMotion):
+        return mcorder.closed_loop(intra, frames, vectors, coder, _per_frame(step, len(frames) - 1), deblock)
     decoded = [intra]
     symbols = []
     steps = _per_frame(step, len(frames) - 1)
@@ -351,14 +372,32 @@ def block_step_units(vectors: np.ndarray, block: int, h: int, w: int, frame_unit
     step (``frame_units``) scaled by the block's weight in the later predictions of the GOP (``blocktree``), from
     the decoded vectors only (no bits). Integer arithmetic: identical in the encoder and the decoder."""
     gy, gx = mcdct.grid(h, w)
-    weights = blocktree.propagate(blocktree.p_chain(vectors, block, mcdct.N, gy, gx), gy, gx, mcdct.N, rho)
-    return [blocktree.block_units(u, blocktree.step_offsets(weights[k + 1], strength_percent))
-            for k, u in enumerate(frame_units)]
+    frames, position = _tree_frames(vectors, block, gy, gx)
+    weights = blocktree.propagate(frames, gy, gx, mcdct.N, rho)
+    return [blocktree.block_units(u, blocktree.step_offsets(weights[p], strength_percent))
+            for u, p in zip(frame_units, position)]
+
+
+def _tree_frames(vectors, block: int, gy: int, gx: int) -> tuple[list, list[int]]:
+    """``blocktree``'s description of a GOP (frames in coding order, vectors on its 8-px grid) and, for each
+    predicted frame in display order, its place in that list. A hierarchical GOP's B frames pass their weight to
+    both references evenly: their modes are chosen in the closed loop after the anchors' steps are fixed."""
+    if not isinstance(vectors, mcorder.HierMotion):
+        return blocktree.p_chain(vectors, block, mcdct.N, gy, gx), list(range(1, len(vectors) + 1))
+    coded = vectors.frames()
+    place = {0: 0} | {f.frame: i for i, f in enumerate(coded, 1)}
+    frames = [blocktree.CodedFrame(())] + [
+        blocktree.CodedFrame(tuple(place[r] for r in f.refs),
+                             tuple(blocktree.grid_vectors(v, f.block, mcdct.N, gy, gx) for v in f.vectors))
+        for f in coded]
+    return frames, [place[k] for k in range(1, vectors.n)]
 
 
 def reconstruct(intra: np.ndarray, vectors: np.ndarray, block: int, coder, step: float, symbols: list,
                 deblock: int = 0) -> np.ndarray:
     """Decoder side of ``closed_loop``."""
+    if isinstance(vectors, mcorder.HierMotion):
+        return mcorder.reconstruct(intra, vectors, coder, _per_frame(step, len(symbols)), symbols, deblock)
     decoded = [intra]
     for v, z, s in zip(vectors, symbols, _per_frame(step, len(symbols))):
         pred = warp(decoded[-1], v, block)
@@ -377,9 +416,10 @@ def _add(coder, pred: np.ndarray, symbols, step: float, residual: np.ndarray | N
 
 
 def _config_dict(cfg: MCConfig) -> dict:
-    """The stored config: without ``frame_steps`` / ``block_steps`` when empty (the forms before them, byte for
-    byte)."""
-    return {k: v for k, v in cfg.__dict__.items() if not (k in ("frame_steps", "block_steps") and not v)}
+    """The stored config: without ``frame_steps`` / ``block_steps`` / ``structure`` / ``mini_gop`` / ``b_block``
+    when empty (the forms before them, byte for byte)."""
+    return {k: v for k, v in cfg.__dict__.items()
+            if not (k in ("frame_steps", "block_steps", "structure", "mini_gop", "b_block") and not v)}
 
 
 def frame_step_multipliers(count: int, allocation: float = ALLOCATION, propagation: float = PROPAGATION
@@ -413,7 +453,7 @@ def _residual_step_for(window: np.ndarray, intra: np.ndarray, vectors: np.ndarra
 
     # The search runs the closed loop over the first SEARCH_FRAMES predicted frames only and scales their size
     # to the GOP (the loop's prefix is exact; later frames cost about the same): half the encoder's time at GOP 12.
-    k = min(len(window) - 1, SEARCH_FRAMES)
+    k = mcorder.prefix_frames(vectors, min(len(window) - 1, SEARCH_FRAMES))
     scale = (len(window) - 1) / max(k, 1)
 
     def size(step: int) -> float:
@@ -457,9 +497,10 @@ def _residual_search_seconds(window: np.ndarray, vectors: np.ndarray, block: int
     load, times the frames the search runs (SEARCH_FRAMES per bisection trial, then about half of FINAL_TRIES
     whole-GOP loops plus the coding of the chosen one)."""
     t0 = time.perf_counter()
-    _, syms = closed_loop(window[0], window[:2], vectors[:1], block, coder, DEFAULT_RESIDUAL_STEP, deblock)
+    k = mcorder.prefix_frames(vectors, 1)
+    _, syms = closed_loop(window[0], window[:k + 1], vectors[:k], block, coder, DEFAULT_RESIDUAL_STEP, deblock)
     coder.estimate_bytes(syms)
-    per_frame = time.perf_counter() - t0
+    per_frame = (time.perf_counter() - t0) / k
     frames = SEARCH_FRAMES * (RESIDUAL_SEARCH + 1) + (len(window) - 1) * (FINAL_TRIES / 2 + 1)
     return per_frame * frames
 
@@ -470,7 +511,8 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                next_frame: np.ndarray | None = None, residual: str | None = None,
                intra_share: float | None = None, motion_share: float | None = None,
                allocation: float | None = None, propagation: float | None = None,
-               block_strength: float | None = None, block_propagation: float | None = None) -> bytes:
+               block_strength: float | None = None, block_propagation: float | None = None,
+               structure: str | None = None, mini_gop: int | None = None) -> bytes:
     """One GOP ((n, H, W, 3) uint8) as a complete ``.inrc`` of model ``mcvideo``.
 
     ``residual`` (a name in RESIDUALS, default ``DEFAULT_RESIDUAL``; "" for none): forward prediction with a
@@ -478,7 +520,9 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     motion first, then ``intra_share`` of the rest to the intra frame, and the residuals get what the intra frame
     left (on the real coded sizes); ``allocation`` (default ``ALLOCATION``, 0: one step for all, the form before
     session 18) and ``propagation`` shape the per-frame steps (``frame_step_multipliers``); ``block_strength``
-    (default ``BLOCK_STRENGTH``; 0: off) and ``block_propagation`` the per-block steps (``block_step_units``). Without it, ``next_frame`` (the first frame of the next GOP) makes the GOP
+    (default ``BLOCK_STRENGTH``; 0: off) and ``block_propagation`` the per-block steps (``block_step_units``);
+    ``structure`` ("hier", with the residual ``dct2``) codes hierarchical B-frames in mini-GOPs of ``mini_gop``
+    (``mcorder``). Without it, ``next_frame`` (the first frame of the next GOP) makes the GOP
     bidirectional: the motion of that frame to this GOP's last one is coded too, and no residual is coded."""
     from ..codec import compress, decompress
     from ..models import default_model
@@ -494,11 +538,22 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     share = INTRA_SHARE if intra_share is None else float(intra_share)
     if not 0.05 <= share <= 1.0:
         raise InputError(f"intra_share must be in [0.05, 1], got {share}")
+    structure = (DEFAULT_STRUCTURE if structure is None else structure) if residual == mcdct2.NAME and n > 2 else ""
+    mini_gop = (mini_gop or DEFAULT_MINI_GOP) if structure else 0
+    if structure not in mcorder.STRUCTURES or (structure and mini_gop not in mcorder.MINI_GOPS):
+        raise InputError(f"unknown mcvideo structure {structure!r} / mini-GOP {mini_gop}: "
+                         f"choose {mcorder.NAME!r} with a mini-GOP in {mcorder.MINI_GOPS}, or ''")
     sizes = [block] if block else list(BLOCKS)
-    fields = motion_fields(np.concatenate([window, next_frame[None]]) if bidirectional else window, sizes)
+    if structure:
+        fields = mcorder.motion_fields(window, mini_gop, sizes)
+    else:
+        fields = motion_fields(np.concatenate([window, next_frame[None]]) if bidirectional else window, sizes)
     for block in sizes:  # coarser blocks until the motion is a minor share of the bytes
-        vectors = fields[block]
-        motion = encode_motion(vectors, MOTION_FORM)
+        if structure:
+            vectors = mcorder.hier_motion(fields, n, mini_gop, block, mcorder.b_block_for(block))
+        else:
+            vectors = fields[block]
+        motion = mcorder.encode_motion(vectors) if structure else encode_motion(vectors, MOTION_FORM)
         if target_bytes is None or len(motion) <= (motion_share or MOTION_SHARE) * target_bytes:
             break
     # the largest step the config may hold, so that the measured header is not below the real one
@@ -507,7 +562,8 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     cfg = MCConfig(n, block, image_model, bidirectional, residual, top if residual else 0,
                    deblock.DEFAULT_STRENGTH if residual == mcdct2.NAME else 0, MOTION_FORM,
                    # varied stand-ins: the header is deflated, and identical values would compress below real ones
-                   [top - (i * 7919) % (top // 2) for i in range(n - 1)] if allocation else [])
+                   [top - (i * 7919) % (top // 2) for i in range(n - 1)] if allocation else [],
+                   structure=structure, mini_gop=mini_gop, b_block=vectors.b_block if structure else 0)
     block_strength = (BLOCK_STRENGTH if block_strength is None else float(block_strength)
                       ) if residual == mcdct2.NAME else 0.0
     if block_strength:
@@ -536,8 +592,10 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     if residual:
         intra = decompress(r.data).data
         budget = None if target_bytes is None else target_bytes - overhead - len(r.data) - 8  # length fields
-        coder = RESIDUALS[residual]
-        mult = frame_step_multipliers(n - 1, allocation, PROPAGATION if propagation is None else float(propagation))
+        coder = mcorder.WithModes(RESIDUALS[residual]) if structure else RESIDUALS[residual]
+        p = PROPAGATION if propagation is None else float(propagation)
+        mult = (mcorder.frame_step_multipliers(n, mini_gop, allocation, p) if structure
+                else frame_step_multipliers(n - 1, allocation, p))
 
         def steps_of(base: int):  # (what the config stores, what the closed loop runs with)
             ints = frame_steps_for(base, mult) if allocation else []
@@ -634,6 +692,12 @@ def decode_gop(data: bytes, next_gop: bytes | None = None, cache: dict | None = 
     if intra.shape != (h, w, 3) or intra.dtype != np.uint8:
         raise FormatError(f"intra frame decodes to {intra.shape} {intra.dtype}, expected {(h, w, 3)} uint8")
     by, bx = -(-h // cfg.block), -(-w // cfg.block)
+    if cfg.structure:  # hierarchical B-frames: motion of both directions, modes in front of the residual
+        vectors = mcorder.decode_motion(c.sections["motion"], n, cfg.mini_gop, cfg.block, cfg.b_block, h, w)
+        coder = RESIDUALS[cfg.residual]
+        symbols = mcorder.WithModes(coder).decode_symbols(c.sections["residual"], n - 1, h, w, vectors)
+        return reconstruct(intra, vectors, cfg.block, coder, cfg.frame_steps_with_blocks(vectors, h, w), symbols,
+                           cfg.deblock)
     fields = n if cfg.bidirectional and n > 1 else n - 1
     vectors = decode_motion(c.sections["motion"], (fields, by, bx, 2), cfg.motion)
     if cfg.residual:

@@ -52,10 +52,16 @@ def parse_digest(data: bytes) -> str:
             if name in ("intra", "field"):
                 h.update(parse_digest(blob).encode())
             elif name == "motion":
-                from inrcodec.models import mcvideo
+                from inrcodec.models import mcorder, mcvideo
 
                 n, hh, ww = c.signal["shape"][:3]
                 block = c.config["block"]
+                if c.config.get("structure"):  # hierarchical B-frames: forward and backward block fields
+                    mo = mcorder.decode_motion(blob, n, c.config["mini_gop"], block, c.config["b_block"], hh, ww)
+                    _h(h, mo.anchors)
+                    _h(h, mo.forward)
+                    _h(h, mo.backward)
+                    continue
                 fields = n if c.config["bidirectional"] and n > 1 else n - 1
                 _h(h, mcvideo.decode_motion(blob, (fields, -(-hh // block), -(-ww // block), 2),
                                             c.config.get("motion", "temporal")))
