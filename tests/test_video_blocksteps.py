@@ -135,7 +135,7 @@ def test_gop_with_block_steps_decodes_to_the_closed_loop_and_bad_configs_are_for
 
     x = _clip()
     n, h, w = x.shape[:3]
-    blob = mc.encode_gop(x, 3000, steps=20, block_strength=0.33, block_propagation=0.7)
+    blob = mc.encode_gop(x, 3000, steps=20, block_strength=0.33, block_propagation=0.7, structure="")
     c, cfg = mc._parse(blob)
     assert cfg.block_steps == [33, round(0.7 * RHO)]
     vectors = mc.decode_motion(c.sections["motion"], (n - 1, -(-h // cfg.block), -(-w // cfg.block), 2), cfg.motion)
@@ -155,5 +155,33 @@ def test_gop_with_block_steps_decodes_to_the_closed_loop_and_bad_configs_are_for
     with pytest.raises(FormatError):
         mc.decode_gop(write_container(Container(c.signal, c.model, conf, c.sections)))
     # without block steps the stored config has no such key (the earlier forms, byte for byte)
-    plain = mc.encode_gop(x, 3000, steps=20, block_strength=0)
+    plain = mc.encode_gop(x, 3000, steps=20, block_strength=0, structure="")
     assert "block_steps" not in read_container(plain).config
+
+
+def test_hierarchical_gop_with_block_steps_propagates_through_both_references_and_decodes_to_the_closed_loop():
+    from inrcodec.codec import decompress
+    from inrcodec.models import mcorder
+
+    x = _clip(9)
+    n, h, w = x.shape[:3]
+    blob = mc.encode_gop(x, 3000, steps=20, structure="hier", mini_gop=4, block_strength=1.0, block_propagation=0.9)
+    c, cfg = mc._parse(blob)
+    assert cfg.structure == "hier" and cfg.block_steps == [100, round(0.9 * RHO)]
+    motion = mcorder.decode_motion(c.sections["motion"], n, cfg.mini_gop, cfg.block, cfg.b_block, h, w)
+    coder = mcorder.WithModes(mc.RESIDUALS[cfg.residual])
+    coder.decode_symbols(c.sections["residual"], n - 1, h, w, motion)  # sets motion.modes (the decoded ones)
+    maps = cfg.frame_steps_with_blocks(motion, h, w)
+    assert len(maps) == n - 1 and all(m.shape == (6, 8) for m in maps)
+    # the B frames of the deepest level (odd frames with M = 4) are referenced by nothing: their own step only
+    for k in (1, 3, 5, 7):
+        assert np.all(maps[k - 1] == cfg.frame_steps[k - 1])
+    assert any(len(np.unique(maps[k - 1])) > 1 for k in (2, 4, 8))  # referenced frames: steps vary within frames
+    # the weights the maps come from: every B frame sends half of its weight to each of its two references
+    frames, place = mc._tree_frames(motion, cfg.block, 6, 8)
+    plan = mcorder.coding_order(n, 4)
+    assert [len(frames[place[f.frame - 1]].refs) for f in plan] == [len(f.refs) for f in plan]
+    intra = decompress(c.sections["intra"]).data
+    loop, syms = mc.closed_loop(intra, x, motion, cfg.block, coder, maps, cfg.deblock)
+    assert np.array_equal(mc.decode_gop(blob), loop)
+    assert coder.encode_symbols(syms) == c.sections["residual"]
