@@ -82,7 +82,8 @@ def motion_bytes(clip: np.ndarray, blocks=(16, 32, 64)) -> list[dict]:
                 modes = mcorder.choose_modes(clip[f.frame], fwd, bwd, avg, f.block, 8.0)
                 b_psnr.append(_psnr(clip[f.frame], mcorder.blend(fwd, bwd, avg, modes, f.block)))
                 p_psnr.append(_psnr(clip[f.frame], mcvideo.warp(clip[f.frame - 1], chain[b][f.frame - 1], b)))
-            rows.append({"structure": f"hier{m}", "block": b, "b_block": mo.b_block, "motion_bytes": len(mcorder.encode_motion(mo)),
+            rows.append({"structure": f"hier{m}", "block": b, "b_block": mo.b_block,
+                         "motion_bytes": len(mcorder.encode_motion(mo)),
                          "b_frames": len(b_psnr), "b_prediction_psnr": float(np.mean(b_psnr)),
                          "same_frames_from_previous_psnr": float(np.mean(p_psnr))})
             print(json.dumps(rows[-1]), flush=True)

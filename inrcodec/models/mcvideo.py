@@ -418,8 +418,8 @@ def _add(coder, pred: np.ndarray, symbols, step: float, residual: np.ndarray | N
 def _config_dict(cfg: MCConfig) -> dict:
     """The stored config: without ``frame_steps`` / ``block_steps`` / ``structure`` / ``mini_gop`` / ``b_block``
     when empty (the forms before them, byte for byte)."""
-    return {k: v for k, v in cfg.__dict__.items()
-            if not (k in ("frame_steps", "block_steps", "structure", "mini_gop", "b_block") and not v)}
+    optional = ("frame_steps", "block_steps", "structure", "mini_gop", "b_block")
+    return {k: v for k, v in cfg.__dict__.items() if not (k in optional and not v)}
 
 
 def frame_step_multipliers(count: int, allocation: float = ALLOCATION, propagation: float = PROPAGATION
@@ -521,9 +521,10 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     left (on the real coded sizes); ``allocation`` (default ``ALLOCATION``, 0: one step for all, the form before
     session 18) and ``propagation`` shape the per-frame steps (``frame_step_multipliers``); ``block_strength``
     (default ``BLOCK_STRENGTH``; 0: off) and ``block_propagation`` the per-block steps (``block_step_units``);
-    ``structure`` ("hier", with the residual ``dct2``) codes hierarchical B-frames in mini-GOPs of ``mini_gop``
-    (``mcorder``). Without it, ``next_frame`` (the first frame of the next GOP) makes the GOP
-    bidirectional: the motion of that frame to this GOP's last one is coded too, and no residual is coded."""
+    ``structure`` (default ``DEFAULT_STRUCTURE``; "hier", with the residual ``dct2``, codes hierarchical B-frames
+    in mini-GOPs of ``mini_gop``: ``mcorder``; "" the forward P chain). Without a residual, ``next_frame`` (the
+    first frame of the next GOP) makes the GOP bidirectional: the motion of that frame to this GOP's last one is
+    coded too, and no residual is coded."""
     from ..codec import compress, decompress
     from ..models import default_model
     from ..signal import Signal
