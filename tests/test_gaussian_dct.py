@@ -34,7 +34,9 @@ def textured(h: int = 48, w: int = 64, channels: int = 3, seed: int = 0, dtype=n
 def _int_inverse_reference(q: np.ndarray, units: np.ndarray) -> np.ndarray:
     """The inverse of image_dct in int64 arithmetic (what the float32 GEMMs must equal on any BLAS)."""
     c, by, bx, _ = q.shape
-    deq = np.clip(q.astype(np.int64) * units[:, None, None, None], -image_dct.COEF_CLAMP, image_dct.COEF_CLAMP)
+    per = np.repeat(units[:, :1], 64, axis=1)
+    per[:, 0] = units[:, 1]
+    deq = np.clip(q.astype(np.int64) * per[:, None, None, :], -image_dct.COEF_CLAMP, image_dct.COEF_CLAMP)
     blocks = deq[..., image_dct._unzigzag()].reshape(-1, 8, 8)
     a = blocks @ T8  # rows x T
     a = (a + (1 << (image_dct.STAGE1_SHIFT - 1))) >> image_dct.STAGE1_SHIFT  # floor(x / 2^s + 1/2)
@@ -52,7 +54,7 @@ def test_inverse_is_exact_integer_arithmetic(channels):
     rng = np.random.default_rng(1)
     q = np.zeros((channels, 3, 4, 64), np.int32)
     q[..., :20] = rng.integers(-300, 301, q[..., :20].shape)  # large symbols: the clamp and big sums are exercised
-    units = np.array([37, 90, 75][:channels], np.int64)
+    units = np.array([[37, 20], [90, 61], [75, 75]][:channels], np.int64)
     got = image_dct.inverse_quarter(q, units)
     assert np.array_equal(got, np.rint(got))
     assert np.array_equal(got.astype(np.int64), _int_inverse_reference(q, units))
