@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", default="kodim03,kodim07,kodim01")
     ap.add_argument("--base-rates", default="0,0.1,0.2,0.35,0.6,1.0")
-    ap.add_argument("--res-steps", default="2,3,4,5,6,8,10,12,16,20,24,32,48")
+    ap.add_argument("--res-steps", default="3,4,5,6,8,10,12,16,20,24,32,48,64,96")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--coder", default="mcdct2")
     ap.add_argument("--avg-range", default="0.2,1.0")
@@ -162,6 +162,9 @@ def main(argv=None) -> int:
                                                                                "bpp": 8 * f["bytes"] / npx}
             if rate > 0:
                 alone.append({"bpp": 8 * f["bytes"] / npx, "psnr": base_psnr})
+            if rate > 0:  # the base alone (an empty residual) is a choice the encoder has too
+                points.append({"base_rate": rate, "base_bytes": f["bytes"], "step": None, "residual_bytes": 0,
+                               "psnr": base_psnr, "bytes": f["bytes"], "bpp": 8 * f["bytes"] / npx, "base_share": 1.0})
             c0 = time.process_time()
             for p in residual_points(rgb, f["decoded"], steps, args.coder):
                 total = f["bytes"] + p["residual_bytes"] + STEP_BYTES
