@@ -37,6 +37,7 @@ MAX_UNITS = 64 * STEP_UNIT  # steps above 64 levels code nothing useful
 COEF_CLAMP = 1 << 15  # |dequantised coefficient| in 1/16 levels (as mcdct2): every sum of the inverse stays < 2^24
 STAGE1_SHIFT, STAGE2_SHIFT = 9, 8
 N_BANDS = len(BANDS) - 1
+BAND_ROWS = 64  # block rows per band of the decoder's inverse (512 pixel rows)
 # Encoder choices (not in the bitstream), measured on Kodak residuals under a Gaussian base (see module doc):
 # Total bytes at equal PSNR (BD-rate over residual steps 6-24) on kodim03 over a 0.2 bpp Gaussian base (1000 steps):
 CHROMA_FACTOR = 1.5  # chroma steps = this x luma step; 2.0 (video's) / 1.5 / 1.25 / 1.0: 0 / -0.9 / -1.0 / -0.0 %
@@ -116,12 +117,17 @@ def inverse_quarter(q: np.ndarray, units: np.ndarray) -> np.ndarray:
 
 def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
-    block edges deblocked (8-bit images, ``strength`` > 0)."""
+    block edges deblocked (8-bit images, ``strength`` > 0). Bands of ``BAND_ROWS`` block rows at a time, so the
+    float temporaries stay small next to the image (a file may claim up to ``limits.MAX_PIXELS`` pixels)."""
     h, w, c = base.shape
     level = _level(base.dtype)
-    r = inverse_quarter(q, units)[:h, :w].astype(np.float64)
     top = float(np.iinfo(base.dtype).max)
-    out = np.clip(np.rint(base.astype(np.float64) + r * (0.25 * level)), 0, top).astype(base.dtype)
+    out = np.empty_like(base)
+    for r0 in range(0, q.shape[1], BAND_ROWS):
+        r1 = min(r0 + BAND_ROWS, q.shape[1])
+        y0, y1 = r0 * N, min(r1 * N, h)
+        r = inverse_quarter(q[:, r0:r1], units)[:y1 - y0, :w].astype(np.float64)
+        out[y0:y1] = np.clip(np.rint(base[y0:y1].astype(np.float64) + r * (0.25 * level)), 0, top)
     if strength and base.dtype == np.uint8:
         coded = np.any(q != 0, axis=(0, 3))
         rgb = out if c == 3 else np.repeat(out, 3, axis=-1)
@@ -192,8 +198,9 @@ def encode_symbols(q: np.ndarray) -> bytes:
 
 
 def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
+    """(c, by, bx, 64) int16 symbols (|symbol| <= MAX_SYMBOL = 2^12)."""
     (sp,) = mcdct2.decode_symbols(data, 1, by * N, bx * N)
-    flat = np.zeros((by * bx, 3, N * N), np.int32)
+    flat = np.zeros((by * bx, 3, N * N), np.int16)
     flat[sp.index] = sp.coef
     q = flat.reshape(by, bx, 3, N * N).transpose(2, 0, 1, 3)
     if c == 1:
