@@ -83,8 +83,9 @@ def parse_digest(data: bytes) -> str:
         if c.sections.get("dct"):  # gaussian+dct's residual: its integer symbols and steps
             from inrcodec.models import image_dct
 
-            for arr in image_dct.decode_section(c.sections["dct"], hh, ww, nc)[:2]:
-                _h(h, arr)
+            q, units, _ = image_dct.decode_section(c.sections["dct"], hh, ww, nc)
+            _h(h, q.astype(np.int32))  # the values, whatever integer type the decoder holds them in
+            _h(h, units)
     else:
         _, net = load_representation(data)
         for name, p in net.named_parameters():
