@@ -46,8 +46,8 @@ DEFAULT_BASE_BPP = 0.1
 # The quality knob: luma steps (8-bit levels) from STEP_COARSE to STEP_FINE, mapped so that the *estimated*
 # residual size is log-linear in quality (``_calibrate``): the codec's secant search on the real file size then
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
-STEP_COARSE, STEP_FINE = 64.0, 1.0
-CALIBRATION_STEPS = 13  # half-octave grid
+STEP_COARSE, STEP_FINE = 256.0, 1.0
+CALIBRATION_STEPS = 17  # half-octave grid
 
 
 @dataclass
