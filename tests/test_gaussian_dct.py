@@ -187,3 +187,12 @@ def test_tampered_file_is_a_format_error(coded_rgb):
     sections = {k: v for k, v in c.sections.items() if k != "dct"}
     with pytest.raises(FormatError):
         decompress(write_container(type(c)(c.signal, c.model, c.config, sections, c.extra)))
+
+
+def test_low_rate_still_lands_with_a_residual():
+    """At 0.5 bpp the base is poor (its 40 % of the bytes); the residual's coarsest steps must still fit, or the
+    file would fall back to the base alone, far under the target (kodim07 at 0.2 bpp did, with steps capped at 64)."""
+    sig = Signal(textured(96, 128), "image")
+    res = compress(sig, MODEL, bpp=0.5, steps=STEPS, seed=0)
+    assert abs(res.report["bpp"] - 0.5) <= 0.05 and res.report["quality"] > 0.0
+    assert len(read_container(res.data).sections["dct"]) > 0
