@@ -77,7 +77,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     the ``preset``'s schedule (``fast``/``medium``/``slow``, default ``medium``; see ``presets.py``), which also
     picks the model when ``model`` is None. ``tile``: large images are coded as tiles (``image_tiles``) by
     default; False never, True always, an int: always, with tiles of about that side."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if sum(x is not None for x in (bpp, psnr, max_error)) > 1:
         raise InputError("give at most one of bpp, psnr, max_error")
     if bpp is not None and not bpp > 0:
@@ -176,6 +176,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         "psnr": _finite_psnr(signal, decoded),
         "max_abs_error": _finite_max_error(signal, decoded),
         "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu0,  # this process's CPU (all threads): timings under contention
         "fit_seconds": result.seconds,
         "fit_steps": result.steps,
         "fit_psnr_unquantised": result.psnr,

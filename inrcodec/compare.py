@@ -332,7 +332,8 @@ def compare(signal: Signal | np.ndarray, codecs: Sequence[str] = DEFAULT_CODECS,
             p = baselines.measure(codec, sig, rate)
             rep = codec.last_report
             p.update(target_bpp=rate, target_met=rep.get("target_met"), fit_steps=rep.get("fit_steps"),
-                     fit_seconds=rep.get("fit_seconds"), fit_psnr_unquantised=rep.get("fit_psnr_unquantised"))
+                     fit_seconds=rep.get("fit_seconds"), fit_psnr_unquantised=rep.get("fit_psnr_unquantised"),
+                     encode_cpu_s=rep.get("cpu_seconds"))
             points.append(p)
             done += 1
         curves[codec.name] = sorted(points, key=lambda p: p["bpp"])
@@ -404,7 +405,7 @@ def to_json(result: dict[str, Any]) -> str:
 CODEC_COLORS = {"jpeg": "tab:orange", "webp": "tab:purple", "avif": "tab:blue", "avif-slow": "tab:cyan",
                 "jpegxl": "tab:green", "jpeg2000": "tab:brown"}
 MODEL_COLORS = {"fourier": "tab:red", "siren": "crimson", "hashgrid": "darkorange", "latentgrid": "deeppink",
-                "gaussian": "black"}
+                "gaussian": "black", "gaussian+dct": "darkred"}
 
 
 def _style(name: str) -> dict[str, Any]:

@@ -79,6 +79,7 @@ _SMALL = {
     "hashgrid": {"n_levels": 4, "log2_table": 8, "width": 8, "hidden_layers": 1},
     "latentgrid": {},
     "gaussian": {"n_gaussians": 48},
+    "gaussian+dct": {"n_gaussians": 24},
 }
 
 
@@ -102,6 +103,7 @@ register_seed("siren-volume", _fit_maker("siren", _tiny_field))
 register_seed("gaussian-gray16", _fit_maker("gaussian", lambda: _gray16(_tiny_image())))
 # The two above are form-1 golden files (written before the context-coded form 2); this one guards form 2.
 register_seed("gaussian-image-form2", _fit_maker("gaussian", _tiny_image))
+register_seed("gaussian-dct-image", _fit_maker("gaussian+dct", _tiny_image))  # Gaussian base + DCT residual
 
 
 def _gray16(sig):

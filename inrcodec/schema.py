@@ -32,6 +32,7 @@ MODEL_SECTIONS: dict[str, frozenset[str]] = {
     "hashgrid": frozenset({"steps", "weights"}),
     "latentgrid": frozenset({"synth", "arm", "latents"}),
     "gaussian": frozenset({"gaussians"}),
+    "gaussian+dct": frozenset({"gaussians", "dct"}),
 }
 OPTIONAL_SECTIONS = frozenset({"residual", "bounded", "nonfinite"})
 

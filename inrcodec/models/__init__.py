@@ -10,7 +10,7 @@ from .base import Representation
 REGISTRY: dict[str, type[Representation]] = {}
 
 # Model modules imported lazily on first lookup (keeps `import inrcodec` fast and lets a model file fail alone).
-_MODULES = ["fourier", "siren", "hashgrid", "latentgrid", "gaussian"]
+_MODULES = ["fourier", "siren", "hashgrid", "latentgrid", "gaussian", "gaussian_dct"]
 
 
 def register(cls: type[Representation]) -> type[Representation]:

@@ -77,7 +77,7 @@ def parse_digest(data: bytes) -> str:
         for i in range(part_count(c)):
             h.update(parse_digest(c.sections[f"{PART_PREFIX}{i}"]).encode())
         return h.hexdigest()
-    if c.model == "gaussian":
+    if c.model in ("gaussian", "gaussian+dct"):
         from inrcodec.models import gaussian_codec as gc
 
         hh, ww, nc = c.signal["shape"]
@@ -86,6 +86,12 @@ def parse_digest(data: bytes) -> str:
             _h(h, arr)
         for arr in gc.dequantize(q, steps, hh, ww):
             _h(h, arr)
+        if c.sections.get("dct"):  # gaussian+dct's residual: its integer symbols and steps
+            from inrcodec.models import image_dct
+
+            q, units, _ = image_dct.decode_section(c.sections["dct"], hh, ww, nc)
+            _h(h, q.astype(np.int32))  # the values, whatever integer type the decoder holds them in
+            _h(h, units)
     else:
         _, net = load_representation(data)
         for name, p in net.named_parameters():

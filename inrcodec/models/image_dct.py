@@ -1,0 +1,249 @@
+"""Transform-coded residual of an image over a base it is added to (``gaussian+dct``'s refinement layer).
+
+What it reuses from the video residual coder (``mcdct``/``mcdct2``): the 8x8 DCT of the residual in YCoCg, the
+dead-zone quantiser, HEVC's integer 8-point matrix for an inverse that is exact on every machine (float32 products
+and sums of integers below 2^24, two rounding shifts; result in integer 1/4 levels), and the in-loop deblocking
+filter (``deblock``). The symbols are coded exactly as ``mcdct2`` codes a P frame (last band per block and channel, then the bands
+below it); what differs is around them, because a residual under a Gaussian base is *dense* (most blocks code
+something) where a P-frame residual is sparse: its own steps per channel (Y, Co, Cg, in 1/16 levels, stored in
+the section), gray and 16-bit images, and a dead zone, block drop and chroma step measured on Gaussian residuals
+of Kodak images (benchmarks/README.md "Gaussian base + DCT residual"; what was tried and lost is noted there and
+at ``encode_symbols``).
+
+Channels: RGB (3) is coded in YCoCg; gray (1) is coded as Y alone. Bit depths: the residual is quantised in units
+of 8-bit levels (``level`` = (2^bits - 1) / 255 input levels, 1 or 257) and added to the integer base as
+``rint(base + level * r / 4)``: integer sums of exact values, the same on any machine. Deblocking runs on 8-bit
+images only (the filter's thresholds are in 8-bit levels).
+
+Section layout (``dct``): byte 0 format (1), varint steps [AC, DC] of Y (then Co, Cg) in 1/16 levels, byte deblock strength, then
+the blobs in decoding order, each a varint length + ``encode_ints`` blob.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..entropy import decode_ints, encode_ints
+from ..entropy._bytes import read_varint, varint
+from ..errors import FormatError
+from . import deblock, mcdct, mcdct2
+from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
+
+FORMAT = 1
+STEP_UNIT = 16
+MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
+# step of 64 still coded 0.13 bpp, so a 0.2 bpp file had no residual step that fit (it fell back to the base alone)
+COEF_CLAMP = 1 << 15  # |dequantised coefficient| in 1/16 levels (as mcdct2): every sum of the inverse stays < 2^24
+STAGE1_SHIFT, STAGE2_SHIFT = 9, 8
+N_BANDS = len(BANDS) - 1
+BAND_ROWS = 64  # block rows per band of the decoder's inverse (512 pixel rows)
+# Encoder choices (not in the bitstream), measured on Kodak residuals under a Gaussian base (see module doc):
+# Total bytes at equal PSNR (BD-rate over residual steps 6-24) on kodim03 over a 0.2 bpp Gaussian base (1000 steps):
+CHROMA_FACTOR = 1.5  # chroma steps = this x luma step; 2.0 (video's) / 1.5 / 1.25 / 1.0: 0 / -0.9 / -1.0 / -0.0 %
+DC_FACTOR = 1.0  # DC steps = this x the channel's AC step; with chroma 1.5, 0.5 / 0.75 / 1.25: +1.1 / -0.1 / +0.7 %
+DEAD_ZONE = 0.15  # 0.1 / 0.2 (and 0.08 / 0.25 over a 0.1 bpp base): -0.0 / +0.8 (+0.4 / +2.9) %
+RDO_LAMBDA = 0.06  # 0.12 / 0.2 / 0.3 (0 over a 0.1 bpp base): -0.2 / +3.0 / +10.3 (+0.7) %
+DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
+
+
+@functools.lru_cache(maxsize=1)
+def _unzigzag() -> np.ndarray:
+    return mcdct._unzigzag()
+
+
+# -- transform ----------------------------------------------------------------------------------------------------
+def to_ycocg(res: np.ndarray) -> np.ndarray:
+    """(h, w, c) residual -> (h, w, c) in the coded colour space (gray stays gray)."""
+    return res if res.shape[-1] == 1 else mcdct.to_ycocg(res)
+
+
+def coefficients(res_levels: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """DCT coefficients (c, by, bx, 64), zigzag order, in units of each channel's step, of a residual (h, w, c)
+    in 8-bit levels."""
+    x = to_ycocg(res_levels.astype(np.float64))
+    h, w, c = x.shape
+    by, bx = grid(h, w)
+    pad = np.pad(x, ((0, by * N - h), (0, bx * N - w), (0, 0)), mode="edge")
+    blocks = pad.reshape(by, N, bx, N, c).transpose(4, 0, 2, 1, 3)
+    d = mcdct._forward_matrix()
+    coef = mcdct._separable(blocks, d, d.T).reshape(c, by, bx, N * N)[..., mcdct._zigzag()]
+    return coef / (_per_position(units)[:, None, None, :] / STEP_UNIT)
+
+
+def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA) -> np.ndarray:
+    q = mcdct.dead_zone_quantise(coef, dead_zone)
+    if lam:
+        drop_costly_blocks(coef, q, lam)
+    return q
+
+
+def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float) -> None:
+    """As ``mcdct2.drop_costly_blocks`` (per block and channel: code nothing where the squared error removed is
+    below lambda x estimated bits), for 1 or 3 channels."""
+    nz = q != 0
+    coded = nz.any(axis=-1)
+    if not coded.any():
+        return
+    last_pos = N * N - np.argmax(nz[..., ::-1], axis=-1)
+    nnz = nz.sum(axis=-1)
+    mag = np.zeros(q.shape, np.float64)
+    mag[nz] = 4.0 + 2.0 * np.log2(np.abs(q[nz]).astype(np.float64))
+    bits = 3.0 + 0.5 * (last_pos - nnz) + mag.sum(axis=-1)
+    gain = (coef**2 - (coef - q) ** 2).sum(axis=-1)
+    weight = (np.array([3.0, 8.0, 12.0]) if q.shape[0] == 3 else np.array([1.0]))[:, None, None]
+    drop = coded & (weight * gain < weight[0] * lam * bits)
+    q[drop] = 0
+
+
+def inverse_quarter(q: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """(c, by, bx, 64) symbols -> (by*8, bx*8, c) residual in the image's channels, integer 1/4 levels (float32,
+    exact: see ``mcdct2``)."""
+    c, by, bx, _ = q.shape
+    deq = np.clip(q.astype(np.float32) * _per_position(units).astype(np.float32)[:, None, None, :], -COEF_CLAMP,
+                  COEF_CLAMP)
+    blocks = deq[..., _unzigzag()].reshape(-1, N, N)
+    t = T8.astype(np.float32)
+    a = (blocks.reshape(-1, N) @ t).reshape(blocks.shape)
+    a = np.floor(a * np.float32(2.0 ** -STAGE1_SHIFT) + np.float32(0.5))
+    b = (a.swapaxes(-1, -2).reshape(-1, N) @ t).reshape(a.shape).swapaxes(-1, -2)  # T^t @ A per block
+    b = np.floor(b * np.float32(2.0 ** -STAGE2_SHIFT) + np.float32(0.5))
+    ycc = b.reshape(c, by, bx, N, N).transpose(1, 3, 2, 4, 0).reshape(by * N, bx * N, c)
+    if c == 1:
+        return ycc
+    y, co, cg = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    return np.stack([y + co - cg, y + cg, y - co - cg], axis=-1)  # integer sums: exact
+
+
+def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np.ndarray:
+    """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
+    block edges deblocked (8-bit images, ``strength`` > 0). Bands of ``BAND_ROWS`` block rows at a time, so the
+    float temporaries stay small next to the image (a file may claim up to ``limits.MAX_PIXELS`` pixels)."""
+    h, w, c = base.shape
+    level = _level(base.dtype)
+    top = float(np.iinfo(base.dtype).max)
+    out = np.empty_like(base)
+    for r0 in range(0, q.shape[1], BAND_ROWS):
+        r1 = min(r0 + BAND_ROWS, q.shape[1])
+        y0, y1 = r0 * N, min(r1 * N, h)
+        r = inverse_quarter(q[:, r0:r1], units)[:y1 - y0, :w].astype(np.float64)
+        out[y0:y1] = np.clip(np.rint(base[y0:y1].astype(np.float64) + r * (0.25 * level)), 0, top)
+    if strength and base.dtype == np.uint8:
+        coded = np.any(q != 0, axis=(0, 3))
+        rgb = out if c == 3 else np.repeat(out, 3, axis=-1)
+        rgb = deblock.deblock(rgb, coded, int(units[0, 0]), strength)
+        out = rgb if c == 3 else rgb[..., :1]
+    return out
+
+
+def _level(dtype) -> int:
+    """Input levels per 8-bit level: 1 (uint8), 257 (uint16)."""
+    return int(np.iinfo(dtype).max) // 255
+
+
+def step_units(step: float, channels: int, chroma: float = CHROMA_FACTOR, dc: float = DC_FACTOR) -> np.ndarray:
+    """(channels, 2) integer steps in 1/16 levels: [AC, DC] of Y (Co, Cg)."""
+    factors = [1.0, chroma, chroma][:channels]
+    return np.array([[int(np.clip(round(step * f * STEP_UNIT * g), 1, MAX_UNITS)) for g in (1.0, dc)]
+                     for f in factors], np.int64)
+
+
+def _per_position(units: np.ndarray) -> np.ndarray:
+    """(c, 2) [AC, DC] steps -> (c, 64) per zigzag position (position 0 is DC)."""
+    out = np.repeat(units[:, :1], N * N, axis=1)
+    out[:, 0] = units[:, 1]
+    return out
+
+
+def raw_coefficients(image: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """DCT coefficients (c, by, bx, 64) of ``image - base`` in 8-bit levels (a step of 1): what every step's
+    quantisation divides, computed once per image."""
+    res = (image.astype(np.float64) - base.astype(np.float64)) / _level(image.dtype)
+    return coefficients(res, np.full((image.shape[-1], 2), STEP_UNIT, np.int64))
+
+
+def quantise_raw(raw: np.ndarray, step: float, chroma: float = CHROMA_FACTOR, dc: float = DC_FACTOR,
+                 **kw) -> tuple[np.ndarray, np.ndarray]:
+    units = step_units(step, raw.shape[0], chroma, dc)
+    return quantise(raw / (_per_position(units)[:, None, None, :] / STEP_UNIT), **kw), units
+
+
+def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """Quantised symbols (c, by, bx, 64) int32 of ``image - base`` (both (h, w, c) of the same integer dtype) at
+    luma ``step`` (8-bit levels), and the steps (c, 2) they are in. ``kw``: chroma, dc, dead_zone, lam."""
+    return quantise_raw(raw_coefficients(image, base), step, **kw)
+
+
+def estimate_bytes(q: np.ndarray) -> float:
+    """Coded size of ``encode_symbols`` from its streams' histograms (``mcdct2.estimate_bytes``): ~10x cheaper."""
+    return mcdct2.estimate_bytes([_dense(q)])
+
+
+# -- symbols ------------------------------------------------------------------------------------------------------
+# Coded as ``mcdct2`` codes a P frame's residual (per block and channel the last band holding a non-zero, then the
+# bands below it, each band split by whether it is the block's last). Measured on kodim03 over a 0.1 bpp Gaussian
+# base at step 12 (31.3 kB of residual): coding every block's bands without "last" in activity contexts (own lower
+# bands + neighbours' lower bands, band-major so the decoder knows them) cost +2.0 % with 5 contexts per band, and
+# adding those contexts to the last-band coding changed -0.0 to +0.3 % (more blob headers than it saved): the
+# last band already carries what the activity would tell.
+def _dense(q: np.ndarray) -> np.ndarray:
+    """(c, by, bx, 64) -> (3, by, bx, 64) for the symbol stream (gray: chroma all zero, ~30 bytes of empty blobs)."""
+    if q.shape[0] == 3:
+        return q
+    return np.concatenate([q, np.zeros((2,) + q.shape[1:], q.dtype)])
+
+
+def encode_symbols(q: np.ndarray) -> bytes:
+    return mcdct2.encode_symbols([_dense(q).astype(np.int16)])
+
+
+def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
+    """(c, by, bx, 64) int16 symbols (|symbol| <= MAX_SYMBOL = 2^12)."""
+    (sp,) = mcdct2.decode_symbols(data, 1, by * N, bx * N)
+    flat = np.zeros((by * bx, 3, N * N), np.int16)
+    flat[sp.index] = sp.coef
+    q = flat.reshape(by, bx, 3, N * N).transpose(2, 0, 1, 3)
+    if c == 1:
+        if np.any(q[1:]):
+            raise FormatError("dct residual of a gray image codes chroma")
+        q = q[:1]
+    return np.ascontiguousarray(q)
+
+
+def encode_section(q: np.ndarray, units: np.ndarray, strength: int) -> bytes:
+    head = bytes([FORMAT]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
+    return head + encode_symbols(q)
+
+
+def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(symbols, units, deblock strength) of a ``dct`` section; FormatError on anything malformed."""
+    if c not in (1, 3):
+        raise FormatError(f"dct residual codes 1 or 3 channels, the image has {c}")
+    if len(data) < 1 or data[0] != FORMAT:
+        raise FormatError("dct residual: unknown format")
+    pos = 1
+    units = []
+    for _ in range(2 * c):
+        u, pos = read_varint(data, pos, "dct residual header is truncated", 3)
+        if not 1 <= u <= MAX_UNITS:
+            raise FormatError(f"dct residual step {u} out of range")
+        units.append(u)
+    if pos >= len(data):
+        raise FormatError("dct residual header is truncated")
+    strength = data[pos]
+    pos += 1
+    if strength > deblock.MAX_STRENGTH:
+        raise FormatError(f"dct residual deblocking strength {strength} out of range")
+    by, bx = grid(h, w)
+    q = decode_symbols(data[pos:], c, by, bx)
+    return q, np.array(units, np.int64).reshape(c, 2), int(strength)
+
+
+def code_residual(image: np.ndarray, base: np.ndarray, step: float, variant: str = "imgdct", **kw):
+    """(section bytes, decoded image) of ``image`` over ``base`` at luma ``step``: the closed loop, for the oracle
+    and the encoder's step search."""
+    q, units = analyse(image, base, step, **kw)
+    strength = DEBLOCK_STRENGTH if image.dtype == np.uint8 else 0
+    blob = encode_section(q, units, strength)
+    return blob, add(base, q, units, strength)
