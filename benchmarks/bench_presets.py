@@ -171,7 +171,14 @@ def main() -> None:
                                     lambda m: get_model(m).default_steps).steps
                 load0 = os.getloadavg()[0]
                 t, c = time.perf_counter(), time.process_time()
-                res = compress(sig, args.model, bpp=rate, preset=preset, time_budget=args.time_budget, steps=steps)
+                curve = []  # the fit's own evaluations (rounded latents, float weights): PSNR over the schedule
+
+                def on_progress(stage, step, frac, fit_psnr, elapsed, curve=curve):
+                    if stage == "fit" and fit_psnr == fit_psnr:
+                        curve.append((step, round(elapsed, 2), round(fit_psnr, 3)))
+
+                res = compress(sig, args.model, bpp=rate, preset=preset, time_budget=args.time_budget, steps=steps,
+                               progress=on_progress)
                 seconds, cpu_seconds = time.perf_counter() - t, time.process_time() - c
                 t = time.perf_counter()
                 dec = decompress(res.data)
@@ -180,7 +187,8 @@ def main() -> None:
                      "psnr": psnr(sig.data, dec.data), "seconds": seconds, "cpu_seconds": cpu_seconds,
                      "decode_s": decode_s,
                      "fit_steps": res.report["fit_steps"], "model": res.report["model"],
-                     "target_met": res.report.get("target_met"), "load_at_start": load0}
+                     "target_met": res.report.get("target_met"), "load_at_start": load0,
+                     "load_at_end": os.getloadavg()[0], "fit_curve": curve}
                 print(key, json.dumps(p), flush=True)
                 result["points"][key].append(p)
                 summarise(result)

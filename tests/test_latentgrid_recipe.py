@@ -140,3 +140,8 @@ def test_control_gain_shapes():
     assert R.control_gain(late, 0.2) < R.control_gain(late, 0.9)  # acts when the rate is what will be coded
     assert R.control_gain(early, 0.2) > R.control_gain(early, 0.9)  # acts while the latents can still move
     assert R.control_gain(early, 1.0) == pytest.approx(0.0, abs=1e-12)
+    flat = R.Recipe(control_shape="flat", control_gain=15.0)
+    both = R.Recipe(control_shape="both", control_gain=15.0)
+    assert R.control_gain(flat, 0.1) == R.control_gain(flat, 0.9) == 15.0
+    assert R.control_gain(both, 0.05) > 0.9 * 15.0 and R.control_gain(both, 1.0) == pytest.approx(15.0)
+    assert R.control_gain(both, 0.5) < R.control_gain(both, 0.05)  # the lr's share fades before frac**2 grows

@@ -122,3 +122,47 @@ def test_applicable_only_to_images_of_the_measured_size():
     assert not W.applicable(_model(64, 96))  # smaller than anything it was measured on
     desc = {"shape": (256, 256, 1), "kind": "array"}
     assert not W.applicable(LatentGrid(LatentGridConfig(ndim=2, channels=1, levels=5), desc))
+
+
+def test_start_rd_slope_is_positive_and_falls_with_rate():
+    """The analysis start's own RD law (warmstart.rd_exponent, the opt-in lambda prior "analysis"): a positive
+    exponent k of D = c R^k within what photographs and pyramids give (measured 0.6-2.5 on Kodak), and a convex
+    curve: the slope k D / R at a 3x larger latent budget is smaller (a larger budget picks finer gains, less error
+    per extra bit). A wrong sign of the gain sweep or of the error sum would break one of these."""
+    target = _textured(64, 96)
+    slopes = []
+    for bpp in (1.0, 3.0):
+        torch.manual_seed(0)
+        net = _model(64, 96, bpp=bpp, hidden=8, arm_hidden=8, conv_layers=1, levels=6)
+        info = W.analysis_init(net, target)
+        assert info["applied"]
+        k = info["rd_exponent"]
+        assert k is not None and 0.2 < k < 5.0, k
+        with torch.no_grad():  # start_mse is the pyramid's error: the near-linear synthesis renders about it
+            mse = float(torch.mean((net.render() - target) ** 2))
+        assert info["start_mse"] == pytest.approx(mse, rel=0.2)
+        slopes.append(k * info["start_mse"] / (info["entropy_bits"] / (64 * 96)))
+    assert slopes[1] < slopes[0], slopes
+
+
+def test_analysis_lambda_prior_tracks_the_fit_distortion(monkeypatch):
+    """lambda_prior="analysis": lambda = kappa k D / R with D the fit's current distortion, so it starts at the
+    start's own slope and falls as training lowers the MSE (at a fixed rate goal)."""
+    monkeypatch.setattr(W, "MIN_PIXELS", 0)
+    monkeypatch.setattr(R, "RECIPE", replace(R.RECIPE, lambda_prior="analysis", control_start=1.0))
+    target = _textured(64, 96)
+    torch.manual_seed(0)
+    net = _model(64, 96, bpp=2.0, hidden=8, arm_hidden=8, conv_layers=1, levels=6)
+    net.set_schedule(100, None)
+    net.init_from_signal(target)
+    assert net._rd_exponent == net.init_info["rd_exponent"]
+    n = 64 * 96
+    start = net.lmbda
+    assert start == pytest.approx(net._rd_exponent * net.init_info["start_mse"] * n / net._rate_goal(0), rel=1e-9)
+    net._ema_mse = 0.25 * net.init_info["start_mse"]  # training has cut the error 4x (control off: kappa stays)
+    net._stats = (target, target)
+    net._rate = torch.tensor(1.0)
+    net._ema_rate = 1000.0
+    net.on_progress(0.5)
+    net.after_step(50, target)
+    assert net.lmbda < 0.3 * start

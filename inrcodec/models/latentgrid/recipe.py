@@ -37,7 +37,7 @@ class Recipe:
     grad_clip: float | None = None  # global gradient-norm clip (None: off)
     control_start: float = 0.15  # lambda steering starts at this progress (earlier rates are transients)
     control_end: float = 1.0  # lambda steering stops at this progress
-    control_shape: str = "late"  # gain over progress: "late" (~ frac**2) or "lr" (~ the cosine lr: act while
+    control_shape: str = "late"  # gain over progress: "late" (~ frac**2), "flat" or "lr" (~ the cosine lr: act while
     control_gain: float = 15.0   # the latents can still move); log(lambda) change per unit error and progress
     lambda_prior: str = "jpeg"  # prior of lambda for a byte target: "bits" (from the bits per sample only) or
     lambda_prior_scale: float = 1.0  # "jpeg" (JPEG's RD slope on the image at that rate, images); x this factor
@@ -103,6 +103,10 @@ def control_gain(recipe: Recipe, frac: float) -> float:
     """Gain of the dual ascent on log(lambda) per unit of log rate error and of schedule progress."""
     if recipe.control_shape == "lr":
         return recipe.control_gain * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+    if recipe.control_shape == "both":  # while the latents can still move (cosine lr) and firmly at the end
+        return recipe.control_gain * (0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))) + frac**2)
+    if recipe.control_shape == "flat":  # as firm from control_start as at the end: for a start near the goal
+        return recipe.control_gain
     return recipe.control_gain * frac**2
 
 

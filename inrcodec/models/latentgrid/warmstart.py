@@ -128,9 +128,11 @@ def _entropy_bits(symbols: torch.Tensor) -> float:
     return float(-(counts.double() * torch.log2(p)).sum())
 
 
-def pyramid(model, comps: torch.Tensor, plan: list[int], gains: list[float]) -> tuple[list[torch.Tensor], float]:
+def pyramid(model, comps: torch.Tensor, plan: list[int], gains: list[float],
+            with_error: bool = False) -> tuple[list[torch.Tensor], float] | tuple[list[torch.Tensor], float, float]:
     """Closed-loop pyramid: rounded latents (in quantiser units) per level, coarsest first, and their zeroth-order
-    entropy in bits. comps: (components, *shape)."""
+    entropy in bits; with ``with_error`` also the reconstruction's summed squared error (components the levels do
+    not carry count whole). comps: (components, *shape)."""
     levels = len(plan)
     recon = torch.zeros_like(comps)
     out: list[torch.Tensor | None] = [None] * levels
@@ -146,6 +148,8 @@ def pyramid(model, comps: torch.Tensor, plan: list[int], gains: list[float]) -> 
         recon[c] += up(q * gains[level])
         out[level] = q
         bits += _entropy_bits(q)
+    if with_error:
+        return out, bits, float(((comps - recon).double() ** 2).sum())
     return out, bits
 
 
@@ -167,6 +171,26 @@ def choose_gain(model, comps: torch.Tensor, plan: list[int], budget_bits: float 
         else:
             hi = mid
     return math.exp(hi)
+
+
+def rd_exponent(model, comps: torch.Tensor, plan: list[int], s0: float, alpha: float,
+                spread: float = 2.0 ** 0.25) -> float | None:
+    """-k of the analysis start's own local power law D = c R^k at gain s0: D the mean squared error per sample
+    (the fit's MSE, the KLT being orthonormal), R the latents' zeroth-order entropy, from the pyramid at
+    s0 / spread and s0 * spread (a central difference on log-log, as jpeg_rd_slope). Its RD slope there is
+    -k D / R: the lambda (loss = MSE + lambda * bpp) at which this start is optimal among its own gains. The
+    exponent is dimensionless (a scale of R, as the context model's coding below the zeroth-order entropy, does
+    not change it) and describes how fast this image's distortion falls with rate. None when it cannot be
+    measured (no rate or distortion change between the gains)."""
+    pts = []
+    for s in (s0 / spread, s0 * spread):
+        _, bits, err = pyramid(model, comps, plan, level_gains(s, alpha, len(plan)), with_error=True)
+        pts.append((bits, err))
+    (r_hi, d_hi), (r_lo, d_lo) = pts  # the finer gain: more rate, less error
+    if not (r_hi > r_lo > 0 and d_lo > d_hi > 0):
+        return None
+    k = (math.log(d_hi) - math.log(d_lo)) / (math.log(r_hi) - math.log(r_lo))
+    return float(-k) if k < 0 else None
 
 
 @torch.no_grad()
@@ -261,7 +285,7 @@ def analysis_init(model, target: torch.Tensor, alpha: float = 0.5, arm_steps: in
         budget = budget_share * (model.target_bits - model._weight_bits_prior())
     s0 = choose_gain(model, comps, plan, budget, model.lmbda, alpha)
     gains = level_gains(s0, alpha, len(plan))
-    latents, bits = pyramid(model, comps, plan, gains)
+    latents, bits, err = pyramid(model, comps, plan, gains, with_error=True)
     if budget is not None and bits < MIN_FILL * budget:
         # even the finest gains allowed (GAIN_MIN) leave the budget unfilled: a very high rate for this image, where
         # training from this point did not climb back to the byte target (64x96 smooth image at 1.5 bpp: 1.27 bpp)
@@ -272,4 +296,7 @@ def analysis_init(model, target: torch.Tensor, alpha: float = 0.5, arm_steps: in
             p.copy_(q)
     linear_synthesis(model, basis, mean, plan, gains)
     fit_context_model(model, latents, arm_steps)
-    return {"applied": True, "s0": s0, "alpha": alpha, "plan": plan, "entropy_bits": bits, "budget_bits": budget}
+    n = float(np.prod(model.coord_shape))
+    return {"applied": True, "s0": s0, "alpha": alpha, "plan": plan, "entropy_bits": bits, "budget_bits": budget,
+            "start_mse": err / (n * target.shape[-1]),
+            "rd_exponent": rd_exponent(model, comps, plan, s0, alpha)}
