@@ -209,7 +209,7 @@ def fit_stream(file: Any, model: str | None = None, target: str | None = None, t
         from inrcodec.models import get_model
         from inrcodec.presets import resolve
         plan = resolve(signal.kind, signal.num_pixels, opts["preset"], opts["model"], None, None,
-                       lambda m: get_model(m).default_steps)
+                       lambda m: get_model(m).default_steps, signal.describe())
         opts["steps"] = plan.steps
 
     events: queue.Queue = queue.Queue()
@@ -433,9 +433,10 @@ SIMILAR_SIZE = 0.10  # "a similar size" for the side-by-side: within 10 % of inr
 
 
 def default_image_model() -> str:
-    from inrcodec.models import default_model
+    """The image model the default preset uses (what ``inrcodec fit photo.png`` runs)."""
+    from inrcodec.presets import preset_model
 
-    return default_model("image")
+    return preset_model("image", None)
 
 
 def parse_rates(text: Any) -> list[float] | None:

@@ -88,9 +88,9 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         raise InputError("tiling does not combine with --max-error (error-bounded files are coded whole)")
     if max_error is None and tile is not False:
         from .image_tiles import compress_tiled, should_tile
-        from .presets import get_preset
+        from .presets import preset_model
 
-        tiled_model = model or (get_preset(signal.kind, preset).model or default_model(signal.kind))
+        tiled_model = preset_model(signal.kind, preset, model, signal.describe())
         if should_tile(signal, None if tile is None else True, tiled_model):
             return compress_tiled(signal, model, bpp=bpp, psnr=psnr, time_budget=time_budget, steps=steps,
                                   seed=seed, preset=preset, config=config,
@@ -106,7 +106,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
             return _compress_bounded(signal, model or AUTO, error_bound, time_budget=time_budget, seed=seed,
                                      steps=steps, config=config, progress=progress, t0=t0)
     plan = resolve_preset(signal.kind, signal.num_pixels, preset, model, steps, time_budget,
-                          lambda m: get_model(m).default_steps)
+                          lambda m: get_model(m).default_steps, signal.describe())
     name, steps, time_budget = plan.model, plan.steps, plan.time_budget
     config = {**plan.config, **(config or {})}
     cls = get_model(name)

@@ -298,9 +298,9 @@ def compare(signal: Signal | np.ndarray, codecs: Sequence[str] = DEFAULT_CODECS,
         raise InputError(f"compare takes images for now, got a {sig.kind} signal of shape {sig.data.shape}")
     base_codecs = _resolve_codecs(codecs)
     if models is None:
-        from .models import default_model
+        from .presets import preset_model
 
-        models = [default_model("image")]
+        models = [preset_model("image", None, None, sig.describe())]
     model_names = _resolve_models(models)
     target_rates = _check_rates(DEFAULT_RATES if rates is None else rates)
     if time_budget is not None and not time_budget > 0:

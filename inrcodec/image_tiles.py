@@ -205,8 +205,7 @@ def compress_tiled(signal: Signal, model: str | None = None, *, bpp: float | Non
     ``max_error`` (use an untiled encode). ``time_budget`` is for the whole encode. ``allocation``: ``"jpeg"``
     (the measured rule of the module docstring) or ``"area"`` (bytes in proportion to pixels; for comparison)."""
     from .codec import CompressResult, compress, mark_targets
-    from .models import default_model
-    from .presets import get_preset
+    from .presets import preset_model
 
     t0 = time.perf_counter()
     if bpp is not None and psnr is not None:
@@ -217,8 +216,8 @@ def compress_tiled(signal: Signal, model: str | None = None, *, bpp: float | Non
         raise InputError("tiling applies to images (2 coordinate axes)")
     h, w = signal.coord_shape
     grid = plan_grid(h, w, tile, margin)
-    name = model or get_preset("image", preset).model or default_model("image")
     desc = signal.describe()
+    name = preset_model("image", preset, model, desc)
     n = grid.count
     workers = max(1, min(workers or min(2, os.cpu_count() or 1), n))
 

@@ -35,8 +35,11 @@ class Preset:
     steps_scale_for: dict[str, float] = field(default_factory=dict)  # per model name, replaces steps_scale
 
 
-# Images: the Gaussian codec is the best measured image model at every preset (benchmarks/README.md; latentgrid
-# at 300 s was +191 % vs WebP). fast ~ a quarter of the default steps; slow ~ 6x, which the 300 s benchmark
+# Images: ``gaussian+dct`` (a Gaussian base at 40 % of the bytes plus a DCT-coded residual) is the best measured
+# image model at fast and medium (session 19, kodim03/07: BD-rate vs gaussian at the same steps -24 % at medium,
+# vs WebP +11 % at fast and -0.6 % at medium where gaussian alone is +63 % and +30 %; benchmarks/README.md), and
+# slow runs it too (its base is the same Gaussian fit). Images it does not code (RGBA, float) fall back to the kind's
+# default model, ``gaussian`` (``preset_model``). latentgrid at slow's ~1600 steps: +15 % vs gaussian slow on kodim03. fast ~ a quarter of the default steps; slow ~ 6x, which the 300 s benchmark
 # (benchmarks/results/gaussian_kodak_rd_300s.json: 4700-5900 steps in 270 s on kodim01/03/07) shows still gains.
 # The caps are a safety net, not the schedule: on this shared 2-core machine (load 8-9) a 10 s cap left the fast
 # preset with 0 fit steps on kodim01 (initialisation alone took longer). slow's 280 s floor keeps a Kodak encode
@@ -45,13 +48,14 @@ class Preset:
 # "Large photos").
 PRESETS: dict[str, dict[str, Preset]] = {
     "image": {
-        "fast": Preset(steps_scale=0.25, seconds_per_msample=30.0, min_seconds=60.0),  # caps stay ordered
+        "fast": Preset(model="gaussian+dct", steps_scale=0.25, seconds_per_msample=30.0,
+                       min_seconds=60.0),  # caps stay ordered
         # gaussian 1.25x: the cheaper step (factorised rasteriser weights, fused loss: 100 -> 73 CPU ms per Kodak step)
         # buys more steps in issue 13's 60 s per Kodak image. Timed on 2 idle threads (lead, session 18): kodim03 at
         # 0.5 bpp 41.6 s for 800 steps and 84.9 s for 1600; kodim01 at 1 bpp 68.8 s for 1000. 2x overran the 60 s.
-        "medium": Preset(steps_scale=1.0, seconds_per_msample=60.0, min_seconds=120.0,
+        "medium": Preset(model="gaussian+dct", steps_scale=1.0, seconds_per_msample=60.0, min_seconds=120.0,
                          steps_scale_for={"gaussian": 1.25, "gaussian+dct": 1.25}),  # its base is the same fit
-        "slow": Preset(steps_scale=6.0, seconds_per_msample=700.0, min_seconds=280.0),
+        "slow": Preset(model="gaussian+dct", steps_scale=6.0, seconds_per_msample=700.0, min_seconds=280.0),
     },
     "*": {
         "fast": Preset(steps_scale=0.25, seconds_per_msample=100.0, min_seconds=60.0),
@@ -76,14 +80,26 @@ def get_preset(kind: str, name: str | None) -> Preset:
     return PRESETS.get(kind, PRESETS["*"])[name]
 
 
-def resolve(kind: str, samples: int, preset: str | None, model: str | None, steps: int | None,
-            time_budget: float | None, default_steps_of) -> Schedule:
-    """Model, steps, time budget and config overrides of a fit. ``default_steps_of(model_name)`` gives a model's
-    default step count. Explicit ``steps``/``time_budget`` replace the preset's schedule."""
-    from .models import default_model
+def preset_model(kind: str, preset: str | None, model: str | None = None, desc: dict | None = None) -> str:
+    """The model a fit uses: the one named, else the preset's where it codes this signal (``accepts``; e.g. an RGBA
+    or float image is not for ``gaussian+dct``), else the kind's default."""
+    from .models import default_model, get_model
 
+    if model:
+        return model
+    chosen = get_preset(kind, preset).model
+    if chosen and (desc is None or get_model(chosen).accepts(desc)):
+        return chosen
+    return default_model(kind)
+
+
+def resolve(kind: str, samples: int, preset: str | None, model: str | None, steps: int | None,
+            time_budget: float | None, default_steps_of, desc: dict | None = None) -> Schedule:
+    """Model, steps, time budget and config overrides of a fit. ``default_steps_of(model_name)`` gives a model's
+    default step count. Explicit ``steps``/``time_budget`` replace the preset's schedule. ``desc`` (the signal's
+    description) lets the preset's model decline a signal it does not code (``preset_model``)."""
     p = get_preset(kind, preset)
-    name = model or p.model or default_model(kind)
+    name = preset_model(kind, preset, model, desc)
     if steps is not None or time_budget is not None:
         return Schedule(name, steps, time_budget, {})
     n_steps = max(1, round(p.steps_scale_for.get(name, p.steps_scale) * default_steps_of(name)))

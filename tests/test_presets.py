@@ -12,7 +12,7 @@ from inrcodec.presets import NAMES, PRESETS, Preset, get_preset, resolve
 
 
 def _steps_of(name):
-    return {"gaussian": 800, "fourier": 3000, "latentgrid": 1500}.get(name, 2000)
+    return {"gaussian": 800, "gaussian+dct": 800, "fourier": 3000, "latentgrid": 1500}.get(name, 2000)
 
 
 def test_medium_is_the_models_default_schedule_and_presets_are_ordered():
@@ -106,3 +106,18 @@ def test_ui_form_passes_the_preset():
     assert opts["preset"] == h.DEFAULT_PRESET and opts["time_budget"] == 30
     with pytest.raises(InputError, match="preset"):
         h.fit_options("auto", "bpp", 1.0, 0, 0, 0, "ultra")
+
+
+def test_image_presets_fall_back_to_the_default_model_where_theirs_declines_the_signal():
+    from inrcodec.models import default_model
+    from inrcodec.presets import preset_model
+
+    rgb8, gray16 = {"shape": [8, 8, 3], "dtype": "uint8"}, {"shape": [8, 8, 1], "dtype": "uint16"}
+    rgba, floats = {"shape": [8, 8, 4], "dtype": "uint8"}, {"shape": [8, 8, 3], "dtype": "float32"}
+    for p in NAMES:
+        chosen = get_preset("image", p).model
+        assert chosen and chosen != default_model("image")  # the presets pick their own image model
+        assert preset_model("image", p, None, rgb8) == chosen == preset_model("image", p, None, gray16)
+        assert preset_model("image", p, None, rgba) == default_model("image") == preset_model("image", p, None, floats)
+        assert preset_model("image", p, "fourier", rgba) == "fourier"  # a named model is never replaced
+        assert resolve("image", 64, p, None, None, None, _steps_of, rgba).model == default_model("image")

@@ -38,6 +38,12 @@ class Representation(torch.nn.Module):
     # at a PSNR target, because the rest of the schedule lowers the rate.
     rate_controlled: ClassVar[bool] = False
 
+    @classmethod
+    def accepts(cls, desc: dict[str, Any]) -> bool:
+        """Whether the model codes a signal of this description (shape, dtype); a preset whose model does not
+        falls back to the kind's default model (``presets.preset_model``)."""
+        return True
+
     def __init__(self, config: Any, desc: dict[str, Any]):
         super().__init__()
         self.config = config

@@ -70,6 +70,10 @@ class GaussianDCT(GaussianImage):
     resamplable = True
     default_quality = 0.6  # no target: the middle of the calibrated residual sizes (log scale); quality 1 is ~lossless
 
+    @classmethod
+    def accepts(cls, desc: dict[str, Any]) -> bool:
+        return desc["shape"][-1] in (1, 3) and np.dtype(desc["dtype"]) in (np.uint8, np.uint16)
+
     def __init__(self, config: GaussianDCTConfig, desc: dict[str, Any]):
         super().__init__(config, desc)
         dtype = np.dtype(desc["dtype"])
