@@ -75,26 +75,8 @@ def coefficients(res_levels: np.ndarray, units: np.ndarray) -> np.ndarray:
 def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA) -> np.ndarray:
     q = mcdct.dead_zone_quantise(coef, dead_zone)
     if lam:
-        drop_costly_blocks(coef, q, lam)
+        mcdct2.drop_costly_blocks(coef, q, lam)  # per block and channel, for 1 or 3 channels
     return q
-
-
-def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float) -> None:
-    """As ``mcdct2.drop_costly_blocks`` (per block and channel: code nothing where the squared error removed is
-    below lambda x estimated bits), for 1 or 3 channels."""
-    nz = q != 0
-    coded = nz.any(axis=-1)
-    if not coded.any():
-        return
-    last_pos = N * N - np.argmax(nz[..., ::-1], axis=-1)
-    nnz = nz.sum(axis=-1)
-    mag = np.zeros(q.shape, np.float64)
-    mag[nz] = 4.0 + 2.0 * np.log2(np.abs(q[nz]).astype(np.float64))
-    bits = 3.0 + 0.5 * (last_pos - nnz) + mag.sum(axis=-1)
-    gain = (coef**2 - (coef - q) ** 2).sum(axis=-1)
-    weight = (np.array([3.0, 8.0, 12.0]) if q.shape[0] == 3 else np.array([1.0]))[:, None, None]
-    drop = coded & (weight * gain < weight[0] * lam * bits)
-    q[drop] = 0
 
 
 def inverse_quarter(q: np.ndarray, units: np.ndarray) -> np.ndarray:

@@ -188,7 +188,7 @@ def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float | None = None
     mag[nz] = 4.0 + 2.0 * np.log2(absq)
     bits = 3.0 + 0.5 * (last_pos - nnz) + mag.sum(axis=-1)
     gain = (coef**2 - (coef - q) ** 2).sum(axis=-1)
-    weight = np.array([3.0, 8.0, 12.0])[:, None, None]
+    weight = np.array([3.0, 8.0, 12.0])[:q.shape[0], None, None]  # Y, Co, Cg (or a gray image's one channel)
     drop = coded & (weight * gain < 3.0 * lam * bits)
     q[drop] = 0
 
