@@ -7,8 +7,8 @@ ones (``inrcodec.models.gaussian_codec``) on:
 * every double within +-2000 ulp of each refinement threshold (where a rounding decision could flip);
 * Gaussian files of Kodak crops (192x192, ~1 bpp): quantised symbols, parameters and renders.
 
-``_gc_v1_libm.py`` is the Gaussian bitstream module as format version 1 was first written (libm/BLAS rules), kept
-only for this comparison.
+The old module is the Gaussian bitstream module as format version 1 was first written (libm/BLAS rules), read
+from git history (commit ``V1_COMMIT``) rather than kept as a second copy in the tree.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/exact_rules_check.py --out benchmarks/results/exact_rules.json
 """
@@ -29,6 +29,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from inrcodec.models import gaussian_codec as gc  # noqa: E402
+
+
+V1_COMMIT = "698aec3"  # the last commit with the libm/BLAS rules
+
+
+def load_v1_module():
+    """``inrcodec/models/gaussian_codec.py`` as of ``V1_COMMIT``, imported from git history (needs a git checkout)."""
+    import importlib.util
+    import subprocess
+
+    try:
+        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{V1_COMMIT}:inrcodec/models/gaussian_codec.py"],
+                             check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise SystemExit(f"exact_rules_check needs the git history (commit {V1_COMMIT}): {e}")
+    src = src.replace("from ..", "from inrcodec.")  # its relative imports, from outside the package
+    spec = importlib.util.spec_from_loader("gc_v1_libm", loader=None)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules["gc_v1_libm"] = old
+    exec(compile(src, f"{V1_COMMIT}:gaussian_codec.py", "exec"), old.__dict__)
+    return old
 
 
 # -- the format-version-1 rules as first written (libm pow/log2, numpy sum, BLAS matmul) ------------------------
@@ -52,8 +73,6 @@ def old_refine_bits(colors, refine):
 
 def real_files(n_images: int) -> list[dict]:
     """Gaussian files of Kodak crops, parsed by the old rules and the new: symbols, parameters and renders."""
-    import importlib.util
-
     import torch
 
     from inrcodec.codec import compress, load_representation
@@ -61,10 +80,7 @@ def real_files(n_images: int) -> list[dict]:
     from inrcodec.kernels import rasterize_gaussians
     from inrcodec.signals import load
 
-    spec = importlib.util.spec_from_file_location("gc_v1_libm", str(Path(__file__).with_name("_gc_v1_libm.py")))
-    old = importlib.util.module_from_spec(spec)
-    sys.modules["gc_v1_libm"] = old
-    spec.loader.exec_module(old)
+    old = load_v1_module()
     kodak = ROOT.parent / "shared" / "data" / "kodak"
     out = []
     for path in sorted(kodak.glob("kodim*.png"))[:n_images]:
@@ -74,7 +90,10 @@ def real_files(n_images: int) -> list[dict]:
         data = compress(sig, "gaussian", steps=60, bpp=1.0).data
         c = read_container(data)
         h, w, nc = c.signal["shape"]
-        qa, _, sa, _ = old.decode_section(c.sections["gaussians"], h, w, nc)
+        # the old module reads form 1 only: the same Gaussians re-coded in form 1 (the rules compared are the same)
+        q, layer_of, steps, counts = gc.decode_section(c.sections["gaussians"], h, w, nc)
+        form1 = gc.encode_section(q, layer_of, len(counts), steps, form=gc.FORM_LEGACY)
+        qa, _, sa, _ = old.decode_section(form1, h, w, nc)
         qb, _, sb, _ = gc.decode_section(c.sections["gaussians"], h, w, nc)
         same = all(np.array_equal(getattr(qa, k), getattr(qb, k)) for k in ("index", "refine", "shape", "color"))
         da, db = old.dequantize(qa, sa, h, w), gc.dequantize(qb, sb, h, w)

@@ -28,6 +28,27 @@ from inrcodec.signals import load  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "kodak"
 
 
+def analysis_points(images: str, rates: str, arm_steps: int):
+    """For each image, crop (256 px centre, then whole) and rate: the latent grid after its analysis init, with
+    (image, crop side, x, pixels, bpp, model, init info, init CPU s, load average at the start)."""
+    r = lg_recipe.RECIPE
+    for image in images.split(","):
+        t = torch.from_numpy(load(DATA / f"{image}.png").normalized()).float()
+        h, w = t.shape[:2]
+        for side in (256, 0):
+            x = t[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2] if side else t
+            desc = {"shape": tuple(x.shape), "kind": "image"}
+            n = x.shape[0] * x.shape[1]
+            for bpp in [float(v) for v in rates.split(",")]:
+                torch.manual_seed(0)
+                m = LatentGrid(LatentGrid.config_for(desc, bpp * n), desc)
+                m.set_targets(bits=bpp * n)
+                load0 = os.getloadavg()[0]
+                c = time.process_time()
+                info = W.analysis_init(m, x, r.init_alpha, arm_steps, tuple(r.init_chroma_levels))
+                yield image, side, x, n, bpp, m, info, time.process_time() - c, load0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", default="kodim03,kodim07")
@@ -37,29 +58,15 @@ def main() -> None:
     torch.set_num_threads(1)
     r = lg_recipe.RECIPE
     points = []
-    for image in args.images.split(","):
-        t = torch.from_numpy(load(DATA / f"{image}.png").normalized()).float()
-        h, w = t.shape[:2]
-        for side in (256, 0):
-            x = t[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2] if side else t
-            desc = {"shape": tuple(x.shape), "kind": "image"}
-            n = x.shape[0] * x.shape[1]
-            for bpp in [float(v) for v in args.rates.split(",")]:
-                torch.manual_seed(0)
-                m = LatentGrid(LatentGrid.config_for(desc, bpp * n), desc)
-                m.set_targets(bits=bpp * n)
-                load0 = os.getloadavg()[0]
-                c = time.process_time()
-                info = W.analysis_init(m, x, r.init_alpha, r.init_arm_steps, tuple(r.init_chroma_levels))
-                c = time.process_time() - c
-                with torch.no_grad():
-                    mse = float(((m.render().clamp(0, 1) - x) ** 2).mean())
-                    coded = float(m.rate_bits([y.detach() for y in m.latents]))
-                p = {"image": image, "crop": side, "target_bpp": bpp, "step0_psnr": -10 * math.log10(mse),
-                     "latent_entropy_bpp": info["entropy_bits"] / n, "latent_context_bpp": coded / n,
-                     "s0": info["s0"], "init_cpu_s": c, "load_at_start": load0}
-                print(json.dumps(p), flush=True)
-                points.append(p)
+    for image, side, x, n, bpp, m, info, c, load0 in analysis_points(args.images, args.rates, r.init_arm_steps):
+        with torch.no_grad():
+            mse = float(((m.render().clamp(0, 1) - x) ** 2).mean())
+            coded = float(m.rate_bits([y.detach() for y in m.latents]))
+        p = {"image": image, "crop": side, "target_bpp": bpp, "step0_psnr": -10 * math.log10(mse),
+             "latent_entropy_bpp": info["entropy_bits"] / n, "latent_context_bpp": coded / n,
+             "s0": info["s0"], "init_cpu_s": c, "load_at_start": load0}
+        print(json.dumps(p), flush=True)
+        points.append(p)
     Path(args.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "recipe": str(r),
                                           "points": points}, indent=1))
 

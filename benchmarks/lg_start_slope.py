@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from inrcodec.models.latentgrid import LatentGrid  # noqa: E402
+from lg_init_step0 import analysis_points  # noqa: E402
+
 from inrcodec.models.latentgrid import recipe as lg_recipe  # noqa: E402
-from inrcodec.models.latentgrid import warmstart as W  # noqa: E402
-from inrcodec.signals import load  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "data" / "kodak"
 
 
 def main() -> None:
@@ -35,31 +31,16 @@ def main() -> None:
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/lg_start_slope.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    r = lg_recipe.RECIPE
     points = []
-    for image in args.images.split(","):
-        t = torch.from_numpy(load(DATA / f"{image}.png").normalized()).float()
-        h, w = t.shape[:2]
-        for side in (256, 0):
-            x = t[(h - side) // 2:(h + side) // 2, (w - side) // 2:(w + side) // 2] if side else t
-            desc = {"shape": tuple(x.shape), "kind": "image"}
-            n = x.shape[0] * x.shape[1]
-            for bpp in [float(v) for v in args.rates.split(",")]:
-                torch.manual_seed(0)
-                m = LatentGrid(LatentGrid.config_for(desc, bpp * n), desc)
-                m.set_targets(bits=bpp * n)
-                load0 = os.getloadavg()[0]
-                c = time.process_time()
-                info = W.analysis_init(m, x, r.init_alpha, 0, tuple(r.init_chroma_levels))
-                c = time.process_time() - c
-                k, d, rate = info["rd_exponent"], info["start_mse"], info["entropy_bits"] / n
-                jpeg = lg_recipe.jpeg_rd_slope(x.numpy(), bpp)
-                p = {"image": image, "crop": side, "target_bpp": bpp, "rd_exponent": k, "start_mse": d,
-                     "start_entropy_bpp": rate, "start_slope": k * d / rate if k else None, "jpeg_slope": jpeg,
-                     "start_over_jpeg": (k * d / rate / jpeg) if k and jpeg else None, "init_cpu_s": c,
-                     "load_at_start": load0}
-                print(json.dumps(p), flush=True)
-                points.append(p)
+    for image, side, x, n, bpp, m, info, c, load0 in analysis_points(args.images, args.rates, arm_steps=0):
+        k, d, rate = info["rd_exponent"], info["start_mse"], info["entropy_bits"] / n
+        jpeg = lg_recipe.jpeg_rd_slope(x.numpy(), bpp)
+        p = {"image": image, "crop": side, "target_bpp": bpp, "rd_exponent": k, "start_mse": d,
+             "start_entropy_bpp": rate, "start_slope": k * d / rate if k else None, "jpeg_slope": jpeg,
+             "start_over_jpeg": (k * d / rate / jpeg) if k and jpeg else None, "init_cpu_s": c,
+             "load_at_start": load0}
+        print(json.dumps(p), flush=True)
+        points.append(p)
     Path(args.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "points": points}, indent=1))
 
 
