@@ -4,6 +4,7 @@
     # (equal work whatever the load), 24 frames of the shared clip at 640x360:
     python benchmarks/bench_video_motion_rd.py --runs '[["hier2", {}, null]]' --rates 0.02,0.05,0.1 \\
         -o benchmarks/results/video_bytes_breakdown_s20
+    # ("b_scale" / "radius" in a run's options set mcorder.B_BLOCK_SCALE / mcmotion.RADIUS for that run)
     # the same runs with the motion chosen by SSE + lambda x bits (motion_rd: the lambda scale, 0 = DIS vectors):
     python benchmarks/bench_video_motion_rd.py --runs '[["dis", {"motion_rd": 0}, null], ["rd", {}, null]]' \\
         --rates 0.02,0.05,0.1 -o benchmarks/results/video_motion_rd_24f
@@ -34,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_video import DEFAULT_CLIP, excerpt  # noqa: E402
 from inrcodec.container import read_container  # noqa: E402
 from inrcodec.entropy._bytes import read_varint  # noqa: E402
-from inrcodec.models import mcdct2, mcorder, mcvideo  # noqa: E402
+from inrcodec.models import mcdct2, mcmotion, mcorder, mcvideo  # noqa: E402
 from inrcodec.video_codec import compress_video, open_video  # noqa: E402
 
 
@@ -84,6 +85,9 @@ def gop_breakdown(part: bytes) -> dict:
 def runs(clip, specs: list, rates: list[float], steps: int) -> list[dict]:
     rows = []
     for name, config, gop in specs:
+        config = dict(config)
+        mcorder.B_BLOCK_SCALE = config.pop("b_scale", 2)  # the B frames' motion block / the anchors'
+        mcmotion.RADIUS = config.pop("radius", 2)  # the search window around the DIS vector (half pels)
         for bpp in rates:
             t0, c0 = time.perf_counter(), time.process_time()
             r = compress_video(clip, "mcvideo", bpp=bpp, gop=gop, steps=steps, config=dict(config), workers=1)
@@ -100,13 +104,15 @@ def runs(clip, specs: list, rates: list[float], steps: int) -> list[dict]:
                 start += g["frames"]
             total = {k: sum(g[k] for g in gops) for k in ("intra", "motion_p", "motion_b_fwd", "motion_b_bwd",
                                                           "modes", "residual_p", "residual_b", "residual_section")}
-            rows.append({"name": name, "config": config, "target_bpp": bpp, "bpp": rep["bpp"], "psnr": rep["psnr"],
+            rows.append({"name": name, "config": config, "b_scale": mcorder.B_BLOCK_SCALE,
+                         "radius": mcmotion.RADIUS, "target_bpp": bpp, "bpp": rep["bpp"], "psnr": rep["psnr"],
                          "psnr_y": rep["psnr_y"], "bytes": len(r.data), "totals": total,
                          "intra_psnr": float(np.mean(i_psnr)), "p_psnr": float(np.mean(p_psnr)) if p_psnr else None,
                          "b_psnr": float(np.mean(b_psnr)) if b_psnr else None,
                          "gops": [{k: v for k, v in g.items() if k != "is_b"} for g in gops],
                          "wall_s": wall, "cpu_s": cpu, "load": os.getloadavg()[0], "frame_psnr": fp})
             print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("frame_psnr", "gops")}), flush=True)
+    mcorder.B_BLOCK_SCALE, mcmotion.RADIUS = 2, 2
     return rows
 
 
