@@ -121,6 +121,7 @@ def main() -> None:
     ap.add_argument("--runs", required=True, help="JSON list of [name, encode_gop options, gop or null]")
     ap.add_argument("--rates", default="0.02,0.05,0.1")
     ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--start", type=int, default=0, help="first frame of the excerpt")
     ap.add_argument("--size", default="640x360")
     ap.add_argument("--intra-steps", type=int, default=300, help="fixed fit steps of the intra frames")
     ap.add_argument("-o", "--out", required=True)
@@ -130,7 +131,7 @@ def main() -> None:
               + " ".join(shlex.quote(a) for a in sys.argv[1:]),
               "loadavg_start": os.getloadavg(), "clip": DEFAULT_CLIP.name, "cpus": os.cpu_count(),
               "note": "2 CPU cores shared with other engineers' jobs; CPU seconds are the figure to compare"}
-    clip = excerpt(DEFAULT_CLIP, 0, args.frames, (w, h))
+    clip = excerpt(DEFAULT_CLIP, args.start, args.frames, (w, h))
     result["runs"] = runs(clip, json.loads(args.runs), [float(r) for r in args.rates.split(",")], args.intra_steps)
     result["loadavg_end"] = os.getloadavg()
     Path(args.out + ".json").write_text(json.dumps(result, indent=1))

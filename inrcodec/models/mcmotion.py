@@ -1,23 +1,26 @@
 """Rate-constrained block motion for ``mcvideo`` (encoder only: the bitstream and the decoder are unchanged).
 
-DIS optical flow averaged over a block is a good vector for the block's *prediction*, but not the cheapest one to
-*code*: its small spatial noise makes most median-prediction differences non-zero. x264 chooses each vector by
-SAD + lambda x bits(vector - predictor); this module does the same for every coded field (the P chain's, the
-anchors', the B frames' forward and backward fields): per block, among a few candidates -- the DIS vector, its
-four half-pel neighbours, the median predictor (difference 0, the "spatial direct" vector of H.264), its four
-half-pel neighbours and zero -- the one of least SSE(prediction) + lambda x bits(difference).
+DIS optical flow averaged over a block is a fair vector for the block, but neither the best predictor (the mean
+flow is not the shift of least error) nor the cheapest to code (its small spatial noise makes most median
+differences non-zero). x264 chooses each vector by SAD + lambda x bits(vector - predictor); this module does the
+same for every coded field (the P chain's, the anchors', the B frames' forward and backward fields): per block,
+among the vectors within ``RADIUS`` half pels of the DIS vector and the median predictor itself (a difference of
+zero: H.264's spatial direct vector), the one of least SSE(prediction) + lambda x bits(difference).
 
 - *Prediction error* of a candidate: the reference shifted by that vector over the block (block-constant, as a
   block matcher sees it; the decoder interpolates the field between block centres), luma only, times 3 to stand
   for the RGB SSE the mode decision uses; open loop, on the source frames (the motion is chosen before the intra
-  frame is fitted, so that its bytes are known first).
-- *Bits*: of each component of the difference to the median predictor, priced first by an exp-Golomb-like length,
-  then by the field stream's own histogram (it is coded by one static model: ``encode_ints``).
-- *The predictor* depends on the chosen neighbours: the choice is made for all blocks at once and repeated
-  (``SWEEPS``), each sweep against the predictors of the previous one (Jacobi), so that a region settles on a
-  smooth field. The real coded size is what the encoder then measures and budgets.
+  frame is fitted, so that its bytes are known first). Tabled for the whole window first (one whole-frame shift
+  per offset).
+- *Bits*: of each component of the difference to the causal median predictor, priced first by an exp-Golomb-like
+  length, then by the stream's own histogram (it is coded by one static model: ``encode_ints``); blocks decided in
+  raster order, so each sees its true predictor (a first form deciding all blocks at once against the previous
+  sweep's predictors moved vectors as well, but its rate term did not settle: neighbours jumped together).
 - *lambda* = ``mcorder.MODE_LAMBDA`` x step^2 x ``scale`` per bit (as the B-mode decision), the step being each
   frame's expected luma residual step (``expected_step``): the motion is chosen before the residual step search.
+
+Measured (docs/video.md, session 20): the chosen fields predict 24 frames of the shared clip at 31.8 dB against
+30.4 dB for the DIS vectors, with fewer motion bytes; whole codec -15 % BD-rate at equal intra work.
 """
 
 from __future__ import annotations
@@ -41,12 +44,6 @@ def expected_step(residual_bpp: float) -> float:
     from .mcvideo import MAX_RESIDUAL_STEP
 
     return float(np.clip(STEP_AT * (max(residual_bpp, 1e-6) / BPP_AT) ** STEP_SLOPE, 1.0, MAX_RESIDUAL_STEP))
-
-
-def _med_prediction(v: np.ndarray) -> np.ndarray:
-    from .mcvideo import _med_prediction as med
-
-    return med(v)
 
 
 def _shift_sse(cur: np.ndarray, ref: np.ndarray, field: np.ndarray, block: int) -> np.ndarray:
@@ -118,7 +115,7 @@ def refine_stream(cur: list[np.ndarray], ref: list[np.ndarray], fields: np.ndarr
     its true causal median predictor (the predictor itself is a candidate, its error computed on the block alone
     when it lies outside the table), the bits priced first by the prior, then (``PASSES``) by the histogram of the
     differences the previous pass chose."""
-    from .mcvideo import MAX_MV, _med
+    from .mcvideo import MAX_MV, _med, _med_prediction
 
     if len(fields) == 0:
         return fields.copy()
@@ -131,7 +128,6 @@ def refine_stream(cur: list[np.ndarray], ref: list[np.ndarray], fields: np.ndarr
                       for c in range(len(offsets))])  # (C, F, by, bx)
     rows = np.arange(nf)
     price = _prior_bits
-    v = dis.copy()
     for _ in range(PASSES):
         v = np.zeros_like(dis)
         for y in range(by):
@@ -159,10 +155,10 @@ def refine_stream(cur: list[np.ndarray], ref: list[np.ndarray], fields: np.ndarr
                     if e + pred_bits[f] < best_cost[f]:
                         choice[f] = pred[f]
                 v[:, y, x] = choice
-        from .mcvideo import _med_prediction as med
-
-        price = _table_bits((v - med(v)).ravel())
+        price = _table_bits((v - _med_prediction(v)).ravel())
     return v.astype(np.int32)
+
+
 def refine_motion(window: np.ndarray, vectors, block: int, steps: np.ndarray, scale: float):
     """The GOP's motion (the P chain's (n-1, by, bx, 2) array or an ``mcorder.HierMotion``) with every field chosen
     by ``refine_stream``; ``steps``: the expected luma step of each predicted frame (display order, levels)."""

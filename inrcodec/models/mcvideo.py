@@ -5,9 +5,9 @@ frame with a coded block motion field, and the prediction error is coded as a re
 Motion: OpenCV's DIS optical flow from each source frame to the previous source frame (open loop, so the motion is
 known, and its bytes counted, before the intra frame is fitted), averaged over ``block`` x ``block`` blocks and
 quantised to 1/2 pixel; then (session 20, ``mcmotion``) each block's vector is chosen within 2 half pels of
-that one, or as its median predictor, by prediction error + lambda x bits. The decoder interpolates the block field bilinearly to a dense flow and warps with
-``cv2.remap`` (bilinear, border replicated). Symbols are coded as differences to the co-located vector of the
-previous frame, with inrcodec's integer coder.
+that one, or as its median predictor, by prediction error + lambda x bits. The decoder interpolates the block
+field bilinearly to a dense flow and warps with ``cv2.remap`` (bilinear, border replicated). Symbols are coded
+as differences to the co-located vector of the previous frame, with inrcodec's integer coder.
 
 Residual (``residual``, default ``dct``: ``mcdct``; ``pyramid``: ``mcresidual``): frame k is the warp of decoded
 frame k-1 plus the decoded residual; the encoder runs that same loop on its own output (closed loop), so encoder
