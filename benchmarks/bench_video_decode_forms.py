@@ -29,7 +29,9 @@ from inrcodec.parts import part_count, part_section  # noqa: E402
 from inrcodec.video_codec import compress_video  # noqa: E402
 
 FORMS = {"p": {"structure": "", "block_strength": 0}, "p+blocks": {"structure": ""},
-         "hier": {"block_strength": 0}, "hier+blocks": {}}
+         "hier": {"block_strength": 0}, "hier+blocks": {},
+         # session 20: the default's vectors without the rate-constrained choice (the DIS vectors as they are)
+         "hier+blocks+dis": {"motion_rd": 0}}
 
 
 def main() -> None:
@@ -38,12 +40,14 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--bpp", type=float, default=0.1)
     ap.add_argument("--gop", type=int, default=12)
+    ap.add_argument("--forms", default="p,p+blocks,hier,hier+blocks", help=f"comma-separated, of {', '.join(FORMS)}")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
     clip = excerpt(DEFAULT_CLIP, 0, args.frames, (w, h))
     rows = []
-    for name, config in FORMS.items():
+    for name in args.forms.split(","):
+        config = FORMS[name]
         r = compress_video(clip, "mcvideo", bpp=args.bpp, steps=5, gop=args.gop, config=config, workers=1,
                            audio=False)
         c = read_container(r.data)

@@ -1,0 +1,104 @@
+"""Rate-constrained motion of ``mcvideo`` (``inrcodec/models/mcmotion.py``, encoder only): each block's vector is
+chosen among a few candidates by prediction error + lambda x bits. Checked on a smooth random texture moved by a
+known half-pel shift (so the best vector is known), then on the whole GOP (P chain and B-frames): the decoder is
+unchanged and still gives the encoder's closed loop bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inrcodec.models import mcmotion, mcvideo
+from inrcodec.samples import moving_shapes_video
+
+H, W, B = 64, 96, 16
+
+
+def _texture(seed: int = 0) -> np.ndarray:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, (H + 16, W + 16)).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(noise, (0, 0), 2.0) * 3 - 255, 0, 255)
+
+
+def _frames(true: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A reference and the frame it predicts: cur(x) = ref(x + true / 2) (the codec's vector convention)."""
+    import cv2
+
+    big = _texture()
+    ref = big[8:8 + H, 8:8 + W]
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    cur = cv2.remap(big, xs + 8 + true[0] / 2, ys + 8 + true[1] / 2, cv2.INTER_LINEAR)
+    return np.rint(ref).astype(np.uint8), np.rint(cur).astype(np.uint8)
+
+
+def _sse(cur, ref, field):
+    return mcmotion._shift_sse(cur.astype(np.float32), ref, field, B).sum()
+
+
+def test_rd_motion_finds_the_true_shift_near_a_noisy_flow():
+    true = (3, -2)  # half pels
+    ref, cur = _frames(true)
+    by, bx = H // B, W // B
+    rng = np.random.default_rng(1)
+    noisy = np.array(true) + rng.integers(-2, 3, (1, by, bx, 2))  # a flow off by up to 2 half pels per component
+    chosen = mcmotion.refine_stream([cur], [ref], noisy, B, np.array([1.0]))
+    # with a small lambda the prediction error decides: the true vector in (nearly) every block, far less error
+    assert np.mean(np.all(chosen == np.array(true), axis=-1)) >= 0.9
+    assert _sse(cur, ref, chosen[0]) < 0.5 * _sse(cur, ref, noisy[0])
+    # the decoder's own (interpolated) warp predicts better from the chosen field too
+    err = lambda f: np.mean((mcvideo.warp(ref[..., None].repeat(3, -1), f, B)[..., 0].astype(float) - cur) ** 2)
+    assert err(chosen[0]) < err(noisy[0])
+
+
+def test_rd_motion_trades_error_for_bits_as_lambda_grows():
+    ref, cur = _frames((1, 0))
+    by, bx = H // B, W // B
+    rng = np.random.default_rng(2)
+    noisy = np.array((1, 0)) + rng.integers(-1, 2, (1, by, bx, 2))
+    sizes, errors = [], []
+    for lam in (1.0, 1e3, 1e7):
+        chosen = mcmotion.refine_stream([cur], [ref], noisy, B, np.array([lam]))
+        sizes.append(len(mcvideo.encode_motion(chosen, "med")))
+        errors.append(_sse(cur, ref, chosen[0]))
+        assert np.abs(chosen).max() <= mcvideo.MAX_MV
+    # dearer bits: fewer coded bytes, more prediction error; at a huge lambda every difference to the median
+    # predictor is zero (each vector is its neighbours' median: nothing but the field's first vector is coded)
+    assert sizes[0] >= sizes[1] >= sizes[2] and sizes[2] < sizes[0]
+    assert errors[0] <= errors[1] <= errors[2]
+    last = mcmotion.refine_stream([cur], [ref], noisy, B, np.array([1e7]))
+    assert np.count_nonzero(last - mcvideo._med_prediction(last)) <= 2
+
+
+def test_expected_step_falls_with_the_rate():
+    steps = [mcmotion.expected_step(b) for b in (0.001, 0.01, 0.05, 0.2, 1.0)]
+    assert all(a >= b for a, b in zip(steps, steps[1:])) and steps[0] > steps[-1] > 0
+
+
+@pytest.mark.parametrize("structure", ["", "hier"])
+def test_rd_motion_gop_decodes_to_the_closed_loop(structure):
+    from inrcodec.codec import decompress
+    from inrcodec.models import mcorder
+
+    x = moving_shapes_video(8, 48, 64).data
+    blob = mcvideo.encode_gop(x, 3000, steps=20, structure=structure)  # motion_rd: the default, on
+    assert len(blob) <= 3000 * 1.02
+    c, cfg = mcvideo._parse(blob)
+    decoded = mcvideo.decode_gop(blob)
+    intra = decompress(c.sections["intra"]).data
+    if structure:
+        vectors = mcorder.decode_motion(c.sections["motion"], 8, cfg.mini_gop, cfg.block, cfg.b_block, 48, 64)
+        mcorder.WithModes(mcvideo.RESIDUALS[cfg.residual]).decode_symbols(c.sections["residual"], 7, 48, 64, vectors)
+        dis = mcorder.hier_motion(mcorder.motion_fields(x, cfg.mini_gop, [cfg.block]), 8, cfg.mini_gop, cfg.block,
+                                  cfg.b_block)
+        dis_bytes = mcorder.encode_motion(dis)
+    else:
+        by, bx = -(-48 // cfg.block), -(-64 // cfg.block)
+        vectors = mcvideo.decode_motion(c.sections["motion"], (7, by, bx, 2), cfg.motion)
+        dis_bytes = mcvideo.encode_motion(mcvideo.motion_fields(x, [cfg.block])[cfg.block], "med")
+    coder = mcvideo.RESIDUALS[cfg.residual]
+    loop, _ = mcvideo.closed_loop(intra, x, vectors, cfg.block, coder, cfg.frame_steps_with_blocks(vectors, 48, 64),
+                                  cfg.deblock)
+    assert np.array_equal(loop, decoded)  # the decoder is unchanged and still gives the encoder's loop
+    assert c.sections["motion"] != dis_bytes  # the vectors were chosen anew, not DIS's as they are
