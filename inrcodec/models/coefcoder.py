@@ -1,0 +1,345 @@
+"""Context-modelled coder of 8x8 DCT residual symbols whose contexts cost no tables (``image_dct`` format 2).
+
+What it codes: integer symbols (c, by, bx, 64) in zigzag order (``image_dct``'s quantised residual; c = 1 or 3).
+How (measured against ``mcdct2``'s per-stream i.i.d. tables on Kodak residuals over Gaussian bases: see
+benchmarks/README.md "Context-modelled coefficient coder"):
+
+- **Passes**, so that every symbol's context is something the decoder already has and each pass is one vectorised
+  step: per channel a coded-block flag (CBF) for every block, in two checkerboard halves (the second half sees its
+  four neighbours' flags); then per channel (Y, then Co, then Cg) and zigzag position p = 0..63, over the blocks
+  still open: the magnitude at p (0..16, 17 = escape), and for a non-zero one a "last" flag (H.264 CABAC's
+  significance map: a block closes after its last non-zero, so nothing after it is coded). Escapes (|q| >= 17)
+  are an ``encode_ints`` blob after the stream; signs are the stream's last symbols, one bit each.
+- **Magnitude context**: x = the block's own magnitudes at the two lower frequencies next to p ((u-1, v), (u, v-1))
+  plus 1/4 of the same two in the four neighbouring blocks (+ 1/2 |Y| at p for chroma), in 20 log-spaced classes.
+  The model of a class is a **zero probability and a geometric magnitude**, two numbers estimated from the counts of
+  the symbols already coded in that class (decayed by half per pass, so they follow the position; refreshed four
+  times within each pass). Nothing is sent: no table, no parameter.
+- **Last-flag context**: how many non-zeros the block has so far (0..3+) x how many of its four neighbours are
+  still open (0..4); **CBF context**: the neighbours' flags (second half) x the flags of Y (and Co) in the block.
+  Both are adaptive binary counts, updated like the magnitudes.
+
+Every probability is computed from integer counts with IEEE +, -, *, / only (no exp/log: contexts are integer
+thresholds), so encoder and decoder build bit-identical models on any machine; constriction then codes one ANS
+stream with per-symbol Categorical/Bernoulli models. Decoding is about 3 x 64 numpy passes (only up to the last
+open block), not a loop over blocks.
+
+Layout (after ``image_dct``'s header): varint length + the ANS stream (32-bit words, trailing zero bytes dropped,
+sentinel as in ``entropy.coding``), then the escape blob (``encode_ints`` of |q| - 17, count known from the stream).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import constriction
+import numpy as np
+
+from ..entropy import decode_ints, encode_ints
+from ..entropy._bytes import read_varint, varint
+from ..entropy.coding import _ans_bytes, _ans_decoder, _checked, _finish, _new_coder
+from ..errors import FormatError
+from .mcdct import MAX_SYMBOL, N, _zigzag
+
+K = 18  # magnitude alphabet: 0..16, 17 = escape (|q| >= 17, the rest in the escape blob)
+ESC = K - 1
+CLASSES = 20
+# class k of a context x (in quarter units, an integer) <=> x >= 2^(k/2) - 1, i.e. x4 >= ceil(4 (2^(k/2) - 1)):
+# integer thresholds, so no libm log decides a class
+_THRESH4 = np.array([int(np.ceil(4.0 * (2.0 ** (k / 2.0) - 1.0) - 1e-9)) for k in range(CLASSES)], np.int64)
+CHUNKS = 4  # model refreshes within a pass (measured 1 / 4 chunks: -6.1 / -7.1 % bytes before the last-flag context)
+MAG_DECAY = 0.5  # counts kept per pass: 0.9 / 0.7 / 0.5 -> -5.2 / -6.1 / -6.4 % (before the other changes)
+FLAG_DECAY = 0.6  # last flags: 0.3 / 0.6 -> -3.0 / -3.6 %
+PRIOR = 4.0  # pseudo-counts of a class with no history
+LAST_CTX = 4 * 5  # min(non-zeros so far, 3) x open neighbours (0..4)
+CBF_CTX = 6 * 4  # neighbours' flags (0..4; 5 = first half, none known) x Y flag x Co flag
+
+
+@functools.lru_cache(maxsize=1)
+def _template() -> tuple[np.ndarray, np.ndarray]:
+    """Zigzag index of the coefficient above (u-1, v) and left (u, v-1) of each zigzag position (64 = none)."""
+    zz = _zigzag()
+    inv = np.argsort(zz)
+    up, left = np.full(N * N, N * N, np.int64), np.full(N * N, N * N, np.int64)
+    for p, r in enumerate(zz):
+        u, v = divmod(int(r), N)
+        if u:
+            up[p] = inv[(u - 1) * N + v]
+        if v:
+            left[p] = inv[u * N + v - 1]
+    return up, left
+
+
+def _neighbour_sum(a: np.ndarray) -> np.ndarray:
+    """Sum over the 4-neighbourhood of (..., by, bx), zero outside."""
+    out = np.zeros_like(a)
+    out[..., :, 1:] += a[..., :, :-1]
+    out[..., :, :-1] += a[..., :, 1:]
+    out[..., 1:, :] += a[..., :-1, :]
+    out[..., :-1, :] += a[..., 1:, :]
+    return out
+
+
+def _geometric_rows(stats: np.ndarray) -> np.ndarray:
+    """(CLASSES, 3) counts [zeros, non-zeros, sum of (m - 1)] -> (CLASSES, K) pmf: P(0) = z,
+    P(m) = (1 - z)(1 - r) r^(m-1), escape = the tail (1 - z) r^(K-2)."""
+    n0, nn, sm = stats[:, 0], stats[:, 1], stats[:, 2]
+    z = (n0 + 0.5 * PRIOR) / (n0 + nn + PRIOR)
+    mean = (sm + 0.5 * PRIOR) / (nn + 0.5 * PRIOR)
+    r = mean / (1.0 + mean)
+    rows = np.empty((len(r), K))
+    rows[:, 0] = z
+    rows[:, 1] = (1.0 - z) * (1.0 - r)
+    rows[:, 2:] = r[:, None]
+    np.multiply.accumulate(rows[:, 1:], axis=1, out=rows[:, 1:])  # sequential products: the same everywhere
+    rows[:, ESC] *= 1.0 / (1.0 - r)  # the tail: (1 - z) r^(K-2), not times (1 - r)
+    return rows
+
+
+# -- the three ends of one walk: encoding (record), decoding (read), estimating (count bits) -------------------------
+_CAT = constriction.stream.model.Categorical(perfect=False)
+_BERN = constriction.stream.model.Bernoulli(perfect=False)
+_SIGN = constriction.stream.model.Uniform(2)
+
+
+class _Recorder:
+    """Encoder side: the symbols are known; keep (symbols, model, params) in decoding order."""
+
+    def __init__(self):
+        self.ops = []
+
+    def cat(self, rows, truth):
+        self.ops.append((truth.astype(np.int32), _CAT, rows))
+        return truth
+
+    def bern(self, p1, truth):
+        self.ops.append((truth.astype(np.int32), _BERN, p1))
+        return truth
+
+    def signs(self, truth):
+        self.ops.append((truth.astype(np.int32), _SIGN, None))
+        return truth
+
+    def payload(self) -> bytes:
+        coder = _new_coder()
+        for sym, model, params in reversed(self.ops):
+            if len(sym):
+                if params is None:
+                    coder.encode_reverse(sym, model)
+                else:
+                    coder.encode_reverse(sym, model, params)
+        return _ans_bytes(coder)
+
+
+class _Reader:
+    def __init__(self, payload: bytes):
+        self.coder = _ans_decoder(payload)
+
+    def cat(self, rows, truth):
+        if not len(rows):
+            return np.zeros(0, np.int64)
+        return _checked(self.coder.decode, _CAT, rows).astype(np.int64)
+
+    def bern(self, p1, truth):
+        if not len(p1):
+            return np.zeros(0, np.int64)
+        return _checked(self.coder.decode, _BERN, p1).astype(np.int64)
+
+    def signs(self, truth):
+        n = len(truth)
+        return _checked(self.coder.decode, _SIGN, n).astype(np.int64) if n else np.zeros(0, np.int64)
+
+
+class _Counter:
+    """Estimated bits: -log2 of each symbol's probability under the same models (no coding)."""
+
+    def __init__(self):
+        self.bits = 0.0
+
+    def cat(self, rows, truth):
+        if len(truth):
+            p = rows[np.arange(len(truth)), truth] / rows.sum(axis=1)
+            self.bits -= float(np.log2(np.maximum(p, 2.0 ** -24)).sum())
+        return truth
+
+    def bern(self, p1, truth):
+        if len(truth):
+            p = np.where(truth > 0, p1, 1.0 - p1)
+            self.bits -= float(np.log2(np.maximum(p, 2.0 ** -24)).sum())
+        return truth
+
+    def signs(self, truth):
+        self.bits += len(truth)
+        return truth
+
+
+def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None):
+    """The coding walk shared by encoder (``q`` given) and decoder (``q`` None: symbols come from ``io``).
+    Returns (magnitudes capped at ESC, (c, 64, by*bx) int32, position-major; number of escapes)."""
+    c, by, bx = shape
+    nblk = by * bx
+    know = q is not None
+    A = np.zeros((c, N * N + 1, nblk), np.int32)  # |q| capped at ESC; row 64: the template's "none" (zero)
+    if know:
+        absq = np.abs(q.reshape(c, nblk, N * N).astype(np.int64)).transpose(0, 2, 1)
+        truth_mag = np.minimum(absq, ESC)
+        nz_any = absq != 0
+        last_pos = np.where(nz_any.any(1), N * N - 1 - np.argmax(nz_any[:, ::-1], axis=1), -1)
+        starts = _diagonal_starts()
+        last_diag = np.searchsorted(starts, last_pos, side="right") - 1  # -1 where nothing is coded
+    up, left = _template()
+    # -- coded-block flags, two checkerboard halves per channel
+    cbf = np.zeros((c, by, bx), np.int64)
+    parity = (np.add.outer(np.arange(by), np.arange(bx)) % 2).astype(bool)
+    stats = np.full((CBF_CTX, 2), 0.5)
+    for ch in range(c):
+        for half in (False, True):
+            sel = parity == half
+            ctx = np.full(int(sel.sum()), 5, np.int64) if not half else _neighbour_sum(cbf[ch])[sel]
+            if ch >= 1:
+                ctx = ctx + 6 * cbf[0][sel]
+            if ch >= 2:
+                ctx = ctx + 12 * cbf[1][sel]
+            truth = (last_pos[ch].reshape(by, bx)[sel] >= 0).astype(np.int64) if know else None
+            cbf[ch][sel] = _chunked_bern(io, stats, ctx, truth)
+    # -- magnitudes and last flags, per channel and frequency diagonal (u + v = d) over the open blocks
+    mag_stats = [np.zeros((CLASSES, 3)) for _ in range(2)]
+    flag_stats = [np.full((LAST_CTX, 2), 0.5) for _ in range(2)]
+    n_escape = 0
+    starts = _diagonal_starts()
+    for ch in range(c):
+        ct = int(ch > 0)
+        open_ = cbf[ch].reshape(nblk).astype(bool)
+        count = np.zeros(nblk, np.int64)  # non-zeros so far per block
+        for d in range(len(starts) - 1):
+            idx = np.flatnonzero(open_)
+            if not len(idx):
+                break
+            lo, hi = int(starts[d]), int(starts[d + 1])
+            w = hi - lo
+            t = A[ch, up[lo:hi]] + A[ch, left[lo:hi]]  # (w, nblk): own template of each position
+            x4 = (4 * t + _neighbour_sum(t.reshape(w, by, bx)).reshape(w, nblk))[:, idx]
+            if ch:
+                x4 += 2 * A[0, lo:hi][:, idx]
+            cls = np.searchsorted(_THRESH4, x4.T.ravel(), side="right") - 1  # block-major
+            ms = mag_stats[ct]
+            ms *= MAG_DECAY
+            truth = truth_mag[ch, lo:hi][:, idx].T.ravel() if know else None
+            m = _chunked_cat(io, ms, cls, truth).reshape(len(idx), w)
+            A[ch][lo:hi, idx] = m.T
+            n_escape += int((m == ESC).sum())
+            nzi = (m > 0).sum(axis=1)
+            if hi < N * N:
+                live = np.zeros((by, bx), np.int64)
+                live.reshape(nblk)[idx] = 1
+                nb_open = _neighbour_sum(live).reshape(nblk)
+                j = idx[nzi > 0]
+                ctx = np.minimum(count[j], 3) + 4 * nb_open[j]
+                fs = flag_stats[ct]
+                fs *= FLAG_DECAY
+                truth = (last_diag[ch, j] == d).astype(np.int64) if know else None
+                last = _chunked_bern(io, fs, ctx, truth)
+                open_[j[last > 0]] = False
+            else:
+                open_[idx] = False
+            count[idx] += nzi
+    return A[:, :N * N], n_escape
+
+
+@functools.lru_cache(maxsize=1)
+def _diagonal_starts() -> np.ndarray:
+    """Zigzag index where each frequency diagonal u + v = d starts (zigzag runs diagonal by diagonal), and 64."""
+    zz = _zigzag()
+    diag = zz // N + zz % N
+    return np.concatenate([np.flatnonzero(np.diff(diag, prepend=-1)), [N * N]]).astype(np.int64)
+
+
+def _chunked_cat(io, stats: np.ndarray, cls: np.ndarray, truth):
+    """Code magnitudes in CHUNKS pieces, each with the geometric models of the counts so far."""
+    n = len(cls)
+    out = np.empty(n, np.int64)
+    bounds = [n * j // CHUNKS for j in range(CHUNKS + 1)]
+    for j in range(CHUNKS):
+        a, b = bounds[j], bounds[j + 1]
+        if a == b:
+            continue
+        k = cls[a:b]
+        rows = _geometric_rows(stats)[k]
+        m = io.cat(rows, None if truth is None else truth[a:b])
+        if m.min() < 0 or m.max() > ESC:
+            raise FormatError("dct residual: magnitude symbol out of range")
+        out[a:b] = m
+        nzm = m > 0
+        total = np.bincount(k, minlength=CLASSES)
+        nonzero = np.bincount(k[nzm], minlength=CLASSES)
+        stats[:, 0] += total - nonzero
+        stats[:, 1] += nonzero
+        stats[:, 2] += np.bincount(k[nzm], weights=m[nzm] - 1, minlength=CLASSES)
+    return out
+
+
+def _chunked_bern(io, stats: np.ndarray, ctx: np.ndarray, truth):
+    n = len(ctx)
+    out = np.empty(n, np.int64)
+    bounds = [n * j // CHUNKS for j in range(CHUNKS + 1)]
+    for j in range(CHUNKS):
+        a, b = bounds[j], bounds[j + 1]
+        if a == b:
+            continue
+        k = ctx[a:b]
+        p1 = stats[k, 1] / (stats[k, 0] + stats[k, 1])
+        v = io.bern(p1, None if truth is None else truth[a:b])
+        if v.min() < 0 or v.max() > 1:
+            raise FormatError("dct residual: flag out of range")
+        out[a:b] = v
+        total = np.bincount(k, minlength=len(stats))
+        ones = np.bincount(k, weights=v, minlength=len(stats))
+        stats[:, 1] += ones
+        stats[:, 0] += total - ones
+    return out
+
+
+# -- public -----------------------------------------------------------------------------------------------------------
+def encode(q: np.ndarray) -> bytes:
+    """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes."""
+    c, by, bx, _ = q.shape
+    rec = _Recorder()
+    mags, _ = _walk(rec, (c, by, bx), q)
+    flat = q.reshape(c, by * bx, N * N).transpose(0, 2, 1).astype(np.int64)  # position-major, as the walk
+    nz = flat != 0
+    rec.signs((flat[nz] < 0).astype(np.int64))
+    payload = rec.payload()
+    esc = np.abs(flat[mags == ESC]) - ESC
+    return varint(len(payload)) + payload + encode_ints(esc)
+
+
+def estimate_bytes(q: np.ndarray) -> float:
+    """Size of ``encode`` from the same models' probabilities (no coding): within a few bytes of it."""
+    c, by, bx, _ = q.shape
+    cnt = _Counter()
+    mags, _ = _walk(cnt, (c, by, bx), q)
+    n_nonzero = int(np.count_nonzero(q))
+    flat = q.reshape(c, by * bx, N * N).transpose(0, 2, 1)
+    esc = np.abs(flat[mags == ESC].astype(np.int64)) - ESC
+    return (cnt.bits + n_nonzero) / 8.0 + 7.0 + (len(encode_ints(esc)) if len(esc) else 1)
+
+
+def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
+    """Inverse of ``encode``: (c, by, bx, 64) int16 symbols; FormatError on anything malformed."""
+    n, pos = read_varint(data, 0, "dct residual: stream length is truncated", 5)
+    if pos + n > len(data):
+        raise FormatError("dct residual: stream is truncated")
+    rd = _Reader(data[pos:pos + n])
+    mags, n_escape = _walk(rd, (c, by, bx), None)
+    nz = mags != 0
+    signs = rd.signs(np.empty(int(np.count_nonzero(nz))))
+    _finish(rd.coder)
+    esc = decode_ints(data[pos + n:], n_escape)
+    if n_escape and (esc.min() < 0 or esc.max() > MAX_SYMBOL - ESC):
+        raise FormatError("dct residual: escaped symbol out of range")
+    out = mags.astype(np.int16)
+    if n_escape:
+        out[mags == ESC] += esc.astype(np.int16)
+    vals = out[nz]
+    out[nz] = np.where(signs > 0, -vals, vals)
+    return np.ascontiguousarray(out.transpose(0, 2, 1).reshape(c, by, bx, N * N))
