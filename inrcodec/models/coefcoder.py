@@ -47,9 +47,15 @@ CLASSES = 20
 # class k of a context x (in quarter units, an integer) <=> x >= 2^(k/2) - 1, i.e. x4 >= ceil(4 (2^(k/2) - 1)):
 # integer thresholds, so no libm log decides a class
 _THRESH4 = np.array([int(np.ceil(4.0 * (2.0 ** (k / 2.0) - 1.0) - 1e-9)) for k in range(CLASSES)], np.int64)
-CHUNKS = 4  # model refreshes within a pass (measured 1 / 4 chunks: -6.1 / -7.1 % bytes before the last-flag context)
-MAG_DECAY = 0.5  # counts kept per pass: 0.9 / 0.7 / 0.5 -> -5.2 / -6.1 / -6.4 % (before the other changes)
-FLAG_DECAY = 0.6  # last flags: 0.3 / 0.6 -> -3.0 / -3.6 %
+# context weights in quarters: x = own template + 1/4 of the neighbours' + 1/2 of |Y| at the position (chroma)
+OWN_W4, NB_W4, LUMA_W4 = 4, 1, 2
+DIAG_W4, NBDIAG_W4 = 0, 0
+# Adaptation, measured by exact bytes against format 1 on 27 Kodak residuals (kodim01/03/07, bases 0.1-0.35 bpp,
+# steps 7-20): chunks 2 / 4 / 8: -5.0 / -6.4 / -7.1 % (8 costs decoding time); magnitude counts kept per pass
+# 0.7 / 0.5 / 0.3 / 0.2: -5.6 / -6.4 / -6.9 / -7.1 %; last flags 0.8 / 0.6 / 0.4: -0.05 / 0 / +0.03 %
+CHUNKS = 4  # model refreshes within a pass (in raster order: they also follow the image's texture)
+MAG_DECAY = 0.25
+FLAG_DECAY = 0.5
 PRIOR = 4.0  # pseudo-counts of a class with no history
 LAST_CTX = 4 * 5  # min(non-zeros so far, 3) x open neighbours (0..4)
 CBF_CTX = 6 * 4  # neighbours' flags (0..4; 5 = first half, none known) x Y flag x Co flag
@@ -97,7 +103,22 @@ def _geometric_rows(stats: np.ndarray) -> np.ndarray:
 
 
 # -- the three ends of one walk: encoding (record), decoding (read), estimating (count bits) -------------------------
-_CAT = constriction.stream.model.Categorical(perfect=False)
+
+
+def _categorical(row: np.ndarray):
+    return constriction.stream.model.Categorical(row, perfect=False)
+
+
+def _by_class(k: np.ndarray):
+    """(class, indices into k) for each class present, in class order: the order symbols are coded in (one
+    constriction call per class and chunk with a prebuilt table is ~3x faster than a table per symbol)."""
+    order = np.argsort(k, kind="stable")
+    k = k.astype(np.intp)
+    counts = np.bincount(k, minlength=CLASSES)
+    ends = np.cumsum(counts)
+    for cls in np.flatnonzero(counts):
+        yield int(cls), order[ends[cls] - counts[cls]:ends[cls]]
+
 _BERN = constriction.stream.model.Bernoulli(perfect=False)
 _SIGN = constriction.stream.model.Uniform(2)
 
@@ -108,8 +129,9 @@ class _Recorder:
     def __init__(self):
         self.ops = []
 
-    def cat(self, rows, truth):
-        self.ops.append((truth.astype(np.int32), _CAT, rows))
+    def cat(self, table, k, truth):
+        for cls, sel in _by_class(k):
+            self.ops.append((truth[sel].astype(np.int32), _categorical(table[cls]), None))
         return truth
 
     def bern(self, p1, truth):
@@ -135,10 +157,11 @@ class _Reader:
     def __init__(self, payload: bytes):
         self.coder = _ans_decoder(payload)
 
-    def cat(self, rows, truth):
-        if not len(rows):
-            return np.zeros(0, np.int64)
-        return _checked(self.coder.decode, _CAT, rows).astype(np.int64)
+    def cat(self, table, k, truth):
+        out = np.empty(len(k), np.int64)
+        for cls, sel in _by_class(k):
+            out[sel] = _checked(self.coder.decode, _categorical(table[cls]), len(sel))
+        return out
 
     def bern(self, p1, truth):
         if not len(p1):
@@ -156,10 +179,10 @@ class _Counter:
     def __init__(self):
         self.bits = 0.0
 
-    def cat(self, rows, truth):
+    def cat(self, table, k, truth):
         if len(truth):
-            p = rows[np.arange(len(truth)), truth] / rows.sum(axis=1)
-            self.bits -= float(np.log2(np.maximum(p, 2.0 ** -24)).sum())
+            logp = np.log2(np.maximum(table / table.sum(axis=1, keepdims=True), 2.0 ** -24))
+            self.bits -= float(logp[k, truth].sum())
         return truth
 
     def bern(self, p1, truth):
@@ -218,10 +241,14 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None):
             lo, hi = int(starts[d]), int(starts[d + 1])
             w = hi - lo
             t = A[ch, up[lo:hi]] + A[ch, left[lo:hi]]  # (w, nblk): own template of each position
-            x4 = (4 * t + _neighbour_sum(t.reshape(w, by, bx)).reshape(w, nblk))[:, idx]
+            x4 = (OWN_W4 * t + NB_W4 * _neighbour_sum(t.reshape(w, by, bx)).reshape(w, nblk))[:, idx]
             if ch:
-                x4 += 2 * A[0, lo:hi][:, idx]
-            cls = np.searchsorted(_THRESH4, x4.T.ravel(), side="right") - 1  # block-major
+                x4 += LUMA_W4 * A[0, lo:hi][:, idx]
+            if d and (DIAG_W4 or NBDIAG_W4):
+                prev = A[ch, int(starts[d - 1]):lo].sum(axis=0)
+                x4 += (DIAG_W4 * prev + NBDIAG_W4 * _neighbour_sum(prev.reshape(by, bx)).reshape(nblk))[idx]
+            cls = (np.searchsorted(_THRESH4, x4.T.ravel(), side="right") - 1).astype(np.int16)  # block-major
+            # (int16: numpy's stable sort of small integers is a radix sort)
             ms = mag_stats[ct]
             ms *= MAG_DECAY
             truth = truth_mag[ch, lo:hi][:, idx].T.ravel() if know else None
@@ -264,18 +291,17 @@ def _chunked_cat(io, stats: np.ndarray, cls: np.ndarray, truth):
         if a == b:
             continue
         k = cls[a:b]
-        rows = _geometric_rows(stats)[k]
-        m = io.cat(rows, None if truth is None else truth[a:b])
-        if m.min() < 0 or m.max() > ESC:
-            raise FormatError("dct residual: magnitude symbol out of range")
+        m = io.cat(_geometric_rows(stats), k, None if truth is None else truth[a:b])
         out[a:b] = m
-        nzm = m > 0
-        total = np.bincount(k, minlength=CLASSES)
-        nonzero = np.bincount(k[nzm], minlength=CLASSES)
-        stats[:, 0] += total - nonzero
+        hist = np.bincount(k * K + m, minlength=CLASSES * K).reshape(CLASSES, K)  # one pass for all counts
+        nonzero = hist[:, 1:].sum(axis=1)
+        stats[:, 0] += hist[:, 0]
         stats[:, 1] += nonzero
-        stats[:, 2] += np.bincount(k[nzm], weights=m[nzm] - 1, minlength=CLASSES)
+        stats[:, 2] += hist[:, 1:] @ _MINUS_ONE
     return out
+
+
+_MINUS_ONE = np.arange(K - 1, dtype=np.float64)  # m - 1 for m = 1..K-1 (the escape counts as K - 2)
 
 
 def _chunked_bern(io, stats: np.ndarray, ctx: np.ndarray, truth):
