@@ -54,6 +54,7 @@ DIAG_W4, NBDIAG_W4 = 0, 0
 # steps 7-20): chunks 2 / 4 / 8: -5.0 / -6.4 / -7.1 % (8 costs decoding time); magnitude counts kept per pass
 # 0.7 / 0.5 / 0.3 / 0.2: -5.6 / -6.4 / -6.9 / -7.1 %; last flags 0.8 / 0.6 / 0.4: -0.05 / 0 / +0.03 %
 CHUNKS = 4  # model refreshes within a pass (in raster order: they also follow the image's texture)
+CHUNK_MIN = 512
 MAG_DECAY = 0.25
 FLAG_DECAY = 0.5
 PRIOR = 4.0  # pseudo-counts of a class with no history
@@ -109,18 +110,20 @@ def _categorical(row: np.ndarray):
     return constriction.stream.model.Categorical(row, perfect=False)
 
 
+_CAT_FAMILY = constriction.stream.model.Categorical(perfect=False)  # a table per symbol, given when coding
+_BERN = constriction.stream.model.Bernoulli(perfect=False)
+_SIGN = constriction.stream.model.Uniform(2)
+GROUP_MIN = 2048  # chunks at least this long are coded class by class with one prebuilt table each (fast per
+# symbol, ~4 numpy calls per class); shorter ones with a table per symbol in one call (no per-class overhead)
+
+
 def _by_class(k: np.ndarray):
-    """(class, indices into k) for each class present, in class order: the order symbols are coded in (one
-    constriction call per class and chunk with a prebuilt table is ~3x faster than a table per symbol)."""
+    """(class, indices into k) for each class present, in class order: the order a long chunk is coded in."""
     order = np.argsort(k, kind="stable")
-    k = k.astype(np.intp)
     counts = np.bincount(k, minlength=CLASSES)
     ends = np.cumsum(counts)
     for cls in np.flatnonzero(counts):
         yield int(cls), order[ends[cls] - counts[cls]:ends[cls]]
-
-_BERN = constriction.stream.model.Bernoulli(perfect=False)
-_SIGN = constriction.stream.model.Uniform(2)
 
 
 class _Recorder:
@@ -130,8 +133,11 @@ class _Recorder:
         self.ops = []
 
     def cat(self, table, k, truth):
-        for cls, sel in _by_class(k):
-            self.ops.append((truth[sel].astype(np.int32), _categorical(table[cls]), None))
+        if len(k) >= GROUP_MIN:
+            for cls, sel in _by_class(k):
+                self.ops.append((truth[sel].astype(np.int32), _categorical(table[cls]), None))
+        elif len(k):
+            self.ops.append((truth.astype(np.int32), _CAT_FAMILY, table[k]))
         return truth
 
     def bern(self, p1, truth):
@@ -158,19 +164,23 @@ class _Reader:
         self.coder = _ans_decoder(payload)
 
     def cat(self, table, k, truth):
-        out = np.empty(len(k), np.int64)
+        if len(k) < GROUP_MIN:
+            if not len(k):
+                return np.zeros(0, np.int32)
+            return _checked(self.coder.decode, _CAT_FAMILY, table[k])
+        out = np.empty(len(k), np.int32)
         for cls, sel in _by_class(k):
             out[sel] = _checked(self.coder.decode, _categorical(table[cls]), len(sel))
         return out
 
     def bern(self, p1, truth):
         if not len(p1):
-            return np.zeros(0, np.int64)
-        return _checked(self.coder.decode, _BERN, p1).astype(np.int64)
+            return np.zeros(0, np.int32)
+        return _checked(self.coder.decode, _BERN, p1)
 
     def signs(self, truth):
         n = len(truth)
-        return _checked(self.coder.decode, _SIGN, n).astype(np.int64) if n else np.zeros(0, np.int64)
+        return _checked(self.coder.decode, _SIGN, n) if n else np.zeros(0, np.int32)
 
 
 class _Counter:
@@ -196,23 +206,24 @@ class _Counter:
         return truth
 
 
-def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None):
+def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndarray | None = None):
     """The coding walk shared by encoder (``q`` given) and decoder (``q`` None: symbols come from ``io``).
-    Returns (magnitudes capped at ESC, (c, 64, by*bx) int32, position-major; number of escapes)."""
+    Returns (magnitudes capped at ESC, (64, c * by * bx) int32, position-major; number of escapes)."""
     c, by, bx = shape
     nblk = by * bx
     know = q is not None
-    A = np.zeros((c, N * N + 1, nblk), np.int32)  # |q| capped at ESC; row 64: the template's "none" (zero)
+    A = np.zeros((N * N + 1, c * nblk), np.int32)  # |q| capped at ESC, [position, channel * nblk + block];
+    # row 64 stays zero: the template's "none"
+    starts = _diagonal_starts()
     if know:
-        absq = np.abs(q.reshape(c, nblk, N * N).astype(np.int64)).transpose(0, 2, 1)
-        truth_mag = np.minimum(absq, ESC)
+        absq = np.abs(q.reshape(c * nblk, N * N).astype(np.int64)).T
+        truth_mag = np.minimum(absq, ESC).astype(np.int32)
         nz_any = absq != 0
-        last_pos = np.where(nz_any.any(1), N * N - 1 - np.argmax(nz_any[:, ::-1], axis=1), -1)
-        starts = _diagonal_starts()
+        last_pos = np.where(nz_any.any(0), N * N - 1 - np.argmax(nz_any[::-1], axis=0), -1)  # (c * nblk,)
         last_diag = np.searchsorted(starts, last_pos, side="right") - 1  # -1 where nothing is coded
     up, left = _template()
     # -- coded-block flags, two checkerboard halves per channel
-    cbf = np.zeros((c, by, bx), np.int64)
+    cbf = np.zeros((c, by, bx), np.int32)
     parity = (np.add.outer(np.arange(by), np.arange(bx)) % 2).astype(bool)
     stats = np.full((CBF_CTX, 2), 0.5)
     for ch in range(c):
@@ -223,70 +234,70 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None):
                 ctx = ctx + 6 * cbf[0][sel]
             if ch >= 2:
                 ctx = ctx + 12 * cbf[1][sel]
-            truth = (last_pos[ch].reshape(by, bx)[sel] >= 0).astype(np.int64) if know else None
+            truth = (last_pos[ch * nblk:(ch + 1) * nblk].reshape(by, bx)[sel] >= 0).astype(np.int32) if know else None
             cbf[ch][sel] = _chunked_bern(io, stats, ctx, truth)
-    # -- magnitudes and last flags, per channel and frequency diagonal (u + v = d) over the open blocks
-    mag_stats = [np.zeros((CLASSES, 3)) for _ in range(2)]
-    flag_stats = [np.full((LAST_CTX, 2), 0.5) for _ in range(2)]
+    # -- magnitudes and last flags, per frequency diagonal (u + v = d) over the open blocks: luma, then both chroma
+    # channels in one pass (they share their models; fewer passes decode faster)
     n_escape = 0
-    starts = _diagonal_starts()
-    for ch in range(c):
-        ct = int(ch > 0)
-        open_ = cbf[ch].reshape(nblk).astype(bool)
-        count = np.zeros(nblk, np.int64)  # non-zeros so far per block
+    for ch0, ch1 in ((0, 1), (1, c)):
+        if ch0 >= ch1:
+            continue
+        cg, off = ch1 - ch0, ch0 * nblk
+        mag_stats = np.zeros((CLASSES, 3))
+        flag_stats = np.full((LAST_CTX, 2), 0.5)
+        open_ = cbf[ch0:ch1].reshape(cg * nblk).astype(bool)
+        count = np.zeros(cg * nblk, np.int64)  # non-zeros so far per block
         for d in range(len(starts) - 1):
             idx = np.flatnonzero(open_)
             if not len(idx):
                 break
             lo, hi = int(starts[d]), int(starts[d + 1])
             w = hi - lo
-            t = A[ch, up[lo:hi]] + A[ch, left[lo:hi]]  # (w, nblk): own template of each position
-            x4 = (OWN_W4 * t + NB_W4 * _neighbour_sum(t.reshape(w, by, bx)).reshape(w, nblk))[:, idx]
-            if ch:
-                x4 += LUMA_W4 * A[0, lo:hi][:, idx]
-            if d and (DIAG_W4 or NBDIAG_W4):
-                prev = A[ch, int(starts[d - 1]):lo].sum(axis=0)
-                x4 += (DIAG_W4 * prev + NBDIAG_W4 * _neighbour_sum(prev.reshape(by, bx)).reshape(nblk))[idx]
+            t = A[up[lo:hi], off:off + cg * nblk] + A[left[lo:hi], off:off + cg * nblk]  # own template (w, cg*nblk)
+            x4 = OWN_W4 * t
+            x4 += NB_W4 * _neighbour_sum(t.reshape(w, cg, by, bx)).reshape(w, cg * nblk)
+            x4 = x4[:, idx]
+            if ch0:
+                x4 += LUMA_W4 * A[lo:hi, idx % nblk]
             cls = (np.searchsorted(_THRESH4, x4.T.ravel(), side="right") - 1).astype(np.int16)  # block-major
             # (int16: numpy's stable sort of small integers is a radix sort)
-            ms = mag_stats[ct]
-            ms *= MAG_DECAY
-            truth = truth_mag[ch, lo:hi][:, idx].T.ravel() if know else None
-            m = _chunked_cat(io, ms, cls, truth).reshape(len(idx), w)
-            A[ch][lo:hi, idx] = m.T
-            n_escape += int((m == ESC).sum())
-            nzi = (m > 0).sum(axis=1)
+            mag_stats *= MAG_DECAY
+            truth = truth_mag[lo:hi, off + idx].T.ravel() if know else None
+            m = _chunked_cat(io, mag_stats, cls, truth).reshape(len(idx), w)
+            A[lo:hi, off + idx] = m.T
+            if blocks is not None:
+                blocks[off + idx, lo:hi] = m  # the caller's block-major copy (no transpose of it all at the end)
+            n_escape += int(np.count_nonzero(m == ESC))
+            nzi = np.count_nonzero(m, axis=1)
             if hi < N * N:
-                live = np.zeros((by, bx), np.int64)
-                live.reshape(nblk)[idx] = 1
-                nb_open = _neighbour_sum(live).reshape(nblk)
+                live = np.zeros(cg * nblk, np.int64)
+                live[idx] = 1
+                nb_open = _neighbour_sum(live.reshape(cg, by, bx)).reshape(cg * nblk)
                 j = idx[nzi > 0]
                 ctx = np.minimum(count[j], 3) + 4 * nb_open[j]
-                fs = flag_stats[ct]
-                fs *= FLAG_DECAY
-                truth = (last_diag[ch, j] == d).astype(np.int64) if know else None
-                last = _chunked_bern(io, fs, ctx, truth)
+                flag_stats *= FLAG_DECAY
+                truth = (last_diag[off + j] == d).astype(np.int32) if know else None
+                last = _chunked_bern(io, flag_stats, ctx, truth)
                 open_[j[last > 0]] = False
             else:
                 open_[idx] = False
             count[idx] += nzi
-    return A[:, :N * N], n_escape
+    return A[:N * N], n_escape
 
 
-@functools.lru_cache(maxsize=1)
-def _diagonal_starts() -> np.ndarray:
-    """Zigzag index where each frequency diagonal u + v = d starts (zigzag runs diagonal by diagonal), and 64."""
-    zz = _zigzag()
-    diag = zz // N + zz % N
-    return np.concatenate([np.flatnonzero(np.diff(diag, prepend=-1)), [N * N]]).astype(np.int64)
+def _chunks(n: int) -> list[int]:
+    """Bounds of the pieces a pass of n symbols is coded in: up to CHUNKS, none shorter than CHUNK_MIN (a short
+    pass gains nothing from refreshed models and would pay their cost)."""
+    parts = max(1, min(CHUNKS, n // CHUNK_MIN))
+    return [n * j // parts for j in range(parts + 1)]
 
 
 def _chunked_cat(io, stats: np.ndarray, cls: np.ndarray, truth):
-    """Code magnitudes in CHUNKS pieces, each with the geometric models of the counts so far."""
+    """Code magnitudes in pieces (``_chunks``), each with the geometric models of the counts so far."""
     n = len(cls)
     out = np.empty(n, np.int64)
-    bounds = [n * j // CHUNKS for j in range(CHUNKS + 1)]
-    for j in range(CHUNKS):
+    bounds = _chunks(n)
+    for j in range(len(bounds) - 1):
         a, b = bounds[j], bounds[j + 1]
         if a == b:
             continue
@@ -304,19 +315,25 @@ def _chunked_cat(io, stats: np.ndarray, cls: np.ndarray, truth):
 _MINUS_ONE = np.arange(K - 1, dtype=np.float64)  # m - 1 for m = 1..K-1 (the escape counts as K - 2)
 
 
+@functools.lru_cache(maxsize=1)
+def _diagonal_starts() -> np.ndarray:
+    """Zigzag index where each frequency diagonal u + v = d starts (zigzag runs diagonal by diagonal), and 64."""
+    zz = _zigzag()
+    diag = zz // N + zz % N
+    return np.concatenate([np.flatnonzero(np.diff(diag, prepend=-1)), [N * N]]).astype(np.int64)
+
+
 def _chunked_bern(io, stats: np.ndarray, ctx: np.ndarray, truth):
     n = len(ctx)
     out = np.empty(n, np.int64)
-    bounds = [n * j // CHUNKS for j in range(CHUNKS + 1)]
-    for j in range(CHUNKS):
+    bounds = _chunks(n)
+    for j in range(len(bounds) - 1):
         a, b = bounds[j], bounds[j + 1]
         if a == b:
             continue
         k = ctx[a:b]
         p1 = stats[k, 1] / (stats[k, 0] + stats[k, 1])
-        v = io.bern(p1, None if truth is None else truth[a:b])
-        if v.min() < 0 or v.max() > 1:
-            raise FormatError("dct residual: flag out of range")
+        v = io.bern(p1, None if truth is None else truth[a:b])  # 0 or 1 (constriction's Bernoulli)
         out[a:b] = v
         total = np.bincount(k, minlength=len(stats))
         ones = np.bincount(k, weights=v, minlength=len(stats))
@@ -328,26 +345,23 @@ def _chunked_bern(io, stats: np.ndarray, ctx: np.ndarray, truth):
 # -- public -----------------------------------------------------------------------------------------------------------
 def encode(q: np.ndarray) -> bytes:
     """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes."""
-    c, by, bx, _ = q.shape
     rec = _Recorder()
-    mags, _ = _walk(rec, (c, by, bx), q)
-    flat = q.reshape(c, by * bx, N * N).transpose(0, 2, 1).astype(np.int64)  # position-major, as the walk
-    nz = flat != 0
-    rec.signs((flat[nz] < 0).astype(np.int64))
+    mags, _ = _walk(rec, q.shape[:3], q)
+    flat = q.reshape(-1, N * N).astype(np.int64)  # block-major: signs and escapes in the decoder's order
+    rec.signs((flat[flat != 0] < 0).astype(np.int32))
     payload = rec.payload()
-    esc = np.abs(flat[mags == ESC]) - ESC
+    esc = np.abs(flat[mags.T == ESC]) - ESC
     return varint(len(payload)) + payload + encode_ints(esc)
 
 
 def estimate_bytes(q: np.ndarray) -> float:
     """Size of ``encode`` from the same models' probabilities (no coding): within a few bytes of it."""
-    c, by, bx, _ = q.shape
     cnt = _Counter()
-    mags, _ = _walk(cnt, (c, by, bx), q)
-    n_nonzero = int(np.count_nonzero(q))
-    flat = q.reshape(c, by * bx, N * N).transpose(0, 2, 1)
-    esc = np.abs(flat[mags == ESC].astype(np.int64)) - ESC
-    return (cnt.bits + n_nonzero) / 8.0 + 7.0 + (len(encode_ints(esc)) if len(esc) else 1)
+    mags, n_escape = _walk(cnt, q.shape[:3], q)
+    esc_bytes = 1
+    if n_escape:
+        esc_bytes = len(encode_ints(np.abs(q.reshape(-1, N * N)[mags.T == ESC].astype(np.int64)) - ESC))
+    return (cnt.bits + np.count_nonzero(q)) / 8.0 + 7.0 + esc_bytes
 
 
 def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
@@ -356,16 +370,16 @@ def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
     if pos + n > len(data):
         raise FormatError("dct residual: stream is truncated")
     rd = _Reader(data[pos:pos + n])
-    mags, n_escape = _walk(rd, (c, by, bx), None)
-    nz = mags != 0
+    out = np.zeros((c * by * bx, N * N), np.int16)  # block-major, filled by the walk
+    _, n_escape = _walk(rd, (c, by, bx), None, out)
+    nz = out != 0
     signs = rd.signs(np.empty(int(np.count_nonzero(nz))))
     _finish(rd.coder)
     esc = decode_ints(data[pos + n:], n_escape)
-    if n_escape and (esc.min() < 0 or esc.max() > MAX_SYMBOL - ESC):
-        raise FormatError("dct residual: escaped symbol out of range")
-    out = mags.astype(np.int16)
     if n_escape:
-        out[mags == ESC] += esc.astype(np.int16)
+        if esc.min() < 0 or esc.max() > MAX_SYMBOL - ESC:
+            raise FormatError("dct residual: escaped symbol out of range")
+        out[out == ESC] += esc.astype(np.int16)
     vals = out[nz]
     out[nz] = np.where(signs > 0, -vals, vals)
-    return np.ascontiguousarray(out.transpose(0, 2, 1).reshape(c, by, bx, N * N))
+    return out.reshape(c, by, bx, N * N)
