@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from inrcodec.errors import FormatError
 from inrcodec.models import coefcoder, image_dct
@@ -105,3 +107,17 @@ def test_hostile_streams_raise_format_error_only():
         except FormatError:
             continue
         assert out.shape == (3, 6, 8, 64) and np.abs(out.astype(np.int64)).max() <= MAX_SYMBOL
+
+
+@settings(max_examples=250, deadline=None)
+@given(blob=st.binary(max_size=400), hw=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+       channels=st.sampled_from([1, 3]))
+def test_section_decoder_on_garbage(blob, hw, channels):
+    """Any bytes after a format-2 header: a FormatError or symbols of the right shape and range, nothing else."""
+    data = bytes([2]) + bytes([16, 16] * channels) + bytes([12]) + blob
+    try:
+        q, _, _ = image_dct.decode_section(data, hw[0], hw[1], channels)
+    except FormatError:
+        return
+    assert q.shape == (channels, -(-hw[0] // 8), -(-hw[1] // 8), 64)
+    assert np.abs(q.astype(np.int64)).max(initial=0) <= MAX_SYMBOL

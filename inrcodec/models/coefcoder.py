@@ -77,6 +77,13 @@ def _template() -> tuple[np.ndarray, np.ndarray]:
     return up, left
 
 
+@functools.lru_cache(maxsize=1)
+def _class_table() -> np.ndarray:
+    """Class of every context value x4 the walk can form (magnitudes are capped at ESC): a lookup, not a search."""
+    top = (OWN_W4 + 4 * NB_W4) * 2 * ESC + LUMA_W4 * ESC
+    return (np.searchsorted(_THRESH4, np.arange(top + 1), side="right") - 1).astype(np.int16)
+
+
 def _neighbour_sum(a: np.ndarray) -> np.ndarray:
     """Sum over the 4-neighbourhood of (..., by, bx), zero outside."""
     out = np.zeros_like(a)
@@ -254,13 +261,12 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
             lo, hi = int(starts[d]), int(starts[d + 1])
             w = hi - lo
             t = A[up[lo:hi], off:off + cg * nblk] + A[left[lo:hi], off:off + cg * nblk]  # own template (w, cg*nblk)
-            x4 = OWN_W4 * t
-            x4 += NB_W4 * _neighbour_sum(t.reshape(w, cg, by, bx)).reshape(w, cg * nblk)
+            x4 = NB_W4 * _neighbour_sum(t.reshape(w, cg, by, bx)).reshape(w, cg * nblk)
+            x4 += OWN_W4 * t
             x4 = x4[:, idx]
             if ch0:
                 x4 += LUMA_W4 * A[lo:hi, idx % nblk]
-            cls = (np.searchsorted(_THRESH4, x4.T.ravel(), side="right") - 1).astype(np.int16)  # block-major
-            # (int16: numpy's stable sort of small integers is a radix sort)
+            cls = _class_table()[x4.T.ravel()]  # block-major; int16: numpy's stable sort of it is a radix sort
             mag_stats *= MAG_DECAY
             truth = truth_mag[lo:hi, off + idx].T.ravel() if know else None
             m = _chunked_cat(io, mag_stats, cls, truth).reshape(len(idx), w)
@@ -270,9 +276,7 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
             n_escape += int(np.count_nonzero(m == ESC))
             nzi = np.count_nonzero(m, axis=1)
             if hi < N * N:
-                live = np.zeros(cg * nblk, np.int64)
-                live[idx] = 1
-                nb_open = _neighbour_sum(live.reshape(cg, by, bx)).reshape(cg * nblk)
+                nb_open = _neighbour_sum(open_.view(np.int8).reshape(cg, by, bx)).reshape(cg * nblk)  # still open
                 j = idx[nzi > 0]
                 ctx = np.minimum(count[j], 3) + 4 * nb_open[j]
                 flag_stats *= FLAG_DECAY
