@@ -1,31 +1,36 @@
 """Context-modelled coder of 8x8 DCT residual symbols whose contexts cost no tables (``image_dct`` format 2).
 
 What it codes: integer symbols (c, by, bx, 64) in zigzag order (``image_dct``'s quantised residual; c = 1 or 3).
-How (measured against ``mcdct2``'s per-stream i.i.d. tables on Kodak residuals over Gaussian bases: see
-benchmarks/README.md "Context-modelled coefficient coder"):
+Measured against format 1 (``mcdct2``'s per-stream i.i.d. tables) on 48 Kodak residuals over Gaussian bases: 7.5 %
+fewer bytes (4-13 % per set), -2.9 / -5 % BD-rate end to end at medium on kodim07 / kodim03; on a sparse video
+P-frame residual +0.7 % (benchmarks/README.md, "context-modelled residual symbols"). How:
 
 - **Passes**, so that every symbol's context is something the decoder already has and each pass is one vectorised
   step: per channel a coded-block flag (CBF) for every block, in two checkerboard halves (the second half sees its
-  four neighbours' flags); then per channel (Y, then Co, then Cg) and zigzag position p = 0..63, over the blocks
-  still open: the magnitude at p (0..16, 17 = escape), and for a non-zero one a "last" flag (H.264 CABAC's
-  significance map: a block closes after its last non-zero, so nothing after it is coded). Escapes (|q| >= 17)
-  are an ``encode_ints`` blob after the stream; signs are the stream's last symbols, one bit each.
-- **Magnitude context**: x = the block's own magnitudes at the two lower frequencies next to p ((u-1, v), (u, v-1))
-  plus 1/4 of the same two in the four neighbouring blocks (+ 1/2 |Y| at p for chroma), in 20 log-spaced classes.
-  The model of a class is a **zero probability and a geometric magnitude**, two numbers estimated from the counts of
-  the symbols already coded in that class (decayed by half per pass, so they follow the position; refreshed four
-  times within each pass). Nothing is sent: no table, no parameter.
+  four neighbours' flags); then for luma, then both chroma channels together, per frequency diagonal u + v = d
+  (0..14; zigzag runs diagonal by diagonal) over the blocks still open: the magnitudes of the diagonal's positions
+  (0..16, 17 = escape), then for each block with a non-zero among them a "last diagonal" flag (H.264 CABAC's
+  significance map, per diagonal: a block closes after its last non-zero, so nothing after it is coded). Escapes
+  (|q| >= 17) are an ``encode_ints`` blob after the stream; signs are the stream's last symbols, one bit each.
+- **Magnitude context**: x = the block's own magnitudes at the two lower frequencies next to the position
+  ((u-1, v), (u, v-1)) plus 1/4 of the same two in the four neighbouring blocks (+ 1/2 |Y| there for chroma), in
+  20 half-octave classes. The model of a class is a **zero probability and a geometric magnitude**, two numbers
+  estimated from the counts of the symbols already coded in that class (counts kept at 1/4 per pass, so they
+  follow the frequency; refreshed up to four times within a pass, in raster order, so they follow the texture
+  too). Nothing is sent: no table, no parameter.
 - **Last-flag context**: how many non-zeros the block has so far (0..3+) x how many of its four neighbours are
   still open (0..4); **CBF context**: the neighbours' flags (second half) x the flags of Y (and Co) in the block.
   Both are adaptive binary counts, updated like the magnitudes.
 
-Every probability is computed from integer counts with IEEE +, -, *, / only (no exp/log: contexts are integer
+Every probability is computed from integer counts with IEEE +, -, *, / only (no exp/log: classes are integer
 thresholds), so encoder and decoder build bit-identical models on any machine; constriction then codes one ANS
-stream with per-symbol Categorical/Bernoulli models. Decoding is about 3 x 64 numpy passes (only up to the last
-open block), not a loop over blocks.
+stream with Categorical (prebuilt per class, or a table per symbol in short chunks) and Bernoulli models.
+Decoding is ~25 numpy passes (2 colour groups x up to 15 diagonals, and the flags), not a loop over blocks:
+~1.9x format 1's CPU time (the passes' array operations, not the entropy decoding, are most of it).
 
 Layout (after ``image_dct``'s header): varint length + the ANS stream (32-bit words, trailing zero bytes dropped,
-sentinel as in ``entropy.coding``), then the escape blob (``encode_ints`` of |q| - 17, count known from the stream).
+sentinel as in ``entropy.coding``), then the escape blob (``encode_ints`` of |q| - 17, block order; its count is
+known from the stream).
 """
 
 from __future__ import annotations

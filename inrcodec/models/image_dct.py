@@ -3,8 +3,9 @@
 What it reuses from the video residual coder (``mcdct``/``mcdct2``): the 8x8 DCT of the residual in YCoCg, the
 dead-zone quantiser, HEVC's integer 8-point matrix for an inverse that is exact on every machine (float32 products
 and sums of integers below 2^24, two rounding shifts; result in integer 1/4 levels), and the in-loop deblocking
-filter (``deblock``). The symbols are coded exactly as ``mcdct2`` codes a P frame (last band per block and channel, then the bands
-below it); what differs is around them, because a residual under a Gaussian base is *dense* (most blocks code
+filter (``deblock``). Its symbols are coded by ``coefcoder`` (format 2: context models rebuilt from what is already
+decoded, no tables), in files of format 1 exactly as ``mcdct2`` codes a P frame (last band per block and channel,
+then the bands below it); what differs from the video residual is around them, because a residual under a Gaussian base is *dense* (most blocks code
 something) where a P-frame residual is sparse: its own steps per channel (Y, Co, Cg, in 1/16 levels, stored in
 the section), gray and 16-bit images, and a dead zone, block drop and chroma step measured on Gaussian residuals
 of Kodak images (benchmarks/README.md "Gaussian base + DCT residual"; what was tried and lost is noted there and
@@ -16,8 +17,9 @@ of 8-bit levels (``level`` = (2^bits - 1) / 255 input levels, 1 or 257) and adde
 images only (the filter's thresholds are in 8-bit levels).
 
 Section layout (``dct``): byte 0 format, varint steps [AC, DC] of Y (then Co, Cg) in 1/16 levels, byte deblock
-strength, then the symbols: format 2 (written since session 20) ``coefcoder``'s context-modelled stream (9-12 %
-fewer bytes on Kodak residuals, see there); format 1 (still decoded) the blobs of ``mcdct2``'s P-frame coding in
+strength, then the symbols: format 2 (written since session 20) ``coefcoder``'s context-modelled stream (7.5 %
+fewer bytes than format 1 on 48 Kodak residuals, 4-13 % per set: benchmarks/README.md "Context-modelled residual
+symbols"); format 1 (still decoded) the blobs of ``mcdct2``'s P-frame coding in
 decoding order, each a varint length + ``encode_ints`` blob.
 """
 
@@ -168,7 +170,7 @@ def estimate_bytes(q: np.ndarray, form: int = FORMAT) -> float:
     return coefcoder.estimate_bytes(q)
 
 
-# -- symbols ------------------------------------------------------------------------------------------------------
+# -- symbols (format 1; format 2 is ``coefcoder``) ---------------------------------------------------------------
 # Coded as ``mcdct2`` codes a P frame's residual (per block and channel the last band holding a non-zero, then the
 # bands below it, each band split by whether it is the block's last). Measured on kodim03 over a 0.1 bpp Gaussian
 # base at step 12 (31.3 kB of residual): coding every block's bands without "last" in activity contexts (own lower
