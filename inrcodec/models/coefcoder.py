@@ -224,12 +224,12 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
     c, by, bx = shape
     nblk = by * bx
     know = q is not None
-    A = np.zeros((N * N + 1, c * nblk), np.int32)  # |q| capped at ESC, [position, channel * nblk + block];
+    A = np.zeros((N * N + 1, c * nblk), np.int16)  # |q| capped at ESC (every context sum fits int16), [position, channel * nblk + block];
     # row 64 stays zero: the template's "none"
     starts = _diagonal_starts()
     if know:
-        absq = np.abs(q.reshape(c * nblk, N * N).astype(np.int64)).T
-        truth_mag = np.minimum(absq, ESC).astype(np.int32)
+        absq = np.abs(q.reshape(c * nblk, N * N).astype(np.int16)).T  # |q| <= MAX_SYMBOL = 2^12
+        truth_mag = np.minimum(absq, ESC)
         nz_any = absq != 0
         last_pos = np.where(nz_any.any(0), N * N - 1 - np.argmax(nz_any[::-1], axis=0), -1)  # (c * nblk,)
         last_diag = np.searchsorted(starts, last_pos, side="right") - 1  # -1 where nothing is coded
@@ -356,10 +356,10 @@ def encode(q: np.ndarray) -> bytes:
     """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes."""
     rec = _Recorder()
     mags, _ = _walk(rec, q.shape[:3], q)
-    flat = q.reshape(-1, N * N).astype(np.int64)  # block-major: signs and escapes in the decoder's order
+    flat = q.reshape(-1, N * N)  # block-major: signs and escapes in the decoder's order
     rec.signs((flat[flat != 0] < 0).astype(np.int32))
     payload = rec.payload()
-    esc = np.abs(flat[mags.T == ESC]) - ESC
+    esc = np.abs(flat[mags.T == ESC].astype(np.int64)) - ESC
     return varint(len(payload)) + payload + encode_ints(esc)
 
 
