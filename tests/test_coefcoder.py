@@ -109,7 +109,7 @@ def test_hostile_streams_raise_format_error_only():
         assert out.shape == (3, 6, 8, 64) and np.abs(out.astype(np.int64)).max() <= MAX_SYMBOL
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(blob=st.binary(max_size=400), hw=st.tuples(st.integers(1, 40), st.integers(1, 40)),
        channels=st.sampled_from([1, 3]))
 def test_section_decoder_on_garbage(blob, hw, channels):
