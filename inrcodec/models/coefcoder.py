@@ -224,8 +224,9 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
     c, by, bx = shape
     nblk = by * bx
     know = q is not None
-    A = np.zeros((N * N + 1, c * nblk), np.int16)  # |q| capped at ESC (every context sum fits int16), [position, channel * nblk + block];
-    # row 64 stays zero: the template's "none"
+    # |q| capped at ESC (every context sum fits int16), [position, channel * nblk + block]; row 64 stays zero: the
+    # template's "none"
+    A = np.zeros((N * N + 1, c * nblk), np.int16)
     starts = _diagonal_starts()
     if know:
         absq = np.abs(q.reshape(c * nblk, N * N).astype(np.int16)).T  # |q| <= MAX_SYMBOL = 2^12

@@ -5,9 +5,9 @@ dead-zone quantiser, HEVC's integer 8-point matrix for an inverse that is exact 
 and sums of integers below 2^24, two rounding shifts; result in integer 1/4 levels), and the in-loop deblocking
 filter (``deblock``). Its symbols are coded by ``coefcoder`` (format 2: context models rebuilt from what is already
 decoded, no tables), in files of format 1 exactly as ``mcdct2`` codes a P frame (last band per block and channel,
-then the bands below it); what differs from the video residual is around them, because a residual under a Gaussian base is *dense* (most blocks code
-something) where a P-frame residual is sparse: its own steps per channel (Y, Co, Cg, in 1/16 levels, stored in
-the section), gray and 16-bit images, and a dead zone, block drop and chroma step measured on Gaussian residuals
+then the bands below it); what differs from the video residual is around them, because a residual under a
+Gaussian base is *dense* (most blocks code something) where a P-frame residual is sparse: its own steps per
+channel (Y, Co, Cg, in 1/16 levels, stored in the section), gray and 16-bit images, and a dead zone, block drop and chroma step measured on Gaussian residuals
 of Kodak images (benchmarks/README.md "Gaussian base + DCT residual"; what was tried and lost is noted there and
 at ``encode_symbols``).
 
