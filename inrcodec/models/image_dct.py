@@ -7,9 +7,9 @@ filter (``deblock``). Its symbols are coded by ``coefcoder`` (format 2: context 
 decoded, no tables), in files of format 1 exactly as ``mcdct2`` codes a P frame (last band per block and channel,
 then the bands below it); what differs from the video residual is around them, because a residual under a
 Gaussian base is *dense* (most blocks code something) where a P-frame residual is sparse: its own steps per
-channel (Y, Co, Cg, in 1/16 levels, stored in the section), gray and 16-bit images, and a dead zone, block drop and chroma step measured on Gaussian residuals
-of Kodak images (benchmarks/README.md "Gaussian base + DCT residual"; what was tried and lost is noted there and
-at ``encode_symbols``).
+channel (Y, Co, Cg, in 1/16 levels, stored in the section), gray and 16-bit images, and a dead zone, block drop
+and chroma step measured on Gaussian residuals of Kodak images (benchmarks/README.md "Gaussian base + DCT
+residual"; what was tried and lost is noted there and at ``encode_symbols``).
 
 Channels: RGB (3) is coded in YCoCg; gray (1) is coded as Y alone. Bit depths: the residual is quantised in units
 of 8-bit levels (``level`` = (2^bits - 1) / 255 input levels, 1 or 257) and added to the integer base as
