@@ -104,6 +104,9 @@ register_seed("gaussian-gray16", _fit_maker("gaussian", lambda: _gray16(_tiny_im
 # The two above are form-1 golden files (written before the context-coded form 2); this one guards form 2.
 register_seed("gaussian-image-form2", _fit_maker("gaussian", _tiny_image))
 register_seed("gaussian-dct-image", _fit_maker("gaussian+dct", _tiny_image))  # Gaussian base + DCT residual
+# The golden file above holds the residual's format 1 (mcdct2's symbol streams); these guard format 2 (coefcoder)
+register_seed("gaussian-dct-image-ctx", _fit_maker("gaussian+dct", _tiny_image))
+register_seed("gaussian-dct-gray16-ctx", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
 
 
 def _gray16(sig):

@@ -3,20 +3,24 @@
 What it reuses from the video residual coder (``mcdct``/``mcdct2``): the 8x8 DCT of the residual in YCoCg, the
 dead-zone quantiser, HEVC's integer 8-point matrix for an inverse that is exact on every machine (float32 products
 and sums of integers below 2^24, two rounding shifts; result in integer 1/4 levels), and the in-loop deblocking
-filter (``deblock``). The symbols are coded exactly as ``mcdct2`` codes a P frame (last band per block and channel, then the bands
-below it); what differs is around them, because a residual under a Gaussian base is *dense* (most blocks code
-something) where a P-frame residual is sparse: its own steps per channel (Y, Co, Cg, in 1/16 levels, stored in
-the section), gray and 16-bit images, and a dead zone, block drop and chroma step measured on Gaussian residuals
-of Kodak images (benchmarks/README.md "Gaussian base + DCT residual"; what was tried and lost is noted there and
-at ``encode_symbols``).
+filter (``deblock``). Its symbols are coded by ``coefcoder`` (format 2: context models rebuilt from what is already
+decoded, no tables), in files of format 1 exactly as ``mcdct2`` codes a P frame (last band per block and channel,
+then the bands below it); what differs from the video residual is around them, because a residual under a
+Gaussian base is *dense* (most blocks code something) where a P-frame residual is sparse: its own steps per
+channel (Y, Co, Cg, in 1/16 levels, stored in the section), gray and 16-bit images, and a dead zone, block drop
+and chroma step measured on Gaussian residuals of Kodak images (benchmarks/README.md "Gaussian base + DCT
+residual"; what was tried and lost is noted there and at ``encode_symbols``).
 
 Channels: RGB (3) is coded in YCoCg; gray (1) is coded as Y alone. Bit depths: the residual is quantised in units
 of 8-bit levels (``level`` = (2^bits - 1) / 255 input levels, 1 or 257) and added to the integer base as
 ``rint(base + level * r / 4)``: integer sums of exact values, the same on any machine. Deblocking runs on 8-bit
 images only (the filter's thresholds are in 8-bit levels).
 
-Section layout (``dct``): byte 0 format (1), varint steps [AC, DC] of Y (then Co, Cg) in 1/16 levels, byte deblock strength, then
-the blobs in decoding order, each a varint length + ``encode_ints`` blob.
+Section layout (``dct``): byte 0 format, varint steps [AC, DC] of Y (then Co, Cg) in 1/16 levels, byte deblock
+strength, then the symbols: format 2 (written since session 20) ``coefcoder``'s context-modelled stream (7.5 %
+fewer bytes than format 1 on 48 Kodak residuals, 4-13 % per set: benchmarks/README.md "Context-modelled residual
+symbols"); format 1 (still decoded) the blobs of ``mcdct2``'s P-frame coding in
+decoding order, each a varint length + ``encode_ints`` blob.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ import numpy as np
 from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
-from . import deblock, mcdct, mcdct2
+from . import coefcoder, deblock, mcdct, mcdct2
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
-FORMAT = 1
+FORMAT = 2  # written; 1 (mcdct2's symbol coding) is still decoded
+FORMATS = (1, 2)
 STEP_UNIT = 16
 MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
 # step of 64 still coded 0.13 bpp, so a 0.2 bpp file had no residual step that fit (it fell back to the base alone)
@@ -157,12 +162,15 @@ def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.
     return quantise_raw(raw_coefficients(image, base), step, **kw)
 
 
-def estimate_bytes(q: np.ndarray) -> float:
-    """Coded size of ``encode_symbols`` from its streams' histograms (``mcdct2.estimate_bytes``): ~10x cheaper."""
-    return mcdct2.estimate_bytes([_dense(q)])
+def estimate_bytes(q: np.ndarray, form: int = FORMAT) -> float:
+    """Coded size of the symbols in ``form``: format 2 from ``coefcoder``'s own models (within a few bytes, ~1.5x
+    cheaper than coding), format 1 from its streams' histograms (``mcdct2.estimate_bytes``)."""
+    if form == 1:
+        return mcdct2.estimate_bytes([_dense(q)])
+    return coefcoder.estimate_bytes(q)
 
 
-# -- symbols ------------------------------------------------------------------------------------------------------
+# -- symbols (format 1; format 2 is ``coefcoder``) ---------------------------------------------------------------
 # Coded as ``mcdct2`` codes a P frame's residual (per block and channel the last band holding a non-zero, then the
 # bands below it, each band split by whether it is the block's last). Measured on kodim03 over a 0.1 bpp Gaussian
 # base at step 12 (31.3 kB of residual): coding every block's bands without "last" in activity contexts (own lower
@@ -193,16 +201,16 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
     return np.ascontiguousarray(q)
 
 
-def encode_section(q: np.ndarray, units: np.ndarray, strength: int) -> bytes:
-    head = bytes([FORMAT]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
-    return head + encode_symbols(q)
+def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT) -> bytes:
+    head = bytes([form]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
+    return head + (encode_symbols(q) if form == 1 else coefcoder.encode(q))
 
 
 def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(symbols, units, deblock strength) of a ``dct`` section; FormatError on anything malformed."""
     if c not in (1, 3):
         raise FormatError(f"dct residual codes 1 or 3 channels, the image has {c}")
-    if len(data) < 1 or data[0] != FORMAT:
+    if len(data) < 1 or data[0] not in FORMATS:
         raise FormatError("dct residual: unknown format")
     pos = 1
     units = []
@@ -218,7 +226,7 @@ def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.
     if strength > deblock.MAX_STRENGTH:
         raise FormatError(f"dct residual deblocking strength {strength} out of range")
     by, bx = grid(h, w)
-    q = decode_symbols(data[pos:], c, by, bx)
+    q = decode_symbols(data[pos:], c, by, bx) if data[0] == 1 else coefcoder.decode(data[pos:], c, by, bx)
     return q, np.array(units, np.int64).reshape(c, 2), int(strength)
 
 
