@@ -11,6 +11,12 @@ equal work whatever the load of the other jobs on this shared machine). Encode C
         --bpps 0.1,0.2,0.4,0.8 -o benchmarks/results/video_intra_frame_640x360
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_video_intra.py --size 640x480 --steps 300 \\
         --bpps 0.2 --decode-only -o benchmarks/results/video_intra_decode_640x480
+    # how well each decoded intra frame predicts the frames after it (``--predict D``: frames 1..D of the clip,
+    # each warped from the decoded intra frame along the DIS flow from that frame to frame 0, averaged on
+    # ``--block`` pixel blocks at 1/2 pel as mcvideo codes it; open loop, no residual): reference quality as the
+    # predicted frames see it, beside the source frame itself and the source blurred
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_video_intra.py --size 640x360 --steps 300 \\
+        --bpps 0.08,0.2,0.4 --predict 4 -o benchmarks/results/video_intra_prediction_640x360
 """
 
 from __future__ import annotations
@@ -32,7 +38,16 @@ sys.path.insert(0, str(HERE.parent))
 from bench_video import DEFAULT_CLIP, excerpt  # noqa: E402
 from inrcodec.codec import compress, decompress  # noqa: E402
 from inrcodec.metrics import psnr  # noqa: E402
+from inrcodec.models import mcvideo  # noqa: E402
 from inrcodec.signal import Signal  # noqa: E402
+
+
+def _fields_to_first(clip: np.ndarray, block: int) -> list[np.ndarray]:
+    """Per frame d >= 1, the block vectors (1/2 pel) of the DIS flow from frame d to frame 0 (frame d ~ frame 0
+    sampled at x + flow), as mcvideo averages and rounds them."""
+    h, w = clip.shape[1:3]
+    return [mcvideo.block_motion(mcvideo.dense_flows(np.stack([clip[0], clip[d]])), block, h, w)[0]
+            for d in range(1, len(clip))]
 
 
 def main() -> None:
@@ -47,12 +62,27 @@ def main() -> None:
     ap.add_argument("--bpps", default="0.1,0.2,0.4,0.8", help="intra-frame bit rates (bits per pixel of the frame)")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--decode-only", action="store_true", help="report decode CPU only (the encode still runs)")
+    ap.add_argument("--predict", type=int, default=0,
+                    help="also the prediction PSNR of frames 1..D from the decoded intra frame")
+    ap.add_argument("--block", type=int, default=32, help="--predict: motion block size (pixels)")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
-    frame = excerpt(DEFAULT_CLIP, args.start, 1, (w, h)).data[0]
+    clip = excerpt(DEFAULT_CLIP, args.start, 1 + args.predict, (w, h)).data
+    frame = clip[0]
+    fields = _fields_to_first(clip, args.block) if args.predict else []
+
+    def prediction(ref: np.ndarray) -> list[float]:
+        return [float(psnr(clip[d], mcvideo.warp(ref, fields[d - 1], args.block), 255.0))
+                for d in range(1, args.predict + 1)]
     sig = Signal(np.ascontiguousarray(frame), kind="image", value_range=(0.0, 255.0))
     rows = []
+    if args.predict:  # references for scale: the source frame itself, and blurred (what a smooth base keeps)
+        import cv2
+
+        for name, ref in (("source", frame), ("source blurred 1.5 px", cv2.GaussianBlur(frame, (0, 0), 1.5))):
+            rows.append({"model": name, "psnr": float(psnr(frame, ref, 255.0)), "prediction_psnr": prediction(ref)})
+            print(json.dumps(rows[-1]), flush=True)
     for bpp in (float(b) for b in args.bpps.split(",")):
         for spec in args.models.split(","):
             model, _, share = spec.partition("@")
@@ -68,6 +98,8 @@ def main() -> None:
             rows.append({"model": spec, "target_bpp": bpp, "bytes": len(r.data), "bpp": 8 * len(r.data) / (h * w),
                          "psnr": float(psnr(frame, out, 255.0)), "encode_cpu_s": enc_cpu, "encode_wall_s": enc_wall,
                          "decode_cpu_ms_best": 1000 * min(dec), "load": os.getloadavg()[0]})
+            if args.predict:
+                rows[-1]["prediction_psnr"] = prediction(out)
             if args.decode_only:
                 rows[-1] = {k: v for k, v in rows[-1].items() if not k.startswith("encode")}
             print(json.dumps(rows[-1]), flush=True)
