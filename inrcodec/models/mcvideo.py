@@ -108,8 +108,8 @@ DEFAULT_MINI_GOP = 2
 # 300-step intra fits, share 0.2, 24 frames at 640x360 (docs/video.md, session 20): the intra frame alone gains
 # 0.5 / 2.2 / 3.0 dB at 0.08 / 0.2 / 0.4 bpp, but the whole shared clip only -0.29 / +0.04 / -0.00 / +0.17 dB at
 # 0.02 / 0.05 / 0.1 / 0.2 bpp (intra frames at ~0.08 / 0.21 / 0.23 / 0.46 bpp), a crop of the full-size clip -0.07 /
-# +0.19 / +0.50 / +0.64 dB: the prediction of the next frames is capped by the motion (~29 dB even from the source frame), so a
-# better intra frame adds little to them, and at ~0.08 bpp its DCT detail predicts slightly worse.
+# +0.19 / +0.50 / +0.64 dB: the prediction of the next frames is capped by the motion (~29 dB even from the source
+# frame), so a better intra frame adds little to them, and at ~0.08 bpp its DCT detail predicts slightly worse.
 INTRA_MODEL_LOW = "gaussian"
 INTRA_MODEL_HIGH = "gaussian+dct"
 INTRA_DCT_BPP = 0.15
