@@ -6,6 +6,9 @@ else running (SMT siblings inflate CPU time under load); the load average is sto
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_video_decode_forms.py --frames 24 --bpp 0.1 \
         -o benchmarks/results/video_decode_forms_640x480
+    # session 20: the intra frame by gaussian+dct (the default at this rate) against gaussian, same frames
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_video_decode_forms.py --frames 24 --bpp 0.1 \
+        --forms hier+blocks,hier+blocks+gaussian-intra -o benchmarks/results/video_decode_intra_640x480
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from inrcodec.video_codec import compress_video  # noqa: E402
 FORMS = {"p": {"structure": "", "block_strength": 0}, "p+blocks": {"structure": ""},
          "hier": {"block_strength": 0}, "hier+blocks": {},
          # session 20: the default's vectors without the rate-constrained choice (the DIS vectors as they are)
-         "hier+blocks+dis": {"motion_rd": 0}}
+         "hier+blocks+dis": {"motion_rd": 0},
+         # session 20: the default form with the intra frame of session 19 (gaussian) instead of the rate's choice
+         # (gaussian+dct from 0.15 bpp of intra frame: at 0.1 bpp of video, GOPs of 12)
+         "hier+blocks+gaussian-intra": {"image_model": "gaussian"}}
 
 
 def main() -> None:
@@ -40,7 +46,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--bpp", type=float, default=0.1)
     ap.add_argument("--gop", type=int, default=12)
-    ap.add_argument("--forms", default="p,p+blocks,hier,hier+blocks", help=f"comma-separated, of {', '.join(FORMS)}")
+    ap.add_argument("--forms", default=",".join(FORMS), help="which of " + ", ".join(FORMS))
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
@@ -58,7 +64,9 @@ def main() -> None:
             for g in gops:
                 mcvideo.decode_gop(g)
             best = min(best, time.process_time() - t)
-        rows.append({"form": name, "config": config, "bpp": r.report["bpp"], "psnr": r.report["psnr"],
+        intra_models = sorted({read_container(read_container(g).sections["intra"]).model for g in gops})
+        rows.append({"form": name, "config": config, "intra_models": intra_models,
+                     "bpp": r.report["bpp"], "psnr": r.report["psnr"],
                      "decode_cpu_ms_per_frame": 1000.0 * best / args.frames, "load": os.getloadavg()[0]})
         print(json.dumps(rows[-1]), flush=True)
     out = {"command": "python benchmarks/bench_video_decode_forms.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

@@ -301,8 +301,8 @@ def block_steps(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110))
 
 def codec_runs(clip, specs: list[str], rates: list[float], steps: int | None, seconds: float | None) -> list[dict]:
     """The whole codec (``compress_video``) at each rate for each ``GOP:INTRA_SHARE:ALLOCATION[:FIELD...]`` (a FIELD
-    is a structure ``hier2``/``hier4``/``hier8`` or ``p``, or a block strength ``STRENGTH[/RHO]``; empty fields: the
-    defaults), the intra frame fitted with fixed ``steps`` so that runs compare at equal work whatever the load."""
+    is a structure ``hier2``/``hier4``/``hier8`` or ``p``, an intra image model ``img=NAME``, or a block
+    strength ``STRENGTH[/RHO]``; empty fields: the defaults), the intra frame fitted with fixed ``steps`` so that runs compare at equal work whatever the load."""
     rows = []
     for spec in specs:
         gop, share, alloc, *rest = spec.split(":") + ["", "", ""]
@@ -312,6 +312,8 @@ def codec_runs(clip, specs: list[str], rates: list[float], steps: int | None, se
                 config["structure"], config["mini_gop"] = "hier", int(field[4:])
             elif field == "p":
                 config["structure"] = ""
+            elif field.startswith("img="):  # the intra frame's image model, e.g. img=gaussian+dct
+                config["image_model"] = field[4:]
             elif field:
                 strength, _, rho = field.partition("/")
                 config["block_strength"] = float(strength)
@@ -349,8 +351,8 @@ def main() -> None:
     ap.add_argument("--source", default="shared", help="--block-steps / --codec-runs: shared | crop | shapes")
     ap.add_argument("--codec-runs", default=None,
                     help="whole codec: GOP:INTRA_SHARE:ALLOCATION[:FIELD...],... (empty: default); a FIELD is a "
-                         "structure hier2/hier4/hier8 or p (the P chain), or a block strength STRENGTH[/RHO]; an "
-                         "empty 4th field alone also means the P chain")
+                         "structure hier2/hier4/hier8 or p (the P chain), an intra image model img=NAME, or a block "
+                         "strength STRENGTH[/RHO]; an empty 4th field alone also means the P chain")
     ap.add_argument("--rates", default="0.02,0.05", help="--codec-runs: bpp targets")
     ap.add_argument("--steps", type=int, default=None, help="--codec-runs: fixed fit steps of the intra frames")
     ap.add_argument("--time-budget", type=float, default=None, help="--codec-runs: seconds per encode")

@@ -232,6 +232,9 @@ register_seed("video-mcvideo-hier", _make_video("mcvideo", gop=4, structure="hie
 # golden: both (the per-block weights propagated through the B frames' two references)
 register_seed("video-mcvideo-hier-blocksteps", _make_video("mcvideo", gop=4, structure="hier", mini_gop=2,
                                                            block_strength=1.0, block_propagation=0.9))
+# golden: the intra frame by gaussian+dct (Gaussians + a DCT residual, session 20; a share at which the tiny
+# intra frame codes a residual), hierarchical B-frames, per-block steps
+register_seed("video-mcvideo-gdct-intra", _make_video("mcvideo", gop=4, image_model="gaussian+dct", intra_share=0.6))
 register_seed("video-fourier", _make_video("fourier", **_SMALL["fourier"]))
 register_seed("bounded-nonfinite", _make_bounded)
 register_seed("fourier-bounded-nonfinite", _make_fourier_bounded)

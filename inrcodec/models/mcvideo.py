@@ -107,6 +107,17 @@ DEFAULT_MINI_GOP = 2
 # 24 frames of the shared clip at 640x360, 300-step intra fits, BD-rate over 0.02 / 0.05 / 0.1 bpp against the DIS
 # vectors: scale 0.3 / 1 / 3 -15.5 / -15.1 / -15.9 % (the search around DIS gains, the scale hardly matters)
 MOTION_RD = 1.0
+# The intra frame's image model when the caller names none (session 20; not models.default_model("image"), the image
+# kind's own choice): ``gaussian+dct`` (Gaussians at 40 % of the bytes + an 8x8 DCT residual) where the intra frame
+# gets at least INTRA_DCT_BPP, else ``gaussian``; with no byte target (--psnr), ``gaussian`` as before. Measured with
+# 300-step intra fits, share 0.2, 24 frames at 640x360 (docs/video.md, session 20): the intra frame alone gains
+# 0.5 / 2.2 / 3.0 dB at 0.08 / 0.2 / 0.4 bpp, but the whole shared clip only -0.29 / +0.04 / -0.00 / +0.17 dB at
+# 0.02 / 0.05 / 0.1 / 0.2 bpp (intra frames at ~0.08 / 0.21 / 0.23 / 0.46 bpp), a crop of the full-size clip -0.07 /
+# +0.19 / +0.50 / +0.64 dB: the prediction of the next frames is capped by the motion (~29 dB even from the source
+# frame), so a better intra frame adds little to them, and at ~0.08 bpp its DCT detail predicts slightly worse.
+INTRA_MODEL_LOW = "gaussian"
+INTRA_MODEL_HIGH = "gaussian+dct"
+INTRA_DCT_BPP = 0.15
 
 
 @dataclass
@@ -181,6 +192,11 @@ class MCConfig:
 def gop_for(bpp: float | None) -> int:
     """The GOP length the encoder uses at a rate (bits per pixel of the whole file)."""
     return LONG_GOP if bpp is not None and bpp < LONG_GOP_BPP else DEFAULT_GOP
+
+
+def intra_model_for(intra_bpp: float | None) -> str:
+    """The image model the encoder fits to a GOP's first frame at ``intra_bpp`` (bits per pixel of that frame)."""
+    return INTRA_MODEL_HIGH if intra_bpp is not None and intra_bpp >= INTRA_DCT_BPP else INTRA_MODEL_LOW
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -533,12 +549,12 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     coded too, and no residual is coded. ``motion_rd`` (default ``MOTION_RD``; 0: the DIS vectors as they are)
     scales the lambda of the rate-constrained motion choice (``mcmotion``; with a residual and a byte target)."""
     from ..codec import compress, decompress
-    from ..models import default_model
     from ..signal import Signal
 
     started = time.perf_counter()
     n, h, w = window.shape[:3]
-    image_model = image_model or default_model("image")
+    chosen_model = image_model  # None: by the intra frame's rate (intra_model_for), once its share is known
+    image_model = image_model or INTRA_MODEL_HIGH  # the longer name while the header is measured: never under it
     residual = (DEFAULT_RESIDUAL if residual is None else residual) if n > 1 else ""
     if residual and residual not in RESIDUALS:
         raise InputError(f"unknown mcvideo residual {residual!r}; choose {', '.join(RESIDUALS)} or ''")
@@ -601,6 +617,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     if residual and time_budget is not None:  # the intra frame gets what the motion and the residual search leave
         intra_time = max(0.3 * time_budget, time_budget - (time.perf_counter() - started)
                          - _residual_search_seconds(window, vectors, block, RESIDUALS[residual], cfg.deblock))
+    cfg.image_model = image_model = chosen_model or intra_model_for(intra_bpp)
     frame0 = Signal(np.ascontiguousarray(window[0]), kind="image", value_range=(0.0, 255.0))
     r = compress(frame0, image_model, bpp=intra_bpp, psnr=psnr, time_budget=intra_time, steps=steps, seed=seed)
     sections["intra"] = r.data
