@@ -22,16 +22,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from compare_gaussian_dct import curve  # noqa: E402
 
 from inrcodec import metrics  # noqa: E402
 from inrcodec.signals._atomic import atomic_output  # noqa: E402
 
 MODEL = "inrcodec-gaussian+dct"
-
-
-def curve(points: list[dict]) -> dict:
-    pts = sorted(points, key=lambda p: p["bpp"])
-    return {"bpp": [p["bpp"] for p in pts], "psnr": [p["psnr"] for p in pts]}
 
 
 def main(argv=None) -> int:
