@@ -153,7 +153,7 @@ class GaussianDCT(GaussianImage):
             return {"gaussians": blob, "dct": b""}
         step = self.step_for(quality)
         if step not in self._section_cache:
-            q, units = image_dct.quantise_raw(self._raw_coefficients(), step)
+            q, units = image_dct.quantise_raw(self._raw_coefficients(), step, rdoq=image_dct.RDOQ_LAMBDA)
             strength = image_dct.DEBLOCK_STRENGTH if base.dtype == np.uint8 else 0
             self._section_cache = {step: image_dct.encode_section(q, units, strength)}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}

@@ -45,6 +45,9 @@ CHROMA_FACTOR = 1.5  # chroma steps = this x luma step; 2.0 (video's) / 1.5 / 1.
 DC_FACTOR = 1.0  # DC steps = this x the channel's AC step; with chroma 1.5, 0.5 / 0.75 / 1.25: +1.1 / -0.1 / +0.7 %
 DEAD_ZONE = 0.15  # 0.1 / 0.2 (and 0.08 / 0.25 over a 0.1 bpp base): -0.0 / +0.8 (+0.4 / +2.9) %
 RDO_LAMBDA = 0.06  # 0.12 / 0.2 / 0.3 (0 over a 0.1 bpp base): -0.2 / +3.0 / +10.3 (+0.7) %
+RDOQ_COEF_FACTOR = 1.0  # per-coefficient lambda / band-truncation lambda: 0 / 0.5 / 1: -2.8 / -2.9 / -3.5 %
+RDOQ_LAMBDA = 0.3  # rdo_quantise's lambda for the encoder (gaussian_dct.encode); kodim03/07 over a 0.2 bpp base:
+# 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (benchmarks/README.md "RD-optimised quantisation")
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
 
 
@@ -72,11 +75,113 @@ def coefficients(res_levels: np.ndarray, units: np.ndarray) -> np.ndarray:
     return coef / (_per_position(units)[:, None, None, :] / STEP_UNIT)
 
 
-def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA) -> np.ndarray:
+def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA, rdoq: float = 0.0,
+             chroma: float = CHROMA_FACTOR) -> np.ndarray:
     q = mcdct.dead_zone_quantise(coef, dead_zone)
+    if rdoq:
+        q = rdo_quantise(coef, q, rdoq, chroma)
     if lam:
         mcdct2.drop_costly_blocks(coef, q, lam)  # per block and channel, for 1 or 3 channels
     return q
+
+
+def _band_bits(q: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated bits of each symbol value -top..top per (channel group, zig-zag position's band, whether the band
+    is the block's last): -log2 of its frequency in ``q`` (add-one smoothed), the streams ``encode_symbols`` codes.
+    Returns (table (2, N_BANDS, 2, 2 * top + 1), last band per (c, by, bx))."""
+    last = mcdct2._last_bands(q)
+    table = np.empty((2, N_BANDS, 2, 2 * top + 1))
+    band = mcdct2._band_of_position()
+    for g, chans in enumerate((slice(0, 1), slice(1, 3))):
+        qg, lg = q[chans], last[chans]
+        for k in range(N_BANDS):
+            vals = qg[..., band == k]
+            for is_last, mask in enumerate((lg > k + 1, lg == k + 1)):
+                sel = vals[mask].ravel()
+                counts = np.bincount(np.clip(sel, -top, top) + top, minlength=2 * top + 1) + 1.0
+                table[g, k, is_last] = -np.log2(counts / counts.sum())
+    return table, last
+
+
+def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float = CHROMA_FACTOR,
+                 passes: int = 2, truncate: bool = True, coef_factor: float | None = None) -> np.ndarray:
+    """RD-optimised levels (an encoder choice: any decoder reads them): per coefficient the level of plain rounding,
+    one less toward zero, or zero, whichever costs least in weighted squared error + ``lam`` x estimated bits, the
+    bits from the per-band statistics of the symbols as they stand (``_band_bits``, re-estimated ``passes``
+    times). Errors in luma step^2: a YCoCg error costs Y 3, Co 2, Cg 3 in RGB, chroma steps ``chroma`` x luma."""
+    coef_factor = RDOQ_COEF_FACTOR if coef_factor is None else coef_factor
+    c = coef.shape[0]
+    weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c, None, None, None]
+    mag = np.abs(coef)
+    up = np.minimum(np.floor(mag + 0.5), MAX_SYMBOL)
+    cands = [up, np.maximum(up - 1, 0), np.zeros_like(up)]
+    dist = [weight * (mag - v) ** 2 for v in cands]
+    sign = np.where(coef < 0, -1, 1)
+    group = np.zeros(c, np.int64)
+    group[1:] = 1
+    band = mcdct2._band_of_position()
+    top = 64
+    for _ in range(passes):
+        if not coef_factor:
+            q = _truncate_bands(coef, q, weight, lam, top)
+            continue
+        table, last = _band_bits(q, top)
+        is_last = (last[..., None] == band + 1).astype(np.int64)  # (c, by, bx, 64)
+        best, best_cost = None, None
+        for v, d in zip(cands, dist):
+            idx = (np.clip(sign * v, -top, top) + top).astype(np.int64)
+            bits = table[group[:, None, None, None], band, is_last, idx]
+            bits = bits + np.maximum(np.log2(np.maximum(v, 1.0)) * 2 - 2 * np.log2(top), 0)  # beyond the table
+            cost = d + coef_factor * lam * bits
+            if best is None:
+                best, best_cost = v.copy(), cost
+            else:
+                better = cost < best_cost
+                best[better] = v[better]
+                best_cost = np.where(better, cost, best_cost)
+        q = (sign * best).astype(np.int32)
+        if truncate:
+            q = _truncate_bands(coef, q, weight, lam, top)
+    return q
+
+
+def _truncate_bands(coef: np.ndarray, q: np.ndarray, weight: np.ndarray, lam: float, top: int) -> np.ndarray:
+    """Per block and channel, the last band that minimises -(error removed) + lam x bits over the bands kept
+    (the bands below the last in the not-last streams, the last in its own stream, plus the ``last`` symbol):
+    a lone non-zero in a high band costs the zeros of every band below it too, which a per-coefficient
+    decision does not see."""
+    table, last = _band_bits(q, top)
+    band = mcdct2._band_of_position()
+    c = q.shape[0]
+    group = np.zeros(c, np.int64)
+    group[1:] = 1
+    idx = np.clip(q, -top, top).astype(np.int64) + top
+    gain = weight * (coef**2 - (coef - q) ** 2)  # error each coded symbol removes
+    g = group[:, None, None, None]
+    bits_not = table[g, band, 0, idx]
+    bits_last = table[g, band, 1, idx]
+    nz = q != 0
+    per_band = [np.s_[..., BANDS[k]:BANDS[k + 1]] for k in range(N_BANDS)]
+    gain_b = np.stack([gain[sl].sum(-1) for sl in per_band], -1)  # (c, by, bx, bands)
+    not_b = np.stack([bits_not[sl].sum(-1) for sl in per_band], -1)
+    last_b = np.stack([bits_last[sl].sum(-1) for sl in per_band], -1)
+    nz_b = np.stack([nz[sl].any(-1) for sl in per_band], -1)
+    # the last symbol's bits per group, from its histogram over blocks
+    last_bits = np.empty((c, N_BANDS + 1))
+    for gi, chans in enumerate((slice(0, 1), slice(1, 3))):
+        counts = np.bincount(last[chans].ravel(), minlength=N_BANDS + 1) + 1.0
+        last_bits[chans] = -np.log2(counts / counts.sum())
+    cum_gain = np.concatenate([np.zeros(gain_b.shape[:-1] + (1,)), np.cumsum(gain_b, -1)], -1)
+    cum_not = np.concatenate([np.zeros(not_b.shape[:-1] + (1,)), np.cumsum(not_b, -1)], -1)
+    cost = np.empty(gain_b.shape[:-1] + (N_BANDS + 1,))
+    cost[..., 0] = lam * last_bits[:, 0][:, None, None]
+    for k in range(1, N_BANDS + 1):  # keep bands 0..k-1, band k-1 the last (must hold a non-zero)
+        ck = -cum_gain[..., k] + lam * (cum_not[..., k - 1] + last_b[..., k - 1] + last_bits[:, k][:, None, None])
+        cost[..., k] = np.where(nz_b[..., k - 1] & (k <= last), ck, np.inf)
+    keep = np.argmin(cost, axis=-1)  # new number of bands
+    out = q.copy()
+    out[band[None, None, None, :] >= keep[..., None]] = 0
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -194,7 +299,7 @@ def raw_coefficients(image: np.ndarray, base: np.ndarray) -> np.ndarray:
 def quantise_raw(raw: np.ndarray, step: float, chroma: float = CHROMA_FACTOR, dc: float = DC_FACTOR,
                  **kw) -> tuple[np.ndarray, np.ndarray]:
     units = step_units(step, raw.shape[0], chroma, dc)
-    return quantise(raw / (_per_position(units)[:, None, None, :] / STEP_UNIT), **kw), units
+    return quantise(raw / (_per_position(units)[:, None, None, :] / STEP_UNIT), chroma=chroma, **kw), units
 
 
 def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.ndarray, np.ndarray]:
