@@ -112,7 +112,11 @@ def main(argv=None) -> int:
         npx = image.shape[0] * image.shape[1]
         per_base, points = {}, {v: [] for v in variants}
         for rate in [float(r) for r in args.base_rates.split(",")]:
-            base_bytes, base = cached_base(args.cache, stem, rate, args.steps)
+            try:
+                base_bytes, base = cached_base(args.cache, stem, rate, args.steps)
+            except FileNotFoundError:
+                print(f"{stem}: no cached base at {rate} bpp, skipped", flush=True)
+                continue
             raw = image_dct.raw_coefficients(image, base)
             curves = {}
             for v in variants:
