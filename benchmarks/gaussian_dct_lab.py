@@ -14,7 +14,7 @@ on the machine's load, so variants are compared exactly:
 
 Variants (``VARIANTS``): ``baseline`` (the encoder as it is), ``rdoq`` (``image_dct.rdo_quantise``: per
 coefficient level / level - 1 / 0 by distortion + lambda x bits), ``wiener`` (a restoration filter after the
-deblocking, ``restoration.py``), and ``rdoq+wiener``. Writes ``<out>.json`` and ``<out>.png``.
+deblocking, ``_restoration.py``, an experiment), and ``rdoq+wiener``. Writes ``<out>.json`` and ``<out>.png``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from inrcodec import metrics  # noqa: E402
 from inrcodec.errors import InputError  # noqa: E402
@@ -63,7 +64,7 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
     blob = image_dct.encode_section(q, units, strength)
     rec = image_dct.add(base, q, units, strength)
     if variant.endswith("wiener"):
-        from inrcodec.models import restoration
+        import _restoration as restoration
 
         params = restoration.fit(image, rec, **{k[7:]: v for k, v in kw.items() if k.startswith("wiener_")})
         extra = restoration.encode(params)

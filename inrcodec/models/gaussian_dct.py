@@ -116,11 +116,8 @@ class GaussianDCT(GaussianImage):
         return out.astype(dtype)
 
     def _normalized(self, ints: np.ndarray) -> torch.Tensor:
-        """(ints - lo) / scale as float32, by a table of every integer (the same values, ~5x faster)."""
         lo, hi = self.desc["range"]
-        levels = np.arange(np.iinfo(ints.dtype).max + 1, dtype=np.float64)
-        table = ((levels - lo) / ((hi - lo) if hi > lo else 1.0)).astype(np.float32)
-        return torch.from_numpy(table[ints])
+        return torch.from_numpy(((ints.astype(np.float64) - lo) / ((hi - lo) if hi > lo else 1.0)).astype(np.float32))
 
     def _decoded_base(self) -> tuple[bytes, np.ndarray]:
         if self._base_cache is None:
