@@ -112,26 +112,32 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float = CH
     coef_factor = RDOQ_COEF_FACTOR if coef_factor is None else coef_factor
     c = coef.shape[0]
     weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c, None, None, None]
-    mag = np.abs(coef)
-    up = np.minimum(np.floor(mag + 0.5), MAX_SYMBOL)
-    cands = [up, np.maximum(up - 1, 0), np.zeros_like(up)]
-    dist = [weight * (mag - v) ** 2 for v in cands]
-    sign = np.where(coef < 0, -1, 1)
-    group = np.zeros(c, np.int64)
-    group[1:] = 1
     band = mcdct2._band_of_position()
     top = 64
+    # only coefficients that plain rounding makes non-zero have a choice (the rest stay 0): work on those alone
+    flat = np.abs(coef).ravel()
+    where = np.flatnonzero(flat >= 0.5)
+    mag = flat[where]
+    up = np.minimum(np.floor(mag + 0.5), MAX_SYMBOL)
+    cands = [up, np.maximum(up - 1, 0), np.zeros_like(up)]
+    w = np.broadcast_to(weight, coef.shape).ravel()[where]
+    dist = [w * (mag - v) ** 2 for v in cands]
+    sign = np.where(coef.ravel()[where] < 0, -1, 1)
+    chan = where // (coef.size // c)
+    pos = where % (N * N)
+    group = np.minimum(chan, 1)
+    beyond = [np.maximum(np.log2(np.maximum(v, 1.0)) * 2 - 2 * np.log2(top), 0) for v in cands]  # |v| > top
     for _ in range(passes):
         if not coef_factor:
             q = _truncate_bands(coef, q, weight, lam, top)
             continue
         table, last = _band_bits(q, top)
-        is_last = (last[..., None] == band + 1).astype(np.int64)  # (c, by, bx, 64)
+        is_last = (last.ravel()[where // (N * N)] == band[pos] + 1).astype(np.int64)
+        row = ((group * N_BANDS + band[pos]) * 2 + is_last) * (2 * top + 1)
+        table = table.ravel()
         best, best_cost = None, None
-        for v, d in zip(cands, dist):
-            idx = (np.clip(sign * v, -top, top) + top).astype(np.int64)
-            bits = table[group[:, None, None, None], band, is_last, idx]
-            bits = bits + np.maximum(np.log2(np.maximum(v, 1.0)) * 2 - 2 * np.log2(top), 0)  # beyond the table
+        for v, d, extra in zip(cands, dist, beyond):
+            bits = table[row + (np.clip(sign * v, -top, top) + top).astype(np.int64)] + extra
             cost = d + coef_factor * lam * bits
             if best is None:
                 best, best_cost = v.copy(), cost
@@ -139,7 +145,8 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float = CH
                 better = cost < best_cost
                 best[better] = v[better]
                 best_cost = np.where(better, cost, best_cost)
-        q = (sign * best).astype(np.int32)
+        q = np.zeros(coef.shape, np.int32)
+        q.ravel()[where] = (sign * best).astype(np.int32)
         if truncate:
             q = _truncate_bands(coef, q, weight, lam, top)
     return q
