@@ -8,7 +8,8 @@ below it); what differs is around them, because a residual under a Gaussian base
 something) where a P-frame residual is sparse: its own steps per channel (Y, Co, Cg, in 1/16 levels, stored in
 the section), gray and 16-bit images, and a dead zone, block drop and chroma step measured on Gaussian residuals
 of Kodak images (benchmarks/README.md "Gaussian base + DCT residual"; what was tried and lost is noted there and
-at ``encode_symbols``).
+at ``encode_symbols``). The encoder (``gaussian_dct``) adds RD-optimised quantisation (``rdo_quantise``: per
+coefficient and per block's last band, distortion + λ x bits; benchmarks/README.md "encoder-side RD tools").
 
 Channels: RGB (3) is coded in YCoCg; gray (1) is coded as Y alone. Bit depths: the residual is quantised in units
 of 8-bit levels (``level`` = (2^bits - 1) / 255 input levels, 1 or 257) and added to the integer base as
