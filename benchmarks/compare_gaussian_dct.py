@@ -39,6 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--images", default="kodim03,kodim07")
     ap.add_argument("--ours", default="benchmarks/results/gaussian_dct_kodak_rd_medium1000_{stem}.json")
     ap.add_argument("--theirs", default="benchmarks/results/gaussian_kodak_rd_medium1000_{stem}.json")
+    ap.add_argument("--theirs-curve", default=THEIRS, help="curve name in --theirs (e.g. inrcodec-gaussian+dct "
+                    "to compare two gaussian+dct runs)")
+    ap.add_argument("--theirs-label", default="gaussian")
     ap.add_argument("-o", "--out", type=Path, default=ROOT / "benchmarks/results/gaussian_dct_vs_gaussian_medium1000")
     args = ap.parse_args(argv)
     out = {"command": "python benchmarks/compare_gaussian_dct.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
@@ -46,17 +49,17 @@ def main(argv=None) -> int:
     for stem in args.images.split(","):
         ours = json.loads((ROOT / args.ours.format(stem=stem)).read_text())["per_image"][stem]["curves"]
         theirs = json.loads((ROOT / args.theirs.format(stem=stem)).read_text())["per_image"][stem]["curves"]
-        row = {"bd_rate_vs": {"gaussian": metrics.bd_rate(curve(theirs[THEIRS]), curve(ours[OURS]))}}
+        row = {"bd_rate_vs": {args.theirs_label: metrics.bd_rate(curve(theirs[args.theirs_curve]), curve(ours[OURS]))}}
         for base in ("jpeg", "webp", "avif"):
             if base in ours:
                 row["bd_rate_vs"][base] = metrics.bd_rate(curve(ours[base]), curve(ours[OURS]))
         row["points"] = [{"target_bpp": a.get("target_bpp"), "gaussian+dct": [a["bpp"], a["psnr"]],
-                          "gaussian": [b["bpp"], b["psnr"]], "encode_s": [a["encode_s"], b["encode_s"]],
+                          args.theirs_label: [b["bpp"], b["psnr"]], "encode_s": [a["encode_s"], b["encode_s"]],
                           "encode_cpu_s": [a.get("encode_cpu_s"), b.get("encode_cpu_s")],
                           "fit_seconds": [a.get("fit_seconds"), b.get("fit_seconds")]}
                          for a, b in zip(sorted(ours[OURS], key=lambda p: p["bpp"]),
-                                         sorted(theirs[THEIRS], key=lambda p: p["bpp"]))]
-        row["curves"] = {"gaussian+dct": ours[OURS], "gaussian": theirs[THEIRS],
+                                         sorted(theirs[args.theirs_curve], key=lambda p: p["bpp"]))]
+        row["curves"] = {"gaussian+dct": ours[OURS], args.theirs_label: theirs[args.theirs_curve],
                          **{b: ours[b] for b in ("jpeg", "webp", "avif") if b in ours}}
         out["per_image"][stem] = row
         print(stem, {k: round(v, 1) for k, v in row["bd_rate_vs"].items()})

@@ -10,7 +10,8 @@ from 0.2 to 1 bpp.
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage`` exactly as the ``gaussian``
 model does, to ``base_share`` of the byte budget (a fixed rule measured on Kodak, not tuned per image); the
 quality knob the codec bisects on the *real* file size is then the residual's luma step (``GaussianDCT.step_for``), so the
-whole file lands on ``--bpp`` (or ``--psnr``). The residual is the original minus the decoded base, computed from
+whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
+(``image_dct.rdo_quantise``, λ ``RDOQ_LAMBDA``: −3 % BD-rate, an encoder choice). The residual is the original minus the decoded base, computed from
 the base the decoder will draw (the ``gaussians`` section decoded and rendered, rounded to the image's integers).
 
 Decoding: render the Gaussians, round to the image's integers, add the residual exactly (``image_dct.add``:
@@ -107,9 +108,13 @@ class GaussianDCT(GaussianImage):
     def _integers(self, normalized: np.ndarray) -> np.ndarray:
         lo, hi = self.desc["range"]
         dtype = np.dtype(self.desc["dtype"])
-        out = normalized.astype(np.float64) * ((hi - lo) if hi > lo else 1.0) + lo
+        out = normalized.astype(np.float64)  # in place from here: the decoder's time (same values as out-of-place)
+        out *= (hi - lo) if hi > lo else 1.0
+        out += lo
         info = np.iinfo(dtype)
-        return np.clip(np.rint(out), info.min, info.max).astype(dtype)
+        np.rint(out, out=out)
+        np.clip(out, info.min, info.max, out=out)
+        return out.astype(dtype)
 
     def _normalized(self, ints: np.ndarray) -> torch.Tensor:
         lo, hi = self.desc["range"]
@@ -153,7 +158,7 @@ class GaussianDCT(GaussianImage):
             return {"gaussians": blob, "dct": b""}
         step = self.step_for(quality)
         if step not in self._section_cache:
-            q, units = image_dct.quantise_raw(self._raw_coefficients(), step)
+            q, units = image_dct.quantise_raw(self._raw_coefficients(), step, rdoq=image_dct.RDOQ_LAMBDA)
             strength = image_dct.DEBLOCK_STRENGTH if base.dtype == np.uint8 else 0
             self._section_cache = {step: image_dct.encode_section(q, units, strength)}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}

@@ -10,6 +10,9 @@ Gaussian base is *dense* (most blocks code something) where a P-frame residual i
 channel (Y, Co, Cg, in 1/16 levels, stored in the section), gray and 16-bit images, and a dead zone, block drop
 and chroma step measured on Gaussian residuals of Kodak images (benchmarks/README.md "Gaussian base + DCT
 residual"; what was tried and lost is noted there and at ``encode_symbols``).
+The encoder (``gaussian_dct``) adds RD-optimised quantisation (``rdo_quantise``: per coefficient and per block's
+last band, distortion + λ x bits, the bits estimated from format 1's per-band statistics; benchmarks/README.md
+"encoder-side RD tools").
 
 Channels: RGB (3) is coded in YCoCg; gray (1) is coded as Y alone. Bit depths: the residual is quantised in units
 of 8-bit levels (``level`` = (2^bits - 1) / 255 input levels, 1 or 257) and added to the integer base as
@@ -50,6 +53,9 @@ CHROMA_FACTOR = 1.5  # chroma steps = this x luma step; 2.0 (video's) / 1.5 / 1.
 DC_FACTOR = 1.0  # DC steps = this x the channel's AC step; with chroma 1.5, 0.5 / 0.75 / 1.25: +1.1 / -0.1 / +0.7 %
 DEAD_ZONE = 0.15  # 0.1 / 0.2 (and 0.08 / 0.25 over a 0.1 bpp base): -0.0 / +0.8 (+0.4 / +2.9) %
 RDO_LAMBDA = 0.06  # 0.12 / 0.2 / 0.3 (0 over a 0.1 bpp base): -0.2 / +3.0 / +10.3 (+0.7) %
+RDOQ_COEF_FACTOR = 1.0  # per-coefficient lambda / band-truncation lambda: 0 / 0.5 / 1: -2.8 / -2.9 / -3.5 %
+RDOQ_LAMBDA = 0.3  # rdo_quantise's lambda for the encoder (gaussian_dct.encode); kodim03/07 over a 0.2 bpp base:
+# 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (benchmarks/README.md "RD-optimised quantisation")
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
 
 
@@ -77,45 +83,200 @@ def coefficients(res_levels: np.ndarray, units: np.ndarray) -> np.ndarray:
     return coef / (_per_position(units)[:, None, None, :] / STEP_UNIT)
 
 
-def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA) -> np.ndarray:
+def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA, rdoq: float = 0.0,
+             chroma: float = CHROMA_FACTOR) -> np.ndarray:
     q = mcdct.dead_zone_quantise(coef, dead_zone)
+    if rdoq:
+        q = rdo_quantise(coef, q, rdoq, chroma)
     if lam:
         mcdct2.drop_costly_blocks(coef, q, lam)  # per block and channel, for 1 or 3 channels
     return q
 
 
+def _band_bits(q: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated bits of each symbol value -top..top per (channel group, zig-zag position's band, whether the band
+    is the block's last): -log2 of its frequency in ``q`` (add-one smoothed), the streams ``encode_symbols`` codes.
+    Returns (table (2, N_BANDS, 2, 2 * top + 1), last band per (c, by, bx))."""
+    last = mcdct2._last_bands(q)
+    table = np.empty((2, N_BANDS, 2, 2 * top + 1))
+    band = mcdct2._band_of_position()
+    for g, chans in enumerate((slice(0, 1), slice(1, 3))):
+        qg, lg = q[chans], last[chans]
+        for k in range(N_BANDS):
+            vals = qg[..., band == k]
+            for is_last, mask in enumerate((lg > k + 1, lg == k + 1)):
+                sel = vals[mask].ravel()
+                counts = np.bincount(np.clip(sel, -top, top) + top, minlength=2 * top + 1) + 1.0
+                table[g, k, is_last] = -np.log2(counts / counts.sum())
+    return table, last
+
+
+def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float = CHROMA_FACTOR,
+                 passes: int = 2, truncate: bool = True, coef_factor: float | None = None) -> np.ndarray:
+    """RD-optimised levels (an encoder choice: any decoder reads them): per coefficient the level of plain rounding,
+    one less toward zero, or zero, whichever costs least in weighted squared error + ``lam`` x estimated bits, the
+    bits from the per-band statistics of the symbols as they stand (``_band_bits``, re-estimated ``passes``
+    times). Errors in luma step^2: a YCoCg error costs Y 3, Co 2, Cg 3 in RGB, chroma steps ``chroma`` x luma."""
+    coef_factor = RDOQ_COEF_FACTOR if coef_factor is None else coef_factor
+    c = coef.shape[0]
+    weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c, None, None, None]
+    band = mcdct2._band_of_position()
+    top = 64
+    # only coefficients that plain rounding makes non-zero have a choice (the rest stay 0): work on those alone
+    flat = np.abs(coef).ravel()
+    where = np.flatnonzero(flat >= 0.5)
+    mag = flat[where]
+    up = np.minimum(np.floor(mag + 0.5), MAX_SYMBOL)
+    cands = [up, np.maximum(up - 1, 0), np.zeros_like(up)]
+    w = np.broadcast_to(weight, coef.shape).ravel()[where]
+    dist = [w * (mag - v) ** 2 for v in cands]
+    sign = np.where(coef.ravel()[where] < 0, -1, 1)
+    chan = where // (coef.size // c)
+    pos = where % (N * N)
+    group = np.minimum(chan, 1)
+    beyond = [np.maximum(np.log2(np.maximum(v, 1.0)) * 2 - 2 * np.log2(top), 0) for v in cands]  # |v| > top
+    for _ in range(passes):
+        if not coef_factor:
+            q = _truncate_bands(coef, q, weight, lam, top)
+            continue
+        table, last = _band_bits(q, top)
+        is_last = (last.ravel()[where // (N * N)] == band[pos] + 1).astype(np.int64)
+        row = ((group * N_BANDS + band[pos]) * 2 + is_last) * (2 * top + 1)
+        table = table.ravel()
+        best, best_cost = None, None
+        for v, d, extra in zip(cands, dist, beyond):
+            bits = table[row + (np.clip(sign * v, -top, top) + top).astype(np.int64)] + extra
+            cost = d + coef_factor * lam * bits
+            if best is None:
+                best, best_cost = v.copy(), cost
+            else:
+                better = cost < best_cost
+                best[better] = v[better]
+                best_cost = np.where(better, cost, best_cost)
+        q = np.zeros(coef.shape, np.int32)
+        q.ravel()[where] = (sign * best).astype(np.int32)
+        if truncate:
+            q = _truncate_bands(coef, q, weight, lam, top)
+    return q
+
+
+def _truncate_bands(coef: np.ndarray, q: np.ndarray, weight: np.ndarray, lam: float, top: int) -> np.ndarray:
+    """Per block and channel, the last band that minimises -(error removed) + lam x bits over the bands kept
+    (the bands below the last in the not-last streams, the last in its own stream, plus the ``last`` symbol):
+    a lone non-zero in a high band costs the zeros of every band below it too, which a per-coefficient
+    decision does not see."""
+    table, last = _band_bits(q, top)
+    band = mcdct2._band_of_position()
+    c = q.shape[0]
+    group = np.zeros(c, np.int64)
+    group[1:] = 1
+    idx = np.clip(q, -top, top).astype(np.int64) + top
+    gain = weight * (coef**2 - (coef - q) ** 2)  # error each coded symbol removes
+    g = group[:, None, None, None]
+    bits_not = table[g, band, 0, idx]
+    bits_last = table[g, band, 1, idx]
+    nz = q != 0
+    per_band = [np.s_[..., BANDS[k]:BANDS[k + 1]] for k in range(N_BANDS)]
+    gain_b = np.stack([gain[sl].sum(-1) for sl in per_band], -1)  # (c, by, bx, bands)
+    not_b = np.stack([bits_not[sl].sum(-1) for sl in per_band], -1)
+    last_b = np.stack([bits_last[sl].sum(-1) for sl in per_band], -1)
+    nz_b = np.stack([nz[sl].any(-1) for sl in per_band], -1)
+    # the last symbol's bits per group, from its histogram over blocks
+    last_bits = np.empty((c, N_BANDS + 1))
+    for gi, chans in enumerate((slice(0, 1), slice(1, 3))):
+        counts = np.bincount(last[chans].ravel(), minlength=N_BANDS + 1) + 1.0
+        last_bits[chans] = -np.log2(counts / counts.sum())
+    cum_gain = np.concatenate([np.zeros(gain_b.shape[:-1] + (1,)), np.cumsum(gain_b, -1)], -1)
+    cum_not = np.concatenate([np.zeros(not_b.shape[:-1] + (1,)), np.cumsum(not_b, -1)], -1)
+    cost = np.empty(gain_b.shape[:-1] + (N_BANDS + 1,))
+    cost[..., 0] = lam * last_bits[:, 0][:, None, None]
+    for k in range(1, N_BANDS + 1):  # keep bands 0..k-1, band k-1 the last (must hold a non-zero)
+        ck = -cum_gain[..., k] + lam * (cum_not[..., k - 1] + last_b[..., k - 1] + last_bits[:, k][:, None, None])
+        cost[..., k] = np.where(nz_b[..., k - 1] & (k <= last), ck, np.inf)
+    keep = np.argmin(cost, axis=-1)  # new number of bands
+    out = q.copy()
+    out[band[None, None, None, :] >= keep[..., None]] = 0
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _inverse_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """The two passes of the 8x8 inverse as (64, 64) float32 matrices on a block's flat coefficients: the first
+    takes zig-zag order to ``C @ T`` (rows: vertical frequency), the second ``A`` to ``T^t @ A`` in raster order.
+    Why 64x64 instead of 8x8: one plain GEMM per pass over all blocks, with no gather or transposed copies in
+    between (8x more multiply-adds, all by zeros, ~5x less time). Still exact: every product is an integer and
+    each output sums the same eight non-zero products, all partial sums below 2^24 (see ``mcdct2``)."""
+    t = T8.astype(np.float64)
+    raster_to_zz = _unzigzag()  # zig-zag position of raster index r * 8 + c
+    m1 = np.zeros((N * N, N * N))
+    m2 = np.zeros((N * N, N * N))
+    for r in range(N):
+        for c in range(N):
+            m1[raster_to_zz[r * N + c], r * N:(r + 1) * N] = t[c]  # a[r, j] = sum_c B[r, c] T[c, j]
+        for i in range(N):
+            m2[r * N + np.arange(N), i * N + np.arange(N)] = t[r, i]  # b[i, j] = sum_r T[r, i] a[r, j]
+    return m1.astype(np.float32), m2.astype(np.float32)
+
+
+def _round_shift(x: np.ndarray, shift: int) -> np.ndarray:
+    """floor(x / 2^shift + 1/2) in place (float32 integers: exact)."""
+    x *= np.float32(2.0 ** -shift)
+    x += np.float32(0.5)
+    return np.floor(x, out=x)
+
+
+def _inverse_channel(q: np.ndarray, per_position: np.ndarray) -> np.ndarray:
+    """(by, bx, 64) symbols of one channel with its (64,) steps -> (by*8, bx*8) float32, integer 1/4 levels."""
+    by, bx, _ = q.shape
+    m1, m2 = _inverse_matrices()
+    deq = q.reshape(-1, N * N).astype(np.float32)
+    deq *= per_position.astype(np.float32)
+    np.clip(deq, -COEF_CLAMP, COEF_CLAMP, out=deq)
+    b = _round_shift(_round_shift(deq @ m1, STAGE1_SHIFT) @ m2, STAGE2_SHIFT)
+    return b.reshape(by, bx, N, N).transpose(0, 2, 1, 3).reshape(by * N, bx * N)
+
+
 def inverse_quarter(q: np.ndarray, units: np.ndarray) -> np.ndarray:
     """(c, by, bx, 64) symbols -> (by*8, bx*8, c) residual in the image's channels, integer 1/4 levels (float32,
     exact: see ``mcdct2``)."""
-    c, by, bx, _ = q.shape
-    deq = np.clip(q.astype(np.float32) * _per_position(units).astype(np.float32)[:, None, None, :], -COEF_CLAMP,
-                  COEF_CLAMP)
-    blocks = deq[..., _unzigzag()].reshape(-1, N, N)
-    t = T8.astype(np.float32)
-    a = (blocks.reshape(-1, N) @ t).reshape(blocks.shape)
-    a = np.floor(a * np.float32(2.0 ** -STAGE1_SHIFT) + np.float32(0.5))
-    b = (a.swapaxes(-1, -2).reshape(-1, N) @ t).reshape(a.shape).swapaxes(-1, -2)  # T^t @ A per block
-    b = np.floor(b * np.float32(2.0 ** -STAGE2_SHIFT) + np.float32(0.5))
-    ycc = b.reshape(c, by, bx, N, N).transpose(1, 3, 2, 4, 0).reshape(by * N, bx * N, c)
-    if c == 1:
-        return ycc
-    y, co, cg = ycc[..., 0], ycc[..., 1], ycc[..., 2]
-    return np.stack([y + co - cg, y + cg, y - co - cg], axis=-1)  # integer sums: exact
+    per = _per_position(units)
+    ycc = [_inverse_channel(q[k], per[k]) for k in range(q.shape[0])]
+    if len(ycc) == 1:
+        return ycc[0][..., None]
+    return np.stack(_rgb_from_ycocg(*ycc), axis=-1)
+
+
+def _rgb_from_ycocg(y: np.ndarray, co: np.ndarray, cg: np.ndarray) -> list[np.ndarray]:
+    """YCoCg planes in 1/4 levels -> R, G, B planes (integer sums: exact)."""
+    t = y - cg
+    return [t + co, y + cg, t - co]
 
 
 def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
     block edges deblocked (8-bit images, ``strength`` > 0). Bands of ``BAND_ROWS`` block rows at a time, so the
-    float temporaries stay small next to the image (a file may claim up to ``limits.MAX_PIXELS`` pixels)."""
+    float temporaries stay small next to the image (a file may claim up to ``limits.MAX_PIXELS`` pixels).
+    8-bit: base + r / 4 is exact in float32 (the ``rint`` sees the same value as in float64); 16-bit images
+    (level 257) need float64."""
     h, w, c = base.shape
     level = _level(base.dtype)
     top = float(np.iinfo(base.dtype).max)
+    ftype = np.float32 if level == 1 else np.float64
+    scale = ftype(0.25 * level)
+    per = _per_position(units)
     out = np.empty_like(base)
     for r0 in range(0, q.shape[1], BAND_ROWS):
         r1 = min(r0 + BAND_ROWS, q.shape[1])
         y0, y1 = r0 * N, min(r1 * N, h)
-        r = inverse_quarter(q[:, r0:r1], units)[:y1 - y0, :w].astype(np.float64)
-        out[y0:y1] = np.clip(np.rint(base[y0:y1].astype(np.float64) + r * (0.25 * level)), 0, top)
+        planes = [_inverse_channel(q[k, r0:r1], per[k]) for k in range(c)]
+        if c == 3:
+            planes = _rgb_from_ycocg(*planes)
+        for k in range(c):
+            v = planes[k][:y1 - y0, :w].astype(ftype, copy=False) * scale
+            v += base[y0:y1, :, k]
+            np.rint(v, out=v)
+            np.clip(v, 0, top, out=v)
+            out[y0:y1, :, k] = v
     if strength and base.dtype == np.uint8:
         coded = np.any(q != 0, axis=(0, 3))
         rgb = out if c == 3 else np.repeat(out, 3, axis=-1)
@@ -153,7 +314,7 @@ def raw_coefficients(image: np.ndarray, base: np.ndarray) -> np.ndarray:
 def quantise_raw(raw: np.ndarray, step: float, chroma: float = CHROMA_FACTOR, dc: float = DC_FACTOR,
                  **kw) -> tuple[np.ndarray, np.ndarray]:
     units = step_units(step, raw.shape[0], chroma, dc)
-    return quantise(raw / (_per_position(units)[:, None, None, :] / STEP_UNIT), **kw), units
+    return quantise(raw / (_per_position(units)[:, None, None, :] / STEP_UNIT), chroma=chroma, **kw), units
 
 
 def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.ndarray, np.ndarray]:

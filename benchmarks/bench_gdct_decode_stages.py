@@ -1,0 +1,108 @@
+"""CPU ms per stage of decoding a ``gaussian+dct`` file (issue 13 item 4), for a before/after comparison.
+
+    # files: kodim03 at 0.5 and 1.0 bpp, 30 Gaussian steps (decode cost depends on the sizes, not the training)
+    PYTHONPATH=$PWD python benchmarks/bench_gdct_decode_stages.py --make /tmp/gdct_files
+    # after (this checkout) and before (another checkout, e.g. the parent commit), one torch thread:
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_gdct_decode_stages.py /tmp/gdct_files/*.inrc \\
+        --label after -o /tmp/after.json
+    PYTHONPATH=/path/to/before OMP_NUM_THREADS=1 python benchmarks/bench_gdct_decode_stages.py ... --label before
+
+Stages: container parse, the Gaussians' entropy decoding, the residual's symbols, the rasteriser, rounding the
+base to integers, inverse DCT + add, deblocking, the normalised output, ``Signal.from_normalized`` (the codec's
+last step), and the whole ``decompress`` for reference. Median of ``--repeats`` of ``time.process_time`` (the
+machine is shared: CPU time, with the load average in the output). Also checks the decoded image's SHA-256, so
+before and after can be shown to give the same bits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def stages(data: bytes, repeats: int) -> tuple[dict, str]:
+    from inrcodec import decompress
+    from inrcodec.container import read_container
+    from inrcodec.models import deblock, get_model, image_dct
+    from inrcodec.models.gaussian import GaussianConfig, GaussianImage
+    from inrcodec.signal import Signal
+
+    times: dict[str, list[float]] = {}
+
+    def t(name, f, *a):
+        c = time.process_time()
+        r = f(*a)
+        times.setdefault(name, []).append(time.process_time() - c)
+        return r
+
+    decompress(data)  # warm-up
+    for _ in range(repeats):
+        c = t("container", read_container, data)
+        cls = get_model(c.model)
+        cfg = cls.config_from_dict(c.config)
+        base = t("gaussians_entropy", GaussianImage.decode, GaussianConfig(cfg.n_gaussians, cfg.layers), c.signal,
+                 {"gaussians": c.sections["gaussians"]})
+        h, w, ch = c.signal["shape"]
+        q, units, strength = t("dct_symbols", image_dct.decode_section, c.sections["dct"], h, w, ch)
+        with torch.no_grad():
+            img = t("raster", lambda: GaussianImage.render(base).numpy())
+        net = cls.decode(cfg, c.signal, c.sections)
+        ints = t("to_integers", net._integers, img)
+        out = t("inverse_add", image_dct.add, ints, q, units, 0)
+        coded = np.any(q != 0, axis=(0, 3))
+        out = t("deblock", deblock.deblock, out, coded, int(units[0, 0]), strength)
+        nrm = t("to_normalized", net._normalized, out)
+        t("from_normalized", Signal.from_normalized, nrm.numpy(), c.signal)
+        t("decompress_total", decompress, data)
+    digest = hashlib.sha256(np.ascontiguousarray(decompress(data).data).tobytes()).hexdigest()
+    return {k: round(1e3 * statistics.median(v), 2) for k, v in times.items()}, digest
+
+
+def make(folder: Path) -> None:
+    from inrcodec import compress
+    from inrcodec.signals import load
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sig = load(Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / "kodim03.png")
+    for bpp in (0.5, 1.0):
+        (folder / f"kodim03_{bpp}.inrc").write_bytes(compress(sig, "gaussian+dct", bpp=bpp, steps=30, seed=0).data)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="*", type=Path)
+    ap.add_argument("--make", type=Path, default=None, help="write the two test files into this folder and stop")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--label", default="")
+    ap.add_argument("-o", "--out", type=Path, default=None)
+    args = ap.parse_args()
+    if args.make:
+        make(args.make)
+        return 0
+    import inrcodec
+
+    res = {"label": args.label, "code": str(Path(inrcodec.__file__).parent), "torch_threads": torch.get_num_threads(),
+           "load_before": os.getloadavg(), "files": {}}
+    for f in args.files:
+        ms, digest = stages(f.read_bytes(), args.repeats)
+        res["files"][f.name] = {"cpu_ms": ms, "sum_of_stages": round(sum(v for k, v in ms.items()
+                                                                          if k != "decompress_total"), 1),
+                                "decoded_sha256": digest}
+        print(args.label, f.name, json.dumps(res["files"][f.name]), flush=True)
+    res["load_after"] = os.getloadavg()
+    if args.out:
+        args.out.write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Residual-side experiments of ``gaussian+dct`` on cached Gaussian bases: exact bytes and PSNR, no fitting.
+
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/gaussian_dct_lab.py --images kodim03,kodim07 \\
+        --base-rates 0.1,0.2,0.35 --variants baseline,rdoq -o benchmarks/results/gdct_lab_rdoq
+
+The Gaussian bases are the ``gaussian`` files fitted by ``oracle_gaussian_dct.py`` (1000 steps, seed 0, cached
+in ``--cache`` as decoded uint8 images plus their byte counts; fit them there first). For each image, base and
+variant the residual is coded at every luma step of ``--res-steps`` in the closed loop (the real ``dct`` section
+bytes; PSNR of the decoded 8-bit image): a point is (base bytes + section bytes + 4, PSNR). Nothing here depends
+on the machine's load, so variants are compared exactly:
+
+- per (image, base): BD-rate of each variant's curve over the steps against ``baseline``'s;
+- per image: BD-rate of each variant's RD envelope over all bases (the Pareto front) against ``baseline``'s.
+
+Variants (``VARIANTS``): ``baseline`` (the encoder as it is), ``rdoq`` (``image_dct.rdo_quantise``: per
+coefficient level / level - 1 / 0 by distortion + lambda x bits), ``wiener`` (a restoration filter after the
+deblocking, ``_restoration.py``, an experiment), and ``rdoq+wiener``. Writes ``<out>.json`` and ``<out>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from inrcodec import metrics  # noqa: E402
+from inrcodec.errors import InputError  # noqa: E402
+from inrcodec.models import image_dct  # noqa: E402
+from inrcodec.signals import load  # noqa: E402
+from inrcodec.signals._atomic import atomic_output  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "kodak"
+HEADER_BYTES = 4  # container bytes of the dct section beyond the section itself (length, name): roughly
+
+
+def psnr8(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / mse) if mse > 0 else 99.0
+
+
+def cached_base(cache: Path, stem: str, rate: float, steps: int) -> tuple[int, np.ndarray]:
+    key = cache / (f"{stem}_b{rate:g}_s{steps}".replace(".", "p"))
+    meta = json.loads(key.with_suffix(".json").read_text())
+    return int(meta["bytes"]), np.load(key.with_suffix(".npz"))["decoded"]
+
+
+def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, **kw):
+    """(section bytes, decoded image) of one variant at luma ``step``."""
+    strength = image_dct.DEBLOCK_STRENGTH
+    if variant.startswith("rdoq"):
+        q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("rdoq_lambda", image_dct.RDOQ_LAMBDA))
+    else:
+        q, units = image_dct.quantise_raw(raw, step)
+    blob = image_dct.encode_section(q, units, strength)
+    rec = image_dct.add(base, q, units, strength)
+    if variant.endswith("wiener"):
+        import _restoration as restoration
+
+        params = restoration.fit(image, rec, **{k[7:]: v for k, v in kw.items() if k.startswith("wiener_")})
+        extra = restoration.encode(params)
+        rec = restoration.apply(rec, params)
+        return len(blob) + len(extra), rec
+    return len(blob), rec
+
+
+def bd(anchor: list[dict], test: list[dict]) -> float | str:
+    def c(points):
+        p = sorted(points, key=lambda p: p["bpp"])
+        return {"bpp": [x["bpp"] for x in p], "psnr": [x["psnr"] for x in p]}
+    try:
+        return metrics.bd_rate(c(anchor), c(test))
+    except InputError as exc:
+        return f"n/a: {exc}"
+
+
+def pareto(points: list[dict]) -> list[dict]:
+    front, best = [], -1e9
+    for p in sorted(points, key=lambda p: (p["bpp"], -p["psnr"])):
+        if p["psnr"] > best + 1e-9:
+            front.append(p)
+            best = p["psnr"]
+    return front
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", default="kodim03,kodim07")
+    ap.add_argument("--base-rates", default="0.1,0.2,0.35")
+    ap.add_argument("--res-steps", default="4,5,6,8,10,12,16,20,24,32,48")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--variants", default="baseline,rdoq")
+    ap.add_argument("--set", action="append", default=[], help="variant keyword NAME=FLOAT (e.g. rdoq_lambda=0.3)")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
+    ap.add_argument("-o", "--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    kw = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
+    variants = args.variants.split(",")
+    steps = [float(s) for s in args.res_steps.split(",")]
+    result = {"command": "python benchmarks/gaussian_dct_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
+              "settings": kw, "load_start": os.getloadavg(), "per_image": {}}
+    for stem in args.images.split(","):
+        image = load(DATA / f"{stem}.png").data
+        npx = image.shape[0] * image.shape[1]
+        per_base, points = {}, {v: [] for v in variants}
+        for rate in [float(r) for r in args.base_rates.split(",")]:
+            try:
+                base_bytes, base = cached_base(args.cache, stem, rate, args.steps)
+            except FileNotFoundError:
+                print(f"{stem}: no cached base at {rate} bpp, skipped", flush=True)
+                continue
+            raw = image_dct.raw_coefficients(image, base)
+            curves = {}
+            for v in variants:
+                c0 = time.process_time()
+                pts = []
+                for s in steps:
+                    nbytes, rec = code(v, image, base, raw, s, **kw)
+                    total = base_bytes + nbytes + HEADER_BYTES
+                    pts.append({"step": s, "base_rate": rate, "residual_bytes": nbytes, "bytes": total,
+                                "bpp": 8 * total / npx, "psnr": psnr8(image, rec)})
+                curves[v] = pts
+                points[v] += pts
+                print(f"{stem} base {rate} {v}: {time.process_time() - c0:.1f} CPU-s", flush=True)
+            per_base[str(rate)] = {"base_bytes": base_bytes, "base_psnr": psnr8(image, base), "curves": curves,
+                                   "bd_rate_vs_baseline": {v: bd(curves[variants[0]], curves[v])
+                                                           for v in variants[1:]}}
+            print(f"  {stem} base {rate}: " + json.dumps(per_base[str(rate)]["bd_rate_vs_baseline"]), flush=True)
+        env = {v: pareto(points[v]) for v in variants}
+        result["per_image"][stem] = {"per_base": per_base, "envelope": env,
+                                     "envelope_bd_rate_vs_baseline": {v: bd(env[variants[0]], env[v])
+                                                                      for v in variants[1:]}}
+        print(f"  {stem} envelope: " + json.dumps(result["per_image"][stem]["envelope_bd_rate_vs_baseline"]),
+              flush=True)
+    result["mean"] = {}
+    for v in variants[1:]:
+        per_base = [b["bd_rate_vs_baseline"][v] for r in result["per_image"].values() for b in r["per_base"].values()]
+        envs = [r["envelope_bd_rate_vs_baseline"][v] for r in result["per_image"].values()]
+        result["mean"][v] = {"per_base": float(np.mean([x for x in per_base if isinstance(x, float)])),
+                             "envelope": float(np.mean([x for x in envs if isinstance(x, float)]))}
+    result["load_end"] = os.getloadavg()
+    print("mean BD-rate vs baseline:", json.dumps(result["mean"]))
+    write(result, args.out)
+    return 0
+
+
+def write(result: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stems = list(result["per_image"])
+    fig, axes = plt.subplots(1, len(stems), figsize=(5.5 * len(stems), 4.4), squeeze=False)
+    for ax, stem in zip(axes[0], stems):
+        for i, (v, pts) in enumerate(result["per_image"][stem]["envelope"].items()):
+            ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], "-o", color=f"C{i}", ms=3, label=v)
+        ax.set_xlim(0, 1.3)
+        ax.set_title(f"{stem}: RD envelope over bases")
+        ax.set_xlabel("bpp (base + residual)")
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out.with_suffix(".png")) as tmp_png, atomic_output(out.with_suffix(".json")) as tmp_json:
+        fig.savefig(tmp_png, format="png", dpi=90)
+        tmp_json.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}.json/.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
