@@ -37,7 +37,7 @@ from inrcodec import metrics  # noqa: E402
 from inrcodec.errors import InputError  # noqa: E402
 from inrcodec.models import image_dct  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
-from inrcodec.signals._atomic import atomic_output  # noqa: E402
+from oracle_gaussian_dct import write_figure_and_json  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "kodak"
 HEADER_BYTES = 4  # container bytes of the dct section beyond the section itself (length, name): roughly
@@ -170,12 +170,7 @@ def write(result: dict, out: Path) -> None:
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out.with_suffix(".png")) as tmp_png, atomic_output(out.with_suffix(".json")) as tmp_json:
-        fig.savefig(tmp_png, format="png", dpi=90)
-        tmp_json.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}.json/.png")
+    write_figure_and_json(fig, result, out)
 
 
 if __name__ == "__main__":

@@ -231,6 +231,11 @@ def write(result: dict, out: Path) -> None:
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    write_figure_and_json(fig, result, out)
+
+
+def write_figure_and_json(fig, result: dict, out: Path) -> None:
+    """``<out>.png`` and ``<out>.json``, each written to a temporary file and renamed."""
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out.with_suffix(".png")) as tmp_png, atomic_output(out.with_suffix(".json")) as tmp_json:
