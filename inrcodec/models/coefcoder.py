@@ -321,15 +321,17 @@ def _chunks(n: int) -> list[int]:
     return [n * j // parts for j in range(parts + 1)]
 
 
+def _chunk_ranges(n: int):
+    """The non-empty (start, stop) pieces of ``_chunks(n)``."""
+    bounds = _chunks(n)
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if a < b]
+
+
 def _chunked_cat(io, stats: np.ndarray, cls: np.ndarray, truth):
     """Code magnitudes in pieces (``_chunks``), each with the geometric models of the counts so far."""
     n = len(cls)
     out = np.empty(n, np.int64)
-    bounds = _chunks(n)
-    for j in range(len(bounds) - 1):
-        a, b = bounds[j], bounds[j + 1]
-        if a == b:
-            continue
+    for a, b in _chunk_ranges(n):
         k = cls[a:b]
         m = io.cat(_geometric_rows(stats), k, None if truth is None else truth[a:b])
         out[a:b] = m
@@ -355,11 +357,7 @@ def _diagonal_starts() -> np.ndarray:
 def _chunked_bern(io, stats: np.ndarray, ctx: np.ndarray, truth):
     n = len(ctx)
     out = np.empty(n, np.int64)
-    bounds = _chunks(n)
-    for j in range(len(bounds) - 1):
-        a, b = bounds[j], bounds[j + 1]
-        if a == b:
-            continue
+    for a, b in _chunk_ranges(n):
         k = ctx[a:b]
         p1 = stats[k, 1] / (stats[k, 0] + stats[k, 1])
         v = io.bern(p1, None if truth is None else truth[a:b])  # 0 or 1 (constriction's Bernoulli)
