@@ -115,6 +115,64 @@ def average_bd_rates(avg: dict[str, dict], extra: dict[str, dict]) -> tuple[dict
     return table, overlap
 
 
+def _per_image_bd_rates(curves: dict[str, list]) -> dict[str, dict[str, float | str]]:
+    """BD-rate of each inrcodec curve of one image against each baseline curve of the same image."""
+    out: dict[str, dict[str, float | str]] = {}
+    for r in (n for n in curves if n.startswith(PREFIX)):
+        out[r] = {}
+        for b in (n for n in curves if not n.startswith(PREFIX)):
+            pts = {n: sorted(curves[n], key=lambda p: p["bpp"]) for n in (r, b)}
+            c = {n: {"bpp": [p["bpp"] for p in v], "psnr": [p["psnr"] for p in v]} for n, v in pts.items()}
+            try:
+                out[r][b] = metrics.bd_rate(c[b], c[r])
+            except InputError as exc:
+                out[r][b] = f"n/a: {exc}"
+    return out
+
+
+def _mean_of_images(per_image_bd: dict) -> dict[str, dict[str, float]]:
+    """Mean over images of the per-image BD-rates (the images where the number exists; their count beside it)."""
+    rows = {r for v in per_image_bd.values() for r in v}
+    out: dict[str, dict[str, float]] = {}
+    for r in sorted(rows):
+        cols = {b for v in per_image_bd.values() for b in v.get(r, {})}
+        out[r] = {}
+        for b in sorted(cols):
+            vals = [v[r][b] for v in per_image_bd.values() if isinstance(v.get(r, {}).get(b), float)]
+            if vals:
+                out[r][b] = float(np.mean(vals))
+                out[r][b + "_images"] = len(vals)
+    return out
+
+
+def _same(a, b) -> bool:
+    """Equal settings; float lists (the averaging grid) to rounding, as runs on other machines print them."""
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(isinstance(x, float) for x in a + b):
+        return bool(np.allclose(a, b, rtol=1e-12, atol=0))
+    return a == b
+
+
+def merge(paths: list[Path], note: str) -> dict:
+    """One result from several runs of this script on different images with the same settings (e.g. one run per
+    image, so that a long benchmark keeps what it has measured): their per-image measurements side by side."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    keep = ("rates", "steps", "time_budget", "codecs", "models", "average_grid_bpp", "crop")
+    first = runs[0]
+    for p, r in zip(paths[1:], runs[1:]):
+        diff = [k for k in keep if not _same(r["settings"].get(k), first["settings"].get(k))]
+        if diff:
+            raise SystemExit(f"bench_kodak --merge: {p} differs in {', '.join(diff)}")
+    out = {k: v for k, v in first.items() if k not in ("per_image", "jpeg_check", "command", "note", "seconds")}
+    out["per_image"] = {s: v for r in runs for s, v in r["per_image"].items()}
+    out["dataset"] = dict(first["dataset"], images=sorted(out["per_image"]))
+    out["jpeg_check"] = {"per_image": {s: v for r in runs for s, v in r.get("jpeg_check", {}).get("per_image", {}).items()}}
+    out["merged_from"] = [{"path": str(p), "command": r.get("command"), "note": r.get("note"),
+                           "seconds": r.get("seconds")} for p, r in zip(paths, runs)]
+    out["command"] = "python benchmarks/bench_kodak.py " + " ".join(map(shlex.quote, sys.argv[1:]))
+    out["note"] = note
+    return out
+
+
 def derive(result: dict) -> dict:
     """(Re)compute everything derived from the stored per-image measurements: averages, published curves,
     BD-rates of the averages, the JPEG-check summary. Pure function of ``result`` and ``published.py``."""
@@ -134,6 +192,7 @@ def derive(result: dict) -> dict:
             "images": ",".join(ours_images), "source": published.COOLCHIC_SOURCE, "exact": True,
             "note": "mean bpp and mean PSNR per lambda over the same images as this run"}
     bd, overlap = average_bd_rates(avg, extra)
+    per_image_bd = {stem: _per_image_bd_rates(r["curves"]) for stem, r in per_image.items()}
     checks = result.get("jpeg_check", {}).get("per_image", {})
     diffs = [c["psnr_diff_same_quality"] for v in checks.values() for c in v]
     mdiffs = [c["psnr_diff_matched_bpp"] for v in checks.values() for c in v if c["psnr_diff_matched_bpp"] is not None]
@@ -145,6 +204,8 @@ def derive(result: dict) -> dict:
         "bd_rate_of_averages": bd,
         "bd_rate_psnr_overlap_db": overlap,
         "bd_rate_convention": "row vs column: % extra bits the row needs for the same PSNR (negative = smaller)",
+        "bd_rate_per_image": per_image_bd,
+        "bd_rate_mean_of_images": _mean_of_images(per_image_bd),
         "jpeg_check": {"summary": {"max_abs_psnr_diff_same_quality": max(map(abs, diffs)) if diffs else None,
                                    "max_abs_psnr_diff_matched_bpp": max(map(abs, mdiffs)) if mdiffs else None,
                                    "points": len(diffs)},
@@ -266,8 +327,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replot", type=Path, default=None,
                     help="recompute averages/BD-rates of an existing result JSON from its stored per-image "
                          "measurements and redraw its PNG (no new measurements)")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="merge the per-image measurements of these result JSONs (same settings, other images) "
+                         "into one result at -o, with its averages and BD-rates (no new measurements)")
     args = ap.parse_args(argv)
 
+    if args.merge is not None:
+        write(derive(merge(args.merge, args.note)), args.out.with_suffix(".json"))
+        return 0
     if args.replot is not None:
         write(derive(json.loads(args.replot.read_text())), args.replot)
         return 0
