@@ -183,16 +183,24 @@ class GaussianDCT(GaussianImage):
         return model.eval()
 
     # -- rendering --------------------------------------------------------------------------------------------
+    def decoded_integers(self) -> np.ndarray | None:
+        """The decoded image (h, w, c) in the signal's integer dtype: the Gaussians rounded to integers plus the
+        residual, deblocked; None while there is no residual (fitting). ``render`` is this, normalised; the codec
+        takes it as it is where normalising and back is the identity (``codec._exact_integers``)."""
+        if self._residual is None:
+            return None
+        with torch.no_grad():
+            base = self._integers(GaussianImage.render(self).numpy())
+        q, units, strength = self._residual
+        return image_dct.add(base, q, units, strength)
+
     def render(self, shape=None, region=None):
         """While fitting (no residual): the Gaussians, as ``gaussian`` draws them. Decoded: the Gaussians rounded to
         the image's integers plus the residual, deblocked; another ``shape`` or a ``region`` is resampled from that."""
         if self._residual is None:
             return super().render(shape, region)
         h, w = self.hw
-        with torch.no_grad():
-            base = self._integers(super().render().numpy())
-        q, units, strength = self._residual
-        img = self._normalized(image_dct.add(base, q, units, strength))
+        img = self._normalized(self.decoded_integers())
         shape = (h, w) if shape is None else tuple(int(s) for s in shape)
         if len(shape) != 2 or min(shape) < 1:
             raise InputError(f"bad render size {shape}")

@@ -1,0 +1,48 @@
+"""The decoder's integer shortcut (``codec._exact_integers``): a ``gaussian+dct`` image is handed over as the integers
+it decodes to instead of normalised floats that ``Signal.from_normalized`` turns back into integers. Exact only
+where that round trip is the identity, which is checked here for every 8- and 16-bit value, and the shortcut must
+give the same signal as the float path on the golden files (gray 16-bit and RGB 8-bit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inrcodec import codec, decompress
+from inrcodec.models.gaussian_dct import GaussianDCT, GaussianDCTConfig
+from inrcodec.signal import Signal
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_normalised_round_trip_is_the_identity_on_every_value(dtype):
+    top = np.iinfo(dtype).max
+    ints = np.arange(top + 1, dtype=dtype).reshape(-1, 1, 1)
+    desc = {"kind": "image", "shape": list(ints.shape), "dtype": np.dtype(dtype).name, "range": [0.0, float(top)],
+            "meta": {}}
+    model = GaussianDCT(GaussianDCTConfig(n_gaussians=1, layers=1), {**desc, "shape": [top + 1, 1, 1]})
+    back = Signal.from_normalized(model._normalized(ints).numpy(), desc).data
+    np.testing.assert_array_equal(back, ints)
+
+
+@pytest.mark.parametrize("name", ["gaussian-dct-image-ctx", "gaussian-dct-gray16-ctx", "gaussian-dct-image"])
+def test_shortcut_gives_the_float_paths_signal(name, monkeypatch):
+    data = (GOLDEN / f"{name}.inrc").read_bytes()
+    calls = []
+    real = codec._exact_integers
+
+    def spy(net, desc):
+        calls.append(1)
+        return real(net, desc)
+
+    monkeypatch.setattr(codec, "_exact_integers", spy)
+    fast = decompress(data)
+    assert calls and real(codec.load_representation(data)[1], codec.read_container(data).signal) is not None
+    monkeypatch.setattr(codec, "_exact_integers", lambda net, desc: None)
+    slow = decompress(data)
+    assert fast.data.dtype == slow.data.dtype and fast.value_range == slow.value_range
+    assert fast.metadata == slow.metadata and fast.kind == slow.kind
+    np.testing.assert_array_equal(fast.data, slow.data)
