@@ -7,6 +7,13 @@
         --label after -o /tmp/after.json
     PYTHONPATH=/path/to/before OMP_NUM_THREADS=1 python benchmarks/bench_gdct_decode_stages.py ... --label before
 
+Wall-clock (``--wall N``): the median of N ``decompress`` calls per file at each of ``--threads`` (torch threads:
+the rasteriser's and the residual kernel's OpenMP threads), with the CPU seconds of those calls; large files (a
+tiled 12 MP photo) take ``--wall-large`` runs instead.
+
+    PYTHONPATH=$PWD python benchmarks/bench_gdct_decode_stages.py /tmp/gdct_files/*.inrc --wall 9 --threads 1,2 \
+        --large /tmp/photo.inrc --label after -o benchmarks/results/gdct_decode_s21_after.json
+
 Stages: container parse, the Gaussians' entropy decoding, the residual's symbols, the rasteriser, rounding the
 base to integers, inverse DCT + add, deblocking, the normalised output, ``Signal.from_normalized`` (the codec's
 last step), and the whole ``decompress`` for reference. Median of ``--repeats`` of ``time.process_time`` (the
@@ -60,11 +67,33 @@ def stages(data: bytes, repeats: int) -> tuple[dict, str]:
         out = t("inverse_add", image_dct.add, ints, q, units, 0)
         coded = np.any(q != 0, axis=(0, 3))
         out = t("deblock", deblock.deblock, out, coded, int(units[0, 0]), strength)
-        nrm = t("to_normalized", net._normalized, out)
+        nrm = t("to_normalized", net._normalized, out)  # not on the decode path where codec._exact_integers is
         t("from_normalized", Signal.from_normalized, nrm.numpy(), c.signal)
         t("decompress_total", decompress, data)
     digest = hashlib.sha256(np.ascontiguousarray(decompress(data).data).tobytes()).hexdigest()
     return {k: round(1e3 * statistics.median(v), 2) for k, v in times.items()}, digest
+
+
+def wall(data: bytes, runs: int, threads: int) -> dict:
+    """Median wall ms of ``decompress`` over ``runs`` calls (after one warm-up) with ``threads`` torch threads,
+    and the median CPU ms of the same calls (all threads of the process)."""
+    from inrcodec import decompress
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        decompress(data)
+        walls, cpus = [], []
+        for _ in range(runs):
+            c, w = time.process_time(), time.perf_counter()
+            decompress(data)
+            walls.append(time.perf_counter() - w)
+            cpus.append(time.process_time() - c)
+    finally:
+        torch.set_num_threads(old)
+    return {"threads": threads, "runs": runs, "wall_ms_median": round(1e3 * statistics.median(walls), 1),
+            "wall_ms_min": round(1e3 * min(walls), 1), "cpu_ms_median": round(1e3 * statistics.median(cpus), 1),
+            "load": os.getloadavg()}
 
 
 def make(folder: Path) -> None:
@@ -83,22 +112,46 @@ def main() -> int:
     ap.add_argument("--make", type=Path, default=None, help="write the two test files into this folder and stop")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--label", default="")
+    ap.add_argument("--wall", type=int, default=0, help="also time N whole decompress calls per file and thread count")
+    ap.add_argument("--threads", default="1,2", help="torch thread counts for --wall")
+    ap.add_argument("--large", type=Path, nargs="*", default=[], help="files timed by --wall-large runs only")
+    ap.add_argument("--wall-large", type=int, default=3)
+    ap.add_argument("--no-stages", action="store_true")
     ap.add_argument("-o", "--out", type=Path, default=None)
     args = ap.parse_args()
     if args.make:
         make(args.make)
         return 0
-    import inrcodec
+    import subprocess
 
-    res = {"label": args.label, "code": str(Path(inrcodec.__file__).parent), "torch_threads": torch.get_num_threads(),
-           "load_before": os.getloadavg(), "files": {}}
-    for f in args.files:
+    import inrcodec
+    from inrcodec import codec, decompress
+
+    code = Path(inrcodec.__file__).parent
+    commit = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    skip = ("decompress_total",) + (("to_normalized", "from_normalized") if hasattr(codec, "_exact_integers") else ())
+    res = {"label": args.label, "command": " ".join(sys.argv), "code": str(code), "commit": commit or None,
+           "torch_threads": torch.get_num_threads(), "load_before": os.getloadavg(),
+           "cpu_process_s_before": time.process_time(), "files": {}, "wall": {}}
+    for f in [] if args.no_stages else args.files:
         ms, digest = stages(f.read_bytes(), args.repeats)
-        res["files"][f.name] = {"cpu_ms": ms, "sum_of_stages": round(sum(v for k, v in ms.items()
-                                                                          if k != "decompress_total"), 1),
+        res["files"][f.name] = {"cpu_ms": ms, "sum_of_stages": round(sum(v for k, v in ms.items() if k not in skip),
+                                                                     1),
+                                "stages_not_on_the_decode_path": [k for k in skip if k != "decompress_total"],
                                 "decoded_sha256": digest}
         print(args.label, f.name, json.dumps(res["files"][f.name]), flush=True)
+    threads = [int(x) for x in args.threads.split(",") if x]
+    for f, runs in [(f, args.wall) for f in args.files] + [(f, args.wall_large) for f in args.large]:
+        if not runs:
+            continue
+        data = f.read_bytes()
+        entry = {"bytes": len(data), "by_threads": [wall(data, runs, n) for n in threads]}
+        if f in args.large:
+            entry["decoded_sha256"] = hashlib.sha256(np.ascontiguousarray(decompress(data).data).tobytes()).hexdigest()
+        res["wall"][f.name] = entry
+        print(args.label, f.name, json.dumps(entry), flush=True)
     res["load_after"] = os.getloadavg()
+    res["cpu_process_s"] = round(time.process_time(), 2)
     if args.out:
         args.out.write_text(json.dumps(res, indent=1))
     return 0

@@ -26,6 +26,7 @@ Gray and RGB images of 8 or 16 bits.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,7 @@ class GaussianDCT(GaussianImage):
                              f"channel(s) of {dtype}")
         self._residual: tuple[np.ndarray, np.ndarray, int] | None = None  # decoded (symbols, units, strength)
         self._base_cache: tuple[bytes, np.ndarray] | None = None  # (gaussians section, decoded base integers)
+        self._decoded_base_ints: np.ndarray | None = None  # decoder: the base drawn while the residual decoded
         self._section_cache: dict[float, bytes] = {}
         self._raw: np.ndarray | None = None  # DCT of (image - decoded base) at step 1
         self._calibration: tuple[np.ndarray, np.ndarray] | None = None  # (log estimated bytes, log step), rising
@@ -170,27 +172,41 @@ class GaussianDCT(GaussianImage):
         for name in ("gaussians", "dct"):
             if name not in sections:
                 raise FormatError(f"{NAME} model: missing section {name!r}")
-        base = GaussianImage.decode(GaussianConfig(config.n_gaussians, config.layers), desc,
-                                    {"gaussians": sections["gaussians"]})
-        n = base.means.shape[0]
-        model = cls(GaussianDCTConfig(n, config.layers, config.base_share), desc)
-        with torch.no_grad():
-            for name in ("means", "chol", "colors"):
-                getattr(model, name).copy_(getattr(base, name))
-        if sections["dct"]:
-            h, w, c = (int(s) for s in desc["shape"])
-            model._residual = image_dct.decode_section(sections["dct"], h, w, c)
+        h, w, c = (int(s) for s in desc["shape"])
+        # With two or more threads the residual's symbols are decoded in a second thread while this one decodes
+        # and draws the Gaussians (the rasteriser runs without the GIL): the two halves of the decoder overlap.
+        pool = ThreadPoolExecutor(1) if sections["dct"] and torch.get_num_threads() > 1 else None
+        try:
+            residual = pool.submit(image_dct.decode_section, sections["dct"], h, w, c) if pool else None
+            base = GaussianImage.decode(GaussianConfig(config.n_gaussians, config.layers), desc,
+                                        {"gaussians": sections["gaussians"]})
+            n = base.means.shape[0]
+            model = cls(GaussianDCTConfig(n, config.layers, config.base_share), desc)
+            with torch.no_grad():
+                for name in ("means", "chol", "colors"):
+                    getattr(model, name).copy_(getattr(base, name))
+            if residual is not None:
+                model._decoded_base_ints = model._render_base_integers()
+                model._residual = residual.result()
+            elif sections["dct"]:
+                model._residual = image_dct.decode_section(sections["dct"], h, w, c)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         return model.eval()
 
     # -- rendering --------------------------------------------------------------------------------------------
+    def _render_base_integers(self) -> np.ndarray:
+        with torch.no_grad():
+            return self._integers(GaussianImage.render(self).numpy())
+
     def decoded_integers(self) -> np.ndarray | None:
         """The decoded image (h, w, c) in the signal's integer dtype: the Gaussians rounded to integers plus the
         residual, deblocked; None while there is no residual (fitting). ``render`` is this, normalised; the codec
         takes it as it is where normalising and back is the identity (``codec._exact_integers``)."""
         if self._residual is None:
             return None
-        with torch.no_grad():
-            base = self._integers(GaussianImage.render(self).numpy())
+        base = self._decoded_base_ints if self._decoded_base_ints is not None else self._render_base_integers()
         q, units, strength = self._residual
         return image_dct.add(base, q, units, strength)
 

@@ -1,7 +1,8 @@
-"""The decoder's integer shortcut (``codec._exact_integers``): a ``gaussian+dct`` image is handed over as the integers
+"""Decode-path speed-ups of ``gaussian+dct`` that must not change a bit: the decoder's integer shortcut (``codec._exact_integers``): a ``gaussian+dct`` image is handed over as the integers
 it decodes to instead of normalised floats that ``Signal.from_normalized`` turns back into integers. Exact only
 where that round trip is the identity, which is checked here for every 8- and 16-bit value, and the shortcut must
-give the same signal as the float path on the golden files (gray 16-bit and RGB 8-bit)."""
+give the same signal as the float path on the golden files (gray 16-bit and RGB 8-bit); and the two-thread
+decoder (residual symbols in a second thread while the Gaussians are drawn) must give the one-thread image."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from inrcodec import codec, decompress
 from inrcodec.models.gaussian_dct import GaussianDCT, GaussianDCTConfig
@@ -46,3 +48,20 @@ def test_shortcut_gives_the_float_paths_signal(name, monkeypatch):
     assert fast.data.dtype == slow.data.dtype and fast.value_range == slow.value_range
     assert fast.metadata == slow.metadata and fast.kind == slow.kind
     np.testing.assert_array_equal(fast.data, slow.data)
+
+
+@pytest.mark.parametrize("name", ["gaussian-dct-image-ctx", "gaussian-dct-gray16-ctx"])
+def test_two_thread_decode_is_the_one_thread_image(name):
+    data = (GOLDEN / f"{name}.inrc").read_bytes()
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = decompress(data).data
+        torch.set_num_threads(2)
+        net = codec.load_representation(data)[1]
+        assert net._decoded_base_ints is not None  # the overlapped path ran
+        two = decompress(data).data
+    finally:
+        torch.set_num_threads(old)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, np.load(GOLDEN / f"{name}.npy"))
