@@ -1,6 +1,6 @@
 // Decoder side of the image DCT residual (inrcodec/models/image_dct.py): exact integer 8x8 inverse transform of
 // the quantised symbols, YCoCg -> RGB, added to the integer base with round-half-even and clipping, in one pass
-// over the image. Compiled into the same C-ABI library as the CPU rasteriser (loaded by inrcodec/kernels/_loader.py).
+// over the image; then the deblocking filter (inrcodec/models/deblock.py) in place. Compiled into the same C-ABI library as the CPU rasteriser (loaded by inrcodec/kernels/_loader.py).
 //
 // Exactness: image_dct's numpy reference (``_inverse_add_reference``) computes the transform in float32 GEMMs whose
 // products and partial sums are integers below 2^24 (so exact in any order); here the same float32 operations run
@@ -9,6 +9,7 @@
 // the reference, both exact) is done on the integer 4 * base + level * r.
 // The tables (zigzag order, the 8-point matrix, the steps per position) come from the caller: one source of truth.
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -131,9 +132,62 @@ void run_c(const int16_t* q, int C, int BY, int BX, const int32_t* per, const in
         run<T, 1>(q, BY, BX, per, zi, t8, clamp, s1, s2, base, out, H, W, level, top, nt);
 }
 
+// H.264's normal filter across one edge, per channel: p1 p0 | q0 q1 are a[-2 * s], a[-s], a[0], a[s]
+// (inrcodec/models/deblock.py, ``_filter``: the same integer arithmetic).
+inline void filter_edge(uint8_t* a, int64_t s, int alpha, int beta, int tc) {
+    const int p1 = a[-2 * s], p0 = a[-s], q0 = a[0], q1 = a[s];
+    const int d = q0 - p0;
+    if (!(abs(d) < alpha && abs(p1 - p0) < beta && abs(q1 - q0) < beta)) return;
+    int delta = (d * 4 + (p1 - q1) + 4) >> 3;
+    delta = delta < -tc ? -tc : (delta > tc ? tc : delta);
+    const int np0 = p0 + delta, nq0 = q0 - delta;
+    a[-s] = (uint8_t)(np0 < 0 ? 0 : (np0 > 255 ? 255 : np0));
+    a[0] = (uint8_t)(nq0 < 0 ? 0 : (nq0 > 255 ? 255 : nq0));
+}
+
 }  // namespace
 
 extern "C" {
+
+// In-place deblocking of an (H, W, C) uint8 image whose 8x8 blocks ``coded`` (BY, BX, uint8 0/1) hold a residual,
+// with one set of thresholds: every vertical block edge, then every horizontal one on the result, an edge filtered
+// where either block is coded and its four pixels are inside the image (deblock.deblock with a scalar step).
+// Edges are 8 pixels apart and each changes only p0 and q0, so the order within a pass does not matter.
+int gr_deblock_cpu(uint8_t* img, int H, int W, int C, const uint8_t* coded, int BY, int BX, int alpha, int beta,
+                   int tc, int num_threads) {
+    if (H < 0 || W < 0 || C < 1 || (int64_t)BY * 8 < H || (int64_t)BX * 8 < W || (BY - 1) * 8 >= H ||
+        (BX - 1) * 8 >= W)
+        return 1;
+#ifdef _OPENMP
+    const int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
+#else
+    const int nt = 1;
+    (void)num_threads;
+#endif
+    const int64_t row = (int64_t)W * C;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int y = 0; y < H; ++y) {  // vertical edges: columns 8k - 1 | 8k, 8k + 1 < W
+        const uint8_t* cb = coded + (int64_t)(y >> 3) * BX;
+        for (int k = 1; 8 * k + 1 < W; ++k) {
+            if (!(cb[k - 1] | cb[k])) continue;
+            uint8_t* a = img + y * row + (int64_t)(8 * k) * C;
+            for (int c = 0; c < C; ++c) filter_edge(a + c, C, alpha, beta, tc);
+        }
+    }
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int k = 1; k < (H + 6) / 8; ++k) {  // horizontal edges: rows 8k - 1 | 8k, 8k + 1 < H
+        if (8 * k + 1 >= H) continue;
+        const uint8_t* up = coded + (int64_t)(k - 1) * BX;
+        const uint8_t* dn = coded + (int64_t)k * BX;
+        uint8_t* r = img + (int64_t)(8 * k) * row;
+        for (int x = 0; x < W; ++x) {
+            if (!(up[x >> 3] | dn[x >> 3])) continue;
+            for (int c = 0; c < C; ++c) filter_edge(r + (int64_t)x * C + c, row, alpha, beta, tc);
+        }
+    }
+    return 0;
+}
+
 
 // q: (C, BY, BX, 64) int16 zigzag symbols; per: (C, 64) steps per zigzag position; zz: (64,) raster index of each
 // zigzag position; t8: (8, 8) int32 matrix (rows: frequencies); base/out: (H, W, C) uint8 (depth 1) or uint16

@@ -1,5 +1,6 @@
 """The compiled inverse of the image DCT residual (``kernels.dct_residual``) against its numpy reference
-(``image_dct._inverse_add_reference``): bit-identical, since both compute exact integers (no tolerance).
+(``image_dct._inverse_add_reference``), and the compiled deblocking filter against ``deblock.deblock``:
+bit-identical, since both compute exact integers (no tolerance).
 
 Inputs: random symbols of every magnitude class (mostly zero like a real residual, plus the extremes
 |q| = MAX_SYMBOL with the largest step, where the coefficient clamp binds), 8- and 16-bit bases at and near the clip
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from inrcodec.kernels import _loader, dct_residual
-from inrcodec.models import image_dct, mcdct
+from inrcodec.models import deblock, image_dct, mcdct
 
 needs_kernel = pytest.mark.skipif(_loader.cpu_library() is None, reason="compiled CPU library unavailable")
 
@@ -83,3 +84,32 @@ def test_add_without_library_is_the_same_image(monkeypatch):
     monkeypatch.setattr(_loader, "cpu_library", lambda: None)
     assert _kernel(base, q, units) is None
     np.testing.assert_array_equal(image_dct.add(base, q, units, image_dct.DEBLOCK_STRENGTH), with_lib)
+
+
+@needs_kernel
+@pytest.mark.parametrize("c", [1, 3])
+def test_deblock_kernel_matches_reference(c):
+    rng = np.random.default_rng(20 + c)
+    filtered = 0
+    for h, w in ((64, 96), (37, 53), (9, 9), (8, 17), (3, 40)):
+        by, bx = -(-h // 8), -(-w // 8)
+        # a blocky image: flat 8x8 blocks plus noise, so edges fall inside the filter's thresholds
+        flat = rng.integers(0, 256, size=(by, bx, c))
+        img = np.repeat(np.repeat(flat, 8, 0), 8, 1)[:h, :w] + rng.integers(-3, 4, size=(h, w, c))
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        coded = rng.random((by, bx)) < 0.7
+        for step, strength in ((16 * 8, 12), (16 * 40, 12), (16 * 200, 64), (3, 1)):
+            alpha, beta, tc = deblock.thresholds(step, strength)
+            rgb = img if c == 3 else np.repeat(img, 3, axis=-1)
+            ref = deblock.deblock(rgb, coded, step, strength)
+            ref = ref if c == 3 else ref[..., :1]
+            for threads in (1, 2):
+                old = torch.get_num_threads()
+                torch.set_num_threads(threads)
+                try:
+                    got = dct_residual.deblock(img, coded, alpha, beta, tc)
+                finally:
+                    torch.set_num_threads(old)
+                np.testing.assert_array_equal(got, ref)
+            filtered += int(np.count_nonzero(ref != img))
+    assert filtered > 500  # the filter changed pixels (the test can fail)

@@ -1,10 +1,11 @@
-"""Compiled inverse of the image DCT residual (``gr_dct_inverse_add_cpu`` in ``cuda/dct_residual_cpu.cpp``): the
-exact integer 8x8 inverse of the quantised symbols, YCoCg -> RGB and the rounded, clipped sum with the integer
-base, one pass over the image (the decoder's ``inverse_add`` stage: ~7.5 -> ~1 CPU-ms on a Kodak image).
+"""Compiled decoder of the image DCT residual (``cuda/dct_residual_cpu.cpp``): ``inverse_add``, the exact integer
+8x8 inverse of the quantised symbols, YCoCg -> RGB and the rounded, clipped sum with the integer base in one pass
+over the image; ``deblock``, the block-edge filter with one set of thresholds, in place, on 1 or 3 channels.
 
-The reference is ``image_dct._inverse_add_reference`` (float32 GEMMs of integers, exact); the kernel computes the
-same integers in int32 (tests/test_dct_residual_kernel.py holds one against the other, hostile extremes included).
-Without the compiled library ``inverse_add`` returns None and the caller runs the reference.
+References: ``image_dct._inverse_add_reference`` (float32 GEMMs of integers, exact) and ``deblock.deblock``
+(numpy, on 3 channels); the kernels compute the same integers (tests/test_dct_residual_kernel.py holds each against
+its reference, hostile extremes included). Without the compiled library both return None and the caller runs the
+reference.
 """
 
 from __future__ import annotations
@@ -45,4 +46,21 @@ def inverse_add(base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigza
     rc = lib.gr_dct_inverse_add_cpu(_ptr(q), c, q.shape[1], q.shape[2], _ptr(per), _ptr(zz), _ptr(t), int(clamp),
                                     int(shift1), int(shift2), _ptr(base), _ptr(out), h, w, base.dtype.itemsize,
                                     int(level), torch.get_num_threads())
+    return out if rc == 0 else None
+
+
+def deblock(image: np.ndarray, coded: np.ndarray, alpha: int, beta: int, tc: int) -> np.ndarray | None:
+    """``image`` (h, w, c) uint8 with its 8x8 block edges filtered where a block of ``coded`` (by, bx) holds a
+    residual (a new array), as ``models.deblock.deblock`` with thresholds ``deblock.thresholds(step, strength)``
+    filters each channel; None where the kernel cannot run."""
+    lib = _loader.cpu_library()
+    if lib is None or image.dtype != np.uint8 or image.ndim != 3:
+        return None
+    h, w, c = image.shape
+    if coded.shape != (-(-h // 8), -(-w // 8)):
+        return None
+    out = np.array(image, order="C", copy=True)
+    flags = np.ascontiguousarray(coded, dtype=np.uint8)
+    rc = lib.gr_deblock_cpu(_ptr(out), h, w, c, _ptr(flags), flags.shape[0], flags.shape[1], int(alpha), int(beta),
+                            int(tc), torch.get_num_threads())
     return out if rc == 0 else None
