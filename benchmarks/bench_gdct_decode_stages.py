@@ -63,15 +63,7 @@ def stages(data: bytes, repeats: int) -> tuple[dict, str]:
         with torch.no_grad():
             img = t("raster", lambda: GaussianImage.render(base).numpy())
         net = cls.decode(cfg, c.signal, c.sections)
-        try:  # the compiled rounding where this checkout decodes with it (session 21)
-            from inrcodec.kernels.dct_residual import to_integers as fast_integers
-        except ImportError:
-            fast_integers = None
-        if fast_integers is not None:
-            lo, hi = c.signal["range"]
-            ints = t("to_integers", fast_integers, img, lo, hi, c.signal["dtype"])
-        else:
-            ints = t("to_integers", net._integers, img)
+        ints = t("to_integers", net._integers, img)
         out = t("inverse_add", image_dct.add, ints, q, units, 0)
         coded = np.any(q != 0, axis=(0, 3))
         try:  # the compiled filter where this checkout decodes with it (session 21)

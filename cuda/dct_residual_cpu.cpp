@@ -1,7 +1,6 @@
 // Decoder side of the image DCT residual (inrcodec/models/image_dct.py): exact integer 8x8 inverse transform of
 // the quantised symbols, YCoCg -> RGB, added to the integer base with round-half-even and clipping, in one pass
-// over the image; then the deblocking filter (inrcodec/models/deblock.py) in place; and the rounding of the
-// rendered Gaussian base to the image's integers (gaussian_dct.GaussianDCT._integers) before them. Compiled into the same C-ABI library as the CPU rasteriser (loaded by inrcodec/kernels/_loader.py).
+// over the image; then the deblocking filter (inrcodec/models/deblock.py) in place. Compiled into the same C-ABI library as the CPU rasteriser (loaded by inrcodec/kernels/_loader.py).
 //
 // Exactness: image_dct's numpy reference (``_inverse_add_reference``) computes the transform in float32 GEMMs whose
 // products and partial sums are integers below 2^24 (so exact in any order); here the same float32 operations run
@@ -9,7 +8,6 @@
 // floor(x / 2^s + 1/2); rint(base + level * r / 4) (ties to even; float32 for 8-bit, float64 for 16-bit images in
 // the reference, both exact) is done on the integer 4 * base + level * r.
 // The tables (zigzag order, the 8-point matrix, the steps per position) come from the caller: one source of truth.
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,36 +148,6 @@ inline void filter_edge(uint8_t* a, int64_t s, int alpha, int beta, int tc) {
 }  // namespace
 
 extern "C" {
-
-// The Gaussian base in the image's integers: rint(x * scale + lo) clipped to [0, top], in float64 with the
-// operations of GaussianDCT._integers (x converted exactly, one rounding per operation: no FMA, see the build
-// flags; nearbyint rounds half to even as numpy's rint). Returns 0, or 1 (nothing trusted) when an x is NaN,
-// whose integer numpy leaves to the platform.
-int gr_to_integers_cpu(const float* x, int64_t n, double scale, double lo, int depth, void* out, int num_threads) {
-    if (n < 0 || (depth != 1 && depth != 2)) return 1;
-    const double top = depth == 1 ? 255.0 : 65535.0;
-    int bad = 0;
-#ifdef _OPENMP
-    const int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
-#else
-    const int nt = 1;
-    (void)num_threads;
-#endif
-#pragma omp parallel for num_threads(nt) schedule(static) reduction(| : bad) if (nt > 1 && n > (1 << 16))
-    for (int64_t i = 0; i < n; ++i) {
-        double v = (double)x[i];
-        v *= scale;
-        v += lo;
-        v = nearbyint(v);
-        bad |= v != v;
-        v = v < 0.0 ? 0.0 : (v > top ? top : v);
-        if (depth == 1)
-            ((uint8_t*)out)[i] = (uint8_t)v;
-        else
-            ((uint16_t*)out)[i] = (uint16_t)v;
-    }
-    return bad ? 1 : 0;
-}
 
 // In-place deblocking of an (H, W, C) uint8 image whose 8x8 blocks ``coded`` (BY, BX, uint8 0/1) hold a residual,
 // with one set of thresholds: every vertical block edge, then every horizontal one on the result, an edge filtered

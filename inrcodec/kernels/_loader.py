@@ -91,8 +91,6 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.gr_dct_inverse_add_cpu.argtypes = [p, i32, i32, i32, p, p, p, i32, i32, i32, p, p, i32, i32, i32, i32, i32]
     lib.gr_deblock_cpu.restype = i32
     lib.gr_deblock_cpu.argtypes = [p, i32, i32, i32, p, i32, i32, i32, i32, i32, i32]
-    lib.gr_to_integers_cpu.restype = i32
-    lib.gr_to_integers_cpu.argtypes = [p, i64, ctypes.c_double, ctypes.c_double, i32, p, i32]
     return lib
 
 

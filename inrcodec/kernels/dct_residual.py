@@ -1,10 +1,9 @@
 """Compiled decoder of the image DCT residual (``cuda/dct_residual_cpu.cpp``): ``inverse_add``, the exact integer
 8x8 inverse of the quantised symbols, YCoCg -> RGB and the rounded, clipped sum with the integer base in one pass
-over the image; ``deblock``, the block-edge filter with one set of thresholds, in place, on 1 or 3 channels;
-``to_integers``, the rendered base rounded to the image's integers, in one pass.
+over the image; ``deblock``, the block-edge filter with one set of thresholds, in place, on 1 or 3 channels.
 
-References: ``image_dct._inverse_add_reference`` (float32 GEMMs of integers, exact), ``deblock.deblock``
-(numpy, on 3 channels) and ``GaussianDCT._integers`` (numpy float64); the kernels compute the same integers (tests/test_dct_residual_kernel.py holds each against
+References: ``image_dct._inverse_add_reference`` (float32 GEMMs of integers, exact) and ``deblock.deblock``
+(numpy, on 3 channels); the kernels compute the same integers (tests/test_dct_residual_kernel.py holds each against
 its reference, hostile extremes included). Without the compiled library both return None and the caller runs the
 reference.
 """
@@ -64,18 +63,4 @@ def deblock(image: np.ndarray, coded: np.ndarray, alpha: int, beta: int, tc: int
     flags = np.ascontiguousarray(coded, dtype=np.uint8)
     rc = lib.gr_deblock_cpu(_ptr(out), h, w, c, _ptr(flags), flags.shape[0], flags.shape[1], int(alpha), int(beta),
                             int(tc), torch.get_num_threads())
-    return out if rc == 0 else None
-
-
-def to_integers(values: np.ndarray, lo: float, hi: float, dtype) -> np.ndarray | None:
-    """``rint(values * (hi - lo) + lo)`` in float64, clipped to ``dtype`` (uint8/uint16), as
-    ``GaussianDCT._integers`` computes it (``values`` float32, normalised); None where the kernel cannot run."""
-    lib = _loader.cpu_library()
-    dtype = np.dtype(dtype)
-    if lib is None or values.dtype != np.float32 or dtype not in (np.uint8, np.uint16):
-        return None
-    x = np.ascontiguousarray(values)
-    out = np.empty(x.shape, dtype)
-    rc = lib.gr_to_integers_cpu(_ptr(x), x.size, float((hi - lo) if hi > lo else 1.0), float(lo), dtype.itemsize,
-                                _ptr(out), torch.get_num_threads())
     return out if rc == 0 else None

@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FormatError, InputError
-from ..kernels import dct_residual
 from . import image_dct, register
 from .gaussian import GaussianConfig, GaussianImage
 
@@ -198,12 +197,8 @@ class GaussianDCT(GaussianImage):
 
     # -- rendering --------------------------------------------------------------------------------------------
     def _render_base_integers(self) -> np.ndarray:
-        """The decoder's base: ``_integers`` of the Gaussians' render (compiled where there is a library)."""
         with torch.no_grad():
-            values = GaussianImage.render(self).numpy()
-        lo, hi = self.desc["range"]
-        ints = dct_residual.to_integers(values, lo, hi, self.desc["dtype"])
-        return ints if ints is not None else self._integers(values)
+            return self._integers(GaussianImage.render(self).numpy())
 
     def decoded_integers(self) -> np.ndarray | None:
         """The decoded image (h, w, c) in the signal's integer dtype: the Gaussians rounded to integers plus the
