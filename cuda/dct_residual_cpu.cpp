@@ -1,6 +1,7 @@
 // Decoder side of the image DCT residual (inrcodec/models/image_dct.py): exact integer 8x8 inverse transform of
 // the quantised symbols, YCoCg -> RGB, added to the integer base with round-half-even and clipping, in one pass
-// over the image; then the deblocking filter (inrcodec/models/deblock.py) in place. Compiled into the same C-ABI library as the CPU rasteriser (loaded by inrcodec/kernels/_loader.py).
+// over the image; then the deblocking filter (inrcodec/models/deblock.py) in place. Compiled into the same C-ABI
+// library as the CPU rasteriser (loaded by inrcodec/kernels/_loader.py); the kernels are in dct_residual_cpu_impl.inc.
 //
 // Exactness: image_dct's numpy reference (``_inverse_add_reference``) computes the transform in float32 GEMMs whose
 // products and partial sums are integers below 2^24 (so exact in any order); here the same float32 operations run
@@ -16,133 +17,33 @@
 #include <omp.h>
 #endif
 
+// The kernels, once per instruction set; the AVX2 copy is compiled under a target pragma and picked at run time
+// (as the rasteriser's tile loops; gcc on x86-64 only, elsewhere the portable copy).
+#define DR_NS portable
+#include "dct_residual_cpu_impl.inc"
+#undef DR_NS
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DR_X86_DISPATCH 1
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define DR_NS avx2
+#include "dct_residual_cpu_impl.inc"
+#undef DR_NS
+#pragma GCC pop_options
+#endif
+
 namespace {
 
-// floor(s / 4 + 1/2) with ties to even (numpy's rint), branch-free for any int32 s.
-inline int32_t rint_quarter(int32_t s) {
-    const int32_t q = s >> 2;  // floor
-    return q + (((s & 3) + (q & 1)) > 2);
-}
-
-// floor(x / 2^s + 1/2) of an integer-valued float below 2^24 in magnitude, as image_dct._round_shift computes it
-// (exactly): on the integer, (x + 2^(s-1)) >> s; int conversions vectorise where floorf needs SSE4.1.
-inline int32_t round_shift(float x, int s) { return ((int32_t)x + (1 << (s - 1))) >> s; }
-
-// Inverse of one block's zigzag symbols into res (8x8, raster, 1/4 levels); false (res untouched) when the block
-// codes nothing. Float32 on integers: every product and partial sum is an integer below 2^24, hence exact, and
-// float vectorises where int32 multiplies need SSE4.1. Only the rows of coefficients that hold a non-zero are
-// transformed (4 % of the symbols are non-zero at 1 bpp).
-inline bool inverse_block(const int16_t* q, const int32_t* per, const int32_t* zi, const float* t8, int32_t clamp,
-                          int s1, int s2, int32_t* res) {
-    uint64_t w[16];
-    memcpy(w, q, sizeof w);
-    uint64_t any = 0;
-    for (int i = 0; i < 16; ++i) any |= w[i];
-    if (!any) return false;
-    int32_t d[64];
-    for (int p = 0; p < 64; ++p) {  // dequantise in zigzag order (vectorised)
-        const int32_t v = (int32_t)q[p] * per[p];
-        d[p] = v < -clamp ? -clamp : (v > clamp ? clamp : v);
-    }
-    float B[64];
-    for (int r = 0; r < 64; ++r) B[r] = (float)d[zi[r]];  // to raster order: a gather, no branches
-    unsigned rows = 0;
-    for (int r = 0; r < 8; ++r) {
-        int32_t nz = 0;
-        for (int c = 0; c < 8; ++c) nz |= d[zi[r * 8 + c]];
-        rows |= (unsigned)(nz != 0) << r;
-    }
-    float A[64];
-    int nr = 0;
-    int rid[8];
-    for (int r = 0; r < 8; ++r) {  // a[r, j] = sum_c B[r, c] T[c, j]
-        if (!(rows >> r & 1)) continue;
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int c = 0; c < 8; ++c)
-            for (int j = 0; j < 8; ++j) acc[j] += B[r * 8 + c] * t8[c * 8 + j];
-        for (int j = 0; j < 8; ++j) A[nr * 8 + j] = (float)round_shift(acc[j], s1);
-        rid[nr++] = r;
-    }
-    for (int i = 0; i < 8; ++i) {  // b[i, j] = sum_r T[r, i] a[r, j]
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int k = 0; k < nr; ++k) {
-            const float t = t8[rid[k] * 8 + i];
-            for (int j = 0; j < 8; ++j) acc[j] += t * A[k * 8 + j];
-        }
-        for (int j = 0; j < 8; ++j) res[i * 8 + j] = round_shift(acc[j], s2);
-    }
-    return true;
-}
-
-template <typename T, int C>
-void run(const int16_t* q, int BY, int BX, const int32_t* per, const int32_t* zi, const float* t8, int32_t clamp,
-         int s1, int s2, const T* base, T* out, int H, int W, int32_t level, int32_t top, int nt) {
-    const int64_t nblk = (int64_t)BY * BX;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
-    for (int by = 0; by < BY; ++by) {
-        int32_t res[C][64];
-        for (int bx = 0; bx < BX; ++bx) {
-            bool any = false;
-            for (int k = 0; k < C; ++k) {
-                const int16_t* qb = q + ((int64_t)k * nblk + (int64_t)by * BX + bx) * 64;
-                if (inverse_block(qb, per + k * 64, zi, t8, clamp, s1, s2, res[k])) {
-                    any = true;
-                } else {
-                    for (int i = 0; i < 64; ++i) res[k][i] = 0;
-                }
-            }
-            const int y0 = by * 8, x0 = bx * 8;
-            const int y1 = y0 + 8 < H ? y0 + 8 : H, x1 = x0 + 8 < W ? x0 + 8 : W;
-            const int n = (x1 - x0) * C;
-            for (int y = y0; y < y1; ++y) {
-                const int64_t a = ((int64_t)y * W + x0) * C;
-                if (!any) {
-                    memcpy(out + a, base + a, n * sizeof(T));
-                    continue;
-                }
-                const int i0 = (y - y0) * 8;
-                int32_t r[8 * C];  // the row's residual in the image's channel order, 1/4 levels
-                for (int x = 0; x < 8; ++x) {
-                    if (C == 3) {  // YCoCg -> RGB (image_dct._rgb_from_ycocg)
-                        const int32_t Y = res[0][i0 + x], Co = res[1 % C][i0 + x], Cg = res[2 % C][i0 + x];
-                        const int32_t t = Y - Cg;
-                        r[x * C] = t + Co;
-                        r[x * C + 1 % C] = Y + Cg;
-                        r[x * C + 2 % C] = t - Co;
-                    } else {
-                        r[x] = res[0][i0 + x];
-                    }
-                }
-                for (int i = 0; i < n; ++i) {
-                    int32_t v = rint_quarter(4 * (int32_t)base[a + i] + level * r[i]);
-                    v = v < 0 ? 0 : v;
-                    out[a + i] = (T)(v > top ? top : v);
-                }
-            }
-        }
-    }
-}
-
-template <typename T>
-void run_c(const int16_t* q, int C, int BY, int BX, const int32_t* per, const int32_t* zi, const float* t8,
-           int32_t clamp, int s1, int s2, const T* base, T* out, int H, int W, int32_t level, int32_t top, int nt) {
-    if (C == 3)
-        run<T, 3>(q, BY, BX, per, zi, t8, clamp, s1, s2, base, out, H, W, level, top, nt);
-    else
-        run<T, 1>(q, BY, BX, per, zi, t8, clamp, s1, s2, base, out, H, W, level, top, nt);
-}
-
-// H.264's normal filter across one edge, per channel: p1 p0 | q0 q1 are a[-2 * s], a[-s], a[0], a[s]
-// (inrcodec/models/deblock.py, ``_filter``: the same integer arithmetic).
-inline void filter_edge(uint8_t* a, int64_t s, int alpha, int beta, int tc) {
-    const int p1 = a[-2 * s], p0 = a[-s], q0 = a[0], q1 = a[s];
-    const int d = q0 - p0;
-    if (!(abs(d) < alpha && abs(p1 - p0) < beta && abs(q1 - q0) < beta)) return;
-    int delta = (d * 4 + (p1 - q1) + 4) >> 3;
-    delta = delta < -tc ? -tc : (delta > tc ? tc : delta);
-    const int np0 = p0 + delta, nq0 = q0 - delta;
-    a[-s] = (uint8_t)(np0 < 0 ? 0 : (np0 > 255 ? 255 : np0));
-    a[0] = (uint8_t)(nq0 < 0 ? 0 : (nq0 > 255 ? 255 : nq0));
+// The AVX2 copy where the CPU has it, unless INRCODEC_DCT_PORTABLE=1 (tests hold both copies to the reference).
+inline bool use_avx2() {
+#ifdef DR_X86_DISPATCH
+    static const bool cpu = __builtin_cpu_supports("avx2");
+    const char* v = getenv("INRCODEC_DCT_PORTABLE");
+    return cpu && !(v && strcmp(v, "1") == 0);
+#else
+    return false;
+#endif
 }
 
 }  // namespace
@@ -164,27 +65,13 @@ int gr_deblock_cpu(uint8_t* img, int H, int W, int C, const uint8_t* coded, int 
     const int nt = 1;
     (void)num_threads;
 #endif
-    const int64_t row = (int64_t)W * C;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int y = 0; y < H; ++y) {  // vertical edges: columns 8k - 1 | 8k, 8k + 1 < W
-        const uint8_t* cb = coded + (int64_t)(y >> 3) * BX;
-        for (int k = 1; 8 * k + 1 < W; ++k) {
-            if (!(cb[k - 1] | cb[k])) continue;
-            uint8_t* a = img + y * row + (int64_t)(8 * k) * C;
-            for (int c = 0; c < C; ++c) filter_edge(a + c, C, alpha, beta, tc);
-        }
+#ifdef DR_X86_DISPATCH
+    if (use_avx2()) {
+        avx2::deblock_image(img, H, W, C, coded, BX, alpha, beta, tc, nt);
+        return 0;
     }
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int k = 1; k < (H + 6) / 8; ++k) {  // horizontal edges: rows 8k - 1 | 8k, 8k + 1 < H
-        if (8 * k + 1 >= H) continue;
-        const uint8_t* up = coded + (int64_t)(k - 1) * BX;
-        const uint8_t* dn = coded + (int64_t)k * BX;
-        uint8_t* r = img + (int64_t)(8 * k) * row;
-        for (int x = 0; x < W; ++x) {
-            if (!(up[x >> 3] | dn[x >> 3])) continue;
-            for (int c = 0; c < C; ++c) filter_edge(r + (int64_t)x * C + c, row, alpha, beta, tc);
-        }
-    }
+#endif
+    portable::deblock_image(img, H, W, C, coded, BX, alpha, beta, tc, nt);
     return 0;
 }
 
@@ -222,11 +109,24 @@ int gr_dct_inverse_add_cpu(const int16_t* q, int C, int BY, int BX, const int32_
         if (zz[p] < 0 || zz[p] > 63 || zi[zz[p]] >= 0) return 1;  // not a permutation
         zi[zz[p]] = p;
     }
+#ifdef DR_X86_DISPATCH
+    if (use_avx2()) {
+        if (depth == 1)
+            avx2::run_c<uint8_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint8_t*)base, (uint8_t*)out, H, W,
+                                 level, 255, nt);
+        else if (depth == 2)
+            avx2::run_c<uint16_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint16_t*)base, (uint16_t*)out, H,
+                                  W, level, 65535, nt);
+        else
+            return 1;
+        return 0;
+    }
+#endif
     if (depth == 1)
-        run_c<uint8_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint8_t*)base, (uint8_t*)out, H, W, level, 255,
+        portable::run_c<uint8_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint8_t*)base, (uint8_t*)out, H, W, level, 255,
                      nt);
     else if (depth == 2)
-        run_c<uint16_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint16_t*)base, (uint16_t*)out, H, W, level,
+        portable::run_c<uint16_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint16_t*)base, (uint16_t*)out, H, W, level,
                       65535, nt);
     else
         return 1;
