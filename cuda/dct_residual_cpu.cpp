@@ -100,7 +100,7 @@ int gr_dct_inverse_add_cpu(const int16_t* q, int C, int BY, int BX, const int32_
     (void)num_threads;
 #endif
     float t[64];
-    int32_t zi[64];  // zigzag position of each raster index
+    int32_t zi[64];  // zigzag position of each raster index: only to check that zz is a permutation
     for (int i = 0; i < 64; ++i) {
         t[i] = (float)t8[i];
         zi[i] = -1;
@@ -112,10 +112,10 @@ int gr_dct_inverse_add_cpu(const int16_t* q, int C, int BY, int BX, const int32_
 #ifdef DR_X86_DISPATCH
     if (use_avx2()) {
         if (depth == 1)
-            avx2::run_c<uint8_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint8_t*)base, (uint8_t*)out, H, W,
+            avx2::run_c<uint8_t>(q, C, BY, BX, per, zz, t, clamp, s1, s2, (const uint8_t*)base, (uint8_t*)out, H, W,
                                  level, 255, nt);
         else if (depth == 2)
-            avx2::run_c<uint16_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint16_t*)base, (uint16_t*)out, H,
+            avx2::run_c<uint16_t>(q, C, BY, BX, per, zz, t, clamp, s1, s2, (const uint16_t*)base, (uint16_t*)out, H,
                                   W, level, 65535, nt);
         else
             return 1;
@@ -123,10 +123,10 @@ int gr_dct_inverse_add_cpu(const int16_t* q, int C, int BY, int BX, const int32_
     }
 #endif
     if (depth == 1)
-        portable::run_c<uint8_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint8_t*)base, (uint8_t*)out, H, W, level, 255,
+        portable::run_c<uint8_t>(q, C, BY, BX, per, zz, t, clamp, s1, s2, (const uint8_t*)base, (uint8_t*)out, H, W, level, 255,
                      nt);
     else if (depth == 2)
-        portable::run_c<uint16_t>(q, C, BY, BX, per, zi, t, clamp, s1, s2, (const uint16_t*)base, (uint16_t*)out, H, W, level,
+        portable::run_c<uint16_t>(q, C, BY, BX, per, zz, t, clamp, s1, s2, (const uint16_t*)base, (uint16_t*)out, H, W, level,
                       65535, nt);
     else
         return 1;
