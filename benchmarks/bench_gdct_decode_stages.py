@@ -124,6 +124,8 @@ def main() -> int:
     ap.add_argument("--large", type=Path, nargs="*", default=[], help="files timed by --wall-large runs only")
     ap.add_argument("--wall-large", type=int, default=3)
     ap.add_argument("--no-stages", action="store_true")
+    ap.add_argument("--commit", default=None, help="the measured code's commit, where its folder is no git checkout")
+    ap.add_argument("--note", default="")
     ap.add_argument("-o", "--out", type=Path, default=None)
     args = ap.parse_args()
     if args.make:
@@ -137,7 +139,8 @@ def main() -> int:
     code = Path(inrcodec.__file__).parent
     commit = subprocess.run(["git", "-C", str(code), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     skip = ("decompress_total",) + (("to_normalized", "from_normalized") if hasattr(codec, "_exact_integers") else ())
-    res = {"label": args.label, "command": " ".join(sys.argv), "code": str(code), "commit": commit or None,
+    res = {"label": args.label, "note": args.note, "command": " ".join(sys.argv), "code": str(code),
+           "commit": args.commit or commit or None,
            "torch_threads": torch.get_num_threads(), "load_before": os.getloadavg(),
            "cpu_process_s_before": time.process_time(), "files": {}, "wall": {}}
     for f in [] if args.no_stages else args.files:
