@@ -50,6 +50,7 @@ DEFAULT_BASE_BPP = 0.1
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
 CALIBRATION_STEPS = 17  # half-octave grid
+OVERLAP = True  # decoder: residual symbols in a second thread when torch has 2+ threads (a switch for benchmarks)
 
 
 @dataclass
@@ -175,7 +176,7 @@ class GaussianDCT(GaussianImage):
         h, w, c = (int(s) for s in desc["shape"])
         # With two or more threads the residual's symbols are decoded in a second thread while this one decodes
         # and draws the Gaussians (the rasteriser runs without the GIL): the two halves of the decoder overlap.
-        pool = ThreadPoolExecutor(1) if sections["dct"] and torch.get_num_threads() > 1 else None
+        pool = ThreadPoolExecutor(1) if OVERLAP and sections["dct"] and torch.get_num_threads() > 1 else None
         try:
             residual = pool.submit(image_dct.decode_section, sections["dct"], h, w, c) if pool else None
             base = GaussianImage.decode(GaussianConfig(config.n_gaussians, config.layers), desc,
