@@ -100,6 +100,7 @@ def wall(data: bytes, runs: int, threads: int) -> dict:
         torch.set_num_threads(old)
     return {"threads": threads, "runs": runs, "wall_ms_median": round(1e3 * statistics.median(walls), 1),
             "wall_ms_min": round(1e3 * min(walls), 1), "cpu_ms_median": round(1e3 * statistics.median(cpus), 1),
+            "wall_ms": [round(1e3 * x, 1) for x in walls], "cpu_ms": [round(1e3 * x, 1) for x in cpus],
             "load": os.getloadavg()}
 
 
