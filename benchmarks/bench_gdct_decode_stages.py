@@ -14,6 +14,9 @@ tiled 12 MP photo) take ``--wall-large`` runs instead.
     PYTHONPATH=$PWD python benchmarks/bench_gdct_decode_stages.py /tmp/gdct_files/*.inrc --wall 9 --threads 1,2 \
         --large /tmp/photo.inrc --label after -o benchmarks/results/gdct_decode_s21_after.json
 
+Rounds run alternately (before, after, before, ...) under a varying load are pooled with ``--merge r1.json r2.json
+... -o pooled.json`` (medians of all runs per tree, file and thread count).
+
 Stages: container parse, the Gaussians' entropy decoding, the residual's symbols, the rasteriser, rounding the
 base to integers, inverse DCT + add, deblocking, the normalised output, ``Signal.from_normalized`` (the codec's
 last step), and the whole ``decompress`` for reference. Median of ``--repeats`` of ``time.process_time`` (the
@@ -104,6 +107,27 @@ def wall(data: bytes, runs: int, threads: int) -> dict:
             "load": os.getloadavg()}
 
 
+def merge(paths: list[Path]) -> dict:
+    """The --wall runs of several outputs (rounds, trees) pooled per (label, file, threads): medians of all runs."""
+    pooled: dict = {}
+    for p in paths:
+        r = json.loads(p.read_text())
+        for name, entry in r["wall"].items():
+            for w in entry["by_threads"]:
+                d = pooled.setdefault(r["label"], {}).setdefault(name, {}).setdefault(str(w["threads"]), {
+                    "wall_ms": [], "cpu_ms": [], "loads": [], "commit": r.get("commit")})
+                d["wall_ms"] += w["wall_ms"]
+                d["cpu_ms"] += w["cpu_ms"]
+                d["loads"].append(w["load"][0])
+    for label in pooled.values():
+        for name in label.values():
+            for d in name.values():
+                d["wall_ms_median"] = round(statistics.median(d["wall_ms"]), 1)
+                d["cpu_ms_median"] = round(statistics.median(d["cpu_ms"]), 1)
+                d["runs"] = len(d["wall_ms"])
+    return {"command": " ".join(sys.argv), "inputs": [str(p) for p in paths], "pooled": pooled}
+
+
 def make(folder: Path) -> None:
     from inrcodec import compress
     from inrcodec.signals import load
@@ -127,10 +151,15 @@ def main() -> int:
     ap.add_argument("--no-stages", action="store_true")
     ap.add_argument("--commit", default=None, help="the measured code's commit, where its folder is no git checkout")
     ap.add_argument("--note", default="")
+    ap.add_argument("--merge", action="store_true", help="pool the --wall runs of the JSON files given into -o")
     ap.add_argument("-o", "--out", type=Path, default=None)
     args = ap.parse_args()
     if args.make:
         make(args.make)
+        return 0
+    if args.merge:
+        res = merge(args.files)
+        args.out.write_text(json.dumps(res, indent=1))
         return 0
     import subprocess
 
