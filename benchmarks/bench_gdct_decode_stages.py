@@ -1,6 +1,6 @@
 """CPU ms per stage of decoding a ``gaussian+dct`` file (issue 13 item 4), for a before/after comparison.
 
-    # files: kodim03 at 0.5 and 1.0 bpp, 30 Gaussian steps (decode cost depends on the sizes, not the training)
+    # files: kodim03 and kodim07 at 0.5 and 1.0 bpp, 30 Gaussian steps (decode cost: the sizes, not the training)
     PYTHONPATH=$PWD python benchmarks/bench_gdct_decode_stages.py --make /tmp/gdct_files
     # after (this checkout) and before (another checkout, e.g. the parent commit), one torch thread:
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_gdct_decode_stages.py /tmp/gdct_files/*.inrc \\
@@ -133,9 +133,10 @@ def make(folder: Path) -> None:
     from inrcodec.signals import load
 
     folder.mkdir(parents=True, exist_ok=True)
-    sig = load(Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / "kodim03.png")
-    for bpp in (0.5, 1.0):
-        (folder / f"kodim03_{bpp}.inrc").write_bytes(compress(sig, "gaussian+dct", bpp=bpp, steps=30, seed=0).data)
+    for name in ("kodim03", "kodim07"):
+        sig = load(Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / f"{name}.png")
+        for bpp in (0.5, 1.0):
+            (folder / f"{name}_{bpp}.inrc").write_bytes(compress(sig, "gaussian+dct", bpp=bpp, steps=30, seed=0).data)
 
 
 def main() -> int:
