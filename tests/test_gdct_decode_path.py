@@ -65,3 +65,40 @@ def test_two_thread_decode_is_the_one_thread_image(name):
         torch.set_num_threads(old)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(one, np.load(GOLDEN / f"{name}.npy"))
+
+
+def _outcome(data):
+    from inrcodec.errors import FormatError
+
+    try:
+        return decompress(data).data.tobytes()
+    except FormatError as e:
+        return f"FormatError: {e}"
+
+
+def test_damaged_sections_fail_or_decode_the_same_on_one_and_two_threads():
+    """The two-thread decoder (residual symbols in a worker) on hostile sections: the same image or the same
+    one-line FormatError as the one-thread decoder, and nothing else."""
+    import random
+
+    from inrcodec.fuzzing import _damage, reseal, unseal
+
+    data = (GOLDEN / "gaussian-dct-image-ctx.inrc").read_bytes()
+    version, header, sections = unseal(data)
+    rng = random.Random(21)
+    old = torch.get_num_threads()
+    errors = 0
+    try:
+        for trial in range(60):
+            s = list(sections)
+            i = [n for n, _ in s].index("dct" if trial % 3 else "gaussians")
+            s[i] = (s[i][0], _damage(rng, s[i][1]))
+            bad = reseal(header, s, version)
+            torch.set_num_threads(1)
+            one = _outcome(bad)
+            torch.set_num_threads(2)
+            assert _outcome(bad) == one
+            errors += isinstance(one, str)
+    finally:
+        torch.set_num_threads(old)
+    assert errors > 10  # most damage is caught (the test exercises the error path)
