@@ -44,6 +44,7 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..entropy.coding import _ans_bytes, _ans_decoder, _checked, _finish, _new_coder
 from ..errors import FormatError
+from ..kernels import coefcoder_decode
 from .mcdct import MAX_SYMBOL, N, _zigzag
 
 K = 18  # magnitude alphabet: 0..16, 17 = escape (|q| >= 17, the rest in the escape blob)
@@ -396,6 +397,16 @@ def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
     n, pos = read_varint(data, 0, "dct residual: stream length is truncated", 5)
     if pos + n > len(data):
         raise FormatError("dct residual: stream is truncated")
+    fast = coefcoder_decode.decode(data[pos:pos + n], c, by, bx, *_template(), _diagonal_starts(), _class_table())
+    if fast is not None:  # the compiled walk, trusted only where its stream ended as this one's must
+        out, n_escape = fast
+        esc = decode_ints(data[pos + n:], n_escape)
+        if n_escape:
+            if esc.min() < 0 or esc.max() > MAX_SYMBOL - ESC:
+                raise FormatError("dct residual: escaped symbol out of range")
+            sel = np.abs(out) == ESC  # already signed: the escape's rest goes the same way
+            out[sel] += (np.sign(out[sel]) * esc).astype(np.int16)
+        return out.reshape(c, by, bx, N * N)
     rd = _Reader(data[pos:pos + n])
     out = np.zeros((c * by * bx, N * N), np.int16)  # block-major, filled by the walk
     _, n_escape = _walk(rd, (c, by, bx), None, out)
