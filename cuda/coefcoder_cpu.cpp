@@ -141,12 +141,17 @@ void chunked_cat(Ans& a, double (*st)[3], const int16_t* cls, int64_t n, int16_t
                 if (!model.ok) a.bad = true;
                 for (int64_t j = cnt[c]; j < cnt[c + 1]; ++j) m[order[j]] = (int16_t)model.decode(a);
             }
-        } else {
+        } else {  // symbol by symbol; a class's table is the same for the whole chunk, so it is quantised once
+            Cat models[CLASSES];
+            bool built[CLASSES] = {false};
             for (int64_t i = lo; i < hi; ++i) {
-                Cat model;
-                model.build(rows[cls[i]], K);
-                if (!model.ok) a.bad = true;
-                m[i] = (int16_t)model.decode(a);
+                const int c = cls[i];
+                if (!built[c]) {
+                    models[c].build(rows[c], K);
+                    if (!models[c].ok) a.bad = true;
+                    built[c] = true;
+                }
+                m[i] = (int16_t)models[c].decode(a);
             }
         }
         int64_t h[CLASSES][K];
@@ -207,7 +212,7 @@ int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, in
         if (!a.init(payload, nwords)) return 2;
         const int64_t nblk = (int64_t)BY * BX;
         const int64_t tot = C * nblk;
-        std::vector<int16_t> A((size_t)(N64 + 1) * tot, 0);  // [position][channel * nblk + block], row 64 zero
+        // out holds the magnitudes as they are decoded (block-major; the signs come last): the contexts read it
         memset(out, 0, sizeof(int16_t) * tot * N64);
         std::vector<int64_t> bounds, order;
         // -- coded-block flags, two checkerboard halves per channel
@@ -270,12 +275,11 @@ int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, in
                 cls.resize(n);
                 for (size_t t = 0; t < idx.size(); ++t) {
                     const int64_t i = idx[t], loc = i % nblk, row = loc / BX, col = loc % BX;
-                    const int16_t* dummy = nullptr;
-                    (void)dummy;
                     for (int p = 0; p < w; ++p) {
-                        const int64_t u = up[lo + p], l = left[lo + p];
+                        const int64_t u = up[lo + p], l = left[lo + p];  // 64: none (reads as zero)
                         auto tmpl = [&](int64_t j) -> int32_t {
-                            return (int32_t)A[u * tot + off + j] + (int32_t)A[l * tot + off + j];
+                            const int16_t* b = out + (off + j) * N64;
+                            return (u < N64 ? (int32_t)b[u] : 0) + (l < N64 ? (int32_t)b[l] : 0);
                         };
                         int32_t x4 = OWN_W4 * tmpl(i);
                         int32_t nb = 0;
@@ -284,7 +288,7 @@ int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, in
                         if (row > 0) nb += tmpl(i - BX);
                         if (row < BY - 1) nb += tmpl(i + BX);
                         x4 += NB_W4 * nb;
-                        if (ch0) x4 += LUMA_W4 * (int32_t)A[(int64_t)(lo + p) * tot + loc];
+                        if (ch0) x4 += LUMA_W4 * (int32_t)out[loc * N64 + lo + p];
                         if (x4 < 0 || x4 >= ntable) return 3;
                         cls[t * w + p] = class_table[x4];
                     }
@@ -297,7 +301,6 @@ int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, in
                     const int64_t i = idx[t];
                     for (int p = 0; p < w; ++p) {
                         const int16_t m = mags[t * w + p];
-                        A[(int64_t)(lo + p) * tot + off + i] = m;
                         out[(off + i) * N64 + lo + p] = m;
                         nesc += m == ESC;
                         nzi[t] += m != 0;
