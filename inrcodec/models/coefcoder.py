@@ -26,7 +26,10 @@ Every probability is computed from integer counts with IEEE +, -, *, / only (no 
 thresholds), so encoder and decoder build bit-identical models on any machine; constriction then codes one ANS
 stream with Categorical (prebuilt per class, or a table per symbol in short chunks) and Bernoulli models.
 Decoding is ~25 numpy passes (2 colour groups x up to 15 diagonals, and the flags), not a loop over blocks:
-~1.9x format 1's CPU time (the passes' array operations, not the entropy decoding, are most of it).
+~1.9x format 1's CPU time (the passes' array operations, not the entropy decoding, are most of it). Since session
+21 ``decode`` runs a compiled copy of the walk with its own ANS decoder (``kernels.coefcoder_decode``: a Kodak
+residual in 3-5 instead of 13-19 CPU-ms), trusted only when its stream ends exactly where this one's must; this
+Python walk is its reference and the fallback (no compiler, or any stream the copy does not vouch for).
 
 Layout (after ``image_dct``'s header): varint length + the ANS stream (32-bit words, trailing zero bytes dropped,
 sentinel as in ``entropy.coding``), then the escape blob (``encode_ints`` of |q| - 17, block order; its count is
