@@ -62,6 +62,10 @@ struct Cat {
         double sum = 0.0;
         for (int i = 0; i < m; ++i) sum += p[i];
         ok = sum > 0.0 && sum < 1e300 && sum == sum;
+        if (!ok) {  // constriction refuses such a table (the result is then rejected): any valid table, no UB casts
+            for (int i = 0; i <= m; ++i) left[i] = i < m ? (uint32_t)i : ONE;
+            return;
+        }
         const double scale = (double)(ONE - (uint32_t)m) / sum;
         double cum = 0.0;
         for (int i = 0; i < m; ++i) {
