@@ -22,9 +22,11 @@ needs_kernel = pytest.mark.skipif(_loader.cpu_library() is None, reason="compile
 
 @pytest.fixture(params=["dispatch", "portable"])
 def isa(request, monkeypatch):
-    """Each kernel test runs on the copy the CPU dispatch picks (AVX2 where there is one) and on the portable one."""
+    """Each kernel test runs on the copy the CPU dispatch picks (AVX2 where there is one) and on the portable one,
+    with OpenMP threads even on these small images (as large ones get them)."""
     if request.param == "portable":
         monkeypatch.setenv("INRCODEC_DCT_PORTABLE", "1")
+    monkeypatch.setattr(dct_residual, "PARALLEL_MIN_PIXELS", 0)
     return request.param
 
 

@@ -18,8 +18,18 @@ import torch
 from . import _loader
 
 
+# Below this many pixels the kernels run on one thread: a Kodak image's inverse takes 2-3 CPU-ms, which two OpenMP
+# threads shorten by ~1 ms on an idle machine but lengthen to 13-24 CPU-ms / 30-60 ms wall on a loaded one (load 9,
+# threads spinning at barriers while the other is descheduled; benchmarks/README.md, session 21).
+PARALLEL_MIN_PIXELS = 1 << 22
+
+
 def _ptr(a: np.ndarray) -> ctypes.c_void_p:
     return ctypes.c_void_p(a.ctypes.data)
+
+
+def _threads(pixels: int) -> int:
+    return torch.get_num_threads() if pixels >= PARALLEL_MIN_PIXELS else 1
 
 
 def inverse_add(base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigzag: np.ndarray, t8: np.ndarray,
@@ -45,7 +55,7 @@ def inverse_add(base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigza
     out = np.empty_like(base)
     rc = lib.gr_dct_inverse_add_cpu(_ptr(q), c, q.shape[1], q.shape[2], _ptr(per), _ptr(zz), _ptr(t), int(clamp),
                                     int(shift1), int(shift2), _ptr(base), _ptr(out), h, w, base.dtype.itemsize,
-                                    int(level), torch.get_num_threads())
+                                    int(level), _threads(h * w))
     return out if rc == 0 else None
 
 
@@ -62,5 +72,5 @@ def deblock(image: np.ndarray, coded: np.ndarray, alpha: int, beta: int, tc: int
     out = np.array(image, order="C", copy=True)
     flags = np.ascontiguousarray(coded, dtype=np.uint8)
     rc = lib.gr_deblock_cpu(_ptr(out), h, w, c, _ptr(flags), flags.shape[0], flags.shape[1], int(alpha), int(beta),
-                            int(tc), torch.get_num_threads())
+                            int(tc), _threads(h * w))
     return out if rc == 0 else None
