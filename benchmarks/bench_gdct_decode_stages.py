@@ -35,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+import inrcodec  # noqa: F401  (first: its OpenMP spin default, GOMP_SPINCOUNT, applies only if set before torch loads)
 import numpy as np
 import torch
 
