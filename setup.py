@@ -1,4 +1,5 @@
-"""Build hook: only adds the optional compiled CPU rasteriser; all metadata lives in pyproject.toml.
+"""Build hook: only adds the optional compiled CPU library (the Gaussian rasteriser and the image residual's inverse
+transform); all metadata lives in pyproject.toml.
 
 The extension is a plain C-ABI shared library (loaded with ctypes by inrcodec/kernels/_loader.py), not a
 Python module. It is optional: without a working C++ compiler the install still succeeds and inrcodec falls
@@ -41,8 +42,8 @@ setup(
     ext_modules=[
         Extension(
             "inrcodec.kernels._gsraster_cpu",
-            sources=["cuda/gaussian_raster_cpu.cpp"],
-            depends=["cuda/gaussian_raster_math.h", "cuda/gaussian_raster_cpu_tiles.inc"],
+            sources=[f"cuda/{name}" for name in _loader.CPU_UNITS],
+            depends=["cuda/gaussian_raster_math.h", "cuda/gaussian_raster_cpu_tiles.inc", "cuda/dct_residual_cpu_impl.inc"],
             include_dirs=["cuda"],
             define_macros=[("GR_SOURCE_HASH", f'"{source_hash or "unknown"}"')],
             language="c++",

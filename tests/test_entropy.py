@@ -336,3 +336,27 @@ def test_parametric_pmf_far_tail_shortcut_is_exact():
         scale = float(np.float32(np.exp(rng.uniform(-6, 8))))
         assert np.array_equal(coding._det_pmf(kind, lo, hi, mean, scale).view(np.uint64),
                               full(kind, lo, hi, mean, scale).view(np.uint64))
+
+
+def test_parametric_pmf_by_interval_ends_matches_the_reference():
+    """_det_pmf (one tail per interval end) gives _det_pmf_reference's bits (six tails per interval), degenerate
+    parameters included (NaN where the reference has NaN: both are refused by the Categorical model)."""
+    from inrcodec.entropy import coding
+
+    rng = np.random.default_rng(11)
+    cases = []
+    for kind in (coding.LAPLACE, coding.GAUSSIAN):
+        for _ in range(300):
+            lo = int(rng.integers(-400, 60))
+            hi = lo + int(rng.choice([0, 1, 7, 60, 400]))
+            cases.append((kind, lo, hi, float(np.float16(rng.normal(0, 40))),
+                          float(np.float16(np.exp(rng.uniform(-5, 7))))))
+        for mean, scale in ((np.nan, 1.0), (0.0, np.nan), (0.0, 0.0), (0.0, -2.0), (1e6, 1.0), (0.0, np.inf),
+                            (np.inf, 1.0), (0.0, 1e-30), (-7.0, 1e9)):
+            cases.append((kind, -20, 20, mean, scale))
+    with np.errstate(all="ignore"):
+        for case in cases:
+            got, ref = coding._det_pmf(*case), coding._det_pmf_reference(*case)
+            nan = np.isnan(ref)
+            assert np.array_equal(np.isnan(got), nan), case
+            assert np.array_equal(got[~nan].view(np.uint64), ref[~nan].view(np.uint64)), case

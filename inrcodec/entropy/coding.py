@@ -297,6 +297,34 @@ def _det_erfc_pos(z: np.ndarray) -> np.ndarray:
 
 
 def _det_pmf(kind: int, lo: int, hi: int, mean: float, scale: float) -> np.ndarray:
+    """``_det_pmf_reference``'s values (bit for bit) with one tail evaluation per interval end instead of six per
+    interval: interval k's upper end (k + 0.5 - mean) / scale is interval k + 1's lower end, the same float, and
+    every operation is elementwise, so evaluating the tails of all ends in one array gives the same numbers
+    (a Gaussian file's decode spends ~40 % of its Gaussian-entropy time here otherwise)."""
+    e = (np.arange(lo, hi + 2, dtype=np.float64) - 0.5 - mean) / scale  # interval ends, in units of scale
+    a, c = e[:-1], e[1:]
+    far = 22.0 if kind == LAPLACE else 8.0  # see the reference
+    live = np.flatnonzero(~((a >= far) | (c <= -far)))
+    out = np.full(a.shape, 2.0**-30)
+    if not len(live):
+        return out
+    i0, i1 = int(live[0]), int(live[-1]) + 1
+    if i1 - i0 != len(live):  # not one run (a degenerate scale): the reference decides
+        return _det_pmf_reference(kind, lo, hi, mean, scale)
+    ends = e[i0:i1 + 1]
+    z = np.concatenate([np.maximum(ends, 0), np.maximum(-ends, 0)])
+    t = 0.5 * (_det_exp(-z) if kind == LAPLACE else _det_erfc_pos(z * 0.7071067811865476))
+    up, down = t[:len(ends)], t[len(ends):]  # tail beyond +end, tail beyond -end
+    a, c = ends[:-1], ends[1:]
+    right = up[:-1] - up[1:]
+    left = down[1:] - down[:-1]
+    middle = 1.0 - down[:-1] - up[1:]
+    pmf = np.where(a >= 0, right, np.where(c <= 0, left, middle))
+    out[i0:i1] = np.maximum(pmf, 2.0**-30)
+    return out
+
+
+def _det_pmf_reference(kind: int, lo: int, hi: int, mean: float, scale: float) -> np.ndarray:
     """Probability of each integer in [lo, hi] under the Laplace (scale b) or Gaussian (std) centred at mean,
     as mass of [k - 0.5, k + 0.5], computed from whichever tail is accurate; floored so every symbol is codable."""
     k = np.arange(lo, hi + 1, dtype=np.float64)

@@ -28,9 +28,11 @@ from pathlib import Path
 
 PKG_DIR = Path(__file__).resolve().parent
 SRC_DIR = PKG_DIR.parent.parent / "cuda"  # present in a source checkout / editable install
-CPU_SOURCES = ("gaussian_raster_cpu.cpp", "gaussian_raster_cpu_tiles.inc", "gaussian_raster_math.h")
+CPU_SOURCES = ("gaussian_raster_cpu.cpp", "gaussian_raster_cpu_tiles.inc", "gaussian_raster_math.h",
+               "dct_residual_cpu.cpp", "dct_residual_cpu_impl.inc", "coefcoder_cpu.cpp")
+CPU_UNITS = ("gaussian_raster_cpu.cpp", "dct_residual_cpu.cpp", "coefcoder_cpu.cpp")  # compiled into the one library
 CUDA_SOURCES = ("gaussian_raster.cu", "gaussian_raster_math.h")
-CPU_ABI_VERSION = 2
+CPU_ABI_VERSION = 3
 CUDA_ABI_VERSION = 1
 
 # Shared with setup.py (which imports nothing from the package, so it repeats them; a test checks they agree).
@@ -85,6 +87,12 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.gr_forward_cpu.argtypes = [p, p, p, i64, i32, i32, i32, p, i32, p]
     lib.gr_backward_cpu.restype = i32
     lib.gr_backward_cpu.argtypes = [p, p, p, i64, i32, i32, i32, p, p, p, p, i32, p]
+    lib.gr_dct_inverse_add_cpu.restype = i32
+    lib.gr_dct_inverse_add_cpu.argtypes = [p, i32, i32, i32, p, p, p, i32, i32, i32, p, p, i32, i32, i32, i32, i32]
+    lib.gr_deblock_cpu.restype = i32
+    lib.gr_deblock_cpu.argtypes = [p, i32, i32, i32, p, i32, i32, i32, i32, i32, i32]
+    lib.cc_decode_format2.restype = i32
+    lib.cc_decode_format2.argtypes = [p, i64, i32, i32, i32, p, p, p, p, i64, p, p]
     return lib
 
 
@@ -133,7 +141,7 @@ def _compile(cmd_base: list[str], out: Path, timeout: float) -> None:
 
 
 def build_cpu_kernel(force: bool = False, src_dir: Path = SRC_DIR) -> Path:
-    """Compile cuda/gaussian_raster_cpu.cpp with the system C++ compiler into the cache; return the path.
+    """Compile the CPU library (``CPU_UNITS`` in cuda/) with the system C++ compiler into the cache; return the path.
 
     Tries with OpenMP first and without it if the compiler lacks it (the kernel then runs single-threaded).
     """
@@ -147,7 +155,7 @@ def build_cpu_kernel(force: bool = False, src_dir: Path = SRC_DIR) -> Path:
     if out.is_file() and not force:
         return out
     base = [cxx, *CPU_FLAGS, "-shared", f"-DGR_SOURCE_HASH=\"{h}\"", "-I", str(src_dir),
-            str(src_dir / "gaussian_raster_cpu.cpp")]
+            *(str(src_dir / name) for name in CPU_UNITS)]
     try:
         _compile(base[:2] + [OPENMP_FLAG] + base[2:], out, timeout=300)
     except RuntimeError:

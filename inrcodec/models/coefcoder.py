@@ -26,7 +26,10 @@ Every probability is computed from integer counts with IEEE +, -, *, / only (no 
 thresholds), so encoder and decoder build bit-identical models on any machine; constriction then codes one ANS
 stream with Categorical (prebuilt per class, or a table per symbol in short chunks) and Bernoulli models.
 Decoding is ~25 numpy passes (2 colour groups x up to 15 diagonals, and the flags), not a loop over blocks:
-~1.9x format 1's CPU time (the passes' array operations, not the entropy decoding, are most of it).
+~1.9x format 1's CPU time (the passes' array operations, not the entropy decoding, are most of it). Since session
+21 ``decode`` runs a compiled copy of the walk with its own ANS decoder (``kernels.coefcoder_decode``: a Kodak
+residual in 3-5 instead of 13-19 CPU-ms), trusted only when its stream ends exactly where this one's must; this
+Python walk is its reference and the fallback (no compiler, or any stream the copy does not vouch for).
 
 Layout (after ``image_dct``'s header): varint length + the ANS stream (32-bit words, trailing zero bytes dropped,
 sentinel as in ``entropy.coding``), then the escape blob (``encode_ints`` of |q| - 17, block order; its count is
@@ -44,6 +47,7 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..entropy.coding import _ans_bytes, _ans_decoder, _checked, _finish, _new_coder
 from ..errors import FormatError
+from ..kernels import coefcoder_decode
 from .mcdct import MAX_SYMBOL, N, _zigzag
 
 K = 18  # magnitude alphabet: 0..16, 17 = escape (|q| >= 17, the rest in the escape blob)
@@ -396,6 +400,16 @@ def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
     n, pos = read_varint(data, 0, "dct residual: stream length is truncated", 5)
     if pos + n > len(data):
         raise FormatError("dct residual: stream is truncated")
+    fast = coefcoder_decode.decode(data[pos:pos + n], c, by, bx, *_template(), _diagonal_starts(), _class_table())
+    if fast is not None:  # the compiled walk, trusted only where its stream ended as this one's must
+        out, n_escape = fast
+        esc = decode_ints(data[pos + n:], n_escape)
+        if n_escape:
+            if esc.min() < 0 or esc.max() > MAX_SYMBOL - ESC:
+                raise FormatError("dct residual: escaped symbol out of range")
+            sel = np.abs(out) == ESC  # already signed: the escape's rest goes the same way
+            out[sel] += (np.sign(out[sel]) * esc).astype(np.int16)
+        return out.reshape(c, by, bx, N * N)
     rd = _Reader(data[pos:pos + n])
     out = np.zeros((c * by * bx, N * N), np.int16)  # block-major, filled by the walk
     _, n_escape = _walk(rd, (c, by, bx), None, out)

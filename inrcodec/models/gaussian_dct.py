@@ -26,6 +26,7 @@ Gray and RGB images of 8 or 16 bits.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ DEFAULT_BASE_BPP = 0.1
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
 CALIBRATION_STEPS = 17  # half-octave grid
+OVERLAP = True  # decoder: residual symbols in a second thread when torch has 2+ threads (a switch for benchmarks)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class GaussianDCT(GaussianImage):
                              f"channel(s) of {dtype}")
         self._residual: tuple[np.ndarray, np.ndarray, int] | None = None  # decoded (symbols, units, strength)
         self._base_cache: tuple[bytes, np.ndarray] | None = None  # (gaussians section, decoded base integers)
+        self._decoded_base_ints: np.ndarray | None = None  # decoder: the base drawn while the residual decoded
         self._section_cache: dict[float, bytes] = {}
         self._raw: np.ndarray | None = None  # DCT of (image - decoded base) at step 1
         self._calibration: tuple[np.ndarray, np.ndarray] | None = None  # (log estimated bytes, log step), rising
@@ -170,29 +173,51 @@ class GaussianDCT(GaussianImage):
         for name in ("gaussians", "dct"):
             if name not in sections:
                 raise FormatError(f"{NAME} model: missing section {name!r}")
-        base = GaussianImage.decode(GaussianConfig(config.n_gaussians, config.layers), desc,
-                                    {"gaussians": sections["gaussians"]})
-        n = base.means.shape[0]
-        model = cls(GaussianDCTConfig(n, config.layers, config.base_share), desc)
-        with torch.no_grad():
-            for name in ("means", "chol", "colors"):
-                getattr(model, name).copy_(getattr(base, name))
-        if sections["dct"]:
-            h, w, c = (int(s) for s in desc["shape"])
-            model._residual = image_dct.decode_section(sections["dct"], h, w, c)
+        h, w, c = (int(s) for s in desc["shape"])
+        # With two or more threads the residual's symbols are decoded in a second thread while this one decodes
+        # and draws the Gaussians (the rasteriser runs without the GIL): the two halves of the decoder overlap.
+        pool = ThreadPoolExecutor(1) if OVERLAP and sections["dct"] and torch.get_num_threads() > 1 else None
+        try:
+            residual = pool.submit(image_dct.decode_section, sections["dct"], h, w, c) if pool else None
+            base = GaussianImage.decode(GaussianConfig(config.n_gaussians, config.layers), desc,
+                                        {"gaussians": sections["gaussians"]})
+            n = base.means.shape[0]
+            model = cls(GaussianDCTConfig(n, config.layers, config.base_share), desc)
+            with torch.no_grad():
+                for name in ("means", "chol", "colors"):
+                    getattr(model, name).copy_(getattr(base, name))
+            if residual is not None:
+                model._decoded_base_ints = model._render_base_integers()
+                model._residual = residual.result()
+            elif sections["dct"]:
+                model._residual = image_dct.decode_section(sections["dct"], h, w, c)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         return model.eval()
 
     # -- rendering --------------------------------------------------------------------------------------------
+    def _render_base_integers(self) -> np.ndarray:
+        with torch.no_grad():
+            return self._integers(GaussianImage.render(self).numpy())
+
+    def decoded_integers(self) -> np.ndarray | None:
+        """The decoded image (h, w, c) in the signal's integer dtype: the Gaussians rounded to integers plus the
+        residual, deblocked; None while there is no residual (fitting). ``render`` is this, normalised; the codec
+        takes it as it is where normalising and back is the identity (``codec._exact_integers``)."""
+        if self._residual is None:
+            return None
+        base = self._decoded_base_ints if self._decoded_base_ints is not None else self._render_base_integers()
+        q, units, strength = self._residual
+        return image_dct.add(base, q, units, strength)
+
     def render(self, shape=None, region=None):
         """While fitting (no residual): the Gaussians, as ``gaussian`` draws them. Decoded: the Gaussians rounded to
         the image's integers plus the residual, deblocked; another ``shape`` or a ``region`` is resampled from that."""
         if self._residual is None:
             return super().render(shape, region)
         h, w = self.hw
-        with torch.no_grad():
-            base = self._integers(super().render().numpy())
-        q, units, strength = self._residual
-        img = self._normalized(image_dct.add(base, q, units, strength))
+        img = self._normalized(self.decoded_integers())
         shape = (h, w) if shape is None else tuple(int(s) for s in shape)
         if len(shape) != 2 or min(shape) < 1:
             raise InputError(f"bad render size {shape}")

@@ -35,6 +35,7 @@ import numpy as np
 from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
+from ..kernels import dct_residual
 from . import coefcoder, deblock, mcdct, mcdct2
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
@@ -254,10 +255,29 @@ def _rgb_from_ycocg(y: np.ndarray, co: np.ndarray, cg: np.ndarray) -> list[np.nd
 
 def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
-    block edges deblocked (8-bit images, ``strength`` > 0). Bands of ``BAND_ROWS`` block rows at a time, so the
-    float temporaries stay small next to the image (a file may claim up to ``limits.MAX_PIXELS`` pixels).
-    8-bit: base + r / 4 is exact in float32 (the ``rint`` sees the same value as in float64); 16-bit images
-    (level 257) need float64."""
+    block edges deblocked (8-bit images, ``strength`` > 0). The compiled kernel (``kernels.dct_residual``) where
+    there is one, else the numpy reference: the same integers."""
+    out = dct_residual.inverse_add(base, q, _per_position(units), mcdct._zigzag(), T8, COEF_CLAMP, STAGE1_SHIFT,
+                                   STAGE2_SHIFT, _level(base.dtype))
+    if out is None:  # no compiled library: the numpy reference (the same integers)
+        out = _inverse_add_reference(base, q, units)
+    if strength and base.dtype == np.uint8:
+        coded = np.any(q != 0, axis=(0, 3))
+        fast = dct_residual.deblock(out, coded, *deblock.thresholds(int(units[0, 0]), strength))
+        if fast is not None:  # the compiled filter, on the image's own channels
+            return fast
+        c = base.shape[-1]
+        rgb = out if c == 3 else np.repeat(out, 3, axis=-1)
+        rgb = deblock.deblock(rgb, coded, int(units[0, 0]), strength)
+        out = rgb if c == 3 else rgb[..., :1]
+    return out
+
+
+def _inverse_add_reference(base: np.ndarray, q: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """``add`` before deblocking, in numpy: the reference of the compiled ``kernels.dct_residual.inverse_add``.
+    Bands of ``BAND_ROWS`` block rows at a time, so the float temporaries stay small next to the image (a file may
+    claim up to ``limits.MAX_PIXELS`` pixels). 8-bit: base + r / 4 is exact in float32 (the ``rint`` sees the same
+    value as in float64); 16-bit images (level 257) need float64."""
     h, w, c = base.shape
     level = _level(base.dtype)
     top = float(np.iinfo(base.dtype).max)
@@ -277,11 +297,6 @@ def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np
             np.rint(v, out=v)
             np.clip(v, 0, top, out=v)
             out[y0:y1, :, k] = v
-    if strength and base.dtype == np.uint8:
-        coded = np.any(q != 0, axis=(0, 3))
-        rgb = out if c == 3 else np.repeat(out, 3, axis=-1)
-        rgb = deblock.deblock(rgb, coded, int(units[0, 0]), strength)
-        out = rgb if c == 3 else rgb[..., :1]
     return out
 
 

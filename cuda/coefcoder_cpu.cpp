@@ -1,0 +1,350 @@
+// Compiled decoder of the format-2 residual symbols (inrcodec/models/coefcoder.py, ``decode``): the same walk
+// (coded-block flags, then per frequency diagonal the magnitudes and "last" flags, then the signs) with its own
+// ANS decoder, reproducing constriction's (32-bit words, 64-bit state, 24-bit probabilities; ``Categorical`` and
+// ``Bernoulli`` with perfect=False, ``Uniform(2)``). Every model probability is computed with the IEEE operations of
+// the Python walk, in its order (no FMA: see the build flags), so the same stream gives the same symbols.
+//
+// Safety: the caller trusts a result only when this returns 0, which needs the stream to end exactly where the
+// reference's does (the sentinel decoded and the coder empty, as entropy.coding._finish checks); anything else
+// (a malformed stream, or a model this port would quantise differently, which desynchronises the ANS state) returns
+// non-zero and the Python reference decodes instead, with its own errors. tests/test_coefcoder_kernel.py holds the
+// two against each other on real and random residuals.
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace {
+
+const int N64 = 64;
+const int K = 18, ESC = 17, CLASSES = 20;
+const int LAST_CTX = 20, CBF_CTX = 24;
+const double PRIOR = 4.0, MAG_DECAY = 0.25, FLAG_DECAY = 0.5;
+const int CHUNKS = 4, CHUNK_MIN = 512, GROUP_MIN = 2048;
+const int OWN_W4 = 4, NB_W4 = 1, LUMA_W4 = 2;
+const uint32_t PREC = 24, ONE = 1u << 24;
+
+struct Ans {
+    const uint32_t* w;
+    int64_t n;  // words left (popped from the end)
+    uint64_t state;
+    bool bad = false;
+
+    bool init(const uint32_t* words, int64_t count) {
+        w = words;
+        n = count;
+        state = 0;
+        if (!n) return true;
+        uint32_t first = w[--n];
+        if (!first) return false;
+        state = first;
+        while (n && state < (1ull << 32)) state = (state << 32) | w[--n];
+        return true;
+    }
+    uint32_t quantile() const { return (uint32_t)(state & (ONE - 1)); }
+    void advance(uint32_t q, uint32_t left, uint32_t prob) {
+        state = (state >> PREC) * prob + (q - left);
+        if (state < (1ull << 32) && n) state = (state << 32) | w[--n];
+    }
+};
+
+// constriction's Categorical(probabilities, perfect=False) (from_floating_point_probabilities_fast): symbol s spans
+// [left(s), left(s + 1)) with left(s) = (uint32)(cum(s) * scale) + s, cum(s) the running f64 sum of the
+// probabilities before s, scale = (2^24 - n) / (their sum); the last symbol ends at 2^24.
+struct Cat {
+    uint32_t left[K + 1];
+    int n;
+    bool ok;
+    void build(const double* p, int m) {
+        n = m;
+        double sum = 0.0;
+        for (int i = 0; i < m; ++i) sum += p[i];
+        ok = sum > 0.0 && sum < 1e300 && sum == sum;
+        if (!ok) {  // constriction refuses such a table (the result is then rejected): any valid table, no UB casts
+            for (int i = 0; i <= m; ++i) left[i] = i < m ? (uint32_t)i : ONE;
+            return;
+        }
+        const double scale = (double)(ONE - (uint32_t)m) / sum;
+        double cum = 0.0;
+        for (int i = 0; i < m; ++i) {
+            left[i] = (uint32_t)(cum * scale) + (uint32_t)i;
+            cum += p[i];
+        }
+        left[m] = ONE;
+    }
+    int decode(Ans& a) const {
+        const uint32_t q = a.quantile();
+        int s = 0;
+        while (s + 1 < n && left[s + 1] <= q) ++s;
+        a.advance(q, left[s], left[s + 1] - left[s]);
+        return s;
+    }
+};
+
+inline int decode_bern(Ans& a, double p1) {
+    const double p[2] = {1.0 - p1, p1};
+    Cat c;
+    c.build(p, 2);
+    if (!c.ok) a.bad = true;
+    return c.decode(a);
+}
+
+inline int decode_uniform2(Ans& a) {
+    const uint32_t q = a.quantile();
+    const int s = q >> (PREC - 1);
+    a.advance(q, (uint32_t)s << (PREC - 1), 1u << (PREC - 1));
+    return s;
+}
+
+// coefcoder._geometric_rows: (CLASSES, 3) counts -> (CLASSES, K) pmf rows
+void geometric_rows(const double (*st)[3], double (*rows)[K]) {
+    for (int c = 0; c < CLASSES; ++c) {
+        const double n0 = st[c][0], nn = st[c][1], sm = st[c][2];
+        const double z = (n0 + 0.5 * PRIOR) / (n0 + nn + PRIOR);
+        const double mean = (sm + 0.5 * PRIOR) / (nn + 0.5 * PRIOR);
+        const double r = mean / (1.0 + mean);
+        double* row = rows[c];
+        row[0] = z;
+        row[1] = (1.0 - z) * (1.0 - r);
+        for (int j = 2; j < K; ++j) row[j] = r;
+        for (int j = 2; j < K; ++j) row[j] = row[j - 1] * row[j];
+        row[ESC] *= 1.0 / (1.0 - r);
+    }
+}
+
+void chunk_bounds(int64_t n, std::vector<int64_t>& b) {
+    int64_t parts = std::max<int64_t>(1, std::min<int64_t>(CHUNKS, n / CHUNK_MIN));
+    b.clear();
+    for (int64_t j = 0; j <= parts; ++j) b.push_back(n * j / parts);
+}
+
+// coefcoder._chunked_cat: magnitudes of classes cls[0..n) into m
+void chunked_cat(Ans& a, double (*st)[3], const int16_t* cls, int64_t n, int16_t* m, std::vector<int64_t>& bounds,
+                 std::vector<int64_t>& order) {
+    chunk_bounds(n, bounds);
+    double rows[CLASSES][K];
+    for (size_t t = 0; t + 1 < bounds.size(); ++t) {
+        const int64_t lo = bounds[t], hi = bounds[t + 1];
+        if (lo >= hi) continue;
+        geometric_rows(st, rows);
+        const int64_t len = hi - lo;
+        if (len >= GROUP_MIN) {  // class by class, in class order, each in the order of appearance
+            int64_t cnt[CLASSES + 1] = {0};
+            for (int64_t i = lo; i < hi; ++i) ++cnt[cls[i] + 1];
+            for (int c = 0; c < CLASSES; ++c) cnt[c + 1] += cnt[c];
+            order.resize(len);
+            int64_t pos[CLASSES];
+            for (int c = 0; c < CLASSES; ++c) pos[c] = cnt[c];
+            for (int64_t i = lo; i < hi; ++i) order[pos[cls[i]]++] = i;
+            for (int c = 0; c < CLASSES; ++c) {
+                if (cnt[c + 1] == cnt[c]) continue;
+                Cat model;
+                model.build(rows[c], K);
+                if (!model.ok) a.bad = true;
+                for (int64_t j = cnt[c]; j < cnt[c + 1]; ++j) m[order[j]] = (int16_t)model.decode(a);
+            }
+        } else {  // symbol by symbol; a class's table is the same for the whole chunk, so it is quantised once
+            Cat models[CLASSES];
+            bool built[CLASSES] = {false};
+            for (int64_t i = lo; i < hi; ++i) {
+                const int c = cls[i];
+                if (!built[c]) {
+                    models[c].build(rows[c], K);
+                    if (!models[c].ok) a.bad = true;
+                    built[c] = true;
+                }
+                m[i] = (int16_t)models[c].decode(a);
+            }
+        }
+        int64_t h[CLASSES][K];
+        memset(h, 0, sizeof h);
+        for (int64_t i = lo; i < hi; ++i) ++h[cls[i]][m[i]];
+        for (int c = 0; c < CLASSES; ++c) {
+            int64_t nz = 0, s = 0;
+            for (int k = 1; k < K; ++k) {
+                nz += h[c][k];
+                s += h[c][k] * (k - 1);
+            }
+            st[c][0] += (double)h[c][0];
+            st[c][1] += (double)nz;
+            st[c][2] += (double)s;
+        }
+    }
+}
+
+// coefcoder._chunked_bern
+void chunked_bern(Ans& a, double (*st)[2], int nctx, const int32_t* ctx, int64_t n, int32_t* out,
+                  std::vector<int64_t>& bounds) {
+    chunk_bounds(n, bounds);
+    for (size_t t = 0; t + 1 < bounds.size(); ++t) {
+        const int64_t lo = bounds[t], hi = bounds[t + 1];
+        if (lo >= hi) continue;
+        for (int64_t i = lo; i < hi; ++i) {
+            const int k = ctx[i];
+            out[i] = decode_bern(a, st[k][1] / (st[k][0] + st[k][1]));
+        }
+        std::vector<int64_t> tot(nctx, 0), ones(nctx, 0);
+        for (int64_t i = lo; i < hi; ++i) {
+            ++tot[ctx[i]];
+            ones[ctx[i]] += out[i];
+        }
+        for (int k = 0; k < nctx; ++k) {
+            st[k][1] += (double)ones[k];
+            st[k][0] += (double)tot[k] - (double)ones[k];
+        }
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+// payload: the ANS words of a format-2 residual (nwords u32, little-endian, zero-padded as entropy.coding does);
+// up/left: (64,) zigzag index of the coefficient above / left of each position (64 = none); starts: (16,) where each
+// frequency diagonal starts in zigzag order (and 64); class_table: context value -> class (ntable entries).
+// out: (C * BY * BX, 64) int16, block-major, fully written: signed magnitudes, |v| = 17 where an escape follows.
+// n_escape: escapes to read from the blob after the stream. Returns 0 when the stream decoded and ended exactly as
+// the reference requires; non-zero otherwise (then nothing in out is to be used).
+int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                      const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
+                      int16_t* out, int64_t* n_escape) {
+    if (C < 1 || C > 3 || BY < 1 || BX < 1) return 1;
+    try {
+        Ans a;
+        if (!a.init(payload, nwords)) return 2;
+        const int64_t nblk = (int64_t)BY * BX;
+        const int64_t tot = C * nblk;
+        // out holds the magnitudes as they are decoded (block-major; the signs come last): the contexts read it
+        memset(out, 0, sizeof(int16_t) * tot * N64);
+        std::vector<int64_t> bounds, order;
+        // -- coded-block flags, two checkerboard halves per channel
+        std::vector<int32_t> cbf(tot, 0);
+        double cst[CBF_CTX][2];
+        for (auto& s : cst) s[0] = s[1] = 0.5;
+        std::vector<int32_t> ctx, bits;
+        std::vector<int64_t> where;
+        for (int ch = 0; ch < C; ++ch) {
+            int32_t* cb = cbf.data() + ch * nblk;
+            for (int half = 0; half < 2; ++half) {
+                ctx.clear();
+                where.clear();
+                for (int y = 0; y < BY; ++y)
+                    for (int x = 0; x < BX; ++x) {
+                        if (((y + x) & 1) != half) continue;
+                        const int64_t b = (int64_t)y * BX + x;
+                        int32_t k = 5;
+                        if (half) {
+                            k = 0;
+                            if (x > 0) k += cb[b - 1];
+                            if (x < BX - 1) k += cb[b + 1];
+                            if (y > 0) k += cb[b - BX];
+                            if (y < BY - 1) k += cb[b + BX];
+                        }
+                        if (ch >= 1) k += 6 * cbf[b];
+                        if (ch >= 2) k += 12 * cbf[nblk + b];
+                        ctx.push_back(k);
+                        where.push_back(b);
+                    }
+                bits.resize(ctx.size());
+                chunked_bern(a, cst, CBF_CTX, ctx.data(), (int64_t)ctx.size(), bits.data(), bounds);
+                for (size_t i = 0; i < where.size(); ++i) cb[where[i]] = bits[i];
+            }
+        }
+        // -- magnitudes and last flags per frequency diagonal: luma, then both chroma channels together
+        int64_t nesc = 0;
+        std::vector<int16_t> cls, mags;
+        std::vector<int64_t> idx, jsel;
+        std::vector<int32_t> nzi, nbo, lctx, last;
+        for (int g = 0; g < 2; ++g) {
+            const int ch0 = g == 0 ? 0 : 1, ch1 = g == 0 ? 1 : C;
+            if (ch0 >= ch1) continue;
+            const int cg = ch1 - ch0;
+            const int64_t off = ch0 * nblk, gn = cg * nblk;
+            double mst[CLASSES][3];
+            memset(mst, 0, sizeof mst);
+            double fst[LAST_CTX][2];
+            for (auto& s : fst) s[0] = s[1] = 0.5;
+            std::vector<uint8_t> open(gn);
+            for (int64_t i = 0; i < gn; ++i) open[i] = cbf[off + i] != 0;
+            std::vector<int64_t> count(gn, 0);
+            for (int d = 0; d < 15; ++d) {
+                idx.clear();
+                for (int64_t i = 0; i < gn; ++i)
+                    if (open[i]) idx.push_back(i);
+                if (idx.empty()) break;
+                const int lo = (int)starts[d], hi = (int)starts[d + 1], w = hi - lo;
+                const int64_t n = (int64_t)idx.size() * w;
+                cls.resize(n);
+                for (size_t t = 0; t < idx.size(); ++t) {
+                    const int64_t i = idx[t], loc = i % nblk, row = loc / BX, col = loc % BX;
+                    for (int p = 0; p < w; ++p) {
+                        const int64_t u = up[lo + p], l = left[lo + p];  // 64: none (reads as zero)
+                        auto tmpl = [&](int64_t j) -> int32_t {
+                            const int16_t* b = out + (off + j) * N64;
+                            return (u < N64 ? (int32_t)b[u] : 0) + (l < N64 ? (int32_t)b[l] : 0);
+                        };
+                        int32_t x4 = OWN_W4 * tmpl(i);
+                        int32_t nb = 0;
+                        if (col > 0) nb += tmpl(i - 1);
+                        if (col < BX - 1) nb += tmpl(i + 1);
+                        if (row > 0) nb += tmpl(i - BX);
+                        if (row < BY - 1) nb += tmpl(i + BX);
+                        x4 += NB_W4 * nb;
+                        if (ch0) x4 += LUMA_W4 * (int32_t)out[loc * N64 + lo + p];
+                        if (x4 < 0 || x4 >= ntable) return 3;
+                        cls[t * w + p] = class_table[x4];
+                    }
+                }
+                for (auto& s : mst) s[0] *= MAG_DECAY, s[1] *= MAG_DECAY, s[2] *= MAG_DECAY;
+                mags.resize(n);
+                chunked_cat(a, mst, cls.data(), n, mags.data(), bounds, order);
+                nzi.assign(idx.size(), 0);
+                for (size_t t = 0; t < idx.size(); ++t) {
+                    const int64_t i = idx[t];
+                    for (int p = 0; p < w; ++p) {
+                        const int16_t m = mags[t * w + p];
+                        out[(off + i) * N64 + lo + p] = m;
+                        nesc += m == ESC;
+                        nzi[t] += m != 0;
+                    }
+                }
+                if (hi < N64) {
+                    jsel.clear();
+                    lctx.clear();
+                    for (size_t t = 0; t < idx.size(); ++t) {
+                        if (!nzi[t]) continue;
+                        const int64_t i = idx[t], base = i - i % nblk, loc = i % nblk, row = loc / BX,
+                                      col = loc % BX;
+                        int32_t nb = 0;  // open neighbours (before this diagonal's flags)
+                        if (col > 0) nb += open[base + loc - 1];
+                        if (col < BX - 1) nb += open[base + loc + 1];
+                        if (row > 0) nb += open[base + loc - BX];
+                        if (row < BY - 1) nb += open[base + loc + BX];
+                        jsel.push_back(i);
+                        lctx.push_back((int32_t)std::min<int64_t>(count[i], 3) + 4 * nb);
+                    }
+                    for (auto& s : fst) s[0] *= FLAG_DECAY, s[1] *= FLAG_DECAY;
+                    last.resize(lctx.size());
+                    chunked_bern(a, fst, LAST_CTX, lctx.data(), (int64_t)lctx.size(), last.data(), bounds);
+                    for (size_t t = 0; t < jsel.size(); ++t)
+                        if (last[t]) open[jsel[t]] = 0;
+                } else {
+                    for (int64_t i : idx) open[i] = 0;
+                }
+                for (size_t t = 0; t < idx.size(); ++t) count[idx[t]] += nzi[t];
+            }
+        }
+        // -- signs, block-major over the non-zeros; then the sentinel and an empty coder (entropy.coding._finish)
+        for (int64_t i = 0; i < tot * N64; ++i)
+            if (out[i] && decode_uniform2(a)) out[i] = (int16_t)-out[i];
+        if (decode_uniform2(a) != 1 || a.n != 0 || a.state != 0 || a.bad) return 4;
+        *n_escape = nesc;
+        return 0;
+    } catch (...) {
+        return 5;
+    }
+}
+
+}  // extern "C"

@@ -1,0 +1,39 @@
+"""Compiled decoder of the format-2 residual symbols (``cc_decode_format2`` in ``cuda/coefcoder_cpu.cpp``): the walk
+of ``models.coefcoder`` with its own ANS decoder reproducing constriction's, so the ~30 numpy passes and ~500
+constriction calls of a Kodak residual become one call.
+
+The reference is ``coefcoder.decode``'s Python walk. A result is used only when the kernel reports that the stream
+ended exactly where the reference's must (sentinel and empty coder); otherwise ``decode`` returns None and the caller
+runs the reference, which decodes or raises its own FormatError: a stream this port would read differently cannot
+come out as a different image. tests/test_coefcoder_kernel.py holds the two against each other.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from . import _loader
+
+
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(a.ctypes.data)
+
+
+def decode(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.ndarray, starts: np.ndarray,
+           class_table: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """(signed magnitudes (c * by * bx, 64) int16, block-major, |v| = 17 where an escape follows; the number of
+    escapes) of the ANS ``payload``, or None (no library, or a stream the kernel does not vouch for)."""
+    lib = _loader.cpu_library()
+    if lib is None or not hasattr(lib, "cc_decode_format2"):
+        return None
+    data = payload + b"\0" * ((-len(payload)) % 4)
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    tabs = [np.ascontiguousarray(t, dtype=np.int64) for t in (up, left, starts)]
+    table = np.ascontiguousarray(class_table, dtype=np.int16)
+    out = np.empty((c * by * bx, 64), np.int16)
+    n_escape = ctypes.c_int64(0)
+    rc = lib.cc_decode_format2(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table), len(table),
+                               _ptr(out), ctypes.byref(n_escape))
+    return (out, int(n_escape.value)) if rc == 0 else None
