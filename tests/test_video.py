@@ -347,7 +347,7 @@ def test_residual_gop_decodes_to_the_closed_loop_and_beats_prediction_alone():
     intra = decompress(c.sections["intra"]).data
     by, bx = -(-H // cfg.block), -(-W // cfg.block)
     vectors = mcvideo.decode_motion(c.sections["motion"], (7, by, bx, 2), cfg.motion)
-    coder = mcvideo.RESIDUALS[cfg.residual]
+    coder = mcvideo.coder_for(cfg)
     assert cfg.residual == "dct2" and cfg.deblock > 0  # the in-loop deblocking is part of the loop
     # each predicted frame has its own step, finer early in the chain (its error is inherited by more frames)
     assert len(cfg.frame_steps) == 7 and cfg.frame_steps == sorted(cfg.frame_steps)
