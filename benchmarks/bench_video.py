@@ -64,8 +64,13 @@ def excerpt(path: Path, start: int, frames: int, size: tuple[int, int] | None) -
 
 
 def machine() -> dict:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True).stdout.strip()
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "loadavg_start": os.getloadavg(), "python": platform.python_version()}
+            "loadavg_start": os.getloadavg(), "python": platform.python_version(),
+            "commit": commit + ("+uncommitted" if dirty else "")}
 
 
 def run_rss(args) -> dict:
