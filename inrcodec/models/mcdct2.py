@@ -15,6 +15,9 @@ dead-zone quantiser, 7 zig-zag bands); what changes:
   YCoCg -> RGB sums are exact too, and it is added to the prediction only in the blocks that code something.
 
 The decoder returns ``Sparse`` frames (the coded blocks' indices and coefficients), never dense coefficient arrays.
+
+Session 21: the chroma step ratio is a GOP config field (``chroma`` in 1/16 of the luma step, ``Coder``; absent:
+2.0), and the encoder chooses the levels by rate-distortion optimisation (``RDOQ_LAMBDA``; any decoder reads them).
 """
 
 from __future__ import annotations
