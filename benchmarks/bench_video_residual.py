@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_video import DEFAULT_CLIP, excerpt  # noqa: E402
+from bench_video import DEFAULT_CLIP, excerpt, machine  # noqa: E402
 from inrcodec.models import mcvideo as mc  # noqa: E402
 from inrcodec.video_codec import compress_video, frame_psnrs  # noqa: E402
 
@@ -369,7 +369,8 @@ def main() -> None:
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     result = {"command": "python benchmarks/bench_video_residual.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-              "loadavg_start": os.getloadavg(), "clip": f"{DEFAULT_CLIP.name} frames 0.., 640x360 (area filter)"}
+              "loadavg_start": os.getloadavg(), "clip": f"{DEFAULT_CLIP.name} frames 0.., 640x360 (area filter)",
+              "commit": machine()["commit"]}
     if args.coders or args.latentgrid:
         clip = excerpt(DEFAULT_CLIP, 0, 12, (640, 360)).data
         if args.coders:
