@@ -64,8 +64,13 @@ def excerpt(path: Path, start: int, frames: int, size: tuple[int, int] | None) -
 
 
 def machine() -> dict:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True).stdout.strip()
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "loadavg_start": os.getloadavg(), "python": platform.python_version()}
+            "loadavg_start": os.getloadavg(), "python": platform.python_version(),
+            "commit": commit + ("+uncommitted" if dirty else "")}
 
 
 def run_rss(args) -> dict:
@@ -138,6 +143,19 @@ def run_baseline_points(args) -> list[dict]:
     return rows
 
 
+def set_constant(item: str) -> None:
+    """``MODULE.NAME=VALUE``: set an existing constant of ``inrcodec.models.MODULE`` (VALUE a Python literal)."""
+    import ast
+    import importlib
+
+    target, _, value = item.partition("=")
+    module, _, name = target.rpartition(".")
+    mod = importlib.import_module(f"inrcodec.models.{module}")
+    if not hasattr(mod, name):
+        sys.exit(f"--set: inrcodec.models.{module} has no {name}")
+    setattr(mod, name, ast.literal_eval(value))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
@@ -156,8 +174,13 @@ def main() -> None:
     ap.add_argument("--decode-fps", action="store_true", help="decode speed of one encode of the excerpt")
     ap.add_argument("--baseline-points", default=None, help="CODEC:CRF,... on the whole clip at native size")
     ap.add_argument("--model", default=None, help="--decode-fps: the model (default: the video default)")
+    ap.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=VALUE",
+                    help="override an encoder constant of inrcodec.models.MODULE for this run (A/B runs at equal "
+                         "work, e.g. --set mcdct2.RDOQ_LAMBDA=0); repeatable")
     ap.add_argument("-o", "--out", required=True, help="output prefix (writes PREFIX.json and PREFIX.png)")
     args = ap.parse_args()
+    for item in args.set:
+        set_constant(item)
     if not args.clip.exists():
         sys.exit(f"{args.clip} not found (the shared data folder is absent)")
     command = "python benchmarks/bench_video.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_video import DEFAULT_CLIP, excerpt  # noqa: E402
+from bench_video import DEFAULT_CLIP, excerpt, machine  # noqa: E402
 from inrcodec.models import mcvideo as mc  # noqa: E402
 from inrcodec.video_codec import compress_video, frame_psnrs  # noqa: E402
 
@@ -98,9 +98,11 @@ def sweep(clip) -> list[dict]:
 
 
 def variants(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110)) -> dict:
-    """Residual forms (``NAME`` or ``NAME:DEBLOCK``) on the same predicted frames: an intra frame blurred like a
-    low-rate one (area down by 2, bilinear up), block-32 motion, the closed loop at each step; bytes = the coded
-    residual, PSNR = mean over the predicted frames. BD-rate of each against the first."""
+    """Residual forms (``NAME[:DEBLOCK[:DEAD_ZONE[:RDO_LAMBDA[:RDOQ[:CHROMA[:PRIOR]]]]]]``; RDOQ: mcdct2's
+    RDOQ_LAMBDA, 0 off; CHROMA: the chroma step / luma step in 1/16, 0 = 32; PRIOR: RDOQ_PRIOR; empty fields: the
+    module's defaults) on the same predicted frames: an intra frame blurred like a low-rate one (area down by 2,
+    bilinear up), block-32 motion, the closed loop at each step; bytes = the coded residual, PSNR = mean over the
+    predicted frames. BD-rate of each against the first."""
     import cv2
 
     from inrcodec.metrics import bd_rate
@@ -109,16 +111,22 @@ def variants(clip: np.ndarray, specs: list[str], steps=(16, 26, 42, 68, 110)) ->
     intra = cv2.resize(cv2.resize(clip[0], (w // 2, h // 2), interpolation=cv2.INTER_AREA), (w, h),
                        interpolation=cv2.INTER_LINEAR)
     vectors = mc.block_motion(mc.dense_flows(clip), 32, h, w)
+    from inrcodec.models import mcdct2
+
+    defaults = {k: getattr(mcdct2, k) for k in ("RDOQ_LAMBDA", "RDOQ_PRIOR")}
     curves, rows = {}, []
     for spec in specs:
-        name, _, strength = spec.partition(":")
-        strength, _, dead_zone = strength.partition(":")  # NAME[:DEBLOCK[:DEAD_ZONE[:RDO_LAMBDA]]]
-        dead_zone, _, lam = dead_zone.partition(":")
+        name, strength, dead_zone, lam, rdoq, chroma, prior = (spec.split(":") + [""] * 6)[:7]
         coder = mc.RESIDUALS[name]
         if dead_zone:
             coder.DEAD_ZONE = float(dead_zone)
         if lam:
             coder.RDO_LAMBDA = float(lam)
+        if name == mcdct2.NAME:  # the session-21 fields fall back to the defaults for every spec
+            mcdct2.RDOQ_LAMBDA = float(rdoq) if rdoq else defaults["RDOQ_LAMBDA"]
+            mcdct2.RDOQ_PRIOR = float(prior) if prior else defaults["RDOQ_PRIOR"]
+            if chroma and int(chroma):
+                coder = mcdct2.Coder(int(chroma))
         curves[spec] = []
         for step in steps:
             t0 = time.process_time()
@@ -348,7 +356,8 @@ def main() -> None:
                     help="temporal step allocations ALLOCATION:PROPAGATION,... (the first is the reference; 0:0 = one step)")
     ap.add_argument("--block-steps", default=None,
                     help="per-block steps F | D:STRENGTH:RHO | E:STRENGTH:LEVELS,... (the first is the reference)")
-    ap.add_argument("--source", default="shared", help="--block-steps / --codec-runs: shared | crop | shapes")
+    ap.add_argument("--source", default="shared",
+                    help="--variants / --block-steps / --codec-runs: shared | crop | shapes")
     ap.add_argument("--codec-runs", default=None,
                     help="whole codec: GOP:INTRA_SHARE:ALLOCATION[:FIELD...],... (empty: default); a FIELD is a "
                          "structure hier2/hier4/hier8 or p (the P chain), an intra image model img=NAME, or a block "
@@ -360,7 +369,8 @@ def main() -> None:
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     result = {"command": "python benchmarks/bench_video_residual.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-              "loadavg_start": os.getloadavg(), "clip": f"{DEFAULT_CLIP.name} frames 0.., 640x360 (area filter)"}
+              "loadavg_start": os.getloadavg(), "clip": f"{DEFAULT_CLIP.name} frames 0.., 640x360 (area filter)",
+              "commit": machine()["commit"]}
     if args.coders or args.latentgrid:
         clip = excerpt(DEFAULT_CLIP, 0, 12, (640, 360)).data
         if args.coders:
@@ -368,8 +378,8 @@ def main() -> None:
         if args.latentgrid:
             result["latentgrid"] = latentgrid(clip)
     if args.variants:
-        result["variants"] = variants(excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360)).data,
-                                      args.variants.split(","))
+        result["source"] = args.source
+        result["variants"] = variants(_clip(args.source, args.frames), args.variants.split(","))
     if args.allocations:
         result["allocations"] = allocations(excerpt(DEFAULT_CLIP, 0, args.frames, (640, 360)).data,
                                             args.allocations.split(","))

@@ -220,21 +220,26 @@ def _make_dataset() -> bytes:
 register_seed("video-mcvideo", _make_video("mcvideo", residual=""))  # golden: the first format (bidirectional)
 register_seed("video-mcvideo-residual", _make_video("mcvideo", residual="dct", allocation=0))  # golden: first DCT form
 # golden: last-band-coded DCT residual + deblocking, one residual step per GOP
-register_seed("video-mcvideo-dct2", _make_video("mcvideo", allocation=0, block_strength=0, structure=""))
+register_seed("video-mcvideo-dct2", _make_video("mcvideo", allocation=0, block_strength=0, structure="", chroma=0))
 # golden: per-frame residual steps (temporal quality allocation, session 18), a GOP of 4 (3 predicted frames)
-register_seed("video-mcvideo-framesteps", _make_video("mcvideo", gop=4, block_strength=0, structure=""))
+register_seed("video-mcvideo-framesteps", _make_video("mcvideo", gop=4, block_strength=0, structure="", chroma=0))
 # golden: per-block residual steps from the decoded motion (blocktree, session 19) on top of the per-frame steps
 # (strength 1: the tiny clip's weights differ little, and the steps must vary within a frame here)
 register_seed("video-mcvideo-blocksteps", _make_video("mcvideo", gop=4, block_strength=1.0, block_propagation=0.9,
-                                                      structure=""))
+                                                      structure="", chroma=0))
 # golden: hierarchical B-frames (session 19): a GOP of 4 in mini-GOPs of 2, i.e. P 2, B 1, P 3
-register_seed("video-mcvideo-hier", _make_video("mcvideo", gop=4, structure="hier", mini_gop=2, block_strength=0))
+register_seed("video-mcvideo-hier", _make_video("mcvideo", gop=4, structure="hier", mini_gop=2, block_strength=0,
+                                               chroma=0))
 # golden: both (the per-block weights propagated through the B frames' two references)
 register_seed("video-mcvideo-hier-blocksteps", _make_video("mcvideo", gop=4, structure="hier", mini_gop=2,
-                                                           block_strength=1.0, block_propagation=0.9))
+                                                           block_strength=1.0, block_propagation=0.9, chroma=0))
 # golden: the intra frame by gaussian+dct (Gaussians + a DCT residual, session 20; a share at which the tiny
 # intra frame codes a residual), hierarchical B-frames, per-block steps
-register_seed("video-mcvideo-gdct-intra", _make_video("mcvideo", gop=4, image_model="gaussian+dct", intra_share=0.6))
+register_seed("video-mcvideo-gdct-intra", _make_video("mcvideo", gop=4, image_model="gaussian+dct", intra_share=0.6,
+                                                     chroma=0))
+# golden: the residual's chroma step 1.5 x luma (config ``chroma``, session 21; with RD-optimised levels, an encoder
+# choice) over hierarchical B-frames and per-block steps: what the encoder writes since session 21
+register_seed("video-mcvideo-chroma", _make_video("mcvideo", gop=4))
 register_seed("video-fourier", _make_video("fourier", **_SMALL["fourier"]))
 register_seed("bounded-nonfinite", _make_bounded)
 register_seed("fourier-bounded-nonfinite", _make_fourier_bounded)

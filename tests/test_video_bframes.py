@@ -95,7 +95,7 @@ def test_b_gop_decodes_to_the_closed_loop_and_chooses_modes_on_the_real_error(fr
     intra = decompress(c.sections["intra"]).data
     assert cfg.b_block == mcorder.b_block_for(cfg.block)
     motion = mcorder.decode_motion(c.sections["motion"], 9, 4, cfg.block, cfg.b_block, H, W)
-    coder = mcorder.WithModes(mcvideo.RESIDUALS["dct2"])
+    coder = mcorder.WithModes(mcvideo.coder_for(cfg))
     coded = coder.decode_symbols(c.sections["residual"], 8, H, W, motion)
     decoded_modes = motion.modes.copy()
     loop, syms = mcvideo.closed_loop(intra, x, motion, cfg.block, coder, cfg.step, cfg.deblock)

@@ -144,7 +144,7 @@ def test_gop_with_block_steps_decodes_to_the_closed_loop_and_bad_configs_are_for
     assert any(len(np.unique(m)) > 1 for m in maps)  # the steps vary within frames
     assert np.all(maps[-1] == cfg.frame_steps[-1])  # nothing inherits from the last frame: its own step
     intra = decompress(c.sections["intra"]).data
-    loop, _ = mc.closed_loop(intra, x, vectors, cfg.block, mc.RESIDUALS[cfg.residual], maps, cfg.deblock)
+    loop, _ = mc.closed_loop(intra, x, vectors, cfg.block, mc.coder_for(cfg), maps, cfg.deblock)
     assert np.array_equal(mc.decode_gop(blob), loop)
     for bad in ([33], [0, 10], [101, 10], [33, RHO], [33.0, 10], "33", [33, -1]):
         conf = dict(c.config, block_steps=bad)
@@ -169,7 +169,7 @@ def test_hierarchical_gop_with_block_steps_propagates_through_both_references_an
     c, cfg = mc._parse(blob)
     assert cfg.structure == "hier" and cfg.block_steps == [100, round(0.9 * RHO)]
     motion = mcorder.decode_motion(c.sections["motion"], n, cfg.mini_gop, cfg.block, cfg.b_block, h, w)
-    coder = mcorder.WithModes(mc.RESIDUALS[cfg.residual])
+    coder = mcorder.WithModes(mc.coder_for(cfg))
     coder.decode_symbols(c.sections["residual"], n - 1, h, w, motion)  # sets motion.modes (the decoded ones)
     maps = cfg.frame_steps_with_blocks(motion, h, w)
     assert len(maps) == n - 1 and all(m.shape == (6, 8) for m in maps)

@@ -65,7 +65,7 @@ def test_gop_with_gaussian_dct_intra_decodes_to_the_closed_loop(frames):
     assert np.array_equal(decoded[0], intra)
     # the encoder's closed loop, re-run from the coded intra frame, motion and steps, is what the decoder gives
     motion = mcorder.decode_motion(c.sections["motion"], 8, cfg.mini_gop, cfg.block, cfg.b_block, H, W)
-    coder = mcorder.WithModes(mcvideo.RESIDUALS[cfg.residual])
+    coder = mcorder.WithModes(mcvideo.coder_for(cfg))
     coder.decode_symbols(c.sections["residual"], 7, H, W, motion)  # the B frames' modes, as the decoder reads them
     loop, syms = mcvideo.closed_loop(intra, x, motion, cfg.block, coder,
                                      cfg.frame_steps_with_blocks(motion, H, W), cfg.deblock)

@@ -89,7 +89,7 @@ def test_rd_motion_gop_decodes_to_the_closed_loop(structure):
     intra = decompress(c.sections["intra"]).data
     if structure:
         vectors = mcorder.decode_motion(c.sections["motion"], 8, cfg.mini_gop, cfg.block, cfg.b_block, 48, 64)
-        mcorder.WithModes(mcvideo.RESIDUALS[cfg.residual]).decode_symbols(c.sections["residual"], 7, 48, 64, vectors)
+        mcorder.WithModes(mcvideo.coder_for(cfg)).decode_symbols(c.sections["residual"], 7, 48, 64, vectors)
         dis = mcorder.hier_motion(mcorder.motion_fields(x, cfg.mini_gop, [cfg.block]), 8, cfg.mini_gop, cfg.block,
                                   cfg.b_block)
         dis_bytes = mcorder.encode_motion(dis)
@@ -97,7 +97,7 @@ def test_rd_motion_gop_decodes_to_the_closed_loop(structure):
         by, bx = -(-48 // cfg.block), -(-64 // cfg.block)
         vectors = mcvideo.decode_motion(c.sections["motion"], (7, by, bx, 2), cfg.motion)
         dis_bytes = mcvideo.encode_motion(mcvideo.motion_fields(x, [cfg.block])[cfg.block], "med")
-    coder = mcvideo.RESIDUALS[cfg.residual]
+    coder = mcvideo.coder_for(cfg)
     loop, _ = mcvideo.closed_loop(intra, x, vectors, cfg.block, coder, cfg.frame_steps_with_blocks(vectors, 48, 64),
                                   cfg.deblock)
     assert np.array_equal(loop, decoded)  # the decoder is unchanged and still gives the encoder's loop

@@ -94,10 +94,10 @@ def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LA
     return q
 
 
-def _band_bits(q: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+def _band_bits(q: np.ndarray, top: int, prior: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Estimated bits of each symbol value -top..top per (channel group, zig-zag position's band, whether the band
-    is the block's last): -log2 of its frequency in ``q`` (add-one smoothed), the streams ``encode_symbols`` codes.
-    Returns (table (2, N_BANDS, 2, 2 * top + 1), last band per (c, by, bx))."""
+    is the block's last): -log2 of its frequency in ``q`` (``prior`` added to every count), the streams
+    ``encode_symbols`` codes. Returns (table (2, N_BANDS, 2, 2 * top + 1), last band per (c, by, bx))."""
     last = mcdct2._last_bands(q)
     table = np.empty((2, N_BANDS, 2, 2 * top + 1))
     band = mcdct2._band_of_position()
@@ -107,17 +107,20 @@ def _band_bits(q: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
             vals = qg[..., band == k]
             for is_last, mask in enumerate((lg > k + 1, lg == k + 1)):
                 sel = vals[mask].ravel()
-                counts = np.bincount(np.clip(sel, -top, top) + top, minlength=2 * top + 1) + 1.0
+                counts = np.bincount(np.clip(sel, -top, top) + top, minlength=2 * top + 1) + prior
                 table[g, k, is_last] = -np.log2(counts / counts.sum())
     return table, last
 
 
 def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float = CHROMA_FACTOR,
-                 passes: int = 2, truncate: bool = True, coef_factor: float | None = None) -> np.ndarray:
+                 passes: int = 2, truncate: bool = True, coef_factor: float | None = None,
+                 prior: float = 1.0) -> np.ndarray:
     """RD-optimised levels (an encoder choice: any decoder reads them): per coefficient the level of plain rounding,
     one less toward zero, or zero, whichever costs least in weighted squared error + ``lam`` x estimated bits, the
     bits from the per-band statistics of the symbols as they stand (``_band_bits``, re-estimated ``passes``
-    times). Errors in luma step^2: a YCoCg error costs Y 3, Co 2, Cg 3 in RGB, chroma steps ``chroma`` x luma."""
+    times; ``prior``: the count added to every value, 1 for a dense image residual, less for a sparse P frame's,
+    whose streams hold too few symbols to outweigh 129 added counts). Errors in luma step^2: a YCoCg error costs Y 3,
+    Co 2, Cg 3 in RGB, chroma steps ``chroma`` x luma. Also ``mcdct2.analyse``'s (video residual) quantiser."""
     coef_factor = RDOQ_COEF_FACTOR if coef_factor is None else coef_factor
     c = coef.shape[0]
     weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c, None, None, None]
@@ -138,9 +141,9 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float = CH
     beyond = [np.maximum(np.log2(np.maximum(v, 1.0)) * 2 - 2 * np.log2(top), 0) for v in cands]  # |v| > top
     for _ in range(passes):
         if not coef_factor:
-            q = _truncate_bands(coef, q, weight, lam, top)
+            q = _truncate_bands(coef, q, weight, lam, top, prior)
             continue
-        table, last = _band_bits(q, top)
+        table, last = _band_bits(q, top, prior)
         is_last = (last.ravel()[where // (N * N)] == band[pos] + 1).astype(np.int64)
         row = ((group * N_BANDS + band[pos]) * 2 + is_last) * (2 * top + 1)
         table = table.ravel()
@@ -157,16 +160,17 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float = CH
         q = np.zeros(coef.shape, np.int32)
         q.ravel()[where] = (sign * best).astype(np.int32)
         if truncate:
-            q = _truncate_bands(coef, q, weight, lam, top)
+            q = _truncate_bands(coef, q, weight, lam, top, prior)
     return q
 
 
-def _truncate_bands(coef: np.ndarray, q: np.ndarray, weight: np.ndarray, lam: float, top: int) -> np.ndarray:
+def _truncate_bands(coef: np.ndarray, q: np.ndarray, weight: np.ndarray, lam: float, top: int,
+                    prior: float = 1.0) -> np.ndarray:
     """Per block and channel, the last band that minimises -(error removed) + lam x bits over the bands kept
     (the bands below the last in the not-last streams, the last in its own stream, plus the ``last`` symbol):
     a lone non-zero in a high band costs the zeros of every band below it too, which a per-coefficient
     decision does not see."""
-    table, last = _band_bits(q, top)
+    table, last = _band_bits(q, top, prior)
     band = mcdct2._band_of_position()
     c = q.shape[0]
     group = np.zeros(c, np.int64)

@@ -15,6 +15,9 @@ dead-zone quantiser, 7 zig-zag bands); what changes:
   YCoCg -> RGB sums are exact too, and it is added to the prediction only in the blocks that code something.
 
 The decoder returns ``Sparse`` frames (the coded blocks' indices and coefficients), never dense coefficient arrays.
+
+Session 21: the chroma step ratio is a GOP config field (``chroma`` in 1/16 of the luma step, ``Coder``; absent:
+2.0), and the encoder chooses the levels by rate-distortion optimisation (``RDOQ_LAMBDA``; any decoder reads them).
 """
 
 from __future__ import annotations
@@ -36,6 +39,17 @@ STAGE1_SHIFT = 9  # after the horizontal pass: |value| < 2^15 again
 STAGE2_SHIFT = 8  # after the vertical pass: 1/4 levels (total 2^17 = 2^15 matrix scale x 2^4 units / 2^2)
 N_BANDS = len(BANDS) - 1
 DEAD_ZONE = 0.15  # measured with the deblocking on (P frames, shared clip): 0.3 / 0.2 / 0.15 / 0.1 -> 0 / -3.4 / -4.1 / -3.0 % BD-rate
+# RD-optimised quantisation (session 21; encoder only, any decoder reads the levels): ``image_dct.rdo_quantise``
+# with its bits from each frame's own band statistics (prior RDOQ_PRIOR per value). Measured on the predicted frames
+# (bench_video_residual.py --variants, 12 frames, BD-rate of the residual bytes; shared clip / crop): lambda 0.15 /
+# 0.22 / 0.3 / 0.4 / 0.5 with prior 1: -2.5 / - / -3.6 / - / -0.1 % and - / -2.4 / -2.3 / -1.8 / - %; prior 0.1:
+# lambda 0.22 / 0.3 / 0.4 -3.7 / -4.0 / -2.8 % and -2.2 / -2.4 / - % (docs/video.md, session 21). 0: off.
+RDOQ_LAMBDA = 0.3
+RDOQ_PRIOR = 0.1
+# re-estimations of its bits: 1 instead of 2 costs +0.4 % (shared clip, chroma 1.5) for ~40 % less CPU of the closed
+# loop (4.1 against 6.7 CPU-s for 5 x 11 frames at 640x360; without RDOQ ~3)
+RDOQ_PASSES = 2
+CHROMA_UNITS = 32  # chroma step / luma step in 1/16 (2.0: CHROMA_FACTOR); another is the GOP config's ``chroma``
 RDO_LAMBDA = 0.06  # lambda of drop_costly_blocks (luma step^2 per bit); measured 0.03 / 0.06 / 0.1 / 0.2: -0.7 / -2.0 / -0.8 / +12.8 % BD-rate
 
 
@@ -65,13 +79,22 @@ def to_sparse(z: np.ndarray) -> Sparse:
     return Sparse(index, np.ascontiguousarray(flat[index]))
 
 
-def block_units(step, by: int, bx: int) -> np.ndarray:
+def block_units(step, by: int, bx: int, chroma: int = CHROMA_UNITS) -> np.ndarray:
     """Integer steps in 1/16 levels: (3,) (Y, Co, Cg) for one step in levels (a float), or (by * bx, 3) for a
-    (by, bx) integer array of per-block luma steps in 1/16 levels (``blocktree``; chroma CHROMA_FACTOR = 2 x)."""
+    (by, bx) integer array of per-block luma steps in 1/16 levels (``blocktree``); chroma steps ``chroma`` / 16 x
+    the luma step (32: CHROMA_FACTOR = 2, the forms before session 21), rounded to an integer (integer arithmetic
+    for the per-block steps, so encoder and decoder agree on any machine)."""
     if np.ndim(step) == 0:
-        return step_units(step)
+        if chroma == CHROMA_UNITS:
+            return step_units(step)
+        s = max(1, int(round(step * mcdct.STEP_UNIT)))
+        c = max(1, (s * chroma + 8) // 16)
+        return np.array([s, c, c], np.int64)
     luma = np.asarray(step, np.int64).reshape(by * bx)
-    return np.stack([luma, 2 * luma, 2 * luma], axis=1)
+    if chroma == CHROMA_UNITS:
+        return np.stack([luma, 2 * luma, 2 * luma], axis=1)
+    c = np.maximum((luma * chroma + 8) // 16, 1)
+    return np.stack([luma, c, c], axis=1)
 
 
 def _luma_units(step, by: int, bx: int):
@@ -105,18 +128,18 @@ def _rgb_quarter(ycc: np.ndarray) -> np.ndarray:
     return np.stack([y + co - cg, y + cg, y - co - cg], axis=-1)
 
 
-def add(pred: np.ndarray, frame, step, deblock_strength: int = 0) -> np.ndarray:
+def add(pred: np.ndarray, frame, step, deblock_strength: int = 0, chroma: int = CHROMA_UNITS) -> np.ndarray:
     """The decoded frame: ``pred`` (h, w, 3) uint8 plus the residual of ``frame`` (``Sparse`` or dense symbols),
     rounded and clipped; blocks that code nothing are the prediction itself. With ``deblock_strength`` the edges
     of coded blocks are then filtered (``deblock``). ``step``: one in levels, or a (by, bx) integer array of
-    per-block luma steps in 1/16 levels."""
+    per-block luma steps in 1/16 levels; ``chroma`` as in ``block_units``."""
     sp = frame if isinstance(frame, Sparse) else to_sparse(frame)
     out = pred.copy()
     if len(sp.index) == 0:
         return out
     h, w = pred.shape[:2]
     by, bx = grid(h, w)
-    out = _add_blocks(out, sp, step, h, w, by, bx)
+    out = _add_blocks(out, sp, step, h, w, by, bx, chroma)
     if deblock_strength:
         coded = np.zeros(by * bx, bool)
         coded[sp.index] = True
@@ -124,8 +147,9 @@ def add(pred: np.ndarray, frame, step, deblock_strength: int = 0) -> np.ndarray:
     return out
 
 
-def _add_blocks(out: np.ndarray, sp: Sparse, step: float, h: int, w: int, by: int, bx: int) -> np.ndarray:
-    units = block_units(step, by, bx)
+def _add_blocks(out: np.ndarray, sp: Sparse, step: float, h: int, w: int, by: int, bx: int,
+                chroma: int = CHROMA_UNITS) -> np.ndarray:
+    units = block_units(step, by, bx, chroma)
     rgb = _rgb_quarter(_inverse_quarter_levels(sp.coef, units if units.ndim == 1 else units[sp.index]))
     rows, cols = np.divmod(sp.index, bx)
     if h % N or w % N:  # edge blocks: work on a padded copy
@@ -140,42 +164,48 @@ def _add_blocks(out: np.ndarray, sp: Sparse, step: float, h: int, w: int, by: in
     return out
 
 
-def synthesize(frame, step: float, h: int, w: int) -> np.ndarray:
+def synthesize(frame, step: float, h: int, w: int, chroma: int = CHROMA_UNITS) -> np.ndarray:
     """The RGB residual (h, w, 3) float32 (exact quarter levels), for tools and tests; decoding uses ``add``."""
     sp = frame if isinstance(frame, Sparse) else to_sparse(frame)
     by, bx = grid(h, w)
     full = np.zeros((by * bx, N, N, 3), np.float32)
     if len(sp.index):
-        units = block_units(step, by, bx)
+        units = block_units(step, by, bx, chroma)
         full[sp.index] = _rgb_quarter(_inverse_quarter_levels(sp.coef, units if units.ndim == 1 else units[sp.index])
                                       ) * np.float32(0.25)
     return full.reshape(by, bx, N, N, 3).transpose(0, 2, 1, 3, 4).reshape(by * N, bx * N, 3)[:h, :w]
 
 
-def analyse(residual_rgb: np.ndarray, step) -> tuple[np.ndarray, None]:
+def analyse(residual_rgb: np.ndarray, step, chroma: int = CHROMA_UNITS) -> tuple[np.ndarray, None]:
     """Dead-zone quantised DCT symbols (3, by, bx, 64) in zig-zag order (the decoded frame comes from ``add``),
     with the blocks whose bits buy too little distortion dropped (``drop_costly_blocks``). ``step`` as in ``add``:
     with per-block steps each block's coefficients are in its own step's units, so the dead zone and the
     rate-distortion drop (lambda in step^2 per bit) scale with each block's step, as lambda follows QP in H.264."""
-    if np.ndim(step) == 0:
+    if np.ndim(step) == 0 and chroma == CHROMA_UNITS:
         coef = mcdct.scaled_coefficients(residual_rgb, step)
     else:
         base = mcdct.scaled_coefficients(residual_rgb, 1.0)  # in units of (1, 2, 2) levels
         by, bx = base.shape[1:3]
-        units = block_units(step, by, bx).T.reshape(3, by, bx).astype(np.float64)
+        units = block_units(step, by, bx, chroma).astype(np.float64)
+        units = units[:, None, None] if units.ndim == 1 else units.T.reshape(3, by, bx)
         coef = base * (step_units(1.0).astype(np.float64)[:, None, None] / units)[..., None]
     q = mcdct.dead_zone_quantise(coef, DEAD_ZONE)
+    if RDOQ_LAMBDA:
+        from .image_dct import rdo_quantise  # here: image_dct imports this module
+
+        q = rdo_quantise(coef, q, RDOQ_LAMBDA, chroma / 16, passes=RDOQ_PASSES, prior=RDOQ_PRIOR)
     if RDO_LAMBDA:
-        drop_costly_blocks(coef, q)
+        drop_costly_blocks(coef, q, chroma=chroma / 16)
     # |symbol| <= MAX_SYMBOL = 2^12: int16 halves what the encoder holds for a long GOP (47 frames at 1280x720)
     return q.astype(np.int16), None
 
 
-def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float | None = None) -> None:
+def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float | None = None, chroma: float = 2.0) -> None:
     """Rate-distortion decision per block and channel (in place): code nothing where the squared error the symbols
     remove is below lambda x their estimated bits. Errors are weighted by what a YCoCg error costs in RGB (Y 3,
-    Co 2, Cg 3, chroma steps 2x: 3 / 8 / 12 in luma step^2); bits ~ 3 for the last band, 0.5 per zero before
-    the last non-zero, 4 + 2 log2|q| per non-zero (the coded sizes of the shared clip's streams, roughly)."""
+    Co 2, Cg 3, chroma steps ``chroma`` x the luma step: 3 / 8 / 12 in luma step^2 at 2x); bits ~ 3 for the last
+    band, 0.5 per zero before the last non-zero, 4 + 2 log2|q| per non-zero (the coded sizes of the shared clip's
+    streams, roughly)."""
     lam = RDO_LAMBDA if lam is None else lam
     nz = q != 0
     coded = nz.any(axis=-1)
@@ -188,7 +218,7 @@ def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float | None = None
     mag[nz] = 4.0 + 2.0 * np.log2(absq)
     bits = 3.0 + 0.5 * (last_pos - nnz) + mag.sum(axis=-1)
     gain = (coef**2 - (coef - q) ** 2).sum(axis=-1)
-    weight = np.array([3.0, 8.0, 12.0])[:q.shape[0], None, None]  # Y, Co, Cg (or a gray image's one channel)
+    weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:q.shape[0], None, None]  # Y, Co, Cg (or gray)
     drop = coded & (weight * gain < 3.0 * lam * bits)
     q[drop] = 0
 
@@ -302,3 +332,27 @@ def decode_symbols(data: bytes, frames: int, h: int, w: int) -> list[Sparse]:
         raise FormatError("residual section has trailing bytes")
     bounds = np.searchsorted(rows, np.arange(frames + 1) * nblk)
     return [Sparse(rows[bounds[i]:bounds[i + 1]] - i * nblk, coef[bounds[i]:bounds[i + 1]]) for i in range(frames)]
+
+
+class Coder:
+    """This module's coder interface (``analyse``, ``add``, ``synthesize``, the symbol functions) with another chroma
+    step ratio (the GOP config's ``chroma``, in 1/16; session 21): ``mcvideo.coder_for`` gives the module itself for
+    the default form."""
+
+    NAME = NAME
+
+    def __init__(self, chroma: int):
+        self.chroma = chroma
+
+    def analyse(self, residual_rgb: np.ndarray, step) -> tuple[np.ndarray, None]:
+        return analyse(residual_rgb, step, self.chroma)
+
+    def add(self, pred: np.ndarray, frame, step, deblock_strength: int = 0) -> np.ndarray:
+        return add(pred, frame, step, deblock_strength, self.chroma)
+
+    def synthesize(self, frame, step, h: int, w: int) -> np.ndarray:
+        return synthesize(frame, step, h, w, self.chroma)
+
+    encode_symbols = staticmethod(encode_symbols)
+    estimate_bytes = staticmethod(estimate_bytes)
+    decode_symbols = staticmethod(decode_symbols)

@@ -115,6 +115,12 @@ MOTION_RD = 1.0
 # 0.02 / 0.05 / 0.1 / 0.2 bpp (intra frames at ~0.08 / 0.21 / 0.23 / 0.46 bpp), a crop of the full-size clip -0.07 /
 # +0.19 / +0.50 / +0.64 dB: the prediction of the next frames is capped by the motion (~29 dB even from the source
 # frame), so a better intra frame adds little to them, and at ~0.08 bpp its DCT detail predicts slightly worse.
+# The "dct2" residual's chroma step / luma step in 1/16 that the encoder writes (GOP config ``chroma``; session 21):
+# 32 (2.0) before. RGB PSNR counts chroma errors in full, and the image residual found 1.5 best (image_dct).
+# Measured on the predicted frames with RDOQ (bench_video_residual.py --variants, 12 frames, BD-rate of the residual
+# bytes against 2.0; shared clip / crop): 1.5 -1.4 / -2.5 %, 1.25 -1.9 / -2.3 %, 1.0 -2.1 / -2.1 %.
+CHROMA = 24
+CHROMA_RANGE = (8, 64)
 INTRA_MODEL_LOW = "gaussian"
 INTRA_MODEL_HIGH = "gaussian+dct"
 INTRA_DCT_BPP = 0.15
@@ -141,6 +147,8 @@ class MCConfig:
     structure: str = ""
     mini_gop: int = 0
     b_block: int = 0  # the B frames' motion block ("hier")
+    # the "dct2" residual's chroma step / luma step in 1/16 (session 21); 0: 2.0, the forms before it
+    chroma: int = 0
 
     def validate(self) -> None:
         if not (isinstance(self.frames, int) and 1 <= self.frames <= 1024
@@ -172,6 +180,10 @@ class MCConfig:
                                                    else self.b_block == 0)
                 and (not self.structure or self.residual == mcdct2.NAME)):
             raise FormatError("mcvideo GOP structure out of range")
+        if not (type(self.chroma) is int and (self.chroma == 0 or (self.residual == mcdct2.NAME
+                                                                   and CHROMA_RANGE[0] <= self.chroma
+                                                                   <= CHROMA_RANGE[1]))):
+            raise FormatError("mcvideo chroma step out of range")
 
     @property
     def step(self) -> float | np.ndarray:
@@ -187,6 +199,12 @@ class MCConfig:
             return self.step
         units = self.frame_steps or [self.residual_step] * (self.frames - 1)
         return block_step_units(vectors, self.block, h, w, units, *self.block_steps)
+
+
+def coder_for(cfg: MCConfig):
+    """The residual coder of a GOP: the module named by ``residual``, or ``mcdct2.Coder`` with the GOP's chroma
+    step ratio."""
+    return mcdct2.Coder(cfg.chroma) if cfg.chroma else RESIDUALS[cfg.residual]
 
 
 def gop_for(bpp: float | None) -> int:
@@ -437,9 +455,9 @@ def _add(coder, pred: np.ndarray, symbols, step: float, residual: np.ndarray | N
 
 
 def _config_dict(cfg: MCConfig) -> dict:
-    """The stored config: without ``frame_steps`` / ``block_steps`` / ``structure`` / ``mini_gop`` / ``b_block``
-    when empty (the forms before them, byte for byte)."""
-    optional = ("frame_steps", "block_steps", "structure", "mini_gop", "b_block")
+    """The stored config: without ``frame_steps`` / ``block_steps`` / ``structure`` / ``mini_gop`` / ``b_block`` /
+    ``chroma`` when empty (the forms before them, byte for byte)."""
+    optional = ("frame_steps", "block_steps", "structure", "mini_gop", "b_block", "chroma")
     return {k: v for k, v in cfg.__dict__.items() if not (k in optional and not v)}
 
 
@@ -534,7 +552,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                allocation: float | None = None, propagation: float | None = None,
                block_strength: float | None = None, block_propagation: float | None = None,
                structure: str | None = None, mini_gop: int | None = None,
-               motion_rd: float | None = None) -> bytes:
+               motion_rd: float | None = None, chroma: int | None = None) -> bytes:
     """One GOP ((n, H, W, 3) uint8) as a complete ``.inrc`` of model ``mcvideo``.
 
     ``residual`` (a name in RESIDUALS, default ``DEFAULT_RESIDUAL``; "" for none): forward prediction with a
@@ -547,7 +565,9 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     in mini-GOPs of ``mini_gop``: ``mcorder``; "" the forward P chain). Without a residual, ``next_frame`` (the
     first frame of the next GOP) makes the GOP bidirectional: the motion of that frame to this GOP's last one is
     coded too, and no residual is coded. ``motion_rd`` (default ``MOTION_RD``; 0: the DIS vectors as they are)
-    scales the lambda of the rate-constrained motion choice (``mcmotion``; with a residual and a byte target)."""
+    scales the lambda of the rate-constrained motion choice (``mcmotion``; with a residual and a byte target).
+    ``chroma`` (default ``CHROMA``; 0: the form before session 21, 2.0) the "dct2" residual's chroma step / luma step
+    in 1/16."""
     from ..codec import compress, decompress
     from ..signal import Signal
 
@@ -590,11 +610,14 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     # the largest step the config may hold, so that the measured header is not below the real one
     allocation = (ALLOCATION if allocation is None else float(allocation)) if residual else 0.0
     top = MAX_RESIDUAL_STEP * STEP_UNIT
+    if chroma and not CHROMA_RANGE[0] <= chroma <= CHROMA_RANGE[1]:
+        raise InputError(f"mcvideo chroma must be 0 or in {list(CHROMA_RANGE)} (1/16 of the luma step), got {chroma}")
     cfg = MCConfig(n, block, image_model, bidirectional, residual, top if residual else 0,
                    deblock.DEFAULT_STRENGTH if residual == mcdct2.NAME else 0, MOTION_FORM,
                    # varied stand-ins: the header is deflated, and identical values would compress below real ones
                    [top - (i * 7919) % (top // 2) for i in range(n - 1)] if allocation else [],
-                   structure=structure, mini_gop=mini_gop, b_block=vectors.b_block if structure else 0)
+                   structure=structure, mini_gop=mini_gop, b_block=vectors.b_block if structure else 0,
+                   chroma=(CHROMA if chroma is None else int(chroma)) if residual == mcdct2.NAME else 0)
     block_strength = (BLOCK_STRENGTH if block_strength is None else float(block_strength)
                       ) if residual == mcdct2.NAME else 0.0
     if block_strength:
@@ -616,7 +639,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     intra_time = time_budget
     if residual and time_budget is not None:  # the intra frame gets what the motion and the residual search leave
         intra_time = max(0.3 * time_budget, time_budget - (time.perf_counter() - started)
-                         - _residual_search_seconds(window, vectors, block, RESIDUALS[residual], cfg.deblock))
+                         - _residual_search_seconds(window, vectors, block, coder_for(cfg), cfg.deblock))
     cfg.image_model = image_model = chosen_model or intra_model_for(intra_bpp)
     frame0 = Signal(np.ascontiguousarray(window[0]), kind="image", value_range=(0.0, 255.0))
     r = compress(frame0, image_model, bpp=intra_bpp, psnr=psnr, time_budget=intra_time, steps=steps, seed=seed)
@@ -624,7 +647,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     if residual:
         intra = decompress(r.data).data
         budget = None if target_bytes is None else target_bytes - overhead - len(r.data) - 8  # length fields
-        coder = mcorder.WithModes(RESIDUALS[residual]) if structure else RESIDUALS[residual]
+        coder = mcorder.WithModes(coder_for(cfg)) if structure else coder_for(cfg)
         p = PROPAGATION if propagation is None else float(propagation)
         mult = (mcorder.frame_step_multipliers(n, mini_gop, allocation, p) if structure
                 else frame_step_multipliers(n - 1, allocation, p))
@@ -739,14 +762,14 @@ def decode_gop(data: bytes, next_gop: bytes | None = None, cache: dict | None = 
     by, bx = -(-h // cfg.block), -(-w // cfg.block)
     if cfg.structure:  # hierarchical B-frames: motion of both directions, modes in front of the residual
         vectors = mcorder.decode_motion(c.sections["motion"], n, cfg.mini_gop, cfg.block, cfg.b_block, h, w)
-        coder = RESIDUALS[cfg.residual]
+        coder = coder_for(cfg)
         symbols = mcorder.WithModes(coder).decode_symbols(c.sections["residual"], n - 1, h, w, vectors)
         return reconstruct(intra, vectors, cfg.block, coder, cfg.frame_steps_with_blocks(vectors, h, w), symbols,
                            cfg.deblock)
     fields = n if cfg.bidirectional and n > 1 else n - 1
     vectors = decode_motion(c.sections["motion"], (fields, by, bx, 2), cfg.motion)
     if cfg.residual:
-        coder = RESIDUALS[cfg.residual]
+        coder = coder_for(cfg)
         symbols = coder.decode_symbols(c.sections["residual"], n - 1, h, w)
         return reconstruct(intra, vectors, cfg.block, coder, cfg.frame_steps_with_blocks(vectors, h, w), symbols,
                            cfg.deblock)
