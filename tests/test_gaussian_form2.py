@@ -165,3 +165,23 @@ def test_hostile_alphabets_are_refused_and_the_encoder_never_writes_them(monkeyp
     monkeypatch.undo()
     with pytest.raises(FormatError, match="alphabets"):
         gc.decode_section(hostile, h, w, c)
+
+
+def test_degenerate_colours_are_clamped_and_still_code():
+    """A fit stopped after a few steps can leave a near-singular colour solve with huge (or NaN) colours; they must
+    quantise to int32 symbols and round-trip, clamped to COLOR_CLAMP (seen in a 5-step intra fit of mcvideo)."""
+    h, w, channels = 40, 60, 3
+    steps = G.base_steps_for(channels)
+    means, logcov, colors = _random_set(300, h, w, channels, seed=7)
+    colors = np.array(colors, dtype=np.float64)
+    colors[:5] = 1e12
+    colors[5:10] = -1e15
+    colors[10, 1] = np.nan
+    q = gc.quantize(means, logcov, colors, steps, h, w)
+    blob = gc.encode_section(q, np.zeros(300, np.int64), 1, steps)
+    q2, _, _, _ = gc.decode_section(blob, h, w, channels)
+    _, _, decoded = gc.dequantize(q2, steps, h, w)
+    assert np.isfinite(decoded).all()
+    # clamped per channel before the colour basis: the decoded norm cannot exceed the clamp's by more than a step
+    assert np.abs(decoded).max() <= gc.COLOR_CLAMP * np.sqrt(channels) * 1.5
+    assert np.abs(decoded).max() > 4.0  # the huge ones did not collapse to ordinary colours

@@ -60,6 +60,8 @@ GAUSSIANS_PER_BYTE = 4
 FREE_GAUSSIANS = 64
 POS_CODE_MIN = -8 * STEP_DENOM  # positions never finer than 1/256 px (keeps lattice indices far inside int64)
 SHAPE_CLAMP = 12.0  # |v| bound (sizes e^-12..e^12 px, aspect ratios up to e^24): keeps exp() finite
+COLOR_CLAMP = 16.0  # |colour| bound (64x C_REF; fitted colours stay within ~2): a degenerate fit's colours
+# (a near-singular least-squares solve, e.g. after a handful of steps) must still quantise to int32 symbols
 _F64 = torch.float64
 
 
@@ -299,7 +301,8 @@ def quantize(means: np.ndarray, logcov: np.ndarray, colors: np.ndarray, steps: S
     qv0 = np.rint(v[:, 0] / code_to_step(steps.shape[0])).astype(np.int64)
     v0 = _dequantize_v0(qv0, steps)
     cstep = _color_steps(v0, steps)
-    qc = np.rint(basis_product(np.asarray(colors, dtype=np.float64), basis.T) / cstep).astype(np.int64)
+    colors = np.clip(np.nan_to_num(np.asarray(colors, dtype=np.float64)), -COLOR_CLAMP, COLOR_CLAMP)
+    qc = np.rint(basis_product(colors, basis.T) / cstep).astype(np.int64)
     chat = basis_product(qc * cstep, basis)
     qa = np.rint(v[:, 1:] / _aniso_steps(v0, chat, steps)).astype(np.int64)
     sp = float(code_to_step(steps.pos))
