@@ -54,13 +54,32 @@ def cached_base(cache: Path, stem: str, rate: float, steps: int) -> tuple[int, n
     return int(meta["bytes"]), np.load(key.with_suffix(".npz"))["decoded"]
 
 
-def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, **kw):
+def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, kw: dict):
     """(section bytes, decoded image) of one variant at luma ``step``."""
     strength = image_dct.DEBLOCK_STRENGTH
-    if variant.startswith("rdoq"):
+    if variant.startswith("tx4"):  # per-block 8x8 or four 4x4 transforms (image_tx), over RDOQ
+        import _tx4 as image_tx
+        from inrcodec.models import coefcoder
+
+        if kw.get("_raw4") is None:
+            kw["_raw4"] = image_tx.raw_split_coefficients(image, base)
+        q, units, split = image_tx.quantise_split(raw, kw["_raw4"], step, kw.get("tx_lambda", 0.3),
+                                                  kw.get("tx_bias", 1.0),
+                                                  rdoq=kw.get("rdoq_lambda", image_dct.RDOQ_LAMBDA))
+        rec_ = coefcoder._Recorder()
+        image_tx.code_flags(rec_, q, split)
+        blob = image_dct.encode_section(q, units, strength)
+        return len(blob) + len(rec_.payload()), image_tx.add_split(base, q, units, strength, split)
+    if variant.startswith("rdoqctx"):  # RDOQ priced with format 2's context models (rdoq_ctx)
+        q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), prices="ctx",
+                                          chroma=kw.get("chroma", image_dct.CHROMA_FACTOR),
+                                          lam=kw.get("drop_lambda", image_dct.RDO_LAMBDA))
+    elif variant.startswith("rdoq"):
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("rdoq_lambda", image_dct.RDOQ_LAMBDA))
     else:
         q, units = image_dct.quantise_raw(raw, step)
+    if variant.endswith("+db"):  # the deblocking strength with the best PSNR (the section stores it)
+        strength = image_dct.best_strength(image, base, q, units)
     blob = image_dct.encode_section(q, units, strength)
     rec = image_dct.add(base, q, units, strength)
     if variant.endswith("wiener"):
@@ -119,12 +138,13 @@ def main(argv=None) -> int:
                 print(f"{stem}: no cached base at {rate} bpp, skipped", flush=True)
                 continue
             raw = image_dct.raw_coefficients(image, base)
+            kwb = dict(kw, _raw4=None)  # per-base caches of the variants
             curves = {}
             for v in variants:
                 c0 = time.process_time()
                 pts = []
                 for s in steps:
-                    nbytes, rec = code(v, image, base, raw, s, **kw)
+                    nbytes, rec = code(v, image, base, raw, s, kwb)
                     total = base_bytes + nbytes + HEADER_BYTES
                     pts.append({"step": s, "base_rate": rate, "residual_bytes": nbytes, "bytes": total,
                                 "bpp": 8 * total / npx, "psnr": psnr8(image, rec)})

@@ -129,12 +129,16 @@ class GaussianDCT(GaussianImage):
                 self._base_cache = (blob, self._integers(base.render().numpy()))
         return self._base_cache
 
+    def _image(self) -> np.ndarray:
+        """The image being coded, as the image's integers."""
+        if self._target is None:
+            raise RuntimeError("encode needs a fitted model")
+        return self._integers(self._target.numpy())
+
     def _raw_coefficients(self) -> np.ndarray:
         if self._raw is None:
-            if self._target is None:
-                raise RuntimeError("encode needs a fitted model")
             _, base = self._decoded_base()
-            self._raw = image_dct.raw_coefficients(self._integers(self._target.numpy()), base)
+            self._raw = image_dct.raw_coefficients(self._image(), base)
         return self._raw
 
     def step_for(self, quality: float) -> float:
@@ -158,8 +162,9 @@ class GaussianDCT(GaussianImage):
             return {"gaussians": blob, "dct": b""}
         step = self.step_for(quality)
         if step not in self._section_cache:
-            q, units = image_dct.quantise_raw(self._raw_coefficients(), step, rdoq=image_dct.RDOQ_LAMBDA)
-            strength = image_dct.DEBLOCK_STRENGTH if base.dtype == np.uint8 else 0
+            q, units = image_dct.quantise_raw(self._raw_coefficients(), step, rdoq=image_dct.RDOQ_LAMBDA,
+                                              prices=image_dct.RDOQ_PRICES)
+            strength = image_dct.best_strength(self._image(), base, q, units)
             self._section_cache = {step: image_dct.encode_section(q, units, strength)}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}
 

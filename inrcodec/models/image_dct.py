@@ -35,7 +35,7 @@ import numpy as np
 from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
-from . import coefcoder, deblock, mcdct, mcdct2
+from . import coefcoder, deblock, mcdct, mcdct2, rdoq_ctx
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
 FORMAT = 2  # written; 1 (mcdct2's symbol coding) is still decoded
@@ -49,14 +49,19 @@ N_BANDS = len(BANDS) - 1
 BAND_ROWS = 64  # block rows per band of the decoder's inverse (512 pixel rows)
 # Encoder choices (not in the bitstream), measured on Kodak residuals under a Gaussian base (see module doc):
 # Total bytes at equal PSNR (BD-rate over residual steps 6-24) on kodim03 over a 0.2 bpp Gaussian base (1000 steps):
-CHROMA_FACTOR = 1.5  # chroma steps = this x luma step; 2.0 (video's) / 1.5 / 1.25 / 1.0: 0 / -0.9 / -1.0 / -0.0 %
+CHROMA_FACTOR = 1.25  # chroma steps = this x luma step; 2.0 (video's) / 1.5 / 1.25 / 1.0: 0 / -0.9 / -1.0 / -0.0 %
+# (session 19, format 1); with the context-priced RDOQ (session 21, kodim01/03/05/07 over 0.2 bpp bases, against
+# 1.5) 2.0 / 1.25 / 1.125 / 1.0: +1.2 / -0.34 / -0.37 / -0.31 %
 DC_FACTOR = 1.0  # DC steps = this x the channel's AC step; with chroma 1.5, 0.5 / 0.75 / 1.25: +1.1 / -0.1 / +0.7 %
 DEAD_ZONE = 0.15  # 0.1 / 0.2 (and 0.08 / 0.25 over a 0.1 bpp base): -0.0 / +0.8 (+0.4 / +2.9) %
 RDO_LAMBDA = 0.06  # 0.12 / 0.2 / 0.3 (0 over a 0.1 bpp base): -0.2 / +3.0 / +10.3 (+0.7) %
 RDOQ_COEF_FACTOR = 1.0  # per-coefficient lambda / band-truncation lambda: 0 / 0.5 / 1: -2.8 / -2.9 / -3.5 %
+RDOQ_PRICES = "ctx"  # the encoder's RDOQ prices bits with format 2's context models (rdoq_ctx), not format 1's
+# per-band statistics ("band"): -1.1 % BD-rate on kodim01/03/05/07 over 0.2 bpp bases (benchmarks/README.md)
 RDOQ_LAMBDA = 0.3  # rdo_quantise's lambda for the encoder (gaussian_dct.encode); kodim03/07 over a 0.2 bpp base:
 # 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (benchmarks/README.md "RD-optimised quantisation")
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
+DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,9 +89,11 @@ def coefficients(res_levels: np.ndarray, units: np.ndarray) -> np.ndarray:
 
 
 def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA, rdoq: float = 0.0,
-             chroma: float = CHROMA_FACTOR) -> np.ndarray:
+             chroma: float = CHROMA_FACTOR, prices: str = "band") -> np.ndarray:
     q = mcdct.dead_zone_quantise(coef, dead_zone)
-    if rdoq:
+    if rdoq and prices == "ctx":
+        q = rdoq_ctx.rdo_quantise(coef, q, rdoq, chroma)
+    elif rdoq:
         q = rdo_quantise(coef, q, rdoq, chroma)
     if lam:
         mcdct2.drop_costly_blocks(coef, q, lam)  # per block and channel, for 1 or 3 channels
@@ -283,6 +290,22 @@ def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np
         rgb = deblock.deblock(rgb, coded, int(units[0, 0]), strength)
         out = rgb if c == 3 else rgb[..., :1]
     return out
+
+
+def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray,
+                  candidates=DEBLOCK_CANDIDATES) -> int:
+    """The deblocking strength of ``candidates`` whose decoded image is closest to ``image`` (squared error): an
+    encoder choice, the section stores it (0 for 16-bit images, which are not deblocked)."""
+    if image.dtype != np.uint8:
+        return 0
+    undeblocked = add(base, q, units, 0)
+    coded = np.any(q != 0, axis=(0, 3))
+    rgb = undeblocked if image.shape[-1] == 3 else np.repeat(undeblocked, 3, axis=-1)
+    ref = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
+    ref = ref.astype(np.int32)
+    errors = [int(((deblock.deblock(rgb, coded, int(units[0, 0]), s).astype(np.int32) - ref) ** 2).sum())
+              for s in candidates]
+    return int(candidates[int(np.argmin(errors))])
 
 
 def _level(dtype) -> int:
