@@ -12,9 +12,14 @@ on the machine's load, so variants are compared exactly:
 - per (image, base): BD-rate of each variant's curve over the steps against ``baseline``'s;
 - per image: BD-rate of each variant's RD envelope over all bases (the Pareto front) against ``baseline``'s.
 
-Variants (``VARIANTS``): ``baseline`` (the encoder as it is), ``rdoq`` (``image_dct.rdo_quantise``: per
-coefficient level / level - 1 / 0 by distortion + lambda x bits), ``wiener`` (a restoration filter after the
-deblocking, ``_restoration.py``, an experiment), and ``rdoq+wiener``. Writes ``<out>.json`` and ``<out>.png``.
+Variants: ``baseline`` (plain dead-zone quantiser), ``rdoq`` (``image_dct.rdo_quantise``: per coefficient
+level / level - 1 / 0 by distortion + lambda x bits, bits from format 1's band statistics), ``rdoqctx`` (the same
+priced with format 2's context models, ``rdoq_ctx``: the encoder since session 21; ``+nodrop`` without the block
+drop after it), any of them ``+db`` (the deblocking strength with the least error, ``image_dct.best_strength``),
+``wiener`` (a restoration filter after the deblocking, ``_restoration.py``, an experiment), ``rdoq+wiener``, and
+``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment). The first variant is the anchor.
+``--set NAME=X``: rdoq_lambda, ctx_lambda, chroma (the chroma step factor of ``rdoqctx``), drop_lambda,
+tx_lambda, tx_bias, wiener_*. Writes ``<out>.json`` and ``<out>.png``.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
     if variant.startswith("rdoqctx"):  # RDOQ priced with format 2's context models (rdoq_ctx)
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), prices="ctx",
                                           chroma=kw.get("chroma", image_dct.CHROMA_FACTOR),
-                                          lam=kw.get("drop_lambda", image_dct.RDO_LAMBDA))
+                                          lam=0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA))
     elif variant.startswith("rdoq"):
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("rdoq_lambda", image_dct.RDOQ_LAMBDA))
     else:
@@ -90,6 +95,15 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         rec = restoration.apply(rec, params)
         return len(blob) + len(extra), rec
     return len(blob), rec
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
 
 
 def bd(anchor: list[dict], test: list[dict]) -> float | str:
@@ -126,7 +140,7 @@ def main(argv=None) -> int:
     variants = args.variants.split(",")
     steps = [float(s) for s in args.res_steps.split(",")]
     result = {"command": "python benchmarks/gaussian_dct_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-              "settings": kw, "load_start": os.getloadavg(), "per_image": {}}
+              "settings": kw, "git_commit": _commit(), "load_start": os.getloadavg(), "cpu_s": {}, "per_image": {}}
     for stem in args.images.split(","):
         image = load(DATA / f"{stem}.png").data
         npx = image.shape[0] * image.shape[1]
@@ -150,7 +164,9 @@ def main(argv=None) -> int:
                                 "bpp": 8 * total / npx, "psnr": psnr8(image, rec)})
                 curves[v] = pts
                 points[v] += pts
-                print(f"{stem} base {rate} {v}: {time.process_time() - c0:.1f} CPU-s", flush=True)
+                cpu = time.process_time() - c0
+                result["cpu_s"][f"{stem} {rate} {v}"] = round(cpu, 2)
+                print(f"{stem} base {rate} {v}: {cpu:.1f} CPU-s", flush=True)
             per_base[str(rate)] = {"base_bytes": base_bytes, "base_psnr": psnr8(image, base), "curves": curves,
                                    "bd_rate_vs_baseline": {v: bd(curves[variants[0]], curves[v])
                                                            for v in variants[1:]}}

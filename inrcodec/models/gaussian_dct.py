@@ -11,7 +11,8 @@ Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianIm
 model does, to ``base_share`` of the byte budget (a fixed rule measured on Kodak, not tuned per image); the
 quality knob the codec bisects on the *real* file size is then the residual's luma step (``GaussianDCT.step_for``), so the
 whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
-(``image_dct.rdo_quantise``, λ ``RDOQ_LAMBDA``: −3 % BD-rate, an encoder choice). The residual is the original minus the decoded base, computed from
+priced with the symbol coder's own context models (``rdoq_ctx``, λ ``image_dct.RDOQ_LAMBDA``), and the deblocking
+strength is the one with the least error (``image_dct.best_strength``): encoder choices, no format change. The residual is the original minus the decoded base, computed from
 the base the decoder will draw (the ``gaussians`` section decoded and rendered, rounded to the image's integers).
 
 Decoding: render the Gaussians, round to the image's integers, add the residual exactly (``image_dct.add``:

@@ -10,9 +10,10 @@ Gaussian base is *dense* (most blocks code something) where a P-frame residual i
 channel (Y, Co, Cg, in 1/16 levels, stored in the section), gray and 16-bit images, and a dead zone, block drop
 and chroma step measured on Gaussian residuals of Kodak images (benchmarks/README.md "Gaussian base + DCT
 residual"; what was tried and lost is noted there and at ``encode_symbols``).
-The encoder (``gaussian_dct``) adds RD-optimised quantisation (``rdo_quantise``: per coefficient and per block's
-last band, distortion + λ x bits, the bits estimated from format 1's per-band statistics; benchmarks/README.md
-"encoder-side RD tools").
+The encoder (``gaussian_dct``) adds RD-optimised quantisation (per coefficient and per block's end, distortion +
+λ x bits: since session 21 the bits priced with format 2's own context models, ``rdoq_ctx``; ``rdo_quantise``
+prices them with format 1's per-band statistics) and picks the deblocking strength with the least error
+(``best_strength``; the section stores it); benchmarks/README.md "encoder-side RD tools" and "session 21".
 
 Channels: RGB (3) is coded in YCoCg; gray (1) is coded as Y alone. Bit depths: the residual is quantised in units
 of 8-bit levels (``level`` = (2^bits - 1) / 255 input levels, 1 or 257) and added to the integer base as
