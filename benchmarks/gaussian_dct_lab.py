@@ -85,6 +85,14 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         q, units = image_dct.quantise_raw(raw, step)
     if variant.endswith("+db"):  # the deblocking strength with the best PSNR (the section stores it)
         strength = image_dct.best_strength(image, base, q, units)
+    if variant.endswith("+db2"):  # H.264's full normal filter (p1/q1 too), best strength: an experiment
+        import _deblock2
+
+        plain = image_dct.add(base, q, units, 0)
+        coded = np.any(q != 0, axis=(0, 3))
+        recs = [_deblock2.deblock2(plain, coded, int(units[0, 0]), s) for s in image_dct.DEBLOCK_CANDIDATES]
+        rec = max(recs, key=lambda r: psnr8(image, r))
+        return len(image_dct.encode_section(q, units, strength)), rec
     blob = image_dct.encode_section(q, units, strength)
     rec = image_dct.add(base, q, units, strength)
     if variant.endswith("wiener"):

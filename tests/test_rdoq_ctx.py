@@ -93,3 +93,16 @@ def test_best_strength_is_the_least_error_candidate():
     assert best in errors and errors[best] == min(errors.values())
     deep = (image.astype(np.uint16) * 257)
     assert image_dct.best_strength(deep, deep, q, units) == 0  # 16-bit images are not deblocked
+
+
+def test_gray_image_gets_a_strength_and_ctx_symbols_round_trip():
+    image, base, _ = _raw(seed=7, h=48, w=64)
+    image, base = image[..., 1:2].copy(), base[..., 1:2].copy()
+    raw = image_dct.raw_coefficients(image, base)
+    q, units = image_dct.quantise_raw(raw, 6.0, rdoq=image_dct.RDOQ_LAMBDA, prices="ctx")
+    best = image_dct.best_strength(image, base, q, units)
+    errors = {s: _sse(image, image_dct.add(base, q, units, s)) for s in image_dct.DEBLOCK_CANDIDATES}
+    assert errors[best] == min(errors.values())
+    blob = image_dct.encode_section(q, units, best)
+    dq, du, ds = image_dct.decode_section(blob, 48, 64, 1)
+    assert np.array_equal(dq, q) and ds == best
