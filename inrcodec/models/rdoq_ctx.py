@@ -123,7 +123,6 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, pas
                 best_cost = np.where(better, cost, best_cost)
         q = (sign * best).astype(np.int32)
         # per block and channel: the last diagonal
-        a = np.minimum(np.abs(q), cc.ESC).astype(np.int16)
         gain = weight * (mag**2 - (mag - np.abs(q)) ** 2)
         bits = bits_of(np.abs(q).astype(np.float64))
         g_d = np.add.reduceat(gain, starts[:-1], axis=-1)  # (c, by, bx, 15)
