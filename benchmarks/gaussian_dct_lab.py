@@ -12,9 +12,14 @@ on the machine's load, so variants are compared exactly:
 - per (image, base): BD-rate of each variant's curve over the steps against ``baseline``'s;
 - per image: BD-rate of each variant's RD envelope over all bases (the Pareto front) against ``baseline``'s.
 
-Variants (``VARIANTS``): ``baseline`` (the encoder as it is), ``rdoq`` (``image_dct.rdo_quantise``: per
-coefficient level / level - 1 / 0 by distortion + lambda x bits), ``wiener`` (a restoration filter after the
-deblocking, ``_restoration.py``, an experiment), and ``rdoq+wiener``. Writes ``<out>.json`` and ``<out>.png``.
+Variants: ``baseline`` (plain dead-zone quantiser), ``rdoq`` (``image_dct.rdo_quantise``: per coefficient
+level / level - 1 / 0 by distortion + lambda x bits, bits from format 1's band statistics), ``rdoqctx`` (the same
+priced with format 2's context models, ``rdoq_ctx``: the encoder since session 21; ``+nodrop`` without the block
+drop after it), any of them ``+db`` (the deblocking strength with the least error, ``image_dct.best_strength``),
+``wiener`` (a restoration filter after the deblocking, ``_restoration.py``, an experiment), ``rdoq+wiener``, and
+``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment). The first variant is the anchor.
+``--set NAME=X``: rdoq_lambda, ctx_lambda, chroma (the chroma step factor of ``rdoqctx``), drop_lambda,
+tx_lambda, tx_bias, wiener_*. Writes ``<out>.json`` and ``<out>.png``.
 """
 
 from __future__ import annotations
@@ -54,13 +59,40 @@ def cached_base(cache: Path, stem: str, rate: float, steps: int) -> tuple[int, n
     return int(meta["bytes"]), np.load(key.with_suffix(".npz"))["decoded"]
 
 
-def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, **kw):
+def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, kw: dict):
     """(section bytes, decoded image) of one variant at luma ``step``."""
     strength = image_dct.DEBLOCK_STRENGTH
-    if variant.startswith("rdoq"):
+    if variant.startswith("tx4"):  # per-block 8x8 or four 4x4 transforms (image_tx), over RDOQ
+        import _tx4 as image_tx
+        from inrcodec.models import coefcoder
+
+        if kw.get("_raw4") is None:
+            kw["_raw4"] = image_tx.raw_split_coefficients(image, base)
+        q, units, split = image_tx.quantise_split(raw, kw["_raw4"], step, kw.get("tx_lambda", 0.3),
+                                                  kw.get("tx_bias", 1.0),
+                                                  rdoq=kw.get("rdoq_lambda", image_dct.RDOQ_LAMBDA))
+        rec_ = coefcoder._Recorder()
+        image_tx.code_flags(rec_, q, split)
+        blob = image_dct.encode_section(q, units, strength)
+        return len(blob) + len(rec_.payload()), image_tx.add_split(base, q, units, strength, split)
+    if variant.startswith("rdoqctx"):  # RDOQ priced with format 2's context models (rdoq_ctx)
+        q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), prices="ctx",
+                                          chroma=kw.get("chroma", image_dct.CHROMA_FACTOR),
+                                          lam=0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA))
+    elif variant.startswith("rdoq"):
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("rdoq_lambda", image_dct.RDOQ_LAMBDA))
     else:
         q, units = image_dct.quantise_raw(raw, step)
+    if variant.endswith("+db"):  # the deblocking strength with the best PSNR (the section stores it)
+        strength = image_dct.best_strength(image, base, q, units)
+    if variant.endswith("+db2"):  # H.264's full normal filter (p1/q1 too), best strength: an experiment
+        import _deblock2
+
+        plain = image_dct.add(base, q, units, 0)
+        coded = np.any(q != 0, axis=(0, 3))
+        recs = [_deblock2.deblock2(plain, coded, int(units[0, 0]), s) for s in image_dct.DEBLOCK_CANDIDATES]
+        rec = max(recs, key=lambda r: psnr8(image, r))
+        return len(image_dct.encode_section(q, units, strength)), rec
     blob = image_dct.encode_section(q, units, strength)
     rec = image_dct.add(base, q, units, strength)
     if variant.endswith("wiener"):
@@ -71,6 +103,15 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         rec = restoration.apply(rec, params)
         return len(blob) + len(extra), rec
     return len(blob), rec
+
+
+def _commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
 
 
 def bd(anchor: list[dict], test: list[dict]) -> float | str:
@@ -107,7 +148,7 @@ def main(argv=None) -> int:
     variants = args.variants.split(",")
     steps = [float(s) for s in args.res_steps.split(",")]
     result = {"command": "python benchmarks/gaussian_dct_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-              "settings": kw, "load_start": os.getloadavg(), "per_image": {}}
+              "settings": kw, "git_commit": _commit(), "load_start": os.getloadavg(), "cpu_s": {}, "per_image": {}}
     for stem in args.images.split(","):
         image = load(DATA / f"{stem}.png").data
         npx = image.shape[0] * image.shape[1]
@@ -119,18 +160,21 @@ def main(argv=None) -> int:
                 print(f"{stem}: no cached base at {rate} bpp, skipped", flush=True)
                 continue
             raw = image_dct.raw_coefficients(image, base)
+            kwb = dict(kw, _raw4=None)  # per-base caches of the variants
             curves = {}
             for v in variants:
                 c0 = time.process_time()
                 pts = []
                 for s in steps:
-                    nbytes, rec = code(v, image, base, raw, s, **kw)
+                    nbytes, rec = code(v, image, base, raw, s, kwb)
                     total = base_bytes + nbytes + HEADER_BYTES
                     pts.append({"step": s, "base_rate": rate, "residual_bytes": nbytes, "bytes": total,
                                 "bpp": 8 * total / npx, "psnr": psnr8(image, rec)})
                 curves[v] = pts
                 points[v] += pts
-                print(f"{stem} base {rate} {v}: {time.process_time() - c0:.1f} CPU-s", flush=True)
+                cpu = time.process_time() - c0
+                result["cpu_s"][f"{stem} {rate} {v}"] = round(cpu, 2)
+                print(f"{stem} base {rate} {v}: {cpu:.1f} CPU-s", flush=True)
             per_base[str(rate)] = {"base_bytes": base_bytes, "base_psnr": psnr8(image, base), "curves": curves,
                                    "bd_rate_vs_baseline": {v: bd(curves[variants[0]], curves[v])
                                                            for v in variants[1:]}}

@@ -11,7 +11,8 @@ Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianIm
 model does, to ``base_share`` of the byte budget (a fixed rule measured on Kodak, not tuned per image); the
 quality knob the codec bisects on the *real* file size is then the residual's luma step (``GaussianDCT.step_for``), so the
 whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
-(``image_dct.rdo_quantise``, λ ``RDOQ_LAMBDA``: −3 % BD-rate, an encoder choice). The residual is the original minus the decoded base, computed from
+priced with the symbol coder's own context models (``rdoq_ctx``, λ ``image_dct.RDOQ_LAMBDA``), and the deblocking
+strength is the one with the least error (``image_dct.best_strength``): encoder choices, no format change. The residual is the original minus the decoded base, computed from
 the base the decoder will draw (the ``gaussians`` section decoded and rendered, rounded to the image's integers).
 
 Decoding: render the Gaussians, round to the image's integers, add the residual exactly (``image_dct.add``:
@@ -132,12 +133,16 @@ class GaussianDCT(GaussianImage):
                 self._base_cache = (blob, self._integers(base.render().numpy()))
         return self._base_cache
 
+    def _image(self) -> np.ndarray:
+        """The image being coded, as the image's integers."""
+        if self._target is None:
+            raise RuntimeError("encode needs a fitted model")
+        return self._integers(self._target.numpy())
+
     def _raw_coefficients(self) -> np.ndarray:
         if self._raw is None:
-            if self._target is None:
-                raise RuntimeError("encode needs a fitted model")
             _, base = self._decoded_base()
-            self._raw = image_dct.raw_coefficients(self._integers(self._target.numpy()), base)
+            self._raw = image_dct.raw_coefficients(self._image(), base)
         return self._raw
 
     def step_for(self, quality: float) -> float:
@@ -161,8 +166,9 @@ class GaussianDCT(GaussianImage):
             return {"gaussians": blob, "dct": b""}
         step = self.step_for(quality)
         if step not in self._section_cache:
-            q, units = image_dct.quantise_raw(self._raw_coefficients(), step, rdoq=image_dct.RDOQ_LAMBDA)
-            strength = image_dct.DEBLOCK_STRENGTH if base.dtype == np.uint8 else 0
+            q, units = image_dct.quantise_raw(self._raw_coefficients(), step, rdoq=image_dct.RDOQ_LAMBDA,
+                                              prices=image_dct.RDOQ_PRICES)
+            strength = image_dct.best_strength(self._image(), base, q, units)
             self._section_cache = {step: image_dct.encode_section(q, units, strength)}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}
 

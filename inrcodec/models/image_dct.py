@@ -10,9 +10,10 @@ Gaussian base is *dense* (most blocks code something) where a P-frame residual i
 channel (Y, Co, Cg, in 1/16 levels, stored in the section), gray and 16-bit images, and a dead zone, block drop
 and chroma step measured on Gaussian residuals of Kodak images (benchmarks/README.md "Gaussian base + DCT
 residual"; what was tried and lost is noted there and at ``encode_symbols``).
-The encoder (``gaussian_dct``) adds RD-optimised quantisation (``rdo_quantise``: per coefficient and per block's
-last band, distortion + λ x bits, the bits estimated from format 1's per-band statistics; benchmarks/README.md
-"encoder-side RD tools").
+The encoder (``gaussian_dct``) adds RD-optimised quantisation (per coefficient and per block's end, distortion +
+λ x bits: since session 21 the bits priced with format 2's own context models, ``rdoq_ctx``; ``rdo_quantise``
+prices them with format 1's per-band statistics) and picks the deblocking strength with the least error
+(``best_strength``; the section stores it); benchmarks/README.md "encoder-side RD tools" and "session 21".
 
 Channels: RGB (3) is coded in YCoCg; gray (1) is coded as Y alone. Bit depths: the residual is quantised in units
 of 8-bit levels (``level`` = (2^bits - 1) / 255 input levels, 1 or 257) and added to the integer base as
@@ -36,7 +37,7 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
 from ..kernels import dct_residual
-from . import coefcoder, deblock, mcdct, mcdct2
+from . import coefcoder, deblock, mcdct, mcdct2, rdoq_ctx
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
 FORMAT = 2  # written; 1 (mcdct2's symbol coding) is still decoded
@@ -50,14 +51,20 @@ N_BANDS = len(BANDS) - 1
 BAND_ROWS = 64  # block rows per band of the decoder's inverse (512 pixel rows)
 # Encoder choices (not in the bitstream), measured on Kodak residuals under a Gaussian base (see module doc):
 # Total bytes at equal PSNR (BD-rate over residual steps 6-24) on kodim03 over a 0.2 bpp Gaussian base (1000 steps):
-CHROMA_FACTOR = 1.5  # chroma steps = this x luma step; 2.0 (video's) / 1.5 / 1.25 / 1.0: 0 / -0.9 / -1.0 / -0.0 %
+CHROMA_FACTOR = 1.25  # chroma steps = this x luma step; 2.0 (video's) / 1.5 / 1.25 / 1.0: 0 / -0.9 / -1.0 / -0.0 %
+# (session 19, format 1); with the context-priced RDOQ (session 21, kodim01/03/05/07 over 0.2 bpp bases, against
+# 1.5) 2.0 / 1.25 / 1.125 / 1.0: +1.2 / -0.34 / -0.37 / -0.31 %
 DC_FACTOR = 1.0  # DC steps = this x the channel's AC step; with chroma 1.5, 0.5 / 0.75 / 1.25: +1.1 / -0.1 / +0.7 %
 DEAD_ZONE = 0.15  # 0.1 / 0.2 (and 0.08 / 0.25 over a 0.1 bpp base): -0.0 / +0.8 (+0.4 / +2.9) %
 RDO_LAMBDA = 0.06  # 0.12 / 0.2 / 0.3 (0 over a 0.1 bpp base): -0.2 / +3.0 / +10.3 (+0.7) %
 RDOQ_COEF_FACTOR = 1.0  # per-coefficient lambda / band-truncation lambda: 0 / 0.5 / 1: -2.8 / -2.9 / -3.5 %
+RDOQ_PRICES = "ctx"  # the encoder's RDOQ prices bits with format 2's context models (rdoq_ctx), not format 1's
+# per-band statistics ("band"): -1.07 % BD-rate on kodim01/03/05/07 over 0.2 bpp bases at chroma 1.5 (with chroma
+# 1.25 and best_strength: -1.75 % per base over 0.1 / 0.2 / 0.35 bpp bases; benchmarks/README.md, session 21)
 RDOQ_LAMBDA = 0.3  # rdo_quantise's lambda for the encoder (gaussian_dct.encode); kodim03/07 over a 0.2 bpp base:
 # 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (benchmarks/README.md "RD-optimised quantisation")
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
+DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,9 +92,11 @@ def coefficients(res_levels: np.ndarray, units: np.ndarray) -> np.ndarray:
 
 
 def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA, rdoq: float = 0.0,
-             chroma: float = CHROMA_FACTOR) -> np.ndarray:
+             chroma: float = CHROMA_FACTOR, prices: str = "band") -> np.ndarray:
     q = mcdct.dead_zone_quantise(coef, dead_zone)
-    if rdoq:
+    if rdoq and prices == "ctx":
+        q = rdoq_ctx.rdo_quantise(coef, q, rdoq, chroma)
+    elif rdoq:
         q = rdo_quantise(coef, q, rdoq, chroma)
     if lam:
         mcdct2.drop_costly_blocks(coef, q, lam)  # per block and channel, for 1 or 3 channels
@@ -302,6 +311,22 @@ def _inverse_add_reference(base: np.ndarray, q: np.ndarray, units: np.ndarray) -
             np.clip(v, 0, top, out=v)
             out[y0:y1, :, k] = v
     return out
+
+
+def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray,
+                  candidates=DEBLOCK_CANDIDATES) -> int:
+    """The deblocking strength of ``candidates`` whose decoded image is closest to ``image`` (squared error): an
+    encoder choice, the section stores it (0 for 16-bit images, which are not deblocked)."""
+    if image.dtype != np.uint8:
+        return 0
+    undeblocked = add(base, q, units, 0)
+    coded = np.any(q != 0, axis=(0, 3))
+    rgb = undeblocked if image.shape[-1] == 3 else np.repeat(undeblocked, 3, axis=-1)
+    ref = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
+    ref = ref.astype(np.int32)
+    errors = [int(((deblock.deblock(rgb, coded, int(units[0, 0]), s).astype(np.int32) - ref) ** 2).sum())
+              for s in candidates]
+    return int(candidates[int(np.argmin(errors))])
 
 
 def _level(dtype) -> int:

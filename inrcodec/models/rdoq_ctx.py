@@ -1,0 +1,141 @@
+"""RD-optimised quantisation priced with ``coefcoder``'s own models (format 2), an encoder choice.
+
+``image_dct.rdo_quantise`` prices a symbol with format 1's per-band statistics; the symbols are coded by
+``coefcoder`` (format 2), whose cost of a magnitude depends on its context class (the block's own two lower
+neighbours in frequency and the same in the four neighbouring blocks, plus luma for chroma) and whose block ends
+after a "last diagonal" flag. Here the same classes are computed for every coefficient from the symbols as they
+stand, each class's zero probability and geometric magnitude from their counts over the image (``coefcoder``
+adapts them while coding; one static estimate per class is close), and then:
+
+- per coefficient that rounding makes non-zero: rounding, one less toward zero, or zero, by weighted squared
+  error + lambda x (magnitude bits in its class + 1 sign bit);
+- per block and channel: the last diagonal (0..14, or nothing) that minimises -(error removed) + lambda x (bits of
+  every magnitude up to it, the "not last" flags of the diagonals with a non-zero before it, its "last" flag, the
+  coded-block flag): a lone symbol on a high diagonal pays for the zeros of every position below it.
+
+Twice (the classes and counts re-estimated from the result). Errors in luma step^2 (Y 3, Co 2 chroma^2,
+Cg 3 chroma^2, as ``rdo_quantise``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import coefcoder as cc
+from .mcdct import MAX_SYMBOL, N
+
+
+def _classes(a: np.ndarray) -> np.ndarray:
+    """Context class (c, by, bx, 64) of every position given magnitudes ``a`` (c, by, bx, 64) capped at ESC:
+    what ``coefcoder._walk`` computes for the position while coding (the same sums, all blocks at once)."""
+    up, left = cc._template()
+    pad = np.concatenate([a, np.zeros(a.shape[:-1] + (1,), a.dtype)], axis=-1)  # index 64: "none"
+    t = pad[..., up] + pad[..., left]  # (c, by, bx, 64)
+    x4 = cc.OWN_W4 * t + cc.NB_W4 * cc._neighbour_sum(np.moveaxis(t, -1, 1)).transpose(0, 2, 3, 1)
+    if a.shape[0] > 1:
+        x4[1:] += cc.LUMA_W4 * a[0]
+    return cc._class_table()[x4]
+
+
+def _diag_of_position() -> np.ndarray:
+    starts = cc._diagonal_starts()
+    return np.searchsorted(starts, np.arange(N * N), side="right") - 1
+
+
+def _bits_tables(a: np.ndarray, cls: np.ndarray, coded: np.ndarray, top: int) -> np.ndarray:
+    """(2 groups, CLASSES, top + 1) bits of magnitude 0..top per class, from the counts of the coded positions."""
+    out = np.empty((2, cc.CLASSES, top + 1))
+    m = np.arange(top + 1, dtype=np.float64)
+    for g, chans in enumerate((slice(0, 1), slice(1, None))):
+        sel = coded[chans]
+        k, v = cls[chans][sel].astype(np.int64), a[chans][sel].astype(np.int64)
+        if not len(k):
+            out[g] = 0.0
+            continue
+        n0 = np.bincount(k, weights=(v == 0), minlength=cc.CLASSES)
+        nn = np.bincount(k, weights=(v > 0), minlength=cc.CLASSES)
+        sm = np.bincount(k, weights=np.maximum(v - 1, 0), minlength=cc.CLASSES)
+        z = (n0 + 0.5 * cc.PRIOR) / (n0 + nn + cc.PRIOR)
+        r = ((sm + 0.5 * cc.PRIOR) / (nn + 0.5 * cc.PRIOR))
+        r = r / (1.0 + r)
+        bits = -np.log2((1.0 - z)[:, None] * (1.0 - r)[:, None]) - np.log2(r)[:, None] * np.maximum(m - 1, 0)
+        bits[:, 0] = -np.log2(z)
+        out[g] = bits
+    return out
+
+
+def _coded_mask(q: np.ndarray, diag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions the coder codes (c, by, bx, 64), last diagonal (c, by, bx), -1 where nothing is coded)."""
+    nz = q != 0
+    anyz = nz.any(-1)
+    last_pos = N * N - 1 - np.argmax(nz[..., ::-1], axis=-1)
+    last_diag = np.where(anyz, diag[last_pos], -1)
+    return diag[None, None, None, :] <= last_diag[..., None], last_diag
+
+
+def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, passes: int = 2) -> np.ndarray:
+    """RD-optimised symbols for ``coef`` (c, by, bx, 64, in step units) from the dead-zone symbols ``q``."""
+    c = coef.shape[0]
+    weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c, None, None, None]
+    diag = _diag_of_position()
+    starts = cc._diagonal_starts()
+    top = 4 * cc.ESC  # magnitudes above price as the geometric tail (escapes: roughly)
+    mag = np.abs(coef)
+    sign = np.where(coef < 0, -1, 1)
+    up = np.minimum(np.floor(mag + 0.5), MAX_SYMBOL)
+    cands = [up, np.maximum(up - 1, 0), np.zeros_like(up)]
+    dist = [weight * (mag - v) ** 2 for v in cands]
+    group = np.zeros((c, 1, 1, 1), np.int64)
+    group[1:] = 1
+    for _ in range(passes):
+        a = np.minimum(np.abs(q), cc.ESC).astype(np.int16)
+        cls = _classes(a).astype(np.int64)
+        coded, last_diag = _coded_mask(q, diag)
+        table = _bits_tables(a, cls, coded, top)
+        # flag prices, per group: P(last | a diagonal with a non-zero), P(coded block)
+        flag = np.empty((2, 2))
+        cbf = np.empty((2, 2))
+        for g, chans in enumerate((slice(0, 1), slice(1, None))):
+            ld, qq = last_diag[chans], q[chans]
+            nzd = np.zeros(ld.shape + (len(starts) - 1,), bool)
+            for d in range(len(starts) - 1):
+                nzd[..., d] = (qq[..., starts[d]:starts[d + 1]] != 0).any(-1)
+            n_nz = nzd.sum() + 1.0
+            n_last = (ld >= 0).sum() + 0.5
+            pl = n_last / n_nz
+            flag[g] = [-np.log2(1 - min(pl, 0.999)), -np.log2(pl)]  # [not last, last]
+            pc = ((ld >= 0).sum() + 0.5) / (ld.size + 1.0)
+            cbf[g] = [-np.log2(1 - min(pc, 0.999)), -np.log2(pc)]  # [empty, coded]
+
+        def bits_of(v):
+            b = table[group, cls, np.minimum(v, top).astype(np.int64)]
+            return b + (v > 0) + np.where(v > top, 2.0 * np.log2(np.maximum(v, 1.0) / top) + 1.0, 0.0)
+
+        # per coefficient: among the candidates (only where rounding gives a non-zero)
+        best, best_cost = None, None
+        for v, d in zip(cands, dist):
+            cost = d + lam * bits_of(v)
+            if best is None:
+                best, best_cost = v.copy(), cost
+            else:
+                better = cost < best_cost
+                best[better] = v[better]
+                best_cost = np.where(better, cost, best_cost)
+        q = (sign * best).astype(np.int32)
+        # per block and channel: the last diagonal
+        gain = weight * (mag**2 - (mag - np.abs(q)) ** 2)
+        bits = bits_of(np.abs(q).astype(np.float64))
+        g_d = np.add.reduceat(gain, starts[:-1], axis=-1)  # (c, by, bx, 15)
+        b_d = np.add.reduceat(bits, starts[:-1], axis=-1)
+        nz_d = np.add.reduceat(q != 0, starts[:-1], axis=-1) > 0
+        fl = flag[group[..., 0]]  # (c, 1, 1, 2)
+        not_last = nz_d * fl[..., 0:1]
+        cum = np.cumsum(-g_d + lam * (b_d + not_last), axis=-1)
+        cost = cum + lam * (fl[..., 1:2] - fl[..., 0:1] + cbf[group[..., 0]][..., 1:2])
+        cost = np.where(nz_d, cost, np.inf)
+        empty = lam * cbf[group[..., 0]][..., 0]  # (c, 1, 1)
+        keep = np.argmin(cost, axis=-1)
+        kept_cost = np.take_along_axis(cost, keep[..., None], -1)[..., 0]
+        keep = np.where(kept_cost < empty, keep, -1)
+        q[diag[None, None, None, :] > keep[..., None]] = 0
+    return q
