@@ -152,6 +152,8 @@ def top_functions(profiles: list, n: int = 40) -> list[dict]:
 
 
 def git_commit() -> str:
+    if os.environ.get("INRCODEC_COMMIT"):  # a run from an exported snapshot of a commit (no .git there)
+        return os.environ["INRCODEC_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     except OSError:
