@@ -173,3 +173,18 @@ def test_diagonal_order_chooses_what_the_raster_order_chose(block):
         old = _raster_reference(gray[1:], gray[:-1], fields, block, lam)
         assert np.array_equal(new, old)
         assert np.count_nonzero(new - fields) > 0  # the choice moved vectors (the test is not vacuous)
+
+
+def test_shift_table_is_the_shift_sse_of_every_candidate():
+    """The table's sampling maps moved by each offset (and rebuilt where a candidate was clipped at +-MAX_MV) give
+    the errors of ``_shift_sse``, its reference, on frames with partial blocks."""
+    x = moving_shapes_video(2, 52, 76).data
+    cur, ref = mcvideo._gray(x[1]), mcvideo._gray(x[0])
+    rng = np.random.default_rng(3)
+    base = rng.integers(-12, 13, (4, 5, 2))
+    base[0, 0] = (mcvideo.MAX_MV, -mcvideo.MAX_MV)  # its neighbours' offsets clip there
+    offs = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    cands = np.clip(base[None] + np.array(offs)[:, None, None, :], -mcvideo.MAX_MV, mcvideo.MAX_MV)
+    table = mcmotion._shift_table(cur, ref, cands, B)
+    ref_table = np.stack([mcmotion._shift_sse(cur.astype(np.float32), ref, c, B) for c in cands])
+    assert np.array_equal(table, ref_table.astype(np.float64))

@@ -63,6 +63,40 @@ def _shift_sse(cur: np.ndarray, ref: np.ndarray, field: np.ndarray, block: int) 
     return pad.reshape(by, block, bx, block).sum(axis=(1, 3))
 
 
+def _shift_table(cur: np.ndarray, ref: np.ndarray, cands: np.ndarray, block: int) -> np.ndarray:
+    """(C, by, bx) SSE of ``cur`` (uint8) against ``ref`` shifted per block by each candidate field ``cands[c]``
+    ((C, by, bx, 2), 1/MV_SCALE pixels): ``_shift_sse`` of every candidate (its reference), with the sampling
+    maps built once and moved by each candidate's offset where it is one offset for all blocks (exact: multiples
+    of 1/MV_SCALE), and the errors summed in integers (exact; float32 sums were not above 2^24)."""
+    import cv2
+
+    from .mcvideo import MV_SCALE, _pixel_grid
+
+    h, w = cur.shape
+    nc, by, bx = cands.shape[:3]
+    ys, xs = _pixel_grid(h, w)
+
+    def maps(field):
+        dense = np.repeat(np.repeat(field.astype(np.float32) / MV_SCALE, block, 0), block, 1)[:h, :w]
+        return xs + dense[..., 0], ys + dense[..., 1]
+
+    base = cands[nc // 2]
+    mx0, my0 = maps(base)
+    out = np.empty((nc, by, bx), np.float64)
+    for c in range(nc):
+        off = cands[c, 0, 0] - base[0, 0]
+        if np.all(cands[c] - base == off):  # one offset (no clipping at +-MAX_MV): move the maps
+            mx, my = mx0 + np.float32(off[0] / MV_SCALE), my0 + np.float32(off[1] / MV_SCALE)
+        else:
+            mx, my = maps(cands[c])
+        pred = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        sq = cv2.absdiff(pred, cur).astype(np.int32) ** 2
+        if h % block or w % block:
+            sq = np.pad(sq, ((0, by * block - h), (0, bx * block - w)))
+        out[c] = sq.reshape(by * block, bx, block).sum(axis=2).reshape(by, block, bx).sum(axis=1)
+    return out
+
+
 def _prior_bits(d: np.ndarray) -> np.ndarray:
     a = np.abs(d).astype(np.float64)
     return np.where(a == 0, 1.0, 2.0 + 2.0 * np.log2(np.maximum(a, 1)))
@@ -159,8 +193,7 @@ def refine_stream(cur: list[np.ndarray], ref: list[np.ndarray], fields: np.ndarr
     padded = [np.pad(c, ((0, by * block - h), (0, bx * block - w))) for c in curf]
     offsets = np.array([(dx, dy) for dy in range(-RADIUS, RADIUS + 1) for dx in range(-RADIUS, RADIUS + 1)])
     cands = np.clip(dis[None] + offsets[:, None, None, None, :], -MAX_MV, MAX_MV)  # (C, F, by, bx, 2)
-    table = np.stack([np.stack([3 * _shift_sse(curf[f], ref[f], cands[c, f], block) for f in range(nf)])
-                      for c in range(len(offsets))])  # (C, F, by, bx)
+    table = 3 * np.stack([_shift_table(cur[f], ref[f], cands[:, f], block) for f in range(nf)], axis=1)  # (C, F, ...)
     diagonals = []
     for d in range(by + bx - 1):
         ys = np.arange(max(0, d - bx + 1), min(by, d + 1))
