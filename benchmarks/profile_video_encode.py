@@ -22,7 +22,6 @@ import json
 import os
 import pstats
 import shlex
-import subprocess
 import sys
 import threading
 import time
@@ -35,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_video import excerpt, git_commit  # noqa: E402
+
 
 def cached_excerpt(clip: Path, size: tuple[int, int] | None, frames: int, start: int = 0):
     """``bench_video.excerpt`` of the clip, written once to /tmp as .npy (every run codes the same frames)."""
@@ -44,8 +45,6 @@ def cached_excerpt(clip: Path, size: tuple[int, int] | None, frames: int, start:
     path = Path("/tmp") / f"inrcodec_excerpt_{tag}_{start}_{frames}.npy"
     meta_path = path.with_suffix(".json")
     if not path.exists():
-        from bench_video import excerpt
-
         sig = excerpt(clip, start, frames, size)
         np.save(path, sig.data)
         meta_path.write_text(json.dumps(sig.metadata, default=str))
@@ -149,15 +148,6 @@ def top_functions(profiles: list, n: int = 40) -> list[dict]:
     by_tot = sorted(rows, key=lambda r: -r["tottime_s"])[:n]
     by_cum = sorted(rows, key=lambda r: -r["cumtime_s"])[:n]
     return {"by_tottime": by_tot, "by_cumtime": by_cum}
-
-
-def git_commit() -> str:
-    if os.environ.get("INRCODEC_COMMIT"):  # a run from an exported snapshot of a commit (no .git there)
-        return os.environ["INRCODEC_COMMIT"]
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return ""
 
 
 def main() -> None:

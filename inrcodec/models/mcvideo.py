@@ -118,6 +118,10 @@ MOTION_RD = 1.0
 # 0.02 / 0.05 / 0.1 / 0.2 bpp (intra frames at ~0.08 / 0.21 / 0.23 / 0.46 bpp), a crop of the full-size clip -0.07 /
 # +0.19 / +0.50 / +0.64 dB: the prediction of the next frames is capped by the motion (~29 dB even from the source
 # frame), so a better intra frame adds little to them, and at ~0.08 bpp its DCT detail predicts slightly worse.
+# Session 21: the intra fits' steps when neither --steps nor --time-budget is given (video_codec caps them at 40 s
+# per megapixel of the GOP). Before, the fit filled those seconds: ~615 s wall for 100 frames at 640x480 on 2 idle
+# cores, whatever the load, a file that depended on the machine's speed, and RD that fell under load.
+DEFAULT_STEPS = 3000
 INTRA_MODEL_LOW = "gaussian"
 INTRA_MODEL_HIGH = "gaussian+dct"
 INTRA_DCT_BPP = 0.15
