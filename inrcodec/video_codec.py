@@ -171,9 +171,10 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
                    next_frame: np.ndarray | None) -> CompressResult:
         if coder is not None:
             default = getattr(coder, "DEFAULT_STEPS", None) if time_budget is None else None
+            info = {"model": name}  # the intra fit's steps too (the report's fit_steps, one per GOP)
             blob = coder.encode_gop(window, target_bytes, psnr=psnr, time_budget=seconds, steps=steps or default,
-                                    seed=seed + index, next_frame=next_frame, **(config or {}))
-            return CompressResult(blob, {"model": name})
+                                    seed=seed + index, next_frame=next_frame, report=info, **(config or {}))
+            return CompressResult(blob, info)
         sig = Signal(np.ascontiguousarray(window), kind="video", value_range=(0.0, 255.0))
         gop_bpp = None if target_bytes is None else 8.0 * target_bytes / sig.num_pixels
         return compress(sig, name, bpp=gop_bpp, psnr=psnr, time_budget=seconds, steps=steps, seed=seed + index,

@@ -578,7 +578,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                allocation: float | None = None, propagation: float | None = None,
                block_strength: float | None = None, block_propagation: float | None = None,
                structure: str | None = None, mini_gop: int | None = None,
-               motion_rd: float | None = None) -> bytes:
+               motion_rd: float | None = None, report: dict | None = None) -> bytes:
     """One GOP ((n, H, W, 3) uint8) as a complete ``.inrc`` of model ``mcvideo``.
 
     ``residual`` (a name in RESIDUALS, default ``DEFAULT_RESIDUAL``; "" for none): forward prediction with a
@@ -591,7 +591,8 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     in mini-GOPs of ``mini_gop``: ``mcorder``; "" the forward P chain). Without a residual, ``next_frame`` (the
     first frame of the next GOP) makes the GOP bidirectional: the motion of that frame to this GOP's last one is
     coded too, and no residual is coded. ``motion_rd`` (default ``MOTION_RD``; 0: the DIS vectors as they are)
-    scales the lambda of the rate-constrained motion choice (``mcmotion``; with a residual and a byte target)."""
+    scales the lambda of the rate-constrained motion choice (``mcmotion``; with a residual and a byte target).
+    ``report`` (a dict) receives the intra fit's ``fit_steps``."""
     from ..codec import compress, decompress
     from ..signal import Signal
 
@@ -664,6 +665,8 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     cfg.image_model = image_model = chosen_model or intra_model_for(intra_bpp)
     frame0 = Signal(np.ascontiguousarray(window[0]), kind="image", value_range=(0.0, 255.0))
     r = compress(frame0, image_model, bpp=intra_bpp, psnr=psnr, time_budget=intra_time, steps=steps, seed=seed)
+    if report is not None:
+        report["fit_steps"] = r.report.get("fit_steps")
     sections["intra"] = r.data
     if residual:
         intra = decompress(r.data).data
