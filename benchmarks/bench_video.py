@@ -63,6 +63,14 @@ def excerpt(path: Path, start: int, frames: int, size: tuple[int, int] | None) -
     return Signal(np.stack(out), kind="video", metadata=meta)
 
 
+def git_commit() -> str:
+    """The commit the run's code is (INRCODEC_COMMIT for a run from an exported snapshot, which has no .git)."""
+    if os.environ.get("INRCODEC_COMMIT"):
+        return os.environ["INRCODEC_COMMIT"]
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
 def machine() -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
                             capture_output=True, text=True).stdout.strip()
@@ -177,6 +185,10 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="MODULE.NAME=VALUE",
                     help="override an encoder constant of inrcodec.models.MODULE for this run (A/B runs at equal "
                          "work, e.g. --set mcdct2.RDOQ_LAMBDA=0); repeatable")
+    ap.add_argument("--merge", default=None,
+                    help="a previous run's JSON on the same frames (rates run in two parts, e.g. the extreme rates "
+                         "first): its inrcodec points join this run's curves, its baselines are kept where this run "
+                         "has none (--codecs none), and the BD-rates are computed on the whole")
     ap.add_argument("-o", "--out", required=True, help="output prefix (writes PREFIX.json and PREFIX.png)")
     args = ap.parse_args()
     for item in args.set:
@@ -214,10 +226,24 @@ def main() -> None:
         print(f"[{100 * frac:3.0f}%] {msg} (load {os.getloadavg()[0]:.1f})", flush=True)
 
     t, h, w = clip.data.shape[:3]
-    result = compare_video(clip, args.codecs.split(","), models, rates, args.time_budget, args.steps,
+    codecs = [c for c in args.codecs.split(",") if c and c != "none"]
+    result = compare_video(clip, codecs, models, rates, args.time_budget, args.steps,
                            name=f"{args.clip.name} frames {args.start}-{args.start + t - 1}", gop=args.gop,
                            workers=args.workers, progress=progress)
     result["command"] = command
+    result["commit"] = git_commit()
+    if args.merge:
+        from inrcodec.compare import PREFIX, bd_rates
+
+        prev = json.loads(Path(args.merge).read_text())
+        for name, pts in prev["curves"].items():
+            if name.startswith(PREFIX):
+                result["curves"][name] = sorted(result["curves"].get(name, []) + pts, key=lambda p: p["bpp"])
+            elif name not in result["curves"]:
+                result["curves"][name] = pts
+        result["bd_rate"], result["bd_rate_notes"] = bd_rates(result["curves"])
+        result["merged_from"] = {"path": args.merge, "command": prev.get("command"), "commit": prev.get("commit"),
+                                 "machine": prev.get("machine")}
     info["loadavg_end"] = os.getloadavg()
     info["peak_rss_bytes_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     result["machine"] = info

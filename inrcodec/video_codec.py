@@ -43,6 +43,7 @@ AUDIO_SECTION = "audio"
 GOP_PIXELS = 1_500_000  # pixels per GOP by default: 6 frames of 640x360, 2 of 1280x720 (memory and step time)
 MAX_GOP = 64
 DEFAULT_SECONDS_PER_MPIXEL = 40.0  # fit time per million pixels when no --time-budget/--steps is given
+# (for a GOP model with its own ``DEFAULT_STEPS``, e.g. mcvideo's intra fits, a cap: the steps are the schedule)
 MIN_GOP_SECONDS = 5.0
 
 # progress(done_frames, total_frames, psnr_so_far, elapsed)
@@ -115,7 +116,8 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
     """Encode a clip (path, folder/glob of frames, or a video Signal) GOP by GOP into one ``.inrc``.
 
     ``time_budget`` is for the whole encode (split over GOPs by frames); with neither it nor ``steps`` each GOP
-    gets ``DEFAULT_SECONDS_PER_MPIXEL`` seconds per million pixels. ``workers`` GOPs are fitted at once (threads,
+    gets ``DEFAULT_SECONDS_PER_MPIXEL`` seconds per million pixels (a GOP model with ``DEFAULT_STEPS`` runs that
+    many fit steps, within those seconds: the same seed gives the same file on the same machine). ``workers`` GOPs are fitted at once (threads,
     one torch thread each; default: min(2, CPUs))."""
     t0 = time.perf_counter()
     if bpp is not None and psnr is not None:
@@ -168,9 +170,11 @@ def compress_video(src: str | os.PathLike | Signal, model: str | None = None, *,
     def encode_gop(window: np.ndarray, index: int, target_bytes: float | None, seconds: float | None,
                    next_frame: np.ndarray | None) -> CompressResult:
         if coder is not None:
-            blob = coder.encode_gop(window, target_bytes, psnr=psnr, time_budget=seconds, steps=steps,
-                                    seed=seed + index, next_frame=next_frame, **(config or {}))
-            return CompressResult(blob, {"model": name})
+            default = getattr(coder, "DEFAULT_STEPS", None) if time_budget is None else None
+            info = {"model": name}  # the intra fit's steps too (the report's fit_steps, one per GOP)
+            blob = coder.encode_gop(window, target_bytes, psnr=psnr, time_budget=seconds, steps=steps or default,
+                                    seed=seed + index, next_frame=next_frame, report=info, **(config or {}))
+            return CompressResult(blob, info)
         sig = Signal(np.ascontiguousarray(window), kind="video", value_range=(0.0, 255.0))
         gop_bpp = None if target_bytes is None else 8.0 * target_bytes / sig.num_pixels
         return compress(sig, name, bpp=gop_bpp, psnr=psnr, time_budget=seconds, steps=steps, seed=seed + index,

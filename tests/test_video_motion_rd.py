@@ -102,3 +102,89 @@ def test_rd_motion_gop_decodes_to_the_closed_loop(structure):
                                   cfg.deblock)
     assert np.array_equal(loop, decoded)  # the decoder is unchanged and still gives the encoder's loop
     assert c.sections["motion"] != dis_bytes  # the vectors were chosen anew, not DIS's as they are
+
+
+def _raster_reference(cur, ref, fields, block, lam):
+    """The first form of ``refine_stream`` (session 20): blocks decided one at a time in raster order, the
+    predictor's error outside the table computed block by block with its own ``cv2.remap``."""
+    import cv2
+
+    from inrcodec.models.mcvideo import MAX_MV, MV_SCALE, _med, _med_prediction, _pixel_grid
+
+    def patch_sse(c, r, v, y, x):
+        h, w = c.shape
+        ys, xs = _pixel_grid(h, w)
+        sl = (slice(y * block, min((y + 1) * block, h)), slice(x * block, min((x + 1) * block, w)))
+        pred = cv2.remap(r, xs[sl] + np.float32(v[0] / MV_SCALE), ys[sl] + np.float32(v[1] / MV_SCALE),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return float(((pred.astype(np.float32) - c[sl]) ** 2).sum())
+
+    nf, by, bx, _ = fields.shape
+    dis = fields.astype(np.int64)
+    curf = [c.astype(np.float32) for c in cur]
+    rad = mcmotion.RADIUS
+    offsets = np.array([(dx, dy) for dy in range(-rad, rad + 1) for dx in range(-rad, rad + 1)])
+    cands = np.clip(dis[None] + offsets[:, None, None, None, :], -MAX_MV, MAX_MV)
+    table = np.stack([np.stack([3 * mcmotion._shift_sse(curf[f], ref[f], cands[c, f], block) for f in range(nf)])
+                      for c in range(len(offsets))])
+    rows = np.arange(nf)
+    price = mcmotion._prior_bits
+    for _ in range(mcmotion.PASSES):
+        v = np.zeros_like(dis)
+        for y in range(by):
+            for x in range(bx):
+                if y and x:
+                    pred = _med(v[:, y, x - 1], v[:, y - 1, x], v[:, y - 1, x - 1])
+                elif x:
+                    pred = v[:, y, x - 1]
+                elif y:
+                    pred = v[:, y - 1, x]
+                else:
+                    pred = np.zeros((nf, 2), np.int64)
+                c = cands[:, :, y, x]
+                cost = table[:, :, y, x] + lam[None] * price(c - pred[None]).sum(axis=-1)
+                best = np.argmin(cost, axis=0)
+                choice, best_cost = c[best, rows], cost[best, rows]
+                off = pred - dis[:, y, x]
+                inside = np.all(np.abs(off) <= rad, axis=-1)
+                idx = (off[:, 1] + rad) * (2 * rad + 1) + off[:, 0] + rad
+                pred_bits = lam * price(np.zeros((nf, 2), np.int64)).sum(axis=-1)
+                for f in range(nf):
+                    e = (table[idx[f], f, y, x] if inside[f] else 3 * patch_sse(curf[f], ref[f], pred[f], y, x))
+                    if e + pred_bits[f] < best_cost[f]:
+                        choice[f] = pred[f]
+                v[:, y, x] = choice
+        price = mcmotion._table_bits((v - _med_prediction(v)).ravel())
+    return v.astype(np.int32)
+
+
+@pytest.mark.parametrize("block", [8, 16])
+def test_diagonal_order_chooses_what_the_raster_order_chose(block):
+    """The anti-diagonal decision (session 21) is a reordering of the raster one, not an approximation: on frames
+    of moving shapes (a size that leaves partial blocks) with noisy, far-off flows (so that many predictors fall
+    outside the table and take the batched block SSE), several fields and lambdas, every vector is the same."""
+    x = moving_shapes_video(4, 52, 76).data
+    gray = [mcvideo._gray(f) for f in x]
+    by, bx = -(-52 // block), -(-76 // block)
+    rng = np.random.default_rng(block)
+    fields = rng.integers(-9, 10, (3, by, bx, 2))
+    for lam in (np.array([0.5, 20.0, 400.0]), np.array([5e3, 1.0, 60.0])):
+        new = mcmotion.refine_stream(gray[1:], gray[:-1], fields, block, lam)
+        old = _raster_reference(gray[1:], gray[:-1], fields, block, lam)
+        assert np.array_equal(new, old)
+        assert np.count_nonzero(new - fields) > 0  # the choice moved vectors (the test is not vacuous)
+
+
+def test_shift_table_is_the_shift_sse_of_every_candidate():
+    """The table's sampling maps moved by each offset (and rebuilt where a candidate was clipped at +-MAX_MV) give
+    the errors of ``_shift_sse``, its reference, on frames with partial blocks."""
+    x = moving_shapes_video(2, 52, 76).data
+    cur, ref = mcvideo._gray(x[1]), mcvideo._gray(x[0])
+    rng = np.random.default_rng(3)
+    base = rng.integers(-12, 13, (4, 5, 2))
+    base[0, 0] = (mcvideo.MAX_MV, -mcvideo.MAX_MV)  # its neighbours' offsets clip there
+    offs = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    cands = np.clip(base[None] + np.array(offs)[:, None, None, :], -mcvideo.MAX_MV, mcvideo.MAX_MV)
+    table = mcmotion._shift_table(cur, ref, cands, B)
+    ref_table = np.stack([mcmotion._shift_sse(cur.astype(np.float32), ref, c, B) for c in cands])
+    assert np.array_equal(table, ref_table.astype(np.float64))

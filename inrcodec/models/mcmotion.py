@@ -63,6 +63,40 @@ def _shift_sse(cur: np.ndarray, ref: np.ndarray, field: np.ndarray, block: int) 
     return pad.reshape(by, block, bx, block).sum(axis=(1, 3))
 
 
+def _shift_table(cur: np.ndarray, ref: np.ndarray, cands: np.ndarray, block: int) -> np.ndarray:
+    """(C, by, bx) SSE of ``cur`` (uint8) against ``ref`` shifted per block by each candidate field ``cands[c]``
+    ((C, by, bx, 2), 1/MV_SCALE pixels): ``_shift_sse`` of every candidate (its reference), with the sampling
+    maps built once and moved by each candidate's offset where it is one offset for all blocks (exact: multiples
+    of 1/MV_SCALE), and the errors summed in integers (exact; float32 sums were not above 2^24)."""
+    import cv2
+
+    from .mcvideo import MV_SCALE, _pixel_grid
+
+    h, w = cur.shape
+    nc, by, bx = cands.shape[:3]
+    ys, xs = _pixel_grid(h, w)
+
+    def maps(field):
+        dense = np.repeat(np.repeat(field.astype(np.float32) / MV_SCALE, block, 0), block, 1)[:h, :w]
+        return xs + dense[..., 0], ys + dense[..., 1]
+
+    base = cands[nc // 2]
+    mx0, my0 = maps(base)
+    out = np.empty((nc, by, bx), np.float64)
+    for c in range(nc):
+        off = cands[c, 0, 0] - base[0, 0]
+        if np.all(cands[c] - base == off):  # one offset (no clipping at +-MAX_MV): move the maps
+            mx, my = mx0 + np.float32(off[0] / MV_SCALE), my0 + np.float32(off[1] / MV_SCALE)
+        else:
+            mx, my = maps(cands[c])
+        pred = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        sq = cv2.absdiff(pred, cur).astype(np.int32) ** 2
+        if h % block or w % block:
+            sq = np.pad(sq, ((0, by * block - h), (0, bx * block - w)))
+        out[c] = sq.reshape(by * block, bx, block).sum(axis=2).reshape(by, block, bx).sum(axis=1)
+    return out
+
+
 def _prior_bits(d: np.ndarray) -> np.ndarray:
     a = np.abs(d).astype(np.float64)
     return np.where(a == 0, 1.0, 2.0 + 2.0 * np.log2(np.maximum(a, 1)))
@@ -90,18 +124,47 @@ def _table_bits(deltas: np.ndarray):
     return price
 
 
-def _patch_sse(cur: np.ndarray, ref: np.ndarray, v: np.ndarray, block: int, y: int, x: int) -> float:
-    """SSE of one block of ``cur`` against ``ref`` shifted by ``v`` (the same sampling as ``_shift_sse``)."""
+def _patch_sses(cur: np.ndarray, ref: np.ndarray, vecs: np.ndarray, block: int, ys: np.ndarray,
+                xs: np.ndarray) -> np.ndarray:
+    """SSE of blocks (ys[i], xs[i]) of ``cur`` (float32, padded to whole blocks) against ``ref`` shifted by vecs[i]
+    (1/MV_SCALE pixels): one ``cv2.remap`` over the blocks side by side, the same sampling as ``_shift_sse``
+    (each output pixel depends only on its own coordinates). Pixels outside the frame do not count; the sums are
+    float64 of float32 squares, i.e. exact."""
     import cv2
 
-    from .mcvideo import MV_SCALE, _pixel_grid
+    from .mcvideo import MV_SCALE
 
-    h, w = cur.shape
-    ys, xs = _pixel_grid(h, w)
-    sl = (slice(y * block, min((y + 1) * block, h)), slice(x * block, min((x + 1) * block, w)))
-    pred = cv2.remap(ref, xs[sl] + np.float32(v[0] / MV_SCALE), ys[sl] + np.float32(v[1] / MV_SCALE),
-                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return float(((pred.astype(np.float32) - cur[sl]) ** 2).sum())
+    h, w = ref.shape
+    k = len(ys)
+    r = np.arange(block, dtype=np.float32)
+    dy = (vecs[:, 1] / MV_SCALE).astype(np.float32)
+    dx = (vecs[:, 0] / MV_SCALE).astype(np.float32)
+    # (integer pixel position) + (shift), both float32 as in _shift_sse: exact multiples of 1/MV_SCALE
+    my = (ys * block).astype(np.float32)[:, None, None] + r[None, :, None] + dy[:, None, None]
+    mx = (xs * block).astype(np.float32)[:, None, None] + r[None, None, :] + dx[:, None, None]
+    my, mx = np.broadcast_to(my, (k, block, block)), np.broadcast_to(mx, (k, block, block))
+    pred = cv2.remap(ref, np.ascontiguousarray(mx).reshape(k * block, block),
+                     np.ascontiguousarray(my).reshape(k * block, block), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE).reshape(k, block, block)
+    by, bx = -(-h // block), -(-w // block)
+    blocks = cur.reshape(by, block, bx, block).transpose(0, 2, 1, 3)[ys, xs]
+    err = (pred.astype(np.float32) - blocks) ** 2
+    if h % block or w % block:  # the last row / column of blocks sticks out of the frame
+        inside = ((ys * block)[:, None, None] + r[None, :, None] < h) & ((xs * block)[:, None, None] + r[None, None, :] < w)
+        err = np.where(inside, err, np.float32(0))
+    return err.sum(axis=(1, 2), dtype=np.float64)
+
+
+def _diagonal_predictors(v: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """(F, K, 2) causal median predictors of blocks (ys, xs) from the decided vectors ``v`` (as ``_med_prediction``:
+    0 at the first block, the left one along the first row, the top one down the first column, else ``_med``)."""
+    from .mcvideo import _med
+
+    yl, xl = np.maximum(ys - 1, 0), np.maximum(xs - 1, 0)
+    left, top, top_left = v[:, ys, xl], v[:, yl, xs], v[:, yl, xl]
+    has_y, has_x = (ys > 0)[None, :, None], (xs > 0)[None, :, None]
+    med = _med(left, top, top_left)
+    return np.where(has_y & has_x, med, np.where(has_x, left, np.where(has_y, top, 0)))
 
 
 def refine_stream(cur: list[np.ndarray], ref: list[np.ndarray], fields: np.ndarray, block: int,
@@ -114,47 +177,49 @@ def refine_stream(cur: list[np.ndarray], ref: list[np.ndarray], fields: np.ndarr
     whole-frame shift per offset); then the blocks are decided in raster order, all fields at once, each against
     its true causal median predictor (the predictor itself is a candidate, its error computed on the block alone
     when it lies outside the table), the bits priced first by the prior, then (``PASSES``) by the histogram of the
-    differences the previous pass chose."""
-    from .mcvideo import MAX_MV, _med, _med_prediction
+    differences the previous pass chose.
+
+    A block's decision depends only on its left, top and top-left neighbours' (through the predictor; the prices
+    are fixed within a pass), so the blocks of one anti-diagonal (y + x = d) are decided together, in by + bx - 1
+    vectorised steps instead of by x bx: the same choices as the raster order (session 21: 4-6x less CPU)."""
+    from .mcvideo import MAX_MV, _med_prediction
 
     if len(fields) == 0:
         return fields.copy()
     nf, by, bx, _ = fields.shape
+    h, w = cur[0].shape
     dis = fields.astype(np.int64)
     curf = [c.astype(np.float32) for c in cur]
+    padded = [np.pad(c, ((0, by * block - h), (0, bx * block - w))) for c in curf]
     offsets = np.array([(dx, dy) for dy in range(-RADIUS, RADIUS + 1) for dx in range(-RADIUS, RADIUS + 1)])
     cands = np.clip(dis[None] + offsets[:, None, None, None, :], -MAX_MV, MAX_MV)  # (C, F, by, bx, 2)
-    table = np.stack([np.stack([3 * _shift_sse(curf[f], ref[f], cands[c, f], block) for f in range(nf)])
-                      for c in range(len(offsets))])  # (C, F, by, bx)
-    rows = np.arange(nf)
+    table = 3 * np.stack([_shift_table(cur[f], ref[f], cands[:, f], block) for f in range(nf)], axis=1)  # (C, F, ...)
+    diagonals = []
+    for d in range(by + bx - 1):
+        ys = np.arange(max(0, d - bx + 1), min(by, d + 1))
+        diagonals.append((ys, d - ys))
     price = _prior_bits
     for _ in range(PASSES):
         v = np.zeros_like(dis)
-        for y in range(by):
-            for x in range(bx):
-                if y and x:
-                    pred = _med(v[:, y, x - 1], v[:, y - 1, x], v[:, y - 1, x - 1])
-                elif x:
-                    pred = v[:, y, x - 1]
-                elif y:
-                    pred = v[:, y - 1, x]
-                else:
-                    pred = np.zeros((nf, 2), np.int64)
-                c = cands[:, :, y, x]  # (C, F, 2)
-                cost = table[:, :, y, x] + lam[None] * price(c - pred[None]).sum(axis=-1)
-                best = np.argmin(cost, axis=0)
-                choice, best_cost = c[best, rows], cost[best, rows]
-                # the predictor itself (a zero difference): from the table where it lies there, else one block
-                off = pred - dis[:, y, x]
-                inside = np.all(np.abs(off) <= RADIUS, axis=-1)
-                idx = (off[:, 1] + RADIUS) * (2 * RADIUS + 1) + off[:, 0] + RADIUS
-                pred_bits = lam * price(np.zeros((nf, 2), np.int64)).sum(axis=-1)
-                for f in range(nf):
-                    e = (table[idx[f], f, y, x] if inside[f]
-                         else 3 * _patch_sse(curf[f], ref[f], pred[f], block, y, x))
-                    if e + pred_bits[f] < best_cost[f]:
-                        choice[f] = pred[f]
-                v[:, y, x] = choice
+        pred_bits = (lam * price(np.zeros((nf, 2), np.int64)).sum(axis=-1))[:, None]  # (F, 1)
+        for ys, xs in diagonals:
+            pred = _diagonal_predictors(v, ys, xs)  # (F, K, 2)
+            c = cands[:, :, ys, xs]  # (C, F, K, 2)
+            cost = table[:, :, ys, xs] + lam[None, :, None] * price(c - pred[None]).sum(axis=-1)
+            best = np.argmin(cost, axis=0)[None]  # (1, F, K)
+            choice = np.take_along_axis(c, best[..., None], axis=0)[0]
+            best_cost = np.take_along_axis(cost, best, axis=0)[0]
+            # the predictor itself (a zero difference): from the table where it lies there, else block by block
+            off = pred - dis[:, ys, xs]
+            inside = np.all(np.abs(off) <= RADIUS, axis=-1)  # (F, K)
+            idx = np.where(inside, (off[..., 1] + RADIUS) * (2 * RADIUS + 1) + off[..., 0] + RADIUS, 0)
+            e = np.take_along_axis(table[:, :, ys, xs], idx[None], axis=0)[0].astype(np.float64)
+            for f in np.flatnonzero(~inside.all(axis=1)):
+                out = np.flatnonzero(~inside[f])
+                e[f, out] = 3 * _patch_sses(padded[f], ref[f], pred[f, out], block, ys[out], xs[out])
+            take = e + pred_bits < best_cost
+            choice[take] = pred[take]
+            v[:, ys, xs] = choice
         price = _table_bits((v - _med_prediction(v)).ravel())
     return v.astype(np.int32)
 

@@ -78,6 +78,9 @@ FINAL_TRIES = 5
 LAND_FRACTION = 0.96
 AIM_FRACTION = 0.98
 RESIDUAL_SEARCH = 7  # bisection trials of the residual step (1 .. 512 levels: 9 octaves -> ~1/14 octave)
+# session 21: the step search is a secant in log size / log step from the rate's expected step, stopping within
+# [LAND_FRACTION, 1] of the budget (False: the bisection before it, for comparisons)
+SECANT_SEARCH = True
 MOTION_SHARE = 0.15  # most of a GOP's bytes the motion may take; coarser blocks are chosen until it fits
 # (with the "med" motion form, 24 frames at 0.05 bpp: 0.35 / 0.15 / 0.08 -> 32.18 / 32.34 / 31.83 dB)
 BLOCKS = (16, 32, 64)
@@ -121,6 +124,12 @@ MOTION_RD = 1.0
 # bytes against 2.0; shared clip / crop): 1.5 -1.4 / -2.5 %, 1.25 -1.9 / -2.3 %, 1.0 -2.1 / -2.1 %.
 CHROMA = 24
 CHROMA_RANGE = (8, 64)
+
+# Session 21: the intra fits' steps when neither --steps nor --time-budget is given (video_codec caps them at 40 s
+# per megapixel of the GOP). Before, the fit filled those seconds: ~615 s wall for 100 frames at 640x480 on 2 idle
+# cores, whatever the load, a file that depended on the machine's speed, and RD that fell under load.
+DEFAULT_STEPS = 3000
+
 INTRA_MODEL_LOW = "gaussian"
 INTRA_MODEL_HIGH = "gaussian+dct"
 INTRA_DCT_BPP = 0.15
@@ -479,48 +488,85 @@ def frame_steps_for(base: int, multipliers: np.ndarray) -> list[int]:
 
 
 def _residual_step_for(window: np.ndarray, intra: np.ndarray, vectors: np.ndarray, block: int, coder,
-                       budget: float | None, psnr: float | None, deblock: int = 0, run_steps=None) -> int:
-    """The residual's step (in 1/STEP_UNIT levels): the finest whose coded residual fits ``budget`` bytes
-    (bisection on the real coded size, each trial the whole closed loop), else one aimed at ``psnr``.
-    ``run_steps(base)``: what the closed loop runs with at a base step (default: that step for every frame)."""
+                       budget: float | None, psnr: float | None, deblock: int = 0, run_steps=None
+                       ) -> tuple[int, float]:
+    """The residual's step (in 1/STEP_UNIT levels) whose coded residual, estimated on a prefix of the closed loop,
+    about fills ``budget`` bytes, else one aimed at ``psnr``; and the exponent alpha of size ~ step^-alpha seen
+    on the way (the settling's first move). ``run_steps(base)``: what the closed loop runs with at a base step
+    (default: that step for every frame)."""
     unit = STEP_UNIT
     if budget is None:
         if psnr is None:
-            return DEFAULT_RESIDUAL_STEP * unit
+            return DEFAULT_RESIDUAL_STEP * unit, 1.0
         # a uniform quantiser of step s leaves an error of about s^2 / 12
-        return int(np.clip(round(unit * 255.0 * np.sqrt(12.0) * 10 ** (-psnr / 20)), 1, MAX_RESIDUAL_STEP * unit))
+        return int(np.clip(round(unit * 255.0 * np.sqrt(12.0) * 10 ** (-psnr / 20)), 1,
+                           MAX_RESIDUAL_STEP * unit)), 1.0
 
     # The search runs the closed loop over the first SEARCH_FRAMES predicted frames only and scales their size
     # to the GOP (the loop's prefix is exact; later frames cost about the same): half the encoder's time at GOP 12.
     k = mcorder.prefix_frames(vectors, min(len(window) - 1, SEARCH_FRAMES))
     scale = (len(window) - 1) / max(k, 1)
 
+    @functools.lru_cache(maxsize=None)
     def size(step: int) -> float:
         run = step / unit if run_steps is None else run_steps(step)
         _, syms = closed_loop(intra, window[:k + 1], vectors[:k], block, coder, run, deblock)
         return scale * coder.estimate_bytes(syms)
 
-    lo, hi = unit, MAX_RESIDUAL_STEP * unit  # steps of 1 .. MAX levels
-    if size(hi) > budget:
-        return hi
-    for _ in range(RESIDUAL_SEARCH):  # geometric bisection on the estimated size: hi always fits
-        if hi <= lo + 1:
-            break
-        mid = int(round(np.sqrt(lo * hi)))
-        mid = min(max(mid, lo + 1), hi - 1)
-        if size(mid) <= budget:
-            hi = mid
+    top = MAX_RESIDUAL_STEP * unit
+    if not SECANT_SEARCH:
+        lo, hi = unit, top  # steps of 1 .. MAX levels
+        if size(hi) > budget:
+            return hi, 1.0
+        for _ in range(RESIDUAL_SEARCH):  # geometric bisection on the estimated size: hi always fits
+            if hi <= lo + 1:
+                break
+            mid = int(round(np.sqrt(lo * hi)))
+            mid = min(max(mid, lo + 1), hi - 1)
+            if size(mid) <= budget:
+                hi = mid
+            else:
+                lo = mid
+        return hi, 1.0
+    # Session 21: a secant search in log size / log step from the step the rate predicts (mcmotion's power law),
+    # stopping once the estimate lands within [LAND_FRACTION, 1] of the budget: the settling on the whole GOP's
+    # real size corrects the rest, so resolving the prefix's estimate to 1/14 octave (8 bisection trials) bought
+    # nothing. lo: the coarsest step known to be over the budget, hi: the finest known to fit.
+    n_pred = len(window) - 1
+    h, w = window.shape[1:3]
+    alpha = -1.0 / mcmotion.STEP_SLOPE  # size ~ step^-alpha
+    step = int(np.clip(round(unit * mcmotion.expected_step(8.0 * budget / (n_pred * h * w))), unit, top))
+    lo, hi, fits, last = unit - 1, top, False, None
+    for _ in range(RESIDUAL_SEARCH):
+        est = size(step)
+        if last is not None and est > 0 and last[1] > 0 and est != last[1] and step != last[0]:
+            alpha = float(np.clip(np.log(est / last[1]) / np.log(last[0] / step), 0.3, 3.0))
+        last = (step, est)
+        if est <= budget:
+            hi, fits = step, True
+            if est >= LAND_FRACTION * budget or step <= unit:
+                break
         else:
-            lo = mid
-    return hi
+            lo = step
+            if step >= top:
+                return top, alpha
+        if hi - lo <= 1:
+            break
+        nxt = step * (max(est, 1e-9) / (AIM_FRACTION * budget)) ** (1.0 / alpha)
+        nxt = int(round(nxt))
+        if not lo < nxt < hi:  # outside the bracket: its geometric middle
+            nxt = int(round(np.sqrt(max(lo, unit) * hi)))
+        step = min(max(nxt, lo + 1), hi - 1)
+    if not fits and size(top) > budget:
+        return top, alpha
+    return hi, alpha
 
 
-def _settle_step(step: int, size: int, aim: float, last: tuple[int, int] | None) -> float:
+def _settle_step(step: int, size: int, aim: float, last: tuple[int, int] | None, alpha: float = 1.0) -> float:
     """The next residual step of the final settling on the whole GOP's real size: size ~ step^-alpha, alpha from
     the last two tries (1 before there are two), moved by 1/32 octave (at least one unit) to 1 octave. The prefix the step search ran on can
     misjudge the whole GOP by ~25 % (later frames costing more), which fixed 1/8-octave moves could not make up
     within FINAL_TRIES (a GOP landed at 79 % of its budget)."""
-    alpha = 1.0
     if last is not None and last[0] != step and last[1] > 0 and size > 0 and last[1] != size:
         alpha = float(np.clip(np.log(size / last[1]) / np.log(last[0] / step), 0.3, 3.0))
     octaves = float(np.clip(np.log2(aim / size) / alpha, -1.0, 1.0))  # > 0: too small, go finer
@@ -552,7 +598,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                allocation: float | None = None, propagation: float | None = None,
                block_strength: float | None = None, block_propagation: float | None = None,
                structure: str | None = None, mini_gop: int | None = None,
-               motion_rd: float | None = None, chroma: int | None = None) -> bytes:
+               motion_rd: float | None = None, chroma: int | None = None, report: dict | None = None) -> bytes:
     """One GOP ((n, H, W, 3) uint8) as a complete ``.inrc`` of model ``mcvideo``.
 
     ``residual`` (a name in RESIDUALS, default ``DEFAULT_RESIDUAL``; "" for none): forward prediction with a
@@ -567,7 +613,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     coded too, and no residual is coded. ``motion_rd`` (default ``MOTION_RD``; 0: the DIS vectors as they are)
     scales the lambda of the rate-constrained motion choice (``mcmotion``; with a residual and a byte target).
     ``chroma`` (default ``CHROMA``; 0: the form before session 21, 2.0) the "dct2" residual's chroma step / luma step
-    in 1/16."""
+    in 1/16. ``report`` (a dict) receives the intra fit's ``fit_steps``."""
     from ..codec import compress, decompress
     from ..signal import Signal
 
@@ -643,6 +689,8 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
     cfg.image_model = image_model = chosen_model or intra_model_for(intra_bpp)
     frame0 = Signal(np.ascontiguousarray(window[0]), kind="image", value_range=(0.0, 255.0))
     r = compress(frame0, image_model, bpp=intra_bpp, psnr=psnr, time_budget=intra_time, steps=steps, seed=seed)
+    if report is not None:
+        report["fit_steps"] = r.report.get("fit_steps")
     sections["intra"] = r.data
     if residual:
         intra = decompress(r.data).data
@@ -662,8 +710,9 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
 
         # the search runs a uniform step on a prefix: with multipliers of geometric mean 1 it codes about the bytes
         # of the whole GOP at that base step (the settling below corrects the rest on the real size)
-        cfg.residual_step = _residual_step_for(window, intra, vectors, block, coder, budget, psnr, cfg.deblock,
-                                               (lambda b: steps_of(b)[1]) if cfg.block_steps else None)
+        cfg.residual_step, alpha = _residual_step_for(window, intra, vectors, block, coder, budget, psnr,
+                                                      cfg.deblock, (lambda b: steps_of(b)[1]) if cfg.block_steps
+                                                      else None)
         # The search ran on estimated sizes of a prefix: settle on the real size of the whole GOP, moving the step
         # by 1/8 octave (coarser while over the budget, finer while well under it), a few full loops at most.
         # Once a step over the budget and one under it are known, later tries stay strictly between them (a
@@ -684,7 +733,7 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                 over = step if over is None else max(over, step)
                 if step >= top:
                     break
-            step, last = _settle_step(step, len(blob), AIM_FRACTION * budget, last), (step, len(blob))
+            step, last = _settle_step(step, len(blob), AIM_FRACTION * budget, last, alpha), (step, len(blob))
             if over is not None and best is not None:  # over < best[0]: the steps in between are untried
                 if best[0] - over <= 1:
                     break
