@@ -121,6 +121,16 @@ def _band_bits(q: np.ndarray, top: int, prior: float = 1.0) -> tuple[np.ndarray,
     return table, last
 
 
+def cheapest(cands: list[np.ndarray], costs: list[np.ndarray]) -> np.ndarray:
+    """Per element, the candidate value of least cost (the earlier candidate on ties): RDOQ's choice."""
+    best, best_cost = cands[0].copy(), costs[0]
+    for v, cost in zip(cands[1:], costs[1:]):
+        better = cost < best_cost
+        best[better] = v[better]
+        best_cost = np.where(better, cost, best_cost)
+    return best
+
+
 def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float = CHROMA_FACTOR,
                  passes: int = 2, truncate: bool = True, coef_factor: float | None = None,
                  prior: float = 1.0) -> np.ndarray:
@@ -156,16 +166,9 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float = CH
         is_last = (last.ravel()[where // (N * N)] == band[pos] + 1).astype(np.int64)
         row = ((group * N_BANDS + band[pos]) * 2 + is_last) * (2 * top + 1)
         table = table.ravel()
-        best, best_cost = None, None
-        for v, d, extra in zip(cands, dist, beyond):
-            bits = table[row + (np.clip(sign * v, -top, top) + top).astype(np.int64)] + extra
-            cost = d + coef_factor * lam * bits
-            if best is None:
-                best, best_cost = v.copy(), cost
-            else:
-                better = cost < best_cost
-                best[better] = v[better]
-                best_cost = np.where(better, cost, best_cost)
+        best = cheapest(cands, [d + coef_factor * lam * (table[row + (np.clip(sign * v, -top, top) + top)
+                                                              .astype(np.int64)] + extra)
+                                for v, d, extra in zip(cands, dist, beyond)])
         q = np.zeros(coef.shape, np.int32)
         q.ravel()[where] = (sign * best).astype(np.int32)
         if truncate:

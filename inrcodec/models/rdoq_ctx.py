@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import coefcoder as cc
+from . import image_dct
 from .mcdct import MAX_SYMBOL, N
 
 
@@ -112,15 +113,7 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, pas
             return b + (v > 0) + np.where(v > top, 2.0 * np.log2(np.maximum(v, 1.0) / top) + 1.0, 0.0)
 
         # per coefficient: among the candidates (only where rounding gives a non-zero)
-        best, best_cost = None, None
-        for v, d in zip(cands, dist):
-            cost = d + lam * bits_of(v)
-            if best is None:
-                best, best_cost = v.copy(), cost
-            else:
-                better = cost < best_cost
-                best[better] = v[better]
-                best_cost = np.where(better, cost, best_cost)
+        best = image_dct.cheapest(cands, [d + lam * bits_of(v) for v, d in zip(cands, dist)])
         q = (sign * best).astype(np.int32)
         # per block and channel: the last diagonal
         gain = weight * (mag**2 - (mag - np.abs(q)) ** 2)
