@@ -46,6 +46,16 @@ inline bool use_avx2() {
 #endif
 }
 
+// OpenMP threads to use: the caller's count, or OpenMP's default where it passes 0 (1 without OpenMP).
+inline int threads_or_default(int num_threads) {
+#ifdef _OPENMP
+    return num_threads > 0 ? num_threads : omp_get_max_threads();
+#else
+    (void)num_threads;
+    return 1;
+#endif
+}
+
 }  // namespace
 
 extern "C" {
@@ -59,12 +69,7 @@ int gr_deblock_cpu(uint8_t* img, int H, int W, int C, const uint8_t* coded, int 
     if (H < 0 || W < 0 || C < 1 || (int64_t)BY * 8 < H || (int64_t)BX * 8 < W || (BY - 1) * 8 >= H ||
         (BX - 1) * 8 >= W)
         return 1;
-#ifdef _OPENMP
-    const int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
-#else
-    const int nt = 1;
-    (void)num_threads;
-#endif
+    const int nt = threads_or_default(num_threads);
 #ifdef DR_X86_DISPATCH
     if (use_avx2()) {
         avx2::deblock_image(img, H, W, C, coded, BX, alpha, beta, tc, nt);
@@ -93,12 +98,7 @@ int gr_dct_inverse_add_cpu(const int16_t* q, int C, int BY, int BX, const int32_
         }
         if (col * clamp >= (1 << 24) || ((col * clamp >> s1) + 1) * row >= (1 << 24)) return 1;
     }
-#ifdef _OPENMP
-    const int nt = num_threads > 0 ? num_threads : omp_get_max_threads();
-#else
-    const int nt = 1;
-    (void)num_threads;
-#endif
+    const int nt = threads_or_default(num_threads);
     float t[64];
     int32_t zi[64];  // zigzag position of each raster index: only to check that zz is a permutation
     for (int i = 0; i < 64; ++i) {
