@@ -36,7 +36,7 @@ try:  # (a copy of this script in an older checkout measures the "before": no ra
     from inrcodec.models.latentgrid.context import RATE_SUBSAMPLE, RATE_SUBSAMPLE_MIN  # noqa: E402
 except ImportError:
     RATE_SUBSAMPLE, RATE_SUBSAMPLE_MIN = 1, float("inf")
-from inrcodec.models.latentgrid.quantiser import STE_START  # noqa: E402
+from inrcodec.models.latentgrid.recipe import RECIPE  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "kodak"
@@ -233,7 +233,7 @@ def main() -> None:
             finally:
                 latentgrid_mlp.kernel_usable = original
             noise, ste = run["phases"]["noise"], run["phases"]["straight_through"]
-            w = STE_START
+            w = RECIPE.ste_start
             run["ms_per_step_cpu_per_thread"] = round(w * noise["ms_per_step_cpu_per_thread"]
                                                       + (1 - w) * ste["ms_per_step_cpu_per_thread"], 1)
             run["ms_per_step_wall"] = round(w * noise["ms_per_step_wall"] + (1 - w) * ste["ms_per_step_wall"], 1)
