@@ -13,9 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "cpu_threads.h"
 
 // The kernels, once per instruction set; the AVX2 copy is compiled under a target pragma and picked at run time
 // (as the rasteriser's tile loops; gcc on x86-64 only, elsewhere the portable copy).
@@ -47,14 +45,6 @@ inline bool use_avx2() {
 }
 
 // OpenMP threads to use: the caller's count, or OpenMP's default where it passes 0 (1 without OpenMP).
-inline int threads_or_default(int num_threads) {
-#ifdef _OPENMP
-    return num_threads > 0 ? num_threads : omp_get_max_threads();
-#else
-    (void)num_threads;
-    return 1;
-#endif
-}
 
 }  // namespace
 

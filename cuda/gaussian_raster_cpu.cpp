@@ -10,6 +10,7 @@
 // Gaussian ids in increasing order, so results do not depend on the thread count.
 // Backward: every (tile, Gaussian) pair writes its partial sums into its own slot, laid out Gaussian-major;
 // a second parallel pass sums each Gaussian's contiguous slots. No atomics, deterministic.
+#include "cpu_threads.h"
 #include "gaussian_raster_math.h"
 
 #include <stdint.h>
@@ -51,14 +52,6 @@ struct Bins {
     std::vector<int64_t> gm;         // tile-major: Gaussian-major position of each entry (backward only)
 };
 
-inline int nthreads_or_default(int nt) {
-#ifdef _OPENMP
-    return nt > 0 ? nt : omp_get_max_threads();
-#else
-    (void)nt;
-    return 1;
-#endif
-}
 
 // Calls f(tile_index) for each tile the Gaussian touches, in increasing tile order.
 template <class F>
@@ -254,7 +247,7 @@ int gr_cpu_has_openmp(void) {
 int64_t gr_count_pairs_cpu(const float* means, const float* chol, int64_t N, int H, int W, int num_threads) {
     try {
         Bins B;
-        if (!bin(means, chol, N, H, W, nthreads_or_default(num_threads), false, B)) return -1;
+        if (!bin(means, chol, N, H, W, threads_or_default(num_threads), false, B)) return -1;
         return B.goff[N];
     } catch (...) {
         return -1;
@@ -277,7 +270,7 @@ void* gr_bins_create(const float* means, const float* chol, int64_t N, int H, in
         h->N = N;
         h->H = H;
         h->W = W;
-        if (!bin(means, chol, N, H, W, nthreads_or_default(num_threads), true, h->B)) {
+        if (!bin(means, chol, N, H, W, threads_or_default(num_threads), true, h->B)) {
             delete h;
             return nullptr;
         }
@@ -297,7 +290,7 @@ int gr_forward_cpu(const float* means, const float* chol, const float* colors, i
     const GrBinsHandle* hb = (const GrBinsHandle*)bins;
     if (hb && (hb->N != N || hb->H != H || hb->W != W)) return 1;
     if (C == 0 || H == 0 || W == 0) return 0;
-    const int nt = nthreads_or_default(num_threads);
+    const int nt = threads_or_default(num_threads);
     try {
         Bins own;
         if (!hb && !bin(means, chol, N, H, W, nt, false, own)) return 2;
@@ -336,7 +329,7 @@ int gr_backward_cpu(const float* means, const float* chol, const float* colors, 
     memset(grad_chol, 0, sizeof(float) * 3 * N);
     if (C > 0) memset(grad_colors, 0, sizeof(float) * C * N);
     if (C == 0 || H == 0 || W == 0) return 0;
-    const int nt = nthreads_or_default(num_threads);
+    const int nt = threads_or_default(num_threads);
     const int S = 5 + C;
     try {
         Bins own;
