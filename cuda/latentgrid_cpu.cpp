@@ -26,61 +26,86 @@ namespace {
 constexpr int BLK = 64;
 constexpr int MAX_LAYERS = 16;
 // 8 floats (one AVX register; two SSE/NEON registers elsewhere): GCC/Clang vector extension, so the hot loops
-// are written once, keep a block row (BLK = 8 vectors) in registers, and still build on any target.
+// are written once and still build on any target. (The convolutions and the rate use it; the MLP uses vf below.)
 typedef float v8 __attribute__((vector_size(32), aligned(32)));
-constexpr int NV = BLK / 8;
 
 inline v8 splat(float a) { return v8{a, a, a, a, a, a, a, a}; }
 inline v8 load8(const float* p) { v8 v; std::memcpy(&v, p, sizeof(v)); return v; }
 inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof(v)); }
 
-// out[0:BLK] = bias + sum_k w[k * w_stride] * rows[k][0:BLK]  (rows k at base + k * BLK), accumulators in registers
-inline void axpy_rows(float bias, const float* w, int64_t w_stride, const float* base, int k_n, float* out) {
-    v8 acc[NV];
-    const v8 b = splat(bias);
-    for (int v = 0; v < NV; ++v) acc[v] = b;
-    for (int k = 0; k < k_n; ++k) {
-        const v8 wk = splat(w[k * w_stride]);
-        const float* r = base + k * BLK;
-        for (int v = 0; v < NV; ++v) acc[v] += wk * load8(r + 8 * v);
+// The MLP's vector: one register of the widest unit the build targets (-march: native or INRCODEC_LG_SIMD, see
+// latentgrid_mlp.py). With AVX-512 the register file is 32 x 16 floats, so a block row (BLK = 64) is 4 registers
+// and a tile of 4 outputs x 4 vectors (16 accumulators) fits beside its operands: each row load feeds 4 FMAs,
+// each broadcast weight 4. Elsewhere 16 registers of 8 floats: tiles of 2 outputs x 4 vectors (half a row).
+// Per lane the arithmetic is the same at every width (the same products summed in the same order), so the
+// result does not depend on the level except through FMA contraction (see the render unit's flags).
+#if defined(__AVX512F__)
+constexpr int VW = 16, FWD_JT = 4, FWD_VT = 4, WG_JT = 4;
+#else
+constexpr int VW = 8, FWD_JT = 2, FWD_VT = 4, WG_JT = 1;
+#endif
+typedef float vf __attribute__((vector_size(4 * VW)));  // (aligned to its size)
+constexpr int NV = BLK / VW;
+static_assert(NV % FWD_VT == 0, "forward tiles split a block row evenly");
+
+// Keeps a loaded row vector in a register: without it GCC folds the load into every FMA that uses it (one load
+// per FMA; AVX-512 FMAs then wait on the load ports: the synthesis backward measured 19.2 -> 14.9 ms CPU with it).
+#if defined(__AVX__)
+#define KEEP_IN_REGISTER(v) asm("" : "+v"(v))
+#else
+#define KEEP_IN_REGISTER(v) (void)0
+#endif
+
+inline vf splatf(float a) { return vf{} + a; }
+inline vf loadf(const float* p) { vf v; std::memcpy(&v, p, sizeof(v)); return v; }
+inline void storef(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
+
+// out_t[0:BLK] = bias_t + sum_k w[t * w_so + k * w_sk] * rows[k][0:BLK] for the JT outputs t of a tile (rows k at
+// base + k * BLK), ReLU before the store when RELU. Accumulators stay in registers, VT vectors of a row at a time;
+// per lane: bias, then the products added in k order.
+template <int JT, int VT, bool RELU>
+inline void fwd_tile(const float* bias, const float* w, int64_t w_so, int64_t w_sk, const float* base, int k_n,
+                     float* out) {
+    for (int c0 = 0; c0 < NV; c0 += VT) {
+        vf a[JT][VT];
+        for (int t = 0; t < JT; ++t) {
+            const vf b = splatf(bias ? bias[t] : 0.0f);
+            for (int v = 0; v < VT; ++v) a[t][v] = b;
+        }
+        const float* col = base + c0 * VW;
+        for (int k = 0; k < k_n; ++k) {
+            vf x[VT];
+            for (int v = 0; v < VT; ++v) {
+                x[v] = loadf(col + k * BLK + v * VW);
+                KEEP_IN_REGISTER(x[v]);
+            }
+            for (int t = 0; t < JT; ++t) {
+                const vf wk = splatf(w[t * w_so + k * w_sk]);
+                for (int v = 0; v < VT; ++v) a[t][v] += wk * x[v];
+            }
+        }
+        const vf zero = splatf(0.0f);
+        for (int t = 0; t < JT; ++t)
+            for (int v = 0; v < VT; ++v) {
+                vf o = a[t][v];
+                if (RELU) o = o > zero ? o : zero;
+                storef(out + t * BLK + c0 * VW + v * VW, o);
+            }
     }
-    for (int v = 0; v < NV; ++v) store8(out + 8 * v, acc[v]);
 }
 
-// The same for two outputs at once (weights w0, w1), ReLU applied before the store when RELU: each row load
-// feeds two FMAs (one load per FMA was the forward's limit: 20 GFLOP/s against the backward's ~30) and the
-// activation costs no extra pass over the block.
+// All dout outputs of a layer: tiles of FWD_JT outputs, then the remainder one tile size down.
 template <bool RELU>
-inline void axpy_rows2(float b0, float b1, const float* w0, const float* w1, const float* base, int k_n, float* out0,
-                       float* out1) {
-    constexpr int H = NV / 2;  // half a block per pass: 2 x 4 accumulators + 1 row vector + 2 weights in registers
-    for (int half = 0; half < 2; ++half) {
-        v8 a0[H], a1[H];
-        for (int v = 0; v < H; ++v) {
-            a0[v] = splat(b0);
-            a1[v] = splat(b1);
-        }
-        const float* col = base + half * 8 * H;
-        for (int k = 0; k < k_n; ++k) {
-            const v8 wk0 = splat(w0[k]), wk1 = splat(w1[k]);
-            const float* r = col + k * BLK;
-            for (int v = 0; v < H; ++v) {
-                const v8 xv = load8(r + 8 * v);
-                a0[v] += wk0 * xv;
-                a1[v] += wk1 * xv;
-            }
-        }
-        const v8 zero = splat(0.0f);
-        for (int v = 0; v < H; ++v) {
-            v8 o0 = a0[v], o1 = a1[v];
-            if (RELU) {
-                o0 = o0 > zero ? o0 : zero;
-                o1 = o1 > zero ? o1 : zero;
-            }
-            store8(out0 + half * 8 * H + 8 * v, o0);
-            store8(out1 + half * 8 * H + 8 * v, o1);
-        }
-    }
+inline void fwd_layer(const float* bias, const float* w, int64_t w_so, int64_t w_sk, const float* hin, int din,
+                      int dout, float* hout) {
+    int j = 0;
+    for (; j + FWD_JT <= dout; j += FWD_JT)
+        fwd_tile<FWD_JT, FWD_VT, RELU>(bias ? bias + j : nullptr, w + j * w_so, w_so, w_sk, hin, din, hout + j * BLK);
+    if (FWD_JT > 2)
+        for (; j + 2 <= dout; j += 2)
+            fwd_tile<2, FWD_VT, RELU>(bias ? bias + j : nullptr, w + j * w_so, w_so, w_sk, hin, din, hout + j * BLK);
+    for (; j < dout; ++j)
+        fwd_tile<1, FWD_VT, RELU>(bias ? bias + j : nullptr, w + j * w_so, w_so, w_sk, hin, din, hout + j * BLK);
 }
 
 struct Net {
@@ -142,23 +167,45 @@ inline void forward_block(const Net& net, float* act) {
         const int din = net.dims[l], dout = net.dims[l + 1];
         const float* W = net.params + net.off[l];
         const float* b = W + (int64_t)dout * din;
-        const float* hin = act + l * S;
-        float* hout = act + (l + 1) * S;
-        const bool relu = l < net.L - 1;
-        int j = 0;
-        for (; j + 2 <= dout; j += 2) {
-            const float* w0 = W + (int64_t)j * din;
-            if (relu)
-                axpy_rows2<true>(b[j], b[j + 1], w0, w0 + din, hin, din, hout + j * BLK, hout + (j + 1) * BLK);
-            else
-                axpy_rows2<false>(b[j], b[j + 1], w0, w0 + din, hin, din, hout + j * BLK, hout + (j + 1) * BLK);
+        if (l < net.L - 1)
+            fwd_layer<true>(b, W, din, 1, act + l * S, din, dout, act + (l + 1) * S);
+        else
+            fwd_layer<false>(b, W, din, 1, act + l * S, din, dout, act + (l + 1) * S);
+    }
+}
+
+// Weight and bias gradients of one layer for the outputs j0..j0+JT-1: gW[j][i] += g[j] . hin[i] per lane (acc:
+// one vf of lane partial sums per parameter), the JT gradient rows held in registers across the inputs i.
+template <int JT>
+inline void wgrad_tile(const float* g, const float* hin, int din, int j0, vf* gW, vf* gB) {
+    vf grow[JT][NV];
+    for (int t = 0; t < JT; ++t) {
+        vf sb = grow[t][0] = loadf(g + (j0 + t) * BLK);
+        for (int v = 1; v < NV; ++v) {
+            grow[t][v] = loadf(g + (j0 + t) * BLK + v * VW);
+            sb += grow[t][v];
         }
-        for (; j < dout; ++j) {
-            float* o = hout + j * BLK;
-            axpy_rows(b[j], W + (int64_t)j * din, 1, hin, din, o);
-            if (relu) {
-#pragma omp simd
-                for (int p = 0; p < BLK; ++p) o[p] = o[p] > 0.0f ? o[p] : 0.0f;
+        gB[j0 + t] += (sb);
+    }
+    for (int i = 0; i < din; ++i) {
+        const float* h = hin + i * BLK;
+        if (JT == 1) {  // one row: two chains (the FMA latency), as the 16-register build needs
+            vf s0 = grow[0][0] * loadf(h), s1 = grow[0][1] * loadf(h + VW);
+            for (int v = 2; v < NV; v += 2) {
+                s0 += grow[0][v] * loadf(h + v * VW);
+                s1 += grow[0][v + 1] * loadf(h + (v + 1) * VW);
+            }
+            gW[(int64_t)j0 * din + i] += (s0 + s1);
+        } else {  // JT independent chains
+            vf hv[NV];
+            for (int v = 0; v < NV; ++v) {
+                hv[v] = loadf(h + v * VW);
+                KEEP_IN_REGISTER(hv[v]);
+            }
+            for (int t = 0; t < JT; ++t) {
+                vf s = grow[t][0] * hv[0];
+                for (int v = 1; v < NV; ++v) s += grow[t][v] * hv[v];
+                gW[(int64_t)(j0 + t) * din + i] += (s);
             }
         }
     }
@@ -167,7 +214,7 @@ inline void forward_block(const Net& net, float* act) {
 // Backward of one block whose forward activations are in act ((L+1) slabs of [maxw][BLK]): g holds the gradient
 // of the last layer's output (zero in padded lanes), gprev is scratch of the same size. Adds the weight gradients
 // to acc (per-lane partial sums, net.off layout); returns the buffer holding the input gradient when need_gx.
-inline float* backward_block(const Net& net, const float* act, float* g, float* gprev, v8* acc, bool need_gx) {
+inline float* backward_block(const Net& net, const float* act, float* g, float* gprev, vf* acc, bool need_gx) {
     const int S = net.maxw * BLK;
     for (int l = net.L - 1; l >= 0; --l) {
         const int din = net.dims[l], dout = net.dims[l + 1];
@@ -182,41 +229,25 @@ inline float* backward_block(const Net& net, const float* act, float* g, float* 
                 for (int p = 0; p < BLK; ++p) gj[p] = hj[p] > 0.0f ? gj[p] : 0.0f;
             }
         }
-        v8* gW = acc + net.off[l];
-        v8* gB = gW + (int64_t)dout * din;
-        for (int j = 0; j < dout; ++j) {
-            const float* gj = g + j * BLK;
-            v8 grow[NV];  // this output's gradient row stays in registers across the inputs
-            v8 sb = splat(0.0f);
-            for (int v = 0; v < NV; ++v) {
-                grow[v] = load8(gj + 8 * v);
-                sb += grow[v];
-            }
-            gB[j] += sb;
-            for (int i = 0; i < din; ++i) {
-                const float* h = hin + i * BLK;
-                v8 s0 = grow[0] * load8(h), s1 = grow[1] * load8(h + 8);
-                for (int v = 2; v < NV; v += 2) {
-                    s0 += grow[v] * load8(h + 8 * v);
-                    s1 += grow[v + 1] * load8(h + 8 * v + 8);
-                }
-                gW[(int64_t)j * din + i] += s0 + s1;
-            }
-        }
-        if (l > 0 || need_gx) {
-            for (int i = 0; i < din; ++i) axpy_rows(0.0f, W + i, din, g, dout, gprev + i * BLK);
+        vf* gW = acc + net.off[l];
+        vf* gB = gW + (int64_t)dout * din;
+        int j = 0;
+        for (; j + WG_JT <= dout; j += WG_JT) wgrad_tile<WG_JT>(g, hin, din, j, gW, gB);
+        for (; j < dout; ++j) wgrad_tile<1>(g, hin, din, j, gW, gB);
+        if (l > 0 || need_gx) {  // gprev[i] = sum_j W[j][i] g[j]: the forward's tiles on the transposed weights
+            fwd_layer<false>(nullptr, W, 1, din, g, dout, din, gprev);
             std::swap(g, gprev);
         }
     }
     return g;
 }
 
-// Per-thread v8 weight-gradient partials -> one double total per thread (deterministic reduction afterwards).
-inline void lanes_to_double(const std::vector<v8>& acc, std::vector<double>& mine) {
+// Per-thread vf weight-gradient partials -> one double total per thread (deterministic reduction afterwards).
+inline void lanes_to_double(const std::vector<vf>& acc, std::vector<double>& mine) {
     mine.assign(acc.size(), 0.0);
     for (size_t k = 0; k < acc.size(); ++k) {
         double t = 0.0;
-        for (int v = 0; v < 8; ++v) t += acc[k][v];
+        for (int v = 0; v < VW; ++v) t += acc[k][v];
         mine[k] = t;
     }
 }
@@ -231,7 +262,9 @@ int n_threads_for(int64_t n_blocks, int want) {
 
 extern "C" {
 
-int lg_mlp_abi_version() { return 2; }  // 2: row lists in lg_context2d_*, lg_conv2d_residual_*
+int lg_mlp_abi_version() { return 3; }  // 2: row lists in lg_context2d_*, lg_conv2d_residual_*; 3: lg_simd_width
+
+int lg_simd_width() { return VW; }  // floats per MLP vector: 16 with AVX-512, else 8
 
 int lg_mlp_has_openmp() {
 #ifdef _OPENMP
@@ -279,8 +312,7 @@ int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L
         const int S = net.maxw * BLK;
         std::vector<float> act((size_t)(L + 1) * S);
         std::vector<float> ga((size_t)S), gb((size_t)S);
-        std::vector<v8> acc((size_t)n_params);  // per-lane partial sums, reduced once at the end
-        for (auto& a : acc) a = splat(0.0f);
+        std::vector<vf> acc((size_t)n_params, vf{});  // per-lane partial sums, reduced once at the end
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const int64_t p0 = blk * BLK;
@@ -440,8 +472,7 @@ int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, 
         const int S = net.maxw * BLK;
         std::vector<float> act((size_t)(L + 1) * S);
         std::vector<float> ga((size_t)S, 0.0f), gb((size_t)S);
-        std::vector<v8> acc(with_grad ? (size_t)n_params : 0);
-        for (auto& a : acc) a = splat(0.0f);
+        std::vector<vf> acc(with_grad ? (size_t)n_params : 0, vf{});
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const int64_t p0 = blk * BLK;

@@ -7,10 +7,9 @@ from inrcodec.kernels import latentgrid_mlp as K
 
 
 @pytest.fixture(scope="module")
-def lib():
-    if K.library() is None:
-        pytest.skip(f"latentgrid kernels not available: {K._error}")
-    return K.library()
+def lib(latentgrid_lib):
+    """Every test here runs at each SIMD level the machine supports (conftest.latentgrid_lib)."""
+    return latentgrid_lib
 
 
 @pytest.mark.parametrize("C,H,W,k,relu,threads", [(3, 17, 29, 3, True, 1), (3, 17, 29, 3, False, 1),

@@ -10,11 +10,16 @@ dtypes) the torch reference runs, with the same results to float rounding.
 
 The library is compiled on first use with the system C++ compiler (OpenMP, ``-O3 -march=native``: it is built on
 and for the machine that runs it) into ``$INRCODEC_CACHE_DIR/kernels`` (a few seconds once), keyed by a hash of
-source, flags and CPU model.
+source, flags and CPU model. ``INRCODEC_LG_SIMD`` (or ``library(level)``) picks another instruction-set level
+instead of ``native``: ``avx512`` (x86-64-v4), ``avx2`` (x86-64-v3, AVX2 + FMA) or ``baseline`` (x86-64, SSE2),
+each only where this CPU runs it (``supported_levels()``); the kernels choose their vector width and register
+tiles from what the level enables (512-bit with AVX-512, else 256-bit), so tests can run every level the machine
+has against the torch references.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import platform
@@ -28,13 +33,22 @@ import torch
 from . import _loader
 
 SOURCE = "latentgrid_cpu.cpp"
-ABI_VERSION = 2
+ABI_VERSION = 3
 FLAGS = ["-O3", "-std=c++17", "-fPIC", "-march=native", "-ffast-math", "-fopenmp"]
+
+# -march per level; "native" is the default (the machine that builds is the machine that runs)
+SIMD_LEVELS = {"native": "-march=native", "avx512": "-march=x86-64-v4", "avx2": "-march=x86-64-v3",
+               "baseline": "-march=x86-64"}
+# /proc/cpuinfo flags each x86 level needs (x86-64-v4 = AVX-512 F/BW/CD/DQ/VL on top of v3)
+_LEVEL_FLAGS = {"avx2": {"avx2", "fma", "bmi2", "f16c", "movbe"},
+                "avx512": {"avx2", "fma", "bmi2", "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"},
+                "baseline": {"sse2"}}
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False
 _error: str | None = None
+_by_level: dict[str, ctypes.CDLL] = {}
 
 
 def _cpu_id() -> str:
@@ -47,17 +61,43 @@ def _cpu_id() -> str:
     return platform.processor() or platform.machine()
 
 
-def build(force: bool = False, src_dir: Path = _loader.SRC_DIR) -> Path:
+def simd_level() -> str:
+    """The level the library is built for: ``INRCODEC_LG_SIMD`` (default ``native``)."""
+    level = os.environ.get("INRCODEC_LG_SIMD", "") or "native"
+    if level not in SIMD_LEVELS:
+        raise RuntimeError(f"INRCODEC_LG_SIMD={level!r}: not one of {', '.join(SIMD_LEVELS)}")
+    return level
+
+
+def supported_levels() -> list[str]:
+    """The SIMD levels this machine can build and run (``native`` always; the x86 levels where its flags allow)."""
+    levels = ["native"]
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return levels
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return levels
+    return levels + [lv for lv in ("avx512", "avx2", "baseline") if _LEVEL_FLAGS[lv] <= flags]
+
+
+def build(force: bool = False, src_dir: Path = _loader.SRC_DIR, level: str | None = None) -> Path:
     cxx = _loader._find_cxx()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++/clang++)")
-    h = _loader.source_hash((SOURCE,), src_dir, extra=" ".join(FLAGS) + _cpu_id())
+    level = level or simd_level()
+    flags = [f for f in FLAGS if not f.startswith("-march=")] + [SIMD_LEVELS[level]]
+    h = _loader.source_hash((SOURCE,), src_dir, extra=" ".join(flags) + _cpu_id())
     if h is None:
         raise RuntimeError(f"kernel source {SOURCE} not found in {src_dir}")
-    out = _loader.cache_dir() / f"_latentgrid_cpu-{h}.so"
+    out = _loader.cache_dir() / f"_latentgrid_cpu-{level}-{h}.so"
     if out.is_file() and not force:
         return out
-    base = [cxx, *FLAGS, "-shared", str(src_dir / SOURCE)]
+    base = [cxx, *flags, "-shared", str(src_dir / SOURCE)]
     try:
         _loader._compile(base, out, timeout=300)
     except RuntimeError:  # no OpenMP: single-threaded kernel
@@ -71,6 +111,7 @@ def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
     if lib.lg_mlp_abi_version() != ABI_VERSION:
         raise OSError("latentgrid MLP kernel: ABI version mismatch")
     lib.lg_mlp_has_openmp.restype = i32
+    lib.lg_simd_width.restype = i32
     lib.lg_mlp_forward.restype = i32
     lib.lg_mlp_forward.argtypes = [p, i64, i64, i64, i32, p, p, p, i64, i64, i32]
     lib.lg_mlp_backward.restype = i32
@@ -120,6 +161,29 @@ def library() -> ctypes.CDLL | None:
                 warnings.warn(f"inrcodec: latent-grid MLP kernel unavailable, using the torch reference: "
                               f"{(_error or '')[:300]}", RuntimeWarning, stacklevel=3)
         return _lib
+
+
+def library_for_level(level: str) -> ctypes.CDLL:
+    """The kernel built for SIMD ``level`` (tests: every level in ``supported_levels()``); raises if it cannot be
+    built. ``using_library(lib)`` makes the wrappers call it."""
+    with _lock:
+        if level not in _by_level:
+            _by_level[level] = _setup(ctypes.CDLL(str(build(level=level))))
+        return _by_level[level]
+
+
+@contextlib.contextmanager
+def using_library(lib: ctypes.CDLL | None):
+    """Within the block every latent-grid kernel wrapper calls ``lib`` (None: the torch references)."""
+    global _lib, _tried
+    with _lock:
+        saved = (_lib, _tried)
+        _lib, _tried = lib, True
+    try:
+        yield lib
+    finally:
+        with _lock:
+            _lib, _tried = saved
 
 
 def mlp_torch(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.Tensor:
