@@ -37,15 +37,17 @@ def _latentgrid_levels() -> list[str]:
 
 @pytest.fixture(scope="module", params=_latentgrid_levels())
 def latentgrid_lib(request):
-    """The latent-grid kernel library built for each SIMD level this machine runs (native, avx512, avx2, baseline:
-    INRCODEC_LG_SIMD), made the one every kernel wrapper calls while the module's tests run."""
+    """The latent-grid kernel libraries (training and strict render builds) for each SIMD level this machine runs
+    (native, avx512, avx2, baseline: INRCODEC_LG_SIMD), made the ones every kernel wrapper calls while the module's
+    tests run."""
     import subprocess
 
     from inrcodec.kernels import latentgrid_mlp
 
     try:
         lib = latentgrid_mlp.library_for_level(request.param)
+        strict = latentgrid_mlp.library_for_level(request.param, strict=True)
     except (RuntimeError, OSError, AttributeError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"latentgrid kernel at SIMD level {request.param} not available: {str(exc)[:200]}")
-    with latentgrid_mlp.using_library(lib):
+    with latentgrid_mlp.using_library(lib, strict):
         yield lib

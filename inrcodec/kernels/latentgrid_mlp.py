@@ -35,6 +35,12 @@ from . import _loader
 SOURCE = "latentgrid_cpu.cpp"
 ABI_VERSION = 3
 FLAGS = ["-O3", "-std=c++17", "-fPIC", "-march=native", "-ffast-math", "-fopenmp"]
+# The same source built a second time for what the decoded output depends on (render: the synthesis forward,
+# convolutions, upsampling; decode: the exact context MLP and features): no -ffast-math and no FMA contraction,
+# so every float op is the one written, in the order written. Per lane the kernels do the same arithmetic at every
+# vector width, so this build renders the same bits at every SIMD level (and on any IEEE-754 machine); the
+# -ffast-math build (training: FMA, vector libm) differs from it by float rounding.
+STRICT_FLAGS = ["-O3", "-std=c++17", "-fPIC", "-march=native", "-ffp-contract=off", "-fopenmp"]
 
 # -march per level; "native" is the default (the machine that builds is the machine that runs)
 SIMD_LEVELS = {"native": "-march=native", "avx512": "-march=x86-64-v4", "avx2": "-march=x86-64-v3",
@@ -48,7 +54,9 @@ _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False
 _error: str | None = None
-_by_level: dict[str, ctypes.CDLL] = {}
+_strict_lib: ctypes.CDLL | None = None
+_strict_tried = False
+_by_level: dict[tuple[str, bool], ctypes.CDLL] = {}
 
 
 def _cpu_id() -> str:
@@ -85,16 +93,18 @@ def supported_levels() -> list[str]:
     return levels + [lv for lv in ("avx512", "avx2", "baseline") if _LEVEL_FLAGS[lv] <= flags]
 
 
-def build(force: bool = False, src_dir: Path = _loader.SRC_DIR, level: str | None = None) -> Path:
+def build(force: bool = False, src_dir: Path = _loader.SRC_DIR, level: str | None = None,
+          strict: bool = False) -> Path:
+    """Compile the kernel library (``strict``: the render/decode build, STRICT_FLAGS) for SIMD ``level``."""
     cxx = _loader._find_cxx()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX or install g++/clang++)")
     level = level or simd_level()
-    flags = [f for f in FLAGS if not f.startswith("-march=")] + [SIMD_LEVELS[level]]
+    flags = [f for f in (STRICT_FLAGS if strict else FLAGS) if not f.startswith("-march=")] + [SIMD_LEVELS[level]]
     h = _loader.source_hash((SOURCE,), src_dir, extra=" ".join(flags) + _cpu_id())
     if h is None:
         raise RuntimeError(f"kernel source {SOURCE} not found in {src_dir}")
-    out = _loader.cache_dir() / f"_latentgrid_cpu-{level}-{h}.so"
+    out = _loader.cache_dir() / f"_latentgrid_cpu-{level}{'-strict' if strict else ''}-{h}.so"
     if out.is_file() and not force:
         return out
     base = [cxx, *flags, "-shared", str(src_dir / SOURCE)]
@@ -163,27 +173,55 @@ def library() -> ctypes.CDLL | None:
         return _lib
 
 
-def library_for_level(level: str) -> ctypes.CDLL:
-    """The kernel built for SIMD ``level`` (tests: every level in ``supported_levels()``); raises if it cannot be
-    built. ``using_library(lib)`` makes the wrappers call it."""
+def render_library() -> ctypes.CDLL | None:
+    """The strict build (STRICT_FLAGS) for what decoded output depends on; the training build where it cannot
+    be had (one warning), None where neither can."""
+    global _strict_lib, _strict_tried
+    lib = library()
     with _lock:
-        if level not in _by_level:
-            _by_level[level] = _setup(ctypes.CDLL(str(build(level=level))))
-        return _by_level[level]
+        if lib is not None and not _strict_tried:
+            _strict_tried = True
+            try:
+                _strict_lib = _setup(ctypes.CDLL(str(build(strict=True))))
+            except (RuntimeError, OSError, AttributeError, subprocess.TimeoutExpired) as exc:
+                warnings.warn(f"inrcodec: strict latent-grid kernel unavailable, rendering with the training build "
+                              f"(not bit-identical across machines): {str(exc)[:300]}", RuntimeWarning, stacklevel=3)
+        return _strict_lib if lib is not None and _strict_lib is not None else lib
+
+
+def forward_library(needs_grad: bool) -> ctypes.CDLL | None:
+    """The library a forward kernel runs from: the training build when autograd will differentiate it, else the
+    strict build (renders, decodes: the same bits at every SIMD level)."""
+    return library() if needs_grad else render_library()
+
+
+def needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def library_for_level(level: str, strict: bool = False) -> ctypes.CDLL:
+    """The kernel built for SIMD ``level`` (tests: every level in ``supported_levels()``); raises if it cannot be
+    built. ``using_library(lib, strict_lib)`` makes the wrappers call it."""
+    with _lock:
+        if (level, strict) not in _by_level:
+            _by_level[(level, strict)] = _setup(ctypes.CDLL(str(build(level=level, strict=strict))))
+        return _by_level[(level, strict)]
 
 
 @contextlib.contextmanager
-def using_library(lib: ctypes.CDLL | None):
-    """Within the block every latent-grid kernel wrapper calls ``lib`` (None: the torch references)."""
-    global _lib, _tried
+def using_library(lib: ctypes.CDLL | None, strict_lib: ctypes.CDLL | None = None):
+    """Within the block every latent-grid kernel wrapper calls ``lib`` (None: the torch references), and the
+    render/decode paths ``strict_lib`` (default: ``lib``)."""
+    global _lib, _tried, _strict_lib, _strict_tried
     with _lock:
-        saved = (_lib, _tried)
+        saved = (_lib, _tried, _strict_lib, _strict_tried)
         _lib, _tried = lib, True
+        _strict_lib, _strict_tried = (strict_lib if strict_lib is not None else lib), True
     try:
         yield lib
     finally:
         with _lock:
-            _lib, _tried = saved
+            _lib, _tried, _strict_lib, _strict_tried = saved
 
 
 def mlp_torch(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor]) -> torch.Tensor:
@@ -202,8 +240,8 @@ def _ptr(t: torch.Tensor | None):
 
 class _MLPFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, flat, dims, feature_major, threads):
-        lib = library()
+    def forward(ctx, x, flat, dims, feature_major, threads, strict):
+        lib = forward_library(not strict)
         n = x.shape[0]
         dims_c = (ctypes.c_int * len(dims))(*dims)
         if feature_major:
@@ -237,7 +275,7 @@ class _MLPFunction(torch.autograd.Function):
                                  0 if grad_x is None else grad_x.stride(1), _ptr(grad_flat), ctx.threads)
         if rc != 0:
             raise RuntimeError(f"latentgrid MLP kernel failed ({rc})")
-        return grad_x, grad_flat, None, None, None
+        return grad_x, grad_flat, None, None, None, None
 
 
 def kernel_usable(x: torch.Tensor) -> bool:
@@ -257,4 +295,5 @@ def mlp(x: torch.Tensor, layers: list[torch.nn.Linear], feature_major: bool = Fa
         x = x.contiguous()
     flat = torch.cat([t.reshape(-1) for pair in zip(weights, biases) for t in pair])
     dims = [x.shape[1]] + [w.shape[0] for w in weights]
-    return _MLPFunction.apply(x, flat, dims, feature_major, torch.get_num_threads())
+    strict = not needs_grad(x, *weights, *biases)  # a render: the strict build (see STRICT_FLAGS)
+    return _MLPFunction.apply(x, flat, dims, feature_major, torch.get_num_threads(), strict)
