@@ -142,12 +142,25 @@ def time_case(setup, reps: int) -> float:
     return statistics.median(out)
 
 
-def load_variant(src_dir: Path | None, simd: str):
-    """The library built from ``src_dir`` (None: this tree) at SIMD level ``simd``."""
+def setup_any(path) -> object:
+    """ctypes setup of a library built from this tree's or older sources (an older ABI version, no lg_simd_width)."""
     import ctypes
 
+    lib = ctypes.CDLL(str(path))
+    saved = latentgrid_mlp.ABI_VERSION
+    latentgrid_mlp.ABI_VERSION = lib.lg_mlp_abi_version()
+    try:
+        if not hasattr(lib, "lg_simd_width"):
+            lib.lg_simd_width = lambda: 8
+        return latentgrid_mlp._setup(lib)
+    finally:
+        latentgrid_mlp.ABI_VERSION = saved
+
+
+def load_variant(src_dir: Path | None, simd: str):
+    """The library built from ``src_dir`` (None: this tree) at SIMD level ``simd``."""
     path = latentgrid_mlp.build(src_dir=src_dir, level=simd) if src_dir else latentgrid_mlp.build(level=simd)
-    return latentgrid_mlp._setup(ctypes.CDLL(str(path)))
+    return setup_any(path)
 
 
 def main() -> None:
@@ -169,11 +182,9 @@ def main() -> None:
         variants["before"] = (Path(args.before_src), "native")
     libs = {k: load_variant(*v) for k, v in variants.items()}
     for spec in args.lib:
-        import ctypes
-
         name, path = spec.split("=", 1)
         variants[name] = path
-        libs[name] = latentgrid_mlp._setup(ctypes.CDLL(path))
+        libs[name] = setup_any(path)
     table = cases(args.hidden, args.arm_hidden)
     if args.only:
         table = {k: v for k, v in table.items() if k in args.only.split(",")}

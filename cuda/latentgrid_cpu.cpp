@@ -25,20 +25,13 @@ namespace {
 
 constexpr int BLK = 64;
 constexpr int MAX_LAYERS = 16;
-// 8 floats (one AVX register; two SSE/NEON registers elsewhere): GCC/Clang vector extension, so the hot loops
-// are written once and still build on any target. (The convolutions and the rate use it; the MLP uses vf below.)
-typedef float v8 __attribute__((vector_size(32), aligned(32)));
-
-inline v8 splat(float a) { return v8{a, a, a, a, a, a, a, a}; }
-inline v8 load8(const float* p) { v8 v; std::memcpy(&v, p, sizeof(v)); return v; }
-inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof(v)); }
-
-// The MLP's vector: one register of the widest unit the build targets (-march: native or INRCODEC_LG_SIMD, see
-// latentgrid_mlp.py). With AVX-512 the register file is 32 x 16 floats, so a block row (BLK = 64) is 4 registers
-// and a tile of 4 outputs x 4 vectors (16 accumulators) fits beside its operands: each row load feeds 4 FMAs,
-// each broadcast weight 4. Elsewhere 16 registers of 8 floats: tiles of 2 outputs x 4 vectors (half a row).
-// Per lane the arithmetic is the same at every width (the same products summed in the same order), so the
-// result does not depend on the level except through FMA contraction (see the render unit's flags).
+// The kernels' vector (GCC/Clang vector extension: written once, builds for any target): one register of the
+// widest unit the build targets (-march: native, or the level INRCODEC_LG_SIMD names; latentgrid_mlp.py). With
+// AVX-512 the register file is 32 x 16 floats, so a block row (BLK = 64) is 4 registers and a tile of 4 outputs x
+// 4 vectors (16 accumulators) fits beside its operands: each row load feeds 4 FMAs, each broadcast weight 4.
+// Elsewhere 16 registers of 8 floats (two SSE registers each on baseline x86-64): tiles of 2 outputs x 4 vectors.
+// Per lane the arithmetic is the same at every width (the same products summed in the same order), so without FMA
+// contraction (the strict build, STRICT_FLAGS in latentgrid_mlp.py) every level computes the same bits.
 #if defined(__AVX512F__)
 constexpr int VW = 16, FWD_JT = 4, FWD_VT = 4, WG_JT = 4;
 #else
@@ -754,7 +747,9 @@ int lg_upsample2d_backward(const float* g, int h, int w, const int64_t* ir, cons
 // x, out: (C, H, W) contiguous; w: (C, C, k, k); b: (C).
 namespace {
 
-constexpr int CONV_VT = 3;  // 24 columns per tile: COT (3) x 3 accumulators + 3 row vectors + 1 weight = 13 regs
+// columns per tile: CONV_VT vectors. 16 registers (8 floats): COT (3) x 3 accumulators + 3 row vectors + 1 weight
+// = 13; 32 registers (AVX-512, 16 floats): 3 x 4 + 4 + 1 = 17, 64 columns a tile
+constexpr int CONV_VT = VW == 16 ? 4 : 3;
 
 // out[co][r][c] (+)= bias[co] + sum_{ci, dr, dc} w[co][ci][dr][dc] * in[ci][r + dr][c + dc] for co in [co0, co0+COT)
 template <int COT>
@@ -762,26 +757,26 @@ void conv_valid_row(const float* in, int Cin, int Hi, int Wi, const float* w, co
                     int r, int Wo, int Ho, float* out) {
     const int KK = K * K;
     int c0 = 0;
-    for (; c0 + 8 * CONV_VT <= Wo; c0 += 8 * CONV_VT) {
-        v8 acc[COT][CONV_VT];
+    for (; c0 + VW * CONV_VT <= Wo; c0 += VW * CONV_VT) {
+        vf acc[COT][CONV_VT];
         for (int t = 0; t < COT; ++t)
-            for (int v = 0; v < CONV_VT; ++v) acc[t][v] = splat(bias ? bias[co0 + t] : 0.0f);
+            for (int v = 0; v < CONV_VT; ++v) acc[t][v] = splatf(bias ? bias[co0 + t] : 0.0f);
         for (int ci = 0; ci < Cin; ++ci) {
             for (int dr = 0; dr < K; ++dr) {
                 const float* row = in + ((int64_t)ci * Hi + r + dr) * Wi + c0;
                 const float* wt = w + ((int64_t)co0 * Cin + ci) * KK + dr * K;
                 for (int dc = 0; dc < K; ++dc) {
-                    v8 xv[CONV_VT];
-                    for (int v = 0; v < CONV_VT; ++v) xv[v] = load8(row + dc + 8 * v);
+                    vf xv[CONV_VT];
+                    for (int v = 0; v < CONV_VT; ++v) xv[v] = loadf(row + dc + VW * v);
                     for (int t = 0; t < COT; ++t) {
-                        const v8 wv = splat(wt[(int64_t)t * Cin * KK + dc]);
+                        const vf wv = splatf(wt[(int64_t)t * Cin * KK + dc]);
                         for (int v = 0; v < CONV_VT; ++v) acc[t][v] += wv * xv[v];
                     }
                 }
             }
         }
         for (int t = 0; t < COT; ++t)
-            for (int v = 0; v < CONV_VT; ++v) store8(out + ((int64_t)(co0 + t) * Ho + r) * Wo + c0 + 8 * v, acc[t][v]);
+            for (int v = 0; v < CONV_VT; ++v) storef(out + ((int64_t)(co0 + t) * Ho + r) * Wo + c0 + VW * v, acc[t][v]);
     }
     for (int t = 0; t < COT; ++t) {  // tail columns
         const int co = co0 + t;
@@ -836,18 +831,18 @@ void pad_copy(const float* x, int C, int H, int W, int p, bool replicate, float*
 template <int COT, int K>
 void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int co0, int r, double* gacc) {
     const int Wp = W + K - 1, Hp = H + K - 1;
-    const int nfull = W / 8 * 8;
+    const int nfull = W / VW * VW;
     for (int ci = 0; ci < C; ++ci) {
         for (int dr = 0; dr < K; ++dr) {
             const float* xr = xp + ((int64_t)ci * Hp + r + dr) * Wp;
-            v8 acc[COT][K];
+            vf acc[COT][K];
             for (int t = 0; t < COT; ++t)
-                for (int dc = 0; dc < K; ++dc) acc[t][dc] = splat(0.0f);
-            for (int c = 0; c < nfull; c += 8) {
-                v8 gv[COT];
-                for (int t = 0; t < COT; ++t) gv[t] = load8(g + ((int64_t)(co0 + t) * H + r) * W + c);
+                for (int dc = 0; dc < K; ++dc) acc[t][dc] = splatf(0.0f);
+            for (int c = 0; c < nfull; c += VW) {
+                vf gv[COT];
+                for (int t = 0; t < COT; ++t) gv[t] = loadf(g + ((int64_t)(co0 + t) * H + r) * W + c);
                 for (int dc = 0; dc < K; ++dc) {
-                    const v8 xv = load8(xr + c + dc);
+                    const vf xv = loadf(xr + c + dc);
                     for (int t = 0; t < COT; ++t) acc[t][dc] += gv[t] * xv;
                 }
             }
@@ -855,7 +850,7 @@ void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int co
                 const float* gr = g + ((int64_t)(co0 + t) * H + r) * W;
                 for (int dc = 0; dc < K; ++dc) {
                     double s = 0.0;
-                    for (int v = 0; v < 8; ++v) s += acc[t][dc][v];
+                    for (int v = 0; v < VW; ++v) s += acc[t][dc][v];
                     for (int c = nfull; c < W; ++c) s += (double)gr[c] * xr[c + dc];
                     gacc[(((int64_t)(co0 + t) * C + ci) * K + dr) * K + dc] += s;
                 }
