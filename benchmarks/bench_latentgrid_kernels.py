@@ -97,6 +97,27 @@ def cases(hidden: int, arm_hidden: int):
         gs = [torch.randn(o.shape[1], o.shape[0], generator=g).t() for o in outs]
         return lambda: torch.autograd.backward(outs, gs)
 
+    def context_model_setup(fused: bool):
+        """The whole rate term of a step (every level: context features, context MLP, rate; forward + backward),
+        features built inside the fused kernel (lg_arm_rate_ctx2d) or by the context kernel first."""
+        from inrcodec.kernels.latentgrid_arm import arm_rate_ctx2d
+
+        def setup():
+            ys = [y.clone().requires_grad_() for y in lat]
+
+            def run():
+                total = 0.0
+                for lv in range(LEVELS):
+                    coarse = ys[lv + 1] if lv + 1 < LEVELS else None
+                    if fused:
+                        total = total + arm_rate_ctx2d(lv, LEVELS, ys[lv], coarse, None, arm, (-5.0, 7.0))
+                    else:
+                        f = context_2d(lv, LEVELS, ys[lv], coarse)
+                        total = total + arm_rate(f, ys[lv].reshape(-1), arm, (-5.0, 7.0))
+                total.backward()
+            return run
+        return setup
+
     conv_w = [torch.randn(3, 3, 3, 3, generator=g) * 0.1 for _ in range(2)]
     conv_b = [torch.randn(3, generator=g) * 0.1 for _ in range(2)]
     xc = torch.randn(3, H, W, generator=g)
@@ -122,6 +143,8 @@ def cases(hidden: int, arm_hidden: int):
         "synthesis_mlp_backward": (synth_bwd_setup, 2 * 2 * synth_macs / 1e9 + 2 * synth_macs / 1e9),
         "arm_rate_forward_backward": (lambda: arm_fwd_bwd, 3 * 2 * arm_macs / 1e9),
         "arm_rate_forward_only": (lambda: arm_fwd_only, 2 * arm_macs / 1e9),
+        "context_model_fused": (context_model_setup(True), 3 * 2 * arm_macs / 1e9),
+        "context_model_unfused": (context_model_setup(False), 3 * 2 * arm_macs / 1e9),
         "context_features_forward": (lambda: ctx_fwd, 0.0),
         "context_features_backward": (ctx_bwd_setup, 0.0),
         "residual_blocks_forward": (lambda: conv_fwd, 2 * conv_macs / 1e9),
@@ -150,8 +173,9 @@ def setup_any(path) -> object:
     saved = latentgrid_mlp.ABI_VERSION
     latentgrid_mlp.ABI_VERSION = lib.lg_mlp_abi_version()
     try:
-        if not hasattr(lib, "lg_simd_width"):
-            lib.lg_simd_width = lambda: 8
+        for name in ("lg_simd_width", "lg_arm_rate_ctx2d"):  # newer entry points (not timed for older sources)
+            if not hasattr(lib, name):
+                setattr(lib, name, lambda *a: 8)
         return latentgrid_mlp._setup(lib)
     finally:
         latentgrid_mlp.ABI_VERSION = saved

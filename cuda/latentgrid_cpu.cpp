@@ -255,7 +255,8 @@ int n_threads_for(int64_t n_blocks, int want) {
 
 extern "C" {
 
-int lg_mlp_abi_version() { return 3; }  // 2: row lists in lg_context2d_*, lg_conv2d_residual_*; 3: lg_simd_width
+// 2: row lists in lg_context2d_*, lg_conv2d_residual_*; 3: lg_simd_width; 4: lg_arm_rate_ctx2d
+int lg_mlp_abi_version() { return 4; }
 
 int lg_simd_width() { return VW; }  // floats per MLP vector: 16 with AVX-512, else 8
 
@@ -446,11 +447,81 @@ int lg_laplace_rate(const float* x, const float* arm, int64_t n, float log2_lo, 
 // instead of four. Gradients are for a unit upstream gradient; the autograd wrapper scales them.
 // feats[i, p] at feats[p * fs_p + i * fs_i] (any 2-D strides; grad_feats the same); y: n latents; dims[L] must be 2
 // (mean, raw log2 scale).
-extern "C" {
+namespace {
 
-int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, int64_t n, int L, const int* dims,
-                const float* params, float log2_lo, float log2_hi, float cap, float* grad_feats, float* grad_y,
-                float* grad_params, double* total, int threads) {
+// The 11 context features of sample (r, c) of a 2-D level y (H x W) with coarser level z (Hc x Wc, or null);
+// see lg_context2d_forward below (the layout and the torch reference).
+inline void ctx2d_sample(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos, int r, int c,
+                         float* fl) {
+    const bool odd = ((r + c) & 1) != 0;
+    if (z != nullptr) {
+        const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+        const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+        const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+        const float* zr = z + (int64_t)pr * Wc;
+        fl[0] = zr[pc];
+        const float up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
+        const float left = zr[cl], right = zr[ch];
+        const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+        fl[1] = er ? up : down;
+        fl[2] = er ? down : up;
+        fl[3] = ec ? left : right;
+        fl[4] = ec ? right : left;
+    } else {
+        fl[0] = fl[1] = fl[2] = fl[3] = fl[4] = 0.0f;
+    }
+    const float* yr = y + (int64_t)r * W;
+    fl[5] = (odd && r > 0) ? yr[c - W] : 0.0f;
+    fl[6] = (odd && r < H - 1) ? yr[c + W] : 0.0f;
+    fl[7] = (odd && c > 0) ? yr[c - 1] : 0.0f;
+    fl[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0f;
+    fl[9] = odd ? 1.0f : 0.0f;
+    fl[10] = level_pos;
+}
+
+// Where a block's context features and latents come from: a feature matrix (any 2-D strides) and a latent vector,
+struct FeatsSource {
+    const float* feats;
+    int64_t fs_p, fs_i;
+    const float* y;
+    int d0;
+    void fill(int64_t p0, int cnt, float* act0, float* yb) const {
+        gather(feats, p0, cnt, d0, fs_p, fs_i, act0);
+        std::memcpy(yb, y + p0, sizeof(float) * cnt);
+    }
+};
+
+// or built on the fly from a 2-D level (samples in row-major order over the rows listed; null: all rows): no
+// (11, n) feature matrix is written and read back (lg_context2d_forward's pass; ~4 % of a Kodak step).
+struct Ctx2dSource {
+    const float* y;
+    const float* z;
+    int H, W, Hc, Wc;
+    float level_pos;
+    const int* rows;
+    void fill(int64_t p0, int cnt, float* act0, float* yb) const {
+        int64_t i = p0 / W;
+        int c = (int)(p0 - i * W);
+        for (int p = 0; p < cnt; ++p) {
+            const int r = rows != nullptr ? rows[i] : (int)i;
+            float fl[11];
+            ctx2d_sample(y, z, H, W, Hc, Wc, level_pos, r, c, fl);
+            for (int k = 0; k < 11; ++k) act0[k * BLK + p] = fl[k];
+            yb[p] = y[(int64_t)r * W + c];
+            if (++c == W) {
+                c = 0;
+                ++i;
+            }
+        }
+        for (int k = 0; k < 11; ++k)
+            for (int p = cnt; p < BLK; ++p) act0[k * BLK + p] = 0.0f;
+    }
+};
+
+template <class Source>
+int arm_rate_impl(const Source& src, int64_t n, int L, const int* dims, const float* params, float log2_lo,
+                  float log2_hi, float cap, float* grad_feats, int64_t gs_p, int64_t gs_i, float* grad_y,
+                  float* grad_params, double* total, int threads) {
     Net net;
     if (!setup(net, L, dims, params) || n < 0 || dims[L] != 2) return 1;
     const bool with_grad = grad_params != nullptr;
@@ -466,15 +537,15 @@ int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, 
         std::vector<float> act((size_t)(L + 1) * S);
         std::vector<float> ga((size_t)S, 0.0f), gb((size_t)S);
         std::vector<vf> acc(with_grad ? (size_t)n_params : 0, vf{});
+        float yb[BLK];
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const int64_t p0 = blk * BLK;
             const int cnt = (int)std::min<int64_t>(BLK, n - p0);
-            gather(feats, p0, cnt, d0, fs_p, fs_i, act.data());
+            src.fill(p0, cnt, act.data(), yb);
             forward_block(net, act.data());
             const float* mean = act.data() + (size_t)L * S;
             const float* raw = mean + BLK;
-            const float* yb = y + p0;
             float* g = ga.data();  // rows: d bits / d mean, d bits / d raw (padded lanes stay 0)
             float part = 0.0f;
 #pragma omp simd reduction(+ : part)
@@ -495,7 +566,7 @@ int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, 
             if (!with_grad) continue;
             for (int p = cnt; p < BLK; ++p) g[p] = g[BLK + p] = 0.0f;
             float* gx = backward_block(net, act.data(), g, gb.data(), acc.data(), grad_feats != nullptr);
-            if (grad_feats != nullptr) scatter(gx, p0, cnt, d0, fs_p, fs_i, grad_feats);
+            if (grad_feats != nullptr) scatter(gx, p0, cnt, d0, gs_p, gs_i, grad_feats);
         }
         if (with_grad) {
             int tid = 0;
@@ -519,6 +590,33 @@ int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, 
     return 0;
 }
 
+}  // namespace
+
+extern "C" {
+
+int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, int64_t n, int L, const int* dims,
+                const float* params, float log2_lo, float log2_hi, float cap, float* grad_feats, float* grad_y,
+                float* grad_params, double* total, int threads) {
+    if (L < 1 || L > MAX_LAYERS) return 1;
+    return arm_rate_impl(FeatsSource{feats, fs_p, fs_i, y, dims[0]}, n, L, dims, params, log2_lo, log2_hi, cap,
+                         grad_feats, fs_p, fs_i, grad_y, grad_params, total, threads);
+}
+
+// The same with the features of a 2-D level built per block (Ctx2dSource; dims[0] must be 11): the latents are
+// y's samples on the rows listed (rows null: all H rows, n_rows = H), n = n_rows * W. grad_feats (may be null) is
+// written feature-major, (11, n), as lg_context2d_backward reads it; grad_y (n) is the direct gradient of the bits
+// with respect to those latents.
+int lg_arm_rate_ctx2d(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos, const int* rows,
+                      int n_rows, int L, const int* dims, const float* params, float log2_lo, float log2_hi,
+                      float cap, float* grad_feats, float* grad_y, float* grad_params, double* total, int threads) {
+    if (L < 1 || L > MAX_LAYERS || dims[0] != 11 || H < 1 || W < 1) return 1;
+    if (rows == nullptr) n_rows = H;
+    for (int i = 0; rows != nullptr && i < n_rows; ++i)
+        if (rows[i] < 0 || rows[i] >= H) return 1;
+    const int64_t n = (int64_t)n_rows * W;
+    return arm_rate_impl(Ctx2dSource{y, z, H, W, Hc, Wc, level_pos, rows}, n, L, dims, params, log2_lo, log2_hi,
+                         cap, grad_feats, 1, n, grad_y, grad_params, total, threads);
+}
 }  // extern "C"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -553,30 +651,7 @@ int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, i
         for (int c = 0; c < W; ++c) {
             float* f = rowbuf.data() + c;  // f[k * W]: feature k of this sample
             float fl[11];
-            const bool odd = ((r + c) & 1) != 0;
-            if (z != nullptr) {
-                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
-                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
-                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
-                const float* zr = z + (int64_t)pr * Wc;
-                fl[0] = zr[pc];
-                const float up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
-                const float left = zr[cl], right = zr[ch];
-                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
-                fl[1] = er ? up : down;
-                fl[2] = er ? down : up;
-                fl[3] = ec ? left : right;
-                fl[4] = ec ? right : left;
-            } else {
-                fl[0] = fl[1] = fl[2] = fl[3] = fl[4] = 0.0f;
-            }
-            const float* yr = y + (int64_t)r * W;
-            fl[5] = (odd && r > 0) ? yr[c - W] : 0.0f;
-            fl[6] = (odd && r < H - 1) ? yr[c + W] : 0.0f;
-            fl[7] = (odd && c > 0) ? yr[c - 1] : 0.0f;
-            fl[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0f;
-            fl[9] = odd ? 1.0f : 0.0f;
-            fl[10] = level_pos;
+            ctx2d_sample(y, z, H, W, Hc, Wc, level_pos, r, c, fl);
             for (int k = 0; k < 11; ++k) f[(size_t)k * W] = fl[k];
         }
         for (int k = 0; k < 11; ++k)  // feature-major: rows the MLP copies whole

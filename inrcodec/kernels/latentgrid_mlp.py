@@ -33,7 +33,7 @@ import torch
 from . import _loader
 
 SOURCE = "latentgrid_cpu.cpp"
-ABI_VERSION = 3
+ABI_VERSION = 4
 FLAGS = ["-O3", "-std=c++17", "-fPIC", "-march=native", "-ffast-math", "-fopenmp"]
 # The same source built a second time for what the decoded output depends on (render: the synthesis forward,
 # convolutions, upsampling; decode: the exact context MLP and features): no -ffast-math and no FMA contraction,
@@ -151,6 +151,8 @@ def _setup(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lg_exact_arm.argtypes = [p, i64, i32, p, p, i32, ctypes.c_double, p, i32]
     lib.lg_arm_rate.restype = i32
     lib.lg_arm_rate.argtypes = [p, i64, i64, p, i64, i32, p, p, f32, f32, f32, p, p, p, p, i32]
+    lib.lg_arm_rate_ctx2d.restype = i32
+    lib.lg_arm_rate_ctx2d.argtypes = [p, p, i32, i32, i32, i32, f32, p, i32, i32, p, p, f32, f32, f32, p, p, p, p, i32]
     return lib
 
 
