@@ -480,25 +480,57 @@ inline void ctx2d_sample(const float* y, const float* z, int H, int W, int Hc, i
 }
 
 // Where a block's context features and latents come from: a feature matrix (any 2-D strides) and a latent vector,
+// and where the gradients of a block go (gx: the features' gradients, [d0][BLK]; gd: the latents' direct ones):
+// the feature gradient matrix (same strides as feats, may be null) and a latent gradient vector.
 struct FeatsSource {
     const float* feats;
     int64_t fs_p, fs_i;
     const float* y;
     int d0;
+    float* grad_feats;
+    float* grad_y;
+    bool need_gx() const { return grad_feats != nullptr; }
+    void prepare(int) {}
+    void finish(int) {}
     void fill(int64_t p0, int cnt, float* act0, float* yb) const {
         gather(feats, p0, cnt, d0, fs_p, fs_i, act0);
         std::memcpy(yb, y + p0, sizeof(float) * cnt);
     }
+    void put_grad(int, int64_t p0, int cnt, const float* gx, const float* gd) const {
+        if (grad_feats != nullptr) scatter(gx, p0, cnt, d0, fs_p, fs_i, grad_feats);
+        std::memcpy(grad_y + p0, gd, sizeof(float) * cnt);
+    }
 };
 
-// or built on the fly from a 2-D level (samples in row-major order over the rows listed; null: all rows): no
-// (11, n) feature matrix is written and read back (lg_context2d_forward's pass; ~4 % of a Kodak step).
+// Or built on the fly from a 2-D level (samples in row-major order over the rows listed; null: all rows), with
+// the gradients scattered straight onto the level and its coarser level (the adds of lg_context2d_backward):
+// no (11, n) feature matrix and no feature-gradient matrix written and read back (two passes, ~10 % of a Kodak
+// step). Thread 0 adds into gy/gz, every other thread into a zeroed private copy, summed in thread order at the
+// end: deterministic for a given thread count (its rounding differs between thread counts).
 struct Ctx2dSource {
     const float* y;
     const float* z;
     int H, W, Hc, Wc;
     float level_pos;
     const int* rows;
+    float* gy;  // H x W, overwritten (null: no gradients)
+    float* gz;  // Hc x Wc, overwritten (may be null)
+    std::vector<std::vector<float>> priv;
+    bool need_gx() const { return true; }
+    void prepare(int nt) {
+        if (gy == nullptr) return;
+        std::fill(gy, gy + (int64_t)H * W, 0.0f);
+        if (gz != nullptr) std::fill(gz, gz + (int64_t)Hc * Wc, 0.0f);
+        priv.assign((size_t)std::max(nt - 1, 0), {});
+        for (auto& b : priv) b.assign((size_t)H * W + (gz != nullptr ? (size_t)Hc * Wc : 0), 0.0f);
+    }
+    void finish(int) {
+        for (const auto& b : priv) {
+            for (int64_t i = 0; i < (int64_t)H * W; ++i) gy[i] += b[(size_t)i];
+            if (gz != nullptr)
+                for (int64_t i = 0; i < (int64_t)Hc * Wc; ++i) gz[i] += b[(size_t)(H * W + i)];
+        }
+    }
     void fill(int64_t p0, int cnt, float* act0, float* yb) const {
         int64_t i = p0 / W;
         int c = (int)(p0 - i * W);
@@ -516,28 +548,65 @@ struct Ctx2dSource {
         for (int k = 0; k < 11; ++k)
             for (int p = cnt; p < BLK; ++p) act0[k * BLK + p] = 0.0f;
     }
+    void put_grad(int tid, int64_t p0, int cnt, const float* gx, const float* gd) const {
+        float* ty = tid == 0 ? gy : const_cast<float*>(priv[(size_t)tid - 1].data());
+        float* tz = gz == nullptr ? nullptr : (tid == 0 ? gz : ty + (int64_t)H * W);
+        int64_t i = p0 / W;
+        int c = (int)(p0 - i * W);
+        for (int p = 0; p < cnt; ++p) {
+            const int r = rows != nullptr ? rows[i] : (int)i;
+            float f[11];
+            for (int k = 0; k < 11; ++k) f[k] = gx[k * BLK + p];
+            float* g = ty + (int64_t)r * W + c;
+            g[0] += gd[p];
+            if ((r + c) & 1) {
+                if (r > 0) g[-W] += f[5];
+                if (r < H - 1) g[W] += f[6];
+                if (c > 0) g[-1] += f[7];
+                if (c < W - 1) g[1] += f[8];
+            }
+            if (tz != nullptr) {
+                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+                tz[(int64_t)pr * Wc + pc] += f[0];
+                tz[(int64_t)rl * Wc + pc] += er ? f[1] : f[2];
+                tz[(int64_t)rh * Wc + pc] += er ? f[2] : f[1];
+                tz[(int64_t)pr * Wc + cl] += ec ? f[3] : f[4];
+                tz[(int64_t)pr * Wc + ch] += ec ? f[4] : f[3];
+            }
+            if (++c == W) {
+                c = 0;
+                ++i;
+            }
+        }
+    }
 };
 
 template <class Source>
-int arm_rate_impl(const Source& src, int64_t n, int L, const int* dims, const float* params, float log2_lo,
-                  float log2_hi, float cap, float* grad_feats, int64_t gs_p, int64_t gs_i, float* grad_y,
-                  float* grad_params, double* total, int threads) {
+int arm_rate_impl(Source& src, int64_t n, int L, const int* dims, const float* params, float log2_lo, float log2_hi,
+                  float cap, float* grad_params, double* total, int threads) {
     Net net;
     if (!setup(net, L, dims, params) || n < 0 || dims[L] != 2) return 1;
     const bool with_grad = grad_params != nullptr;
     const int64_t n_params = net.off[L];
     const int64_t n_blocks = (n + BLK - 1) / BLK;
     const int nt = n_threads_for(n_blocks, threads);
-    const int d0 = dims[0];
     std::vector<double> block_bits((size_t)n_blocks);  // summed in order: the same total for any thread count
     std::vector<std::vector<double>> totals((size_t)nt);
+    if (with_grad) src.prepare(nt);
 #pragma omp parallel num_threads(nt)
     {
         const int S = net.maxw * BLK;
         std::vector<float> act((size_t)(L + 1) * S);
         std::vector<float> ga((size_t)S, 0.0f), gb((size_t)S);
         std::vector<vf> acc(with_grad ? (size_t)n_params : 0, vf{});
-        float yb[BLK];
+        float yb[BLK], gd_blk[BLK];
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const int64_t p0 = blk * BLK;
@@ -560,22 +629,17 @@ int arm_rate_impl(const Source& src, int64_t n, int L, const int* dims, const fl
                 const float gd = dd * sgn;
                 g[p] = -gd;
                 g[BLK + p] = (raw[p] >= log2_lo && raw[p] <= log2_hi) ? db * b * (float)LN2 : 0.0f;
-                if (with_grad) grad_y[p0 + p] = gd;
+                gd_blk[p] = gd;
             }
             block_bits[(size_t)blk] = part;
             if (!with_grad) continue;
             for (int p = cnt; p < BLK; ++p) g[p] = g[BLK + p] = 0.0f;
-            float* gx = backward_block(net, act.data(), g, gb.data(), acc.data(), grad_feats != nullptr);
-            if (grad_feats != nullptr) scatter(gx, p0, cnt, d0, gs_p, gs_i, grad_feats);
+            float* gx = backward_block(net, act.data(), g, gb.data(), acc.data(), src.need_gx());
+            src.put_grad(tid, p0, cnt, gx, gd_blk);
         }
-        if (with_grad) {
-            int tid = 0;
-#ifdef _OPENMP
-            tid = omp_get_thread_num();
-#endif
-            lanes_to_double(acc, totals[(size_t)tid]);
-        }
+        if (with_grad) lanes_to_double(acc, totals[(size_t)tid]);
     }
+    if (with_grad) src.finish(nt);
     double sum = 0.0;
     for (double v : block_bits) sum += v;
     *total = sum;
@@ -598,25 +662,28 @@ int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, 
                 const float* params, float log2_lo, float log2_hi, float cap, float* grad_feats, float* grad_y,
                 float* grad_params, double* total, int threads) {
     if (L < 1 || L > MAX_LAYERS) return 1;
-    return arm_rate_impl(FeatsSource{feats, fs_p, fs_i, y, dims[0]}, n, L, dims, params, log2_lo, log2_hi, cap,
-                         grad_feats, fs_p, fs_i, grad_y, grad_params, total, threads);
+    FeatsSource src{feats, fs_p, fs_i, y, dims[0], grad_feats, grad_y};
+    return arm_rate_impl(src, n, L, dims, params, log2_lo, log2_hi, cap, grad_params, total, threads);
 }
 
 // The same with the features of a 2-D level built per block (Ctx2dSource; dims[0] must be 11): the latents are
-// y's samples on the rows listed (rows null: all H rows, n_rows = H), n = n_rows * W. grad_feats (may be null) is
-// written feature-major, (11, n), as lg_context2d_backward reads it; grad_y (n) is the direct gradient of the bits
-// with respect to those latents.
+// y's samples on the rows listed (rows null: all H rows, n_rows = H), n = n_rows * W. With grad_params, grad_y
+// (H x W) and grad_z (Hc x Wc, may be null) are overwritten with the gradients of the bits with respect to y (through
+// the features and directly) and z.
 int lg_arm_rate_ctx2d(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos, const int* rows,
                       int n_rows, int L, const int* dims, const float* params, float log2_lo, float log2_hi,
-                      float cap, float* grad_feats, float* grad_y, float* grad_params, double* total, int threads) {
+                      float cap, float* grad_y, float* grad_z, float* grad_params, double* total, int threads) {
     if (L < 1 || L > MAX_LAYERS || dims[0] != 11 || H < 1 || W < 1) return 1;
+    if (grad_params != nullptr && grad_y == nullptr) return 1;
     if (rows == nullptr) n_rows = H;
     for (int i = 0; rows != nullptr && i < n_rows; ++i)
         if (rows[i] < 0 || rows[i] >= H) return 1;
     const int64_t n = (int64_t)n_rows * W;
-    return arm_rate_impl(Ctx2dSource{y, z, H, W, Hc, Wc, level_pos, rows}, n, L, dims, params, log2_lo, log2_hi,
-                         cap, grad_feats, 1, n, grad_y, grad_params, total, threads);
+    Ctx2dSource src{y, z, H, W, Hc, Wc, level_pos, rows, grad_params ? grad_y : nullptr,
+                    grad_params && z ? grad_z : nullptr, {}};
+    return arm_rate_impl(src, n, L, dims, params, log2_lo, log2_hi, cap, grad_params, total, threads);
 }
+
 }  // extern "C"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -903,8 +970,11 @@ void pad_copy(const float* x, int C, int H, int W, int p, bool replicate, float*
 // Per row r: g_acc[co][ci][dr][dc] += sum_c g[co][r][c] * xp[ci][r + dr][c + dc]  (co in a tile of COT).
 // K is a template parameter so that the COT x K accumulators are registers: with a run-time K the compiler kept
 // them on the stack (a load and a store per FMA; the weight gradient took ~2x the rest of the backward).
+// The COT x K vector sums of a row are added to vacc (per-lane partials, reduced into double once per chunk of
+// rows by the caller: reducing 16 lanes into double per row and tap cost more than the row's FMAs); the tail
+// columns' products go straight to gacc (double).
 template <int COT, int K>
-void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int co0, int r, double* gacc) {
+void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int co0, int r, vf* vacc, double* gacc) {
     const int Wp = W + K - 1, Hp = H + K - 1;
     const int nfull = W / VW * VW;
     for (int ci = 0; ci < C; ++ci) {
@@ -924,10 +994,13 @@ void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int co
             for (int t = 0; t < COT; ++t) {
                 const float* gr = g + ((int64_t)(co0 + t) * H + r) * W;
                 for (int dc = 0; dc < K; ++dc) {
-                    double s = 0.0;
-                    for (int v = 0; v < VW; ++v) s += acc[t][dc][v];
-                    for (int c = nfull; c < W; ++c) s += (double)gr[c] * xr[c + dc];
-                    gacc[(((int64_t)(co0 + t) * C + ci) * K + dr) * K + dc] += s;
+                    const int64_t idx = (((int64_t)(co0 + t) * C + ci) * K + dr) * K + dc;
+                    vacc[idx] += acc[t][dc];
+                    if (nfull < W) {
+                        double s = 0.0;
+                        for (int c = nfull; c < W; ++c) s += (double)gr[c] * xr[c + dc];
+                        gacc[idx] += s;
+                    }
                 }
             }
         }
@@ -935,11 +1008,11 @@ void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int co
 }
 
 template <int K>
-void conv_wgrad_rows(const float* g, const float* xp, int C, int H, int W, int r, double* gacc) {
+void conv_wgrad_rows(const float* g, const float* xp, int C, int H, int W, int r, vf* vacc, double* gacc) {
     int co0 = 0;
-    for (; co0 + 3 <= C; co0 += 3) conv_wgrad_row<3, K>(g, xp, C, H, W, co0, r, gacc);
-    if (C - co0 == 2) conv_wgrad_row<2, K>(g, xp, C, H, W, co0, r, gacc);
-    if (C - co0 == 1) conv_wgrad_row<1, K>(g, xp, C, H, W, co0, r, gacc);
+    for (; co0 + 3 <= C; co0 += 3) conv_wgrad_row<3, K>(g, xp, C, H, W, co0, r, vacc, gacc);
+    if (C - co0 == 2) conv_wgrad_row<2, K>(g, xp, C, H, W, co0, r, vacc, gacc);
+    if (C - co0 == 1) conv_wgrad_row<1, K>(g, xp, C, H, W, co0, r, vacc, gacc);
 }
 
 }  // namespace
@@ -1008,10 +1081,11 @@ int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, cons
 #pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W * C * C * k * k > 200000)
     for (int ch = 0; ch < n_chunks; ++ch) {
         double* part = parts.data() + (size_t)ch * (nw + C);
+        std::vector<vf> vacc((size_t)nw, vf{});
         for (int r = ch * RC; r < std::min(H, ch * RC + RC); ++r) {
-            if (k == 1) conv_wgrad_rows<1>(g, xp, C, H, W, r, part);
-            else if (k == 3) conv_wgrad_rows<3>(g, xp, C, H, W, r, part);
-            else conv_wgrad_rows<5>(g, xp, C, H, W, r, part);
+            if (k == 1) conv_wgrad_rows<1>(g, xp, C, H, W, r, vacc.data(), part);
+            else if (k == 3) conv_wgrad_rows<3>(g, xp, C, H, W, r, vacc.data(), part);
+            else conv_wgrad_rows<5>(g, xp, C, H, W, r, vacc.data(), part);
             for (int co = 0; co < C; ++co) {
                 const float* gr = g + ((int64_t)co * H + r) * W;
                 float s = 0.0f;
@@ -1019,6 +1093,11 @@ int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, cons
                 for (int c = 0; c < W; ++c) s += gr[c];
                 part[nw + co] += s;
             }
+        }
+        for (int64_t i = 0; i < nw; ++i) {
+            double t = 0.0;
+            for (int v = 0; v < VW; ++v) t += vacc[(size_t)i][v];
+            part[i] += t;
         }
     }
     for (int64_t i = 0; i < nw + C; ++i) {

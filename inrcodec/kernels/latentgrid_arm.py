@@ -14,7 +14,8 @@ memory (MLP output, rate forward, rate backward).
 
 ``arm_rate_ctx2d(level, levels, y, coarse, rows, layers, log2_range)``: the same for the latents of a 2-D level
 (on the rows listed, or all), with the context features built per block inside the kernel (``lg_arm_rate_ctx2d``)
-instead of read from the (n, 11) matrix ``context_2d`` writes; reference: ``context_2d`` then ``arm_rate``.
+instead of read from the (n, 11) matrix ``context_2d`` writes, and their gradients scattered onto the levels in the
+same pass; reference: ``context_2d`` then ``arm_rate``.
 """
 
 from __future__ import annotations
@@ -94,40 +95,29 @@ class _ArmRateCtx2d(torch.autograd.Function):
         H, W = y.shape
         Hc, Wc = (1, 1) if coarse is None else coarse.shape
         n_rows = H if rows is None else rows.shape[0]
-        n = n_rows * W
         dims_c = (ctypes.c_int * len(dims))(*dims)
         total = ctypes.c_double()
-        grad_feats = torch.empty(dims[0], n) if with_grad else None  # feature-major, as the context backward reads
-        grad_y = torch.empty(n) if with_grad else None
+        # the kernel scatters the features' gradients onto the levels itself: unit-upstream gradients of y, coarse
+        grad_y = torch.empty(H, W) if with_grad else None
+        grad_z = torch.empty(Hc, Wc) if with_grad and coarse is not None else None
         grad_flat = torch.empty_like(flat) if with_grad else None
         rc = lib.lg_arm_rate_ctx2d(_p(y), _p(coarse), H, W, Hc, Wc, level_pos, _p(rows), n_rows, len(dims) - 1, dims_c,
-                                   _p(flat), lo, hi, MAX_BITS_PER_SYMBOL, _p(grad_feats), _p(grad_y), _p(grad_flat),
+                                   _p(flat), lo, hi, MAX_BITS_PER_SYMBOL, _p(grad_y), _p(grad_z), _p(grad_flat),
                                    ctypes.byref(total), threads)
         if rc != 0:
             raise RuntimeError(f"latentgrid arm/rate context kernel failed ({rc})")
-        ctx.save_for_backward(grad_feats, grad_y, grad_flat)
-        ctx.shapes = (H, W, Hc, Wc, coarse is not None, n_rows)
-        ctx.rows, ctx.threads = rows, threads
+        ctx.save_for_backward(grad_y, grad_z, grad_flat)
         return torch.tensor(total.value, dtype=y.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        grad_feats, grad_y, grad_flat = ctx.saved_tensors
+        grad_y, grad_z, grad_flat = ctx.saved_tensors
         if grad_y is None:
             raise RuntimeError("arm_rate_ctx2d was evaluated without gradients")
-        H, W, Hc, Wc, has_coarse, n_rows = ctx.shapes
-        lib = latentgrid_mlp.library()
-        gy = torch.empty(H, W)
-        gz = torch.empty(Hc, Wc) if has_coarse and ctx.needs_input_grad[1] else None
-        # the features' gradients scattered to the latents they copy (lg_context2d_backward), then the direct term
-        if lib.lg_context2d_backward(_p(grad_feats), H, W, Hc, Wc, _p(ctx.rows), n_rows, _p(gy), _p(gz),
-                                     ctx.threads) != 0:
-            raise RuntimeError("latentgrid context kernel failed")
-        if ctx.rows is None:
-            gy += grad_y.view(H, W)
-        else:
-            gy.index_add_(0, ctx.rows.long(), grad_y.view(n_rows, W))
-        return (gy.mul_(grad), None if gz is None else gz.mul_(grad), grad_flat * grad,
+        if getattr(ctx, "scaled", False):  # the kept gradients are scaled in place below: only once
+            raise RuntimeError("arm_rate_ctx2d: backward called twice on the same graph")
+        ctx.scaled = True
+        return (grad_y.mul_(grad), None if grad_z is None else grad_z.mul_(grad), grad_flat.mul_(grad),
                 None, None, None, None, None, None, None)
 
 
