@@ -219,15 +219,18 @@ def main() -> None:
         for k, lib in libs.items():
             with latentgrid_mlp.using_library(lib):
                 for name, (setup, _) in table.items():
-                    res[k][name].append(time_case(setup, args.reps))
+                    try:
+                        res[k][name].append(time_case(setup, args.reps))
+                    except RuntimeError:  # an entry point older sources lack
+                        pass
         load.append(os.getloadavg()[0])
     summary = {k: {name: {"cpu_ms_median": round(statistics.median(v), 2), "cpu_ms_runs": [round(t, 2) for t in v],
                           "gflops": round(table[name][1] / (statistics.median(v) / 1000), 1) if table[name][1] else None}
-                   for name, v in r.items()} for k, r in res.items()}
+                   for name, v in r.items() if v} for k, r in res.items()}
     for name in table:
         print(f"{name:28s} " + "  ".join(f"{k}: {summary[k][name]['cpu_ms_median']:7.2f} ms"
                                           + (f" {summary[k][name]['gflops']:5.1f} GF/s" if summary[k][name]['gflops'] else "")
-                                          for k in summary))
+                                          for k in summary if name in summary[k]))
     if args.out:
         commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
         Path(args.out).write_text(json.dumps({
