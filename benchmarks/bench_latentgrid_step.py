@@ -169,8 +169,16 @@ def main() -> None:
     cls = get_model("latentgrid")
     threads = [int(t) for t in args.threads.split(",")]
     subsamples = [int(k) for k in args.rate_subsample.split(",")]
+    import subprocess
+
+    cpu0 = time.process_time()
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
     result = {
         "command": "python " + " ".join(sys.argv),
+        "commit": commit + ("+dirty" if dirty else ""),
         "image": args.image, "shape": list(sig.data.shape),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "python": platform.python_version()},
@@ -246,6 +254,7 @@ def main() -> None:
                   flush=True)
             result["runs"].append(run)
     result["load_after"] = os.getloadavg()
+    result["process_cpu_s"] = round(time.process_time() - cpu0, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
