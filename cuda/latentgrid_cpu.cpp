@@ -153,10 +153,10 @@ inline void scatter(const float* buf, int64_t p0, int cnt, int d, int64_t s_p, i
     }
 }
 
-// act: (L+1) slabs of [maxw][BLK]; slab 0 holds the input block. Fills slabs 1..L.
-inline void forward_block(const Net& net, float* act) {
+// act: (L+1) slabs of [maxw][BLK]; slab 0 holds the input block. Fills slabs 1..n_layers (default: all L).
+inline void forward_block(const Net& net, float* act, int n_layers = -1) {
     const int S = net.maxw * BLK;
-    for (int l = 0; l < net.L; ++l) {
+    for (int l = 0; l < (n_layers < 0 ? net.L : n_layers); ++l) {
         const int din = net.dims[l], dout = net.dims[l + 1];
         const float* W = net.params + net.off[l];
         const float* b = W + (int64_t)dout * din;
@@ -312,7 +312,7 @@ int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L
             const int64_t p0 = blk * BLK;
             const int cnt = (int)std::min<int64_t>(BLK, n - p0);
             gather(x, p0, cnt, dims[0], xs_p, xs_i, act.data());
-            forward_block(net, act.data());
+            forward_block(net, act.data(), L - 1);  // the backward reads every layer's input, not the output
             float* g = ga.data();
             gather(grad_out, p0, cnt, dims[L], gs_p, gs_i, g);  // zero in padded lanes: they add nothing
             g = backward_block(net, act.data(), g, gb.data(), acc.data(), grad_x != nullptr);
