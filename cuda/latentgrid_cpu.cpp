@@ -505,8 +505,8 @@ struct FeatsSource {
 // Or built on the fly from a 2-D level (samples in row-major order over the rows listed; null: all rows), with
 // the gradients scattered straight onto the level and its coarser level (the adds of lg_context2d_backward):
 // no (11, n) feature matrix and no feature-gradient matrix written and read back (two passes, ~10 % of a Kodak
-// step). Thread 0 adds into gy/gz, every other thread into a zeroed private copy, summed in thread order at the
-// end: deterministic for a given thread count (its rounding differs between thread counts).
+// step). Thread 0 adds into gy/gz, every other thread into a zeroed private copy (kept between calls), summed in
+// thread order at the end: deterministic for a given thread count (its rounding differs between thread counts).
 struct Ctx2dSource {
     const float* y;
     const float* z;
@@ -515,21 +515,35 @@ struct Ctx2dSource {
     const int* rows;
     float* gy;  // H x W, overwritten (null: no gradients)
     float* gz;  // Hc x Wc, overwritten (may be null)
-    std::vector<std::vector<float>> priv;
+    float* priv = nullptr;  // threads 1..nt-1: (H x W, then Hc x Wc) each
+    int64_t priv_n = 0;
     bool need_gx() const { return true; }
     void prepare(int nt) {
         if (gy == nullptr) return;
-        std::fill(gy, gy + (int64_t)H * W, 0.0f);
-        if (gz != nullptr) std::fill(gz, gz + (int64_t)Hc * Wc, 0.0f);
-        priv.assign((size_t)std::max(nt - 1, 0), {});
-        for (auto& b : priv) b.assign((size_t)H * W + (gz != nullptr ? (size_t)Hc * Wc : 0), 0.0f);
+        // kept between calls (the calling thread's): a fresh 2 MB per call for a Kodak level 0 is page faults
+        static thread_local std::vector<float> store;
+        priv_n = (int64_t)H * W + (gz != nullptr ? (int64_t)Hc * Wc : 0);
+        const int64_t total = priv_n * std::max(nt - 1, 0);
+        if ((int64_t)store.size() < total) store.resize((size_t)total);
+        priv = store.data();
+        const int64_t ny = (int64_t)H * W, nz = gz != nullptr ? (int64_t)Hc * Wc : 0;
+        (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) if (ny > 65536)
+        for (int64_t i = 0; i < ny; ++i) gy[i] = 0.0f;
+        for (int64_t i = 0; i < nz; ++i) gz[i] = 0.0f;
+#pragma omp parallel for schedule(static) num_threads(nt) if (total > 65536)
+        for (int64_t i = 0; i < total; ++i) priv[i] = 0.0f;
     }
-    void finish(int) {
-        for (const auto& b : priv) {
-            for (int64_t i = 0; i < (int64_t)H * W; ++i) gy[i] += b[(size_t)i];
-            if (gz != nullptr)
-                for (int64_t i = 0; i < (int64_t)Hc * Wc; ++i) gz[i] += b[(size_t)(H * W + i)];
-        }
+    void finish(int nt) {
+        if (gy == nullptr || nt < 2) return;
+        const int64_t ny = (int64_t)H * W, nz = gz != nullptr ? (int64_t)Hc * Wc : 0;
+        (void)nt;
+        // element by element, threads in order: the same bits whatever the OpenMP split of this loop
+#pragma omp parallel for schedule(static) num_threads(nt) if (ny > 65536)
+        for (int64_t i = 0; i < ny; ++i)
+            for (int t = 0; t < nt - 1; ++t) gy[i] += priv[t * priv_n + i];
+        for (int64_t i = 0; i < nz; ++i)
+            for (int t = 0; t < nt - 1; ++t) gz[i] += priv[t * priv_n + ny + i];
     }
     void fill(int64_t p0, int cnt, float* act0, float* yb) const {
         int64_t i = p0 / W;
@@ -549,7 +563,7 @@ struct Ctx2dSource {
             for (int p = cnt; p < BLK; ++p) act0[k * BLK + p] = 0.0f;
     }
     void put_grad(int tid, int64_t p0, int cnt, const float* gx, const float* gd) const {
-        float* ty = tid == 0 ? gy : const_cast<float*>(priv[(size_t)tid - 1].data());
+        float* ty = tid == 0 ? gy : priv + (int64_t)(tid - 1) * priv_n;
         float* tz = gz == nullptr ? nullptr : (tid == 0 ? gz : ty + (int64_t)H * W);
         int64_t i = p0 / W;
         int c = (int)(p0 - i * W);
