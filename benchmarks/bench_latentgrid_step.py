@@ -40,6 +40,7 @@ from inrcodec.models.latentgrid.recipe import RECIPE  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "kodak"
+FIT_LOSS = True  # --old-loss: the loss as the script computed it before session 22 (to compare with older figures)
 
 
 def matmul_peak(threads: int, n: int = 1536, reps: int = 6) -> tuple[float, float]:
@@ -122,10 +123,17 @@ def run_steps(net, target, steps: int, threads: int, frac: float):
         c = [time.process_time()]
         net.on_progress(frac)
         pred, ref = net.training_batch(target, gen)
-        loss = torch.mean((pred - ref) ** 2) + net.regularizer()
+        if FIT_LOSS:  # what inrcodec/fit.py does: the fused loss, gradient clipping where the model asks for it
+            loss = torch.nn.functional.mse_loss(pred, ref)
+            extra = net.regularizer()
+            loss = loss if extra is None else loss + extra
+        else:  # the three-op loss of the figures before session 22
+            loss = torch.mean((pred - ref) ** 2) + net.regularizer()
         c.append(time.process_time())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if FIT_LOSS and net.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], net.grad_clip_norm)
         c.append(time.process_time())
         opt.step()
         c.append(time.process_time())
@@ -159,8 +167,13 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true", help="skip the runs without the compiled kernels")
     ap.add_argument("--reference-threads", default=None,
                     help="thread counts for the torch-reference runs (default: --threads); they are slow")
+    ap.add_argument("--old-loss", action="store_true",
+                    help="torch.mean((pred - ref) ** 2) and no gradient clipping, as before session 22 (fit.py "
+                         "uses mse_loss, and clips where the recipe asks)")
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks/results/latentgrid_step"))
     args = ap.parse_args()
+    global FIT_LOSS
+    FIT_LOSS = not args.old_loss
 
     torch.set_flush_denormal(True)
     sig = load(DATA / f"{args.image}.png")
@@ -169,13 +182,22 @@ def main() -> None:
     cls = get_model("latentgrid")
     threads = [int(t) for t in args.threads.split(",")]
     subsamples = [int(k) for k in args.rate_subsample.split(",")]
+    import subprocess
+
+    cpu0 = time.process_time()
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run(git + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
     result = {
         "command": "python " + " ".join(sys.argv),
+        "commit": commit + ("+dirty" if dirty else ""),
         "image": args.image, "shape": list(sig.data.shape),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "python": platform.python_version()},
         "kernel": str(getattr(latentgrid_mlp.library(), "_name", None)),
         "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")},
+        "loss": "fit.py (mse_loss, clipping)" if FIT_LOSS else "old (mean of squares, no clipping)",
         "load_before": os.getloadavg(),
         "matmul_peak_gflops": {},  # per thread count: (by wall clock, by CPU time per thread)
         "runs": [],
@@ -246,6 +268,7 @@ def main() -> None:
                   flush=True)
             result["runs"].append(run)
     result["load_after"] = os.getloadavg()
+    result["process_cpu_s"] = round(time.process_time() - cpu0, 1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))

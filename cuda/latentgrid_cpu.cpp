@@ -25,62 +25,80 @@ namespace {
 
 constexpr int BLK = 64;
 constexpr int MAX_LAYERS = 16;
-// 8 floats (one AVX register; two SSE/NEON registers elsewhere): GCC/Clang vector extension, so the hot loops
-// are written once, keep a block row (BLK = 8 vectors) in registers, and still build on any target.
-typedef float v8 __attribute__((vector_size(32), aligned(32)));
-constexpr int NV = BLK / 8;
+// The kernels' vector (GCC/Clang vector extension: written once, builds for any target): one register of the
+// widest unit the build targets (-march: native, or the level INRCODEC_LG_SIMD names; latentgrid_mlp.py). With
+// AVX-512 the register file is 32 x 16 floats, so a block row (BLK = 64) is 4 registers and a tile of 4 outputs x
+// 4 vectors (16 accumulators) fits beside its operands: each row load feeds 4 FMAs, each broadcast weight 4.
+// Elsewhere 16 registers of 8 floats (two SSE registers each on baseline x86-64): tiles of 2 outputs x 4 vectors.
+// Per lane the arithmetic is the same at every width (the same products summed in the same order), so without FMA
+// contraction (the strict build, STRICT_FLAGS in latentgrid_mlp.py) every level computes the same bits.
+#if defined(__AVX512F__)
+constexpr int VW = 16, FWD_JT = 4, FWD_VT = 4, WG_JT = 4;
+#else
+constexpr int VW = 8, FWD_JT = 2, FWD_VT = 4, WG_JT = 1;
+#endif
+typedef float vf __attribute__((vector_size(4 * VW)));  // (aligned to its size)
+constexpr int NV = BLK / VW;
+static_assert(NV % FWD_VT == 0, "forward tiles split a block row evenly");
 
-inline v8 splat(float a) { return v8{a, a, a, a, a, a, a, a}; }
-inline v8 load8(const float* p) { v8 v; std::memcpy(&v, p, sizeof(v)); return v; }
-inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof(v)); }
+// Keeps a loaded row vector in a register: without it GCC folds the load into every FMA that uses it (one load
+// per FMA; AVX-512 FMAs then wait on the load ports: the synthesis backward measured 19.2 -> 14.9 ms CPU with it).
+#if defined(__AVX__)
+#define KEEP_IN_REGISTER(v) asm("" : "+v"(v))
+#else
+#define KEEP_IN_REGISTER(v) (void)0
+#endif
 
-// out[0:BLK] = bias + sum_k w[k * w_stride] * rows[k][0:BLK]  (rows k at base + k * BLK), accumulators in registers
-inline void axpy_rows(float bias, const float* w, int64_t w_stride, const float* base, int k_n, float* out) {
-    v8 acc[NV];
-    const v8 b = splat(bias);
-    for (int v = 0; v < NV; ++v) acc[v] = b;
-    for (int k = 0; k < k_n; ++k) {
-        const v8 wk = splat(w[k * w_stride]);
-        const float* r = base + k * BLK;
-        for (int v = 0; v < NV; ++v) acc[v] += wk * load8(r + 8 * v);
+inline vf splatf(float a) { return vf{} + a; }
+inline vf loadf(const float* p) { vf v; std::memcpy(&v, p, sizeof(v)); return v; }
+inline void storef(float* p, vf v) { std::memcpy(p, &v, sizeof(v)); }
+
+// out_t[0:BLK] = bias_t + sum_k w[t * w_so + k * w_sk] * rows[k][0:BLK] for the JT outputs t of a tile (rows k at
+// base + k * BLK), ReLU before the store when RELU. Accumulators stay in registers, VT vectors of a row at a time;
+// per lane: bias, then the products added in k order.
+template <int JT, int VT, bool RELU>
+inline void fwd_tile(const float* bias, const float* w, int64_t w_so, int64_t w_sk, const float* base, int k_n,
+                     float* out) {
+    for (int c0 = 0; c0 < NV; c0 += VT) {
+        vf a[JT][VT];
+        for (int t = 0; t < JT; ++t) {
+            const vf b = splatf(bias ? bias[t] : 0.0f);
+            for (int v = 0; v < VT; ++v) a[t][v] = b;
+        }
+        const float* col = base + c0 * VW;
+        for (int k = 0; k < k_n; ++k) {
+            vf x[VT];
+            for (int v = 0; v < VT; ++v) {
+                x[v] = loadf(col + k * BLK + v * VW);
+                KEEP_IN_REGISTER(x[v]);
+            }
+            for (int t = 0; t < JT; ++t) {
+                const vf wk = splatf(w[t * w_so + k * w_sk]);
+                for (int v = 0; v < VT; ++v) a[t][v] += wk * x[v];
+            }
+        }
+        const vf zero = splatf(0.0f);
+        for (int t = 0; t < JT; ++t)
+            for (int v = 0; v < VT; ++v) {
+                vf o = a[t][v];
+                if (RELU) o = o > zero ? o : zero;
+                storef(out + t * BLK + c0 * VW + v * VW, o);
+            }
     }
-    for (int v = 0; v < NV; ++v) store8(out + 8 * v, acc[v]);
 }
 
-// The same for two outputs at once (weights w0, w1), ReLU applied before the store when RELU: each row load
-// feeds two FMAs (one load per FMA was the forward's limit: 20 GFLOP/s against the backward's ~30) and the
-// activation costs no extra pass over the block.
+// All dout outputs of a layer: tiles of FWD_JT outputs, then the remainder one tile size down.
 template <bool RELU>
-inline void axpy_rows2(float b0, float b1, const float* w0, const float* w1, const float* base, int k_n, float* out0,
-                       float* out1) {
-    constexpr int H = NV / 2;  // half a block per pass: 2 x 4 accumulators + 1 row vector + 2 weights in registers
-    for (int half = 0; half < 2; ++half) {
-        v8 a0[H], a1[H];
-        for (int v = 0; v < H; ++v) {
-            a0[v] = splat(b0);
-            a1[v] = splat(b1);
-        }
-        const float* col = base + half * 8 * H;
-        for (int k = 0; k < k_n; ++k) {
-            const v8 wk0 = splat(w0[k]), wk1 = splat(w1[k]);
-            const float* r = col + k * BLK;
-            for (int v = 0; v < H; ++v) {
-                const v8 xv = load8(r + 8 * v);
-                a0[v] += wk0 * xv;
-                a1[v] += wk1 * xv;
-            }
-        }
-        const v8 zero = splat(0.0f);
-        for (int v = 0; v < H; ++v) {
-            v8 o0 = a0[v], o1 = a1[v];
-            if (RELU) {
-                o0 = o0 > zero ? o0 : zero;
-                o1 = o1 > zero ? o1 : zero;
-            }
-            store8(out0 + half * 8 * H + 8 * v, o0);
-            store8(out1 + half * 8 * H + 8 * v, o1);
-        }
-    }
+inline void fwd_layer(const float* bias, const float* w, int64_t w_so, int64_t w_sk, const float* hin, int din,
+                      int dout, float* hout) {
+    int j = 0;
+    for (; j + FWD_JT <= dout; j += FWD_JT)
+        fwd_tile<FWD_JT, FWD_VT, RELU>(bias ? bias + j : nullptr, w + j * w_so, w_so, w_sk, hin, din, hout + j * BLK);
+    if (FWD_JT > 2)
+        for (; j + 2 <= dout; j += 2)
+            fwd_tile<2, FWD_VT, RELU>(bias ? bias + j : nullptr, w + j * w_so, w_so, w_sk, hin, din, hout + j * BLK);
+    for (; j < dout; ++j)
+        fwd_tile<1, FWD_VT, RELU>(bias ? bias + j : nullptr, w + j * w_so, w_so, w_sk, hin, din, hout + j * BLK);
 }
 
 struct Net {
@@ -135,30 +153,52 @@ inline void scatter(const float* buf, int64_t p0, int cnt, int d, int64_t s_p, i
     }
 }
 
-// act: (L+1) slabs of [maxw][BLK]; slab 0 holds the input block. Fills slabs 1..L.
-inline void forward_block(const Net& net, float* act) {
+// act: (L+1) slabs of [maxw][BLK]; slab 0 holds the input block. Fills slabs 1..n_layers (default: all L).
+inline void forward_block(const Net& net, float* act, int n_layers = -1) {
     const int S = net.maxw * BLK;
-    for (int l = 0; l < net.L; ++l) {
+    for (int l = 0; l < (n_layers < 0 ? net.L : n_layers); ++l) {
         const int din = net.dims[l], dout = net.dims[l + 1];
         const float* W = net.params + net.off[l];
         const float* b = W + (int64_t)dout * din;
-        const float* hin = act + l * S;
-        float* hout = act + (l + 1) * S;
-        const bool relu = l < net.L - 1;
-        int j = 0;
-        for (; j + 2 <= dout; j += 2) {
-            const float* w0 = W + (int64_t)j * din;
-            if (relu)
-                axpy_rows2<true>(b[j], b[j + 1], w0, w0 + din, hin, din, hout + j * BLK, hout + (j + 1) * BLK);
-            else
-                axpy_rows2<false>(b[j], b[j + 1], w0, w0 + din, hin, din, hout + j * BLK, hout + (j + 1) * BLK);
+        if (l < net.L - 1)
+            fwd_layer<true>(b, W, din, 1, act + l * S, din, dout, act + (l + 1) * S);
+        else
+            fwd_layer<false>(b, W, din, 1, act + l * S, din, dout, act + (l + 1) * S);
+    }
+}
+
+// Weight and bias gradients of one layer for the outputs j0..j0+JT-1: gW[j][i] += g[j] . hin[i] per lane (acc:
+// one vf of lane partial sums per parameter), the JT gradient rows held in registers across the inputs i.
+template <int JT>
+inline void wgrad_tile(const float* g, const float* hin, int din, int j0, vf* gW, vf* gB) {
+    vf grow[JT][NV];
+    for (int t = 0; t < JT; ++t) {
+        vf sb = grow[t][0] = loadf(g + (j0 + t) * BLK);
+        for (int v = 1; v < NV; ++v) {
+            grow[t][v] = loadf(g + (j0 + t) * BLK + v * VW);
+            sb += grow[t][v];
         }
-        for (; j < dout; ++j) {
-            float* o = hout + j * BLK;
-            axpy_rows(b[j], W + (int64_t)j * din, 1, hin, din, o);
-            if (relu) {
-#pragma omp simd
-                for (int p = 0; p < BLK; ++p) o[p] = o[p] > 0.0f ? o[p] : 0.0f;
+        gB[j0 + t] += (sb);
+    }
+    for (int i = 0; i < din; ++i) {
+        const float* h = hin + i * BLK;
+        if (JT == 1) {  // one row: two chains (the FMA latency), as the 16-register build needs
+            vf s0 = grow[0][0] * loadf(h), s1 = grow[0][1] * loadf(h + VW);
+            for (int v = 2; v < NV; v += 2) {
+                s0 += grow[0][v] * loadf(h + v * VW);
+                s1 += grow[0][v + 1] * loadf(h + (v + 1) * VW);
+            }
+            gW[(int64_t)j0 * din + i] += (s0 + s1);
+        } else {  // JT independent chains
+            vf hv[NV];
+            for (int v = 0; v < NV; ++v) {
+                hv[v] = loadf(h + v * VW);
+                KEEP_IN_REGISTER(hv[v]);
+            }
+            for (int t = 0; t < JT; ++t) {
+                vf s = grow[t][0] * hv[0];
+                for (int v = 1; v < NV; ++v) s += grow[t][v] * hv[v];
+                gW[(int64_t)(j0 + t) * din + i] += (s);
             }
         }
     }
@@ -167,7 +207,7 @@ inline void forward_block(const Net& net, float* act) {
 // Backward of one block whose forward activations are in act ((L+1) slabs of [maxw][BLK]): g holds the gradient
 // of the last layer's output (zero in padded lanes), gprev is scratch of the same size. Adds the weight gradients
 // to acc (per-lane partial sums, net.off layout); returns the buffer holding the input gradient when need_gx.
-inline float* backward_block(const Net& net, const float* act, float* g, float* gprev, v8* acc, bool need_gx) {
+inline float* backward_block(const Net& net, const float* act, float* g, float* gprev, vf* acc, bool need_gx) {
     const int S = net.maxw * BLK;
     for (int l = net.L - 1; l >= 0; --l) {
         const int din = net.dims[l], dout = net.dims[l + 1];
@@ -182,41 +222,25 @@ inline float* backward_block(const Net& net, const float* act, float* g, float* 
                 for (int p = 0; p < BLK; ++p) gj[p] = hj[p] > 0.0f ? gj[p] : 0.0f;
             }
         }
-        v8* gW = acc + net.off[l];
-        v8* gB = gW + (int64_t)dout * din;
-        for (int j = 0; j < dout; ++j) {
-            const float* gj = g + j * BLK;
-            v8 grow[NV];  // this output's gradient row stays in registers across the inputs
-            v8 sb = splat(0.0f);
-            for (int v = 0; v < NV; ++v) {
-                grow[v] = load8(gj + 8 * v);
-                sb += grow[v];
-            }
-            gB[j] += sb;
-            for (int i = 0; i < din; ++i) {
-                const float* h = hin + i * BLK;
-                v8 s0 = grow[0] * load8(h), s1 = grow[1] * load8(h + 8);
-                for (int v = 2; v < NV; v += 2) {
-                    s0 += grow[v] * load8(h + 8 * v);
-                    s1 += grow[v + 1] * load8(h + 8 * v + 8);
-                }
-                gW[(int64_t)j * din + i] += s0 + s1;
-            }
-        }
-        if (l > 0 || need_gx) {
-            for (int i = 0; i < din; ++i) axpy_rows(0.0f, W + i, din, g, dout, gprev + i * BLK);
+        vf* gW = acc + net.off[l];
+        vf* gB = gW + (int64_t)dout * din;
+        int j = 0;
+        for (; j + WG_JT <= dout; j += WG_JT) wgrad_tile<WG_JT>(g, hin, din, j, gW, gB);
+        for (; j < dout; ++j) wgrad_tile<1>(g, hin, din, j, gW, gB);
+        if (l > 0 || need_gx) {  // gprev[i] = sum_j W[j][i] g[j]: the forward's tiles on the transposed weights
+            fwd_layer<false>(nullptr, W, 1, din, g, dout, din, gprev);
             std::swap(g, gprev);
         }
     }
     return g;
 }
 
-// Per-thread v8 weight-gradient partials -> one double total per thread (deterministic reduction afterwards).
-inline void lanes_to_double(const std::vector<v8>& acc, std::vector<double>& mine) {
+// Per-thread vf weight-gradient partials -> one double total per thread (deterministic reduction afterwards).
+inline void lanes_to_double(const std::vector<vf>& acc, std::vector<double>& mine) {
     mine.assign(acc.size(), 0.0);
     for (size_t k = 0; k < acc.size(); ++k) {
         double t = 0.0;
-        for (int v = 0; v < 8; ++v) t += acc[k][v];
+        for (int v = 0; v < VW; ++v) t += acc[k][v];
         mine[k] = t;
     }
 }
@@ -231,7 +255,10 @@ int n_threads_for(int64_t n_blocks, int want) {
 
 extern "C" {
 
-int lg_mlp_abi_version() { return 2; }  // 2: row lists in lg_context2d_*, lg_conv2d_residual_*
+// 2: row lists in lg_context2d_*, lg_conv2d_residual_*; 3: lg_simd_width; 4: lg_arm_rate_ctx2d
+int lg_mlp_abi_version() { return 4; }
+
+int lg_simd_width() { return VW; }  // floats per MLP vector: 16 with AVX-512, else 8
 
 int lg_mlp_has_openmp() {
 #ifdef _OPENMP
@@ -279,14 +306,13 @@ int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L
         const int S = net.maxw * BLK;
         std::vector<float> act((size_t)(L + 1) * S);
         std::vector<float> ga((size_t)S), gb((size_t)S);
-        std::vector<v8> acc((size_t)n_params);  // per-lane partial sums, reduced once at the end
-        for (auto& a : acc) a = splat(0.0f);
+        std::vector<vf> acc((size_t)n_params, vf{});  // per-lane partial sums, reduced once at the end
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const int64_t p0 = blk * BLK;
             const int cnt = (int)std::min<int64_t>(BLK, n - p0);
             gather(x, p0, cnt, dims[0], xs_p, xs_i, act.data());
-            forward_block(net, act.data());
+            forward_block(net, act.data(), L - 1);  // the backward reads every layer's input, not the output
             float* g = ga.data();
             gather(grad_out, p0, cnt, dims[L], gs_p, gs_i, g);  // zero in padded lanes: they add nothing
             g = backward_block(net, act.data(), g, gb.data(), acc.data(), grad_x != nullptr);
@@ -421,36 +447,188 @@ int lg_laplace_rate(const float* x, const float* arm, int64_t n, float log2_lo, 
 // instead of four. Gradients are for a unit upstream gradient; the autograd wrapper scales them.
 // feats[i, p] at feats[p * fs_p + i * fs_i] (any 2-D strides; grad_feats the same); y: n latents; dims[L] must be 2
 // (mean, raw log2 scale).
-extern "C" {
+namespace {
 
-int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, int64_t n, int L, const int* dims,
-                const float* params, float log2_lo, float log2_hi, float cap, float* grad_feats, float* grad_y,
-                float* grad_params, double* total, int threads) {
+// The 11 context features of sample (r, c) of a 2-D level y (H x W) with coarser level z (Hc x Wc, or null);
+// see lg_context2d_forward below (the layout and the torch reference).
+inline void ctx2d_sample(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos, int r, int c,
+                         float* fl) {
+    const bool odd = ((r + c) & 1) != 0;
+    if (z != nullptr) {
+        const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+        const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+        const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+        const float* zr = z + (int64_t)pr * Wc;
+        fl[0] = zr[pc];
+        const float up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
+        const float left = zr[cl], right = zr[ch];
+        const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+        fl[1] = er ? up : down;
+        fl[2] = er ? down : up;
+        fl[3] = ec ? left : right;
+        fl[4] = ec ? right : left;
+    } else {
+        fl[0] = fl[1] = fl[2] = fl[3] = fl[4] = 0.0f;
+    }
+    const float* yr = y + (int64_t)r * W;
+    fl[5] = (odd && r > 0) ? yr[c - W] : 0.0f;
+    fl[6] = (odd && r < H - 1) ? yr[c + W] : 0.0f;
+    fl[7] = (odd && c > 0) ? yr[c - 1] : 0.0f;
+    fl[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0f;
+    fl[9] = odd ? 1.0f : 0.0f;
+    fl[10] = level_pos;
+}
+
+// Where a block's context features and latents come from: a feature matrix (any 2-D strides) and a latent vector,
+// and where the gradients of a block go (gx: the features' gradients, [d0][BLK]; gd: the latents' direct ones):
+// the feature gradient matrix (same strides as feats, may be null) and a latent gradient vector.
+struct FeatsSource {
+    const float* feats;
+    int64_t fs_p, fs_i;
+    const float* y;
+    int d0;
+    float* grad_feats;
+    float* grad_y;
+    bool need_gx() const { return grad_feats != nullptr; }
+    void prepare(int) {}
+    void finish(int) {}
+    void fill(int64_t p0, int cnt, float* act0, float* yb) const {
+        gather(feats, p0, cnt, d0, fs_p, fs_i, act0);
+        std::memcpy(yb, y + p0, sizeof(float) * cnt);
+    }
+    void put_grad(int, int64_t p0, int cnt, const float* gx, const float* gd) const {
+        if (grad_feats != nullptr) scatter(gx, p0, cnt, d0, fs_p, fs_i, grad_feats);
+        std::memcpy(grad_y + p0, gd, sizeof(float) * cnt);
+    }
+};
+
+// Or built on the fly from a 2-D level (samples in row-major order over the rows listed; null: all rows), with
+// the gradients scattered straight onto the level and its coarser level (the adds of lg_context2d_backward):
+// no (11, n) feature matrix and no feature-gradient matrix written and read back (two passes, ~10 % of a Kodak
+// step). Thread 0 adds into gy/gz, every other thread into a zeroed private copy (kept between calls), summed in
+// thread order at the end: deterministic for a given thread count (its rounding differs between thread counts).
+struct Ctx2dSource {
+    const float* y;
+    const float* z;
+    int H, W, Hc, Wc;
+    float level_pos;
+    const int* rows;
+    float* gy;  // H x W, overwritten (null: no gradients)
+    float* gz;  // Hc x Wc, overwritten (may be null)
+    float* priv = nullptr;  // threads 1..nt-1: (H x W, then Hc x Wc) each
+    int64_t priv_n = 0;
+    bool need_gx() const { return true; }
+    void prepare(int nt) {
+        if (gy == nullptr) return;
+        // kept between calls (the calling thread's): a fresh 2 MB per call for a Kodak level 0 is page faults
+        static thread_local std::vector<float> store;
+        priv_n = (int64_t)H * W + (gz != nullptr ? (int64_t)Hc * Wc : 0);
+        const int64_t total = priv_n * std::max(nt - 1, 0);
+        if ((int64_t)store.size() < total) store.resize((size_t)total);
+        priv = store.data();
+        const int64_t ny = (int64_t)H * W, nz = gz != nullptr ? (int64_t)Hc * Wc : 0;
+        (void)nt;
+#pragma omp parallel for schedule(static) num_threads(nt) if (ny > 65536)
+        for (int64_t i = 0; i < ny; ++i) gy[i] = 0.0f;
+        for (int64_t i = 0; i < nz; ++i) gz[i] = 0.0f;
+#pragma omp parallel for schedule(static) num_threads(nt) if (total > 65536)
+        for (int64_t i = 0; i < total; ++i) priv[i] = 0.0f;
+    }
+    void finish(int nt) {
+        if (gy == nullptr || nt < 2) return;
+        const int64_t ny = (int64_t)H * W, nz = gz != nullptr ? (int64_t)Hc * Wc : 0;
+        (void)nt;
+        // element by element, threads in order: the same bits whatever the OpenMP split of this loop
+#pragma omp parallel for schedule(static) num_threads(nt) if (ny > 65536)
+        for (int64_t i = 0; i < ny; ++i)
+            for (int t = 0; t < nt - 1; ++t) gy[i] += priv[t * priv_n + i];
+        for (int64_t i = 0; i < nz; ++i)
+            for (int t = 0; t < nt - 1; ++t) gz[i] += priv[t * priv_n + ny + i];
+    }
+    void fill(int64_t p0, int cnt, float* act0, float* yb) const {
+        int64_t i = p0 / W;
+        int c = (int)(p0 - i * W);
+        for (int p = 0; p < cnt; ++p) {
+            const int r = rows != nullptr ? rows[i] : (int)i;
+            float fl[11];
+            ctx2d_sample(y, z, H, W, Hc, Wc, level_pos, r, c, fl);
+            for (int k = 0; k < 11; ++k) act0[k * BLK + p] = fl[k];
+            yb[p] = y[(int64_t)r * W + c];
+            if (++c == W) {
+                c = 0;
+                ++i;
+            }
+        }
+        for (int k = 0; k < 11; ++k)
+            for (int p = cnt; p < BLK; ++p) act0[k * BLK + p] = 0.0f;
+    }
+    void put_grad(int tid, int64_t p0, int cnt, const float* gx, const float* gd) const {
+        float* ty = tid == 0 ? gy : priv + (int64_t)(tid - 1) * priv_n;
+        float* tz = gz == nullptr ? nullptr : (tid == 0 ? gz : ty + (int64_t)H * W);
+        int64_t i = p0 / W;
+        int c = (int)(p0 - i * W);
+        for (int p = 0; p < cnt; ++p) {
+            const int r = rows != nullptr ? rows[i] : (int)i;
+            float f[11];
+            for (int k = 0; k < 11; ++k) f[k] = gx[k * BLK + p];
+            float* g = ty + (int64_t)r * W + c;
+            g[0] += gd[p];
+            if ((r + c) & 1) {
+                if (r > 0) g[-W] += f[5];
+                if (r < H - 1) g[W] += f[6];
+                if (c > 0) g[-1] += f[7];
+                if (c < W - 1) g[1] += f[8];
+            }
+            if (tz != nullptr) {
+                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+                tz[(int64_t)pr * Wc + pc] += f[0];
+                tz[(int64_t)rl * Wc + pc] += er ? f[1] : f[2];
+                tz[(int64_t)rh * Wc + pc] += er ? f[2] : f[1];
+                tz[(int64_t)pr * Wc + cl] += ec ? f[3] : f[4];
+                tz[(int64_t)pr * Wc + ch] += ec ? f[4] : f[3];
+            }
+            if (++c == W) {
+                c = 0;
+                ++i;
+            }
+        }
+    }
+};
+
+template <class Source>
+int arm_rate_impl(Source& src, int64_t n, int L, const int* dims, const float* params, float log2_lo, float log2_hi,
+                  float cap, float* grad_params, double* total, int threads) {
     Net net;
     if (!setup(net, L, dims, params) || n < 0 || dims[L] != 2) return 1;
     const bool with_grad = grad_params != nullptr;
     const int64_t n_params = net.off[L];
     const int64_t n_blocks = (n + BLK - 1) / BLK;
     const int nt = n_threads_for(n_blocks, threads);
-    const int d0 = dims[0];
     std::vector<double> block_bits((size_t)n_blocks);  // summed in order: the same total for any thread count
     std::vector<std::vector<double>> totals((size_t)nt);
+    if (with_grad) src.prepare(nt);
 #pragma omp parallel num_threads(nt)
     {
         const int S = net.maxw * BLK;
         std::vector<float> act((size_t)(L + 1) * S);
         std::vector<float> ga((size_t)S, 0.0f), gb((size_t)S);
-        std::vector<v8> acc(with_grad ? (size_t)n_params : 0);
-        for (auto& a : acc) a = splat(0.0f);
+        std::vector<vf> acc(with_grad ? (size_t)n_params : 0, vf{});
+        float yb[BLK], gd_blk[BLK];
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
 #pragma omp for schedule(static)
         for (int64_t blk = 0; blk < n_blocks; ++blk) {
             const int64_t p0 = blk * BLK;
             const int cnt = (int)std::min<int64_t>(BLK, n - p0);
-            gather(feats, p0, cnt, d0, fs_p, fs_i, act.data());
+            src.fill(p0, cnt, act.data(), yb);
             forward_block(net, act.data());
             const float* mean = act.data() + (size_t)L * S;
             const float* raw = mean + BLK;
-            const float* yb = y + p0;
             float* g = ga.data();  // rows: d bits / d mean, d bits / d raw (padded lanes stay 0)
             float part = 0.0f;
 #pragma omp simd reduction(+ : part)
@@ -465,22 +643,17 @@ int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, 
                 const float gd = dd * sgn;
                 g[p] = -gd;
                 g[BLK + p] = (raw[p] >= log2_lo && raw[p] <= log2_hi) ? db * b * (float)LN2 : 0.0f;
-                if (with_grad) grad_y[p0 + p] = gd;
+                gd_blk[p] = gd;
             }
             block_bits[(size_t)blk] = part;
             if (!with_grad) continue;
             for (int p = cnt; p < BLK; ++p) g[p] = g[BLK + p] = 0.0f;
-            float* gx = backward_block(net, act.data(), g, gb.data(), acc.data(), grad_feats != nullptr);
-            if (grad_feats != nullptr) scatter(gx, p0, cnt, d0, fs_p, fs_i, grad_feats);
+            float* gx = backward_block(net, act.data(), g, gb.data(), acc.data(), src.need_gx());
+            src.put_grad(tid, p0, cnt, gx, gd_blk);
         }
-        if (with_grad) {
-            int tid = 0;
-#ifdef _OPENMP
-            tid = omp_get_thread_num();
-#endif
-            lanes_to_double(acc, totals[(size_t)tid]);
-        }
+        if (with_grad) lanes_to_double(acc, totals[(size_t)tid]);
     }
+    if (with_grad) src.finish(nt);
     double sum = 0.0;
     for (double v : block_bits) sum += v;
     *total = sum;
@@ -493,6 +666,36 @@ int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, 
         }
     }
     return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int lg_arm_rate(const float* feats, int64_t fs_p, int64_t fs_i, const float* y, int64_t n, int L, const int* dims,
+                const float* params, float log2_lo, float log2_hi, float cap, float* grad_feats, float* grad_y,
+                float* grad_params, double* total, int threads) {
+    if (L < 1 || L > MAX_LAYERS) return 1;
+    FeatsSource src{feats, fs_p, fs_i, y, dims[0], grad_feats, grad_y};
+    return arm_rate_impl(src, n, L, dims, params, log2_lo, log2_hi, cap, grad_params, total, threads);
+}
+
+// The same with the features of a 2-D level built per block (Ctx2dSource; dims[0] must be 11): the latents are
+// y's samples on the rows listed (rows null: all H rows, n_rows = H), n = n_rows * W. With grad_params, grad_y
+// (H x W) and grad_z (Hc x Wc, may be null) are overwritten with the gradients of the bits with respect to y (through
+// the features and directly) and z.
+int lg_arm_rate_ctx2d(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos, const int* rows,
+                      int n_rows, int L, const int* dims, const float* params, float log2_lo, float log2_hi,
+                      float cap, float* grad_y, float* grad_z, float* grad_params, double* total, int threads) {
+    if (L < 1 || L > MAX_LAYERS || dims[0] != 11 || H < 1 || W < 1) return 1;
+    if (grad_params != nullptr && grad_y == nullptr) return 1;
+    if (rows == nullptr) n_rows = H;
+    for (int i = 0; rows != nullptr && i < n_rows; ++i)
+        if (rows[i] < 0 || rows[i] >= H) return 1;
+    const int64_t n = (int64_t)n_rows * W;
+    Ctx2dSource src{y, z, H, W, Hc, Wc, level_pos, rows, grad_params ? grad_y : nullptr,
+                    grad_params && z ? grad_z : nullptr, {}};
+    return arm_rate_impl(src, n, L, dims, params, log2_lo, log2_hi, cap, grad_params, total, threads);
 }
 
 }  // extern "C"
@@ -529,30 +732,7 @@ int lg_context2d_forward(const float* y, const float* z, int H, int W, int Hc, i
         for (int c = 0; c < W; ++c) {
             float* f = rowbuf.data() + c;  // f[k * W]: feature k of this sample
             float fl[11];
-            const bool odd = ((r + c) & 1) != 0;
-            if (z != nullptr) {
-                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
-                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
-                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
-                const float* zr = z + (int64_t)pr * Wc;
-                fl[0] = zr[pc];
-                const float up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
-                const float left = zr[cl], right = zr[ch];
-                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
-                fl[1] = er ? up : down;
-                fl[2] = er ? down : up;
-                fl[3] = ec ? left : right;
-                fl[4] = ec ? right : left;
-            } else {
-                fl[0] = fl[1] = fl[2] = fl[3] = fl[4] = 0.0f;
-            }
-            const float* yr = y + (int64_t)r * W;
-            fl[5] = (odd && r > 0) ? yr[c - W] : 0.0f;
-            fl[6] = (odd && r < H - 1) ? yr[c + W] : 0.0f;
-            fl[7] = (odd && c > 0) ? yr[c - 1] : 0.0f;
-            fl[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0f;
-            fl[9] = odd ? 1.0f : 0.0f;
-            fl[10] = level_pos;
+            ctx2d_sample(y, z, H, W, Hc, Wc, level_pos, r, c, fl);
             for (int k = 0; k < 11; ++k) f[(size_t)k * W] = fl[k];
         }
         for (int k = 0; k < 11; ++k)  // feature-major: rows the MLP copies whole
@@ -723,34 +903,42 @@ int lg_upsample2d_backward(const float* g, int h, int w, const int64_t* ir, cons
 // x, out: (C, H, W) contiguous; w: (C, C, k, k); b: (C).
 namespace {
 
-constexpr int CONV_VT = 3;  // 24 columns per tile: COT (3) x 3 accumulators + 3 row vectors + 1 weight = 13 regs
+// The convolutions' vector: 8 floats on every level (their row loads are unaligned, at every tap offset; a 64-byte
+// load crosses a cache line on 15 offsets in 16: 16-float tiles measured 3.8 / 10.6 ms against 2.9 / 8.3 for the
+// two residual blocks forward / backward, 768 x 512, Zen 4).
+constexpr int CVW = 8;
+typedef float vc __attribute__((vector_size(4 * CVW)));
+inline vc splatc(float a) { return vc{} + a; }
+inline vc loadc(const float* p) { vc v; std::memcpy(&v, p, sizeof(v)); return v; }
+inline void storec(float* p, vc v) { std::memcpy(p, &v, sizeof(v)); }
+// columns per tile: CONV_VT vectors; COT (3) x 3 accumulators + 3 row vectors + 1 weight = 13 registers
+constexpr int CONV_VT = 3;
 
-// out[co][r][c] (+)= bias[co] + sum_{ci, dr, dc} w[co][ci][dr][dc] * in[ci][r + dr][c + dc] for co in [co0, co0+COT)
 template <int COT>
 void conv_valid_row(const float* in, int Cin, int Hi, int Wi, const float* w, const float* bias, int co0, int K,
                     int r, int Wo, int Ho, float* out) {
     const int KK = K * K;
     int c0 = 0;
-    for (; c0 + 8 * CONV_VT <= Wo; c0 += 8 * CONV_VT) {
-        v8 acc[COT][CONV_VT];
+    for (; c0 + CVW * CONV_VT <= Wo; c0 += CVW * CONV_VT) {
+        vc acc[COT][CONV_VT];
         for (int t = 0; t < COT; ++t)
-            for (int v = 0; v < CONV_VT; ++v) acc[t][v] = splat(bias ? bias[co0 + t] : 0.0f);
+            for (int v = 0; v < CONV_VT; ++v) acc[t][v] = splatc(bias ? bias[co0 + t] : 0.0f);
         for (int ci = 0; ci < Cin; ++ci) {
             for (int dr = 0; dr < K; ++dr) {
                 const float* row = in + ((int64_t)ci * Hi + r + dr) * Wi + c0;
                 const float* wt = w + ((int64_t)co0 * Cin + ci) * KK + dr * K;
                 for (int dc = 0; dc < K; ++dc) {
-                    v8 xv[CONV_VT];
-                    for (int v = 0; v < CONV_VT; ++v) xv[v] = load8(row + dc + 8 * v);
+                    vc xv[CONV_VT];
+                    for (int v = 0; v < CONV_VT; ++v) xv[v] = loadc(row + dc + CVW * v);
                     for (int t = 0; t < COT; ++t) {
-                        const v8 wv = splat(wt[(int64_t)t * Cin * KK + dc]);
+                        const vc wv = splatc(wt[(int64_t)t * Cin * KK + dc]);
                         for (int v = 0; v < CONV_VT; ++v) acc[t][v] += wv * xv[v];
                     }
                 }
             }
         }
         for (int t = 0; t < COT; ++t)
-            for (int v = 0; v < CONV_VT; ++v) store8(out + ((int64_t)(co0 + t) * Ho + r) * Wo + c0 + 8 * v, acc[t][v]);
+            for (int v = 0; v < CONV_VT; ++v) storec(out + ((int64_t)(co0 + t) * Ho + r) * Wo + c0 + CVW * v, acc[t][v]);
     }
     for (int t = 0; t < COT; ++t) {  // tail columns
         const int co = co0 + t;
@@ -802,31 +990,37 @@ void pad_copy(const float* x, int C, int H, int W, int p, bool replicate, float*
 // Per row r: g_acc[co][ci][dr][dc] += sum_c g[co][r][c] * xp[ci][r + dr][c + dc]  (co in a tile of COT).
 // K is a template parameter so that the COT x K accumulators are registers: with a run-time K the compiler kept
 // them on the stack (a load and a store per FMA; the weight gradient took ~2x the rest of the backward).
+// The COT x K vector sums of a row are added to vacc (per-lane partials, reduced into double once per chunk of
+// rows by the caller: reducing 16 lanes into double per row and tap cost more than the row's FMAs); the tail
+// columns' products go straight to gacc (double).
 template <int COT, int K>
-void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int co0, int r, double* gacc) {
+void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int co0, int r, vc* vacc, double* gacc) {
     const int Wp = W + K - 1, Hp = H + K - 1;
-    const int nfull = W / 8 * 8;
+    const int nfull = W / CVW * CVW;
     for (int ci = 0; ci < C; ++ci) {
         for (int dr = 0; dr < K; ++dr) {
             const float* xr = xp + ((int64_t)ci * Hp + r + dr) * Wp;
-            v8 acc[COT][K];
+            vc acc[COT][K];
             for (int t = 0; t < COT; ++t)
-                for (int dc = 0; dc < K; ++dc) acc[t][dc] = splat(0.0f);
-            for (int c = 0; c < nfull; c += 8) {
-                v8 gv[COT];
-                for (int t = 0; t < COT; ++t) gv[t] = load8(g + ((int64_t)(co0 + t) * H + r) * W + c);
+                for (int dc = 0; dc < K; ++dc) acc[t][dc] = splatc(0.0f);
+            for (int c = 0; c < nfull; c += CVW) {
+                vc gv[COT];
+                for (int t = 0; t < COT; ++t) gv[t] = loadc(g + ((int64_t)(co0 + t) * H + r) * W + c);
                 for (int dc = 0; dc < K; ++dc) {
-                    const v8 xv = load8(xr + c + dc);
+                    const vc xv = loadc(xr + c + dc);
                     for (int t = 0; t < COT; ++t) acc[t][dc] += gv[t] * xv;
                 }
             }
             for (int t = 0; t < COT; ++t) {
                 const float* gr = g + ((int64_t)(co0 + t) * H + r) * W;
                 for (int dc = 0; dc < K; ++dc) {
-                    double s = 0.0;
-                    for (int v = 0; v < 8; ++v) s += acc[t][dc][v];
-                    for (int c = nfull; c < W; ++c) s += (double)gr[c] * xr[c + dc];
-                    gacc[(((int64_t)(co0 + t) * C + ci) * K + dr) * K + dc] += s;
+                    const int64_t idx = (((int64_t)(co0 + t) * C + ci) * K + dr) * K + dc;
+                    vacc[idx] += acc[t][dc];
+                    if (nfull < W) {
+                        double s = 0.0;
+                        for (int c = nfull; c < W; ++c) s += (double)gr[c] * xr[c + dc];
+                        gacc[idx] += s;
+                    }
                 }
             }
         }
@@ -834,11 +1028,11 @@ void conv_wgrad_row(const float* g, const float* xp, int C, int H, int W, int co
 }
 
 template <int K>
-void conv_wgrad_rows(const float* g, const float* xp, int C, int H, int W, int r, double* gacc) {
+void conv_wgrad_rows(const float* g, const float* xp, int C, int H, int W, int r, vc* vacc, double* gacc) {
     int co0 = 0;
-    for (; co0 + 3 <= C; co0 += 3) conv_wgrad_row<3, K>(g, xp, C, H, W, co0, r, gacc);
-    if (C - co0 == 2) conv_wgrad_row<2, K>(g, xp, C, H, W, co0, r, gacc);
-    if (C - co0 == 1) conv_wgrad_row<1, K>(g, xp, C, H, W, co0, r, gacc);
+    for (; co0 + 3 <= C; co0 += 3) conv_wgrad_row<3, K>(g, xp, C, H, W, co0, r, vacc, gacc);
+    if (C - co0 == 2) conv_wgrad_row<2, K>(g, xp, C, H, W, co0, r, vacc, gacc);
+    if (C - co0 == 1) conv_wgrad_row<1, K>(g, xp, C, H, W, co0, r, vacc, gacc);
 }
 
 }  // namespace
@@ -907,10 +1101,11 @@ int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, cons
 #pragma omp parallel for schedule(static) num_threads(nt) if ((int64_t)H * W * C * C * k * k > 200000)
     for (int ch = 0; ch < n_chunks; ++ch) {
         double* part = parts.data() + (size_t)ch * (nw + C);
+        std::vector<vc> vacc((size_t)nw, vc{});
         for (int r = ch * RC; r < std::min(H, ch * RC + RC); ++r) {
-            if (k == 1) conv_wgrad_rows<1>(g, xp, C, H, W, r, part);
-            else if (k == 3) conv_wgrad_rows<3>(g, xp, C, H, W, r, part);
-            else conv_wgrad_rows<5>(g, xp, C, H, W, r, part);
+            if (k == 1) conv_wgrad_rows<1>(g, xp, C, H, W, r, vacc.data(), part);
+            else if (k == 3) conv_wgrad_rows<3>(g, xp, C, H, W, r, vacc.data(), part);
+            else conv_wgrad_rows<5>(g, xp, C, H, W, r, vacc.data(), part);
             for (int co = 0; co < C; ++co) {
                 const float* gr = g + ((int64_t)co * H + r) * W;
                 float s = 0.0f;
@@ -918,6 +1113,11 @@ int lg_conv2d_backward(const float* x, const float* g, int C, int H, int W, cons
                 for (int c = 0; c < W; ++c) s += gr[c];
                 part[nw + co] += s;
             }
+        }
+        for (int64_t i = 0; i < nw; ++i) {
+            double t = 0.0;
+            for (int v = 0; v < CVW; ++v) t += vacc[(size_t)i][v];
+            part[i] += t;
         }
     }
     for (int64_t i = 0; i < nw + C; ++i) {

@@ -8,10 +8,9 @@ from inrcodec.kernels import latentgrid_mlp as K
 
 
 @pytest.fixture(scope="module")
-def lib():
-    if K.library() is None:
-        pytest.skip(f"latentgrid MLP kernel not available: {K._error}")
-    return K.library()
+def lib(latentgrid_lib):
+    """Every test here runs at each SIMD level the machine supports (conftest.latentgrid_lib)."""
+    return latentgrid_lib
 
 
 def _layers(dims, seed):

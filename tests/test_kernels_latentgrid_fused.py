@@ -7,10 +7,9 @@ from inrcodec.kernels import latentgrid_mlp as K
 
 
 @pytest.fixture(scope="module")
-def lib():
-    if K.library() is None:
-        pytest.skip(f"latentgrid kernels not available: {K._error}")
-    return K.library()
+def lib(latentgrid_lib):
+    """Every test here runs at each SIMD level the machine supports (conftest.latentgrid_lib)."""
+    return latentgrid_lib
 
 
 @pytest.mark.parametrize("C,H,W,k,relu,threads", [(3, 17, 29, 3, True, 1), (3, 17, 29, 3, False, 1),
@@ -99,3 +98,63 @@ def test_context_backward_threaded_is_deterministic_and_matches_reference(lib, r
     ref.backward(grad)
     torch.testing.assert_close(got[1][0], yy.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got[1][1], zz.grad, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("H,W,coarse,rows,threads", [(37, 53, True, None, 1), (16, 8, False, None, 1),
+                                                    (300, 333, True, "every-4th", 2), (130, 97, True, None, 2)])
+def test_arm_rate_with_built_in_context_matches_features_then_arm_rate(lib, H, W, coarse, rows, threads):
+    """lg_arm_rate_ctx2d (features built per block in the fused context MLP + rate kernel) against the torch
+    composition it replaces: context_features, the row subset, then the MLP and the Laplace rate; bits and the
+    gradients of the latents, the coarser level and the MLP's parameters."""
+    from inrcodec.kernels.latentgrid_arm import arm_rate_ctx2d, arm_rate_reference
+    from inrcodec.models.latentgrid import context_features
+
+    g = torch.Generator().manual_seed(H * W)
+    layers = []
+    for a, b in zip((11, 16, 16), (16, 16, 2)):
+        m = torch.nn.Linear(a, b)
+        with torch.no_grad():
+            m.weight.copy_(torch.randn(b, a, generator=g) / a**0.5)
+            m.bias.copy_(torch.randn(b, generator=g) * 0.3)
+        layers.append(m)
+    with torch.no_grad():
+        layers[-1].bias.copy_(torch.tensor([0.0, -1.0]))
+    y = torch.round(torch.randn(H, W, generator=g) * 3) + 0.3 * torch.randn(H, W, generator=g)
+    z = torch.randn(-(-H // 2), -(-W // 2), generator=g) * 3 if coarse else None
+    idx = None if rows is None else torch.arange(2, H, 4)
+
+    def run(kernel):
+        for m in layers:
+            m.zero_grad(set_to_none=True)
+        yy = y.clone().requires_grad_(True)
+        zz = None if z is None else z.clone().requires_grad_(True)
+        if kernel:
+            bits = arm_rate_ctx2d(2, 5, yy, zz, idx, layers, (-5.0, 7.0))
+        else:
+            f = context_features(2, 5, yy, zz)
+            v = yy
+            if idx is not None:
+                f, v = f.index_select(0, idx), v.index_select(0, idx)
+            bits = arm_rate_reference(f.reshape(-1, 11), v.reshape(-1), layers, (-5.0, 7.0))
+        (0.37 * bits).backward()
+        return [bits.detach(), yy.grad, None if zz is None else zz.grad] + [p.grad.clone() for m in layers
+                                                                            for p in (m.weight, m.bias)]
+
+    torch.set_num_threads(threads)
+    try:
+        got = run(True)
+        again = run(True)  # a given thread count gives the same bits (private gradient copies summed in order)
+        with torch.no_grad():
+            nograd = arm_rate_ctx2d(2, 5, y, z, idx, layers, (-5.0, 7.0))
+    finally:
+        torch.set_num_threads(1)
+    assert all(a is None and b is None or torch.equal(a, b) for a, b in zip(got, again))
+    ref = run(False)
+    torch.testing.assert_close(got[0], ref[0], rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(nograd, got[0])
+    torch.testing.assert_close(got[1], ref[1], rtol=1e-4, atol=1e-5)
+    if z is not None:
+        torch.testing.assert_close(got[2], ref[2], rtol=1e-4, atol=1e-5)
+    for a, b in zip(got[3:], ref[3:]):  # sums over the latents: relative to their scale
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max() + 1))
+    assert float(got[1].abs().max()) > 0

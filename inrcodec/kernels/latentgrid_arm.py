@@ -11,6 +11,11 @@ depend on the rest of the step. The kernel therefore runs the backward in the sa
 64-latent block while the activations are in L1, and keeps the (unit-upstream) gradients; autograd's backward
 only scales them. That drops the backward's recomputation of the MLP forward and three round trips through
 memory (MLP output, rate forward, rate backward).
+
+``arm_rate_ctx2d(level, levels, y, coarse, rows, layers, log2_range)``: the same for the latents of a 2-D level
+(on the rows listed, or all), with the context features built per block inside the kernel (``lg_arm_rate_ctx2d``)
+instead of read from the (n, 11) matrix ``context_2d`` writes, and their gradients scattered onto the levels in the
+same pass; reference: ``context_2d`` then ``arm_rate``.
 """
 
 from __future__ import annotations
@@ -81,3 +86,52 @@ def arm_rate(feats: torch.Tensor, y: torch.Tensor, layers: list[torch.nn.Linear]
         feats = feats.contiguous()
     return _ArmRate.apply(feats, y.contiguous(), flat, dims, float(log2_range[0]),
                           float(log2_range[1]), torch.get_num_threads(), with_grad, feats.requires_grad)
+
+
+class _ArmRateCtx2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, coarse, flat, dims, level_pos, rows, lo, hi, threads, with_grad):
+        lib = latentgrid_mlp.library()
+        H, W = y.shape
+        Hc, Wc = (1, 1) if coarse is None else coarse.shape
+        n_rows = H if rows is None else rows.shape[0]
+        dims_c = (ctypes.c_int * len(dims))(*dims)
+        total = ctypes.c_double()
+        # the kernel scatters the features' gradients onto the levels itself: unit-upstream gradients of y, coarse
+        grad_y = torch.empty(H, W) if with_grad else None
+        grad_z = torch.empty(Hc, Wc) if with_grad and coarse is not None else None
+        grad_flat = torch.empty_like(flat) if with_grad else None
+        rc = lib.lg_arm_rate_ctx2d(_p(y), _p(coarse), H, W, Hc, Wc, level_pos, _p(rows), n_rows, len(dims) - 1, dims_c,
+                                   _p(flat), lo, hi, MAX_BITS_PER_SYMBOL, _p(grad_y), _p(grad_z), _p(grad_flat),
+                                   ctypes.byref(total), threads)
+        if rc != 0:
+            raise RuntimeError(f"latentgrid arm/rate context kernel failed ({rc})")
+        ctx.save_for_backward(grad_y, grad_z, grad_flat)
+        return torch.tensor(total.value, dtype=y.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_y, grad_z, grad_flat = ctx.saved_tensors
+        if grad_y is None:
+            raise RuntimeError("arm_rate_ctx2d was evaluated without gradients")
+        if getattr(ctx, "scaled", False):  # the kept gradients are scaled in place below: only once
+            raise RuntimeError("arm_rate_ctx2d: backward called twice on the same graph")
+        ctx.scaled = True
+        return (grad_y.mul_(grad), None if grad_z is None else grad_z.mul_(grad), grad_flat.mul_(grad),
+                None, None, None, None, None, None, None)
+
+
+def arm_rate_ctx2d(level: int, levels: int, y: torch.Tensor, coarse: torch.Tensor | None, rows: torch.Tensor | None,
+                   layers: list[torch.nn.Linear], log2_range: tuple[float, float]) -> torch.Tensor:
+    """Total bits of the 2-D level ``y`` (its rows ``rows``, or all) under the context model ``layers``; the
+    caller checks ``latentgrid_context.usable(y)`` and an 11-feature, 2-output MLP."""
+    weights = [m.weight for m in layers]
+    biases = [m.bias for m in layers]
+    flat = torch.cat([t.reshape(-1) for pair in zip(weights, biases) for t in pair])
+    dims = [layers[0].in_features] + [w.shape[0] for w in weights]
+    with_grad = latentgrid_mlp.needs_grad(y, coarse, flat)
+    if rows is not None:
+        rows = rows.to(torch.int32).contiguous()
+    return _ArmRateCtx2d.apply(y.contiguous(), None if coarse is None else coarse.contiguous(), flat, dims,
+                               float(level / max(levels - 1, 1)), rows, float(log2_range[0]), float(log2_range[1]),
+                               torch.get_num_threads(), with_grad)

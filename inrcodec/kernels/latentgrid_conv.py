@@ -35,8 +35,8 @@ def _backward_buffers(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor):
 
 class _Conv2d(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, threads):
-        lib = latentgrid_mlp.library()
+    def forward(ctx, x, weight, bias, threads, strict):
+        lib = latentgrid_mlp.forward_library(not strict)
         C, H, W = x.shape
         k = weight.shape[-1]
         p = k // 2
@@ -56,12 +56,13 @@ class _Conv2d(torch.autograd.Function):
         if lib.lg_conv2d_backward(_p(x), _p(g), C, H, W, _p(weight), k, _p(xp), _p(gxp), _p(gx), _p(gw), _p(gb),
                                   ctx.threads) != 0:
             raise RuntimeError("latentgrid conv kernel failed")
-        return gx, gw, gb, None
+        return gx, gw, gb, None, None
 
 
 def conv_replicate(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """x (C, H, W) -> (C, H, W)."""
-    return _Conv2d.apply(x.contiguous(), weight.contiguous(), bias.contiguous(), torch.get_num_threads())
+    return _Conv2d.apply(x.contiguous(), weight.contiguous(), bias.contiguous(), torch.get_num_threads(),
+                         not latentgrid_mlp.needs_grad(x, weight, bias))
 
 
 def usable(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -77,8 +78,8 @@ def residual_block_torch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 
 class _Residual2d(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, relu, threads):
-        lib = latentgrid_mlp.library()
+    def forward(ctx, x, weight, bias, relu, threads, strict):
+        lib = latentgrid_mlp.forward_library(not strict)
         C, H, W = x.shape
         k = weight.shape[-1]
         p = k // 2
@@ -100,10 +101,10 @@ class _Residual2d(torch.autograd.Function):
         if lib.lg_conv2d_residual_backward(_p(x), _p(out), _p(g), C, H, W, _p(weight), k, int(ctx.relu), _p(xp),
                                            _p(gxp), _p(gpre), _p(gx), _p(gw), _p(gb), ctx.threads) != 0:
             raise RuntimeError("latentgrid conv kernel failed")
-        return gx, gw, gb, None, None
+        return gx, gw, gb, None, None, None
 
 
 def residual_block(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, relu: bool) -> torch.Tensor:
     """act(x + conv(x)) for x (C, H, W); act = ReLU when ``relu``, else the identity."""
     return _Residual2d.apply(x.contiguous(), weight.contiguous(), bias.contiguous(), bool(relu),
-                             torch.get_num_threads())
+                             torch.get_num_threads(), not latentgrid_mlp.needs_grad(x, weight, bias))

@@ -19,7 +19,7 @@ def exact_mlp(feats: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], fr
               ) -> np.ndarray | None:
     """(n, d_out) float64 outputs of the floored MLP, or None when the kernel is unavailable.
     ``layers``: [(W (in, out), b (out,))] as ExactArm holds them."""
-    lib = latentgrid_mlp.library()
+    lib = latentgrid_mlp.render_library()  # the strict build: decoder bits
     if lib is None:
         return None
     feats = np.ascontiguousarray(feats, dtype=np.float64)
@@ -42,7 +42,7 @@ def exact_mlp(feats: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], fr
 def context_2d_f64(y: np.ndarray, coarse: np.ndarray | None, level_pos: float, parity: int) -> np.ndarray | None:
     """(count, 11) float64 context features of a 2-D level for the coder (parity -1: all samples, 0: even, 1: odd,
     in row-major order), or None when the kernel is unavailable. Reference: ``context_features``."""
-    lib = latentgrid_mlp.library()
+    lib = latentgrid_mlp.render_library()  # the strict build: decoder bits
     if lib is None or y.ndim != 2 or (coarse is not None and coarse.ndim != 2):
         return None
     y = np.ascontiguousarray(y, dtype=np.float64)

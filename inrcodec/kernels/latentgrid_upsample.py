@@ -21,8 +21,8 @@ def _p(t):
 
 class _Upsample2d(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y, i0, w0, i1, w1, threads):
-        lib = latentgrid_mlp.library()
+    def forward(ctx, y, i0, w0, i1, w1, threads, strict):
+        lib = latentgrid_mlp.forward_library(not strict)
         h, w = y.shape
         H, k = i0.shape
         W = i1.shape[0]
@@ -42,7 +42,7 @@ class _Upsample2d(torch.autograd.Function):
         gtmp = torch.empty(h, W)
         gy = torch.empty(h, w)
         lib.lg_upsample2d_backward(_p(g), h, w, _p(i0), _p(w0), _p(i1), _p(w1), k, H, W, _p(gtmp), _p(gy), threads)
-        return gy, None, None, None, None, None
+        return gy, None, None, None, None, None, None
 
 
 def upsample_2d(y: torch.Tensor, taps0, taps1) -> torch.Tensor:
@@ -50,7 +50,7 @@ def upsample_2d(y: torch.Tensor, taps0, taps1) -> torch.Tensor:
     if i0.shape[1] != i1.shape[1]:
         raise ValueError("both axes need the same number of taps")
     return _Upsample2d.apply(y.contiguous(), i0.contiguous(), w0.contiguous(), i1.contiguous(), w1.contiguous(),
-                             torch.get_num_threads())
+                             torch.get_num_threads(), not latentgrid_mlp.needs_grad(y))
 
 
 def usable(y: torch.Tensor) -> bool:
@@ -64,8 +64,8 @@ class _Levels2d(torch.autograd.Function):
     and its backward hands each level a contiguous slice of the incoming gradient."""
 
     @staticmethod
-    def forward(ctx, spec, box, threads, *ys):
-        lib = latentgrid_mlp.library()
+    def forward(ctx, spec, box, threads, strict, *ys):
+        lib = latentgrid_mlp.forward_library(not strict)
         (r0, r1), (c0, c1) = box
         H, W = r1 - r0, c1 - c0
         out = torch.empty(len(ys), H, W)
@@ -103,7 +103,7 @@ class _Levels2d(torch.autograd.Function):
             lib.lg_upsample2d_backward(_p(g[level]), shape[0], shape[1], _p(i0), _p(w0), _p(i1), _p(w1), i0.shape[1],
                                        H, W, _p(gtmp), _p(gy), ctx.threads)
             grads.append(gy)
-        return (None, None, None, *grads)
+        return (None, None, None, None, *grads)
 
 
 def levels_2d(ys: list[torch.Tensor], taps: list, box) -> torch.Tensor:
@@ -119,4 +119,4 @@ def levels_2d(ys: list[torch.Tensor], taps: list, box) -> torch.Tensor:
             raise ValueError("both axes need the same number of taps")
         spec.append((i0.contiguous(), w0.contiguous(), i1.contiguous(), w1.contiguous()))
     return _Levels2d.apply(spec, tuple(tuple(b) for b in box), torch.get_num_threads(),
-                           *[y.contiguous() for y in ys])
+                           not latentgrid_mlp.needs_grad(*ys), *[y.contiguous() for y in ys])

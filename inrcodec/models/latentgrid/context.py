@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ...kernels import latentgrid_context as context_kernel
-from ...kernels.latentgrid_arm import arm_rate
+from ...kernels.latentgrid_arm import arm_rate, arm_rate_ctx2d
 from ...kernels.latentgrid_exact import context_2d_f64, exact_mlp
 from ...quant.exact import latent_scale_table
 from .quantiser import LATENT_CAP
@@ -158,6 +158,11 @@ def rate_bits(arm: torch.nn.Sequential, latents: list[torch.Tensor], subsample: 
     for level, y in enumerate(latents):
         coarse = latents[level + 1] if level + 1 < levels else None
         rows = subsample_rows(y, subsample, generator)
+        if context_kernel.usable(y) and arm[0].in_features == 11 and _linears(arm)[-1].out_features == 2:
+            # 2-D: features built per block inside the fused context MLP + rate kernel (reference: the next branch)
+            bits = arm_rate_ctx2d(level, levels, y, coarse, rows, _linears(arm), (LOG2_SCALE_MIN, LOG2_SCALE_MAX))
+            total = total + (bits if rows is None else bits * subsample)
+            continue
         if context_kernel.usable(y):  # 2-D: one-pass compiled kernel (reference: context_features)
             feats = context_kernel.context_2d(level, levels, y, coarse, rows)
         else:
