@@ -71,6 +71,13 @@ class Representation(torch.nn.Module):
         raise NotImplementedError
 
     @classmethod
+    def search_plan(cls, max_steps: int, target_bits: float, overrides: dict[str, Any]
+                    ) -> tuple[list[dict[str, Any]], int, int] | None:
+        """An encoder-side search for a byte target, or None (one fit of ``max_steps``): config overrides of short
+        probe fits, their steps, and the steps of the main fit, which takes the best probe's overrides (codec)."""
+        return None
+
+    @classmethod
     def lr_for(cls, config: Any) -> float:
         """Adam learning rate the codec's fit uses for this config (default: ``default_lr``)."""
         return cls.default_lr

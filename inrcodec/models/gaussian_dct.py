@@ -51,6 +51,16 @@ DEFAULT_BASE_BPP = 0.1
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
 CALIBRATION_STEPS = 17  # half-octave grid
+# Encoder-side search of the base size (issue 13; the slow preset): a schedule of at least SEARCH_MIN_STEPS steps
+# first runs a short probe fit of PROBE_STEPS per share of SEARCH_SHARES, each coded to the byte target (the rate
+# search with RDOQ: ~6 CPU-s on a Kodak image, as much as the probe's fit); the main fit takes the share of the
+# best probe and the steps the probes did not use, each probe counted as PROBE_COST steps (its fit, set-up and
+# coding: ~12.5 CPU-s against ~20 ms per step of a 4800-step fit), so the encode costs what one fit would.
+# Why probes and not fits with the steps split evenly or bases cut from one fit: benchmarks/README.md.
+SEARCH_SHARES: tuple[float, ...] = (0.2, 0.45)
+SEARCH_MIN_STEPS = 3000
+PROBE_STEPS = 240
+PROBE_COST = 600
 OVERLAP = True  # decoder: residual symbols in a second thread when torch has 2+ threads (a switch for benchmarks)
 
 
@@ -101,6 +111,13 @@ class GaussianDCT(GaussianImage):
         cfg = GaussianDCTConfig(g.n_gaussians, g.layers, share)
         cfg.validate()
         return cfg
+
+    @classmethod
+    def search_plan(cls, max_steps, target_bits, overrides):
+        if "base_share" in overrides or max_steps < SEARCH_MIN_STEPS or len(SEARCH_SHARES) < 2:
+            return None
+        main = max_steps - PROBE_COST * len(SEARCH_SHARES)
+        return [{**overrides, "base_share": share} for share in SEARCH_SHARES], PROBE_STEPS, main
 
     def set_targets(self, bits: float | None = None, psnr: float | None = None) -> None:
         pixels = int(np.prod(self.coord_shape))
