@@ -12,6 +12,7 @@ within E whatever the model achieved. Non-finite values (NaN, +-Inf) are kept ex
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -182,8 +183,8 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         return score, net, result, (q, data, decoded)
 
     # Encoder-side search (gaussian+dct on long schedules, a byte target): short probe fits with different config
-    # overrides are coded to the target; the main fit takes the best probe's overrides and the remaining steps;
-    # the best file of them all is kept.
+    # overrides are coded to the target; the main fit takes the overrides the model chooses from the probes' PSNRs
+    # and the remaining steps; the best file of them all is kept.
     search = None
     if error_bound is None and payload_bits is not None:
         search = cls.search_plan(max_steps, payload_bits, dict(config or {}))
@@ -197,12 +198,12 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
             quality, data, decoded = _search_quality(lambda x, render=True: build(net, x, render), signal,
                                                      target_bytes, psnr, error_bound, default_q)
     else:
-        probes, probe_steps, main_steps = search
+        probes, probe_steps, main_steps, choose = search
         probe_budget = None if budget is None else budget * probe_steps / max_steps
         coded = [complete(*run_fit(ov, probe_steps, probe_budget)) for ov in probes]
-        best_probe = max(range(len(coded)), key=lambda k: coded[k][0])
+        main_overrides = choose([c[0][1] if c[0][0] else -math.inf for c in coded])
         main_budget = None if budget is None else max(budget - (time.perf_counter() - t0), 0.5)
-        coded.append(complete(*run_fit(probes[best_probe], main_steps, main_budget)))
+        coded.append(complete(*run_fit(main_overrides, main_steps, main_budget)))
         _, net, result, (quality, data, decoded) = max(coded, key=lambda t: t[0])
     seconds = time.perf_counter() - t0
     report = {

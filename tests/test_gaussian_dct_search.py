@@ -54,19 +54,29 @@ def test_never_above_the_target_and_decoder_matches(sig, small_search, bpp):
 
 
 def test_main_fit_takes_the_better_share(sig, small_search, monkeypatch):
-    """A base of 90 % of the bytes against one of 30 % on texture, where the residual codes far better than the
-    Gaussians (test_gaussian_dct: > 1 dB at equal bytes): the search must run its main fit at 30 %, and keep it."""
-    monkeypatch.setattr(gaussian_dct, "SEARCH_SHARES", (0.9, 0.3))
+    """A base of 30 % of the bytes against one of 90 % on texture, where the residual codes far better than the
+    Gaussians (test_gaussian_dct: > 1 dB at equal bytes): the small base's probe wins by more than the margin, so
+    the main fit runs at 30 %, and its file is kept."""
+    monkeypatch.setattr(gaussian_dct, "SEARCH_SHARES", (0.3, 0.9))
+    monkeypatch.setattr(gaussian_dct, "SEARCH_MIDDLE", 0.5)
     res = _coded(sig)
     probes, main = res.report["search"][:2], res.report["search"][2]
-    assert [p["config"]["base_share"] for p in probes] == [0.9, 0.3]
-    assert probes[1]["psnr"] > probes[0]["psnr"] + 0.5
+    assert [p["config"]["base_share"] for p in probes] == [0.3, 0.9]
+    assert probes[0]["psnr"] > probes[1]["psnr"] + gaussian_dct.SMALL_MARGIN_DB
     assert main["config"]["base_share"] == 0.3
     assert res.report["config"]["base_share"] == 0.3
-    # and in the other order the same share wins (the pick is by score, not by position)
-    monkeypatch.setattr(gaussian_dct, "SEARCH_SHARES", (0.3, 0.9))
-    again = _coded(sig)
-    assert again.report["search"][2]["config"]["base_share"] == 0.3
+
+
+def test_main_share_rule():
+    small, large = gaussian_dct.SEARCH_SHARES
+    margin = gaussian_dct.SMALL_MARGIN_DB
+    assert gaussian_dct.main_share(30.0 + 1.5 * margin, 30.0) == small  # a clear win of the small base
+    assert gaussian_dct.main_share(30.0 + 0.5 * margin, 30.0) == gaussian_dct.SEARCH_MIDDLE  # a narrow one
+    assert gaussian_dct.main_share(30.0, 30.0) == large  # a tie: short probes favour small bases
+    assert gaussian_dct.main_share(29.0, 30.0) == large
+    assert gaussian_dct.main_share(-np.inf, 30.0) == large  # a probe over the target never wins
+    assert gaussian_dct.main_share(30.0, -np.inf) == small
+    assert small < gaussian_dct.SEARCH_MIDDLE < large
 
 
 def test_same_seed_same_file(sig, small_search):
@@ -87,6 +97,7 @@ def test_slow_preset_searches_and_medium_does_not():
         assert plan.model == MODEL
         return plan.steps
     assert steps("slow") >= gaussian_dct.SEARCH_MIN_STEPS > steps("medium")
-    probes, probe_steps, main = gaussian_dct.GaussianDCT.search_plan(steps("slow"), 1e5, {})
+    probes, probe_steps, main, choose = gaussian_dct.GaussianDCT.search_plan(steps("slow"), 1e5, {})
     assert len(probes) >= 2 and main >= 0.75 * steps("slow") and probe_steps * len(probes) < main
-    assert np.isclose(sorted(p["base_share"] for p in probes), sorted(gaussian_dct.SEARCH_SHARES)).all()
+    assert [p["base_share"] for p in probes] == list(gaussian_dct.SEARCH_SHARES)
+    assert choose([31.0, 30.0]) == {"base_share": gaussian_dct.SEARCH_SHARES[0]}

@@ -71,10 +71,10 @@ class Representation(torch.nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def search_plan(cls, max_steps: int, target_bits: float, overrides: dict[str, Any]
-                    ) -> tuple[list[dict[str, Any]], int, int] | None:
-        """An encoder-side search for a byte target, or None (one fit of ``max_steps``): config overrides of short
-        probe fits, their steps, and the steps of the main fit, which takes the best probe's overrides (codec)."""
+    def search_plan(cls, max_steps: int, target_bits: float, overrides: dict[str, Any]) -> tuple | None:
+        """An encoder-side search for a byte target, or None (one fit of ``max_steps``): (config overrides of short
+        probe fits, their steps, the steps of the main fit, ``choose``), where ``choose(psnrs)`` gives the main
+        fit's overrides from the probes' PSNRs at the target (codec.compress runs it; the best file wins)."""
         return None
 
     @classmethod
