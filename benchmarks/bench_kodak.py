@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     a_lo, a_hi = _floats(args.avg_range)
     grid = np.geomspace(a_lo, a_hi, args.grid)
 
-    t0, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()[0]
+    t0, cpu0, load0, commit = time.perf_counter(), time.process_time(), os.getloadavg()[0], _git_commit()
     per_image, checks = {}, {}
     for stem in stems:
         sig = load(args.data / f"{stem}.png")
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "jpeg_check": {"per_image": checks},
         "per_image": per_image,
         "versions": software_versions(),
-        "git_commit": _git_commit(),
+        "git_commit": commit,  # at the start of the run
         "load_avg_start_end": [load0, os.getloadavg()[0]],  # the machine is shared: CPU-s (per point) beside it
         "cpu_seconds": time.process_time() - cpu0,
         "seconds": time.perf_counter() - t0,
