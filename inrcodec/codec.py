@@ -186,7 +186,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     # overrides are coded to the target; the main fit takes the overrides the model chooses from the probes' PSNRs
     # and the remaining steps; the best file of them all is kept.
     search = None
-    if error_bound is None and payload_bits is not None:
+    if error_bound is None and payload_bits is not None and steps is not None:  # a schedule of steps, not of time
         search = cls.search_plan(max_steps, payload_bits, dict(config or {}))
     if search is None:
         net, result = run_fit(dict(config or {}), max_steps, budget)

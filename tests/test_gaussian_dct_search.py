@@ -88,6 +88,8 @@ def test_search_runs_only_for_long_byte_targeted_fits(sig, small_search):
     assert "search" not in _coded(sig, config={"base_share": 0.3}).report  # a share given: no search
     res = compress(sig, MODEL, psnr=34.0, steps=STEPS, seed=0)  # no byte target: nothing to compare at
     assert "search" not in res.report and res.report["fit_steps"] == STEPS
+    # a schedule of time alone (--time-budget without --steps): one fit until the clock stops it
+    assert "search" not in compress(sig, MODEL, bpp=3.0, time_budget=3.0, seed=0).report
 
 
 def test_slow_preset_searches_and_medium_does_not():
