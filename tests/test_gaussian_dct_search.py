@@ -92,6 +92,12 @@ def test_search_runs_only_for_long_byte_targeted_fits(sig, small_search):
     assert "search" not in compress(sig, MODEL, bpp=3.0, time_budget=3.0, seed=0).report
 
 
+def test_video_intra_frames_keep_one_fit():
+    from inrcodec.models import mcvideo
+
+    assert mcvideo.DEFAULT_STEPS < gaussian_dct.SEARCH_MIN_STEPS
+
+
 def test_slow_preset_searches_and_medium_does_not():
     def steps(preset):
         desc = {"shape": [512, 768, 3], "dtype": "uint8"}
