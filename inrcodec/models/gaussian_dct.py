@@ -8,7 +8,8 @@ kodim03/07 (1000 Gaussian steps), a small Gaussian base plus the residual beats 
 from 0.2 to 1 bpp.
 
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage`` exactly as the ``gaussian``
-model does, to ``base_share`` of the byte budget (a fixed rule measured on Kodak, not tuned per image); the
+model does, to ``base_share`` of the byte budget (a fixed 0.4, measured on Kodak; on schedules of SEARCH_MIN_STEPS
+or more, the slow preset's, the share is searched per image and rate: ``search_plan`` below); the
 quality knob the codec bisects on the *real* file size is then the residual's luma step (``GaussianDCT.step_for``), so the
 whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
 priced with the symbol coder's own context models (``rdoq_ctx``, λ ``image_dct.RDOQ_LAMBDA``), and the deblocking
