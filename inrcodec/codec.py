@@ -199,7 +199,8 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
                                                      target_bytes, psnr, error_bound, default_q)
     else:
         probes, probe_steps, main_steps, choose = search
-        probe_budget = None if budget is None else budget * probe_steps / max_steps
+        # a probe's share of a time cap (the preset's safety net): what its fit and coding cost in main-fit steps
+        probe_budget = None if budget is None else budget * (max_steps - main_steps) / (len(probes) * max_steps)
         coded = [complete(*run_fit(ov, probe_steps, probe_budget)) for ov in probes]
         main_overrides = choose([c[0][1] if c[0][0] else -math.inf for c in coded])
         main_budget = None if budget is None else max(budget - (time.perf_counter() - t0), 0.5)

@@ -79,6 +79,12 @@ def test_main_share_rule():
     assert small < gaussian_dct.SEARCH_MIDDLE < large
 
 
+def test_search_under_a_time_cap(sig, small_search):
+    """The preset's wall-clock cap with its steps (a generous one here): the probes and the main fit run their steps."""
+    res = compress(sig, MODEL, bpp=3.0, steps=STEPS, time_budget=600.0, seed=0)
+    assert [s["fit_steps"] for s in res.report["search"]] == [10, 10, STEPS - 2 * 20]
+
+
 def test_same_seed_same_file(sig, small_search):
     assert _coded(sig).data == _coded(sig).data
 
