@@ -25,7 +25,9 @@ import argparse
 import io
 import json
 import math
+import os
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -150,6 +152,16 @@ def _same(a, b) -> bool:
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(isinstance(x, float) for x in a + b):
         return bool(np.allclose(a, b, rtol=1e-12, atol=0))
     return a == b
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return out + (" (modified)" if dirty else "")
+    except OSError:
+        return "unknown"
 
 
 def merge(paths: list[Path], note: str) -> dict:
@@ -350,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     a_lo, a_hi = _floats(args.avg_range)
     grid = np.geomspace(a_lo, a_hi, args.grid)
 
-    t0 = time.perf_counter()
+    t0, cpu0, load0, commit = time.perf_counter(), time.process_time(), os.getloadavg()[0], _git_commit()
     per_image, checks = {}, {}
     for stem in stems:
         sig = load(args.data / f"{stem}.png")
@@ -380,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         "jpeg_check": {"per_image": checks},
         "per_image": per_image,
         "versions": software_versions(),
+        "git_commit": commit,  # at the start of the run
+        "load_avg_start_end": [load0, os.getloadavg()[0]],  # the machine is shared: CPU-s (per point) beside it
+        "cpu_seconds": time.process_time() - cpu0,
         "seconds": time.perf_counter() - t0,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

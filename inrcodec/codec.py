@@ -12,6 +12,7 @@ within E whatever the model achieved. Non-finite values (NaN, +-Inf) are kept ex
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -118,36 +119,43 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     overhead = len(write_container(Container(desc, name, {}, {"a": b"", "b": b""})))
     payload_bits = None if target_bytes is None else max(8.0 * (target_bytes - overhead) - 64 * 8, 256.0)
 
-    torch.manual_seed(seed)
-    cfg = cls.config_for(desc, payload_bits, **(config or {}))
-    net = cls(cfg, desc)
-    net.set_targets(payload_bits, psnr)
     target = torch.from_numpy(np.nan_to_num(signal.normalized(), nan=0.5, posinf=1.0, neginf=0.0))
     # Leave a tenth of the budget for the quality search and coding.
     budget = None if time_budget is None else max(0.9 * time_budget - (time.perf_counter() - t0), 0.5)
     # A time budget without --steps is the schedule: the fit runs until the budget is spent (a longer budget buys
     # quality; gaussian at 0.35 bpp on kodim03: 33.84 dB after 800 steps, 34.29 dB after 2400). --steps caps it.
     max_steps = steps or (cls.default_steps if budget is None else BUDGET_STEP_CAP)
-    settings = FitSettings(max_steps=max_steps, time_budget=budget, lr=cls.lr_for(cfg),
-                           target_psnr=None if psnr is None else psnr + 1.0, seed=seed)
-    def fit_progress(s: int, f: float, p: float, e: float) -> None:
-        if progress is not None:
-            progress("fit", s, f, p, e)
-        if preview is not None:
-            preview(s, lambda: _render_now(net, desc))
-    result = fit(net, target, settings, fit_progress)
-    net.eval()
-
     nonfinite = _nonfinite_section(signal)
+    totals = {"steps": 0, "seconds": 0.0}
 
-    def build(quality: float, render: bool = True) -> tuple[bytes, Signal | None]:
+    def run_fit(overrides: dict[str, Any], n_steps: int, fit_budget: float | None) -> tuple[Representation, Any]:
+        torch.manual_seed(seed)
+        cfg = cls.config_for(desc, payload_bits, **overrides)
+        net = cls(cfg, desc)
+        net.set_targets(payload_bits, psnr)
+        settings = FitSettings(max_steps=n_steps, time_budget=fit_budget, lr=cls.lr_for(cfg),
+                               target_psnr=None if psnr is None else psnr + 1.0, seed=seed)
+        done = dict(totals)
+
+        def fit_progress(s: int, f: float, p: float, e: float) -> None:
+            if progress is not None:
+                progress("fit", done["steps"] + s, f, p, done["seconds"] + e)
+            if preview is not None:
+                preview(done["steps"] + s, lambda: _render_now(net, desc))
+        result = fit(net, target, settings, fit_progress)
+        net.eval()
+        totals["steps"] += result.steps
+        totals["seconds"] += result.seconds
+        return net, result
+
+    def build(net: Representation, quality: float, render: bool = True) -> tuple[bytes, Signal | None]:
         sections = net.encode(quality)
         if not render and error_bound is None:  # size only (the rate search's probes)
             if nonfinite is not None:
                 sections["nonfinite"] = nonfinite
             extra = {"encoder": f"inrcodec {__version__}"}
             return write_container(Container(desc, name, net.config_dict(), sections, extra)), None
-        decoded_net = cls.decode(cfg, desc, sections)
+        decoded_net = cls.decode(net.config, desc, sections)
         with torch.no_grad():
             decoded = Signal.from_normalized(decoded_net.render().numpy(), desc)
         if error_bound is not None:  # the predictive coder on the network's residual (keeps NaN/Inf itself)
@@ -162,11 +170,42 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         return write_container(Container(desc, name, net.config_dict(), sections, extra)), decoded
 
     default_q = DEFAULT_QUALITY if cls.default_quality is None else cls.default_quality
-    if error_bound is not None:  # network bytes vs residual bytes: keep the quantisation with the smallest file
-        quality, data, decoded = min(((q, *build(q)) for q in (0.5 * default_q, default_q, min(1.0, 1.5 * default_q))),
-                                     key=lambda t: len(t[1]))
+    searched: list[dict] = []  # the fits of an encoder-side search, for the report
+
+    def complete(net: Representation, result: Any) -> tuple:
+        """The fit's file at the target (rate search), scored: within the byte target first, then PSNR."""
+        c0 = time.process_time()
+        q, data, decoded = _search_quality(lambda x, render=True: build(net, x, render), signal, target_bytes,
+                                           psnr, error_bound, default_q)
+        score = (len(data) <= target_bytes, _finite_psnr(signal, decoded))
+        searched.append({"config": net.config_dict(), "fit_steps": result.steps, "bytes": len(data),
+                         "psnr": score[1], "code_cpu_s": time.process_time() - c0})
+        return score, net, result, (q, data, decoded)
+
+    # Encoder-side search (gaussian+dct on long schedules, a byte target): short probe fits with different config
+    # overrides are coded to the target; the main fit takes the overrides the model chooses from the probes' PSNRs
+    # and the remaining steps; the best file of them all is kept.
+    search = None
+    if error_bound is None and payload_bits is not None and steps is not None:  # a schedule of steps, not of time
+        search = cls.search_plan(max_steps, payload_bits, dict(config or {}))
+    if search is None:
+        net, result = run_fit(dict(config or {}), max_steps, budget)
+        if error_bound is not None:  # network bytes vs residual bytes: keep the quantisation with the smallest file
+            quality, data, decoded = min(((q, *build(net, q)) for q in (0.5 * default_q, default_q,
+                                                                         min(1.0, 1.5 * default_q))),
+                                         key=lambda t: len(t[1]))
+        else:
+            quality, data, decoded = _search_quality(lambda x, render=True: build(net, x, render), signal,
+                                                     target_bytes, psnr, error_bound, default_q)
     else:
-        quality, data, decoded = _search_quality(build, signal, target_bytes, psnr, error_bound, default_q)
+        probes, probe_steps, main_steps, choose = search
+        # a probe's share of a time cap (the preset's safety net): what its fit and coding cost in main-fit steps
+        probe_budget = None if budget is None else budget * (max_steps - main_steps) / (len(probes) * max_steps)
+        coded = [complete(*run_fit(ov, probe_steps, probe_budget)) for ov in probes]
+        main_overrides = choose([c[0][1] if c[0][0] else -math.inf for c in coded])
+        main_budget = None if budget is None else max(budget - (time.perf_counter() - t0), 0.5)
+        coded.append(complete(*run_fit(main_overrides, main_steps, main_budget)))
+        _, net, result, (quality, data, decoded) = max(coded, key=lambda t: t[0])
     seconds = time.perf_counter() - t0
     report = {
         "model": name,
@@ -177,11 +216,12 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         "max_abs_error": _finite_max_error(signal, decoded),
         "seconds": seconds,
         "cpu_seconds": time.process_time() - cpu0,  # this process's CPU (all threads): timings under contention
-        "fit_seconds": result.seconds,
-        "fit_steps": result.steps,
+        "fit_seconds": totals["seconds"],  # every fit of a search
+        "fit_steps": totals["steps"],
         "fit_psnr_unquantised": result.psnr,
         "quality": quality,
         "config": net.config_dict(),
+        **({"search": searched} if searched else {}),
         "shape": list(signal.data.shape),
         "dtype": str(signal.dtype),
     }

@@ -334,6 +334,8 @@ def compare(signal: Signal | np.ndarray, codecs: Sequence[str] = DEFAULT_CODECS,
             p.update(target_bpp=rate, target_met=rep.get("target_met"), fit_steps=rep.get("fit_steps"),
                      fit_seconds=rep.get("fit_seconds"), fit_psnr_unquantised=rep.get("fit_psnr_unquantised"),
                      encode_cpu_s=rep.get("cpu_seconds"))
+            if "search" in rep:  # an encoder-side search: each fit's coded result
+                p["search"] = rep["search"]
             points.append(p)
             done += 1
         curves[codec.name] = sorted(points, key=lambda p: p["bpp"])

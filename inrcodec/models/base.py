@@ -71,6 +71,13 @@ class Representation(torch.nn.Module):
         raise NotImplementedError
 
     @classmethod
+    def search_plan(cls, max_steps: int, target_bits: float, overrides: dict[str, Any]) -> tuple | None:
+        """An encoder-side search for a byte target, or None (one fit of ``max_steps``): (config overrides of short
+        probe fits, their steps, the steps of the main fit, ``choose``), where ``choose(psnrs)`` gives the main
+        fit's overrides from the probes' PSNRs at the target (codec.compress runs it; the best file wins)."""
+        return None
+
+    @classmethod
     def lr_for(cls, config: Any) -> float:
         """Adam learning rate the codec's fit uses for this config (default: ``default_lr``)."""
         return cls.default_lr

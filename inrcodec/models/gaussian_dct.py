@@ -8,7 +8,8 @@ kodim03/07 (1000 Gaussian steps), a small Gaussian base plus the residual beats 
 from 0.2 to 1 bpp.
 
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage`` exactly as the ``gaussian``
-model does, to ``base_share`` of the byte budget (a fixed rule measured on Kodak, not tuned per image); the
+model does, to ``base_share`` of the byte budget (a fixed 0.4, measured on Kodak; on schedules of SEARCH_MIN_STEPS
+or more, the slow preset's, the share is searched per image and rate: ``search_plan`` below); the
 quality knob the codec bisects on the *real* file size is then the residual's luma step (``GaussianDCT.step_for``), so the
 whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
 priced with the symbol coder's own context models (``rdoq_ctx``, λ ``image_dct.RDOQ_LAMBDA``), and the deblocking
@@ -51,7 +52,28 @@ DEFAULT_BASE_BPP = 0.1
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
 CALIBRATION_STEPS = 17  # half-octave grid
+# Encoder-side search of the base size (issue 13; the slow preset): a schedule of at least SEARCH_MIN_STEPS steps
+# first runs a short probe fit of PROBE_STEPS at each of SEARCH_SHARES (a small and a large base), each coded to
+# the byte target (the rate search with RDOQ: ~6 CPU-s on a Kodak image, as much as the probe's fit). The main fit
+# gets the steps the probes did not use, each probe counted as PROBE_COST steps (its fit, set-up and coding:
+# ~12.5 CPU-s against ~20 ms per step of a 4800-step fit), so the encode costs about what one fit did. Its share:
+# the small one where its probe wins by more than SMALL_MARGIN_DB, the large one where it does not win, else
+# SEARCH_MIDDLE. The margin because short fits favour small bases (the Gaussians gain more from the later steps
+# than the residual does): at 240 steps the small base won by 0.17 dB on kodim07 at 1 bpp and tied on kodim05,
+# where the 1000-step fits prefer shares of 0.3-0.45; on kodim01 it won by 0.85 dB (benchmarks/README.md).
+SEARCH_SHARES: tuple[float, float] = (0.2, 0.45)
+SEARCH_MIDDLE = 0.3
+SMALL_MARGIN_DB = 0.3
+SEARCH_MIN_STEPS = 4000  # slow's 4800 steps search; medium's 1000 and video intra frames' 3000 keep one fit
+PROBE_STEPS = 240
+PROBE_COST = 600
 OVERLAP = True  # decoder: residual symbols in a second thread when torch has 2+ threads (a switch for benchmarks)
+
+
+def main_share(psnr_small: float, psnr_large: float) -> float:
+    """The main fit's base share from the PSNRs of the probes at the small and the large share (SEARCH_SHARES)."""
+    lead = psnr_small - psnr_large
+    return SEARCH_SHARES[0] if lead > SMALL_MARGIN_DB else SEARCH_SHARES[1] if not lead > 0 else SEARCH_MIDDLE
 
 
 @dataclass
@@ -101,6 +123,15 @@ class GaussianDCT(GaussianImage):
         cfg = GaussianDCTConfig(g.n_gaussians, g.layers, share)
         cfg.validate()
         return cfg
+
+    @classmethod
+    def search_plan(cls, max_steps, target_bits, overrides):
+        if "base_share" in overrides or max_steps < SEARCH_MIN_STEPS:
+            return None
+        small, large = SEARCH_SHARES
+        main = max_steps - PROBE_COST * len(SEARCH_SHARES)
+        return ([{**overrides, "base_share": small}, {**overrides, "base_share": large}], PROBE_STEPS, main,
+                lambda psnrs: {**overrides, "base_share": main_share(*psnrs)})
 
     def set_targets(self, bits: float | None = None, psnr: float | None = None) -> None:
         pixels = int(np.prod(self.coord_shape))
