@@ -220,6 +220,15 @@ def compress_tiled(signal: Signal, model: str | None = None, *, bpp: float | Non
     name = preset_model("image", preset, model, desc)
     n = grid.count
     workers = max(1, min(workers or min(2, os.cpu_count() or 1), n))
+    if time_budget is None and steps is None:
+        # the preset's schedule is the whole image's: its steps for every tile, its wall-clock cap (per megapixel of
+        # the image) shared by the tiles; each tile resolving its own cap would give every one the cap's floor
+        from .models import get_model
+        from .presets import resolve
+
+        plan = resolve("image", signal.num_pixels, preset, name, None, None, lambda m: get_model(m).default_steps,
+                       desc)
+        steps, time_budget = plan.steps, plan.time_budget
 
     target_total = None if bpp is None else bpp * signal.num_pixels / 8.0
     share = np.full(n, 1.0 / n)
