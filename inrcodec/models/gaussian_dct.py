@@ -52,12 +52,13 @@ DEFAULT_BASE_BPP = 0.1
 STEP_COARSE, STEP_FINE = 256.0, 1.0
 CALIBRATION_STEPS = 17  # half-octave grid
 # The encode's work after the fit (coding_seconds), CPU-s of one thread on this project's 2-core AVX-512 machine
-# (benchmarks/results/encode_tail_*.json): 5.8-7.1 per MP on a 1.3 MP RGB photo at 0.1-0.8 bpp; whole 6 MP photos
-# 10.9 (RGB; half of it the kernel's page faults of the RD quantiser's temporaries over 32 MB, which tiles of ~1 MP
-# avoid) and 5.9 (gray, before the hinted byte search); plus the CLI's start-up and writing outside the codec's clock.
+# (benchmarks/results/encode_tail_*.json, benchmarks/README.md "Large photos"): 5.8-7.1 per MP on a 1.3 MP RGB photo
+# at 0.1-0.8 bpp; ~2.5 per MP in the 0.8 MP gray tiles of the 12 MP photo; whole 6 MP photos 10.9 (RGB: half of it
+# the kernel's page faults on the RD quantiser's temporaries over 32 MB, which ~1 MP tiles avoid) and 5.9 (gray,
+# before the hinted byte search). Rounded up, plus the CLI's start-up and writing outside the codec's clock.
 CODING_FIXED_SECONDS = 1.5
-CODING_SECONDS_PER_MPX = 2.0
-CODING_SECONDS_PER_MSAMPLE = 2.5
+CODING_SECONDS_PER_MPX = 1.0
+CODING_SECONDS_PER_MSAMPLE = 2.0
 # The byte search's first guess (size_search_hint): the file's bytes besides the two sections, and the ratio of the
 # calibration's size estimate (plain dead-zone symbols) to the real RD-optimised section at the same step.
 CONTAINER_BYTES = 300
