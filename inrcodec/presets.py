@@ -46,9 +46,9 @@ class Preset:
 # (benchmarks/results/gaussian_kodak_rd_300s.json: 4700-5900 steps in 270 s on kodim01/03/07) shows still gains.
 # The caps are a safety net, not the schedule: on this shared 2-core machine (load 8-9) a 10 s cap left the fast
 # preset with 0 fit steps on kodim01 (initialisation alone took longer). slow's 280 s floor keeps a Kodak encode
-# within ~5 min. medium's cap is issue 13's allowance for large photos, 60 s/Mpx: it binds from ~1-2 Mpx (the floor
-# keeps Kodak-size images on their 800 steps); the Gaussian fit sizes its fixed costs to it (benchmarks/README.md
-# "Large photos").
+# within ~5 min. medium's cap is issue 13's allowance for large photos, 60 s/Mpx for the whole encode (the codec
+# leaves the model's coding estimate out of the fit): the floor keeps Kodak-size images on their steps and fades
+# above 0.5 Mpx; the Gaussian fit sizes its fixed costs to it (benchmarks/README.md "Large photos").
 PRESETS: dict[str, dict[str, Preset]] = {
     "image": {
         "fast": Preset(model="gaussian+dct", steps_scale=0.25, seconds_per_msample=30.0,
