@@ -53,7 +53,7 @@ DEFAULT_QUALITY = 0.6  # with no rate/quality target: ~9 bits per weight, visual
 BUDGET_STEP_CAP = 1_000_000  # steps of a fit governed by --time-budget alone (the clock stops it long before)
 # A time budget is for the whole encode: the fit gets what is left after the work that follows it, the larger of
 # this share of the budget and the model's own estimate of that work (``Representation.coding_seconds``; for
-# gaussian+dct measured per pixel: ~11-14 s/MP of rate search, which a 10 % share left out on large photos).
+# gaussian+dct measured per pixel: 6-14 CPU-s/MP of byte search on RGB photos, which 10 % of 60 s/MP did not cover).
 CODING_SHARE = 0.1
 
 
@@ -78,9 +78,9 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     """Fit ``model`` to ``signal`` and code it. At most one of ``bpp``/``psnr``/``max_error`` sets the target.
 
     ``time_budget`` (seconds, the whole encode) without ``steps`` is the fit's schedule: it runs until what is
-    left is the model's estimate of the coding that follows (at least 10 % of the budget), then codes. ``steps`` alone fixes the schedule; both: whichever ends first. Neither:
-    the ``preset``'s schedule (``fast``/``medium``/``slow``, default ``medium``; see ``presets.py``), which also
-    picks the model when ``model`` is None. ``tile``: large images are coded as tiles (``image_tiles``) by
+    left is the model's estimate of the coding that follows (at least 10 % of the budget), then codes. ``steps``
+    alone fixes the schedule; both: whichever ends first. Neither: the ``preset``'s schedule (``fast``/``medium``/
+    ``slow``, default ``medium``; see ``presets.py``), which also picks the model when ``model`` is None. ``tile``: large images are coded as tiles (``image_tiles``) by
     default; False never, True always, an int: always, with tiles of about that side."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     if sum(x is not None for x in (bpp, psnr, max_error)) > 1:
