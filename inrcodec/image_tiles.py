@@ -54,6 +54,9 @@ LAYOUT_VERSION = 1
 # 1 MP, 2.79 GB at 3 MP): tiled from 2.5 MP, it stays under 4 GB (1.86 GB at 12 MP). The Gaussian codec held
 # 2.32 GB whole at 12 MP, and whole beat tiles at equal steps on a 3 MP photo (37.18 dB at 0.447 bpp against
 # 35.43 dB at 0.467 bpp, 20 steps; scale_3mp_whole_vs_tiled.json): it is tiled only past 16 MP (~3 GB whole).
+# gaussian+dct (the presets' model) keeps the 2.5 MP default: whole, its residual's RD quantiser held 3.87 GB at
+# 6.3 MP RGB (1.93 GB at 6 MP gray), while 1024-px tiles held 0.97 GB at 6 MP and 1.07 GB at 12 MP; at equal steps
+# on a 2.4 MP gray crop whole was ahead by 0.16 dB at 0.15 bpp (benchmarks/README.md "gaussian+dct on large photos").
 AUTO_TILE_PIXELS = 2_500_000
 AUTO_TILE_PIXELS_BY_MODEL = {"gaussian": 16_000_000}
 DEFAULT_TILE = 1024  # tile side in pixels before balancing (tiles of a row/column are made equal)
