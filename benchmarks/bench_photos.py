@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {
         "command": shlex.join([Path(sys.executable).name, *sys.argv]),
         "preset": args.preset, "seconds_per_mp": args.seconds_per_mp, "rates": rates,
-        "machine": "2-core shared dev machine (AVX2), timings under contention: see load averages",
+        "machine": "2-core shared dev machine, timings under contention: see load averages",
+        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
         "torch_threads": os.environ.get("OMP_NUM_THREADS", "default (one per core)"),
         "versions": software_versions(), "photos": {},
     }

@@ -63,7 +63,8 @@ def run(photo: Path, model: str, steps: int, bpp: float, mode: str) -> dict:
             out["error"] = proc.stdout.read().decode(errors="replace").strip().splitlines()[-1:]
             return out
         r = json.loads(rep.read_text())
-        out.update({k: r.get(k) for k in ("bpp", "psnr", "seconds", "tiles", "grid", "layout")})
+        out.update({k: r.get(k) for k in ("bpp", "psnr", "seconds", "tiles", "grid", "layout", "fit_steps")})
+        out["load_after"] = list(os.getloadavg())
         return out
 
 
@@ -75,19 +76,21 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default="auto", help="comma list of auto | whole | TILE_SIDE")
     ap.add_argument("--crops", default="", help="comma list of megapixels (default: the whole photo)")
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--bpp", type=float, default=0.5)
+    ap.add_argument("--bpp", default="0.5", help="comma list of rates")
     ap.add_argument("-o", "--output", type=Path, required=True)
     args = ap.parse_args(argv)
     photo = args.data / f"{args.photo}.png"
     result = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "photo": args.photo,
-              "machine": "2-core shared dev machine, timings under contention (load stored per run)", "runs": []}
+              "machine": "2-core shared dev machine, timings under contention (load stored per run)",
+              "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                       text=True).stdout.strip(), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         crops = [(float(c), crop_to(photo, float(c), Path(tmp))) for c in args.crops.split(",") if c]
         inputs = crops or [(None, photo)]
         for mp, path in inputs:
             for model in args.models.split(","):
-                for mode in args.modes.split(","):
-                    r = run(path, model, args.steps, args.bpp, mode)
+                for mode, bpp in [(m, float(b)) for b in args.bpp.split(",") for m in args.modes.split(",")]:
+                    r = run(path, model, args.steps, bpp, mode)
                     r["megapixels"] = mp
                     print(json.dumps(r), flush=True)
                     result["runs"].append(r)

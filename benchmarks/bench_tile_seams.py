@@ -43,16 +43,28 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="gaussian,latentgrid")
     ap.add_argument("--margins", default="0,4,8")
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--photo", default=None, help="a photo's stem in ../shared/data/photos instead of the generated "
+                    "image: its centre --crop pixels square, in --tile tiles")
+    ap.add_argument("--crop", type=int, default=768)
+    ap.add_argument("--tile", type=int, default=64)
+    ap.add_argument("--bpp", type=float, default=1.5)
     ap.add_argument("-o", "--output", type=Path, required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    img = test_image()
+    if args.photo:
+        from inrcodec.signals import load
+
+        full = load(ROOT.parent / "shared" / "data" / "photos" / f"{args.photo}.png").data
+        y0, x0 = (full.shape[0] - args.crop) // 2, (full.shape[1] - args.crop) // 2
+        img, name = np.ascontiguousarray(full[y0:y0 + args.crop, x0:x0 + args.crop]), f"{args.photo} centre {args.crop}^2"
+    else:
+        img, name = test_image(), "generated 128x192 RGB"
     sig = Signal(img, "image")
-    out = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "image": "generated 128x192 RGB",
-           "tile": 64, "bpp": 1.5, "steps": args.steps, "runs": []}
+    out = {"command": shlex.join([Path(sys.executable).name, *sys.argv]), "image": name,
+           "tile": args.tile, "bpp": args.bpp, "steps": args.steps, "runs": []}
     for model in args.models.split(","):
         for m in (int(v) for v in args.margins.split(",")):
-            r = it.compress_tiled(sig, model, bpp=1.5, steps=args.steps, tile=64, margin=m, workers=2)
+            r = it.compress_tiled(sig, model, bpp=args.bpp, steps=args.steps, tile=args.tile, margin=m, workers=2)
             g = it.open_tiled(r.data).grid
             run = {"model": model, "margin": m, "bpp": r.report["bpp"], "psnr": r.report["psnr"],
                    "seconds": r.report["seconds"], "load": list(os.getloadavg()),

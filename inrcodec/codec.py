@@ -51,6 +51,10 @@ QUALITY_SEARCH_STEPS = 12
 SIZE_SEARCH_TOL = 0.003
 DEFAULT_QUALITY = 0.6  # with no rate/quality target: ~9 bits per weight, visually transparent for MLPs
 BUDGET_STEP_CAP = 1_000_000  # steps of a fit governed by --time-budget alone (the clock stops it long before)
+# A time budget is for the whole encode: the fit gets what is left after the work that follows it, the larger of
+# this share of the budget and the model's own estimate of that work (``Representation.coding_seconds``; for
+# gaussian+dct measured per pixel: 6-14 CPU-s/MP of byte search on RGB photos, which 10 % of 60 s/MP did not cover).
+CODING_SHARE = 0.1
 
 
 @dataclass
@@ -73,10 +77,10 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
              preset: str | None = None, tile: bool | int | None = None) -> CompressResult:
     """Fit ``model`` to ``signal`` and code it. At most one of ``bpp``/``psnr``/``max_error`` sets the target.
 
-    ``time_budget`` (seconds, the whole encode) without ``steps`` is the fit's schedule: it runs until about 90 %
-    of the budget is spent, then codes. ``steps`` alone fixes the schedule; both: whichever ends first. Neither:
-    the ``preset``'s schedule (``fast``/``medium``/``slow``, default ``medium``; see ``presets.py``), which also
-    picks the model when ``model`` is None. ``tile``: large images are coded as tiles (``image_tiles``) by
+    ``time_budget`` (seconds, the whole encode) without ``steps`` is the fit's schedule: it runs until what is
+    left is the model's estimate of the coding that follows (at least 10 % of the budget), then codes. ``steps``
+    alone fixes the schedule; both: whichever ends first. Neither: the ``preset``'s schedule (``fast``/``medium``/
+    ``slow``, default ``medium``; see ``presets.py``), which also picks the model when ``model`` is None. ``tile``: large images are coded as tiles (``image_tiles``) by
     default; False never, True always, an int: always, with tiles of about that side."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     if sum(x is not None for x in (bpp, psnr, max_error)) > 1:
@@ -120,8 +124,9 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     payload_bits = None if target_bytes is None else max(8.0 * (target_bytes - overhead) - 64 * 8, 256.0)
 
     target = torch.from_numpy(np.nan_to_num(signal.normalized(), nan=0.5, posinf=1.0, neginf=0.0))
-    # Leave a tenth of the budget for the quality search and coding.
-    budget = None if time_budget is None else max(0.9 * time_budget - (time.perf_counter() - t0), 0.5)
+    # Leave the rest of the encode its time (CODING_SHARE).
+    reserve = None if time_budget is None else max(CODING_SHARE * time_budget, cls.coding_seconds(desc, payload_bits))
+    budget = None if time_budget is None else max(time_budget - reserve - (time.perf_counter() - t0), 0.5)
     # A time budget without --steps is the schedule: the fit runs until the budget is spent (a longer budget buys
     # quality; gaussian at 0.35 bpp on kodim03: 33.84 dB after 800 steps, 34.29 dB after 2400). --steps caps it.
     max_steps = steps or (cls.default_steps if budget is None else BUDGET_STEP_CAP)
@@ -172,11 +177,15 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     default_q = DEFAULT_QUALITY if cls.default_quality is None else cls.default_quality
     searched: list[dict] = []  # the fits of an encoder-side search, for the report
 
+    def hint_of(net: Representation) -> tuple[float, float] | None:
+        """Where the model expects its file to land on the byte target (the byte search starts there)."""
+        return None if target_bytes is None else net.size_search_hint(target_bytes)
+
     def complete(net: Representation, result: Any) -> tuple:
         """The fit's file at the target (rate search), scored: within the byte target first, then PSNR."""
         c0 = time.process_time()
         q, data, decoded = _search_quality(lambda x, render=True: build(net, x, render), signal, target_bytes,
-                                           psnr, error_bound, default_q)
+                                           psnr, error_bound, default_q, hint_of(net))
         score = (len(data) <= target_bytes, _finite_psnr(signal, decoded))
         searched.append({"config": net.config_dict(), "fit_steps": result.steps, "bytes": len(data),
                          "psnr": score[1], "code_cpu_s": time.process_time() - c0})
@@ -196,7 +205,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
                                          key=lambda t: len(t[1]))
         else:
             quality, data, decoded = _search_quality(lambda x, render=True: build(net, x, render), signal,
-                                                     target_bytes, psnr, error_bound, default_q)
+                                                     target_bytes, psnr, error_bound, default_q, hint_of(net))
     else:
         probes, probe_steps, main_steps, choose = search
         # a probe's share of a time cap (the preset's safety net): what its fit and coding cost in main-fit steps
@@ -218,6 +227,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         "cpu_seconds": time.process_time() - cpu0,  # this process's CPU (all threads): timings under contention
         "fit_seconds": totals["seconds"],  # every fit of a search
         "fit_steps": totals["steps"],
+        "coding_reserve_seconds": reserve,
         "fit_psnr_unquantised": result.psnr,
         "quality": quality,
         "config": net.config_dict(),
@@ -342,14 +352,19 @@ def _render_now(net: Representation, desc: dict[str, Any]) -> Signal:
 
 
 def _search_quality(build, signal: Signal, target_bytes: float | None, target_psnr: float | None,
-                    error_bound: float | None, default_quality: float = DEFAULT_QUALITY) -> tuple[float, bytes, Signal]:
+                    error_bound: float | None, default_quality: float = DEFAULT_QUALITY,
+                    hint: tuple[float, float] | None = None) -> tuple[float, bytes, Signal]:
     """Bisect the quality knob. Size grows with quality; so (approximately) does PSNR. ``build(quality,
     render=False)`` may skip the decoded signal (None): a byte target bisects on sizes alone and renders only the
     file it keeps (each render is a full-image pass: ~13 of them were a fixed cost on large photos); encoding is
-    deterministic, so building the kept quality again gives the same bytes."""
+    deterministic, so building the kept quality again gives the same bytes. ``hint``: a model's (quality, slope)
+    for the byte target (``Representation.size_search_hint``): the search starts there (``_search_log_size``)."""
     if target_bytes is None and target_psnr is None:
         return default_quality, *build(default_quality)
     lo, hi = 0.0, 1.0
+    if target_bytes is not None and hint is not None:
+        quality = _search_log_size(lambda q: len(build(q, render=False)[0]), target_bytes, *hint)
+        return quality, *build(quality)
     if target_bytes is not None:
         size = lambda q: len(build(q, render=False)[0])  # noqa: E731
         s_hi = size(hi)
@@ -386,6 +401,38 @@ def _search_quality(build, signal: Signal, target_bytes: float | None, target_ps
         else:
             hi, data_hi, dec_hi = mid, data, decoded
     return hi, data_hi, dec_hi  # smallest quality known to reach the PSNR
+
+
+def _search_log_size(size: Callable[[float], int], target_bytes: float, guess: float, slope: float) -> float:
+    """The largest quality found whose file fits ``target_bytes`` (within SIZE_SEARCH_TOL below it), for a model
+    whose log size is about linear in quality with ``slope`` (d ln bytes / d quality) near ``guess``: probes at the
+    guess, steps by the slope until the target is bracketed, then secant steps on the log size (every third a
+    bisection). gaussian+dct's residual at 1.3 MP: 3-4 real encodes where the linear secant from quality 1 took 7-9
+    (each ~1 CPU-s of RD-optimised quantisation per megapixel). 0.0 when even quality 0 is over the target."""
+    lo, hi, s_lo, s_hi, best = 0.0, 1.0, None, None, None
+    aim = math.log(target_bytes * (1.0 - 0.5 * SIZE_SEARCH_TOL))
+    q = min(max(guess, 0.0), 1.0)
+    for i in range(QUALITY_SEARCH_STEPS):
+        s = size(q)
+        if s <= target_bytes:
+            lo, s_lo, best = q, s, q
+            if s >= (1.0 - SIZE_SEARCH_TOL) * target_bytes or q >= 1.0:
+                break  # q 1 under the target: the model cannot spend it (the report says target_met=False)
+        else:
+            hi, s_hi = q, s
+            if q <= 0.0:
+                break
+        if s_lo is not None and s_hi is not None:
+            if i % 3 == 2 or s_hi <= s_lo:
+                q = 0.5 * (lo + hi)
+            else:
+                t = (aim - math.log(s_lo)) / (math.log(s_hi) - math.log(s_lo))
+                q = lo + min(max(t, 0.02), 0.98) * (hi - lo)
+        else:  # one side known: extrapolate along the slope (at least a 1 % step, never past the other end)
+            q = q + (aim - math.log(max(s, 1))) / max(slope, 1e-3)
+            q = min(max(q, lo + 0.01 if s_lo is not None else 0.0), hi if s_hi is None else hi - 0.01)
+            q = min(max(q, 0.0), 1.0)
+    return 0.0 if best is None else best
 
 
 def _apply_residual(base: np.ndarray, q: np.ndarray, step: float, dtype: np.dtype) -> np.ndarray:

@@ -54,6 +54,9 @@ LAYOUT_VERSION = 1
 # 1 MP, 2.79 GB at 3 MP): tiled from 2.5 MP, it stays under 4 GB (1.86 GB at 12 MP). The Gaussian codec held
 # 2.32 GB whole at 12 MP, and whole beat tiles at equal steps on a 3 MP photo (37.18 dB at 0.447 bpp against
 # 35.43 dB at 0.467 bpp, 20 steps; scale_3mp_whole_vs_tiled.json): it is tiled only past 16 MP (~3 GB whole).
+# gaussian+dct (the presets' model) keeps the 2.5 MP default: whole, its residual's RD quantiser held 3.87 GB at
+# 6.3 MP RGB (1.93 GB at 6 MP gray), while 1024-px tiles held 0.97 GB at 6 MP and 1.07 GB at 12 MP; at equal steps
+# on a 2.4 MP gray crop whole was ahead by 0.16 dB at 0.15 bpp (benchmarks/README.md "gaussian+dct on large photos").
 AUTO_TILE_PIXELS = 2_500_000
 AUTO_TILE_PIXELS_BY_MODEL = {"gaussian": 16_000_000}
 DEFAULT_TILE = 1024  # tile side in pixels before balancing (tiles of a row/column are made equal)
@@ -220,6 +223,15 @@ def compress_tiled(signal: Signal, model: str | None = None, *, bpp: float | Non
     name = preset_model("image", preset, model, desc)
     n = grid.count
     workers = max(1, min(workers or min(2, os.cpu_count() or 1), n))
+    if time_budget is None and steps is None:
+        # the preset's schedule is the whole image's: its steps for every tile, its wall-clock cap (per megapixel of
+        # the image) shared by the tiles; each tile resolving its own cap would give every one the cap's floor
+        from .models import get_model
+        from .presets import resolve
+
+        plan = resolve("image", signal.num_pixels, preset, name, None, None, lambda m: get_model(m).default_steps,
+                       desc)
+        steps, time_budget = plan.steps, plan.time_budget
 
     target_total = None if bpp is None else bpp * signal.num_pixels / 8.0
     share = np.full(n, 1.0 / n)

@@ -30,7 +30,10 @@ class Preset:
     model: str | None = None  # None: the kind's default model (models.DEFAULT_MODEL)
     steps_scale: float = 1.0  # fit steps = round(steps_scale * model.default_steps)
     seconds_per_msample: float | None = None  # wall-clock cap of the fit per million samples (None: no cap)
-    min_seconds: float = 120.0  # the cap never goes below this (start-up and coding costs do not scale down)
+    min_seconds: float = 120.0  # the cap never goes below this (start-up and coding costs do not scale down)...
+    # ...for signals up to this many million samples; above, the floor fades as min_seconds x floor_msamples / size,
+    # so that it stops lifting the per-sample allowance where that is the target (None: a floor at every size)
+    floor_msamples: float | None = None
     config: dict[str, Any] = field(default_factory=dict)  # architecture overrides passed to config_for
     steps_scale_for: dict[str, float] = field(default_factory=dict)  # per model name, replaces steps_scale
 
@@ -43,9 +46,9 @@ class Preset:
 # (benchmarks/results/gaussian_kodak_rd_300s.json: 4700-5900 steps in 270 s on kodim01/03/07) shows still gains.
 # The caps are a safety net, not the schedule: on this shared 2-core machine (load 8-9) a 10 s cap left the fast
 # preset with 0 fit steps on kodim01 (initialisation alone took longer). slow's 280 s floor keeps a Kodak encode
-# within ~5 min. medium's cap is issue 13's allowance for large photos, 60 s/Mpx: it binds from ~1-2 Mpx (the floor
-# keeps Kodak-size images on their 800 steps); the Gaussian fit sizes its fixed costs to it (benchmarks/README.md
-# "Large photos").
+# within ~5 min. medium's cap is issue 13's allowance for large photos, 60 s/Mpx for the whole encode (the codec
+# leaves the model's coding estimate out of the fit): the floor keeps Kodak-size images on their steps and fades
+# above 0.5 Mpx; the Gaussian fit sizes its fixed costs to it (benchmarks/README.md "Large photos").
 PRESETS: dict[str, dict[str, Preset]] = {
     "image": {
         "fast": Preset(model="gaussian+dct", steps_scale=0.25, seconds_per_msample=30.0,
@@ -53,7 +56,10 @@ PRESETS: dict[str, dict[str, Preset]] = {
         # gaussian 1.25x: the cheaper step (factorised rasteriser weights, fused loss: 100 -> 73 CPU ms per Kodak step)
         # buys more steps in issue 13's 60 s per Kodak image. Timed on 2 idle threads (lead, session 18): kodim03 at
         # 0.5 bpp 41.6 s for 800 steps and 84.9 s for 1600; kodim01 at 1 bpp 68.8 s for 1000. 2x overran the 60 s.
+        # The floor keeps Kodak-size images on their steps; from 0.5 MP it fades (120 s x 0.5 MP / size), so a photo
+        # of 1 MP or more gets issue 13's 60 s/MP for the whole encode (the 120 s floor gave a 1.3 MP photo 94 s/MP)
         "medium": Preset(model="gaussian+dct", steps_scale=1.0, seconds_per_msample=60.0, min_seconds=120.0,
+                         floor_msamples=0.5,
                          steps_scale_for={"gaussian": 1.25, "gaussian+dct": 1.25}),  # its base is the same fit
         "slow": Preset(model="gaussian+dct", steps_scale=6.0, seconds_per_msample=700.0, min_seconds=280.0),
     },
@@ -105,6 +111,9 @@ def resolve(kind: str, samples: int, preset: str | None, model: str | None, step
     n_steps = max(1, round(p.steps_scale_for.get(name, p.steps_scale) * default_steps_of(name)))
     cap = None
     if p.seconds_per_msample is not None:
-        cap = max(p.min_seconds, p.seconds_per_msample * samples / 1e6)
+        floor = p.min_seconds
+        if p.floor_msamples is not None and samples > p.floor_msamples * 1e6:
+            floor *= p.floor_msamples * 1e6 / samples
+        cap = max(floor, p.seconds_per_msample * samples / 1e6)
     # config overrides are tuned for the preset's own model, not for one the user named
     return Schedule(name, n_steps, cap, dict(p.config) if model is None or model == p.model else {})

@@ -37,6 +37,16 @@ def test_time_cap_is_linear_in_pixels_above_its_floor():
     assert tiny == p.min_seconds
 
 
+def test_medium_bounds_photos_of_a_megapixel_or_more_by_the_allowance_and_keeps_kodak_on_its_floor():
+    """Issue 13: 60 s/MP for the whole encode of a photo; the floor (Kodak's 1000 steps) fades above 0.5 MP."""
+    cap = {mp: resolve("image", int(mp * 1e6), "medium", None, None, None, _steps_of).time_budget
+           for mp in (0.39, 0.5, 0.75, 1.0, 1.3, 6.3)}
+    assert cap[0.39] == cap[0.5] == 120.0
+    assert cap[0.75] == pytest.approx(80.0)
+    for mp in (1.0, 1.3, 6.3):
+        assert cap[mp] == pytest.approx(60.0 * mp)
+
+
 def test_large_photo_caps_are_the_issues_allowance_and_ordered():
     """Issue 13: medium within 60 s per megapixel on large photos; fast below it, slow above it."""
     caps = {p: resolve("image", 12_000_000, p, None, None, None, _steps_of).time_budget for p in NAMES}

@@ -78,6 +78,20 @@ class Representation(torch.nn.Module):
         return None
 
     @classmethod
+    def coding_seconds(cls, desc: dict[str, Any], target_bits: float | None) -> float:
+        """Expected wall seconds of an encode's work after the fit's steps (finishing the fit, the codec's rate
+        search over real encodes, the kept file's render), for a signal of ``desc`` coded to ``target_bits``: the
+        codec keeps that much of a time budget out of the fit (``codec.compress``). 0: the codec's default
+        share (``CODING_SHARE``) covers it."""
+        return 0.0
+
+    def size_search_hint(self, target_bytes: float) -> tuple[float, float] | None:
+        """After the fit: (quality, d ln bytes / d quality there) where the model expects its file to land on
+        ``target_bytes``, for a model whose size is about exponential in quality; the codec's byte search then
+        starts there and steps on the log size (``codec._search_log_size``). None: the generic search."""
+        return None
+
+    @classmethod
     def lr_for(cls, config: Any) -> float:
         """Adam learning rate the codec's fit uses for this config (default: ``default_lr``)."""
         return cls.default_lr

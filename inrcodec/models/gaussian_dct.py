@@ -67,6 +67,18 @@ SMALL_MARGIN_DB = 0.3
 SEARCH_MIN_STEPS = 4000  # slow's 4800 steps search; medium's 1000 and video intra frames' 3000 keep one fit
 PROBE_STEPS = 240
 PROBE_COST = 600
+# The encode's work after the fit (coding_seconds), CPU-s of one thread on this project's 2-core AVX-512 machine
+# (benchmarks/results/encode_tail_*.json, benchmarks/README.md "Large photos"): 5.8-7.1 per MP on a 1.3 MP RGB photo
+# at 0.1-0.8 bpp; ~2.5 per MP in the 0.8 MP gray tiles of the 12 MP photo; whole 6 MP photos 10.9 (RGB: half of it
+# the kernel's page faults on the RD quantiser's temporaries over 32 MB, which ~1 MP tiles avoid) and 5.9 (gray,
+# before the hinted byte search). Rounded up, plus the CLI's start-up and writing outside the codec's clock.
+CODING_FIXED_SECONDS = 1.5
+CODING_SECONDS_PER_MPX = 1.0
+CODING_SECONDS_PER_MSAMPLE = 2.0
+# The byte search's first guess (size_search_hint): the file's bytes besides the two sections, and the ratio of the
+# calibration's size estimate (plain dead-zone symbols) to the real RD-optimised section at the same step.
+CONTAINER_BYTES = 300
+RDOQ_SHRINK = 1.2  # measured 1.09-1.41 on wikimedia_030 at 0.1-0.8 bpp
 OVERLAP = True  # decoder: residual symbols in a second thread when torch has 2+ threads (a switch for benchmarks)
 
 
@@ -188,6 +200,30 @@ class GaussianDCT(GaussianImage):
         log_sizes, log_steps = self._calibration
         goal = log_sizes[0] + float(np.clip(quality, 0.0, 1.0)) * (log_sizes[-1] - log_sizes[0])
         return math.exp(float(np.interp(goal, log_sizes, log_steps)))
+
+    @classmethod
+    def coding_seconds(cls, desc: dict[str, Any], target_bits: float | None) -> float:
+        """Seconds of the encode after the fit (``Representation.coding_seconds``), by pixels and channels, measured
+        (``benchmarks/profile_encode_tail.py``, one thread, CPU-s ~ idle wall): finishing the Gaussians, the
+        residual's calibration and 3-5 RD-optimised encodes of the byte search, the kept file's decode."""
+        h, w, c = (int(s) for s in desc["shape"])
+        return CODING_FIXED_SECONDS + h * w / 1e6 * (CODING_SECONDS_PER_MPX + CODING_SECONDS_PER_MSAMPLE * c)
+
+    def size_search_hint(self, target_bytes: float) -> tuple[float, float] | None:
+        """The quality whose calibrated residual estimate fills what the Gaussians leave of ``target_bytes``, and
+        the slope of the file's log size there (the calibration makes the residual's log size linear in quality):
+        the codec's byte search starts at it instead of at quality 1 (``codec._search_log_size``)."""
+        blob, _ = self._decoded_base()
+        self.step_for(0.5)  # the calibration
+        log_sizes, _ = self._calibration
+        span = float(log_sizes[-1] - log_sizes[0])
+        if span <= 0.0:
+            return None
+        residual = target_bytes - len(blob) - CONTAINER_BYTES
+        if residual <= 1.0:
+            return 0.0, span  # the Gaussians alone fill it: the search starts at no residual
+        guess = (math.log(residual / RDOQ_SHRINK) - float(log_sizes[0])) / span
+        return float(np.clip(guess, 0.0, 1.0)), span * residual / target_bytes
 
     # -- coding -----------------------------------------------------------------------------------------------
     def encode(self, quality: float) -> dict[str, bytes]:
