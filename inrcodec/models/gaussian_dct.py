@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FormatError, InputError
-from . import image_dct, register
-from .gaussian import GaussianConfig, GaussianImage
+from . import image_dct, register, residual_loss
+from .gaussian import QAT_START, GaussianConfig, GaussianImage
 
 NAME = "gaussian+dct"
 # Share of the payload budget the Gaussians get. On the RD envelope over (base rate, residual step) of kodim03/07
@@ -51,6 +51,15 @@ DEFAULT_BASE_BPP = 0.1
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
 CALIBRATION_STEPS = 17  # half-octave grid
+# The base's loss (encoder only): "mse" fits the Gaussians as the ``gaussian`` model does; "rd" prices the residual
+# coded over them (``residual_loss``) from RD_START of the schedule on, at the luma step at which the residual of the
+# base as it stands is estimated to fill the rest of the budget (re-estimated at each of RD_ESTIMATES reached).
+BASE_LOSS = "mse"
+RD_START = 0.5
+RD_ESTIMATES = (0.5, QAT_START)
+RD_STEP_FACTOR = 1.0  # on the estimated step
+RD_FINAL_SOLVE = True  # least-squares colours on the coded geometry (False: the colours trained for the residual)
+RD_MIX = 1.0  # the loss is (1 - RD_MIX) x MSE + RD_MIX x the residual's cost
 OVERLAP = True  # decoder: residual symbols in a second thread when torch has 2+ threads (a switch for benchmarks)
 
 
@@ -90,6 +99,9 @@ class GaussianDCT(GaussianImage):
         self._section_cache: dict[float, bytes] = {}
         self._raw: np.ndarray | None = None  # DCT of (image - decoded base) at step 1
         self._calibration: tuple[np.ndarray, np.ndarray] | None = None  # (log estimated bytes, log step), rising
+        self._residual_bits: float | None = None  # of the byte target, what the residual gets
+        self._rd_delta: float | None = None  # luma step the base's loss prices the residual at (None: MSE)
+        self._rd_marks: list[float] = []  # schedule points at which that step is (re-)estimated, still to come
 
     # -- rate control: the Gaussians get base_share of the budget ----------------------------------------------
     @classmethod
@@ -105,8 +117,41 @@ class GaussianDCT(GaussianImage):
     def set_targets(self, bits: float | None = None, psnr: float | None = None) -> None:
         pixels = int(np.prod(self.coord_shape))
         base_bits = DEFAULT_BASE_BPP * pixels if bits is None else self.config.base_share * bits
+        self._residual_bits = None if bits is None else bits - base_bits
+        self._rd_marks = sorted({RD_START, *(m for m in RD_ESTIMATES if m > RD_START)})
         # the PSNR target is the residual's to reach (codec bisection), not a reason to stop the base early
         super().set_targets(base_bits, None)
+
+    # -- the base's loss --------------------------------------------------------------------------------------------
+    def on_progress(self, frac: float) -> None:
+        super().on_progress(frac)
+        if BASE_LOSS != "rd" or not self._residual_bits or self._target is None or frac >= 1.0:
+            return
+        if self._rd_marks and frac >= self._rd_marks[0]:
+            while self._rd_marks and frac >= self._rd_marks[0]:
+                self._rd_marks.pop(0)
+            with torch.no_grad():
+                base = self._integers(GaussianImage.render(self).numpy())
+            raw = image_dct.raw_coefficients(self._integers(self._target.numpy()), base)
+            self._rd_delta = RD_STEP_FACTOR * residual_loss.step_for_bytes(raw, self._residual_bits / 8.0)
+
+    def _final_colors(self, means, chol, trained):
+        if self._rd_delta is None or RD_FINAL_SOLVE:
+            return super()._final_colors(means, chol, trained)
+        return trained.clone()
+
+    def _level_scale(self) -> float:
+        """8-bit levels per unit of the normalised signal."""
+        lo, hi = self.desc["range"]
+        level = np.iinfo(np.dtype(self.desc["dtype"])).max // 255
+        return ((hi - lo) if hi > lo else 1.0) / level
+
+    def loss(self, pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        if self._rd_delta is None:
+            return super().loss(pred, ref)
+        scale = self._level_scale()
+        rd = residual_loss.residual_rd_loss(pred, ref, self._rd_delta, scale) / (scale * scale)
+        return rd if RD_MIX >= 1.0 else RD_MIX * rd + (1.0 - RD_MIX) * super().loss(pred, ref)
 
     # -- the integer image the decoder draws before the residual ------------------------------------------------
     def _integers(self, normalized: np.ndarray) -> np.ndarray:

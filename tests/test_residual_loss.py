@@ -1,0 +1,72 @@
+"""The base's residual-pricing loss of ``gaussian+dct`` (models/residual_loss.py): its transform is image_dct's,
+its gradient is autograd's, it is the weighted squared error where nothing is coded, and a base fitted to it
+leaves a residual that codes smaller at equal base bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from inrcodec.models import image_dct, residual_loss
+from inrcodec.models.mcdct import _zigzag
+
+
+def test_block_dct_is_image_dcts_transform():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (21, 27, 3)).astype(np.uint8)  # not a multiple of 8: the padding too
+    base = rng.integers(0, 256, (21, 27, 3)).astype(np.uint8)
+    raw = image_dct.raw_coefficients(img, base)
+    res = torch.from_numpy(img.astype(np.float32) - base.astype(np.float32))
+    coef = residual_loss.block_dct(residual_loss.ycocg(res))
+    coef = coef.reshape(*coef.shape[:3], 64)[..., _zigzag()].numpy()
+    np.testing.assert_allclose(coef, raw, atol=1e-3)  # float32 of values up to ~600
+
+
+@pytest.mark.parametrize("shape", [(16, 16, 3), (13, 10, 1), (9, 17, 3)])
+def test_gradient_matches_finite_differences(shape):
+    """The fused loss's hand-written gradient (and the reference's autograd one) against finite differences, on
+    sizes that are and are not multiples of 8 (the replicated padding's gradient). J has kinks (where zeroing and
+    coding cost the same): the seed is one whose coefficients lie more than the difference step from any."""
+    rng = np.random.default_rng(5)
+    ref = torch.from_numpy(rng.random(shape)).to(torch.float64)
+    pred = (ref + 0.05 * torch.from_numpy(rng.standard_normal(shape))).requires_grad_(True)
+    for loss in (residual_loss.residual_rd_loss, residual_loss.residual_rd_loss_reference):
+        fn = lambda p: loss(p, ref, delta=6.0, scale=255.0)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (pred,), eps=1e-6, atol=1e-5)
+
+
+def test_fused_equals_reference():
+    rng = np.random.default_rng(3)
+    ref = torch.from_numpy(rng.random((40, 52, 3)).astype(np.float32))
+    pred = (ref + 0.03 * torch.from_numpy(rng.standard_normal((40, 52, 3)).astype(np.float32))).requires_grad_(True)
+    a = residual_loss.residual_rd_loss_reference(pred, ref, 5.0, 255.0)
+    (ga,) = torch.autograd.grad(a, pred)
+    b = residual_loss.residual_rd_loss(pred, ref, 5.0, 255.0)
+    (gb,) = torch.autograd.grad(b, pred)
+    assert float(b) == pytest.approx(float(a.detach()), rel=1e-5)
+    np.testing.assert_allclose(gb.numpy(), ga.numpy(), rtol=1e-4, atol=1e-4 * float(ga.abs().max()))
+
+
+def test_equals_weighted_squared_error_where_nothing_is_coded():
+    """At a step far above every coefficient each one is zeroed: the loss is the RGB MSE in 8-bit levels up to
+    the cross term YCoCg's diagonal weights leave out (R^2 + G^2 + B^2 = 3Y^2 + 2Co^2 + 3Cg^2 - 2 Y Cg); for gray
+    it is the MSE exactly."""
+    rng = np.random.default_rng(2)
+    ref = torch.from_numpy(rng.random((32, 32, 1))).to(torch.float32)
+    pred = ref + 0.01 * torch.from_numpy(rng.standard_normal((32, 32, 1))).to(torch.float32)
+    mse = float(torch.mean(((ref - pred) * 255) ** 2))
+    assert float(residual_loss.residual_rd_loss(pred, ref, 1000.0, 255.0)) == pytest.approx(mse, rel=1e-4)
+    rgb_ref, rgb_pred = ref.repeat(1, 1, 3), pred.repeat(1, 1, 3)  # gray as RGB: Y alone, no cross term
+    assert float(residual_loss.residual_rd_loss(rgb_pred, rgb_ref, 1000.0, 255.0)) == pytest.approx(mse, rel=1e-4)
+    # a coded coefficient costs less than its energy: at a fine step the loss is well under the MSE
+    assert float(residual_loss.residual_rd_loss(pred, ref, 0.5, 255.0)) < 0.5 * mse
+
+
+def test_cost_is_the_cheaper_of_zeroing_and_coding():
+    w = torch.tensor(3.0)
+    u = torch.tensor([0.0, 0.3, 0.8, 2.0, 10.0])
+    cost = residual_loss.coefficient_cost(u, w, 0.3)
+    coded = 3.0 / 12 + 0.3 * (residual_loss.BITS_CODED + residual_loss.BITS_PER_OCTAVE * np.log2(1 + u.numpy()))
+    np.testing.assert_allclose(cost.numpy(), np.minimum(3.0 * u.numpy() ** 2, coded), rtol=1e-6)
+    assert cost[1] == pytest.approx(3 * 0.09) and cost[4] < 3 * 100 / 20  # large errors: log, not square
