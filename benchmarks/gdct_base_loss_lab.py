@@ -7,7 +7,10 @@ real files (``inrcodec.compress`` at each target bpp, decoded, PSNR on 8-bit RGB
 
 ``--set NAME=VALUE`` sets a constant of ``inrcodec.models.gaussian_dct`` (BASE_LOSS, RD_START, RD_STEP_FACTOR,
 RD_ESTIMATES as a ``/``-separated list) or ``residual_loss`` (``residual_loss.BITS_CODED``...) for this run.
-``--anchor`` (a JSON of this script): BD-rate of this run against it per image, and their mean. One thread,
+``--anchor`` (a JSON of this script): BD-rate of this run against it per image, and their mean. ``--baselines``
+(a ``bench_kodak.py`` JSON per image, ``{stem}`` in the name): BD-rate of this run (and the anchor) against its
+JPEG / WebP / AVIF curves (deterministic codecs: any machine's run serves). ``--rescore RUN.json`` recomputes
+the comparisons of an earlier run without fitting. One thread,
 fixed steps: the figures are independent of the machine's load except the CPU seconds. Writes ``<out>.json``
 (+ ``.png`` of the curves with the anchor's).
 """
@@ -72,6 +75,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--anchor", type=Path, default=None)
+    ap.add_argument("--baselines", default="benchmarks/results/gaussian_dct_s21gtx_kodak_rd_medium1000_{stem}.json")
+    ap.add_argument("--rescore", type=Path, default=None, help="a JSON of this script: compare again, no fits")
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -82,6 +87,9 @@ def main(argv=None) -> int:
     result = {"command": "python benchmarks/gdct_base_loss_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
               "git_commit": commit + ("+dirty" if dirty else ""), "settings": args.set, "steps": args.steps, "crop": args.crop, "seed": args.seed,
               "load_start": os.getloadavg(), "threads": 1, "per_image": {}}
+    if args.rescore is not None:
+        result = json.loads(args.rescore.read_text())
+        return _compare(result, args)
     for stem in args.images.split(","):
         sig = load(DATA / f"{stem}.png")
         if args.crop:
@@ -97,8 +105,27 @@ def main(argv=None) -> int:
             pts.append(p)
             print(f"{stem} {rate}: {p['bpp']:.4f} bpp {p['psnr']:.3f} dB {cpu:.1f} CPU-s", flush=True)
         result["per_image"][stem] = {"points": pts}
-    if args.anchor is not None:
-        anchor = json.loads(args.anchor.read_text())
+    result["load_end"] = os.getloadavg()
+    return _compare(result, args)
+
+
+def _compare(result: dict, args) -> int:
+    anchor = None if args.anchor is None else json.loads(args.anchor.read_text())
+    for stem, r in result["per_image"].items():
+        path = ROOT / args.baselines.format(stem=stem)
+        if not path.exists():
+            continue
+        curves = json.loads(path.read_text())["per_image"][stem]["curves"]
+        r["bd_rate_vs_baselines"] = {b: metrics.bd_rate(_curve(curves[b]), _curve(r["points"]))
+                                     for b in ("jpeg", "webp", "avif") if b in curves}
+        if anchor is not None and stem in anchor["per_image"]:
+            r["anchor_bd_rate_vs_baselines"] = {
+                b: metrics.bd_rate(_curve(curves[b]), _curve(anchor["per_image"][stem]["points"]))
+                for b in ("jpeg", "webp", "avif") if b in curves}
+        r["baselines_from"] = str(path.relative_to(ROOT))
+        print(stem, "vs baselines:", json.dumps(r["bd_rate_vs_baselines"]),
+              "anchor:", json.dumps(r.get("anchor_bd_rate_vs_baselines")))
+    if anchor is not None:
         result["anchor"] = str(args.anchor)
         bds = {}
         for stem, r in result["per_image"].items():
@@ -107,11 +134,10 @@ def main(argv=None) -> int:
                 r["bd_rate_vs_anchor"] = bds[stem]
         result["mean_bd_rate_vs_anchor"] = float(np.mean(list(bds.values()))) if bds else None
         print("BD-rate vs anchor:", json.dumps(bds), "mean", result["mean_bd_rate_vs_anchor"])
-    result["load_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(args.out.with_suffix(".json")) as tmp:
         Path(tmp).write_text(json.dumps(result, indent=1))
-    _figure(result, args.out, None if args.anchor is None else json.loads(args.anchor.read_text()))
+    _figure(result, args.out, anchor)
     return 0
 
 

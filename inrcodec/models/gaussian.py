@@ -560,14 +560,10 @@ class GaussianImage(Representation):
         means, v, _ = gc.dequantize(q, st, h, w)
         m = torch.from_numpy(means).to(torch.float32)
         c = gc.logcov_to_chol(torch.from_numpy(v)).to(torch.float32)
-        colors = self._final_colors(m, c, col0)
+        colors = solve_colors(m, c, self._target, self._cg_iters(FINAL_PASS_SHARE, CG_FINAL_ITERS), x0=col0)
         q = gc.quantize(m0.numpy(), v_float, colors.numpy(), st, h, w)
         self._set_from_quantized(q, st)
         self._final = q
-
-    def _final_colors(self, means: torch.Tensor, chol: torch.Tensor, trained: torch.Tensor) -> torch.Tensor:
-        """Colours on the coded geometry: least squares, warm-started from the ``trained`` ones."""
-        return solve_colors(means, chol, self._target, self._cg_iters(FINAL_PASS_SHARE, CG_FINAL_ITERS), x0=trained)
 
     def _set_from_quantized(self, q: gc.QuantizedGaussians, steps: gc.Steps) -> None:
         h, w = self.hw
