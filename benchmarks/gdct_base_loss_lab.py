@@ -85,7 +85,8 @@ def main(argv=None) -> int:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout)
     result = {"command": "python benchmarks/gdct_base_loss_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-              "git_commit": commit + ("+dirty" if dirty else ""), "settings": args.set, "steps": args.steps, "crop": args.crop, "seed": args.seed,
+              "git_commit": commit + ("+dirty" if dirty else ""), "settings": args.set, "steps": args.steps,
+              "crop": args.crop, "seed": args.seed,
               "load_start": os.getloadavg(), "threads": 1, "per_image": {}}
     if args.rescore is not None:
         result = json.loads(args.rescore.read_text())

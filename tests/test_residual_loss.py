@@ -116,3 +116,14 @@ def test_a_base_fitted_to_it_leaves_a_cheaper_residual(delta):
     mse_base = fit(torch.nn.functional.mse_loss)
     rd_base = fit(lambda b, r: residual_loss.residual_rd_loss(b, r, delta, 255.0) / 255**2)
     assert real_cost(rd_base) < 0.997 * real_cost(mse_base)
+
+
+def test_step_for_bytes_lands_on_the_goal():
+    img = _scene()
+    base = np.clip(img.astype(np.int32) + np.random.default_rng(4).integers(-12, 13, img.shape), 0, 255)
+    raw = image_dct.raw_coefficients(img, base.astype(np.uint8))
+    for goal in (300.0, 1200.0):
+        step = residual_loss.step_for_bytes(raw, goal)
+        got = image_dct.estimate_bytes(image_dct.quantise_raw(raw, step)[0])
+        assert 0.85 * goal <= got <= 1.15 * goal
+    assert residual_loss.step_for_bytes(raw, 1e9) == 1.0  # the finest step fits: no search

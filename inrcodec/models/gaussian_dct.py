@@ -12,7 +12,8 @@ the byte budget (a fixed rule measured on Kodak, not tuned per image), but for t
 themselves (since session 22, ``BASE_LOSS``): half of the loss is what the residual over them will cost
 (``residual_loss``: per 8x8 DCT coefficient of the error, the cheaper of leaving it as distortion and coding it,
 at the luma step at which the residual of the base as it stands would fill the rest of the budget, estimated at
-the start and again at 1/4, 1/2 and 3/4 of the schedule), half the MSE (benchmarks/README.md "A base fitted for the residual"); the
+the start and again at 1/4, 1/2 and 3/4 of the schedule), half the MSE (benchmarks/README.md "a Gaussian base
+fitted for the residual"): -1.9 % BD-rate at medium on kodim01/03/05/07, +~20 CPU-ms per step; the
 quality knob the codec bisects on the *real* file size is then the residual's luma step (``GaussianDCT.step_for``), so the
 whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
 priced with the symbol coder's own context models (``rdoq_ctx``, λ ``image_dct.RDOQ_LAMBDA``), and the deblocking
@@ -59,7 +60,8 @@ CALIBRATION_STEPS = 17  # half-octave grid
 # does; "rd" mixes in what the residual coded over them will cost (``residual_loss``, weight RD_MIX) from RD_START
 # of the schedule on, at the luma step at which the residual of the base as it stands is estimated to fill the rest
 # of the budget (re-estimated at each of RD_ESTIMATES). Measured at medium (1000 steps) against "mse"
-# (benchmarks/README.md "A base fitted for the residual"): BD-rate -1.8 / -2.2 / ... % on kodim03 / 07 / ...; on
+# (benchmarks/README.md "a Gaussian base fitted for the residual"): BD-rate -1.6 / -1.8 / -1.9 / -2.2 % on
+# kodim01 / 03 / 05 / 07, for ~20 more CPU-ms per step (the fused loss; the MSE costs 3). On
 # 256-px crops at 400 steps (noise ~1 % per image) the residual's cost alone (RD_MIX 1) from the start gained more
 # on kodim03/07 (-6.5 / -3.0 %) but lost on the textured kodim01/05 (+2.7 / +1.0 %), from half-way -0.6 % mean.
 BASE_LOSS = "rd"

@@ -74,9 +74,7 @@ def coefficient_cost(u: torch.Tensor, w: torch.Tensor, lam: float) -> torch.Tens
 def residual_rd_loss_reference(pred: torch.Tensor, ref: torch.Tensor, delta: float, scale: float,
                                lam: float = image_dct.RDOQ_LAMBDA,
                                chroma: float = image_dct.CHROMA_FACTOR) -> torch.Tensor:
-    """``residual_rd_loss`` by autograd: the reference the fused form is tested against. Mean J over the DCT coefficients of ``scale * (ref - pred)`` ((h, w, c) images; ``scale`` takes them to
-    8-bit levels) at luma step ``delta`` (8-bit levels), times delta^2: where nothing is coded it is about the
-    mean squared error in 8-bit levels (the ``gaussian`` fit's loss times 255^2; RGB's YCoCg weights 3/2/3)."""
+    """``residual_rd_loss`` by autograd: the reference the fused form is tested against."""
     c = pred.shape[-1]
     coef = block_dct(ycocg((ref - pred) * scale))
     steps = torch.tensor(channel_steps(delta, c, chroma), dtype=coef.dtype).view(c, 1, 1, 1, 1)
