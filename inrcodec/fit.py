@@ -94,9 +94,7 @@ def _fit(model: Representation, target: torch.Tensor, settings: FitSettings,
         model.on_progress(frac)
 
         pred, ref = model.training_batch(target, generator)
-        # one fused op (forward and backward): the three-op form cost 7.4 CPU ms per step on a Kodak image, ~10 %
-        # of a Gaussian fit step (benchmarks/README.md "Gaussian step cost")
-        loss = torch.nn.functional.mse_loss(pred, ref)
+        loss = model.loss(pred, ref)
         extra = model.regularizer()
         total = loss if extra is None else loss + extra
         optimiser.zero_grad(set_to_none=True)
