@@ -38,6 +38,16 @@ def arm_rate_reference(feats, y, layers, log2_range, use_kernel: bool | None = F
     return laplace_rate(y, mlp(feats, layers, use_kernel=use_kernel), log2_range, use_kernel=use_kernel)
 
 
+
+def _backward_once(ctx, name: str, grad_y) -> None:
+    """The rate kernels keep their gradients from the forward and scale them in place in the backward, so the
+    backward may run once per graph, and only on a forward that computed them."""
+    if grad_y is None:
+        raise RuntimeError(f"{name} was evaluated without gradients")
+    if getattr(ctx, "scaled", False):
+        raise RuntimeError(f"{name}: backward called twice on the same graph")
+    ctx.scaled = True
+
 class _ArmRate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, feats, y, flat, dims, lo, hi, threads, with_grad, feats_grad):
@@ -61,11 +71,7 @@ class _ArmRate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         grad_feats, grad_y, grad_flat = ctx.saved_tensors
-        if grad_y is None:
-            raise RuntimeError("arm_rate was evaluated without gradients")
-        if getattr(ctx, "scaled", False):  # the kept gradients are scaled in place below: only once
-            raise RuntimeError("arm_rate: backward called twice on the same graph")
-        ctx.scaled = True
+        _backward_once(ctx, "arm_rate", grad_y)
         # in place: the saved gradients are used once (a step calls backward once), and this avoids new buffers
         return (None if grad_feats is None else grad_feats.mul_(grad), grad_y.mul_(grad), grad_flat.mul_(grad),
                 None, None, None, None, None, None)
@@ -112,11 +118,7 @@ class _ArmRateCtx2d(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         grad_y, grad_z, grad_flat = ctx.saved_tensors
-        if grad_y is None:
-            raise RuntimeError("arm_rate_ctx2d was evaluated without gradients")
-        if getattr(ctx, "scaled", False):  # the kept gradients are scaled in place below: only once
-            raise RuntimeError("arm_rate_ctx2d: backward called twice on the same graph")
-        ctx.scaled = True
+        _backward_once(ctx, "arm_rate_ctx2d", grad_y)
         return (grad_y.mul_(grad), None if grad_z is None else grad_z.mul_(grad), grad_flat.mul_(grad),
                 None, None, None, None, None, None, None)
 
