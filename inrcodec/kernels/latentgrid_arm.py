@@ -38,7 +38,6 @@ def arm_rate_reference(feats, y, layers, log2_range, use_kernel: bool | None = F
     return laplace_rate(y, mlp(feats, layers, use_kernel=use_kernel), log2_range, use_kernel=use_kernel)
 
 
-
 def _backward_once(ctx, name: str, grad_y) -> None:
     """The rate kernels keep their gradients from the forward and scale them in place in the backward, so the
     backward may run once per graph, and only on a forward that computed them."""
