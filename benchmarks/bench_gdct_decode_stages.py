@@ -63,7 +63,7 @@ def stages(data: bytes, repeats: int) -> tuple[dict, str]:
         base = t("gaussians_entropy", GaussianImage.decode, GaussianConfig(cfg.n_gaussians, cfg.layers), c.signal,
                  {"gaussians": c.sections["gaussians"]})
         h, w, ch = c.signal["shape"]
-        q, units, strength = t("dct_symbols", image_dct.decode_section, c.sections["dct"], h, w, ch)
+        q, units, strength, filters = t("dct_symbols", image_dct.decode_residual, c.sections["dct"], h, w, ch)
         with torch.no_grad():
             img = t("raster", lambda: GaussianImage.render(base).numpy())
         net = cls.decode(cfg, c.signal, c.sections)
@@ -78,6 +78,10 @@ def stages(data: bytes, repeats: int) -> tuple[dict, str]:
             out = t("deblock", fast_deblock, out, coded, *deblock.thresholds(int(units[0, 0]), strength))
         else:
             out = t("deblock", deblock.deblock, out, coded, int(units[0, 0]), strength)
+        if filters is not None:  # format 3's restoration filters (session 23)
+            from inrcodec.models import restore
+
+            out = t("restore", restore.apply, out, filters)
         nrm = t("to_normalized", net._normalized, out)  # not on the decode path where codec._exact_integers is
         t("from_normalized", Signal.from_normalized, nrm.numpy(), c.signal)
         t("decompress_total", decompress, data)

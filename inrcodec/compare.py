@@ -117,6 +117,7 @@ class InrcodecCodec(baselines.ImageCodec):
         result = compress(Signal(arr, kind="image"), self.model, bpp=quality, time_budget=self.time_budget,
                           seed=self.seed, steps=self.steps)
         self.last_report = dict(result.report)
+        self.last_data = result.data
         return result.data
 
     def _decode(self, data: bytes) -> np.ndarray:
@@ -336,6 +337,15 @@ def compare(signal: Signal | np.ndarray, codecs: Sequence[str] = DEFAULT_CODECS,
                      encode_cpu_s=rep.get("cpu_seconds"))
             if "search" in rep:  # an encoder-side search: each fit's coded result
                 p["search"] = rep["search"]
+            if model == "gaussian+dct":  # the same file without its restoration filters: a paired point
+                from .codec import decompress
+                from .models.gaussian_dct import without_restoration
+
+                plain = without_restoration(codec.last_data)
+                if plain is not None:
+                    rec = decompress(plain).data
+                    p["without_restoration"] = {"bytes": len(plain), "bpp": 8.0 * len(plain) / sig.num_pixels,
+                                                "psnr": metrics.psnr(sig.data, rec)}
             points.append(p)
             done += 1
         curves[codec.name] = sorted(points, key=lambda p: p["bpp"])

@@ -109,6 +109,24 @@ register_seed("gaussian-dct-image-ctx", _fit_maker("gaussian+dct", _tiny_image))
 register_seed("gaussian-dct-gray16-ctx", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
 
 
+def _restored(make: Callable[[], bytes]) -> Callable[[], bytes]:
+    """``make`` with the restoration filters forced (lambda 0: on the tiny image they would not pay for their
+    bytes), so that the file holds the ``dct`` section's format 3 (session 23)."""
+    def run() -> bytes:
+        from .models import restore
+
+        keep = restore.LAMBDA
+        restore.LAMBDA = 0.0
+        try:
+            return make()
+        finally:
+            restore.LAMBDA = keep
+    return run
+
+
+register_seed("gaussian-dct-image-restore", _restored(_fit_maker("gaussian+dct", _tiny_image)))
+
+
 def _gray16(sig):
     from .signal import Signal
 

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FormatError, InputError
-from . import image_dct, register, residual_loss
+from . import image_dct, register, residual_loss, restore
 from .gaussian import QAT_START, GaussianConfig, GaussianImage
 
 NAME = "gaussian+dct"
@@ -106,6 +106,10 @@ RD_MIX = 0.5  # the loss is (1 - RD_MIX) x MSE + RD_MIX x the residual's cost
 RD_MIN_STEPS = 3500
 # A fit governed by a time budget alone (codec.BUDGET_STEP_CAP steps) keeps the MSE too: not measured at equal time.
 RD_MAX_STEPS = 100_000
+# Restoration filters after the deblocking (``restore``: classified Wiener filters, VVC's ALF idea; the ``dct``
+# section's format 3), fitted per encode and written where they pay; 8-bit images (session 23, issue 13:
+# benchmarks/README.md "Classified restoration filters"). False writes format 2 as before.
+RESTORE = True
 OVERLAP = True  # decoder: residual symbols in a second thread when torch has 2+ threads (a switch for benchmarks)
 
 
@@ -113,6 +117,21 @@ def main_share(psnr_small: float, psnr_large: float) -> float:
     """The main fit's base share from the PSNRs of the probes at the small and the large share (SEARCH_SHARES)."""
     lead = psnr_small - psnr_large
     return SEARCH_SHARES[0] if lead > SMALL_MARGIN_DB else SEARCH_SHARES[1] if not lead > 0 else SEARCH_MIDDLE
+
+
+def without_restoration(data: bytes) -> bytes | None:
+    """The same file with its ``dct`` section in format 2 (the restoration filters left out), or None where the file
+    has none: what the encoder before session 23 wrote at the same residual step, for paired measurements."""
+    from ..container import Container, read_container, write_container
+
+    c = read_container(data)
+    dct = c.sections.get("dct", b"")
+    if c.model != NAME or not dct or dct[0] != image_dct.FORMAT_RESTORE:
+        return None
+    h, w, ch = (int(s) for s in c.signal["shape"])
+    q, units, strength = image_dct.decode_section(dct, h, w, ch)
+    sections = dict(c.sections, dct=image_dct.encode_section(q, units, strength))
+    return write_container(Container(c.signal, c.model, c.config, sections, c.extra))
 
 
 @dataclass
@@ -145,7 +164,8 @@ class GaussianDCT(GaussianImage):
         if self.channels not in (1, 3) or dtype not in (np.uint8, np.uint16):
             raise InputError(f"model {NAME!r} codes gray or RGB images of 8 or 16 bits, not {self.channels} "
                              f"channel(s) of {dtype}")
-        self._residual: tuple[np.ndarray, np.ndarray, int] | None = None  # decoded (symbols, units, strength)
+        # decoded (symbols, units, deblocking strength, restoration filters or None)
+        self._residual: tuple[np.ndarray, np.ndarray, int, dict | None] | None = None
         self._base_cache: tuple[bytes, np.ndarray] | None = None  # (gaussians section, decoded base integers)
         self._decoded_base_ints: np.ndarray | None = None  # decoder: the base drawn while the residual decoded
         self._section_cache: dict[float, bytes] = {}
@@ -298,8 +318,13 @@ class GaussianDCT(GaussianImage):
         if step not in self._section_cache:
             q, units = image_dct.quantise_raw(self._raw_coefficients(), step, rdoq=image_dct.RDOQ_LAMBDA,
                                               prices=image_dct.RDOQ_PRICES)
-            strength = image_dct.best_strength(self._image(), base, q, units)
-            self._section_cache = {step: image_dct.encode_section(q, units, strength)}  # the last one only
+            image = self._image()
+            strength = image_dct.best_strength(image, base, q, units)
+            filters = None
+            if RESTORE and image.dtype == np.uint8:
+                filters = restore.choose(image, image_dct.add(base, q, units, strength), step)
+            section = image_dct.encode_section(q, units, strength, filters=filters)
+            self._section_cache = {step: section}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}
 
     @classmethod
@@ -314,7 +339,7 @@ class GaussianDCT(GaussianImage):
         # and draws the Gaussians (the rasteriser runs without the GIL): the two halves of the decoder overlap.
         pool = ThreadPoolExecutor(1) if OVERLAP and sections["dct"] and torch.get_num_threads() > 1 else None
         try:
-            residual = pool.submit(image_dct.decode_section, sections["dct"], h, w, c) if pool else None
+            residual = pool.submit(image_dct.decode_residual, sections["dct"], h, w, c) if pool else None
             base = GaussianImage.decode(GaussianConfig(config.n_gaussians, config.layers), desc,
                                         {"gaussians": sections["gaussians"]})
             n = base.means.shape[0]
@@ -326,7 +351,9 @@ class GaussianDCT(GaussianImage):
                 model._decoded_base_ints = model._render_base_integers()
                 model._residual = residual.result()
             elif sections["dct"]:
-                model._residual = image_dct.decode_section(sections["dct"], h, w, c)
+                model._residual = image_dct.decode_residual(sections["dct"], h, w, c)
+            if model._residual is not None and model._residual[3] is not None and np.dtype(desc["dtype"]) != np.uint8:
+                raise FormatError(f"{NAME}: restoration filters in a residual of a {np.dtype(desc['dtype'])} image")
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -344,8 +371,8 @@ class GaussianDCT(GaussianImage):
         if self._residual is None:
             return None
         base = self._decoded_base_ints if self._decoded_base_ints is not None else self._render_base_integers()
-        q, units, strength = self._residual
-        return image_dct.add(base, q, units, strength)
+        q, units, strength, filters = self._residual
+        return image_dct.add(base, q, units, strength, filters)
 
     def render(self, shape=None, region=None):
         """While fitting (no residual): the Gaussians, as ``gaussian`` draws them. Decoded: the Gaussians rounded to

@@ -37,11 +37,12 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
 from ..kernels import dct_residual
-from . import coefcoder, deblock, mcdct, mcdct2, rdoq_ctx
+from . import coefcoder, deblock, mcdct, mcdct2, rdoq_ctx, restore
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
-FORMAT = 2  # written; 1 (mcdct2's symbol coding) is still decoded
-FORMATS = (1, 2)
+FORMAT = 2  # written without restoration filters; 1 (mcdct2's symbol coding) is still decoded
+FORMAT_RESTORE = 3  # format 2 plus the restoration filters (``restore``), written where they pay (8-bit images)
+FORMATS = (1, 2, 3)
 STEP_UNIT = 16
 MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
 # step of 64 still coded 0.13 bpp, so a 0.2 bpp file had no residual step that fit (it fell back to the base alone)
@@ -269,10 +270,18 @@ def _rgb_from_ycocg(y: np.ndarray, co: np.ndarray, cg: np.ndarray) -> list[np.nd
     return [t + co, y + cg, t - co]
 
 
-def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np.ndarray:
+def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int, filters: dict | None = None) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
-    block edges deblocked (8-bit images, ``strength`` > 0). The compiled kernel (``kernels.dct_residual``) where
-    there is one, else the numpy reference: the same integers."""
+    block edges deblocked (8-bit images, ``strength`` > 0); then the restoration ``filters`` (format 3, 8-bit
+    images; ``restore.apply``). The compiled kernels (``kernels.dct_residual``, ``kernels.restore``) where there
+    are, else the numpy references: the same integers."""
+    out = _add_deblocked(base, q, units, strength)
+    if filters is not None and out.dtype == np.uint8:
+        out = restore.apply(out, filters)
+    return out
+
+
+def _add_deblocked(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np.ndarray:
     out = dct_residual.inverse_add(base, q, _per_position(units), mcdct._zigzag(), T8, COEF_CLAMP, STAGE1_SHIFT,
                                    STAGE2_SHIFT, _level(base.dtype))
     if out is None:  # no compiled library: the numpy reference (the same integers)
@@ -322,7 +331,7 @@ def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.
     encoder choice, the section stores it (0 for 16-bit images, which are not deblocked)."""
     if image.dtype != np.uint8:
         return 0
-    undeblocked = add(base, q, units, 0)
+    undeblocked = _add_deblocked(base, q, units, 0)
     coded = np.any(q != 0, axis=(0, 3))
     rgb = undeblocked if image.shape[-1] == 3 else np.repeat(undeblocked, 3, axis=-1)
     ref = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
@@ -409,13 +418,27 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
     return np.ascontiguousarray(q)
 
 
-def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT) -> bytes:
+def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT,
+                   filters: bytes | None = None) -> bytes:
+    """The ``dct`` section; with ``filters`` (``restore.encode``'s bytes) format 3: format 2's header, a varint
+    length and the filters, then format 2's symbols."""
+    if filters is not None:
+        form = FORMAT_RESTORE
     head = bytes([form]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
+    if form == FORMAT_RESTORE:
+        head += varint(len(filters)) + filters
     return head + (encode_symbols(q) if form == 1 else coefcoder.encode(q))
 
 
 def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(symbols, units, deblock strength) of a ``dct`` section; FormatError on anything malformed."""
+    """(symbols, units, deblock strength) of a ``dct`` section (format 3's filters validated, left out: the
+    decoder reads them with ``decode_residual``); FormatError on anything malformed."""
+    return decode_residual(data, h, w, c)[:3]
+
+
+def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, dict | None]:
+    """(symbols, units, deblock strength, restoration filters or None) of a ``dct`` section; FormatError on
+    anything malformed."""
     if c not in (1, 3):
         raise FormatError(f"dct residual codes 1 or 3 channels, the image has {c}")
     if len(data) < 1 or data[0] not in FORMATS:
@@ -433,9 +456,16 @@ def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.
     pos += 1
     if strength > deblock.MAX_STRENGTH:
         raise FormatError(f"dct residual deblocking strength {strength} out of range")
+    filters = None
+    if data[0] == FORMAT_RESTORE:
+        size, pos = read_varint(data, pos, "dct residual: restoration filters are truncated", 3)
+        if size > len(data) - pos:
+            raise FormatError("dct residual: restoration filters are truncated")
+        filters = restore.decode(data[pos:pos + size], c)
+        pos += size
     by, bx = grid(h, w)
     q = decode_symbols(data[pos:], c, by, bx) if data[0] == 1 else coefcoder.decode(data[pos:], c, by, bx)
-    return q, np.array(units, np.int64).reshape(c, 2), int(strength)
+    return q, np.array(units, np.int64).reshape(c, 2), int(strength), filters
 
 
 def code_residual(image: np.ndarray, base: np.ndarray, step: float, variant: str = "imgdct", **kw):

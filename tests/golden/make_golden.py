@@ -89,9 +89,14 @@ def parse_digest(data: bytes) -> str:
         if c.sections.get("dct"):  # gaussian+dct's residual: its integer symbols and steps
             from inrcodec.models import image_dct
 
-            q, units, _ = image_dct.decode_section(c.sections["dct"], hh, ww, nc)
+            q, units, _, filters = image_dct.decode_residual(c.sections["dct"], hh, ww, nc)
             _h(h, q.astype(np.int32))  # the values, whatever integer type the decoder holds them in
             _h(h, units)
+            if filters is not None:  # format 3's restoration filters (files of formats 1 and 2 hash as before)
+                h.update(json.dumps({k: filters[k] for k in ("shape", "shift", "n_act", "n_dir", "thresholds")}).encode())
+                for coefs, mapping in zip(filters["coefs"], filters["maps"]):
+                    _h(h, np.asarray(coefs, np.int64))
+                    _h(h, np.asarray(mapping, np.int64))
     else:
         _, net = load_representation(data)
         for name, p in net.named_parameters():

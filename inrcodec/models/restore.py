@@ -1,0 +1,338 @@
+"""Restoration filters after ``gaussian+dct``'s residual and deblocking: VVC's ALF idea, classified Wiener filters.
+
+Why (issue 13, session 23; benchmarks/README.md "Classified restoration filters"): what the DCT residual leaves
+(ringing, blur of edges it coded coarsely) differs by the local structure; one least-squares filter per channel
+gained -0.5 to -1 % BD-rate (session 21), a filter per class of local structure gains more (measured on the lab's
+cached bases of kodim01/03/05/07).
+
+Classes, per 4x4 block, from the *decoded* image (the decoder has it): on the luma proxy ``L = (R + 2G + B + 2) >> 2``
+(gray: the plane) the sums over the block of |2L - two neighbours| vertically (V), horizontally (H) and along both
+diagonals (D0, D1), edges replicated; activity ``V + H`` in ``n_act`` levels at thresholds the stream carries (the
+encoder takes quantiles of the image's activity); direction (``n_dir`` 5) by VVC's ratio test: texture where
+max/min <= 2 for both pairs, else the pair of larger ratio (compared by cross-multiplication, integers) and the
+larger of it: 1 V > H, 2 H >= V, 3 D0 > D1, 4 D1 >= D0. Class = direction x n_act + activity.
+
+Filter, per channel and class (classes share filters through a map the stream carries): a point-symmetric,
+DC-preserving diamond (``SHAPES``: 7x7, 12 taps, or 5x5, 6 taps) on the channel's own decoded plane:
+``out = clip(x + ((sum_k c_k (x[p + o_k] + x[p - o_k] - 2 x[p]) + 2^(shift-1)) >> shift), 0, 255)``, edges
+replicated, every output from the unfiltered image; integer coefficients, int32 sums (< 2^24), an arithmetic shift:
+the same integers on every machine (``kernels.restore``, compiled; ``apply_reference`` here, numpy).
+
+Encoder (``fit``): per channel least squares per class (float), greedy merging of classes into filters by
+SSE + lambda x bits (lambda from the residual's luma step, ``LAMBDA`` x step^2 per bit), coefficients rounded to
+integers; then the decision on the real error after integer filtering: a filter whose pixels do not gain more
+than its bits are worth is switched off (zeros), and a channel whose filters all are off codes none.
+
+Stream (inside the ``dct`` section, format 3, ``image_dct``): byte shape, byte shift, byte n_act, byte n_dir,
+``n_act - 1`` varint thresholds (non-decreasing), per channel a byte: its number of filters (0: none); then a varint
+length and the ``encode_ints`` blob of every filter's coefficients (channel by channel, filter by filter, tap by
+tap), then (where a channel has 2 or more filters) the ``encode_ints`` blob of those channels' class maps. 8-bit
+images only (16-bit ones write format 2, no filter).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..entropy import decode_ints, encode_ints
+from ..entropy._bytes import read_varint, varint
+from ..errors import FormatError
+
+# one offset of each symmetric pair (as the compiled kernel's table)
+SHAPES = (
+    ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0)),
+    ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0), (1, 2), (2, 1), (2, -1), (1, -2), (0, 3), (3, 0)),
+)
+BLOCK = 4
+N_DIRS = (1, 5)
+MAX_ACT = 16
+MIN_SHIFT, MAX_SHIFT = 1, 12
+COEF_MAX = 1023  # |coefficient|: 12 x 1023 x 1020 < 2^24, int32 sums
+MAX_THRESHOLD = 1 << 15  # activity of a block <= 16 pixels x 2 x 510
+# Encoder choices (the stream carries them), measured in the lab (benchmarks/gdct_restore_lab.py):
+SHAPE = 1
+SHIFT = 8
+N_ACT = 5
+N_DIR = 5
+LAMBDA = 0.3  # SSE (8-bit levels^2, one channel) per bit = LAMBDA x luma step^2
+COEF_BITS = 5.0  # the merging's estimate of a coefficient's bits
+
+
+def _luma(img: np.ndarray) -> np.ndarray:
+    x = img.astype(np.int32)
+    if x.shape[-1] == 1:
+        return x[..., 0]
+    return (x[..., 0] + 2 * x[..., 1] + x[..., 2] + 2) >> 2
+
+
+def block_stats(img: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(V, H, D0, D1): sums of the luma proxy's absolute second differences over each 4x4 block (by, bx), int64,
+    over the block's pixels inside the image, edges replicated."""
+    lum = _luma(img)
+    h, w = lum.shape
+    p = np.pad(lum, 1, mode="edge")
+    c = 2 * lum
+    lap = (np.abs(c - p[:-2, 1:-1] - p[2:, 1:-1]), np.abs(c - p[1:-1, :-2] - p[1:-1, 2:]),
+           np.abs(c - p[:-2, :-2] - p[2:, 2:]), np.abs(c - p[:-2, 2:] - p[2:, :-2]))
+    by, bx = -(-h // BLOCK), -(-w // BLOCK)
+    out = []
+    for a in lap:
+        a = np.pad(a, ((0, by * BLOCK - h), (0, bx * BLOCK - w)))  # zeros: only pixels inside count
+        out.append(a.reshape(by, BLOCK, bx, BLOCK).sum((1, 3), dtype=np.int64))
+    return tuple(out)
+
+
+def activity(img: np.ndarray) -> np.ndarray:
+    v, h, _, _ = block_stats(img)
+    return v + h
+
+
+def classify(img: np.ndarray, thresholds, n_act: int, n_dir: int) -> np.ndarray:
+    """Class of each 4x4 block (by, bx) int64 in [0, n_act x n_dir)."""
+    v, h, d0, d1 = block_stats(img)
+    a = np.searchsorted(np.asarray(thresholds, np.int64), v + h, side="right")
+    if n_dir == 1:
+        return a
+    hv_max, hv_min = np.maximum(v, h), np.minimum(v, h)
+    dg_max, dg_min = np.maximum(d0, d1), np.minimum(d0, d1)
+    texture = (hv_max <= 2 * hv_min) & (dg_max <= 2 * dg_min)
+    hv_wins = hv_max * dg_min > dg_max * hv_min
+    d = np.where(texture, 0, np.where(hv_wins, np.where(v > h, 1, 2), np.where(d0 > d1, 3, 4)))
+    return d * n_act + a
+
+
+def _pixel_classes(cls: np.ndarray, h: int, w: int) -> np.ndarray:
+    return np.repeat(np.repeat(cls, BLOCK, 0), BLOCK, 1)[:h, :w]
+
+
+def _features(x: np.ndarray, shape: int) -> np.ndarray:
+    """(h, w) int32 plane -> (taps, h, w) int32: x[p + o] + x[p - o] - 2 x[p] per offset, edges replicated."""
+    offs = SHAPES[shape]
+    r = max(max(abs(a), abs(b)) for a, b in offs)
+    pad = np.pad(x, r, mode="edge")
+    h, w = x.shape
+    out = np.empty((len(offs), h, w), np.int32)
+    for k, (dy, dx) in enumerate(offs):
+        np.add(pad[r + dy:r + dy + h, r + dx:r + dx + w], pad[r - dy:r - dy + h, r - dx:r - dx + w], out=out[k])
+        out[k] -= 2 * x
+    return out
+
+
+def _filter_plane(x: np.ndarray, per_class: np.ndarray, pcls: np.ndarray, shape: int, shift: int) -> np.ndarray:
+    """One channel (h, w) int32 through the filter of each pixel's class (per_class (n_cls, taps) int)."""
+    f = _features(x, shape)
+    acc = np.zeros(x.shape, np.int32)
+    coef = per_class.astype(np.int32)[pcls]  # (h, w, taps)
+    for k in range(f.shape[0]):
+        acc += f[k] * coef[..., k]
+    return np.clip(x + ((acc + (1 << (shift - 1))) >> shift), 0, 255)
+
+
+def apply_reference(img: np.ndarray, params: dict) -> np.ndarray:
+    """The decoder's filtering in numpy (the compiled kernel's reference): ``img`` (h, w, c) uint8 -> a new array."""
+    h, w, c = img.shape
+    pcls = _pixel_classes(classify(img, params["thresholds"], params["n_act"], params["n_dir"]), h, w)
+    out = img.copy()
+    for ch in range(c):
+        per_class = per_class_coefs(params, ch)
+        if per_class.any():
+            out[..., ch] = _filter_plane(img[..., ch].astype(np.int32), per_class, pcls, params["shape"],
+                                         params["shift"])
+    return out
+
+
+def per_class_coefs(params: dict, ch: int) -> np.ndarray:
+    """(n_cls, taps) coefficients of channel ``ch`` per class (zeros where the channel codes no filter)."""
+    n_cls = params["n_act"] * params["n_dir"]
+    taps = len(SHAPES[params["shape"]])
+    coefs, mapping = params["coefs"][ch], params["maps"][ch]
+    if len(coefs) == 0:
+        return np.zeros((n_cls, taps), np.int64)
+    return np.asarray(coefs, np.int64)[mapping]
+
+
+def apply(img: np.ndarray, params: dict) -> np.ndarray:
+    """The decoder's filtering: the compiled kernel where there is one, else ``apply_reference`` (same integers)."""
+    from ..kernels import restore as kernel
+
+    out = kernel.apply(img, params)
+    return apply_reference(img, params) if out is None else out
+
+
+# -- encoder ---------------------------------------------------------------------------------------------------
+def _class_stats(f: np.ndarray, t: np.ndarray, cls: np.ndarray, n_cls: int):
+    """Per class: A = F F^t (taps, taps), b = F t, e = t.t, of features f (taps, n) and target t (n,)."""
+    order = np.argsort(cls, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(np.bincount(cls, minlength=n_cls))])
+    fs, ts = f[:, order], t[order]
+    taps = f.shape[0]
+    A, b, e = np.zeros((n_cls, taps, taps)), np.zeros((n_cls, taps)), np.zeros(n_cls)
+    for k in range(n_cls):
+        fk, tk = fs[:, starts[k]:starts[k + 1]], ts[starts[k]:starts[k + 1]]
+        A[k], b[k], e[k] = fk @ fk.T, fk @ tk, tk @ tk
+    return A, b, e
+
+
+def _solve(A: np.ndarray, b: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(least-squares residual energy, coefficients) of stacked groups (ridge 1e-6 of the trace: flat classes)."""
+    eye = np.eye(A.shape[-1])
+    reg = (1e-6 * np.trace(A, axis1=-2, axis2=-1) + 1e-9)[..., None, None] * eye
+    c = np.linalg.solve(A + reg, b[..., None])[..., 0]
+    return e - np.einsum("...i,...i->...", b, c), c
+
+
+def _merge(A: np.ndarray, b: np.ndarray, e: np.ndarray, lam: float) -> np.ndarray:
+    """Class -> filter map minimising SSE + lam x estimated bits, by greedy merging of the pair that costs least."""
+    n_cls, taps = b.shape
+    groups = [[k] for k in range(n_cls)]
+    GA, Gb, Ge = list(A), list(b), list(e)
+    sse = list(_solve(A, b, e)[0])
+    best_cost, best = None, None
+    while True:
+        n = len(groups)
+        cost = sum(sse) + lam * (n * taps * COEF_BITS + (n_cls * np.log2(n) if n > 1 else 0.0))
+        if best_cost is None or cost < best_cost:
+            best_cost, best = cost, [list(g) for g in groups]
+        if n == 1:
+            break
+        ii, jj = np.triu_indices(n, 1)
+        ga, gb, ge = np.array(GA), np.array(Gb), np.array(Ge)
+        a2, b2, e2 = ga[ii] + ga[jj], gb[ii] + gb[jj], ge[ii] + ge[jj]
+        s2 = _solve(a2, b2, e2)[0]
+        m = int(np.argmin(s2 - np.asarray(sse)[ii] - np.asarray(sse)[jj]))
+        i, j = int(ii[m]), int(jj[m])
+        groups[i] += groups[j]
+        GA[i], Gb[i], Ge[i], sse[i] = a2[m], b2[m], e2[m], s2[m]
+        for lst in (groups, GA, Gb, Ge, sse):
+            del lst[j]
+    mapping = np.zeros(n_cls, np.int64)
+    for g, members in enumerate(best):
+        mapping[members] = g
+    return mapping
+
+
+def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int | None = None, shift: int | None = None,
+        n_act: int | None = None, n_dir: int | None = None, lam: float | None = None) -> dict | None:
+    """The filters for ``decoded`` (h, w, c) uint8 towards ``original``, or None where none pays. ``step``: the
+    residual's luma step (8-bit levels), which sets lambda (``lam`` x step^2 per bit). Unset arguments: the
+    module's constants (SHAPE, SHIFT, N_ACT, N_DIR, LAMBDA) as they are at the call."""
+    shape = SHAPE if shape is None else int(shape)
+    shift = SHIFT if shift is None else int(shift)
+    n_act = N_ACT if n_act is None else int(n_act)
+    n_dir = N_DIR if n_dir is None else int(n_dir)
+    lam = LAMBDA if lam is None else lam
+    h, w, c = decoded.shape
+    n_cls = n_act * n_dir
+    taps = len(SHAPES[shape])
+    qs = np.linspace(0.0, 1.0, n_act + 1)[1:-1]
+    thresholds = [int(min(t, MAX_THRESHOLD)) for t in np.quantile(activity(decoded), qs)] if n_act > 1 else []
+    params = {"shape": shape, "shift": shift, "n_act": n_act, "n_dir": n_dir, "thresholds": thresholds,
+              "coefs": [], "maps": []}
+    pcls = _pixel_classes(classify(decoded, thresholds, n_act, n_dir), h, w)
+    flat = pcls.ravel()
+    lam_bits = lam * step * step
+    for ch in range(c):
+        x = decoded[..., ch].astype(np.int32)
+        f = _features(x, shape).reshape(taps, -1).astype(np.float64)
+        ref = original[..., ch].astype(np.int64)
+        t = (ref - x).ravel().astype(np.float64)
+        A, b, e = _class_stats(f, t, flat, n_cls)
+        mapping = _merge(A, b, e, lam_bits)
+        n = int(mapping.max()) + 1
+        coefs = np.zeros((n, taps), np.int64)
+        for g in range(n):
+            sel = mapping == g
+            coefs[g] = np.clip(np.rint(_solve(A[sel].sum(0), b[sel].sum(0), e[sel].sum())[1] * (1 << shift)),
+                               -COEF_MAX, COEF_MAX)
+        # the decision on the real error after the integer filter: a filter that does not pay for its bits is off
+        y = _filter_plane(x, coefs[mapping], pcls, shape, shift)
+        gain = np.bincount(mapping[flat], weights=((ref - x) ** 2 - (ref - y) ** 2).ravel(), minlength=n)
+        bits = (2 * np.log2(np.abs(coefs) + 1) + 1).sum(1)
+        coefs[gain <= lam_bits * bits] = 0
+        if not coefs.any():
+            coefs, mapping = np.zeros((0, taps), np.int64), np.zeros(n_cls, np.int64)
+        elif n > 1:  # renumber the filters left, dropping unused ones
+            used, mapping = np.unique(mapping, return_inverse=True)
+            coefs = coefs[used]
+        params["coefs"].append(coefs)
+        params["maps"].append(mapping.astype(np.int64))
+    if not any(len(cf) for cf in params["coefs"]):
+        return None
+    return params
+
+
+def choose(original: np.ndarray, decoded: np.ndarray, step: float, **kw) -> bytes | None:
+    """``encode``'s bytes of the filters ``fit`` finds, or None where they do not pay for their bytes on the real
+    error of the decoder's integer filtering (``lam`` x step^2 per bit)."""
+    params = fit(original, decoded, step, **kw)
+    if params is None:
+        return None
+    blob = encode(params)
+    out = apply(decoded, decode(blob, decoded.shape[-1]))
+    ref = original.astype(np.int64)
+    gain = int(((ref - decoded) ** 2).sum()) - int(((ref - out) ** 2).sum())
+    lam = LAMBDA if kw.get("lam") is None else kw["lam"]
+    return blob if gain > lam * step * step * 8 * (len(blob) + 1) else None
+
+
+# -- stream ----------------------------------------------------------------------------------------------------
+def encode(params: dict) -> bytes:
+    head = bytes([params["shape"], params["shift"], params["n_act"], params["n_dir"]])
+    head += b"".join(varint(int(t)) for t in params["thresholds"])
+    head += bytes([len(cf) for cf in params["coefs"]])
+    coefs = np.concatenate([np.asarray(cf, np.int64).ravel() for cf in params["coefs"]])
+    blob = encode_ints(coefs)
+    out = head + varint(len(blob)) + blob
+    maps = [m for cf, m in zip(params["coefs"], params["maps"]) if len(cf) > 1]
+    if maps:
+        out += encode_ints(np.concatenate(maps))
+    return out
+
+
+def decode(data: bytes, channels: int) -> dict:
+    """Filters of ``encode``'s stream for an image of ``channels`` channels; FormatError on anything malformed."""
+    if len(data) < 4:
+        raise FormatError("restoration filters: header is truncated")
+    shape, shift, n_act, n_dir = data[0], data[1], data[2], data[3]
+    if shape >= len(SHAPES) or not MIN_SHIFT <= shift <= MAX_SHIFT or not 1 <= n_act <= MAX_ACT or n_dir not in N_DIRS:
+        raise FormatError("restoration filters: bad shape, shift or class counts")
+    pos, thresholds = 4, []
+    for _ in range(n_act - 1):
+        t, pos = read_varint(data, pos, "restoration filters: thresholds are truncated", 3)
+        if t > MAX_THRESHOLD or (thresholds and t < thresholds[-1]):
+            raise FormatError("restoration filters: bad activity thresholds")
+        thresholds.append(t)
+    n_cls, taps = n_act * n_dir, len(SHAPES[shape])
+    if pos + channels > len(data):
+        raise FormatError("restoration filters: header is truncated")
+    counts = list(data[pos:pos + channels])
+    pos += channels
+    if any(n > n_cls for n in counts) or not any(counts):
+        raise FormatError("restoration filters: bad number of filters")
+    size, pos = read_varint(data, pos, "restoration filters: truncated", 3)
+    if pos + size > len(data):
+        raise FormatError("restoration filters: coefficients are truncated")
+    coefs = decode_ints(data[pos:pos + size], sum(counts) * taps).astype(np.int64)
+    pos += size
+    if coefs.size and int(np.abs(coefs).max()) > COEF_MAX:
+        raise FormatError("restoration filters: coefficient out of range")
+    multi = [n for n in counts if n > 1]
+    if multi:
+        maps = decode_ints(data[pos:], len(multi) * n_cls).astype(np.int64).reshape(len(multi), n_cls)
+    elif pos != len(data):
+        raise FormatError("restoration filters: trailing bytes")
+    params = {"shape": int(shape), "shift": int(shift), "n_act": int(n_act), "n_dir": int(n_dir),
+              "thresholds": thresholds, "coefs": [], "maps": []}
+    k = m = 0
+    for n in counts:
+        params["coefs"].append(coefs[k:k + n * taps].reshape(n, taps))
+        k += n * taps
+        if n > 1:
+            mp = maps[m]
+            m += 1
+            if mp.min() < 0 or mp.max() >= n:
+                raise FormatError("restoration filters: class map names a missing filter")
+        else:
+            mp = np.zeros(n_cls, np.int64)
+        params["maps"].append(mp)
+    return params
