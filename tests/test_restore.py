@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_gaussian_dct import textured
 
 from inrcodec import compress, decompress
@@ -167,3 +169,35 @@ def test_16bit_files_refuse_filters():
     cfg = GaussianDCTConfig(**{k: c.config[k] for k in ("n_gaussians", "layers", "base_share")})
     with pytest.raises(FormatError):
         GaussianDCT.decode(cfg, c.signal, {"gaussians": c.sections["gaussians"], "dct": forged})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(blob=st.binary(max_size=200), channels=st.sampled_from([1, 3]))
+def test_decode_on_garbage_is_a_format_error_or_a_valid_filter_set(blob, channels):
+    try:
+        params = restore.decode(blob, channels)
+    except FormatError:
+        return
+    img = np.arange(5 * 6 * channels, dtype=np.uint8).reshape(5, 6, channels)
+    assert np.array_equal(restore.apply(img, params), restore.apply_reference(img, params))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(cut=st.integers(0, 10_000), byte=st.integers(0, 255), drop=st.booleans())
+def test_damaged_format_3_sections_fail_cleanly(cut, byte, drop):
+    """A format-3 ``dct`` section with one byte changed or cut short: a FormatError, or some valid residual."""
+    rng = np.random.default_rng(0)
+    q = np.zeros((3, 3, 4, 64), np.int32)
+    q[:, :, :, :3] = rng.integers(-3, 4, (3, 3, 4, 3))
+    units = image_dct.step_units(8.0, 3)
+    blob = restore.encode(_random_params(rng, 3, 1, 5, 5, 8))
+    section = bytearray(image_dct.encode_section(q, units, 12, filters=blob))
+    i = cut % len(section)
+    if drop:
+        del section[i:]
+    else:
+        section[i] = byte
+    try:
+        image_dct.decode_residual(bytes(section), 24, 32, 3)
+    except FormatError:
+        pass
