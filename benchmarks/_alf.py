@@ -165,7 +165,8 @@ def _apply_plane(x: np.ndarray, coefs: np.ndarray, shape: int, pcls: np.ndarray,
 
 
 def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int = 1, n_act: int = 5, n_dir: int = N_DIR,
-        lam: float = 0.3, coef_bits: float = 5.0, shift: int = 8, cmax: int = 255, clip: int = 0, **_):
+        lam: float = 0.3, coef_bits: float = 5.0, shift: int = 8, cmax: int = 255, clip: int = 0, ctu: int = 0,
+        **_):
     """Classified filters per channel. lam: SSE per bit = lam x step^2 (the residual's RD slope, roughly)."""
     h, w, c = decoded.shape
     n_cls = n_act * (n_dir if n_dir == N_DIR else 1)
@@ -174,32 +175,47 @@ def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int = 1, 
     flat_cls = pcls.ravel()
     taps = len(r1.SHAPES[shape])
     out = {"shape": shape, "thresholds": thr, "n_act": n_act, "n_dir": n_dir, "shift": shift, "channels": [],
-           "clip": clip}
+           "clip": clip, "ctu": ctu}
     lam_bits = lam * step * step
     for ch in range(c):
         x = decoded[..., ch].astype(np.int32)
         f = _feat(x, shape, clip).reshape(taps, -1).astype(np.float64)
         t = original[..., ch].astype(np.float64).ravel() - x.ravel()
-        A, b, e, counts = _class_stats(f, t, flat_cls, n_cls)
-        mapping, n = merge(A, b, e, lam_bits, coef_bits, n_cls)
-        coefs = np.zeros((n, taps), np.int64)
-        for g in range(n):
-            sel = mapping == g
-            cg = _sse(A[sel].sum(0), b[sel].sum(0), e[sel].sum())[1]
-            coefs[g] = np.clip(np.rint(cg * (1 << shift)), -cmax, cmax)
-        # the decision on the real error after integer filtering: a group that does not pay is switched off
-        y = _apply_plane(x, coefs, shape, pcls, mapping, shift, clip)
-        err_new = (original[..., ch].astype(np.int64) - y) ** 2
-        err_old = (original[..., ch].astype(np.int64) - x) ** 2
-        gpix = mapping[pcls]
-        gain = np.bincount(gpix.ravel(), weights=(err_old - err_new).ravel(), minlength=n)
-        nz_bits = np.array([np.sum(np.log2(np.abs(coefs[g]) + 1) * 2 + 1) for g in range(n)])
-        for g in range(n):
-            if gain[g] <= lam_bits * nz_bits[g]:
-                coefs[g] = 0
+        ref = original[..., ch].astype(np.int64)
+        err_old = (ref - x) ** 2
+        mask = None
+        for it in range(2 if ctu else 1):
+            sel = slice(None) if mask is None else mask.ravel()
+            A, b, e, counts = _class_stats(f[:, sel], t[sel], flat_cls[sel], n_cls)
+            mapping, n = merge(A, b, e, lam_bits, coef_bits, n_cls)
+            coefs = np.zeros((n, taps), np.int64)
+            for g in range(n):
+                gs = mapping == g
+                cg = _sse(A[gs].sum(0), b[gs].sum(0), e[gs].sum())[1]
+                coefs[g] = np.clip(np.rint(cg * (1 << shift)), -cmax, cmax)
+            # the decision on the real error after integer filtering: a group that does not pay is switched off
+            y = _apply_plane(x, coefs, shape, pcls, mapping, shift, clip)
+            err_new = (ref - y) ** 2
+            dgain = err_old - err_new
+            gpix = mapping[pcls]
+            w_ = dgain if mask is None else dgain * mask
+            gain = np.bincount(gpix.ravel(), weights=w_.ravel(), minlength=n)
+            nz_bits = np.array([np.sum(np.log2(np.abs(coefs[g]) + 1) * 2 + 1) for g in range(n)])
+            for g in range(n):
+                if gain[g] <= lam_bits * nz_bits[g]:
+                    coefs[g] = 0
+            flags = None
+            if ctu:  # per CTU on/off where the filter loses (or gains less than the flag's bit)
+                y = _apply_plane(x, coefs, shape, pcls, mapping, shift, clip)
+                dgain = err_old - (ref - y) ** 2
+                cy, cx = -(-h // ctu), -(-w // ctu)
+                pad = np.pad(dgain, ((0, cy * ctu - h), (0, cx * ctu - w)))
+                cg_ = pad.reshape(cy, ctu, cx, ctu).sum((1, 3))
+                flags = cg_ > lam_bits
+                mask = np.repeat(np.repeat(flags, ctu, 0), ctu, 1)[:h, :w]
         if not coefs.any():
             n, mapping, coefs = 1, np.zeros(n_cls, np.int64), np.zeros((1, taps), np.int64)
-        out["channels"].append({"mapping": mapping, "coefs": coefs})
+        out["channels"].append({"mapping": mapping, "coefs": coefs, "flags": flags})
     return out
 
 
@@ -210,8 +226,13 @@ def apply(decoded: np.ndarray, params: dict) -> np.ndarray:
     out = decoded.copy()
     for ch, p in enumerate(params["channels"]):
         if p["coefs"].any():
-            out[..., ch] = _apply_plane(decoded[..., ch].astype(np.int32), p["coefs"], params["shape"], pcls,
-                                        p["mapping"], params["shift"], params.get("clip", 0))
+            y = _apply_plane(decoded[..., ch].astype(np.int32), p["coefs"], params["shape"], pcls,
+                             p["mapping"], params["shift"], params.get("clip", 0))
+            if p.get("flags") is not None:
+                ctu = params["ctu"]
+                on = np.repeat(np.repeat(p["flags"], ctu, 0), ctu, 1)[:h, :w]
+                y = np.where(on, y, decoded[..., ch])
+            out[..., ch] = y
     return out
 
 
@@ -223,6 +244,10 @@ def encode(params: dict) -> bytes:
     for p in params["channels"]:
         n = p["coefs"].shape[0] if p["coefs"].any() else 0
         body += bytes([n])
+        if n and p.get("flags") is not None and not p["flags"].all():  # a presence byte, then one bit per CTU
+            body += bytes([1]) + np.packbits(p["flags"].ravel()).tobytes()
+        elif n and p.get("flags") is not None:
+            body += bytes([0])
         if n:
             coefs.append(p["coefs"].ravel())
             if n > 1:

@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", default="kodim03,kodim07")
     ap.add_argument("--ours", default="benchmarks/results/gaussian_dct_kodak_rd_medium1000_{stem}.json")
-    ap.add_argument("--theirs", default="benchmarks/results/gaussian_kodak_rd_medium1000_{stem}.json")
+    ap.add_argument("--theirs", default="benchmarks/results/gaussian_kodak_rd_medium1000_{stem}.json",
+                    help="'paired': the points of --ours without their restoration filters (session 23's files)")
     ap.add_argument("--theirs-curve", default=THEIRS, help="curve name in --theirs (e.g. inrcodec-gaussian+dct "
                     "to compare two gaussian+dct runs)")
     ap.add_argument("--theirs-label", default="gaussian")
@@ -48,7 +49,10 @@ def main(argv=None) -> int:
            "per_image": {}}
     for stem in args.images.split(","):
         ours = json.loads((ROOT / args.ours.format(stem=stem)).read_text())["per_image"][stem]["curves"]
-        theirs = json.loads((ROOT / args.theirs.format(stem=stem)).read_text())["per_image"][stem]["curves"]
+        if args.theirs == "paired":  # the same files without their restoration filters (compare.py records them)
+            theirs = {args.theirs_curve: [{**p, **p.get("without_restoration", {})} for p in ours[OURS]]}
+        else:
+            theirs = json.loads((ROOT / args.theirs.format(stem=stem)).read_text())["per_image"][stem]["curves"]
         row = {"bd_rate_vs": {args.theirs_label: metrics.bd_rate(curve(theirs[args.theirs_curve]), curve(ours[OURS]))}}
         for base in ("jpeg", "webp", "avif"):
             if base in ours:
