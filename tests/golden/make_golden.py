@@ -93,7 +93,8 @@ def parse_digest(data: bytes) -> str:
             _h(h, q.astype(np.int32))  # the values, whatever integer type the decoder holds them in
             _h(h, units)
             if filters is not None:  # format 3's restoration filters (files of formats 1 and 2 hash as before)
-                h.update(json.dumps({k: filters[k] for k in ("shape", "shift", "n_act", "n_dir", "thresholds")}).encode())
+                head = {k: filters[k] for k in ("shape", "shift", "n_act", "n_dir", "thresholds")}
+                h.update(json.dumps(head).encode())
                 for coefs, mapping in zip(filters["coefs"], filters["maps"]):
                     _h(h, np.asarray(coefs, np.int64))
                     _h(h, np.asarray(mapping, np.int64))
