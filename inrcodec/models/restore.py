@@ -55,7 +55,7 @@ MAX_THRESHOLD = 1 << 15  # activity of a block <= 16 pixels x 2 x 510
 SHAPE = 1  # 7x7; 5x5: -1.75 % vs -2.01 % (k01 env); a 9x9 diamond: -2.20 vs -2.30 % (3 images), 2x the fit's CPU
 SHIFT = 8  # 1/128 with |c| <= 127: -1.88 % (k01 env)
 N_ACT = 5  # 3 / 8 levels: -1.98 % (k01 env) / -2.09 vs -2.04 % (4 images' envelope)
-N_DIR = 5  # one direction (5 classes): -2.3 vs -3.4 % (kodim07 over a 0.2 bpp base, 3 steps)
+N_DIR = 5  # one direction: -2.3 vs -3.4 % (kodim07, 0.2 bpp base, 3 steps: gdct_restore_lab_smoke_*)
 LAMBDA = 0.3  # SSE (8-bit levels^2, one channel) per bit = LAMBDA x luma step^2; 0.1 / 1.0: -2.06 / -1.68 % (k01 env)
 COEF_BITS = 5.0  # the merging's estimate of a coefficient's bits
 
