@@ -156,9 +156,19 @@ def _feat(x: np.ndarray, shape: int, clip: int = 0) -> np.ndarray:
     return out
 
 
+def _cross(decoded: np.ndarray, ch: int, n: int) -> np.ndarray | None:
+    """CC-ALF-like taps: the other channels' second differences along the first ``n`` offsets (0: none)."""
+    if not n or decoded.shape[-1] == 1:
+        return None
+    others = [decoded[..., k].astype(np.int32) for k in range(decoded.shape[-1]) if k != ch]
+    return np.concatenate([r1._features(o, 0)[:n] for o in others])
+
+
 def _apply_plane(x: np.ndarray, coefs: np.ndarray, shape: int, pcls: np.ndarray, mapping: np.ndarray,
-                 shift: int, clip: int = 0) -> np.ndarray:
+                 shift: int, clip: int = 0, cross: np.ndarray | None = None) -> np.ndarray:
     f = _feat(x, shape, clip)  # (taps, h, w) int32
+    if cross is not None:
+        f = np.concatenate([f, cross])
     per_pixel = coefs[mapping[pcls]]  # (h, w, taps)
     acc = np.einsum("khw,hwk->hw", f.astype(np.int64), per_pixel.astype(np.int64))
     return np.clip(x + ((acc + (1 << (shift - 1))) >> shift), 0, 255)
@@ -166,7 +176,7 @@ def _apply_plane(x: np.ndarray, coefs: np.ndarray, shape: int, pcls: np.ndarray,
 
 def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int = 1, n_act: int = 5, n_dir: int = N_DIR,
         lam: float = 0.3, coef_bits: float = 5.0, shift: int = 8, cmax: int = 255, clip: int = 0, ctu: int = 0,
-        **_):
+        cross: int = 0, **_):
     """Classified filters per channel. lam: SSE per bit = lam x step^2 (the residual's RD slope, roughly)."""
     h, w, c = decoded.shape
     n_cls = n_act * (n_dir if n_dir == N_DIR else 1)
@@ -175,11 +185,16 @@ def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int = 1, 
     flat_cls = pcls.ravel()
     taps = len(r1.SHAPES[shape])
     out = {"shape": shape, "thresholds": thr, "n_act": n_act, "n_dir": n_dir, "shift": shift, "channels": [],
-           "clip": clip, "ctu": ctu}
+           "clip": clip, "ctu": ctu, "cross": cross}
     lam_bits = lam * step * step
     for ch in range(c):
         x = decoded[..., ch].astype(np.int32)
-        f = _feat(x, shape, clip).reshape(taps, -1).astype(np.float64)
+        xc = _cross(decoded, ch, cross)
+        f = _feat(x, shape, clip)
+        if xc is not None:
+            f = np.concatenate([f, xc])
+        taps = f.shape[0]
+        f = f.reshape(taps, -1).astype(np.float64)
         t = original[..., ch].astype(np.float64).ravel() - x.ravel()
         ref = original[..., ch].astype(np.int64)
         err_old = (ref - x) ** 2
@@ -194,7 +209,7 @@ def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int = 1, 
                 cg = _sse(A[gs].sum(0), b[gs].sum(0), e[gs].sum())[1]
                 coefs[g] = np.clip(np.rint(cg * (1 << shift)), -cmax, cmax)
             # the decision on the real error after integer filtering: a group that does not pay is switched off
-            y = _apply_plane(x, coefs, shape, pcls, mapping, shift, clip)
+            y = _apply_plane(x, coefs, shape, pcls, mapping, shift, clip, xc)
             err_new = (ref - y) ** 2
             dgain = err_old - err_new
             gpix = mapping[pcls]
@@ -206,7 +221,7 @@ def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int = 1, 
                     coefs[g] = 0
             flags = None
             if ctu:  # per CTU on/off where the filter loses (or gains less than the flag's bit)
-                y = _apply_plane(x, coefs, shape, pcls, mapping, shift, clip)
+                y = _apply_plane(x, coefs, shape, pcls, mapping, shift, clip, xc)
                 dgain = err_old - (ref - y) ** 2
                 cy, cx = -(-h // ctu), -(-w // ctu)
                 pad = np.pad(dgain, ((0, cy * ctu - h), (0, cx * ctu - w)))
@@ -215,6 +230,7 @@ def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int = 1, 
                 mask = np.repeat(np.repeat(flags, ctu, 0), ctu, 1)[:h, :w]
         if not coefs.any():
             n, mapping, coefs = 1, np.zeros(n_cls, np.int64), np.zeros((1, taps), np.int64)
+        taps = len(r1.SHAPES[shape])
         out["channels"].append({"mapping": mapping, "coefs": coefs, "flags": flags})
     return out
 
@@ -227,7 +243,8 @@ def apply(decoded: np.ndarray, params: dict) -> np.ndarray:
     for ch, p in enumerate(params["channels"]):
         if p["coefs"].any():
             y = _apply_plane(decoded[..., ch].astype(np.int32), p["coefs"], params["shape"], pcls,
-                             p["mapping"], params["shift"], params.get("clip", 0))
+                             p["mapping"], params["shift"], params.get("clip", 0),
+                             _cross(decoded, ch, params.get("cross", 0)))
             if p.get("flags") is not None:
                 ctu = params["ctu"]
                 on = np.repeat(np.repeat(p["flags"], ctu, 0), ctu, 1)[:h, :w]
