@@ -211,8 +211,9 @@ class GaussianDCT(GaussianImage):
         if RD_EVERY > 1 and self._rd_calls % RD_EVERY:
             return super().loss(pred, ref)
         scale = self._level_scale()
-        rd = residual_loss.residual_rd_loss(pred, ref, self._rd_delta, scale) / (scale * scale)
-        return rd if RD_MIX >= 1.0 else RD_MIX * rd + (1.0 - RD_MIX) * super().loss(pred, ref)
+        # the MSE (``super().loss``) in the same pass
+        return residual_loss.residual_rd_loss(pred, ref, self._rd_delta, scale, weight=min(RD_MIX, 1.0) / scale**2,
+                                              mse_weight=max(1.0 - RD_MIX, 0.0))
 
     # -- the integer image the decoder draws before the residual ------------------------------------------------
     def _integers(self, normalized: np.ndarray) -> np.ndarray:
