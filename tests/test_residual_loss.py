@@ -149,3 +149,23 @@ def test_only_long_schedules_price_the_residual(monkeypatch, steps, priced):
     res = compress(sig, "gaussian+dct", bpp=2.0, steps=steps, seed=0)
     assert bool(seen) == priced
     assert psnr(sig.data, decompress(res.data).data) == pytest.approx(res.report["psnr"], abs=1e-9)
+
+
+def test_video_intra_frames_keep_the_mse(monkeypatch):
+    """``mcvideo`` fits its intra frame inside ``gaussian_dct.mse_base()``: no residual pricing whatever the steps
+    (not measured there), while the same image fit outside it prices the residual."""
+    from inrcodec.codec import compress
+    from inrcodec.models import gaussian_dct, mcvideo
+    from inrcodec.samples import moving_shapes_video
+    from inrcodec.signal import Signal
+
+    monkeypatch.setattr(gaussian_dct, "RD_MIN_STEPS", 20)
+    seen = []
+    original = residual_loss.residual_rd_loss
+    monkeypatch.setattr(residual_loss, "residual_rd_loss", lambda *a, **k: seen.append(1) or original(*a, **k))
+    frames = moving_shapes_video(8, 48, 64).data
+    blob = mcvideo.encode_gop(frames, 3500, steps=30)
+    c, cfg = mcvideo._parse(blob)
+    assert cfg.image_model == "gaussian+dct" and not seen
+    compress(Signal(np.ascontiguousarray(frames[0]), "image"), "gaussian+dct", bpp=2.0, steps=30, seed=0)
+    assert seen

@@ -34,7 +34,9 @@ Gray and RGB images of 8 or 16 bits.
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +108,22 @@ RD_MIX = 0.5  # the loss is (1 - RD_MIX) x MSE + RD_MIX x the residual's cost
 RD_MIN_STEPS = 3500
 # A fit governed by a time budget alone (codec.BUDGET_STEP_CAP steps) keeps the MSE too: not measured at equal time.
 RD_MAX_STEPS = 100_000
+_mse_only = threading.local()  # mse_base(): fits in this thread keep the MSE
+
+
+@contextmanager
+def mse_base():
+    """Fits started inside (in this thread) fit the base to the MSE whatever their steps: ``mcvideo``'s intra
+    frames, whose encode the residual's cost has not been measured on (a base for a frame that later frames
+    predict from, at 3000 steps)."""
+    old = getattr(_mse_only, "on", False)
+    _mse_only.on = True
+    try:
+        yield
+    finally:
+        _mse_only.on = old
+
+
 OVERLAP = True  # decoder: residual symbols in a second thread when torch has 2+ threads (a switch for benchmarks)
 
 
@@ -188,7 +206,7 @@ class GaussianDCT(GaussianImage):
     def on_progress(self, frac: float) -> None:
         super().on_progress(frac)
         if (BASE_LOSS != "rd" or not self._residual_bits or self._target is None or frac >= 1.0
-                or not RD_MIN_STEPS <= (self.max_steps or 0) <= RD_MAX_STEPS):
+                or not RD_MIN_STEPS <= (self.max_steps or 0) <= RD_MAX_STEPS or getattr(_mse_only, "on", False)):
             return
         if self._rd_marks and frac >= self._rd_marks[0]:
             while self._rd_marks and frac >= self._rd_marks[0]:
