@@ -131,8 +131,8 @@ def test_step_for_bytes_lands_on_the_goal():
 
 @pytest.mark.parametrize("steps,priced", [(5, False), (40, True)])
 def test_only_long_schedules_price_the_residual(monkeypatch, steps, priced):
-    """The residual's cost is the base's loss on fits of RD_MIN_STEPS or more (slow's), the MSE below (its CPU cost);
-    either way the file decodes to what the encoder measured."""
+    """The residual's cost is the base's loss on fits of RD_MIN_STEPS or more (every preset's), the MSE below (its
+    CPU cost); either way the file decodes to what the encoder measured."""
     from inrcodec.codec import compress, decompress
     from inrcodec.metrics import psnr
     from inrcodec.models import gaussian_dct
@@ -169,3 +169,24 @@ def test_video_intra_frames_keep_the_mse(monkeypatch):
     assert cfg.image_model == "gaussian+dct" and not seen
     compress(Signal(np.ascontiguousarray(frames[0]), "image"), "gaussian+dct", bpp=2.0, steps=30, seed=0)
     assert seen
+
+
+def test_the_searchs_probes_keep_the_mse(monkeypatch):
+    """slow's share search: its PROBE_STEPS probe fits keep the MSE (what the shares were measured with), its main
+    fit prices the residual."""
+    from inrcodec.models import gaussian_dct
+
+    calls = []
+    monkeypatch.setattr(gaussian_dct.GaussianDCT, "loss",
+                        lambda self, p, r: calls.append((self.max_steps, self._rd_delta is not None))
+                        or torch.nn.functional.mse_loss(p, r))
+    monkeypatch.setattr(gaussian_dct, "PROBE_STEPS", 6)
+    monkeypatch.setattr(gaussian_dct, "PROBE_COST", 2)
+    monkeypatch.setattr(gaussian_dct, "SEARCH_MIN_STEPS", 10)
+    monkeypatch.setattr(gaussian_dct, "RD_MIN_STEPS", 5)
+    from inrcodec.codec import compress
+    from inrcodec.signal import Signal
+
+    compress(Signal(_scene(32, 48), "image"), "gaussian+dct", bpp=2.0, steps=12, seed=0)
+    priced = {steps: any(rd for s, rd in calls if s == steps) for steps, _ in calls}
+    assert priced == {6: False, 8: True}
