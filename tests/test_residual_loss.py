@@ -190,3 +190,20 @@ def test_the_searchs_probes_keep_the_mse(monkeypatch):
     compress(Signal(_scene(32, 48), "image"), "gaussian+dct", bpp=2.0, steps=12, seed=0)
     priced = {steps: any(rd for s, rd in calls if s == steps) for steps, _ in calls}
     assert priced == {6: False, 8: True}
+
+
+@pytest.mark.parametrize("budget,priced", [(None, True), (600.0, False)])
+def test_large_images_under_a_time_cap_keep_the_mse(monkeypatch, budget, priced):
+    """Above RD_CAPPED_MAX_PIXELS a fit with a time budget (medium's cap on a large photo) keeps the MSE; the same
+    image on steps alone prices the residual."""
+    from inrcodec.codec import compress
+    from inrcodec.models import gaussian_dct
+    from inrcodec.signal import Signal
+
+    monkeypatch.setattr(gaussian_dct, "RD_MIN_STEPS", 5)
+    monkeypatch.setattr(gaussian_dct, "RD_CAPPED_MAX_PIXELS", 1000)
+    seen = []
+    original = residual_loss.residual_rd_loss
+    monkeypatch.setattr(residual_loss, "residual_rd_loss", lambda *a, **k: seen.append(1) or original(*a, **k))
+    compress(Signal(_scene(32, 48), "image"), "gaussian+dct", bpp=2.0, steps=10, time_budget=budget, seed=0)
+    assert bool(seen) == priced

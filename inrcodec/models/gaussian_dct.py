@@ -108,6 +108,11 @@ RD_MIX = 0.5  # the loss is (1 - RD_MIX) x MSE + RD_MIX x the residual's cost
 # form cost ~20 CPU-ms per step, so only slow's main fit had it.)
 RD_MIN_STEPS = 200
 # The search's probes (PROBE_STEPS) keep the MSE: the shares were measured with MSE-fitted probes.
+# A fit under a time budget keeps the MSE above this many pixels: there medium's cap binds (its floor fades from
+# 0.5 MP) and the loss's cost comes out of the steps, its four step estimates most (~1.5-2 CPU-s each at 1.3 MP).
+# Measured once on wikimedia_030 (1.28 MP) at 0.3 bpp, load ~8: 199 steps instead of 325 in the cap, -0.03 dB at
+# equal bytes (benchmarks/README.md "compiled").
+RD_CAPPED_MAX_PIXELS = 500_000
 # A fit governed by a time budget alone (codec.BUDGET_STEP_CAP steps) keeps the MSE too: not measured at equal time.
 RD_MAX_STEPS = 100_000
 _mse_only = threading.local()  # mse_base(): fits in this thread keep the MSE
@@ -209,7 +214,8 @@ class GaussianDCT(GaussianImage):
         super().on_progress(frac)
         if (BASE_LOSS != "rd" or not self._residual_bits or self._target is None or frac >= 1.0
                 or not RD_MIN_STEPS <= (self.max_steps or 0) <= RD_MAX_STEPS or self.max_steps == PROBE_STEPS
-                or getattr(_mse_only, "on", False)):
+                or getattr(_mse_only, "on", False)
+                or (self.time_budget is not None and np.prod(self.coord_shape) > RD_CAPPED_MAX_PIXELS)):
             return
         if self._rd_marks and frac >= self._rd_marks[0]:
             while self._rd_marks and frac >= self._rd_marks[0]:
