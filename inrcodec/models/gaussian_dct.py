@@ -16,8 +16,8 @@ distortion and coding it, at the luma step at which the residual of the base as 
 the budget, estimated at the start and again at 1/4, 1/2 and 3/4 of the schedule), half the MSE
 (benchmarks/README.md "a Gaussian base fitted for the residual"): -2.0 % BD-rate at medium's 1000 steps on
 kodim01/03/05/07, -1.6 % at equal CPU (the loss compiled since session 23: ~2 CPU-ms per step over the MSE; video
-intra frames keep the MSE, ``mse_base``); the quality knob the codec bisects on the *real* file size is then the residual's luma step (``GaussianDCT.step_for``), so the
-whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
+intra frames, slow's probes and large capped fits keep the MSE). The quality knob the codec bisects on the *real*
+file size is then the residual's luma step (``GaussianDCT.step_for``), so the whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
 priced with the symbol coder's own context models (``rdoq_ctx``, λ ``image_dct.RDOQ_LAMBDA``), and the deblocking
 strength is the one with the least error (``image_dct.best_strength``): encoder choices, no format change. The residual is the original minus the decoded base, computed from
 the base the decoder will draw (the ``gaussians`` section decoded and rendered, rounded to the image's integers).
