@@ -24,7 +24,8 @@ def _matrix() -> np.ndarray:
 
 
 def loss_and_grad(pred: torch.Tensor, ref: torch.Tensor, steps: list[float], weights: list[float], coded0: float,
-                  klog: float, scale: float, norm: float, mse_weight: float) -> tuple[float, float, torch.Tensor] | None:
+                  klog: float, scale: float, norm: float,
+                  mse_weight: float) -> tuple[float, float, torch.Tensor] | None:
     """(sum of J over the coefficients, sum of squared errors of ``ref - pred``, d loss / d pred) for (h, w, c)
     float32 images, the loss being ``norm * sum J + mse_weight * mean squared error``; None where the kernel
     cannot run (no library, another dtype or channel count)."""
