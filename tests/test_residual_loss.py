@@ -131,8 +131,8 @@ def test_step_for_bytes_lands_on_the_goal():
 
 @pytest.mark.parametrize("steps,priced", [(5, False), (40, True)])
 def test_only_long_schedules_price_the_residual(monkeypatch, steps, priced):
-    """The residual's cost is the base's loss on fits of RD_MIN_STEPS or more (slow's), the MSE below (its CPU cost);
-    either way the file decodes to what the encoder measured."""
+    """The residual's cost is the base's loss on fits of RD_MIN_STEPS or more (every preset's), the MSE below (its
+    CPU cost); either way the file decodes to what the encoder measured."""
     from inrcodec.codec import compress, decompress
     from inrcodec.metrics import psnr
     from inrcodec.models import gaussian_dct
@@ -149,3 +149,61 @@ def test_only_long_schedules_price_the_residual(monkeypatch, steps, priced):
     res = compress(sig, "gaussian+dct", bpp=2.0, steps=steps, seed=0)
     assert bool(seen) == priced
     assert psnr(sig.data, decompress(res.data).data) == pytest.approx(res.report["psnr"], abs=1e-9)
+
+
+def test_video_intra_frames_keep_the_mse(monkeypatch):
+    """``mcvideo`` fits its intra frame inside ``gaussian_dct.mse_base()``: no residual pricing whatever the steps
+    (not measured there), while the same image fit outside it prices the residual."""
+    from inrcodec.codec import compress
+    from inrcodec.models import gaussian_dct, mcvideo
+    from inrcodec.samples import moving_shapes_video
+    from inrcodec.signal import Signal
+
+    monkeypatch.setattr(gaussian_dct, "RD_MIN_STEPS", 20)
+    seen = []
+    original = residual_loss.residual_rd_loss
+    monkeypatch.setattr(residual_loss, "residual_rd_loss", lambda *a, **k: seen.append(1) or original(*a, **k))
+    frames = moving_shapes_video(8, 48, 64).data
+    blob = mcvideo.encode_gop(frames, 3500, steps=30)
+    c, cfg = mcvideo._parse(blob)
+    assert cfg.image_model == "gaussian+dct" and not seen
+    compress(Signal(np.ascontiguousarray(frames[0]), "image"), "gaussian+dct", bpp=2.0, steps=30, seed=0)
+    assert seen
+
+
+def test_the_searchs_probes_keep_the_mse(monkeypatch):
+    """slow's share search: its PROBE_STEPS probe fits keep the MSE (what the shares were measured with), its main
+    fit prices the residual."""
+    from inrcodec.models import gaussian_dct
+
+    calls = []
+    monkeypatch.setattr(gaussian_dct.GaussianDCT, "loss",
+                        lambda self, p, r: calls.append((self.max_steps, self._rd_delta is not None))
+                        or torch.nn.functional.mse_loss(p, r))
+    monkeypatch.setattr(gaussian_dct, "PROBE_STEPS", 6)
+    monkeypatch.setattr(gaussian_dct, "PROBE_COST", 2)
+    monkeypatch.setattr(gaussian_dct, "SEARCH_MIN_STEPS", 10)
+    monkeypatch.setattr(gaussian_dct, "RD_MIN_STEPS", 5)
+    from inrcodec.codec import compress
+    from inrcodec.signal import Signal
+
+    compress(Signal(_scene(32, 48), "image"), "gaussian+dct", bpp=2.0, steps=12, seed=0)
+    priced = {steps: any(rd for s, rd in calls if s == steps) for steps, _ in calls}
+    assert priced == {6: False, 8: True}
+
+
+@pytest.mark.parametrize("budget,priced", [(None, True), (600.0, False)])
+def test_large_images_under_a_time_cap_keep_the_mse(monkeypatch, budget, priced):
+    """Above RD_CAPPED_MAX_PIXELS a fit with a time budget (medium's cap on a large photo) keeps the MSE; the same
+    image on steps alone prices the residual."""
+    from inrcodec.codec import compress
+    from inrcodec.models import gaussian_dct
+    from inrcodec.signal import Signal
+
+    monkeypatch.setattr(gaussian_dct, "RD_MIN_STEPS", 5)
+    monkeypatch.setattr(gaussian_dct, "RD_CAPPED_MAX_PIXELS", 1000)
+    seen = []
+    original = residual_loss.residual_rd_loss
+    monkeypatch.setattr(residual_loss, "residual_rd_loss", lambda *a, **k: seen.append(1) or original(*a, **k))
+    compress(Signal(_scene(32, 48), "image"), "gaussian+dct", bpp=2.0, steps=10, time_budget=budget, seed=0)
+    assert bool(seen) == priced

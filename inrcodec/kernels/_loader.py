@@ -29,10 +29,12 @@ from pathlib import Path
 PKG_DIR = Path(__file__).resolve().parent
 SRC_DIR = PKG_DIR.parent.parent / "cuda"  # present in a source checkout / editable install
 CPU_SOURCES = ("gaussian_raster_cpu.cpp", "gaussian_raster_cpu_tiles.inc", "gaussian_raster_math.h", "cpu_threads.h",
-               "dct_residual_cpu.cpp", "dct_residual_cpu_impl.inc", "coefcoder_cpu.cpp", "restore_cpu.cpp")
-CPU_UNITS = ("gaussian_raster_cpu.cpp", "dct_residual_cpu.cpp", "coefcoder_cpu.cpp", "restore_cpu.cpp")  # compiled into the one library
+               "dct_residual_cpu.cpp", "dct_residual_cpu_impl.inc", "coefcoder_cpu.cpp", "restore_cpu.cpp",
+               "residual_loss_cpu.cpp", "residual_loss_cpu_impl.inc")
+CPU_UNITS = ("gaussian_raster_cpu.cpp", "dct_residual_cpu.cpp", "coefcoder_cpu.cpp", "restore_cpu.cpp",
+             "residual_loss_cpu.cpp")  # compiled into the one library
 CUDA_SOURCES = ("gaussian_raster.cu", "gaussian_raster_math.h")
-CPU_ABI_VERSION = 4
+CPU_ABI_VERSION = 5
 CUDA_ABI_VERSION = 1
 
 # Shared with setup.py (which imports nothing from the package, so it repeats them; a test checks they agree).
@@ -91,6 +93,9 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.gr_dct_inverse_add_cpu.argtypes = [p, i32, i32, i32, p, p, p, i32, i32, i32, p, p, i32, i32, i32, i32, i32]
     lib.gr_deblock_cpu.restype = i32
     lib.gr_deblock_cpu.argtypes = [p, i32, i32, i32, p, i32, i32, i32, i32, i32, i32]
+    lib.gr_residual_loss_cpu.restype = i32
+    f = ctypes.c_float
+    lib.gr_residual_loss_cpu.argtypes = [p, p, p, i32, i32, i32, p, p, p, f, f, f, f, f, p, i32]
     lib.cc_decode_format2.restype = i32
     lib.cc_decode_format2.argtypes = [p, i64, i32, i32, i32, p, p, p, p, i64, p, p]
     lib.rs_apply_cpu.restype = i32

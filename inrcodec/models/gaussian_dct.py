@@ -9,15 +9,15 @@ from 0.2 to 1 bpp.
 
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage``'s schedule to ``base_share`` of
 the byte budget (a fixed 0.4, measured on Kodak; on schedules of SEARCH_MIN_STEPS or more, the slow preset's, the
-share is searched per image and rate: ``search_plan`` below). On fits of RD_MIN_STEPS or more (slow's) they are
-fitted for the residual rather than for themselves (since session 22, ``BASE_LOSS``): half of the loss is what the
+share is searched per image and rate: ``search_plan`` below). On fits of RD_MIN_STEPS or more (every preset's) they
+are fitted for the residual rather than for themselves (since session 22, ``BASE_LOSS``): half of the loss is what the
 residual over them will cost (``residual_loss``: per 8x8 DCT coefficient of the error, the cheaper of leaving it as
 distortion and coding it, at the luma step at which the residual of the base as it stands would fill the rest of
 the budget, estimated at the start and again at 1/4, 1/2 and 3/4 of the schedule), half the MSE
-(benchmarks/README.md "a Gaussian base fitted for the residual"): -1.9 % BD-rate at medium's 1000 steps on
-kodim01/03/05/07, but +~20 CPU-ms per step (+60-70 % CPU), so shorter schedules keep the MSE for now; the
-quality knob the codec bisects on the *real* file size is then the residual's luma step (``GaussianDCT.step_for``), so the
-whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
+(benchmarks/README.md "a Gaussian base fitted for the residual"): -2.0 % BD-rate at medium's 1000 steps on
+kodim01/03/05/07, -1.6 % at equal CPU (the loss compiled since session 23: ~2 CPU-ms per step over the MSE; video
+intra frames, slow's probes and large capped fits keep the MSE). The quality knob the codec bisects on the *real*
+file size is then the residual's luma step (``GaussianDCT.step_for``), so the whole file lands on ``--bpp`` (or ``--psnr``). The residual's symbols come from the RD-optimised quantiser
 priced with the symbol coder's own context models (``rdoq_ctx``, λ ``image_dct.RDOQ_LAMBDA``), and the deblocking
 strength is the one with the least error (``image_dct.best_strength``): encoder choices, no format change. The residual is the original minus the decoded base, computed from
 the base the decoder will draw (the ``gaussians`` section decoded and rendered, rounded to the image's integers).
@@ -34,7 +34,9 @@ Gray and RGB images of 8 or 16 bits.
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,17 +101,40 @@ RD_ESTIMATES = (0.25, 0.5, QAT_START)
 RD_STEP_FACTOR = 1.0  # on the estimated step
 RD_EVERY = 1  # the residual's cost on every RD_EVERY-th step only, the MSE on the others (its CPU cost / RD_EVERY)
 RD_MIX = 0.5  # the loss is (1 - RD_MIX) x MSE + RD_MIX x the residual's cost
-# Fits of fewer steps keep the MSE: the residual's cost adds ~20 CPU-ms per step on a Kodak image (the MSE costs 3),
-# +60-70 % of a medium encode, which large photos under medium's 60 s/MP and video intra frames (3000 steps) would
-# pay in steps; slow's main fit (3600 of its 4800 steps after the search's probes) can afford it. A compiled loss
-# would let medium have it too (-1.9 % there at equal steps).
-RD_MIN_STEPS = 3500
+# Fits of fewer steps keep the MSE. Compiled (session 23: kernels.residual_loss, the MSE fused in) the loss costs ~3
+# CPU-ms per step on a Kodak image against the MSE's ~1.3, and the four step estimates ~0.4-0.6 CPU-s each: +14-15 %
+# of a fast or medium encode. Measured against the MSE base on kodim01/03/05/07 (benchmarks/README.md "compiled"):
+# medium -2.0 % at equal steps, -1.6 % at equal CPU (870 steps); fast -2.0 % at equal steps. (Session 22's torch
+# form cost ~20 CPU-ms per step, so only slow's main fit had it.)
+RD_MIN_STEPS = 200
+# The search's probes (PROBE_STEPS) keep the MSE: the shares were measured with MSE-fitted probes.
+# A fit under a time budget keeps the MSE above this many pixels: there medium's cap binds (its floor fades from
+# 0.5 MP) and the loss's cost comes out of the steps, its four step estimates most (~1.5-2 CPU-s each at 1.3 MP).
+# Measured once on wikimedia_030 (1.28 MP) at 0.3 bpp, load ~8: 199 steps instead of 325 in the cap, -0.03 dB at
+# equal bytes (benchmarks/README.md "compiled").
+RD_CAPPED_MAX_PIXELS = 500_000
 # A fit governed by a time budget alone (codec.BUDGET_STEP_CAP steps) keeps the MSE too: not measured at equal time.
 RD_MAX_STEPS = 100_000
 # Restoration filters after the deblocking (``restore``: classified Wiener filters, VVC's ALF idea; the ``dct``
 # section's format 3), fitted per encode and written where they pay; 8-bit images (session 23, issue 13:
 # benchmarks/README.md "Classified restoration filters"). False writes format 2 as before.
 RESTORE = True
+_mse_only = threading.local()  # mse_base(): fits in this thread keep the MSE
+
+
+@contextmanager
+def mse_base():
+    """Fits started inside (in this thread) fit the base to the MSE whatever their steps: ``mcvideo``'s intra
+    frames, whose encode the residual's cost has not been measured on (a base for a frame that later frames
+    predict from, at 3000 steps)."""
+    old = getattr(_mse_only, "on", False)
+    _mse_only.on = True
+    try:
+        yield
+    finally:
+        _mse_only.on = old
+
+
 OVERLAP = True  # decoder: residual symbols in a second thread when torch has 2+ threads (a switch for benchmarks)
 
 
@@ -208,7 +233,9 @@ class GaussianDCT(GaussianImage):
     def on_progress(self, frac: float) -> None:
         super().on_progress(frac)
         if (BASE_LOSS != "rd" or not self._residual_bits or self._target is None or frac >= 1.0
-                or not RD_MIN_STEPS <= (self.max_steps or 0) <= RD_MAX_STEPS):
+                or not RD_MIN_STEPS <= (self.max_steps or 0) <= RD_MAX_STEPS or self.max_steps == PROBE_STEPS
+                or getattr(_mse_only, "on", False)
+                or (self.time_budget is not None and np.prod(self.coord_shape) > RD_CAPPED_MAX_PIXELS)):
             return
         if self._rd_marks and frac >= self._rd_marks[0]:
             while self._rd_marks and frac >= self._rd_marks[0]:
@@ -231,8 +258,9 @@ class GaussianDCT(GaussianImage):
         if RD_EVERY > 1 and self._rd_calls % RD_EVERY:
             return super().loss(pred, ref)
         scale = self._level_scale()
-        rd = residual_loss.residual_rd_loss(pred, ref, self._rd_delta, scale) / (scale * scale)
-        return rd if RD_MIX >= 1.0 else RD_MIX * rd + (1.0 - RD_MIX) * super().loss(pred, ref)
+        # the MSE (``super().loss``) in the same pass
+        return residual_loss.residual_rd_loss(pred, ref, self._rd_delta, scale, weight=min(RD_MIX, 1.0) / scale**2,
+                                              mse_weight=max(1.0 - RD_MIX, 0.0))
 
     # -- the integer image the decoder draws before the residual ------------------------------------------------
     def _integers(self, normalized: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ import numpy as np
 from ..container import Container, read_container, write_container
 from ..entropy import decode_ints, encode_ints
 from ..errors import FormatError, InputError
-from . import blocktree, deblock, mcdct, mcdct2, mcmotion, mcorder, mcresidual
+from . import blocktree, deblock, gaussian_dct, mcdct, mcdct2, mcmotion, mcorder, mcresidual
 
 # residual coders of the predicted frames, by the name stored in the config (same interface: analyse(res, step),
 # synthesize(symbols, step, h, w), encode_symbols(per_frame), decode_symbols(data, frames, h, w))
@@ -688,7 +688,8 @@ def encode_gop(window: np.ndarray, target_bytes: float | None, *, psnr: float | 
                          - _residual_search_seconds(window, vectors, block, coder_for(cfg), cfg.deblock))
     cfg.image_model = image_model = chosen_model or intra_model_for(intra_bpp)
     frame0 = Signal(np.ascontiguousarray(window[0]), kind="image", value_range=(0.0, 255.0))
-    r = compress(frame0, image_model, bpp=intra_bpp, psnr=psnr, time_budget=intra_time, steps=steps, seed=seed)
+    with gaussian_dct.mse_base():  # the residual-priced base is not measured on intra frames
+        r = compress(frame0, image_model, bpp=intra_bpp, psnr=psnr, time_budget=intra_time, steps=steps, seed=seed)
     if report is not None:
         report["fit_steps"] = r.report.get("fit_steps")
     sections["intra"] = r.data

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..kernels import residual_loss as kernel
 from . import image_dct
 from .mcdct import N, _forward_matrix
 
@@ -122,61 +123,91 @@ def _dct2(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return _rows(_rows(x, d).transpose(1, 2).contiguous(), d)
 
 
+def _fused_torch(pred: torch.Tensor, ref: torch.Tensor, delta: float, scale: float, lam: float,
+                 chroma: float) -> tuple[float, torch.Tensor]:
+    """(mean J times delta^2, its gradient in ``pred``) without autograd: the compiled kernel's reference and the
+    fallback where it cannot run (float64, no library)."""
+    h, w, c = pred.shape
+    hh, ww = -(-h // N) * N, -(-w // N) * N
+    with torch.no_grad():
+        x = (ref - pred).mul_(scale).permute(2, 0, 1)
+        x = _planes_ycocg(x) if c == 3 else x.contiguous()
+        if (hh, ww) != (h, w):
+            x = F.pad(x[None], (0, ww - w, 0, hh - h), mode="replicate")[0]
+        d = _dct().to(x.dtype)
+        u = _dct2(x, d)  # (c, W, H)
+        steps = channel_steps(delta, c, chroma)
+        wts = channel_weights(c, chroma)
+        k = lam * BITS_PER_OCTAVE / math.log(2.0)
+        n = u.numel()
+        norm = delta * delta / n
+        total = 0.0
+        g = torch.empty_like(u)
+        for i in range(c):  # per channel: its step and weight are scalars
+            ui = u[i].div_(steps[i])
+            mag = ui.abs()
+            coded = torch.log1p(mag).mul_(k).add_(lam * BITS_CODED + wts[i] / 12.0)
+            sq = (ui * ui).mul_(wts[i])
+            total += float(torch.minimum(sq, coded).sum())
+            zeroed = (sq <= coded).to(ui.dtype)
+            # dJ/du: 2 w u where zeroed, lam b1 sign(u) / ((1 + |u|) ln 2) where coded; then d/dcoef = / step
+            gc_ = torch.copysign(mag.add_(1.0).reciprocal_().mul_(k), ui)
+            gz = ui.mul_(2.0 * wts[i])
+            g[i] = gz.sub_(gc_).mul_(zeroed).add_(gc_).mul_(norm / steps[i])
+        g = _dct2(g, d.T.contiguous())  # inverse (orthonormal), back to (c, H, W)
+        if (hh, ww) != (h, w):  # the padding's share goes to the pixels it replicates
+            full = g
+            g = full[:, :h, :w].clone()
+            g[:, :, w - 1] += full[:, :h, w:].sum(-1)
+            g[:, h - 1, :] += full[:, h:, :w].sum(-2)
+            g[:, h - 1, w - 1] += full[:, h:, w:].sum((-1, -2))
+        g = _planes_ycocg_transposed(g) if c == 3 else g
+        return total * norm, g.mul_(-scale).permute(1, 2, 0)
+
+
 class _FusedLoss(torch.autograd.Function):
     """Loss and gradient in one pass (the gradient is computed with the value and scaled in ``backward``): the
-    autograd form's ~15 elementwise ops and small matmuls cost 46 CPU-ms per step on a Kodak image, more than the
-    Gaussian step itself."""
+    autograd form's ~15 elementwise ops and small matmuls cost 46 CPU-ms per step on a Kodak image, ``_fused_torch``
+    18-21, the compiled kernel (``kernels.residual_loss``) ~2 (benchmarks/README.md "compiled")."""
 
     @staticmethod
-    def forward(ctx, pred, ref, delta, scale, lam, chroma):
+    def forward(ctx, pred, ref, delta, scale, lam, chroma, weight, mse_weight, compiled):
         h, w, c = pred.shape
-        hh, ww = -(-h // N) * N, -(-w // N) * N
-        with torch.no_grad():
-            x = (ref - pred).mul_(scale).permute(2, 0, 1)
-            x = _planes_ycocg(x) if c == 3 else x.contiguous()
-            if (hh, ww) != (h, w):
-                x = F.pad(x[None], (0, ww - w, 0, hh - h), mode="replicate")[0]
-            d = _dct().to(x.dtype)
-            u = _dct2(x, d)  # (c, W, H)
-            steps = channel_steps(delta, c, chroma)
-            wts = channel_weights(c, chroma)
-            k = lam * BITS_PER_OCTAVE / math.log(2.0)
-            n = u.numel()
-            norm = delta * delta / n
-            total = 0.0
-            g = torch.empty_like(u)
-            for i in range(c):  # per channel: its step and weight are scalars
-                ui = u[i].div_(steps[i])
-                mag = ui.abs()
-                coded = torch.log1p(mag).mul_(k).add_(lam * BITS_CODED + wts[i] / 12.0)
-                sq = (ui * ui).mul_(wts[i])
-                total += float(torch.minimum(sq, coded).sum())
-                zeroed = (sq <= coded).to(ui.dtype)
-                # dJ/du: 2 w u where zeroed, lam b1 sign(u) / ((1 + |u|) ln 2) where coded; then d/dcoef = / step
-                gc_ = torch.copysign(mag.add_(1.0).reciprocal_().mul_(k), ui)
-                gz = ui.mul_(2.0 * wts[i])
-                g[i] = gz.sub_(gc_).mul_(zeroed).add_(gc_).mul_(norm / steps[i])
-            g = _dct2(g, d.T.contiguous())  # inverse (orthonormal), back to (c, H, W)
-            if (hh, ww) != (h, w):  # the padding's share goes to the pixels it replicates
-                full = g
-                g = full[:, :h, :w].clone()
-                g[:, :, w - 1] += full[:, :h, w:].sum(-1)
-                g[:, h - 1, :] += full[:, h:, :w].sum(-2)
-                g[:, h - 1, w - 1] += full[:, h:, w:].sum((-1, -2))
-            g = _planes_ycocg_transposed(g) if c == 3 else g
-            ctx.save_for_backward(g.mul_(-scale).permute(1, 2, 0))
-        return torch.tensor(total * norm, dtype=pred.dtype)
+        out = None
+        if compiled:
+            n = c * (-(-h // N) * N) * (-(-w // N) * N)
+            out = kernel.loss_and_grad(pred, ref, channel_steps(delta, c, chroma), channel_weights(c, chroma),
+                                       lam * BITS_CODED, lam * BITS_PER_OCTAVE / math.log(2.0), scale,
+                                       weight * delta * delta / n, mse_weight)
+        if out is not None:
+            cost, sse, g = out
+            value = cost * weight * delta * delta / n + mse_weight * sse / pred.numel()
+        else:
+            value, g = _fused_torch(pred, ref, delta, scale, lam, chroma)
+            value *= weight
+            g.mul_(weight)
+            if mse_weight:
+                with torch.no_grad():
+                    diff = pred - ref
+                    value += mse_weight * float(diff.square().mean())
+                    g.add_(diff, alpha=2.0 * mse_weight / pred.numel())
+        ctx.save_for_backward(g)
+        return torch.tensor(value, dtype=pred.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         (g,) = ctx.saved_tensors
-        return g * grad, None, None, None, None, None
+        return (g if float(grad) == 1.0 else g * grad), None, None, None, None, None, None, None, None
 
 
 def residual_rd_loss(pred: torch.Tensor, ref: torch.Tensor, delta: float, scale: float,
-                     lam: float = image_dct.RDOQ_LAMBDA, chroma: float = image_dct.CHROMA_FACTOR) -> torch.Tensor:
+                     lam: float = image_dct.RDOQ_LAMBDA, chroma: float = image_dct.CHROMA_FACTOR,
+                     weight: float = 1.0, mse_weight: float = 0.0, compiled: bool = True) -> torch.Tensor:
     """Mean J over the DCT coefficients of ``scale * (ref - pred)`` ((h, w, c) images; ``scale`` takes them to
     8-bit levels) at luma step ``delta`` (8-bit levels), times delta^2: where nothing is coded it is about the
     mean squared error in 8-bit levels (the ``gaussian`` fit's loss times 255^2; RGB's YCoCg weights 3/2/3).
-    Differentiable in ``pred`` only (the target is fixed)."""
-    return _FusedLoss.apply(pred, ref, float(delta), float(scale), float(lam), float(chroma))
+    Returned as ``weight`` times that plus ``mse_weight`` times the MSE of ``pred`` (unscaled), both in one pass.
+    Differentiable in ``pred`` only (the target is fixed). ``compiled``: the C++ kernel where it can run (float32),
+    else (and with False) the torch form."""
+    return _FusedLoss.apply(pred, ref, float(delta), float(scale), float(lam), float(chroma), float(weight),
+                            float(mse_weight), bool(compiled))
