@@ -145,11 +145,12 @@ class GaussianDCT(GaussianImage):
         if self.channels not in (1, 3) or dtype not in (np.uint8, np.uint16):
             raise InputError(f"model {NAME!r} codes gray or RGB images of 8 or 16 bits, not {self.channels} "
                              f"channel(s) of {dtype}")
-        self._residual: tuple[np.ndarray, np.ndarray, int] | None = None  # decoded (symbols, units, strength)
+        self._residual: tuple | None = None  # decoded (symbols, units, strength, 16x16 flags or None)
         self._base_cache: tuple[bytes, np.ndarray] | None = None  # (gaussians section, decoded base integers)
         self._decoded_base_ints: np.ndarray | None = None  # decoder: the base drawn while the residual decoded
         self._section_cache: dict[float, bytes] = {}
         self._raw: np.ndarray | None = None  # DCT of (image - decoded base) at step 1
+        self._raw16: np.ndarray | None = None  # the same in 16x16 transforms of 2x2 block groups (image_tx16)
         self._calibration: tuple[np.ndarray, np.ndarray] | None = None  # (log estimated bytes, log step), rising
         self._residual_bits: float | None = None  # of the byte target, what the residual gets
         self._rd_delta: float | None = None  # luma step the base's loss prices the residual at (None: MSE)
@@ -251,6 +252,12 @@ class GaussianDCT(GaussianImage):
             self._raw = image_dct.raw_coefficients(self._image(), base)
         return self._raw
 
+    def _raw16_coefficients(self) -> np.ndarray:
+        if self._raw16 is None:
+            _, base = self._decoded_base()
+            self._raw16 = image_dct.raw_coefficients16(self._image(), base)
+        return self._raw16
+
     def step_for(self, quality: float) -> float:
         """Luma step of ``quality`` in (0, 1]: log-linear in the estimated residual size between the sizes at
         STEP_COARSE (quality 0) and STEP_FINE (quality 1)."""
@@ -296,10 +303,14 @@ class GaussianDCT(GaussianImage):
             return {"gaussians": blob, "dct": b""}
         step = self.step_for(quality)
         if step not in self._section_cache:
-            q, units = image_dct.quantise_raw(self._raw_coefficients(), step, rdoq=image_dct.RDOQ_LAMBDA,
-                                              prices=image_dct.RDOQ_PRICES)
-            strength = image_dct.best_strength(self._image(), base, q, units)
-            self._section_cache = {step: image_dct.encode_section(q, units, strength)}  # the last one only
+            kw = {"rdoq": image_dct.RDOQ_LAMBDA, "prices": image_dct.RDOQ_PRICES}
+            if image_dct.TX16:  # per 16x16 group four 8x8 transforms or one 16x16 (format 3 where one is chosen)
+                q, units, tx16 = image_dct.quantise_tx16(self._raw_coefficients(), self._raw16_coefficients(), step,
+                                                         **kw)
+            else:
+                (q, units), tx16 = image_dct.quantise_raw(self._raw_coefficients(), step, **kw), None
+            strength = image_dct.best_strength(self._image(), base, q, units, tx16=tx16)
+            self._section_cache = {step: image_dct.encode_section(q, units, strength, tx16=tx16)}  # the last one
         return {"gaussians": blob, "dct": self._section_cache[step]}
 
     @classmethod
@@ -344,8 +355,8 @@ class GaussianDCT(GaussianImage):
         if self._residual is None:
             return None
         base = self._decoded_base_ints if self._decoded_base_ints is not None else self._render_base_integers()
-        q, units, strength = self._residual
-        return image_dct.add(base, q, units, strength)
+        q, units, strength, tx16 = self._residual
+        return image_dct.add(base, q, units, strength, tx16)
 
     def render(self, shape=None, region=None):
         """While fitting (no residual): the Gaussians, as ``gaussian`` draws them. Decoded: the Gaussians rounded to

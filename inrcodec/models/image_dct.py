@@ -37,11 +37,12 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
 from ..kernels import dct_residual
-from . import coefcoder, deblock, mcdct, mcdct2, rdoq_ctx
+from . import coefcoder, deblock, image_tx16, mcdct, mcdct2, rdoq_ctx
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
 FORMAT = 2  # written; 1 (mcdct2's symbol coding) is still decoded
-FORMATS = (1, 2)
+FORMAT_TX16 = 3  # format 2 plus 16x16 transforms for groups of 2x2 blocks (image_tx16): written where a group has one
+FORMATS = (1, 2, 3)
 STEP_UNIT = 16
 MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
 # step of 64 still coded 0.13 bpp, so a 0.2 bpp file had no residual step that fit (it fell back to the base alone)
@@ -65,6 +66,7 @@ RDOQ_LAMBDA = 0.3  # rdo_quantise's lambda for the encoder (gaussian_dct.encode)
 # 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (benchmarks/README.md "RD-optimised quantisation")
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
 DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
+TX16 = True  # the encoder chooses per 16x16 group between four 8x8 transforms and one 16x16 (quantise_tx16)
 
 
 @functools.lru_cache(maxsize=1)
@@ -269,16 +271,24 @@ def _rgb_from_ycocg(y: np.ndarray, co: np.ndarray, cg: np.ndarray) -> list[np.nd
     return [t + co, y + cg, t - co]
 
 
-def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np.ndarray:
+def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int,
+        tx16: np.ndarray | None = None) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
     block edges deblocked (8-bit images, ``strength`` > 0). The compiled kernel (``kernels.dct_residual``) where
-    there is one, else the numpy reference: the same integers."""
-    out = dct_residual.inverse_add(base, q, _per_position(units), mcdct._zigzag(), T8, COEF_CLAMP, STAGE1_SHIFT,
+    there is one, else the numpy reference: the same integers. ``tx16`` (format 3): the (gy, gx) groups of 2x2
+    blocks whose symbols are one 16x16 transform (``image_tx16``): added after the 8x8 blocks, with those zeroed."""
+    sel = None if tx16 is None or not tx16.any() else image_tx16.block_mask(tx16, *q.shape[1:3])
+    q8 = q if sel is None else np.where(sel[None, :, :, None], 0, q).astype(q.dtype)
+    out = dct_residual.inverse_add(base, q8, _per_position(units), mcdct._zigzag(), T8, COEF_CLAMP, STAGE1_SHIFT,
                                    STAGE2_SHIFT, _level(base.dtype))
     if out is None:  # no compiled library: the numpy reference (the same integers)
-        out = _inverse_add_reference(base, q, units)
+        out = _inverse_add_reference(base, q8, units)
+    if sel is not None:
+        _add_groups(out, base, q, units, tx16)
     if strength and base.dtype == np.uint8:
         coded = np.any(q != 0, axis=(0, 3))
+        if sel is not None:
+            coded |= sel  # a flagged group's residual covers all four of its blocks
         fast = dct_residual.deblock(out, coded, *deblock.thresholds(int(units[0, 0]), strength))
         if fast is not None:  # the compiled filter, on the image's own channels
             return fast
@@ -287,6 +297,27 @@ def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np
         rgb = deblock.deblock(rgb, coded, int(units[0, 0]), strength)
         out = rgb if c == 3 else rgb[..., :1]
     return out
+
+
+def _add_groups(out: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray, tx16: np.ndarray) -> None:
+    """Write the flagged 16x16 groups (``image_tx16``) into ``out`` (which holds the base there): base plus their
+    inverse, rounded and clipped, in float64 (exact: integer 1/4 levels times 0.25 x level, plus an integer)."""
+    h, w, c = base.shape
+    gy, gx = tx16.shape
+    per = _per_position(units).astype(np.float64)
+    blocks = q[:, :2 * gy, :2 * gx].reshape(c, gy, 2, gx, 2, N * N).transpose(0, 1, 3, 2, 4, 5)[:, tx16]
+    deq = np.clip(blocks * per[:, None, None, None, :], -image_tx16.COEF_CLAMP, image_tx16.COEF_CLAMP)
+    n = deq.shape[1]
+    c16 = deq[..., _unzigzag()].reshape(c, n, 2, 2, N, N).transpose(0, 1, 2, 4, 3, 5).reshape(c * n, 16, 16)
+    planes = list(image_tx16.inverse_groups(c16).reshape(c, n, 16, 16))
+    if c == 3:
+        planes = _rgb_from_ycocg(*planes)
+    res = np.zeros((gy, gx, 16, 16, c))
+    res[tx16] = np.stack(planes, -1)
+    res = res.transpose(0, 2, 1, 3, 4).reshape(gy * 16, gx * 16, c)[:h, :w]
+    pix = np.repeat(np.repeat(tx16, 16, 0), 16, 1)[:h, :w]
+    v = res[pix] * (0.25 * _level(base.dtype)) + base[:gy * 16, :gx * 16][pix]
+    out[:gy * 16, :gx * 16][pix] = np.clip(np.rint(v), 0, np.iinfo(base.dtype).max)
 
 
 def _inverse_add_reference(base: np.ndarray, q: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -317,13 +348,15 @@ def _inverse_add_reference(base: np.ndarray, q: np.ndarray, units: np.ndarray) -
 
 
 def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray,
-                  candidates=DEBLOCK_CANDIDATES) -> int:
+                  candidates=DEBLOCK_CANDIDATES, tx16: np.ndarray | None = None) -> int:
     """The deblocking strength of ``candidates`` whose decoded image is closest to ``image`` (squared error): an
     encoder choice, the section stores it (0 for 16-bit images, which are not deblocked)."""
     if image.dtype != np.uint8:
         return 0
-    undeblocked = add(base, q, units, 0)
+    undeblocked = add(base, q, units, 0, tx16)
     coded = np.any(q != 0, axis=(0, 3))
+    if tx16 is not None:
+        coded |= image_tx16.block_mask(tx16, *coded.shape)
     rgb = undeblocked if image.shape[-1] == 3 else np.repeat(undeblocked, 3, axis=-1)
     ref = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
     ref = ref.astype(np.int32)
@@ -362,6 +395,34 @@ def quantise_raw(raw: np.ndarray, step: float, chroma: float = CHROMA_FACTOR, dc
                  **kw) -> tuple[np.ndarray, np.ndarray]:
     units = step_units(step, raw.shape[0], chroma, dc)
     return quantise(raw / (_per_position(units)[:, None, None, :] / STEP_UNIT), chroma=chroma, **kw), units
+
+
+def raw_coefficients16(image: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``raw_coefficients`` of 16x16 transforms over whole groups of 2x2 blocks, held as ``image_tx16`` lays them
+    out in blocks (c, by, bx, 64; blocks outside whole groups zero)."""
+    res = to_ycocg((image.astype(np.float64) - base.astype(np.float64)) / _level(image.dtype))
+    return image_tx16.raw_coefficients(res, *grid(*image.shape[:2]))
+
+
+def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float = CHROMA_FACTOR,
+                  mu: float | None = None, **kw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(symbols, units, 16x16 group flags) at luma ``step``: both forms quantised as ``quantise_raw`` does
+    (``kw``: rdoq, prices, ...), then per group the one of less weighted squared error + mu x lambda x estimated
+    bits (``rdoq_ctx.block_bits``; lambda = the RDOQ's, in luma step^2)."""
+    mu = image_tx16.CHOICE_MU if mu is None else mu
+    q8, units = quantise_raw(raw, step, chroma=chroma, **kw)
+    q16, _ = quantise_raw(raw16, step, chroma=chroma, **kw)
+    per = _per_position(units)[:, None, None, :] / STEP_UNIT
+    weight = np.array([3.0, 2.0, 3.0])[:raw.shape[0], None, None]
+    lam = mu * (kw.get("rdoq") or RDOQ_LAMBDA) * step**2
+
+    def cost(q, r):
+        return (weight * ((r - q * per) ** 2).sum(-1)).sum(0) + lam * rdoq_ctx.block_bits(q).sum(0)
+
+    flags = image_tx16.choose(cost(q8, raw), cost(q16, raw16))
+    sel = image_tx16.block_mask(flags, *q8.shape[1:3])
+    q = np.where(sel[None, :, :, None], q16, q8)
+    return q, units, flags & image_tx16.flag_contexts(q)[0]
 
 
 def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.ndarray, np.ndarray]:
@@ -409,13 +470,22 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
     return np.ascontiguousarray(q)
 
 
-def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT) -> bytes:
+def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT,
+                   tx16: np.ndarray | None = None) -> bytes:
+    """The section; with ``tx16`` flags of which a group is set, format 3: its flag stream (varint length +
+    ANS payload, ``image_tx16``) before the symbols."""
+    if tx16 is not None and np.any(tx16 & image_tx16.flag_contexts(q)[0]):
+        form = FORMAT_TX16
     head = bytes([form]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
+    if form == FORMAT_TX16:
+        flags = image_tx16.encode_flags(q, tx16)
+        head += varint(len(flags)) + flags
     return head + (encode_symbols(q) if form == 1 else coefcoder.encode(q))
 
 
-def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(symbols, units, deblock strength) of a ``dct`` section; FormatError on anything malformed."""
+def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+    """(symbols, units, deblock strength, 16x16 group flags (gy, gx) of format 3, else None) of a ``dct``
+    section; FormatError on anything malformed."""
     if c not in (1, 3):
         raise FormatError(f"dct residual codes 1 or 3 channels, the image has {c}")
     if len(data) < 1 or data[0] not in FORMATS:
@@ -433,9 +503,17 @@ def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.
     pos += 1
     if strength > deblock.MAX_STRENGTH:
         raise FormatError(f"dct residual deblocking strength {strength} out of range")
+    flags = None
+    if data[0] == FORMAT_TX16:
+        n, pos = read_varint(data, pos, "dct residual: 16x16 flags are truncated", 5)
+        if pos + n > len(data):
+            raise FormatError("dct residual: 16x16 flags are truncated")
+        flags, pos = data[pos:pos + n], pos + n
     by, bx = grid(h, w)
     q = decode_symbols(data[pos:], c, by, bx) if data[0] == 1 else coefcoder.decode(data[pos:], c, by, bx)
-    return q, np.array(units, np.int64).reshape(c, 2), int(strength)
+    if flags is not None:
+        flags = image_tx16.decode_flags(flags, q)
+    return q, np.array(units, np.int64).reshape(c, 2), int(strength), flags
 
 
 def code_residual(image: np.ndarray, base: np.ndarray, step: float, variant: str = "imgdct", **kw):

@@ -1,0 +1,127 @@
+"""16x16 transforms of 2x2 block groups in ``image_dct``'s residual (section format 3, ``image_tx16``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inrcodec.entropy._bytes import varint
+from inrcodec.errors import FormatError
+from inrcodec.models import image_dct, image_tx16, mcdct
+
+
+def _reference_inverse(deq: np.ndarray) -> np.ndarray:
+    """The integer inverse in int64 with arithmetic shifts: what ``inverse_groups`` must equal exactly."""
+    t = image_tx16.t16()
+    a = deq.astype(np.int64) @ t
+    a = (a + (1 << (image_tx16.SHIFT1 - 1))) >> image_tx16.SHIFT1
+    b = np.einsum("uy,nux->nyx", t, a)
+    return (b + (1 << (image_tx16.SHIFT2 - 1))) >> image_tx16.SHIFT2
+
+
+def test_matrix_is_hevcs_rounded_dct():
+    t = image_tx16.t16()
+    assert np.abs(t - 256 * image_tx16.forward_matrix()).max() < 1.5  # the rounding (25 for 26.3: HEVC's)
+    assert np.array_equal(t[2::2, :8], mcdct.T8[1:])  # even rows: the 8-point matrix, as in HEVC
+    assert list(t[1, :8]) == [90, 87, 80, 70, 57, 43, 25, 9]
+    gram = t @ t.T
+    assert np.abs(gram - np.diag(np.diag(gram))).max() < 0.003 * gram[0, 0]  # nearly orthogonal (HEVC: 0.29 %)
+
+
+def test_inverse_is_exact_integer_arithmetic():
+    rng = np.random.default_rng(3)
+    deq = rng.integers(-image_tx16.COEF_CLAMP, image_tx16.COEF_CLAMP + 1, (40, 16, 16))
+    deq[0] = image_tx16.COEF_CLAMP  # the extremes the clamp allows
+    deq[1] = -image_tx16.COEF_CLAMP
+    deq[2] = image_tx16.COEF_CLAMP * np.sign(image_tx16.t16())  # every product of one sign
+    np.testing.assert_array_equal(image_tx16.inverse_groups(deq.astype(np.float64)), _reference_inverse(deq))
+    # and it is the DCT's inverse, to the integer matrix's accuracy: 1/16-level coefficients -> 1/4 levels
+    d = image_tx16.forward_matrix()
+    small = rng.integers(-400, 400, (8, 16, 16)) * 16
+    ref = np.einsum("ui,nuv,vj->nij", d, small.astype(np.float64), d) / 4
+    got = image_tx16.inverse_groups(small.astype(np.float64))
+    assert np.sqrt(np.mean((got - ref) ** 2)) < 0.02 * np.sqrt(np.mean(ref**2))
+
+
+def test_quadrant_layout_round_trip():
+    rng = np.random.default_rng(0)
+    c16 = rng.normal(size=(3, 2, 3, 16, 16))
+    b = image_tx16.to_blocks(c16)
+    assert b.shape == (3, 4, 6, 64)
+    np.testing.assert_array_equal(image_tx16.from_blocks(b), c16)
+    assert b[0, 0, 1, 0] == c16[0, 0, 0, 0, 8]  # block (0, 1) of a group opens with C[0, 8]
+
+
+def _image_and_base(h=48, w=64, smooth=True, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = (120 + 40 * np.sin(x / 9.0))[..., None] * np.array([1.0, 0.9, 0.8])
+    if smooth:  # a residual smooth over 16+ pixels: what a 16x16 basis codes in fewer coefficients
+        res = 9 * np.sin(x / 7.0 + 1)[..., None] * np.cos(y / 8.0)[..., None] * np.array([1.0, 0.6, 0.3])
+    else:  # isolated sharp detail
+        res = np.where(rng.random((h, w, 1)) < 0.05, 40.0, 0.0) * np.array([1.0, 1.0, 1.0])
+    image = np.clip(np.rint(base + res), 0, 255).astype(np.uint8)
+    return image, np.clip(np.rint(base), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (44, 60), (20, 32)])  # whole groups; partial blocks; an odd block row
+def test_format3_closed_loop_and_section_round_trip(shape):
+    image, base = _image_and_base(*shape)
+    raw, raw16 = image_dct.raw_coefficients(image, base), image_dct.raw_coefficients16(image, base)
+    q, units, flags = image_dct.quantise_tx16(raw, raw16, 6.0, rdoq=image_dct.RDOQ_LAMBDA, prices="ctx")
+    assert flags.shape == (-(-shape[0] // 8) // 2, -(-shape[1] // 8) // 2) and flags.any()
+    strength = image_dct.best_strength(image, base, q, units, tx16=flags)
+    rec = image_dct.add(base, q, units, strength, flags)
+    blob = image_dct.encode_section(q, units, strength, tx16=flags)
+    assert blob[0] == image_dct.FORMAT_TX16
+    dq, du, ds, df = image_dct.decode_section(blob, *image.shape)
+    assert np.array_equal(dq, q) and np.array_equal(du, units) and ds == strength and np.array_equal(df, flags)
+    assert np.array_equal(image_dct.add(base, dq, du, ds, df), rec)  # the decoder adds what the encoder did
+    # the groups decode through the integer path: float error of the residual well below a step
+    sse = lambda a: float(((a.astype(np.float64) - image) ** 2).mean())  # noqa: E731
+    assert sse(rec) < 0.25 * sse(base)
+
+
+def test_no_flag_writes_format2_unchanged():
+    image, base = _image_and_base(smooth=False)
+    q, units = image_dct.analyse(image, base, 8.0)
+    none = np.zeros((3, 4), bool)
+    assert image_dct.encode_section(q, units, 12, tx16=none) == image_dct.encode_section(q, units, 12)
+    assert image_dct.encode_section(q, units, 12)[0] == image_dct.FORMAT
+
+
+def test_smooth_residual_prefers_16x16_and_codes_it_cheaper():
+    image, base = _image_and_base()
+    raw, raw16 = image_dct.raw_coefficients(image, base), image_dct.raw_coefficients16(image, base)
+    kw = {"rdoq": image_dct.RDOQ_LAMBDA, "prices": "ctx"}
+    q, units, flags = image_dct.quantise_tx16(raw, raw16, 4.0, **kw)
+    q8, _ = image_dct.quantise_raw(raw, 4.0, **kw)
+    assert flags.mean() > 0.5
+    err = lambda r: float(((r.astype(np.float64) - image) ** 2).sum())  # noqa: E731
+    n16, e16 = len(image_dct.encode_section(q, units, 0, tx16=flags)), err(image_dct.add(base, q, units, 0, flags))
+    n8, e8 = len(image_dct.encode_section(q8, units, 0)), err(image_dct.add(base, q8, units, 0))
+    lam = image_dct.RDOQ_LAMBDA * 4.0**2 * 8  # per byte, in the choice's units (error summed over RGB)
+    assert e16 + lam * n16 < e8 + lam * n8
+
+
+def test_hostile_format3_sections():
+    image, base = _image_and_base()
+    raw, raw16 = image_dct.raw_coefficients(image, base), image_dct.raw_coefficients16(image, base)
+    q, units, flags = image_dct.quantise_tx16(raw, raw16, 6.0, rdoq=image_dct.RDOQ_LAMBDA, prices="ctx")
+    blob = image_dct.encode_section(q, units, 12, tx16=flags)
+    for cut in range(1, len(blob), 7):
+        with pytest.raises(FormatError):
+            image_dct.decode_section(blob[:cut], *image.shape)
+    head = 1 + sum(len(varint(int(u))) for u in units.ravel()) + 1
+    with pytest.raises(FormatError):  # a flag stream that claims more bytes than the section holds
+        image_dct.decode_section(blob[:head] + varint(10**6) + blob[head + 1:], *image.shape)
+    rng = np.random.default_rng(5)
+    for _ in range(200):  # any damage: a FormatError or a decoded section, never another exception
+        bad = bytearray(blob)
+        for i in rng.integers(0, len(bad), 3):
+            bad[i] = int(rng.integers(0, 256))
+        try:
+            dq, du, ds, df = image_dct.decode_section(bytes(bad), *image.shape)
+        except FormatError:
+            continue
+        image_dct.add(base, dq, du, ds, df)
