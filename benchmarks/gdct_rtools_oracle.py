@@ -139,14 +139,15 @@ def cfl(raw, units, q0, mode: str):
     return q, q * per_pos(units) + pred, side
 
 
-def dqp(raw, units, offsets, mu: float, step: float, pay: bool):
+def dqp(raw, units, offsets, mu: float, step: float, q0=None):
+    """Per-block offsets by RD; returns (q, deq, side bits of the offsets of coded blocks, offset shares)."""
     by, bx = raw.shape[1:3]
     costs, qs = [], []
     lam = mu * image_dct.RDOQ_LAMBDA * step**2
     w = WEIGHT[:raw.shape[0], None, None]
     for o in offsets:
         uo = np.maximum(np.rint(units * 2.0 ** (o / 4.0)), 1).astype(np.int64)
-        q = quant(raw, uo)
+        q = q0 if o == 0 and q0 is not None else quant(raw, uo)
         per = per_pos(uo)
         d = (w * ((raw - q * per) ** 2).sum(-1)).sum(0)
         costs.append(d + lam * rdoq_ctx.block_bits(q).sum(0))
@@ -159,14 +160,15 @@ def dqp(raw, units, offsets, mu: float, step: float, pay: bool):
         q[:, sel] = qi[:, sel]
         deq[:, sel] = (qi * per)[:, sel]
     coded = np.any(q != 0, axis=(0, 3))
-    side = entropy_bits(choice[coded]) if pay else 0.0
+    side = entropy_bits(choice[coded])
     share = {str(o): float((choice[coded] == i).mean()) for i, o in enumerate(offsets)}
     return q, deq, side, share
 
 
-def tx16(raw, r16, units, step, pay: bool, mu: float = 1.0):
+def tx16(raw, r16, units, step, mu: float = 1.0, q8=None):
+    """Per 16x16 group the cheaper transform; returns (q, pixels, side bits of the flags, share of 16x16)."""
     per = per_pos(units)
-    q8 = quant(raw, units)
+    q8 = quant(raw, units) if q8 is None else q8
     q16 = quant(r16, units)
     w = WEIGHT[:raw.shape[0], None, None]
     lam = mu * image_dct.RDOQ_LAMBDA * step**2
@@ -187,7 +189,7 @@ def tx16(raw, r16, units, step, pay: bool, mu: float = 1.0):
     pixsel = np.repeat(np.repeat(sel, N, 0), N, 1)
     pix = np.where(pixsel[None], pix16, pix8)
     coded_groups = np.any(q != 0, axis=(0, 3)).reshape(gy, 2, gx, 2).any(axis=(1, 3))
-    side = entropy_bits(pick[coded_groups]) if pay else 0.0
+    side = entropy_bits(pick[coded_groups])
     return q, pix, side, float(pick[coded_groups].mean()) if coded_groups.any() else 0.0
 
 
@@ -196,7 +198,7 @@ def main(argv=None) -> int:
     ap.add_argument("--images", default="kodim01,kodim03,kodim05,kodim07")
     ap.add_argument("--base-rates", default="0.1,0.2,0.35")
     ap.add_argument("--res-steps", default="6,8,10,12,16,20,24")
-    ap.add_argument("--tools", default="cfl,dqp,tx16")
+    ap.add_argument("--tools", default="cfl,dqp,tx16", help="any of cfl, dqp, tx16")
     ap.add_argument("--dqp-offsets", default="-2,-1,0,1,2")
     ap.add_argument("--dqp-mu", type=float, default=1.0)
     ap.add_argument("--tx-mu", type=float, default=1.0)
@@ -243,14 +245,14 @@ def main(argv=None) -> int:
                         left += ((raw[k] - a[..., None] * yhat) ** 2).sum()
                     info["cfl_oracle_chroma_energy_left"] = float(left / (raw[1:] ** 2).sum())
                 if "dqp" in tools:
-                    for pay in (False, True):
-                        q, deq, side, share = dqp(raw, units, offsets, args.dqp_mu, s, pay)
-                        pts["dqp" if pay else "dqp_free"] = (nbytes(q) + side / 8, decoded(base, pixels8(deq)))
+                    q, deq, side, share = dqp(raw, units, offsets, args.dqp_mu, s, q0)
+                    nb, rec = nbytes(q), decoded(base, pixels8(deq))
+                    pts["dqp_free"], pts["dqp"] = (nb, rec), (nb + side / 8, rec)
                     info["dqp_offset_share"] = share
                 if "tx16" in tools:
-                    for pay in (False, True):
-                        q, pix, side, frac = tx16(raw, r16, units, s, pay, args.tx_mu)
-                        pts["tx16" if pay else "tx16_free"] = (nbytes(q) + side / 8, decoded(base, pix))
+                    q, pix, side, frac = tx16(raw, r16, units, s, args.tx_mu, q0)
+                    nb, rec = nbytes(q), decoded(base, pix)
+                    pts["tx16_free"], pts["tx16"] = (nb, rec), (nb + side / 8, rec)
                     info["tx16_group_share"] = frac
                 for v, (nb, rec) in pts.items():
                     total = base_bytes + nb

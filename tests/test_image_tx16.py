@@ -125,3 +125,28 @@ def test_hostile_format3_sections():
         except FormatError:
             continue
         image_dct.add(base, dq, du, ds, df)
+
+
+@pytest.mark.parametrize("h,w,c,dtype", [(48, 64, 3, np.uint8), (44, 60, 3, np.uint8), (40, 56, 1, np.uint16),
+                                         (20, 36, 3, np.uint8)])
+def test_compiled_groups_match_the_numpy_reference(h, w, c, dtype):
+    from inrcodec.kernels import _loader, dct_residual
+
+    if _loader.cpu_library() is None:
+        pytest.skip("no compiled CPU library")
+    rng = np.random.default_rng(h * w + c)
+    by, bx = -(-h // 8), -(-w // 8)
+    base = rng.integers(0, np.iinfo(dtype).max + 1, (h, w, c)).astype(dtype)
+    q = (rng.integers(-40, 41, (c, by, bx, 64)) * (rng.random((c, by, bx, 64)) < 0.2)).astype(np.int16)
+    q[:, 0, 0, :] = np.iinfo(np.int16).max  # beyond the clamp: hostile extremes
+    q[:, -1, -1, :] = np.iinfo(np.int16).min
+    flags = rng.random((by // 2, bx // 2)) < 0.6
+    flags[0, 0] = flags[-1, -1] = True
+    for units in (np.array([[37, 37], [45, 45], [45, 45]])[:c], np.full((c, 2), image_dct.MAX_UNITS)):
+        fast, ref = base.copy(), base.copy()
+        assert dct_residual.tx16_add(fast, base, q, image_dct._per_position(units), mcdct._zigzag(),
+                                     image_tx16.t16(), image_tx16.COEF_CLAMP, image_tx16.SHIFT1, image_tx16.SHIFT2,
+                                     flags, image_dct._level(base.dtype))
+        image_dct._add_groups_reference(ref, base, q, units, flags)
+        np.testing.assert_array_equal(fast, ref)
+        assert np.any(fast != base)

@@ -300,8 +300,17 @@ def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int,
 
 
 def _add_groups(out: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray, tx16: np.ndarray) -> None:
-    """Write the flagged 16x16 groups (``image_tx16``) into ``out`` (which holds the base there): base plus their
-    inverse, rounded and clipped, in float64 (exact: integer 1/4 levels times 0.25 x level, plus an integer)."""
+    """Write the flagged 16x16 groups (``image_tx16``) into ``out``: the compiled kernel
+    (``kernels.dct_residual.tx16_add``) where there is one, else the numpy reference (the same integers)."""
+    if not dct_residual.tx16_add(out, base, q, _per_position(units), mcdct._zigzag(), image_tx16.t16(),
+                                 image_tx16.COEF_CLAMP, image_tx16.SHIFT1, image_tx16.SHIFT2, tx16, _level(base.dtype)):
+        _add_groups_reference(out, base, q, units, tx16)
+
+
+def _add_groups_reference(out: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray,
+                          tx16: np.ndarray) -> None:
+    """``_add_groups`` in numpy: base plus the groups' inverse (``image_tx16.inverse_groups``), rounded and
+    clipped, in float64 (exact: integer 1/4 levels times 0.25 x level, plus an integer)."""
     h, w, c = base.shape
     gy, gx = tx16.shape
     per = _per_position(units).astype(np.float64)
