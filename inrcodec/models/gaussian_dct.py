@@ -303,14 +303,10 @@ class GaussianDCT(GaussianImage):
             return {"gaussians": blob, "dct": b""}
         step = self.step_for(quality)
         if step not in self._section_cache:
-            kw = {"rdoq": image_dct.RDOQ_LAMBDA, "prices": image_dct.RDOQ_PRICES}
-            if image_dct.TX16:  # per 16x16 group four 8x8 transforms or one 16x16 (format 3 where one is chosen)
-                q, units, tx16 = image_dct.quantise_tx16(self._raw_coefficients(), self._raw16_coefficients(), step,
-                                                         **kw)
-            else:
-                (q, units), tx16 = image_dct.quantise_raw(self._raw_coefficients(), step, **kw), None
-            strength = image_dct.best_strength(self._image(), base, q, units, tx16=tx16)
-            self._section_cache = {step: image_dct.encode_section(q, units, strength, tx16=tx16)}  # the last one
+            raw16 = self._raw16_coefficients() if image_dct.TX16 else None  # 16x16 groups: format 3 where they pay
+            section, _ = image_dct.encode_residual(self._image(), base, self._raw_coefficients(), raw16, step,
+                                                   rdoq=image_dct.RDOQ_LAMBDA, prices=image_dct.RDOQ_PRICES)
+            self._section_cache = {step: section}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}
 
     @classmethod

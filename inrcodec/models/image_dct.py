@@ -67,6 +67,9 @@ RDOQ_LAMBDA = 0.3  # rdo_quantise's lambda for the encoder (gaussian_dct.encode)
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
 DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
 TX16 = True  # the encoder chooses per 16x16 group between four 8x8 transforms and one 16x16 (quantise_tx16)
+TX16_GUARD = True  # ... and keeps the choice only where the image's real bytes and error beat all-8x8's
+GUARD_LAMBDA = 0.33  # RGB squared error per bit / luma step^2: the slope of the encoder's RD curve (kodim05 / 07
+# over 0.2 bpp bases, steps 6-24: 0.32-0.34)
 
 
 @functools.lru_cache(maxsize=1)
@@ -414,24 +417,68 @@ def raw_coefficients16(image: np.ndarray, base: np.ndarray) -> np.ndarray:
 
 
 def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float = CHROMA_FACTOR,
-                  mu: float | None = None, **kw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  mu: float | None = None, requantise: bool | None = None, bias: float | None = None,
+                  calibrate: bool | None = None, q8: np.ndarray | None = None,
+                  **kw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(symbols, units, 16x16 group flags) at luma ``step``: both forms quantised as ``quantise_raw`` does
     (``kw``: rdoq, prices, ...), then per group the one of less weighted squared error + mu x lambda x estimated
-    bits (``rdoq_ctx.block_bits``; lambda = the RDOQ's, in luma step^2)."""
+    bits (``rdoq_ctx.block_bits``; lambda = the RDOQ's, in luma step^2). ``q8``: the plain 8x8 symbols at this
+    step where the caller has them."""
     mu = image_tx16.CHOICE_MU if mu is None else mu
-    q8, units = quantise_raw(raw, step, chroma=chroma, **kw)
+    units = step_units(step, raw.shape[0], chroma, kw.get("dc", DC_FACTOR))
+    if q8 is None:
+        q8, _ = quantise_raw(raw, step, chroma=chroma, **kw)
     q16, _ = quantise_raw(raw16, step, chroma=chroma, **kw)
     per = _per_position(units)[:, None, None, :] / STEP_UNIT
     weight = np.array([3.0, 2.0, 3.0])[:raw.shape[0], None, None]
     lam = mu * (kw.get("rdoq") or RDOQ_LAMBDA) * step**2
 
-    def cost(q, r):
-        return (weight * ((r - q * per) ** 2).sum(-1)).sum(0) + lam * rdoq_ctx.block_bits(q).sum(0)
+    calibrate = image_tx16.CHOICE_CALIBRATE if calibrate is None else calibrate
 
-    flags = image_tx16.choose(cost(q8, raw), cost(q16, raw16))
+    def cost(q, r):
+        bits = rdoq_ctx.block_bits(q).sum(0)
+        if calibrate:  # the per-block estimate's bias for this layout, from the coder's own models over the image
+            bits *= 8.0 * coefcoder.estimate_bytes(q) / max(float(bits.sum()), 1.0)
+        return (weight * ((r - q * per) ** 2).sum(-1)).sum(0) + lam * bits
+
+    bias = image_tx16.CHOICE_BIAS if bias is None else bias
+    flags = image_tx16.choose(cost(q8, raw), cost(q16, raw16) + lam * bias / 4)  # bias: bits per group
     sel = image_tx16.block_mask(flags, *q8.shape[1:3])
-    q = np.where(sel[None, :, :, None], q16, q8)
+    if image_tx16.CHOICE_REQUANTISE if requantise is None else requantise:  # the chosen coefficients quantised together (RDOQ's class statistics of the mix)
+        q, _ = quantise_raw(np.where(sel[None, :, :, None], raw16, raw), step, chroma=chroma, **kw)
+    else:
+        q = np.where(sel[None, :, :, None], q16, q8)
     return q, units, flags & image_tx16.flag_contexts(q)[0]
+
+
+def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16: np.ndarray | None, step: float,
+                    guard: bool | None = None, **kw) -> tuple[bytes, np.ndarray | None]:
+    """The encoder's ``dct`` section at luma ``step`` (``kw``: rdoq, prices, and ``quantise_tx16``'s choice
+    settings): RDOQ'd symbols, per 16x16 group one transform or four where ``raw16`` is given (format 3 where a
+    group takes one), the deblocking strength of least error. With ``guard`` (default ``TX16_GUARD``) the
+    16x16 groups are kept only where the whole image's real bytes and error (RGB squared error + GUARD_LAMBDA x
+    step^2 per bit) beat the plain 8x8 form's, so a choice from estimated bits never makes an image worse.
+    Returns (section, the decoded image where the guard made it, else None)."""
+    q8, units = quantise_raw(raw, step, **{k: v for k, v in kw.items() if k in _QUANTISE_KW})
+    strength = best_strength(image, base, q8, units)
+    plain = encode_section(q8, units, strength)
+    if raw16 is None:
+        return plain, None
+    q, units, flags = quantise_tx16(raw, raw16, step, q8=q8, **kw)
+    if not flags.any():
+        return plain, None
+    strength16 = best_strength(image, base, q, units, tx16=flags)
+    blob = encode_section(q, units, strength16, tx16=flags)
+    if not (TX16_GUARD if guard is None else guard):
+        return blob, None
+    lam = GUARD_LAMBDA * step**2 * 8  # per byte
+    rec8, rec16 = add(base, q8, units, strength), add(base, q, units, strength16, flags)
+    err = [float(((r.astype(np.int64) - image) ** 2).sum()) / _level(image.dtype) ** 2
+           for r in (rec8, rec16)]
+    return (blob, rec16) if err[1] + lam * len(blob) < err[0] + lam * len(plain) else (plain, rec8)
+
+
+_QUANTISE_KW = ("chroma", "dc", "dead_zone", "lam", "rdoq", "prices")
 
 
 def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.ndarray, np.ndarray]:

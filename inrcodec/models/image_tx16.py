@@ -40,6 +40,9 @@ NNZ_EDGES = (3, 9)
 # The encoder's choice (not in the bitstream): a group takes the 16x16 where its weighted squared error + this x
 # RDOQ's lambda x its estimated bits is less than the 8x8 blocks'; measured in benchmarks/gaussian_dct_lab.py
 CHOICE_MU = 1.0
+CHOICE_BIAS = 0.0  # bits added to a group's 16x16 cost
+CHOICE_REQUANTISE = True  # the chosen mix of coefficients quantised again as one image (RDOQ's statistics of it)
+CHOICE_CALIBRATE = True  # scale each form's per-block bit estimates to the coder's estimate of its whole image
 
 
 def _cos_table() -> dict[int, int]:
