@@ -17,7 +17,7 @@ level / level - 1 / 0 by distortion + lambda x bits, bits from format 1's band s
 priced with format 2's context models, ``rdoq_ctx``: the encoder since session 21; ``+nodrop`` without the block
 drop after it), any of them ``+db`` (the deblocking strength with the least error, ``image_dct.best_strength``),
 ``wiener`` (a restoration filter after the deblocking, ``_restoration.py``, an experiment), ``rdoq+wiener``, and
-``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment), ``tx16`` (format 3: per 16x16
+``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment), ``tx16`` (format 4: per 16x16
 group four 8x8 transforms or one 16x16, ``image_tx16``; ``tx16+db``: the encoder's ``image_dct.encode_residual``
 without its guard, ``tx16guard+db`` with it). The first variant is the anchor.
 ``--set NAME=X``: rdoq_lambda, ctx_lambda, chroma (the chroma step factor of ``rdoqctx``), drop_lambda,
@@ -83,7 +83,7 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         image_tx.code_flags(rec_, q, split)
         blob = image_dct.encode_section(q, units, strength)
         return len(blob) + len(rec_.payload()), image_tx.add_split(base, q, units, strength, split)
-    if variant.startswith("tx16"):  # format 3: per 16x16 group four 8x8 or one 16x16 transform (image_tx16)
+    if variant.startswith("tx16"):  # format 4: per 16x16 group four 8x8 or one 16x16 transform (image_tx16)
         if kw.get("_raw16") is None:
             kw["_raw16"] = image_dct.raw_coefficients16(image, base)
         opts = {"mu": kw.get("tx_mu"), "bias": kw.get("tx_bias16"),

@@ -123,7 +123,7 @@ int gr_dct_inverse_add_cpu(const int16_t* q, int C, int BY, int BX, const int32_
     return 0;
 }
 
-// The 16x16 groups of image_dct's format 3 (inrcodec/models/image_tx16.py), written over ``out`` (which holds
+// The 16x16 groups of image_dct's format 4 (inrcodec/models/image_tx16.py), written over ``out`` (which holds
 // the 8x8 pass's result) where ``flags`` (GY, GX, uint8 0/1; GY = BY / 2, GX = BX / 2) is set: each group's four
 // blocks of zigzag symbols are one 16x16 coefficient array (block (i, j) holds quadrant (i, j)), dequantised and
 // clamped to +-clamp, inverted with t16 (16, 16, rows: frequencies) as image_tx16.inverse_groups does (a = C T,

@@ -107,7 +107,7 @@ register_seed("gaussian-dct-image", _fit_maker("gaussian+dct", _tiny_image))  # 
 # The golden file above holds the residual's format 1 (mcdct2's symbol streams); these guard format 2 (coefcoder)
 register_seed("gaussian-dct-image-ctx", _fit_maker("gaussian+dct", _tiny_image))
 register_seed("gaussian-dct-gray16-ctx", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
-# and these format 3 (16x16 transforms of 2x2 block groups, image_tx16; the encoder chooses them on this image)
+# and these format 4 (16x16 transforms of 2x2 block groups, image_tx16; the encoder chooses them on this image)
 register_seed("gaussian-dct-image-tx16", _fit_maker("gaussian+dct", _tiny_image))
 register_seed("gaussian-dct-gray16-tx16", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
 

@@ -1,4 +1,4 @@
-"""16x16 transforms of 2x2 block groups in ``image_dct``'s residual (section format 3, ``image_tx16``)."""
+"""16x16 transforms of 2x2 block groups in ``image_dct``'s residual (section format 4, ``image_tx16``)."""
 
 from __future__ import annotations
 

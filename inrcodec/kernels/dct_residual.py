@@ -61,7 +61,7 @@ def inverse_add(base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigza
 
 def tx16_add(out: np.ndarray, base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigzag: np.ndarray,
              t16: np.ndarray, clamp: int, shift1: int, shift2: int, flags: np.ndarray, level: int) -> bool:
-    """Write the flagged 16x16 groups (``image_dct`` format 3) into ``out`` (h, w, c), as
+    """Write the flagged 16x16 groups (``image_dct`` format 4) into ``out`` (h, w, c), as
     ``image_dct._add_groups_reference`` does; False (``out`` untouched) where the kernel cannot run."""
     lib = _loader.cpu_library()
     if lib is None or base.dtype not in (np.uint8, np.uint16) or base.ndim != 3 or out.dtype != base.dtype:

@@ -303,7 +303,7 @@ class GaussianDCT(GaussianImage):
             return {"gaussians": blob, "dct": b""}
         step = self.step_for(quality)
         if step not in self._section_cache:
-            raw16 = self._raw16_coefficients() if image_dct.TX16 else None  # 16x16 groups: format 3 where they pay
+            raw16 = self._raw16_coefficients() if image_dct.TX16 else None  # 16x16 groups: format 4 where they pay
             section, _ = image_dct.encode_residual(self._image(), base, self._raw_coefficients(), raw16, step,
                                                    rdoq=image_dct.RDOQ_LAMBDA, prices=image_dct.RDOQ_PRICES)
             self._section_cache = {step: section}  # the last one only

@@ -41,8 +41,9 @@ from . import coefcoder, deblock, image_tx16, mcdct, mcdct2, rdoq_ctx
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
 FORMAT = 2  # written; 1 (mcdct2's symbol coding) is still decoded
-FORMAT_TX16 = 3  # format 2 plus 16x16 transforms for groups of 2x2 blocks (image_tx16): written where a group has one
-FORMATS = (1, 2, 3)
+FORMAT_TX16 = 4  # format 2 plus 16x16 transforms for groups of 2x2 blocks (image_tx16): written where a group has one
+# (4, not 3: session 23's restoration-filter branch took 3; the two are independent forms)
+FORMATS = (1, 2, 4)
 STEP_UNIT = 16
 MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
 # step of 64 still coded 0.13 bpp, so a 0.2 bpp file had no residual step that fit (it fell back to the base alone)
@@ -278,7 +279,7 @@ def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int,
         tx16: np.ndarray | None = None) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
     block edges deblocked (8-bit images, ``strength`` > 0). The compiled kernel (``kernels.dct_residual``) where
-    there is one, else the numpy reference: the same integers. ``tx16`` (format 3): the (gy, gx) groups of 2x2
+    there is one, else the numpy reference: the same integers. ``tx16`` (format 4): the (gy, gx) groups of 2x2
     blocks whose symbols are one 16x16 transform (``image_tx16``): added after the 8x8 blocks, with those zeroed."""
     sel = None if tx16 is None or not tx16.any() else image_tx16.block_mask(tx16, *q.shape[1:3])
     q8 = q if sel is None else np.where(sel[None, :, :, None], 0, q).astype(q.dtype)
@@ -454,7 +455,7 @@ def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float
 def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16: np.ndarray | None, step: float,
                     guard: bool | None = None, **kw) -> tuple[bytes, np.ndarray | None]:
     """The encoder's ``dct`` section at luma ``step`` (``kw``: rdoq, prices, and ``quantise_tx16``'s choice
-    settings): RDOQ'd symbols, per 16x16 group one transform or four where ``raw16`` is given (format 3 where a
+    settings): RDOQ'd symbols, per 16x16 group one transform or four where ``raw16`` is given (format 4 where a
     group takes one), the deblocking strength of least error. With ``guard`` (default ``TX16_GUARD``) the
     16x16 groups are kept only where the whole image's real bytes and error (RGB squared error + GUARD_LAMBDA x
     step^2 per bit) beat the plain 8x8 form's, so a choice from estimated bits never makes an image worse.
@@ -528,7 +529,7 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
 
 def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT,
                    tx16: np.ndarray | None = None) -> bytes:
-    """The section; with ``tx16`` flags of which a group is set, format 3: its flag stream (varint length +
+    """The section; with ``tx16`` flags of which a group is set, format 4: its flag stream (varint length +
     ANS payload, ``image_tx16``) before the symbols."""
     if tx16 is not None and np.any(tx16 & image_tx16.flag_contexts(q)[0]):
         form = FORMAT_TX16
@@ -540,7 +541,7 @@ def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = 
 
 
 def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
-    """(symbols, units, deblock strength, 16x16 group flags (gy, gx) of format 3, else None) of a ``dct``
+    """(symbols, units, deblock strength, 16x16 group flags (gy, gx) of format 4, else None) of a ``dct``
     section; FormatError on anything malformed."""
     if c not in (1, 3):
         raise FormatError(f"dct residual codes 1 or 3 channels, the image has {c}")

@@ -1,4 +1,4 @@
-"""16x16 transforms for groups of 2x2 blocks of ``image_dct``'s residual (its section format 3).
+"""16x16 transforms for groups of 2x2 blocks of ``image_dct``'s residual (its section format 4).
 
 Why: under a Gaussian base much of the residual is smooth over more than 8 pixels (the base's colour errors, soft
 texture); one 16x16 DCT codes such a group in fewer coefficients than four 8x8 ones and leaves no block edges

@@ -92,7 +92,7 @@ def parse_digest(data: bytes) -> str:
             q, units, _, tx16 = image_dct.decode_section(c.sections["dct"], hh, ww, nc)
             _h(h, q.astype(np.int32))  # the values, whatever integer type the decoder holds them in
             _h(h, units)
-            if tx16 is not None:  # format 3's 16x16 group flags (older files have none: their digests unchanged)
+            if tx16 is not None:  # format 4's 16x16 group flags (older files have none: their digests unchanged)
                 _h(h, tx16)
     else:
         _, net = load_representation(data)
