@@ -282,7 +282,10 @@ def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int,
     there is one, else the numpy reference: the same integers. ``tx16`` (format 4): the (gy, gx) groups of 2x2
     blocks whose symbols are one 16x16 transform (``image_tx16``): added after the 8x8 blocks, with those zeroed."""
     sel = None if tx16 is None or not tx16.any() else image_tx16.block_mask(tx16, *q.shape[1:3])
-    q8 = q if sel is None else np.where(sel[None, :, :, None], 0, q).astype(q.dtype)
+    q8 = q
+    if sel is not None:  # the groups' symbols are not 8x8 blocks: the 8x8 pass adds nothing there
+        q8 = q.copy()
+        q8[:, sel] = 0
     out = dct_residual.inverse_add(base, q8, _per_position(units), mcdct._zigzag(), T8, COEF_CLAMP, STAGE1_SHIFT,
                                    STAGE2_SHIFT, _level(base.dtype))
     if out is None:  # no compiled library: the numpy reference (the same integers)
