@@ -281,6 +281,8 @@ def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int,
     block edges deblocked (8-bit images, ``strength`` > 0). The compiled kernel (``kernels.dct_residual``) where
     there is one, else the numpy reference: the same integers. ``tx16`` (format 4): the (gy, gx) groups of 2x2
     blocks whose symbols are one 16x16 transform (``image_tx16``): added after the 8x8 blocks, with those zeroed."""
+    if tx16 is not None:  # only groups that code something carry a flag (what the section can say)
+        tx16 = tx16 & image_tx16.flag_contexts(q)[0]
     sel = None if tx16 is None or not tx16.any() else image_tx16.block_mask(tx16, *q.shape[1:3])
     q8 = q
     if sel is not None:  # the groups' symbols are not 8x8 blocks: the 8x8 pass adds nothing there
@@ -372,7 +374,7 @@ def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.
     undeblocked = add(base, q, units, 0, tx16)
     coded = np.any(q != 0, axis=(0, 3))
     if tx16 is not None:
-        coded |= image_tx16.block_mask(tx16, *coded.shape)
+        coded |= image_tx16.block_mask(tx16 & image_tx16.flag_contexts(q)[0], *coded.shape)
     rgb = undeblocked if image.shape[-1] == 3 else np.repeat(undeblocked, 3, axis=-1)
     ref = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
     ref = ref.astype(np.int32)
