@@ -113,7 +113,7 @@ def raw_coefficients(ycc: np.ndarray, by: int, bx: int) -> np.ndarray:
     g = pad.reshape(gy, M, gx, M, c).transpose(4, 0, 2, 1, 3)
     d = forward_matrix()
     out = np.zeros((c, by, bx, N * N))
-    out[:, :2 * gy, :2 * gx] = to_blocks(np.einsum("ui,cyxij,vj->cyxuv", d, g, d))
+    out[:, :2 * gy, :2 * gx] = to_blocks(d @ g @ d.T)
     return out
 
 
