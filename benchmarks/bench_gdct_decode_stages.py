@@ -63,12 +63,12 @@ def stages(data: bytes, repeats: int) -> tuple[dict, str]:
         base = t("gaussians_entropy", GaussianImage.decode, GaussianConfig(cfg.n_gaussians, cfg.layers), c.signal,
                  {"gaussians": c.sections["gaussians"]})
         h, w, ch = c.signal["shape"]
-        q, units, strength, filters = t("dct_symbols", image_dct.decode_residual, c.sections["dct"], h, w, ch)
+        q, units, strength, tx16, filters = t("dct_symbols", image_dct.decode_residual, c.sections["dct"], h, w, ch)
         with torch.no_grad():
             img = t("raster", lambda: GaussianImage.render(base).numpy())
         net = cls.decode(cfg, c.signal, c.sections)
         ints = t("to_integers", net._integers, img)
-        out = t("inverse_add", image_dct.add, ints, q, units, 0)
+        out = t("inverse_add", image_dct.add, ints, q, units, 0, tx16)
         coded = np.any(q != 0, axis=(0, 3))
         try:  # the compiled filter where this checkout decodes with it (session 21)
             from inrcodec.kernels.dct_residual import deblock as fast_deblock

@@ -17,9 +17,11 @@ level / level - 1 / 0 by distortion + lambda x bits, bits from format 1's band s
 priced with format 2's context models, ``rdoq_ctx``: the encoder since session 21; ``+nodrop`` without the block
 drop after it), any of them ``+db`` (the deblocking strength with the least error, ``image_dct.best_strength``),
 ``wiener`` (a restoration filter after the deblocking, ``_restoration.py``, an experiment), ``rdoq+wiener``, and
-``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment). The first variant is the anchor.
+``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment), ``tx16`` (format 4: per 16x16
+group four 8x8 transforms or one 16x16, ``image_tx16``; ``tx16+db``: the encoder's ``image_dct.encode_residual``
+without its guard, ``tx16guard+db`` with it). The first variant is the anchor.
 ``--set NAME=X``: rdoq_lambda, ctx_lambda, chroma (the chroma step factor of ``rdoqctx``), drop_lambda,
-tx_lambda, tx_bias, wiener_*. Writes ``<out>.json`` and ``<out>.png``.
+tx_lambda, tx_bias, tx_mu, tx_requant, tx_bias16, tx_cal (tx16's choice), wiener_*. Writes ``<out>.json`` and ``<out>.png``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ def cached_base(cache: Path, stem: str, rate: float, steps: int) -> tuple[int, n
     return int(meta["bytes"]), np.load(key.with_suffix(".npz"))["decoded"]
 
 
+def decode_blob(blob: bytes, base: np.ndarray) -> np.ndarray:
+    """The decoded image of a ``dct`` section over ``base``."""
+    q, units, strength, tx16 = image_dct.decode_section(blob, *base.shape)
+    return image_dct.add(base, q, units, strength, tx16)
+
+
 def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, kw: dict):
     """(section bytes, decoded image) of one variant at luma ``step``."""
     strength = image_dct.DEBLOCK_STRENGTH
@@ -75,6 +83,22 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         image_tx.code_flags(rec_, q, split)
         blob = image_dct.encode_section(q, units, strength)
         return len(blob) + len(rec_.payload()), image_tx.add_split(base, q, units, strength, split)
+    if variant.startswith("tx16"):  # format 4: per 16x16 group four 8x8 or one 16x16 transform (image_tx16)
+        if kw.get("_raw16") is None:
+            kw["_raw16"] = image_dct.raw_coefficients16(image, base)
+        opts = {"mu": kw.get("tx_mu"), "bias": kw.get("tx_bias16"),
+                "requantise": None if "tx_requant" not in kw else bool(kw["tx_requant"]),
+                "calibrate": None if "tx_cal" not in kw else bool(kw["tx_cal"]),
+                "guard": "guard" in variant, "rdoq": kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), "prices": "ctx"}
+        if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
+            blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step, **opts)
+            if rec is None:
+                rec = decode_blob(blob, base)
+            return len(blob), rec
+        del opts["guard"]
+        q, units, flags = image_dct.quantise_tx16(raw, kw["_raw16"], step, **opts)
+        blob = image_dct.encode_section(q, units, strength, tx16=flags)
+        return len(blob), image_dct.add(base, q, units, strength, flags)
     if variant.startswith("rdoqctx"):  # RDOQ priced with format 2's context models (rdoq_ctx)
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), prices="ctx",
                                           chroma=kw.get("chroma", image_dct.CHROMA_FACTOR),
@@ -160,7 +184,7 @@ def main(argv=None) -> int:
                 print(f"{stem}: no cached base at {rate} bpp, skipped", flush=True)
                 continue
             raw = image_dct.raw_coefficients(image, base)
-            kwb = dict(kw, _raw4=None)  # per-base caches of the variants
+            kwb = dict(kw, _raw4=None, _raw16=None)  # per-base caches of the variants
             curves = {}
             for v in variants:
                 c0 = time.process_time()

@@ -123,4 +123,111 @@ int gr_dct_inverse_add_cpu(const int16_t* q, int C, int BY, int BX, const int32_
     return 0;
 }
 
+// The 16x16 groups of image_dct's format 4 (inrcodec/models/image_tx16.py), written over ``out`` (which holds
+// the 8x8 pass's result) where ``flags`` (GY, GX, uint8 0/1; GY = BY / 2, GX = BX / 2) is set: each group's four
+// blocks of zigzag symbols are one 16x16 coefficient array (block (i, j) holds quadrant (i, j)), dequantised and
+// clamped to +-clamp, inverted with t16 (16, 16, rows: frequencies) as image_tx16.inverse_groups does (a = C T,
+// rounding shift s1; b = T^t a, rounding shift s2), YCoCg -> RGB, rint(base + level * r / 4) clipped.
+// int32 arithmetic: every sum is bounded below 2^31 by the checks below (the reference's float64 is exact too).
+int gr_tx16_add_cpu(const int16_t* q, int C, int BY, int BX, const int32_t* per, const int32_t* zz,
+                    const int32_t* t16, int32_t clamp, int s1, int s2, const uint8_t* flags, int GY, int GX,
+                    const void* base, void* out, int H, int W, int depth, int level) {
+    if ((C != 1 && C != 3) || BY < 0 || BX < 0 || H < 0 || W < 0 || (int64_t)BY * 8 < H || (int64_t)BX * 8 < W ||
+        GY != BY / 2 || GX != BX / 2 || s1 < 1 || s2 < 1 || s1 > 30 || s2 > 30 || clamp < 0 || level < 1 ||
+        level > 257 || (depth != 1 && depth != 2))
+        return 1;
+    int64_t colmax = 0, rowmax = 0;
+    for (int j = 0; j < 16; ++j) {
+        int64_t col = 0, row = 0;
+        for (int c = 0; c < 16; ++c) {
+            col += llabs(t16[c * 16 + j]);
+            row += llabs(t16[j * 16 + c]);
+        }
+        colmax = col > colmax ? col : colmax;
+        rowmax = row > rowmax ? row : rowmax;
+    }
+    const int64_t lim = (int64_t)1 << 30;  // margin for the rounding offsets and YCoCg sums
+    if (colmax * clamp >= lim || (((colmax * clamp) >> s1) + 1) * rowmax >= lim) return 1;
+    int32_t zi[64];
+    for (int i = 0; i < 64; ++i) zi[i] = -1;
+    for (int p = 0; p < 64; ++p) {
+        if (zz[p] < 0 || zz[p] > 63 || zi[zz[p]] >= 0) return 1;  // not a permutation
+        zi[zz[p]] = p;
+    }
+    const int64_t nblk = (int64_t)BY * BX;
+    const int32_t top = depth == 1 ? 255 : 65535;
+    for (int gy = 0; gy < GY; ++gy) {
+        for (int gx = 0; gx < GX; ++gx) {
+            if (!flags[(int64_t)gy * GX + gx]) continue;
+            int32_t res[3][256];
+            for (int k = 0; k < C; ++k) {
+                int32_t coef[256];
+                memset(coef, 0, sizeof coef);
+                unsigned rows = 0;
+                for (int i = 0; i < 2; ++i)
+                    for (int j = 0; j < 2; ++j) {
+                        const int16_t* qb = q + ((int64_t)k * nblk + (int64_t)(2 * gy + i) * BX + 2 * gx + j) * 64;
+                        for (int p = 0; p < 64; ++p) {
+                            if (!qb[p]) continue;
+                            int64_t v = (int64_t)qb[p] * per[k * 64 + p];
+                            v = v < -clamp ? -clamp : (v > clamp ? clamp : v);
+                            const int u = 8 * i + (zz[p] >> 3);
+                            coef[u * 16 + 8 * j + (zz[p] & 7)] = (int32_t)v;
+                            rows |= 1u << u;
+                        }
+                    }
+                int32_t a[16][16];
+                int rid[16], nr = 0;
+                for (int u = 0; u < 16; ++u) {  // a[u, x] = sum_v C[u, v] T[v, x]
+                    if (!(rows >> u & 1)) continue;
+                    int32_t acc[16] = {0};
+                    for (int v = 0; v < 16; ++v) {
+                        const int32_t cv = coef[u * 16 + v];
+                        if (!cv) continue;
+                        for (int x = 0; x < 16; ++x) acc[x] += cv * t16[v * 16 + x];
+                    }
+                    for (int x = 0; x < 16; ++x) a[nr][x] = (acc[x] + (1 << (s1 - 1))) >> s1;
+                    rid[nr++] = u;
+                }
+                for (int y = 0; y < 16; ++y) {  // b[y, x] = sum_u T[u, y] a[u, x]
+                    int32_t acc[16] = {0};
+                    for (int r = 0; r < nr; ++r) {
+                        const int32_t tv = t16[rid[r] * 16 + y];
+                        for (int x = 0; x < 16; ++x) acc[x] += tv * a[r][x];
+                    }
+                    for (int x = 0; x < 16; ++x) res[k][y * 16 + x] = (acc[x] + (1 << (s2 - 1))) >> s2;
+                }
+            }
+            const int y0 = gy * 16, x0 = gx * 16;
+            const int y1 = y0 + 16 < H ? y0 + 16 : H, x1 = x0 + 16 < W ? x0 + 16 : W;
+            for (int y = y0; y < y1; ++y) {
+                for (int x = x0; x < x1; ++x) {
+                    const int i = (y - y0) * 16 + (x - x0);
+                    int32_t r[3];
+                    if (C == 3) {  // YCoCg -> RGB (image_dct._rgb_from_ycocg)
+                        const int32_t t = res[0][i] - res[2][i];
+                        r[0] = t + res[1][i];
+                        r[1] = res[0][i] + res[2][i];
+                        r[2] = t - res[1][i];
+                    } else {
+                        r[0] = res[0][i];
+                    }
+                    for (int k = 0; k < C; ++k) {
+                        const int64_t a = ((int64_t)y * W + x) * C + k;
+                        const int32_t b = depth == 1 ? ((const uint8_t*)base)[a] : ((const uint16_t*)base)[a];
+                        const int64_t s = 4 * (int64_t)b + (int64_t)level * r[k];
+                        int64_t v = (s >> 2) + ((((s & 3) + ((s >> 2) & 1)) > 2) ? 1 : 0);  // rint(s / 4), ties even
+                        v = v < 0 ? 0 : (v > top ? top : v);
+                        if (depth == 1)
+                            ((uint8_t*)out)[a] = (uint8_t)v;
+                        else
+                            ((uint16_t*)out)[a] = (uint16_t)v;
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 }  // extern "C"

@@ -107,11 +107,14 @@ register_seed("gaussian-dct-image", _fit_maker("gaussian+dct", _tiny_image))  # 
 # The golden file above holds the residual's format 1 (mcdct2's symbol streams); these guard format 2 (coefcoder)
 register_seed("gaussian-dct-image-ctx", _fit_maker("gaussian+dct", _tiny_image))
 register_seed("gaussian-dct-gray16-ctx", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
+# and these format 4 (16x16 transforms of 2x2 block groups, image_tx16; the encoder chooses them on this image)
+register_seed("gaussian-dct-image-tx16", _fit_maker("gaussian+dct", _tiny_image))
+register_seed("gaussian-dct-gray16-tx16", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
 
 
 def _restored(make: Callable[[], bytes]) -> Callable[[], bytes]:
     """``make`` with the restoration filters forced (lambda 0: on the tiny image they would not pay for their
-    bytes), so that the file holds the ``dct`` section's format 3 (session 23)."""
+    bytes), so that the file holds the ``dct`` section's format 3, or 5 with 16x16 groups (session 23)."""
     def run() -> bytes:
         from .models import restore
 
@@ -708,3 +711,5 @@ def run_case(data: bytes, max_pixels: int | None = FUZZ_MAX_PIXELS) -> tuple[str
 
 CLEAN = ("ok", "FormatError", "InputError")
 
+# format 5 (16x16 groups and restoration filters together): made with both tools on, after the two above were frozen
+register_seed("gaussian-dct-image-tx16-restore", _restored(_fit_maker("gaussian+dct", _tiny_image)))

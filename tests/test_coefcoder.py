@@ -86,7 +86,7 @@ def test_sections_of_both_formats_decode(channels):
     for form in (1, 2):
         blob = image_dct.encode_section(q, units, 12, form=form)
         assert blob[0] == form
-        got, u, strength = image_dct.decode_section(blob, 24, 32, channels)
+        got, u, strength, _ = image_dct.decode_section(blob, 24, 32, channels)
         assert np.array_equal(got, q) and np.array_equal(u, units) and strength == 12
     assert image_dct.encode_section(q, units, 12)[0] == image_dct.FORMAT == 2  # what the encoder writes
 
@@ -116,7 +116,7 @@ def test_section_decoder_on_garbage(blob, hw, channels):
     """Any bytes after a format-2 header: a FormatError or symbols of the right shape and range, nothing else."""
     data = bytes([2]) + bytes([16, 16] * channels) + bytes([12]) + blob
     try:
-        q, _, _ = image_dct.decode_section(data, hw[0], hw[1], channels)
+        q, _, _, _ = image_dct.decode_section(data, hw[0], hw[1], channels)
     except FormatError:
         return
     assert q.shape == (channels, -(-hw[0] // 8), -(-hw[1] // 8), 64)

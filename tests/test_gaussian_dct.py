@@ -66,7 +66,7 @@ def test_section_round_trip_and_closed_loop(channels, dtype):
     base = textured(40, 56, channels, seed=5, dtype=dtype)
     base = ((image.astype(np.float64) + base) / 2).astype(dtype)  # a base that is roughly right
     blob, rec = image_dct.code_residual(image, base, 6.0)
-    q, units, strength = image_dct.decode_section(blob, 40, 56, channels)
+    q, units, strength, _ = image_dct.decode_section(blob, 40, 56, channels)
     assert np.array_equal(image_dct.add(base, q, units, strength), rec)  # the decoder adds what the encoder did
     assert strength == (image_dct.DEBLOCK_STRENGTH if dtype == np.uint8 else 0)
     peak = float(np.iinfo(dtype).max)
@@ -94,7 +94,7 @@ def test_hostile_sections_raise_format_error():
         for i in rng.integers(1, len(data), 3):
             data[i] = int(rng.integers(0, 256))
         try:
-            q, units, _ = image_dct.decode_section(bytes(data), 24, 32, 3)
+            q, units, _, _ = image_dct.decode_section(bytes(data), 24, 32, 3)
         except FormatError:
             continue
         assert q.shape == (3, 3, 4, 64) and np.abs(q).max() <= image_dct.MAX_SYMBOL
@@ -120,8 +120,8 @@ def test_rate_lands_and_decoder_matches_encoder(coded_rgb):
                                     {"gaussians": c.sections["gaussians"]})
     with torch.no_grad():
         base = np.clip(np.rint(base_net.render().numpy().astype(np.float64) * 255), 0, 255).astype(np.uint8)
-    q, units, strength, filters = image_dct.decode_residual(c.sections["dct"], h, w, ch)
-    assert np.array_equal(out.data, image_dct.add(base, q, units, strength, filters))
+    q, units, strength, tx16, filters = image_dct.decode_residual(c.sections["dct"], h, w, ch)
+    assert np.array_equal(out.data, image_dct.add(base, q, units, strength, tx16, filters))
     assert psnr(sig.data, out.data) > psnr(sig.data, base) + 1.0  # the residual adds what it was paid for
 
 

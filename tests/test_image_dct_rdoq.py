@@ -51,7 +51,7 @@ def test_rdoq_symbols_decode_to_the_encoders_image():
     image = textured(40, 56, seed=1)
     base = np.full_like(image, 120)
     q, blob, rec = _coded(image, base, 4.0, image_dct.RDOQ_LAMBDA)
-    dq, units, strength = image_dct.decode_section(blob, 40, 56, 3)
+    dq, units, strength, _ = image_dct.decode_section(blob, 40, 56, 3)
     assert np.array_equal(dq, q) and np.array_equal(image_dct.add(base, dq, units, strength), rec)
 
 

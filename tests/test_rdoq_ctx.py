@@ -68,7 +68,7 @@ def test_rdoq_ctx_trades_bytes_for_error_at_its_lambda():
         rec = image_dct.add(base, q, units, image_dct.DEBLOCK_STRENGTH)
         costs[name] = _sse(image, rec) + lam * 8 * len(blob)
         if name == "ctx":  # and the decoder reads what the encoder chose
-            dq, du, ds = image_dct.decode_section(blob, *image.shape)
+            dq, du, ds, _ = image_dct.decode_section(blob, *image.shape)
             assert np.array_equal(dq, q) and np.array_equal(image_dct.add(base, dq, du, ds), rec)
     assert costs["ctx"] < costs["band"] < costs["plain"]
 
@@ -104,5 +104,5 @@ def test_gray_image_gets_a_strength_and_ctx_symbols_round_trip():
     errors = {s: _sse(image, image_dct.add(base, q, units, s)) for s in image_dct.DEBLOCK_CANDIDATES}
     assert errors[best] == min(errors.values())
     blob = image_dct.encode_section(q, units, best)
-    dq, du, ds = image_dct.decode_section(blob, 48, 64, 1)
+    dq, du, ds, _ = image_dct.decode_section(blob, 48, 64, 1)
     assert np.array_equal(dq, q) and ds == best

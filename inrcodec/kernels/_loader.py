@@ -91,6 +91,8 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.gr_backward_cpu.argtypes = [p, p, p, i64, i32, i32, i32, p, p, p, p, i32, p]
     lib.gr_dct_inverse_add_cpu.restype = i32
     lib.gr_dct_inverse_add_cpu.argtypes = [p, i32, i32, i32, p, p, p, i32, i32, i32, p, p, i32, i32, i32, i32, i32]
+    lib.gr_tx16_add_cpu.restype = i32
+    lib.gr_tx16_add_cpu.argtypes = [p, i32, i32, i32, p, p, p, i32, i32, i32, p, i32, i32, p, p, i32, i32, i32, i32]
     lib.gr_deblock_cpu.restype = i32
     lib.gr_deblock_cpu.argtypes = [p, i32, i32, i32, p, i32, i32, i32, i32, i32, i32]
     lib.gr_residual_loss_cpu.restype = i32

@@ -59,6 +59,32 @@ def inverse_add(base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigza
     return out if rc == 0 else None
 
 
+def tx16_add(out: np.ndarray, base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigzag: np.ndarray,
+             t16: np.ndarray, clamp: int, shift1: int, shift2: int, flags: np.ndarray, level: int) -> bool:
+    """Write the flagged 16x16 groups (``image_dct`` format 4) into ``out`` (h, w, c), as
+    ``image_dct._add_groups_reference`` does; False (``out`` untouched) where the kernel cannot run."""
+    lib = _loader.cpu_library()
+    if lib is None or base.dtype not in (np.uint8, np.uint16) or base.ndim != 3 or out.dtype != base.dtype:
+        return False
+    h, w, c = base.shape
+    if q.ndim != 4 or q.shape[0] != c or q.shape[3] != 64 or out.shape != base.shape or not out.flags.c_contiguous:
+        return False
+    if q.dtype != np.int16:
+        if q.size and int(np.abs(q).max()) > np.iinfo(np.int16).max:
+            return False
+        q = q.astype(np.int16)
+    q = np.ascontiguousarray(q)
+    base = np.ascontiguousarray(base)
+    per = np.ascontiguousarray(per_position, dtype=np.int32)
+    zz = np.ascontiguousarray(zigzag, dtype=np.int32)
+    t = np.ascontiguousarray(t16, dtype=np.int32)
+    f = np.ascontiguousarray(flags, dtype=np.uint8)
+    rc = lib.gr_tx16_add_cpu(_ptr(q), c, q.shape[1], q.shape[2], _ptr(per), _ptr(zz), _ptr(t), int(clamp),
+                             int(shift1), int(shift2), _ptr(f), f.shape[0], f.shape[1], _ptr(base), _ptr(out), h, w,
+                             base.dtype.itemsize, int(level))
+    return rc == 0
+
+
 def deblock(image: np.ndarray, coded: np.ndarray, alpha: int, beta: int, tc: int) -> np.ndarray | None:
     """``image`` (h, w, c) uint8 with its 8x8 block edges filtered where a block of ``coded`` (by, bx) holds a
     residual (a new array), as ``models.deblock.deblock`` with thresholds ``deblock.thresholds(step, strength)``

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import FormatError, InputError
-from . import image_dct, register, residual_loss, restore
+from . import image_dct, register, residual_loss
 from .gaussian import QAT_START, GaussianConfig, GaussianImage
 
 NAME = "gaussian+dct"
@@ -145,17 +145,17 @@ def main_share(psnr_small: float, psnr_large: float) -> float:
 
 
 def without_restoration(data: bytes) -> bytes | None:
-    """The same file with its ``dct`` section in format 2 (the restoration filters left out), or None where the file
+    """The same file with its ``dct`` section in format 2 or 4 (the restoration filters left out), or None where the file
     has none: what the encoder before session 23 wrote at the same residual step, for paired measurements."""
     from ..container import Container, read_container, write_container
 
     c = read_container(data)
     dct = c.sections.get("dct", b"")
-    if c.model != NAME or not dct or dct[0] != image_dct.FORMAT_RESTORE:
+    if c.model != NAME or not dct or dct[0] not in (image_dct.FORMAT_RESTORE, image_dct.FORMAT_TX16_RESTORE):
         return None
     h, w, ch = (int(s) for s in c.signal["shape"])
-    q, units, strength = image_dct.decode_section(dct, h, w, ch)
-    sections = dict(c.sections, dct=image_dct.encode_section(q, units, strength))
+    q, units, strength, tx16 = image_dct.decode_section(dct, h, w, ch)
+    sections = dict(c.sections, dct=image_dct.encode_section(q, units, strength, tx16=tx16))
     return write_container(Container(c.signal, c.model, c.config, sections, c.extra))
 
 
@@ -189,12 +189,13 @@ class GaussianDCT(GaussianImage):
         if self.channels not in (1, 3) or dtype not in (np.uint8, np.uint16):
             raise InputError(f"model {NAME!r} codes gray or RGB images of 8 or 16 bits, not {self.channels} "
                              f"channel(s) of {dtype}")
-        # decoded (symbols, units, deblocking strength, restoration filters or None)
-        self._residual: tuple[np.ndarray, np.ndarray, int, dict | None] | None = None
+        # decoded (symbols, units, deblocking strength, 16x16 flags or None, restoration filters or None)
+        self._residual: tuple | None = None
         self._base_cache: tuple[bytes, np.ndarray] | None = None  # (gaussians section, decoded base integers)
         self._decoded_base_ints: np.ndarray | None = None  # decoder: the base drawn while the residual decoded
         self._section_cache: dict[float, bytes] = {}
         self._raw: np.ndarray | None = None  # DCT of (image - decoded base) at step 1
+        self._raw16: np.ndarray | None = None  # the same in 16x16 transforms of 2x2 block groups (image_tx16)
         self._calibration: tuple[np.ndarray, np.ndarray] | None = None  # (log estimated bytes, log step), rising
         self._residual_bits: float | None = None  # of the byte target, what the residual gets
         self._rd_delta: float | None = None  # luma step the base's loss prices the residual at (None: MSE)
@@ -299,6 +300,12 @@ class GaussianDCT(GaussianImage):
             self._raw = image_dct.raw_coefficients(self._image(), base)
         return self._raw
 
+    def _raw16_coefficients(self) -> np.ndarray:
+        if self._raw16 is None:
+            _, base = self._decoded_base()
+            self._raw16 = image_dct.raw_coefficients16(self._image(), base)
+        return self._raw16
+
     def step_for(self, quality: float) -> float:
         """Luma step of ``quality`` in (0, 1]: log-linear in the estimated residual size between the sizes at
         STEP_COARSE (quality 0) and STEP_FINE (quality 1)."""
@@ -344,14 +351,10 @@ class GaussianDCT(GaussianImage):
             return {"gaussians": blob, "dct": b""}
         step = self.step_for(quality)
         if step not in self._section_cache:
-            q, units = image_dct.quantise_raw(self._raw_coefficients(), step, rdoq=image_dct.RDOQ_LAMBDA,
-                                              prices=image_dct.RDOQ_PRICES)
-            image = self._image()
-            strength = image_dct.best_strength(image, base, q, units)
-            filters = None
-            if RESTORE and image.dtype == np.uint8:
-                filters = restore.choose(image, image_dct.add(base, q, units, strength), step)
-            section = image_dct.encode_section(q, units, strength, filters=filters)
+            raw16 = self._raw16_coefficients() if image_dct.TX16 else None  # 16x16 groups where they pay
+            section, _ = image_dct.encode_residual(self._image(), base, self._raw_coefficients(), raw16, step,
+                                                   restoration=RESTORE, rdoq=image_dct.RDOQ_LAMBDA,
+                                                   prices=image_dct.RDOQ_PRICES)
             self._section_cache = {step: section}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}
 
@@ -380,7 +383,7 @@ class GaussianDCT(GaussianImage):
                 model._residual = residual.result()
             elif sections["dct"]:
                 model._residual = image_dct.decode_residual(sections["dct"], h, w, c)
-            if model._residual is not None and model._residual[3] is not None and np.dtype(desc["dtype"]) != np.uint8:
+            if model._residual is not None and model._residual[4] is not None and np.dtype(desc["dtype"]) != np.uint8:
                 raise FormatError(f"{NAME}: restoration filters in a residual of a {np.dtype(desc['dtype'])} image")
         finally:
             if pool is not None:
@@ -399,8 +402,8 @@ class GaussianDCT(GaussianImage):
         if self._residual is None:
             return None
         base = self._decoded_base_ints if self._decoded_base_ints is not None else self._render_base_integers()
-        q, units, strength, filters = self._residual
-        return image_dct.add(base, q, units, strength, filters)
+        q, units, strength, tx16, filters = self._residual
+        return image_dct.add(base, q, units, strength, tx16, filters)
 
     def render(self, shape=None, region=None):
         """While fitting (no residual): the Gaussians, as ``gaussian`` draws them. Decoded: the Gaussians rounded to

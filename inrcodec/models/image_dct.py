@@ -37,12 +37,16 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
 from ..kernels import dct_residual
-from . import coefcoder, deblock, mcdct, mcdct2, rdoq_ctx, restore
+from . import coefcoder, deblock, image_tx16, mcdct, mcdct2, rdoq_ctx, restore
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
-FORMAT = 2  # written without restoration filters; 1 (mcdct2's symbol coding) is still decoded
+FORMAT = 2  # written without the tools below; 1 (mcdct2's symbol coding) is still decoded
 FORMAT_RESTORE = 3  # format 2 plus the restoration filters (``restore``), written where they pay (8-bit images)
-FORMATS = (1, 2, 3)
+FORMAT_TX16 = 4  # format 2 plus 16x16 transforms for groups of 2x2 blocks (image_tx16): written where a group has one
+FORMAT_TX16_RESTORE = 5  # both: the 16x16 flags, then the filters (session 23's two tools were built apart)
+FORMATS = (1, 2, 3, 4, 5)
+_WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE)
+_WITH_FILTERS = (FORMAT_RESTORE, FORMAT_TX16_RESTORE)
 STEP_UNIT = 16
 MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
 # step of 64 still coded 0.13 bpp, so a 0.2 bpp file had no residual step that fit (it fell back to the base alone)
@@ -66,6 +70,10 @@ RDOQ_LAMBDA = 0.3  # rdo_quantise's lambda for the encoder (gaussian_dct.encode)
 # 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (benchmarks/README.md "RD-optimised quantisation")
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
 DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
+TX16 = True  # the encoder chooses per 16x16 group between four 8x8 transforms and one 16x16 (quantise_tx16)
+TX16_GUARD = True  # ... and keeps the choice only where the image's real bytes and error beat all-8x8's
+GUARD_LAMBDA = 0.33  # RGB squared error per bit / luma step^2: the slope of the encoder's RD curve (kodim05 / 07
+# over 0.2 bpp bases, steps 6-24: 0.32-0.34)
 
 
 @functools.lru_cache(maxsize=1)
@@ -270,24 +278,39 @@ def _rgb_from_ycocg(y: np.ndarray, co: np.ndarray, cg: np.ndarray) -> list[np.nd
     return [t + co, y + cg, t - co]
 
 
-def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int, filters: dict | None = None) -> np.ndarray:
+def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int, tx16: np.ndarray | None = None,
+        filters: dict | None = None) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
-    block edges deblocked (8-bit images, ``strength`` > 0); then the restoration ``filters`` (format 3, 8-bit
-    images; ``restore.apply``). The compiled kernels (``kernels.dct_residual``, ``kernels.restore``) where there
-    are, else the numpy references: the same integers."""
-    out = _add_deblocked(base, q, units, strength)
+    block edges deblocked (8-bit images, ``strength`` > 0); then the restoration ``filters`` (formats 3 and 5,
+    8-bit images; ``restore.apply``). The compiled kernels (``kernels.dct_residual``, ``kernels.restore``) where
+    there are, else the numpy references: the same integers. ``tx16`` (formats 4 and 5): the (gy, gx) groups of
+    2x2 blocks whose symbols are one 16x16 transform (``image_tx16``): added after the 8x8 blocks, with those
+    zeroed."""
+    out = _add_deblocked(base, q, units, strength, tx16)
     if filters is not None and out.dtype == np.uint8:
         out = restore.apply(out, filters)
     return out
 
 
-def _add_deblocked(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int) -> np.ndarray:
-    out = dct_residual.inverse_add(base, q, _per_position(units), mcdct._zigzag(), T8, COEF_CLAMP, STAGE1_SHIFT,
+def _add_deblocked(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int,
+                   tx16: np.ndarray | None = None) -> np.ndarray:
+    if tx16 is not None:  # only groups that code something carry a flag (what the section can say)
+        tx16 = tx16 & image_tx16.flag_contexts(q)[0]
+    sel = None if tx16 is None or not tx16.any() else image_tx16.block_mask(tx16, *q.shape[1:3])
+    q8 = q
+    if sel is not None:  # the groups' symbols are not 8x8 blocks: the 8x8 pass adds nothing there
+        q8 = q.copy()
+        q8[:, sel] = 0
+    out = dct_residual.inverse_add(base, q8, _per_position(units), mcdct._zigzag(), T8, COEF_CLAMP, STAGE1_SHIFT,
                                    STAGE2_SHIFT, _level(base.dtype))
     if out is None:  # no compiled library: the numpy reference (the same integers)
-        out = _inverse_add_reference(base, q, units)
+        out = _inverse_add_reference(base, q8, units)
+    if sel is not None:
+        _add_groups(out, base, q, units, tx16)
     if strength and base.dtype == np.uint8:
         coded = np.any(q != 0, axis=(0, 3))
+        if sel is not None:
+            coded |= sel  # a flagged group's residual covers all four of its blocks
         fast = dct_residual.deblock(out, coded, *deblock.thresholds(int(units[0, 0]), strength))
         if fast is not None:  # the compiled filter, on the image's own channels
             return fast
@@ -296,6 +319,36 @@ def _add_deblocked(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength:
         rgb = deblock.deblock(rgb, coded, int(units[0, 0]), strength)
         out = rgb if c == 3 else rgb[..., :1]
     return out
+
+
+def _add_groups(out: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray, tx16: np.ndarray) -> None:
+    """Write the flagged 16x16 groups (``image_tx16``) into ``out``: the compiled kernel
+    (``kernels.dct_residual.tx16_add``) where there is one, else the numpy reference (the same integers)."""
+    if not dct_residual.tx16_add(out, base, q, _per_position(units), mcdct._zigzag(), image_tx16.t16(),
+                                 image_tx16.COEF_CLAMP, image_tx16.SHIFT1, image_tx16.SHIFT2, tx16, _level(base.dtype)):
+        _add_groups_reference(out, base, q, units, tx16)
+
+
+def _add_groups_reference(out: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray,
+                          tx16: np.ndarray) -> None:
+    """``_add_groups`` in numpy: base plus the groups' inverse (``image_tx16.inverse_groups``), rounded and
+    clipped, in float64 (exact: integer 1/4 levels times 0.25 x level, plus an integer)."""
+    h, w, c = base.shape
+    gy, gx = tx16.shape
+    per = _per_position(units).astype(np.float64)
+    blocks = q[:, :2 * gy, :2 * gx].reshape(c, gy, 2, gx, 2, N * N).transpose(0, 1, 3, 2, 4, 5)[:, tx16]
+    deq = np.clip(blocks * per[:, None, None, None, :], -image_tx16.COEF_CLAMP, image_tx16.COEF_CLAMP)
+    n = deq.shape[1]
+    c16 = deq[..., _unzigzag()].reshape(c, n, 2, 2, N, N).transpose(0, 1, 2, 4, 3, 5).reshape(c * n, 16, 16)
+    planes = list(image_tx16.inverse_groups(c16).reshape(c, n, 16, 16))
+    if c == 3:
+        planes = _rgb_from_ycocg(*planes)
+    res = np.zeros((gy, gx, 16, 16, c))
+    res[tx16] = np.stack(planes, -1)
+    res = res.transpose(0, 2, 1, 3, 4).reshape(gy * 16, gx * 16, c)[:h, :w]
+    pix = np.repeat(np.repeat(tx16, 16, 0), 16, 1)[:h, :w]
+    v = res[pix] * (0.25 * _level(base.dtype)) + base[:gy * 16, :gx * 16][pix]
+    out[:gy * 16, :gx * 16][pix] = np.clip(np.rint(v), 0, np.iinfo(base.dtype).max)
 
 
 def _inverse_add_reference(base: np.ndarray, q: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -326,13 +379,15 @@ def _inverse_add_reference(base: np.ndarray, q: np.ndarray, units: np.ndarray) -
 
 
 def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray,
-                  candidates=DEBLOCK_CANDIDATES) -> int:
+                  candidates=DEBLOCK_CANDIDATES, tx16: np.ndarray | None = None) -> int:
     """The deblocking strength of ``candidates`` whose decoded image is closest to ``image`` (squared error): an
     encoder choice, the section stores it (0 for 16-bit images, which are not deblocked)."""
     if image.dtype != np.uint8:
         return 0
-    undeblocked = _add_deblocked(base, q, units, 0)
+    undeblocked = _add_deblocked(base, q, units, 0, tx16)
     coded = np.any(q != 0, axis=(0, 3))
+    if tx16 is not None:
+        coded |= image_tx16.block_mask(tx16 & image_tx16.flag_contexts(q)[0], *coded.shape)
     rgb = undeblocked if image.shape[-1] == 3 else np.repeat(undeblocked, 3, axis=-1)
     ref = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
     ref = ref.astype(np.int32)
@@ -371,6 +426,86 @@ def quantise_raw(raw: np.ndarray, step: float, chroma: float = CHROMA_FACTOR, dc
                  **kw) -> tuple[np.ndarray, np.ndarray]:
     units = step_units(step, raw.shape[0], chroma, dc)
     return quantise(raw / (_per_position(units)[:, None, None, :] / STEP_UNIT), chroma=chroma, **kw), units
+
+
+def raw_coefficients16(image: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``raw_coefficients`` of 16x16 transforms over whole groups of 2x2 blocks, held as ``image_tx16`` lays them
+    out in blocks (c, by, bx, 64; blocks outside whole groups zero)."""
+    res = to_ycocg((image.astype(np.float64) - base.astype(np.float64)) / _level(image.dtype))
+    return image_tx16.raw_coefficients(res, *grid(*image.shape[:2]))
+
+
+def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float = CHROMA_FACTOR,
+                  mu: float | None = None, requantise: bool | None = None, bias: float | None = None,
+                  calibrate: bool | None = None, q8: np.ndarray | None = None,
+                  **kw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(symbols, units, 16x16 group flags) at luma ``step``: both forms quantised as ``quantise_raw`` does
+    (``kw``: rdoq, prices, ...), then per group the one of less weighted squared error + mu x lambda x estimated
+    bits (``rdoq_ctx.block_bits``; lambda = the RDOQ's, in luma step^2). ``q8``: the plain 8x8 symbols at this
+    step where the caller has them."""
+    mu = image_tx16.CHOICE_MU if mu is None else mu
+    units = step_units(step, raw.shape[0], chroma, kw.get("dc", DC_FACTOR))
+    if q8 is None:
+        q8, _ = quantise_raw(raw, step, chroma=chroma, **kw)
+    q16, _ = quantise_raw(raw16, step, chroma=chroma, **kw)
+    per = _per_position(units)[:, None, None, :] / STEP_UNIT
+    weight = np.array([3.0, 2.0, 3.0])[:raw.shape[0], None, None]
+    lam = mu * (kw.get("rdoq") or RDOQ_LAMBDA) * step**2
+
+    calibrate = image_tx16.CHOICE_CALIBRATE if calibrate is None else calibrate
+
+    def cost(q, r):
+        bits = rdoq_ctx.block_bits(q).sum(0)
+        if calibrate:  # the per-block estimate's bias for this layout, from the coder's own models over the image
+            bits *= 8.0 * coefcoder.estimate_bytes(q) / max(float(bits.sum()), 1.0)
+        return (weight * ((r - q * per) ** 2).sum(-1)).sum(0) + lam * bits
+
+    bias = image_tx16.CHOICE_BIAS if bias is None else bias
+    flags = image_tx16.choose(cost(q8, raw), cost(q16, raw16) + lam * bias / 4)  # bias: bits per group
+    sel = image_tx16.block_mask(flags, *q8.shape[1:3])
+    if image_tx16.CHOICE_REQUANTISE if requantise is None else requantise:  # the chosen coefficients quantised together (RDOQ's class statistics of the mix)
+        q, _ = quantise_raw(np.where(sel[None, :, :, None], raw16, raw), step, chroma=chroma, **kw)
+    else:
+        q = np.where(sel[None, :, :, None], q16, q8)
+    return q, units, flags & image_tx16.flag_contexts(q)[0]
+
+
+def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16: np.ndarray | None, step: float,
+                    guard: bool | None = None, restoration: bool = False, **kw) -> tuple[bytes, np.ndarray | None]:
+    """The encoder's ``dct`` section at luma ``step`` (``kw``: rdoq, prices, and ``quantise_tx16``'s choice
+    settings): RDOQ'd symbols, per 16x16 group one transform or four where ``raw16`` is given (format 4 where a
+    group takes one), the deblocking strength of least error. With ``guard`` (default ``TX16_GUARD``) the
+    16x16 groups are kept only where the whole image's real bytes and error (RGB squared error + GUARD_LAMBDA x
+    step^2 per bit) beat the plain 8x8 form's, so a choice from estimated bits never makes an image worse.
+    With ``restoration`` (8-bit images) the restoration filters ``restore.choose`` finds on the chosen form's
+    decoded image are added where they pay (formats 3 and 5).
+    Returns (section, the decoded image before the restoration filters where it was made, else None)."""
+    q8, units = quantise_raw(raw, step, **{k: v for k, v in kw.items() if k in _QUANTISE_KW})
+    choice = (q8, units, best_strength(image, base, q8, units), None)
+    rec = None
+    if raw16 is not None:
+        q, units16, flags = quantise_tx16(raw, raw16, step, q8=q8, **kw)
+        if flags.any():
+            tx = (q, units16, best_strength(image, base, q, units16, tx16=flags), flags)
+            if not (TX16_GUARD if guard is None else guard):
+                choice = tx
+            else:
+                lam = GUARD_LAMBDA * step**2 * 8  # per byte
+                recs = [add(base, *choice), add(base, *tx)]
+                sizes = [len(encode_section(*choice[:3])), len(encode_section(*tx[:3], tx16=flags))]
+                err = [float(((r.astype(np.int64) - image) ** 2).sum()) / _level(image.dtype) ** 2 for r in recs]
+                better = err[1] + lam * sizes[1] < err[0] + lam * sizes[0]
+                choice, rec = (tx, recs[1]) if better else (choice, recs[0])
+    q, units, strength, flags = choice
+    filters = None
+    if restoration and image.dtype == np.uint8:
+        if rec is None:
+            rec = add(base, q, units, strength, flags)
+        filters = restore.choose(image, rec, step)
+    return encode_section(q, units, strength, filters=filters, tx16=flags), rec
+
+
+_QUANTISE_KW = ("chroma", "dc", "dead_zone", "lam", "rdoq", "prices")
 
 
 def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.ndarray, np.ndarray]:
@@ -419,26 +554,35 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
 
 
 def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT,
-                   filters: bytes | None = None) -> bytes:
-    """The ``dct`` section; with ``filters`` (``restore.encode``'s bytes) format 3: format 2's header, a varint
-    length and the filters, then format 2's symbols."""
-    if filters is not None:
-        form = FORMAT_RESTORE
+                   filters: bytes | None = None, tx16: np.ndarray | None = None) -> bytes:
+    """The ``dct`` section: format 2's header (format byte, steps, deblocking strength), then with ``tx16`` flags of
+    which a group is set their stream (varint length + ANS payload, ``image_tx16``), then with ``filters``
+    (``restore.encode``'s bytes) a varint length and the filters, then format 2's symbols. Formats: 3 filters,
+    4 flags, 5 both."""
+    has_tx16 = tx16 is not None and bool(np.any(tx16 & image_tx16.flag_contexts(q)[0]))
+    if has_tx16 or filters is not None:
+        form = {(False, True): FORMAT_RESTORE, (True, False): FORMAT_TX16, (True, True): FORMAT_TX16_RESTORE}[
+            (has_tx16, filters is not None)]
     head = bytes([form]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
-    if form == FORMAT_RESTORE:
+    if has_tx16:
+        flags = image_tx16.encode_flags(q, tx16)
+        head += varint(len(flags)) + flags
+    if filters is not None:
         head += varint(len(filters)) + filters
     return head + (encode_symbols(q) if form == 1 else coefcoder.encode(q))
 
 
-def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(symbols, units, deblock strength) of a ``dct`` section (format 3's filters validated, left out: the
-    decoder reads them with ``decode_residual``); FormatError on anything malformed."""
-    return decode_residual(data, h, w, c)[:3]
+def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+    """(symbols, units, deblock strength, 16x16 group flags (gy, gx) of formats 4 and 5, else None) of a ``dct``
+    section (the restoration filters of formats 3 and 5 validated, left out: the decoder reads them with
+    ``decode_residual``); FormatError on anything malformed."""
+    return decode_residual(data, h, w, c)[:4]
 
 
-def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, dict | None]:
-    """(symbols, units, deblock strength, restoration filters or None) of a ``dct`` section; FormatError on
-    anything malformed."""
+def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None,
+                                                                  dict | None]:
+    """(symbols, units, deblock strength, 16x16 group flags or None, restoration filters or None) of a ``dct``
+    section; FormatError on anything malformed."""
     if c not in (1, 3):
         raise FormatError(f"dct residual codes 1 or 3 channels, the image has {c}")
     if len(data) < 1 or data[0] not in FORMATS:
@@ -456,8 +600,13 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
     pos += 1
     if strength > deblock.MAX_STRENGTH:
         raise FormatError(f"dct residual deblocking strength {strength} out of range")
-    filters = None
-    if data[0] == FORMAT_RESTORE:
+    flags = filters = None
+    if data[0] in _WITH_TX16:
+        n, pos = read_varint(data, pos, "dct residual: 16x16 flags are truncated", 5)
+        if pos + n > len(data):
+            raise FormatError("dct residual: 16x16 flags are truncated")
+        flags, pos = data[pos:pos + n], pos + n
+    if data[0] in _WITH_FILTERS:
         size, pos = read_varint(data, pos, "dct residual: restoration filters are truncated", 3)
         if size > len(data) - pos:
             raise FormatError("dct residual: restoration filters are truncated")
@@ -465,7 +614,9 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
         pos += size
     by, bx = grid(h, w)
     q = decode_symbols(data[pos:], c, by, bx) if data[0] == 1 else coefcoder.decode(data[pos:], c, by, bx)
-    return q, np.array(units, np.int64).reshape(c, 2), int(strength), filters
+    if flags is not None:
+        flags = image_tx16.decode_flags(flags, q)
+    return q, np.array(units, np.int64).reshape(c, 2), int(strength), flags, filters
 
 
 def code_residual(image: np.ndarray, base: np.ndarray, step: float, variant: str = "imgdct", **kw):

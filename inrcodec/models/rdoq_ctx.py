@@ -132,3 +132,23 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, pas
         keep = np.where(kept_cost < empty, keep, -1)
         q[diag[None, None, None, :] > keep[..., None]] = 0
     return q
+
+
+def block_bits(q: np.ndarray) -> np.ndarray:
+    """Estimated bits (c, by, bx) of each block's symbols under ``coefcoder``'s models, for choices between whole
+    blocks (``image_tx16``): the magnitude bits of every coded position in its class (``_bits_tables``), a sign
+    bit per non-zero, the coded-block flag at its frequency and ~1/2 bit per diagonal of "last" flags."""
+    diag = _diag_of_position()
+    a = np.minimum(np.abs(q), cc.ESC).astype(np.int16)
+    cls = _classes(a).astype(np.int64)
+    coded, last_diag = _coded_mask(q, diag)
+    top = 4 * cc.ESC
+    table = _bits_tables(a, cls, coded, top)
+    group = np.zeros((q.shape[0], 1, 1, 1), np.int64)
+    group[1:] = 1
+    v = np.abs(q).astype(np.int64)
+    b = table[group, cls, np.minimum(v, top)] + (v > 0)
+    b += np.where(v > top, 2.0 * np.log2(np.maximum(v, 1) / top) + 1.0, 0.0)
+    bits = np.where(coded, b, 0.0).sum(-1)
+    p = np.clip((last_diag >= 0).mean(axis=(1, 2), keepdims=True), 0.02, 0.98)
+    return bits + np.where(last_diag >= 0, -np.log2(p) + 0.5 * (last_diag + 1), -np.log2(1 - p))

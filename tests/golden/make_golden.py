@@ -89,10 +89,12 @@ def parse_digest(data: bytes) -> str:
         if c.sections.get("dct"):  # gaussian+dct's residual: its integer symbols and steps
             from inrcodec.models import image_dct
 
-            q, units, _, filters = image_dct.decode_residual(c.sections["dct"], hh, ww, nc)
+            q, units, _, tx16, filters = image_dct.decode_residual(c.sections["dct"], hh, ww, nc)
             _h(h, q.astype(np.int32))  # the values, whatever integer type the decoder holds them in
             _h(h, units)
-            if filters is not None:  # format 3's restoration filters (files of formats 1 and 2 hash as before)
+            if tx16 is not None:  # formats 4/5's 16x16 group flags (older files have none: their digests unchanged)
+                _h(h, tx16)
+            if filters is not None:  # formats 3/5's restoration filters (files of formats 1 and 2 hash as before)
                 head = {k: filters[k] for k in ("shape", "shift", "n_act", "n_dir", "thresholds")}
                 h.update(json.dumps(head).encode())
                 for coefs, mapping in zip(filters["coefs"], filters["maps"]):
