@@ -18,30 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from inrcodec.errors import FormatError
+from inrcodec.models.restore import SHAPES, _features  # the codec's diamonds and second differences
 
 FORMAT = 1
 SHIFT = 8
-# diamond offsets (one of each symmetric pair): 5x5 (6 taps) and 7x7 (12 taps)
-SHAPES = (
-    ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0)),
-    ((0, 1), (1, 0), (1, 1), (1, -1), (0, 2), (2, 0), (1, 2), (2, 1), (2, -1), (1, -2), (0, 3), (3, 0)),
-)
 DEFAULT_SHAPE = 0
-
-
-def _features(x: np.ndarray, shape: int) -> np.ndarray:
-    """(h, w) int32 plane -> (taps, h, w) int32 second differences along each offset, edges replicated."""
-    offs = SHAPES[shape]
-    r = max(max(abs(a), abs(b)) for a, b in offs)
-    pad = np.pad(x, r, mode="edge")
-    h, w = x.shape
-    out = np.empty((len(offs), h, w), np.int32)
-    for k, (dy, dx) in enumerate(offs):
-        plus = pad[r + dy:r + dy + h, r + dx:r + dx + w]
-        minus = pad[r - dy:r - dy + h, r - dx:r - dx + w]
-        np.add(plus, minus, out=out[k])
-        out[k] -= 2 * x
-    return out
 
 
 def fit(original: np.ndarray, decoded: np.ndarray, shape: int = DEFAULT_SHAPE) -> dict:
