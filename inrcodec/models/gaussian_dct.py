@@ -82,7 +82,9 @@ PROBE_COST = 600
 # before the hinted byte search). Rounded up, plus the CLI's start-up and writing outside the codec's clock.
 CODING_FIXED_SECONDS = 1.5
 CODING_SECONDS_PER_MPX = 1.0
-CODING_SECONDS_PER_MSAMPLE = 2.0
+CODING_SECONDS_PER_MSAMPLE = 5.0  # 2.0 until session 23; each encode of the byte search now also fits the
+# restoration filters (0.29-0.32 CPU-s on a Kodak image) and chooses the 16x16 groups (+0.8-1.0): ~1 s per million
+# samples per encode, measured on Kodak images only, x the hinted search's ~3 encodes (not yet measured on a photo)
 # The byte search's first guess (size_search_hint): the file's bytes besides the two sections, and the ratio of the
 # calibration's size estimate (plain dead-zone symbols) to the real RD-optimised section at the same step.
 CONTAINER_BYTES = 300
