@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_simd.h"
 #include "cpu_threads.h"
 
 // The kernels, once per instruction set; the AVX2 copy is compiled under a target pragma and picked at run time
@@ -36,9 +37,7 @@ namespace {
 // The AVX2 copy where the CPU has it, unless INRCODEC_DCT_PORTABLE=1 (tests hold both copies to the reference).
 inline bool use_avx2() {
 #ifdef DR_X86_DISPATCH
-    static const bool cpu = __builtin_cpu_supports("avx2");
-    const char* v = getenv("INRCODEC_DCT_PORTABLE");
-    return cpu && !(v && strcmp(v, "1") == 0);
+    return avx2_copy_allowed();
 #else
     return false;
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_simd.h"
 #include "cpu_threads.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -38,9 +39,7 @@ namespace {
 
 inline bool rl_use_avx2() {
 #ifdef RL_X86_DISPATCH
-    static const bool cpu = __builtin_cpu_supports("avx2");
-    const char* v = getenv("INRCODEC_DCT_PORTABLE");
-    return cpu && !(v && strcmp(v, "1") == 0);
+    return avx2_copy_allowed();
 #else
     return false;
 #endif
