@@ -38,20 +38,11 @@ def inverse_add(base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigza
     ``per_position`` (c, 64): the decoded (h, w, c) image, or None where the kernel cannot run (no library,
     symbols beyond int16, another dtype)."""
     lib = _loader.cpu_library()
-    if lib is None or base.dtype not in (np.uint8, np.uint16) or base.ndim != 3:
+    args = None if lib is None else _kernel_inputs(base, q, per_position, zigzag, t8)
+    if args is None:
         return None
+    q, base, per, zz, t = args
     h, w, c = base.shape
-    if q.ndim != 4 or q.shape[0] != c or q.shape[3] != 64:
-        return None
-    if q.dtype != np.int16:
-        if q.size and int(np.abs(q).max()) > np.iinfo(np.int16).max:
-            return None
-        q = q.astype(np.int16)
-    q = np.ascontiguousarray(q)
-    base = np.ascontiguousarray(base)
-    per = np.ascontiguousarray(per_position, dtype=np.int32)
-    zz = np.ascontiguousarray(zigzag, dtype=np.int32)
-    t = np.ascontiguousarray(t8, dtype=np.int32)
     out = np.empty_like(base)
     rc = lib.gr_dct_inverse_add_cpu(_ptr(q), c, q.shape[1], q.shape[2], _ptr(per), _ptr(zz), _ptr(t), int(clamp),
                                     int(shift1), int(shift2), _ptr(base), _ptr(out), h, w, base.dtype.itemsize,
@@ -59,25 +50,34 @@ def inverse_add(base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigza
     return out if rc == 0 else None
 
 
+def _kernel_inputs(base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigzag: np.ndarray,
+                   matrix: np.ndarray) -> tuple | None:
+    """(symbols as contiguous int16, base, per-position steps, zigzag, transform matrix as contiguous int32) for the
+    inverse-add kernels, or None where they cannot take them (dtype, shape, or a symbol beyond int16)."""
+    if base.dtype not in (np.uint8, np.uint16) or base.ndim != 3:
+        return None
+    if q.ndim != 4 or q.shape[0] != base.shape[2] or q.shape[3] != 64:
+        return None
+    if q.dtype != np.int16:
+        if q.size and int(np.abs(q).max()) > np.iinfo(np.int16).max:
+            return None
+        q = q.astype(np.int16)
+    return (np.ascontiguousarray(q), np.ascontiguousarray(base),
+            *(np.ascontiguousarray(a, dtype=np.int32) for a in (per_position, zigzag, matrix)))
+
+
 def tx16_add(out: np.ndarray, base: np.ndarray, q: np.ndarray, per_position: np.ndarray, zigzag: np.ndarray,
              t16: np.ndarray, clamp: int, shift1: int, shift2: int, flags: np.ndarray, level: int) -> bool:
     """Write the flagged 16x16 groups (``image_dct`` format 4) into ``out`` (h, w, c), as
     ``image_dct._add_groups_reference`` does; False (``out`` untouched) where the kernel cannot run."""
     lib = _loader.cpu_library()
-    if lib is None or base.dtype not in (np.uint8, np.uint16) or base.ndim != 3 or out.dtype != base.dtype:
+    if lib is None or out.dtype != base.dtype or out.shape != base.shape or not out.flags.c_contiguous:
         return False
+    args = _kernel_inputs(base, q, per_position, zigzag, t16)
+    if args is None:
+        return False
+    q, base, per, zz, t = args
     h, w, c = base.shape
-    if q.ndim != 4 or q.shape[0] != c or q.shape[3] != 64 or out.shape != base.shape or not out.flags.c_contiguous:
-        return False
-    if q.dtype != np.int16:
-        if q.size and int(np.abs(q).max()) > np.iinfo(np.int16).max:
-            return False
-        q = q.astype(np.int16)
-    q = np.ascontiguousarray(q)
-    base = np.ascontiguousarray(base)
-    per = np.ascontiguousarray(per_position, dtype=np.int32)
-    zz = np.ascontiguousarray(zigzag, dtype=np.int32)
-    t = np.ascontiguousarray(t16, dtype=np.int32)
     f = np.ascontiguousarray(flags, dtype=np.uint8)
     rc = lib.gr_tx16_add_cpu(_ptr(q), c, q.shape[1], q.shape[2], _ptr(per), _ptr(zz), _ptr(t), int(clamp),
                              int(shift1), int(shift2), _ptr(f), f.shape[0], f.shape[1], _ptr(base), _ptr(out), h, w,
