@@ -511,6 +511,22 @@ class TestCuda:
         for x, y in zip(g1, g2):
             assert torch.equal(x, y)
 
+    def test_cuda_matches_cpu_kernel_on_a_large_image(self):
+        """A 1100x1700 image with 40 000 Gaussians: ~7 000 tiles and ~10^5 (tile, Gaussian) pairs exercise the grid
+        sizes, the radix sort's key bits and the per-pair slots at a scale the small cases above do not reach.
+        The CPU kernel (held to the torch reference by the tests above) is the reference here: the torch one
+        would take minutes. Same tolerances as against torch: both differ from it only by exp and sum rounding."""
+        h, w, c = 1100, 1700, 3
+        means, chol, colors = random_gaussians(40000, h, w, c, seed=11, smin=0.5, smax=12.0)
+        up = torch.randn(h, w, c, generator=torch.Generator().manual_seed(7))
+        ref = grads("cpu", means, chol, colors, h, w, up)
+        dev = [t.cuda() for t in (means, chol, colors)]
+        got = [t.cpu() for t in grads("cuda", *dev, h, w, up.cuda())]
+        with torch.no_grad():
+            tol = 2e-5 * rasterize_gaussians(means, chol, colors.abs(), h, w, backend="cpu") + 2e-7
+        assert ((got[0] - ref[0]).abs() <= tol).all()
+        assert_grads_close(got[1:], ref[1:], "cuda vs cpu, large image")
+
     def test_auto_uses_cuda_for_cuda_tensors(self):
         means, chol, colors = random_gaussians(50, 20, 20, 3)
         out = rasterize_gaussians(means.cuda(), chol.cuda(), colors.cuda(), 20, 20)
@@ -519,11 +535,28 @@ class TestCuda:
 
     def test_gsplat_backend_matches_alpha_reference_away_from_rims(self):
         pytest.importorskip("gsplat")
-        means, chol, colors = random_gaussians(60, 32, 40, 3, seed=4, smin=1.0, smax=5.0)
+        h, w = 64, 80
+        means, chol, colors = random_gaussians(100, h, w, 3, seed=4, smin=0.5, smax=3.0)
         colors = colors.abs()
-        got = rasterize_gaussians(means.cuda(), chol.cuda(), colors.cuda(), 32, 40, backend="gsplat").cpu()
-        want = rasterize_alpha_torch(means, chol, colors, 32, 40)
-        # gsplat picks Gaussians per tile of its bounding boxes and also keeps alpha >= 1/255 beyond the 3-sigma
-        # rim, so single rim pixels differ by up to ~0.01 * colour; the bulk must agree.
+        got = rasterize_gaussians(means.cuda(), chol.cuda(), colors.cuda(), h, w, backend="gsplat").cpu()
+        want = rasterize_alpha_torch(means, chol, colors, h, w)
+        # gsplat keeps every pixel of the tiles its bounding boxes touch where alpha >= 1/255, i.e. out to
+        # q = 2 ln 255 = 11.09, where the reference stops at the 3-sigma rim q = 9 (first run on an H100, session
+        # 24: the mean over all pixels differed by 2.4e-3). Pixels that some Gaussian reaches only between the two
+        # (q in (9, 11.2], a margin for gsplat's other operation order) are rim pixels; everywhere else both
+        # composite the same Gaussians in the same order and differ by exp rounding (~1e-6 relative) plus at
+        # most one transmittance-stop decision flipped near T = 1e-4 (<= 1e-4 x colour).
+        s = gr.gaussian_setup(means, chol, h, w)
+        ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        dx = xs.reshape(-1, 1).float() + 0.5 - s["mx"][None]
+        dy = ys.reshape(-1, 1).float() + 0.5 - s["my"][None]
+        q = gr._q(s["A"][None], s["B"][None], s["C"][None], dx, dy)
+        valid = s["valid"][None]
+        rim = ((q > gr.QMAX) & (q <= 11.2) & valid).any(1).reshape(h, w)
+        covered = ((q <= gr.QMAX) & valid).any(1).reshape(h, w)
+        clean = covered & ~rim
+        assert float(clean.float().mean()) > 0.25  # the comparison below is not vacuous
         diff = (got - want).abs()
-        assert float(diff.mean()) < 2e-3 and float(diff.max()) < 0.05 * float(colors.max())
+        assert float(diff[clean].max()) <= 2e-4 * float(colors.max())
+        # Rim pixels: gsplat adds Gaussians of alpha < exp(-4.5) = 0.011 there.
+        assert float(diff.max()) < 0.05 * float(colors.max())
