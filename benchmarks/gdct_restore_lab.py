@@ -55,10 +55,11 @@ def restore(name: str, kw: dict, image, rec, step, ctx):
     if name == "restore":
         from inrcodec.models import restore as rs
 
-        blob = rs.choose(image, rec, step, **kw)
-        if blob is None:
+        got = rs.choose(image, rec, step, **kw)
+        if got is None:
             return 0, rec
-        return len(blob) + 1, rs.apply(rec, rs.decode(blob, rec.shape[-1]))  # + the length varint (mostly 1 byte)
+        blob, cross = got
+        return len(blob) + 1, rs.apply(rec, rs.decode(blob, rec.shape[-1], cross))  # + the length varint (mostly 1 byte)
     raise SystemExit(f"unknown variant {name}")
 
 

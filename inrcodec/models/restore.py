@@ -58,6 +58,12 @@ N_ACT = 5  # 3 / 8 levels: -1.98 % (k01 env) / -2.09 vs -2.04 % (4 images' envel
 N_DIR = 5  # one direction: -2.3 vs -3.4 % (kodim07, 0.2 bpp base, 3 steps: gdct_restore_lab_smoke_*)
 LAMBDA = 0.3  # SSE (8-bit levels^2, one channel) per bit = LAMBDA x luma step^2; 0.1 / 1.0: -2.06 / -1.68 % (k01 env)
 COEF_BITS = 5.0  # the merging's estimate of a coefficient's bits
+# Cross-channel taps (CC-ALF's idea, session 24; the ``dct`` section's format 6): a channel's filter may add the other
+# channels' second differences x[p + o] + x[p - o] - 2 x[p] along the first n offsets of the 5x5 diamond (DC-free:
+# they cannot shift the mean), n per channel in the stream; the encoder tries CROSS and keeps it per channel where
+# the merged cost (SSE + lambda x bits) is lower.
+MAX_CROSS = len(SHAPES[0])
+CROSS = 2
 
 
 def _luma(img: np.ndarray) -> np.ndarray:
@@ -120,9 +126,19 @@ def _features(x: np.ndarray, shape: int) -> np.ndarray:
     return out
 
 
-def _filter_plane(x: np.ndarray, per_class: np.ndarray, pcls: np.ndarray, shape: int, shift: int) -> np.ndarray:
-    """One channel (h, w) int32 through the filter of each pixel's class (per_class (n_cls, taps) int)."""
-    f = _features(x, shape)
+def _channel_features(img: np.ndarray, ch: int, shape: int, n_cross: int) -> np.ndarray:
+    """Features of channel ``ch`` of ``img`` (h, w, c): its own diamond's, then per other channel (in channel order)
+    the second differences along the first ``n_cross`` offsets of the 5x5 diamond; (taps, h, w) int32."""
+    planes = [img[..., k].astype(np.int32) for k in range(img.shape[-1])]
+    f = [_features(planes[ch], shape)]
+    if n_cross:
+        f += [_features(planes[k], 0)[:n_cross] for k in range(len(planes)) if k != ch]
+    return np.concatenate(f) if len(f) > 1 else f[0]
+
+
+def _filter_plane(x: np.ndarray, per_class: np.ndarray, pcls: np.ndarray, f: np.ndarray, shift: int) -> np.ndarray:
+    """One channel (h, w) int32 through the filter of each pixel's class (per_class (n_cls, taps) int) over its
+    features ``f`` (taps, h, w) int32 (``_channel_features``)."""
     acc = np.zeros(x.shape, np.int32)
     coef = per_class.astype(np.int32)[pcls]  # (h, w, taps)
     for k in range(f.shape[0]):
@@ -136,17 +152,27 @@ def apply_reference(img: np.ndarray, params: dict) -> np.ndarray:
     pcls = _pixel_classes(classify(img, params["thresholds"], params["n_act"], params["n_dir"]), h, w)
     out = img.copy()
     for ch in range(c):
-        per_class = per_class_coefs(params, ch)
+        per_class = per_class_coefs(params, ch, c)
         if per_class.any():
-            out[..., ch] = _filter_plane(img[..., ch].astype(np.int32), per_class, pcls, params["shape"],
-                                         params["shift"])
+            f = _channel_features(img, ch, params["shape"], n_cross(params, ch))
+            out[..., ch] = _filter_plane(img[..., ch].astype(np.int32), per_class, pcls, f, params["shift"])
     return out
 
 
-def per_class_coefs(params: dict, ch: int) -> np.ndarray:
+def n_cross(params: dict, ch: int) -> int:
+    """Cross-channel offsets of channel ``ch``'s filters (0 in formats 3 and 5)."""
+    cross = params.get("cross")
+    return int(cross[ch]) if cross else 0
+
+
+def n_taps(params: dict, ch: int, channels: int) -> int:
+    return len(SHAPES[params["shape"]]) + (channels - 1) * n_cross(params, ch)
+
+
+def per_class_coefs(params: dict, ch: int, channels: int) -> np.ndarray:
     """(n_cls, taps) coefficients of channel ``ch`` per class (zeros where the channel codes no filter)."""
     n_cls = params["n_act"] * params["n_dir"]
-    taps = len(SHAPES[params["shape"]])
+    taps = n_taps(params, ch, channels)
     coefs, mapping = params["coefs"][ch], params["maps"][ch]
     if len(coefs) == 0:
         return np.zeros((n_cls, taps), np.int64)
@@ -183,8 +209,9 @@ def _solve(A: np.ndarray, b: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.
     return e - np.einsum("...i,...i->...", b, c), c
 
 
-def _merge(A: np.ndarray, b: np.ndarray, e: np.ndarray, lam: float) -> np.ndarray:
-    """Class -> filter map minimising SSE + lam x estimated bits, by greedy merging of the pair that costs least."""
+def _merge(A: np.ndarray, b: np.ndarray, e: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
+    """(class -> filter map, its cost) minimising SSE + lam x estimated bits, by greedy merging of the pair that
+    costs least."""
     n_cls, taps = b.shape
     groups = [[k] for k in range(n_cls)]
     GA, Gb, Ge = list(A), list(b), list(e)
@@ -210,36 +237,50 @@ def _merge(A: np.ndarray, b: np.ndarray, e: np.ndarray, lam: float) -> np.ndarra
     mapping = np.zeros(n_cls, np.int64)
     for g, members in enumerate(best):
         mapping[members] = g
-    return mapping
+    return mapping, float(best_cost)
 
 
 def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int | None = None, shift: int | None = None,
-        n_act: int | None = None, n_dir: int | None = None, lam: float | None = None) -> dict | None:
+        n_act: int | None = None, n_dir: int | None = None, lam: float | None = None,
+        cross: int | None = None) -> dict | None:
     """The filters for ``decoded`` (h, w, c) uint8 towards ``original``, or None where none pays. ``step``: the
-    residual's luma step (8-bit levels), which sets lambda (``lam`` x step^2 per bit). Unset arguments: the
-    module's constants (SHAPE, SHIFT, N_ACT, N_DIR, LAMBDA) as they are at the call."""
+    residual's luma step (8-bit levels), which sets lambda (``lam`` x step^2 per bit). ``cross``: the cross-channel
+    offsets tried per channel (3 channels; kept where they lower the merged cost). Unset arguments: the module's
+    constants (SHAPE, SHIFT, N_ACT, N_DIR, LAMBDA, CROSS) as they are at the call."""
     shape = SHAPE if shape is None else int(shape)
     shift = SHIFT if shift is None else int(shift)
     n_act = N_ACT if n_act is None else int(n_act)
     n_dir = N_DIR if n_dir is None else int(n_dir)
     lam = LAMBDA if lam is None else lam
     h, w, c = decoded.shape
+    cross = (CROSS if cross is None else int(cross)) if c == 3 else 0
     n_cls = n_act * n_dir
-    taps = len(SHAPES[shape])
+    own = len(SHAPES[shape])
     qs = np.linspace(0.0, 1.0, n_act + 1)[1:-1]
     thresholds = [int(min(t, MAX_THRESHOLD)) for t in np.quantile(activity(decoded), qs)] if n_act > 1 else []
     params = {"shape": shape, "shift": shift, "n_act": n_act, "n_dir": n_dir, "thresholds": thresholds,
-              "coefs": [], "maps": []}
+              "coefs": [], "maps": [], "cross": []}
     pcls = _pixel_classes(classify(decoded, thresholds, n_act, n_dir), h, w)
     flat = pcls.ravel()
     lam_bits = lam * step * step
     for ch in range(c):
         x = decoded[..., ch].astype(np.int32)
-        f = _features(x, shape).reshape(taps, -1).astype(np.float64)
+        fi = _channel_features(decoded, ch, shape, cross)
+        taps = fi.shape[0]
         ref = original[..., ch].astype(np.int64)
         t = (ref - x).ravel().astype(np.float64)
-        A, b, e = _class_stats(f, t, flat, n_cls)
-        mapping = _merge(A, b, e, lam_bits)
+        # one set of class statistics for every candidate: the own taps' are its leading block
+        A, b, e = _class_stats(fi.reshape(taps, -1).astype(np.float64), t, flat, n_cls)
+        best = None
+        for n_x in sorted({0, cross}):
+            k = own + (c - 1) * n_x
+            sub = np.concatenate([np.arange(own)] + [own + j * cross + np.arange(n_x) for j in range(c - 1)])
+            As, bs = A[:, sub[:, None], sub[None, :]], b[:, sub]
+            mapping, cost = _merge(As, bs, e, lam_bits)
+            if best is None or cost < best[0]:
+                best = (cost, n_x, sub, As, bs, mapping)
+        _, n_x, sub, A, b, mapping = best
+        taps = len(sub)
         n = int(mapping.max()) + 1
         coefs = np.zeros((n, taps), np.int64)
         for g in range(n):
@@ -247,41 +288,48 @@ def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int | Non
             coefs[g] = np.clip(np.rint(_solve(A[sel].sum(0), b[sel].sum(0), e[sel].sum())[1] * (1 << shift)),
                                -COEF_MAX, COEF_MAX)
         # the decision on the real error after the integer filter: a filter that does not pay for its bits is off
-        y = _filter_plane(x, coefs[mapping], pcls, shape, shift)
+        y = _filter_plane(x, coefs[mapping], pcls, fi[sub], shift)
         gain = np.bincount(mapping[flat], weights=((ref - x) ** 2 - (ref - y) ** 2).ravel(), minlength=n)
         bits = (2 * np.log2(np.abs(coefs) + 1) + 1).sum(1)
         coefs[gain <= lam_bits * bits] = 0
         if not coefs.any():
-            coefs, mapping = np.zeros((0, taps), np.int64), np.zeros(n_cls, np.int64)
+            coefs, mapping, n_x = np.zeros((0, own), np.int64), np.zeros(n_cls, np.int64), 0
         elif n > 1:  # renumber the filters left, dropping unused ones
             used, mapping = np.unique(mapping, return_inverse=True)
             coefs = coefs[used]
         params["coefs"].append(coefs)
         params["maps"].append(mapping.astype(np.int64))
+        params["cross"].append(n_x)
     if not any(len(cf) for cf in params["coefs"]):
         return None
+    if not any(params["cross"]):
+        del params["cross"]  # format 3 / 5's form
     return params
 
 
-def choose(original: np.ndarray, decoded: np.ndarray, step: float, **kw) -> bytes | None:
-    """``encode``'s bytes of the filters ``fit`` finds, or None where they do not pay for their bytes on the real
-    error of the decoder's integer filtering (``lam`` x step^2 per bit)."""
+def choose(original: np.ndarray, decoded: np.ndarray, step: float, **kw) -> tuple[bytes, bool] | None:
+    """(``encode``'s bytes of the filters ``fit`` finds, whether they are the cross-channel form (format 6)), or None
+    where they do not pay for their bytes on the real error of the decoder's integer filtering (``lam`` x step^2
+    per bit)."""
     params = fit(original, decoded, step, **kw)
     if params is None:
         return None
-    blob = encode(params)
-    out = apply(decoded, decode(blob, decoded.shape[-1]))
+    blob, cross = encode(params), "cross" in params
+    out = apply(decoded, decode(blob, decoded.shape[-1], cross))
     ref = original.astype(np.int64)
     gain = int(((ref - decoded) ** 2).sum()) - int(((ref - out) ** 2).sum())
     lam = LAMBDA if kw.get("lam") is None else kw["lam"]
-    return blob if gain > lam * step * step * 8 * (len(blob) + 1) else None
+    return (blob, cross) if gain > lam * step * step * 8 * (len(blob) + 1) else None
 
 
 # -- stream ----------------------------------------------------------------------------------------------------
 def encode(params: dict) -> bytes:
+    """The filters' stream; with ``params["cross"]`` the cross-channel form (a byte per channel after the counts)."""
     head = bytes([params["shape"], params["shift"], params["n_act"], params["n_dir"]])
     head += b"".join(varint(int(t)) for t in params["thresholds"])
     head += bytes([len(cf) for cf in params["coefs"]])
+    if "cross" in params:
+        head += bytes([int(n) for n in params["cross"]])
     coefs = np.concatenate([np.asarray(cf, np.int64).ravel() for cf in params["coefs"]])
     blob = encode_ints(coefs)
     out = head + varint(len(blob)) + blob
@@ -291,8 +339,9 @@ def encode(params: dict) -> bytes:
     return out
 
 
-def decode(data: bytes, channels: int) -> dict:
-    """Filters of ``encode``'s stream for an image of ``channels`` channels; FormatError on anything malformed."""
+def decode(data: bytes, channels: int, cross_form: bool = False) -> dict:
+    """Filters of ``encode``'s stream for an image of ``channels`` channels (``cross_form``: the stream carries the
+    cross-channel offsets per channel, the ``dct`` section's format 6); FormatError on anything malformed."""
     if len(data) < 4:
         raise FormatError("restoration filters: header is truncated")
     shape, shift, n_act, n_dir = data[0], data[1], data[2], data[3]
@@ -304,17 +353,26 @@ def decode(data: bytes, channels: int) -> dict:
         if t > MAX_THRESHOLD or (thresholds and t < thresholds[-1]):
             raise FormatError("restoration filters: bad activity thresholds")
         thresholds.append(t)
-    n_cls, taps = n_act * n_dir, len(SHAPES[shape])
-    if pos + channels > len(data):
+    n_cls, own = n_act * n_dir, len(SHAPES[shape])
+    if pos + channels * (2 if cross_form else 1) > len(data):
         raise FormatError("restoration filters: header is truncated")
     counts = list(data[pos:pos + channels])
     pos += channels
     if any(n > n_cls for n in counts) or not any(counts):
         raise FormatError("restoration filters: bad number of filters")
+    cross = [0] * channels
+    if cross_form:
+        cross = list(data[pos:pos + channels])
+        pos += channels
+        # canonical: offsets only on channels with filters, of a colour image, and on one at least (else format 3/5)
+        if (any(n > MAX_CROSS or (n and (not k or channels == 1)) for n, k in zip(cross, counts))
+                or not any(cross)):
+            raise FormatError("restoration filters: bad cross-channel offsets")
+    taps = [own + (channels - 1) * n for n in cross]
     size, pos = read_varint(data, pos, "restoration filters: truncated", 3)
     if pos + size > len(data):
         raise FormatError("restoration filters: coefficients are truncated")
-    coefs = decode_ints(data[pos:pos + size], sum(counts) * taps).astype(np.int64)
+    coefs = decode_ints(data[pos:pos + size], sum(n * t for n, t in zip(counts, taps))).astype(np.int64)
     pos += size
     if coefs.size and int(np.abs(coefs).max()) > COEF_MAX:
         raise FormatError("restoration filters: coefficient out of range")
@@ -325,10 +383,12 @@ def decode(data: bytes, channels: int) -> dict:
         raise FormatError("restoration filters: trailing bytes")
     params = {"shape": int(shape), "shift": int(shift), "n_act": int(n_act), "n_dir": int(n_dir),
               "thresholds": thresholds, "coefs": [], "maps": []}
+    if cross_form:
+        params["cross"] = cross
     k = m = 0
-    for n in counts:
-        params["coefs"].append(coefs[k:k + n * taps].reshape(n, taps))
-        k += n * taps
+    for n, t in zip(counts, taps):
+        params["coefs"].append(coefs[k:k + n * t].reshape(n, t))
+        k += n * t
         if n > 1:
             mp = maps[m]
             m += 1
