@@ -188,12 +188,16 @@ def apply(img: np.ndarray, params: dict) -> np.ndarray:
 
 
 # -- encoder ---------------------------------------------------------------------------------------------------
-def _class_stats(f: np.ndarray, t: np.ndarray, cls: np.ndarray, n_cls: int):
-    """Per class: A = F F^t (taps, taps), b = F t, e = t.t, of features f (taps, n) and target t (n,)."""
-    order = np.argsort(cls, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(np.bincount(cls, minlength=n_cls))])
-    fs, ts = f[:, order], t[order]
-    taps = f.shape[0]
+def _class_order(cls: np.ndarray, n_cls: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pixel order grouping the classes, start of each class in it): one sort for every channel's statistics."""
+    return np.argsort(cls, kind="stable"), np.concatenate([[0], np.cumsum(np.bincount(cls, minlength=n_cls))])
+
+
+def _class_stats(f: np.ndarray, t: np.ndarray, order: np.ndarray, starts: np.ndarray):
+    """Per class: A = F F^t (taps, taps), b = F t, e = t.t, of integer features f (taps, n) and target t (n,), the
+    pixels grouped by ``_class_order``."""
+    fs, ts = f[:, order].astype(np.float64), t[order].astype(np.float64)  # gathered as int32: half the memory
+    n_cls, taps = len(starts) - 1, f.shape[0]
     A, b, e = np.zeros((n_cls, taps, taps)), np.zeros((n_cls, taps)), np.zeros(n_cls)
     for k in range(n_cls):
         fk, tk = fs[:, starts[k]:starts[k + 1]], ts[starts[k]:starts[k + 1]]
@@ -262,15 +266,15 @@ def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int | Non
               "coefs": [], "maps": [], "cross": []}
     pcls = _pixel_classes(classify(decoded, thresholds, n_act, n_dir), h, w)
     flat = pcls.ravel()
+    order, starts = _class_order(flat, n_cls)
     lam_bits = lam * step * step
     for ch in range(c):
         x = decoded[..., ch].astype(np.int32)
         fi = _channel_features(decoded, ch, shape, cross)
         taps = fi.shape[0]
         ref = original[..., ch].astype(np.int64)
-        t = (ref - x).ravel().astype(np.float64)
         # one set of class statistics for every candidate: the own taps' are its leading block
-        A, b, e = _class_stats(fi.reshape(taps, -1).astype(np.float64), t, flat, n_cls)
+        A, b, e = _class_stats(fi.reshape(taps, -1), (ref - x).ravel(), order, starts)
         best = None
         for n_x in sorted({0, cross}):
             k = own + (c - 1) * n_x
