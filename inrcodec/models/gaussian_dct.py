@@ -147,8 +147,9 @@ def main_share(psnr_small: float, psnr_large: float) -> float:
 
 
 def without_restoration(data: bytes) -> bytes | None:
-    """The same file with its ``dct`` section in format 2 or 4 (the restoration filters left out, formats 3, 5, 6), or None where the file
-    has none: what the encoder before session 23 wrote at the same residual step, for paired measurements."""
+    """The same file with its ``dct`` section in format 2 or 4 (the restoration filters of formats 3, 5 and 6 left out),
+    or None where the file has none: what the encoder before session 23 wrote at the same residual step, for paired
+    measurements."""
     from ..container import Container, read_container, write_container
 
     c = read_container(data)
