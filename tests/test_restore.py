@@ -292,3 +292,47 @@ def test_damaged_format_3_and_6_sections_fail_cleanly(cut, byte, drop, cross):
         image_dct.decode_residual(bytes(section), 24, 32, 3)
     except FormatError:
         pass
+
+
+def _merge_by_resolving_every_pair(A, b, e, lam):
+    """Session 23's greedy merging, every pair re-solved at every step: the reference of ``restore._merge``."""
+    n_cls, taps = b.shape
+    groups, GA, Gb, Ge = [[k] for k in range(n_cls)], list(A), list(b), list(e)
+    sse = list(restore._solve(A, b, e)[0])
+    best_cost = best = None
+    while True:
+        n = len(groups)
+        cost = sum(sse) + lam * (n * taps * restore.COEF_BITS + (n_cls * np.log2(n) if n > 1 else 0.0))
+        if best_cost is None or cost < best_cost:
+            best_cost, best = cost, [list(g) for g in groups]
+        if n == 1:
+            break
+        ii, jj = np.triu_indices(n, 1)
+        ga, gb, ge = np.array(GA), np.array(Gb), np.array(Ge)
+        s2 = restore._solve(ga[ii] + ga[jj], gb[ii] + gb[jj], ge[ii] + ge[jj])[0]
+        m = int(np.argmin(s2 - np.asarray(sse)[ii] - np.asarray(sse)[jj]))
+        i, j = int(ii[m]), int(jj[m])
+        groups[i] += groups[j]
+        GA[i], Gb[i], Ge[i], sse[i] = ga[i] + ga[j], gb[i] + gb[j], ge[i] + ge[j], s2[m]
+        for lst in (groups, GA, Gb, Ge, sse):
+            del lst[j]
+    mapping = np.zeros(n_cls, np.int64)
+    for g, members in enumerate(best):
+        mapping[members] = g
+    return mapping, best_cost
+
+
+@pytest.mark.parametrize("taps,lam,groups", [(12, 1.0, 10), (12, 5.0, 4), (20, 1.0, 8), (20, 5.0, 5), (20, 2000.0, 1)])
+def test_merging_keeps_the_choices_of_resolving_every_pair(taps, lam, groups):
+    """The fit's merging re-solves only the new group's pairs: the same groups and cost as re-solving all."""
+    rng = np.random.default_rng(taps)
+    img = textured(64, 96, seed=taps)
+    cls = restore._pixel_classes(restore.classify(img, [50, 150, 300, 600], 5, 5), 64, 96).ravel()
+    order, starts = restore._class_order(cls, 25)
+    f = np.concatenate([restore._features(img[..., k].astype(np.int32), 1) for k in range(2)])[:taps]
+    t = rng.integers(-9, 10, (1, f[0].size)) + f[0].reshape(1, -1) // 8
+    A, b, e = restore._class_stats(f.reshape(taps, -1), t, order, starts)
+    got = restore._merge(A, b[:, 0], e[:, 0], lam)
+    want = _merge_by_resolving_every_pair(A, b[:, 0], e[:, 0], lam)
+    assert np.array_equal(got[0], want[0]) and got[1] == pytest.approx(want[1], rel=1e-12)
+    assert got[0].max() + 1 == groups  # merged part of the way (as measured): the greedy order matters

@@ -194,14 +194,15 @@ def _class_order(cls: np.ndarray, n_cls: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _class_stats(f: np.ndarray, t: np.ndarray, order: np.ndarray, starts: np.ndarray):
-    """Per class: A = F F^t (taps, taps), b = F t, e = t.t, of integer features f (taps, n) and target t (n,), the
-    pixels grouped by ``_class_order``."""
-    fs, ts = f[:, order].astype(np.float64), t[order].astype(np.float64)  # gathered as int32: half the memory
-    n_cls, taps = len(starts) - 1, f.shape[0]
-    A, b, e = np.zeros((n_cls, taps, taps)), np.zeros((n_cls, taps)), np.zeros(n_cls)
+    """Per class: A = F F^t (taps, taps), b = F t (m, taps), e = t.t (m,), of integer features f (taps, n) and m
+    targets t (m, n), the pixels grouped by ``_class_order``."""
+    fs, ts = f[:, order], t[:, order]  # gathered as integers, made float per class (in cache)
+    n_cls, taps, m = len(starts) - 1, f.shape[0], t.shape[0]
+    A, b, e = np.zeros((n_cls, taps, taps)), np.zeros((n_cls, m, taps)), np.zeros((n_cls, m))
     for k in range(n_cls):
-        fk, tk = fs[:, starts[k]:starts[k + 1]], ts[starts[k]:starts[k + 1]]
-        A[k], b[k], e[k] = fk @ fk.T, fk @ tk, tk @ tk
+        fk = fs[:, starts[k]:starts[k + 1]].astype(np.float64)
+        tk = ts[:, starts[k]:starts[k + 1]].astype(np.float64)
+        A[k], b[k], e[k] = fk @ fk.T, tk @ fk.T, np.einsum("ij,ij->i", tk, tk)
     return A, b, e
 
 
@@ -215,32 +216,40 @@ def _solve(A: np.ndarray, b: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.
 
 def _merge(A: np.ndarray, b: np.ndarray, e: np.ndarray, lam: float) -> tuple[np.ndarray, float]:
     """(class -> filter map, its cost) minimising SSE + lam x estimated bits, by greedy merging of the pair that
-    costs least."""
+    costs least. The merged pairs' SSE are kept between steps: a merge re-solves only the new group's pairs (the
+    same choices as re-solving all, a quarter of the solves)."""
     n_cls, taps = b.shape
-    groups = [[k] for k in range(n_cls)]
-    GA, Gb, Ge = list(A), list(b), list(e)
-    sse = list(_solve(A, b, e)[0])
+    members = [[k] for k in range(n_cls)]
+    GA, Gb, Ge = A.copy(), b.copy(), e.copy()
+    sse = _solve(A, b, e)[0]
+    ii, jj = np.triu_indices(n_cls, 1)
+    pair = np.full((n_cls, n_cls), np.inf)  # SSE of groups i < j merged (slots of the groups alive)
+    pair[ii, jj] = _solve(GA[ii] + GA[jj], Gb[ii] + Gb[jj], Ge[ii] + Ge[jj])[0]
+    alive = list(range(n_cls))
     best_cost, best = None, None
     while True:
-        n = len(groups)
-        cost = sum(sse) + lam * (n * taps * COEF_BITS + (n_cls * np.log2(n) if n > 1 else 0.0))
+        n = len(alive)
+        cost = sum(sse[g] for g in alive) + lam * (n * taps * COEF_BITS + (n_cls * np.log2(n) if n > 1 else 0.0))
         if best_cost is None or cost < best_cost:
-            best_cost, best = cost, [list(g) for g in groups]
+            best_cost, best = cost, [list(members[g]) for g in alive]
         if n == 1:
             break
-        ii, jj = np.triu_indices(n, 1)
-        ga, gb, ge = np.array(GA), np.array(Gb), np.array(Ge)
-        a2, b2, e2 = ga[ii] + ga[jj], gb[ii] + gb[jj], ge[ii] + ge[jj]
-        s2 = _solve(a2, b2, e2)[0]
-        m = int(np.argmin(s2 - np.asarray(sse)[ii] - np.asarray(sse)[jj]))
-        i, j = int(ii[m]), int(jj[m])
-        groups[i] += groups[j]
-        GA[i], Gb[i], Ge[i], sse[i] = a2[m], b2[m], e2[m], s2[m]
-        for lst in (groups, GA, Gb, Ge, sse):
-            del lst[j]
+        m = int(np.argmin(pair - sse[:, None] - sse[None, :]))
+        i, j = divmod(m, n_cls)
+        members[i] += members[j]
+        GA[i] += GA[j]
+        Gb[i] += Gb[j]
+        Ge[i] += Ge[j]
+        sse[i] = pair[i, j]
+        alive.remove(j)
+        pair[j, :] = pair[:, j] = np.inf
+        others = np.array([k for k in alive if k != i], np.int64)
+        if len(others):
+            lo, hi = np.minimum(others, i), np.maximum(others, i)
+            pair[lo, hi] = _solve(GA[i] + GA[others], Gb[i] + Gb[others], Ge[i] + Ge[others])[0]
     mapping = np.zeros(n_cls, np.int64)
-    for g, members in enumerate(best):
-        mapping[members] = g
+    for g, group in enumerate(best):
+        mapping[group] = g
     return mapping, float(best_cost)
 
 
@@ -257,7 +266,7 @@ def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int | Non
     n_dir = N_DIR if n_dir is None else int(n_dir)
     lam = LAMBDA if lam is None else lam
     h, w, c = decoded.shape
-    cross = (CROSS if cross is None else int(cross)) if c == 3 else 0
+    cross = min(CROSS if cross is None else int(cross), MAX_CROSS, len(SHAPES[shape])) if c == 3 else 0
     n_cls = n_act * n_dir
     own = len(SHAPES[shape])
     qs = np.linspace(0.0, 1.0, n_act + 1)[1:-1]
@@ -268,42 +277,54 @@ def fit(original: np.ndarray, decoded: np.ndarray, step: float, shape: int | Non
     flat = pcls.ravel()
     order, starts = _class_order(flat, n_cls)
     lam_bits = lam * step * step
+    planes = [decoded[..., k].astype(np.int32) for k in range(c)]
+    refs = [original[..., k].astype(np.int64) for k in range(c)]
+    own_f = [_features(x, shape) for x in planes]
+    targets = np.stack([(r - x).ravel() for r, x in zip(refs, planes)])
+    if cross:
+        # the cross taps along the 5x5 diamond's first offsets are the other planes' own first taps (SHAPES[1]
+        # begins with SHAPES[0]): one Gram matrix of every plane's own taps serves every channel and candidate
+        stats = _class_stats(np.concatenate(own_f).reshape(c * own, -1), targets, order, starts)
     for ch in range(c):
-        x = decoded[..., ch].astype(np.int32)
-        fi = _channel_features(decoded, ch, shape, cross)
-        taps = fi.shape[0]
-        ref = original[..., ch].astype(np.int64)
-        # one set of class statistics for every candidate: the own taps' are its leading block
-        A, b, e = _class_stats(fi.reshape(taps, -1), (ref - x).ravel(), order, starts)
+        if cross:
+            A, b, e = stats[0], stats[1][:, ch], stats[2][:, ch]
+        else:
+            A, b, e = _class_stats(own_f[ch].reshape(own, -1), targets[ch:ch + 1], order, starts)
+            b, e = b[:, 0], e[:, 0]
         best = None
         for n_x in range(0, cross + 1, 2):  # none, H + V, + the diagonals, ...: the cheapest form that pays
-            k = own + (c - 1) * n_x
-            sub = np.concatenate([np.arange(own)] + [own + j * cross + np.arange(n_x) for j in range(c - 1)])
+            # the taps in ``_channel_features``'s order: the channel's own, then the others' first n_x
+            sub = np.concatenate([ch * own + np.arange(own)]
+                                 + [k * own + np.arange(n_x) for k in range(c) if k != ch]) if cross else np.arange(own)
             As, bs = A[:, sub[:, None], sub[None, :]], b[:, sub]
             mapping, cost = _merge(As, bs, e, lam_bits)
             if best is None or cost < best[0]:
                 best = (cost, n_x, sub, As, bs, mapping)
         _, n_x, sub, A, b, mapping = best
-        taps = len(sub)
         n = int(mapping.max()) + 1
-        coefs = np.zeros((n, taps), np.int64)
+        coefs = np.zeros((n, len(sub)), np.int64)
         for g in range(n):
             sel = mapping == g
             coefs[g] = np.clip(np.rint(_solve(A[sel].sum(0), b[sel].sum(0), e[sel].sum())[1] * (1 << shift)),
                                -COEF_MAX, COEF_MAX)
-        # the decision on the real error after the integer filter: a filter that does not pay for its bits is off
-        y = _filter_plane(x, coefs[mapping], pcls, fi[sub], shift)
-        gain = np.bincount(mapping[flat], weights=((ref - x) ** 2 - (ref - y) ** 2).ravel(), minlength=n)
+        params["coefs"].append(coefs)
+        params["maps"].append(mapping)
+        params["cross"].append(n_x)
+    # the decision on the real error after the integer filters (the decoder's, every channel in one call): a filter
+    # that does not pay for its bits is off
+    out = apply(decoded, params).astype(np.int64)
+    for ch in range(c):
+        coefs, mapping, ref, x = params["coefs"][ch], params["maps"][ch], refs[ch], planes[ch]
+        n = len(coefs)
+        gain = np.bincount(mapping[flat], weights=((ref - x) ** 2 - (ref - out[..., ch]) ** 2).ravel(), minlength=n)
         bits = (2 * np.log2(np.abs(coefs) + 1) + 1).sum(1)
         coefs[gain <= lam_bits * bits] = 0
         if not coefs.any():
-            coefs, mapping, n_x = np.zeros((0, own), np.int64), np.zeros(n_cls, np.int64), 0
+            coefs, mapping, params["cross"][ch] = np.zeros((0, own), np.int64), np.zeros(n_cls, np.int64), 0
         elif n > 1:  # renumber the filters left, dropping unused ones
             used, mapping = np.unique(mapping, return_inverse=True)
             coefs = coefs[used]
-        params["coefs"].append(coefs)
-        params["maps"].append(mapping.astype(np.int64))
-        params["cross"].append(n_x)
+        params["coefs"][ch], params["maps"][ch] = coefs, mapping.astype(np.int64)
     if not any(len(cf) for cf in params["coefs"]):
         return None
     if not any(params["cross"]):
