@@ -7,7 +7,8 @@ The anchor is the current encoder (``gaussian_dct_lab.py``'s ``rdoqctx+db``: RDO
 the best deblocking strength), coded once per (image, base, step); each variant filters that decoded image and adds
 its own bytes. Variants (``;``-separated): ``wiener`` (session 21's one filter per channel, ``_restoration.py``),
 ``alf[:k=v,...]`` (``_alf.py``'s classified filters; keys: shape, n_act, n_dir, lam, coef_bits, shift),
-``restore[:k=v,...]`` (the codec's ``inrcodec.models.restore``, when it exists). Figures as the lab's: BD-rate of
+``restore[:k=v,...]`` (the codec's ``inrcodec.models.restore``; keys: ``restore.fit``'s, e.g. ``cross=0`` for session
+23's filters, ``cross=4`` the default since session 24). Figures as the lab's: BD-rate of
 total bytes at equal PSNR per base and of the envelope over bases, against the anchor.
 """
 
