@@ -60,7 +60,8 @@ def restore(name: str, kw: dict, image, rec, step, ctx):
         if got is None:
             return 0, rec
         blob, cross = got
-        return len(blob) + 1, rs.apply(rec, rs.decode(blob, rec.shape[-1], cross))  # + the length varint (mostly 1 byte)
+        # + the length varint (mostly 1 byte)
+        return len(blob) + 1, rs.apply(rec, rs.decode(blob, rec.shape[-1], cross))
     raise SystemExit(f"unknown variant {name}")
 
 
