@@ -97,8 +97,8 @@ def main(argv=None) -> int:
         raw = lab.image_dct.raw_coefficients(image, base)
         for s in [float(v) for v in args.res_steps.split(",")]:
             nbytes, rec = lab.code("rdoqctx+db", image, base, raw, s, {})
-            blob = rs.choose(image, rec, s)
-            alf = rs.apply(rec, rs.decode(blob, 3)) if blob else rec
+            blob, cross = rs.choose(image, rec, s, cross=0) or (None, False)  # session 23's filters, as measured
+            alf = rs.apply(rec, rs.decode(blob, 3, cross)) if blob else rec
             c0 = time.process_time()
             p_float, p_q, cnn_bytes = fit_cnn(image, rec, args.iters, args.bits, args.hidden)
             pt = {"image": stem, "step": s, "bytes": base_bytes + nbytes + lab.HEADER_BYTES,

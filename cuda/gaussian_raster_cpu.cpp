@@ -224,7 +224,7 @@ BwdFn pick_bwd() {
 extern "C" {
 
 // Bumped whenever the ABI below changes; the python loader refuses a library with another version.
-int gr_cpu_abi_version(void) { return 5; }
+int gr_cpu_abi_version(void) { return 6; }
 
 // Hash of the sources this library was built from (see inrcodec/kernels/_loader.py), to detect stale builds.
 #ifndef GR_SOURCE_HASH

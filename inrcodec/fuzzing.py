@@ -112,18 +112,19 @@ register_seed("gaussian-dct-image-tx16", _fit_maker("gaussian+dct", _tiny_image)
 register_seed("gaussian-dct-gray16-tx16", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
 
 
-def _restored(make: Callable[[], bytes]) -> Callable[[], bytes]:
+def _restored(make: Callable[[], bytes], cross: int = 0) -> Callable[[], bytes]:
     """``make`` with the restoration filters forced (lambda 0: on the tiny image they would not pay for their
-    bytes), so that the file holds the ``dct`` section's format 3, or 5 with 16x16 groups (session 23)."""
+    bytes), so that the file holds the ``dct`` section's format 3, or 5 with 16x16 groups (session 23), or with
+    ``cross`` offsets tried, 6 (session 24)."""
     def run() -> bytes:
         from .models import restore
 
-        keep = restore.LAMBDA
-        restore.LAMBDA = 0.0
+        keep = restore.LAMBDA, restore.CROSS
+        restore.LAMBDA, restore.CROSS = 0.0, cross
         try:
             return make()
         finally:
-            restore.LAMBDA = keep
+            restore.LAMBDA, restore.CROSS = keep
     return run
 
 
@@ -713,3 +714,5 @@ CLEAN = ("ok", "FormatError", "InputError")
 
 # format 5 (16x16 groups and restoration filters together): made with both tools on, after the two above were frozen
 register_seed("gaussian-dct-image-tx16-restore", _restored(_fit_maker("gaussian+dct", _tiny_image)))
+# format 6 (the restoration filters with cross-channel taps, session 24)
+register_seed("gaussian-dct-image-cross", _restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))

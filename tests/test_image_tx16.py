@@ -152,19 +152,22 @@ def test_compiled_groups_match_the_numpy_reference(h, w, c, dtype):
         assert np.any(fast != base)
 
 
-def test_format5_groups_and_restoration_filters_together(monkeypatch):
-    """The encoder's section with 16x16 groups and restoration filters (format 5): the decoder reads both back and
-    adds exactly what the encoder measured; without the filters the same symbols are format 4."""
+@pytest.mark.parametrize("cross", [0, 2])
+def test_format5_groups_and_restoration_filters_together(monkeypatch, cross):
+    """The encoder's section with 16x16 groups and restoration filters (format 5; with cross-channel taps, format 6):
+    the decoder reads both back and adds exactly what the encoder measured; without the filters the same symbols
+    are format 4."""
     from inrcodec.models import restore
 
     monkeypatch.setattr(restore, "LAMBDA", 0.0)  # on a tiny image the filters would not pay for their bytes
+    monkeypatch.setattr(restore, "CROSS", cross)
     image, base = _image_and_base()
     image = np.clip(image.astype(np.int16) + np.random.default_rng(1).integers(-6, 7, image.shape), 0, 255)
     image = image.astype(np.uint8)  # texture the groups leave for the filters
     raw, raw16 = image_dct.raw_coefficients(image, base), image_dct.raw_coefficients16(image, base)
     blob, rec = image_dct.encode_residual(image, base, raw, raw16, 6.0, guard=False, restoration=True,
                                           rdoq=image_dct.RDOQ_LAMBDA, prices="ctx")
-    assert blob[0] == image_dct.FORMAT_TX16_RESTORE
+    assert blob[0] == (image_dct.FORMAT_CROSS if cross else image_dct.FORMAT_TX16_RESTORE)
     q, units, strength, flags, filters = image_dct.decode_residual(blob, *image.shape)
     assert flags.any() and filters is not None
     unfiltered = image_dct.add(base, q, units, strength, flags)

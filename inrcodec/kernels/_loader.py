@@ -34,7 +34,7 @@ CPU_SOURCES = ("gaussian_raster_cpu.cpp", "gaussian_raster_cpu_tiles.inc", "gaus
 CPU_UNITS = ("gaussian_raster_cpu.cpp", "dct_residual_cpu.cpp", "coefcoder_cpu.cpp", "restore_cpu.cpp",
              "residual_loss_cpu.cpp")  # compiled into the one library
 CUDA_SOURCES = ("gaussian_raster.cu", "gaussian_raster_math.h")
-CPU_ABI_VERSION = 5
+CPU_ABI_VERSION = 6
 CUDA_ABI_VERSION = 1
 
 # Shared with setup.py (which imports nothing from the package, so it repeats them; a test checks they agree).
@@ -101,7 +101,7 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cc_decode_format2.restype = i32
     lib.cc_decode_format2.argtypes = [p, i64, i32, i32, i32, p, p, p, p, i64, p, p]
     lib.rs_apply_cpu.restype = i32
-    lib.rs_apply_cpu.argtypes = [p, p, i32, i32, i32, i32, i32, i32, i32, p, p, i32]
+    lib.rs_apply_cpu.argtypes = [p, p, i32, i32, i32, i32, i32, i32, i32, p, p, p, i32, i32]
     return lib
 
 

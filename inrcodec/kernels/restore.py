@@ -25,11 +25,14 @@ def apply(img: np.ndarray, params: dict) -> np.ndarray | None:
     from ..models import restore
 
     h, w, c = img.shape
-    per = np.ascontiguousarray(np.stack([restore.per_class_coefs(params, ch) for ch in range(c)]), dtype=np.int32)
+    per = [restore.per_class_coefs(params, ch, c) for ch in range(c)]
+    stride = max(p.shape[1] for p in per)  # channels without cross taps: zero-padded to the longest filter
+    per = np.ascontiguousarray(np.stack([np.pad(p, ((0, 0), (0, stride - p.shape[1]))) for p in per]), dtype=np.int32)
+    cross = np.array([restore.n_cross(params, ch) for ch in range(c)], np.int32)
     thr = np.ascontiguousarray(np.asarray(params["thresholds"], np.int64).reshape(-1), dtype=np.int32)
     src = np.ascontiguousarray(img)
     out = np.empty_like(src)
     rc = lib.rs_apply_cpu(_ptr(src), _ptr(out), h, w, c, int(params["shape"]), int(params["shift"]),
                           int(params["n_act"]), int(params["n_dir"]), _ptr(thr if thr.size else np.zeros(1, np.int32)),
-                          _ptr(per), _threads(h * w))
+                          _ptr(cross), _ptr(per), stride, _threads(h * w))
     return out if rc == 0 else None

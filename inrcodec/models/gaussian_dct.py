@@ -147,13 +147,14 @@ def main_share(psnr_small: float, psnr_large: float) -> float:
 
 
 def without_restoration(data: bytes) -> bytes | None:
-    """The same file with its ``dct`` section in format 2 or 4 (the restoration filters left out), or None where the file
-    has none: what the encoder before session 23 wrote at the same residual step, for paired measurements."""
+    """The same file with its ``dct`` section in format 2 or 4 (the restoration filters of formats 3, 5 and 6 left out),
+    or None where the file has none: what the encoder before session 23 wrote at the same residual step, for paired
+    measurements."""
     from ..container import Container, read_container, write_container
 
     c = read_container(data)
     dct = c.sections.get("dct", b"")
-    if c.model != NAME or not dct or dct[0] not in (image_dct.FORMAT_RESTORE, image_dct.FORMAT_TX16_RESTORE):
+    if c.model != NAME or not dct or dct[0] not in image_dct.WITH_FILTERS:
         return None
     h, w, ch = (int(s) for s in c.signal["shape"])
     q, units, strength, tx16 = image_dct.decode_section(dct, h, w, ch)

@@ -44,9 +44,12 @@ FORMAT = 2  # written without the tools below; 1 (mcdct2's symbol coding) is sti
 FORMAT_RESTORE = 3  # format 2 plus the restoration filters (``restore``), written where they pay (8-bit images)
 FORMAT_TX16 = 4  # format 2 plus 16x16 transforms for groups of 2x2 blocks (image_tx16): written where a group has one
 FORMAT_TX16_RESTORE = 5  # both: the 16x16 flags, then the filters (session 23's two tools were built apart)
-FORMATS = (1, 2, 3, 4, 5)
-_WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE)
-_WITH_FILTERS = (FORMAT_RESTORE, FORMAT_TX16_RESTORE)
+# format 5's layout with the filters' cross-channel form (``restore``, session 24): a 16x16 flag stream of length 0
+# says no group takes one
+FORMAT_CROSS = 6
+FORMATS = (1, 2, 3, 4, 5, 6)
+_WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE, FORMAT_CROSS)
+WITH_FILTERS = (FORMAT_RESTORE, FORMAT_TX16_RESTORE, FORMAT_CROSS)
 STEP_UNIT = 16
 MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
 # step of 64 still coded 0.13 bpp, so a 0.2 bpp file had no residual step that fit (it fell back to the base alone)
@@ -281,7 +284,7 @@ def _rgb_from_ycocg(y: np.ndarray, co: np.ndarray, cg: np.ndarray) -> list[np.nd
 def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int, tx16: np.ndarray | None = None,
         filters: dict | None = None) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
-    block edges deblocked (8-bit images, ``strength`` > 0); then the restoration ``filters`` (formats 3 and 5,
+    block edges deblocked (8-bit images, ``strength`` > 0); then the restoration ``filters`` (formats 3, 5 and 6,
     8-bit images; ``restore.apply``). The compiled kernels (``kernels.dct_residual``, ``kernels.restore``) where
     there are, else the numpy references: the same integers. ``tx16`` (formats 4 and 5): the (gy, gx) groups of
     2x2 blocks whose symbols are one 16x16 transform (``image_tx16``): added after the 8x8 blocks, with those
@@ -478,7 +481,7 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
     16x16 groups are kept only where the whole image's real bytes and error (RGB squared error + GUARD_LAMBDA x
     step^2 per bit) beat the plain 8x8 form's, so a choice from estimated bits never makes an image worse.
     With ``restoration`` (8-bit images) the restoration filters ``restore.choose`` finds on the chosen form's
-    decoded image are added where they pay (formats 3 and 5).
+    decoded image are added where they pay (formats 3 and 5; 6 where a channel's filters take cross-channel taps).
     Returns (section, the decoded image before the restoration filters where it was made, else None)."""
     q8, units = quantise_raw(raw, step, **{k: v for k, v in kw.items() if k in _QUANTISE_KW})
     choice = (q8, units, best_strength(image, base, q8, units), None)
@@ -497,12 +500,12 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
                 better = err[1] + lam * sizes[1] < err[0] + lam * sizes[0]
                 choice, rec = (tx, recs[1]) if better else (choice, recs[0])
     q, units, strength, flags = choice
-    filters = None
+    filters, cross = None, False
     if restoration and image.dtype == np.uint8:
         if rec is None:
             rec = add(base, q, units, strength, flags)
-        filters = restore.choose(image, rec, step)
-    return encode_section(q, units, strength, filters=filters, tx16=flags), rec
+        filters, cross = restore.choose(image, rec, step) or (None, False)
+    return encode_section(q, units, strength, filters=filters, tx16=flags, cross=cross), rec
 
 
 _QUANTISE_KW = ("chroma", "dc", "dead_zone", "lam", "rdoq", "prices")
@@ -554,18 +557,22 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
 
 
 def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT,
-                   filters: bytes | None = None, tx16: np.ndarray | None = None) -> bytes:
+                   filters: bytes | None = None, tx16: np.ndarray | None = None, cross: bool = False) -> bytes:
     """The ``dct`` section: format 2's header (format byte, steps, deblocking strength), then with ``tx16`` flags of
     which a group is set their stream (varint length + ANS payload, ``image_tx16``), then with ``filters``
     (``restore.encode``'s bytes) a varint length and the filters, then format 2's symbols. Formats: 3 filters,
-    4 flags, 5 both."""
+    4 flags, 5 both, 6 (``cross``: the filters in their cross-channel form) format 5's layout, the flag stream
+    empty where no group is set."""
     has_tx16 = tx16 is not None and bool(np.any(tx16 & image_tx16.flag_contexts(q)[0]))
+    if cross and filters is None:
+        raise ValueError("cross-channel form without filters")
     if has_tx16 or filters is not None:
-        form = {(False, True): FORMAT_RESTORE, (True, False): FORMAT_TX16, (True, True): FORMAT_TX16_RESTORE}[
+        form = FORMAT_CROSS if cross else {
+            (False, True): FORMAT_RESTORE, (True, False): FORMAT_TX16, (True, True): FORMAT_TX16_RESTORE}[
             (has_tx16, filters is not None)]
     head = bytes([form]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
-    if has_tx16:
-        flags = image_tx16.encode_flags(q, tx16)
+    if has_tx16 or form == FORMAT_CROSS:
+        flags = image_tx16.encode_flags(q, tx16) if has_tx16 else b""
         head += varint(len(flags)) + flags
     if filters is not None:
         head += varint(len(filters)) + filters
@@ -573,8 +580,8 @@ def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = 
 
 
 def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
-    """(symbols, units, deblock strength, 16x16 group flags (gy, gx) of formats 4 and 5, else None) of a ``dct``
-    section (the restoration filters of formats 3 and 5 validated, left out: the decoder reads them with
+    """(symbols, units, deblock strength, 16x16 group flags (gy, gx) of formats 4-6, else None) of a ``dct``
+    section (the restoration filters of formats 3, 5 and 6 validated, left out: the decoder reads them with
     ``decode_residual``); FormatError on anything malformed."""
     return decode_residual(data, h, w, c)[:4]
 
@@ -605,12 +612,12 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
         n, pos = read_varint(data, pos, "dct residual: 16x16 flags are truncated", 5)
         if pos + n > len(data):
             raise FormatError("dct residual: 16x16 flags are truncated")
-        flags, pos = data[pos:pos + n], pos + n
-    if data[0] in _WITH_FILTERS:
+        flags, pos = (data[pos:pos + n] if n or data[0] != FORMAT_CROSS else None), pos + n
+    if data[0] in WITH_FILTERS:
         size, pos = read_varint(data, pos, "dct residual: restoration filters are truncated", 3)
         if size > len(data) - pos:
             raise FormatError("dct residual: restoration filters are truncated")
-        filters = restore.decode(data[pos:pos + size], c)
+        filters = restore.decode(data[pos:pos + size], c, data[0] == FORMAT_CROSS)
         pos += size
     by, bx = grid(h, w)
     q = decode_symbols(data[pos:], c, by, bx) if data[0] == 1 else coefcoder.decode(data[pos:], c, by, bx)

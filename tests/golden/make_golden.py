@@ -96,6 +96,8 @@ def parse_digest(data: bytes) -> str:
                 _h(h, tx16)
             if filters is not None:  # formats 3/5's restoration filters (files of formats 1 and 2 hash as before)
                 head = {k: filters[k] for k in ("shape", "shift", "n_act", "n_dir", "thresholds")}
+                if "cross" in filters:  # format 6's cross-channel offsets (formats 3/5 hash as before)
+                    head["cross"] = [int(n) for n in filters["cross"]]
                 h.update(json.dumps(head).encode())
                 for coefs, mapping in zip(filters["coefs"], filters["maps"]):
                     _h(h, np.asarray(coefs, np.int64))
