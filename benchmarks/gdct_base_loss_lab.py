@@ -6,7 +6,8 @@ real files (``inrcodec.compress`` at each target bpp, decoded, PSNR on 8-bit RGB
         --anchor benchmarks/results/gdct_base_loss_mse.json -o benchmarks/results/gdct_base_loss_rd0p5
 
 ``--set NAME=VALUE`` sets a constant of ``inrcodec.models.gaussian_dct`` (BASE_LOSS, RD_START, RD_STEP_FACTOR,
-RD_ESTIMATES as a ``/``-separated list) or ``residual_loss`` (``residual_loss.BITS_CODED``...) for this run.
+RD_ESTIMATES as a ``/``-separated list) or ``residual_loss`` / ``image_dct`` / ``codec`` (``residual_loss.BITS_CODED``,
+``codec.SIZE_SEARCH_TOL``...) for this run.
 ``--anchor`` (a JSON of this script): BD-rate of this run against it per image, and their mean. ``--baselines``
 (a ``bench_kodak.py`` JSON per image, ``{stem}`` in the name): BD-rate of this run (and the anchor) against its
 JPEG / WebP / AVIF curves (deterministic codecs: any machine's run serves). ``--rescore RUN.json`` recomputes
@@ -34,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from inrcodec import compress, decompress, metrics  # noqa: E402
 from inrcodec.compare import crop_signal  # noqa: E402
-from inrcodec.models import gaussian_dct, residual_loss  # noqa: E402
+from inrcodec import codec as codec_mod  # noqa: E402
+from inrcodec.models import gaussian_dct, image_dct, residual_loss  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 from inrcodec.signals._atomic import atomic_output  # noqa: E402
 
@@ -45,7 +47,8 @@ def _set(name: str, value: str) -> None:
     mod = gaussian_dct
     if "." in name:
         prefix, name = name.split(".", 1)
-        mod = {"residual_loss": residual_loss, "gaussian_dct": gaussian_dct}[prefix]
+        mod = {"residual_loss": residual_loss, "gaussian_dct": gaussian_dct, "codec": codec_mod,
+               "image_dct": image_dct}[prefix]
     old = getattr(mod, name)
     if isinstance(old, tuple):
         new = tuple(float(v) for v in value.split("/") if v)

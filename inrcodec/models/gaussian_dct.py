@@ -59,7 +59,7 @@ DEFAULT_BASE_BPP = 0.1
 # residual size is log-linear in quality (``_calibrate``): the codec's secant search on the real file size then
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
-CALIBRATION_STEPS = 17  # half-octave grid
+CALIBRATION_STEPS = 17  # half-octave grid (9: octaves, session 24 measured)
 # Encoder-side search of the base size (issue 13; the slow preset): a schedule of at least SEARCH_MIN_STEPS steps
 # first runs a short probe fit of PROBE_STEPS at each of SEARCH_SHARES (a small and a large base), each coded to
 # the byte target (the rate search with RDOQ: ~6 CPU-s on a Kodak image, as much as the probe's fit). The main fit
@@ -101,6 +101,10 @@ BASE_LOSS = "rd"
 RD_START = 0.0
 RD_ESTIMATES = (0.25, 0.5, QAT_START)
 RD_STEP_FACTOR = 1.0  # on the estimated step
+RD_WARM_START = True  # estimates by secant from a guess (session 24: ~0.3 -> ~0.06-0.09 CPU-s each on Kodak)
+# the first estimate's guess: (luma step, residual bits per pixel, -d ln step / d ln bpp), the fast fits' first
+# estimates on kodim07/12 (steps 16-62 at 0.21-0.6 bpp of residual); None: bisection
+RD_FIRST_GUESS: tuple[float, float, float] | None = (17.0, 0.6, 1.05)
 RD_EVERY = 1  # the residual's cost on every RD_EVERY-th step only, the MSE on the others (its CPU cost / RD_EVERY)
 RD_MIX = 0.5  # the loss is (1 - RD_MIX) x MSE + RD_MIX x the residual's cost
 # Fits of fewer steps keep the MSE. Compiled (session 23: kernels.residual_loss, the MSE fused in) the loss costs ~3
@@ -246,7 +250,17 @@ class GaussianDCT(GaussianImage):
             with torch.no_grad():
                 base = self._integers(GaussianImage.render(self).numpy())
             raw = image_dct.raw_coefficients(self._integers(self._target.numpy()), base)
-            self._rd_delta = RD_STEP_FACTOR * residual_loss.step_for_bytes(raw, self._residual_bits / 8.0)
+            # from a guess, a few secant estimates instead of a bisection's 8: a re-estimate from the last one, the
+            # first from the step of a typical Kodak residual at this many bits per pixel (RD_FIRST_GUESS)
+            guess, evals = None, residual_loss.SECANT_EVALS
+            if RD_WARM_START and self._rd_delta is not None:
+                guess = self._rd_delta / RD_STEP_FACTOR
+            elif RD_WARM_START and RD_FIRST_GUESS is not None:
+                step, bpp, slope = RD_FIRST_GUESS
+                guess = step * (self._residual_bits / np.prod(self.coord_shape) / bpp) ** -slope
+                evals += 1
+            self._rd_delta = RD_STEP_FACTOR * residual_loss.step_for_bytes(raw, self._residual_bits / 8.0, guess=guess,
+                                                                           evals=evals)
 
     def _level_scale(self) -> float:
         """8-bit levels per unit of the normalised signal."""
