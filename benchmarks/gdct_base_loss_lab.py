@@ -126,7 +126,7 @@ def _compare(result: dict, args) -> int:
             r["anchor_bd_rate_vs_baselines"] = {
                 b: metrics.bd_rate(_curve(curves[b]), _curve(anchor["per_image"][stem]["points"]))
                 for b in ("jpeg", "webp", "avif") if b in curves}
-        r["baselines_from"] = str(path.relative_to(ROOT))
+        r["baselines_from"] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
         print(stem, "vs baselines:", json.dumps(r["bd_rate_vs_baselines"]),
               "anchor:", json.dumps(r.get("anchor_bd_rate_vs_baselines")))
     if anchor is not None:

@@ -197,6 +197,8 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     search = None
     if error_bound is None and payload_bits is not None and steps is not None:  # a schedule of steps, not of time
         search = cls.search_plan(max_steps, payload_bits, dict(config or {}))
+        if search is not None and not search[0]:  # no probes: the schedule's overrides, one fit
+            config, max_steps, search = search[3]([]), search[2], None
     if search is None:
         net, result = run_fit(dict(config or {}), max_steps, budget)
         if error_bound is not None:  # network bytes vs residual bytes: keep the quantisation with the smallest file

@@ -72,6 +72,10 @@ CALIBRATION_STEPS = 17  # half-octave grid (9: octaves, session 24 measured)
 SEARCH_SHARES: tuple[float, float] = (0.2, 0.45)
 SEARCH_MIDDLE = 0.3
 SMALL_MARGIN_DB = 0.3
+# Short schedules (fast's 200 steps) favour small bases (the probes above): fits of RD_MIN_STEPS to SHORT_MAX_STEPS
+# (where it was measured) take the base share SHORT_SHARE (None: BASE_SHARE) by ``search_plan`` without probes.
+SHORT_MAX_STEPS = 400
+SHORT_SHARE: float | None = None
 SEARCH_MIN_STEPS = 4000  # slow's 4800 steps search; medium's 1000 and video intra frames' 3000 keep one fit
 PROBE_STEPS = 240
 PROBE_COST = 600
@@ -221,7 +225,11 @@ class GaussianDCT(GaussianImage):
 
     @classmethod
     def search_plan(cls, max_steps, target_bits, overrides):
-        if "base_share" in overrides or max_steps < SEARCH_MIN_STEPS:
+        if "base_share" in overrides:
+            return None
+        if SHORT_SHARE is not None and RD_MIN_STEPS <= max_steps <= SHORT_MAX_STEPS:  # fast: a smaller base
+            return [], 0, max_steps, lambda psnrs: {**overrides, "base_share": SHORT_SHARE}
+        if max_steps < SEARCH_MIN_STEPS:
             return None
         small, large = SEARCH_SHARES
         main = max_steps - PROBE_COST * len(SEARCH_SHARES)
