@@ -425,6 +425,8 @@ def _search_log_size(size: Callable[[float], int], target_bytes: float, guess: f
             if q <= 0.0:
                 break
         if s_lo is not None and s_hi is not None:
+            if (hi - lo) * max(slope, 1e-3) < 0.25 * SIZE_SEARCH_TOL:
+                break  # no size in between is a quarter of the window away: a jump over it (a tool switching on)
             if i % 3 == 2 or s_hi <= s_lo:
                 q = 0.5 * (lo + hi)
             else:

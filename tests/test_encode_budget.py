@@ -49,6 +49,20 @@ def test_log_size_search_steps_by_the_slope_just_under_the_window():
     assert len(probes) - 1 == 3 and all(p <= target for p in map(size, probes[:3]))
 
 
+def test_log_size_search_stops_at_a_jump_over_the_window():
+    """A size that jumps over the window (kodim12 at fast, 1 bpp: 48 999 -> 49 243 bytes around a target of
+    49 152, the restoration filters switching): once the bracket is narrower than a quarter of the window at the
+    slope, the search keeps the fitting side instead of bisecting to its step limit (12 encodes)."""
+    target = 49152.0
+    smooth, probes = _exp_size(math.log(0.861 * target) - 4.1 * 0.6596, 4.1)
+
+    def size(q: float) -> int:
+        return smooth(q) + (400 if smooth(q) > 0.9968 * target else 0)  # nothing lands in the last 0.3 %
+    q = _search_log_size(size, target, 0.6596, 4.24)
+    assert size(q) <= target and len(probes) <= 2 * 8  # each probe sizes twice here
+    assert 0.99 * target < size(q)
+
+
 def test_log_size_search_ends():
     size, probes = _exp_size(7.0, 7.0)
     assert _search_log_size(size, 1e9, 0.5, 7.0) == 1.0  # the model cannot spend the target: its finest quality
