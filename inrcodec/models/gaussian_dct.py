@@ -59,7 +59,7 @@ DEFAULT_BASE_BPP = 0.1
 # residual size is log-linear in quality (``_calibrate``): the codec's secant search on the real file size then
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
-CALIBRATION_STEPS = 17  # half-octave grid (9: octaves, session 24 measured)
+CALIBRATION_STEPS = 9  # octave grid (17 until session 24: the search lands on real sizes; ~0.4 CPU-s less)
 # Encoder-side search of the base size (issue 13; the slow preset): a schedule of at least SEARCH_MIN_STEPS steps
 # first runs a short probe fit of PROBE_STEPS at each of SEARCH_SHARES (a small and a large base), each coded to
 # the byte target (the rate search with RDOQ: ~6 CPU-s on a Kodak image, as much as the probe's fit). The main fit
@@ -75,7 +75,7 @@ SMALL_MARGIN_DB = 0.3
 # Short schedules (fast's 200 steps) favour small bases (the probes above): fits of RD_MIN_STEPS to SHORT_MAX_STEPS
 # (where it was measured) take the base share SHORT_SHARE (None: BASE_SHARE) by ``search_plan`` without probes.
 SHORT_MAX_STEPS = 400
-SHORT_SHARE: float | None = None
+SHORT_SHARE: float | None = 0.3
 SEARCH_MIN_STEPS = 4000  # slow's 4800 steps search; medium's 1000 and video intra frames' 3000 keep one fit
 PROBE_STEPS = 240
 PROBE_COST = 600
