@@ -227,9 +227,9 @@ class GaussianDCT(GaussianImage):
     def search_plan(cls, max_steps, target_bits, overrides):
         if "base_share" in overrides:
             return None
-        if SHORT_SHARE is not None and RD_MIN_STEPS <= max_steps <= SHORT_MAX_STEPS:  # fast: a smaller base
-            return [], 0, max_steps, lambda psnrs: {**overrides, "base_share": SHORT_SHARE}
         if max_steps < SEARCH_MIN_STEPS:
+            if SHORT_SHARE is not None and RD_MIN_STEPS <= max_steps <= SHORT_MAX_STEPS:  # fast: a smaller base
+                return [], 0, max_steps, lambda psnrs: {**overrides, "base_share": SHORT_SHARE}
             return None
         small, large = SEARCH_SHARES
         main = max_steps - PROBE_COST * len(SEARCH_SHARES)
