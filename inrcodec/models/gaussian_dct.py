@@ -8,12 +8,14 @@ kodim03/07 (1000 Gaussian steps), a small Gaussian base plus the residual beats 
 from 0.2 to 1 bpp.
 
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage``'s schedule to ``base_share`` of
-the byte budget (a fixed 0.4, measured on Kodak; on schedules of SEARCH_MIN_STEPS or more, the slow preset's, the
-share is searched per image and rate: ``search_plan`` below). On fits of RD_MIN_STEPS or more (every preset's) they
+the byte budget (a fixed 0.4, measured on Kodak; 0.3 on fits of RD_MIN_STEPS to SHORT_MAX_STEPS steps, fast's 200,
+since session 24; on schedules of SEARCH_MIN_STEPS or more, the slow preset's, the share is searched per image and
+rate: ``search_plan`` below). On fits of RD_MIN_STEPS or more (every preset's) they
 are fitted for the residual rather than for themselves (since session 22, ``BASE_LOSS``): half of the loss is what the
 residual over them will cost (``residual_loss``: per 8x8 DCT coefficient of the error, the cheaper of leaving it as
 distortion and coding it, at the luma step at which the residual of the base as it stands would fill the rest of
-the budget, estimated at the start and again at 1/4, 1/2 and 3/4 of the schedule), half the MSE
+the budget, estimated at the start and again at 1/4, 1/2 and 3/4 of the schedule, by secants of ``coefcoder``'s
+estimate from a guess since session 24), half the MSE
 (benchmarks/README.md "a Gaussian base fitted for the residual"): -2.0 % BD-rate at medium's 1000 steps on
 kodim01/03/05/07, -1.6 % at equal CPU (the loss compiled since session 23: ~2 CPU-ms per step over the MSE; video
 intra frames, slow's probes and large capped fits keep the MSE). The quality knob the codec bisects on the *real*
