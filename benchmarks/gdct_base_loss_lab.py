@@ -129,6 +129,7 @@ def _compare(result: dict, args) -> int:
         r["baselines_from"] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
         print(stem, "vs baselines:", json.dumps(r["bd_rate_vs_baselines"]),
               "anchor:", json.dumps(r.get("anchor_bd_rate_vs_baselines")))
+    _average_bd_rates(result, args, anchor)
     if anchor is not None:
         result["anchor"] = str(args.anchor)
         bds = {}
@@ -143,6 +144,37 @@ def _compare(result: dict, args) -> int:
         Path(tmp).write_text(json.dumps(result, indent=1))
     _figure(result, args.out, anchor)
     return 0
+
+
+def _average_bd_rates(result: dict, args, anchor: dict | None) -> None:
+    """Where every image has its baselines: BD-rate of the average curves (``bench_kodak.py``'s averaging: mean
+    PSNR at its grid of the first baseline file) of this run and of the anchor against each baseline's average,
+    and the mean of the per-image figures."""
+    import bench_kodak
+
+    stems = list(result["per_image"])
+    files = [ROOT / args.baselines.format(stem=s) for s in stems]
+    if len(stems) < 2 or not all(f.exists() for f in files):
+        return
+    runs = [json.loads(f.read_text()) for f in files]
+    grid = np.asarray(runs[0]["settings"]["average_grid_bpp"], dtype=np.float64)
+    ours = "inrcodec-gaussian+dct"
+
+    def as_curve(points):  # the fields the averaging reads
+        return [{"bpp": p["bpp"], "psnr": p["psnr"], "encode_s": p.get("cpu_s", 0.0), "decode_s": 0.0} for p in points]
+    out = {}
+    for label, res in (("this run", result), ("anchor", anchor)):
+        if res is None or not all(s in res["per_image"] for s in stems):
+            continue
+        per_image = {s: {"curves": {**{b: run["per_image"][s]["curves"][b] for b in ("jpeg", "webp", "avif")},
+                                    ours: as_curve(res["per_image"][s]["points"])}} for s, run in zip(stems, runs)}
+        table, _ = bench_kodak.average_bd_rates(bench_kodak.dataset_average(per_image, grid), {})
+        out[label] = {"average_curves": table[ours],
+                      "mean_of_images": {b: float(np.mean([metrics.bd_rate(_curve(c[b]), _curve(res["per_image"][s]["points"]))
+                                                           for s, c in ((s, p["curves"]) for s, p in per_image.items())]))
+                                         for b in ("jpeg", "webp", "avif")}}
+    result["bd_rate_kodak_average"] = {"images": stems, "grid_bpp": grid.tolist(), **out}
+    print("average curves:", json.dumps(out))
 
 
 def _figure(result: dict, out: Path, anchor: dict | None) -> None:
