@@ -94,7 +94,10 @@ CODING_SECONDS_PER_MSAMPLE = 5.0  # 2.0 until session 23; each encode of the byt
 # The byte search's first guess (size_search_hint): the file's bytes besides the two sections, and the ratio of the
 # calibration's size estimate (plain dead-zone symbols) to the real RD-optimised section at the same step.
 CONTAINER_BYTES = 300
-RDOQ_SHRINK = 1.2  # measured 1.09-1.41 on wikimedia_030 at 0.1-0.8 bpp
+# measured 1.09-1.41 on wikimedia_030 at 0.1-0.8 bpp before the 16x16 groups, the filters and the priced base (1.2
+# until session 24, when the first guess of a Kodak file at fast landed 14-20 % under its target on kodim07/12 at
+# 0.35 and 1 bpp; at 0.95 -5 to +2 %, 15 encodes of the byte search for those four where the 1.2 took 21)
+RDOQ_SHRINK = 0.95
 # The base's loss (encoder only; the bitstream is the same): "mse" fits the Gaussians as the ``gaussian`` model
 # does; "rd" mixes in what the residual coded over them will cost (``residual_loss``, weight RD_MIX) from RD_START
 # of the schedule on, at the luma step at which the residual of the base as it stands is estimated to fill the rest
