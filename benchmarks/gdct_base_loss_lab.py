@@ -6,7 +6,8 @@ real files (``inrcodec.compress`` at each target bpp, decoded, PSNR on 8-bit RGB
         --anchor benchmarks/results/gdct_base_loss_mse.json -o benchmarks/results/gdct_base_loss_rd0p5
 
 ``--set NAME=VALUE`` sets a constant of ``inrcodec.models.gaussian_dct`` (BASE_LOSS, RD_START, RD_STEP_FACTOR,
-RD_ESTIMATES as a ``/``-separated list) or ``residual_loss`` (``residual_loss.BITS_CODED``...) for this run.
+RD_ESTIMATES as a ``/``-separated list) or ``residual_loss`` / ``image_dct`` / ``codec`` (``residual_loss.BITS_CODED``,
+``codec.SIZE_SEARCH_TOL``...) for this run.
 ``--anchor`` (a JSON of this script): BD-rate of this run against it per image, and their mean. ``--baselines``
 (a ``bench_kodak.py`` JSON per image, ``{stem}`` in the name): BD-rate of this run (and the anchor) against its
 JPEG / WebP / AVIF curves (deterministic codecs: any machine's run serves). ``--rescore RUN.json`` recomputes
@@ -34,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from inrcodec import compress, decompress, metrics  # noqa: E402
 from inrcodec.compare import crop_signal  # noqa: E402
-from inrcodec.models import gaussian_dct, residual_loss  # noqa: E402
+from inrcodec import codec as codec_mod  # noqa: E402
+from inrcodec.models import gaussian_dct, image_dct, residual_loss  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 from inrcodec.signals._atomic import atomic_output  # noqa: E402
 
@@ -45,7 +47,8 @@ def _set(name: str, value: str) -> None:
     mod = gaussian_dct
     if "." in name:
         prefix, name = name.split(".", 1)
-        mod = {"residual_loss": residual_loss, "gaussian_dct": gaussian_dct}[prefix]
+        mod = {"residual_loss": residual_loss, "gaussian_dct": gaussian_dct, "codec": codec_mod,
+               "image_dct": image_dct}[prefix]
     old = getattr(mod, name)
     if isinstance(old, tuple):
         new = tuple(float(v) for v in value.split("/") if v)
@@ -123,9 +126,10 @@ def _compare(result: dict, args) -> int:
             r["anchor_bd_rate_vs_baselines"] = {
                 b: metrics.bd_rate(_curve(curves[b]), _curve(anchor["per_image"][stem]["points"]))
                 for b in ("jpeg", "webp", "avif") if b in curves}
-        r["baselines_from"] = str(path.relative_to(ROOT))
+        r["baselines_from"] = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
         print(stem, "vs baselines:", json.dumps(r["bd_rate_vs_baselines"]),
               "anchor:", json.dumps(r.get("anchor_bd_rate_vs_baselines")))
+    _average_bd_rates(result, args, anchor)
     if anchor is not None:
         result["anchor"] = str(args.anchor)
         bds = {}
@@ -140,6 +144,37 @@ def _compare(result: dict, args) -> int:
         Path(tmp).write_text(json.dumps(result, indent=1))
     _figure(result, args.out, anchor)
     return 0
+
+
+def _average_bd_rates(result: dict, args, anchor: dict | None) -> None:
+    """Where every image has its baselines: BD-rate of the average curves (``bench_kodak.py``'s averaging: mean
+    PSNR at its grid of the first baseline file) of this run and of the anchor against each baseline's average,
+    and the mean of the per-image figures."""
+    import bench_kodak
+
+    stems = list(result["per_image"])
+    files = [ROOT / args.baselines.format(stem=s) for s in stems]
+    if len(stems) < 2 or not all(f.exists() for f in files):
+        return
+    runs = [json.loads(f.read_text()) for f in files]
+    grid = np.asarray(runs[0]["settings"]["average_grid_bpp"], dtype=np.float64)
+    ours = "inrcodec-gaussian+dct"
+
+    def as_curve(points):  # the fields the averaging reads
+        return [{"bpp": p["bpp"], "psnr": p["psnr"], "encode_s": p.get("cpu_s", 0.0), "decode_s": 0.0} for p in points]
+    out = {}
+    for label, res in (("this run", result), ("anchor", anchor)):
+        if res is None or not all(s in res["per_image"] for s in stems):
+            continue
+        per_image = {s: {"curves": {**{b: run["per_image"][s]["curves"][b] for b in ("jpeg", "webp", "avif")},
+                                    ours: as_curve(res["per_image"][s]["points"])}} for s, run in zip(stems, runs)}
+        table, _ = bench_kodak.average_bd_rates(bench_kodak.dataset_average(per_image, grid), {})
+        out[label] = {"average_curves": table[ours],
+                      "mean_of_images": {b: float(np.mean([metrics.bd_rate(_curve(c[b]), _curve(res["per_image"][s]["points"]))
+                                                           for s, c in ((s, p["curves"]) for s, p in per_image.items())]))
+                                         for b in ("jpeg", "webp", "avif")}}
+    result["bd_rate_kodak_average"] = {"images": stems, "grid_bpp": grid.tolist(), **out}
+    print("average curves:", json.dumps(out))
 
 
 def _figure(result: dict, out: Path, anchor: dict | None) -> None:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from inrcodec import codec, fit as fit_mod  # noqa: E402
-from inrcodec.models import gaussian, gaussian_dct, image_dct  # noqa: E402
+from inrcodec.models import gaussian, gaussian_dct, image_dct, image_tx16, residual_loss, restore  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -71,6 +71,16 @@ def instrument() -> None:
     timed(gaussian_dct.GaussianDCT, "decode", "tail: model decode (kept file)")
     timed(gaussian_dct.GaussianDCT, "render", "tail: render (kept file)")
     timed(codec, "_search_quality", "tail: quality search (all)")
+    # the finer stages of session 24's profile (fast preset): the base loss's step estimates, the residual encodes
+    timed(gaussian_dct.GaussianDCT, "on_progress", "fit: on_progress (step estimates)")
+    timed(residual_loss, "step_for_bytes", "fit: step_for_bytes")
+    timed(gaussian_dct.GaussianDCT, "loss", "fit: loss (fwd)")
+    timed(gaussian_dct.GaussianDCT, "step_for", "tail: step_for (calibration)")
+    timed(image_dct, "encode_residual", "tail: encode_residual (all)")
+    timed(image_dct, "quantise_tx16", "tail: quantise_tx16 (tx16 choice)")
+    timed(image_dct, "add", "tail: add (inverse + deblock)")
+    timed(restore, "choose", "tail: restore.choose (filter fit)")
+    timed(image_dct, "raw_coefficients16", "tail: raw DCT 16x16")
 
 
 def main(argv=None) -> int:
@@ -79,8 +89,12 @@ def main(argv=None) -> int:
     ap.add_argument("--rates", default="0.1,0.8")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--model", default="gaussian+dct")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("-o", "--output", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     path = DATA / (args.photo + ".png" if "/" in args.photo else f"photos/{args.photo}.png")
     signal = load(path)
     mp = signal.num_pixels / 1e6
@@ -90,7 +104,7 @@ def main(argv=None) -> int:
         STAGES.clear()
         load0 = os.getloadavg()[0]
         t, c = time.perf_counter(), time.process_time()
-        res = codec.compress(signal, args.model, bpp=rate, steps=args.steps, tile=False)
+        res = codec.compress(signal, args.model, bpp=rate, steps=args.steps, tile=False, seed=args.seed)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         stages = {k: {"wall_s": round(v[0], 3), "cpu_s": round(v[1], 3), "calls": v[2],
                       "process_peak_rss_mb_after": round(v[3], 1)} for k, v in STAGES.items()}

@@ -42,7 +42,8 @@ class Preset:
 # image model at fast and medium (session 19, kodim03/07: BD-rate vs gaussian at the same steps -24 % at medium,
 # vs WebP +11 % at fast and -0.6 % at medium where gaussian alone is +63 % and +30 %; benchmarks/README.md), and
 # slow runs it too (its base is the same Gaussian fit). Images it does not code (RGBA, float) fall back to the kind's
-# default model, ``gaussian`` (``preset_model``). latentgrid at slow's ~1600 steps: +15 % vs gaussian slow on kodim03. fast ~ a quarter of the default steps; slow ~ 6x, which the 300 s benchmark
+# default model, ``gaussian`` (``preset_model``). latentgrid at slow's ~1600 steps: +15 % vs gaussian slow on kodim03. fast ~ a quarter of the default steps
+# (its 200-step fit takes a 0.3 base share, ``gaussian_dct.SHORT_SHARE``: a schedule rule, so ``--steps 200`` too); slow ~ 6x, which the 300 s benchmark
 # (benchmarks/results/gaussian_kodak_rd_300s.json: 4700-5900 steps in 270 s on kodim01/03/07) shows still gains.
 # The caps are a safety net, not the schedule: on this shared 2-core machine (load 8-9) a 10 s cap left the fast
 # preset with 0 fit steps on kodim01 (initialisation alone took longer). slow's 280 s floor keeps a Kodak encode

@@ -38,6 +38,31 @@ def test_log_size_search_lands_below_the_target_in_few_probes(target):
     assert len(probes) - 1 <= 5  # the linear secant from quality 1 needed 7-10 on such curves
 
 
+def test_log_size_search_steps_by_the_slope_just_under_the_window():
+    """Just under the target's window on a steep curve (kodim12's residual at fast: d ln size / d quality ~4, a
+    first probe 14 % under, the second 0.6 % under) the next probe is the slope's small step, not a fixed 0.01 of
+    quality (+4 % of the size, over the target): three probes in all."""
+    target = 49152.0
+    size, probes = _exp_size(math.log(0.861 * target) - 4.1 * 0.6596, 4.1)  # the hint's slope 3 % too steep
+    q = _search_log_size(size, target, 0.6596, 4.24)
+    assert (1.0 - SIZE_SEARCH_TOL) * target <= size(q) <= target
+    assert len(probes) - 1 == 3 and all(p <= target for p in map(size, probes[:3]))
+
+
+def test_log_size_search_stops_at_a_jump_over_the_window():
+    """A size that jumps over the window (kodim12 at fast, 1 bpp: 48 999 -> 49 243 bytes around a target of
+    49 152, the restoration filters switching): once the bracket is narrower than a quarter of the window at the
+    slope, the search keeps the fitting side instead of bisecting to its step limit (12 encodes)."""
+    target = 49152.0
+    smooth, probes = _exp_size(math.log(0.861 * target) - 4.1 * 0.6596, 4.1)
+
+    def size(q: float) -> int:
+        return smooth(q) + (400 if smooth(q) > 0.9968 * target else 0)  # nothing lands in the last 0.3 %
+    q = _search_log_size(size, target, 0.6596, 4.24)
+    assert size(q) <= target and len(probes) <= 2 * 8  # each probe sizes twice here
+    assert 0.99 * target < size(q)
+
+
 def test_log_size_search_ends():
     size, probes = _exp_size(7.0, 7.0)
     assert _search_log_size(size, 1e9, 0.5, 7.0) == 1.0  # the model cannot spend the target: its finest quality

@@ -115,3 +115,20 @@ def test_slow_preset_searches_and_medium_does_not():
     assert len(probes) >= 2 and main >= 0.75 * steps("slow") and probe_steps * len(probes) < main
     assert [p["base_share"] for p in probes] == list(gaussian_dct.SEARCH_SHARES)
     assert choose([31.0, 30.0]) == {"base_share": gaussian_dct.SEARCH_SHARES[0]}
+
+
+def test_short_schedules_take_the_short_share_without_probes(sig, monkeypatch):
+    """Fits of RD_MIN_STEPS to SHORT_MAX_STEPS (fast's 200) get SHORT_SHARE from ``search_plan`` without probes:
+    one fit, its config says the share, no ``search`` in the report; outside that range, or with a share given,
+    the share stays what it was; the file decodes to what the encoder measured."""
+    monkeypatch.setattr(gaussian_dct, "SHORT_SHARE", 0.3)
+    monkeypatch.setattr(gaussian_dct, "RD_MIN_STEPS", 20)
+    monkeypatch.setattr(gaussian_dct, "SHORT_MAX_STEPS", 40)
+    res = compress(sig, MODEL, bpp=3.0, steps=30, seed=0)
+    assert res.report["config"]["base_share"] == 0.3 and res.report["fit_steps"] == 30
+    assert "search" not in res.report and len(res.data) <= 3.0 * sig.num_pixels / 8.0
+    assert psnr(sig.data, decompress(res.data).data) == pytest.approx(res.report["psnr"], abs=1e-9)
+    assert compress(sig, MODEL, bpp=3.0, steps=50, seed=0).report["config"]["base_share"] == gaussian_dct.BASE_SHARE
+    assert compress(sig, MODEL, bpp=3.0, steps=10, seed=0).report["config"]["base_share"] == gaussian_dct.BASE_SHARE
+    given = compress(sig, MODEL, bpp=3.0, steps=30, seed=0, config={"base_share": 0.5})
+    assert given.report["config"]["base_share"] == 0.5

@@ -73,6 +73,24 @@ def test_rdoq_ctx_trades_bytes_for_error_at_its_lambda():
     assert costs["ctx"] < costs["band"] < costs["plain"]
 
 
+@pytest.mark.parametrize("channels,step,passes", [(3, 0.7, 2), (3, 5.0, 2), (3, 14.0, 1), (1, 2.0, 2), (1, 9.0, 3)])
+def test_rdo_quantise_is_its_dense_reference_bit_for_bit(channels, step, passes):
+    """The sparse form (prices only where rounding is non-zero, flat table index) gives the dense reference's
+    symbols exactly: on a textured residual (escapes at the fine step: magnitudes above 4 x ESC), in the strided
+    layout ``quantise_raw`` hands it, and on a heavy-tailed random one with both signs."""
+    _, _, raw = _raw(seed=11)
+    units = image_dct.step_units(step, channels)
+    coef = raw[:channels] / (image_dct._per_position(units)[:, None, None, :] / image_dct.STEP_UNIT)
+    rng = np.random.default_rng(int(step * 10) + channels)
+    noisy = rng.standard_t(2, size=(channels, 7, 9, 64)) * rng.choice([0.3, 2.0, 30.0], size=(channels, 7, 9, 1))
+    for c in (coef, noisy):
+        q0 = image_dct.mcdct.dead_zone_quantise(c, image_dct.DEAD_ZONE)
+        want = rdoq_ctx.rdo_quantise_reference(c, q0.copy(), image_dct.RDOQ_LAMBDA, image_dct.CHROMA_FACTOR, passes)
+        got = rdoq_ctx.rdo_quantise(c, q0.copy(), image_dct.RDOQ_LAMBDA, image_dct.CHROMA_FACTOR, passes)
+        assert want.any() and got.dtype == want.dtype and np.array_equal(got, want)
+    assert np.abs(want).max() > 4 * coefcoder.ESC or step > 1.0  # the fine step reaches the escapes
+
+
 def test_lone_high_symbol_is_dropped_large_one_kept():
     coef = np.zeros((1, 6, 6, 64))
     coef[..., 0] = 5.0

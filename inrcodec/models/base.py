@@ -74,7 +74,8 @@ class Representation(torch.nn.Module):
     def search_plan(cls, max_steps: int, target_bits: float, overrides: dict[str, Any]) -> tuple | None:
         """An encoder-side search for a byte target, or None (one fit of ``max_steps``): (config overrides of short
         probe fits, their steps, the steps of the main fit, ``choose``), where ``choose(psnrs)`` gives the main
-        fit's overrides from the probes' PSNRs at the target (codec.compress runs it; the best file wins)."""
+        fit's overrides from the probes' PSNRs at the target (codec.compress runs it; the best file wins). No
+        probes: one fit of the main steps with ``choose([])``'s overrides (a setting chosen by the schedule alone)."""
         return None
 
     @classmethod

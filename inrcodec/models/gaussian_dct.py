@@ -8,12 +8,14 @@ kodim03/07 (1000 Gaussian steps), a small Gaussian base plus the residual beats 
 from 0.2 to 1 bpp.
 
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage``'s schedule to ``base_share`` of
-the byte budget (a fixed 0.4, measured on Kodak; on schedules of SEARCH_MIN_STEPS or more, the slow preset's, the
-share is searched per image and rate: ``search_plan`` below). On fits of RD_MIN_STEPS or more (every preset's) they
+the byte budget (a fixed 0.4, measured on Kodak; 0.3 on fits of RD_MIN_STEPS to SHORT_MAX_STEPS steps, fast's 200,
+since session 24; on schedules of SEARCH_MIN_STEPS or more, the slow preset's, the share is searched per image and
+rate: ``search_plan`` below). On fits of RD_MIN_STEPS or more (every preset's) they
 are fitted for the residual rather than for themselves (since session 22, ``BASE_LOSS``): half of the loss is what the
 residual over them will cost (``residual_loss``: per 8x8 DCT coefficient of the error, the cheaper of leaving it as
 distortion and coding it, at the luma step at which the residual of the base as it stands would fill the rest of
-the budget, estimated at the start and again at 1/4, 1/2 and 3/4 of the schedule), half the MSE
+the budget, estimated at the start and again at 1/4, 1/2 and 3/4 of the schedule, by secants of ``coefcoder``'s
+estimate from a guess since session 24), half the MSE
 (benchmarks/README.md "a Gaussian base fitted for the residual"): -2.0 % BD-rate at medium's 1000 steps on
 kodim01/03/05/07, -1.6 % at equal CPU (the loss compiled since session 23: ~2 CPU-ms per step over the MSE; video
 intra frames, slow's probes and large capped fits keep the MSE). The quality knob the codec bisects on the *real*
@@ -59,7 +61,7 @@ DEFAULT_BASE_BPP = 0.1
 # residual size is log-linear in quality (``_calibrate``): the codec's secant search on the real file size then
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
-CALIBRATION_STEPS = 17  # half-octave grid
+CALIBRATION_STEPS = 9  # octave grid (17 until session 24: the search lands on real sizes; ~0.4 CPU-s less)
 # Encoder-side search of the base size (issue 13; the slow preset): a schedule of at least SEARCH_MIN_STEPS steps
 # first runs a short probe fit of PROBE_STEPS at each of SEARCH_SHARES (a small and a large base), each coded to
 # the byte target (the rate search with RDOQ: ~6 CPU-s on a Kodak image, as much as the probe's fit). The main fit
@@ -72,6 +74,10 @@ CALIBRATION_STEPS = 17  # half-octave grid
 SEARCH_SHARES: tuple[float, float] = (0.2, 0.45)
 SEARCH_MIDDLE = 0.3
 SMALL_MARGIN_DB = 0.3
+# Short schedules (fast's 200 steps) favour small bases (the probes above): fits of RD_MIN_STEPS to SHORT_MAX_STEPS
+# (where it was measured) take the base share SHORT_SHARE (None: BASE_SHARE) by ``search_plan`` without probes.
+SHORT_MAX_STEPS = 400
+SHORT_SHARE: float | None = 0.3
 SEARCH_MIN_STEPS = 4000  # slow's 4800 steps search; medium's 1000 and video intra frames' 3000 keep one fit
 PROBE_STEPS = 240
 PROBE_COST = 600
@@ -88,7 +94,10 @@ CODING_SECONDS_PER_MSAMPLE = 5.0  # 2.0 until session 23; each encode of the byt
 # The byte search's first guess (size_search_hint): the file's bytes besides the two sections, and the ratio of the
 # calibration's size estimate (plain dead-zone symbols) to the real RD-optimised section at the same step.
 CONTAINER_BYTES = 300
-RDOQ_SHRINK = 1.2  # measured 1.09-1.41 on wikimedia_030 at 0.1-0.8 bpp
+# measured 1.09-1.41 on wikimedia_030 at 0.1-0.8 bpp before the 16x16 groups, the filters and the priced base (1.2
+# until session 24, when the first guess of a Kodak file at fast landed 14-20 % under its target on kodim07/12 at
+# 0.35 and 1 bpp; at 0.95 -5 to +2 %, 15 encodes of the byte search for those four where the 1.2 took 21)
+RDOQ_SHRINK = 0.95
 # The base's loss (encoder only; the bitstream is the same): "mse" fits the Gaussians as the ``gaussian`` model
 # does; "rd" mixes in what the residual coded over them will cost (``residual_loss``, weight RD_MIX) from RD_START
 # of the schedule on, at the luma step at which the residual of the base as it stands is estimated to fill the rest
@@ -101,6 +110,10 @@ BASE_LOSS = "rd"
 RD_START = 0.0
 RD_ESTIMATES = (0.25, 0.5, QAT_START)
 RD_STEP_FACTOR = 1.0  # on the estimated step
+RD_WARM_START = True  # estimates by secant from a guess (session 24: ~0.3 -> ~0.06-0.09 CPU-s each on Kodak)
+# the first estimate's guess: (luma step, residual bits per pixel, -d ln step / d ln bpp), the fast fits' first
+# estimates on kodim07/12 (steps 16-62 at 0.21-0.6 bpp of residual); None: bisection
+RD_FIRST_GUESS: tuple[float, float, float] | None = (17.0, 0.6, 1.05)
 RD_EVERY = 1  # the residual's cost on every RD_EVERY-th step only, the MSE on the others (its CPU cost / RD_EVERY)
 RD_MIX = 0.5  # the loss is (1 - RD_MIX) x MSE + RD_MIX x the residual's cost
 # Fits of fewer steps keep the MSE. Compiled (session 23: kernels.residual_loss, the MSE fused in) the loss costs ~3
@@ -218,7 +231,11 @@ class GaussianDCT(GaussianImage):
 
     @classmethod
     def search_plan(cls, max_steps, target_bits, overrides):
-        if "base_share" in overrides or max_steps < SEARCH_MIN_STEPS:
+        if "base_share" in overrides:
+            return None
+        if max_steps < SEARCH_MIN_STEPS:
+            if SHORT_SHARE is not None and RD_MIN_STEPS <= max_steps <= SHORT_MAX_STEPS:  # fast: a smaller base
+                return [], 0, max_steps, lambda psnrs: {**overrides, "base_share": SHORT_SHARE}
             return None
         small, large = SEARCH_SHARES
         main = max_steps - PROBE_COST * len(SEARCH_SHARES)
@@ -247,7 +264,17 @@ class GaussianDCT(GaussianImage):
             with torch.no_grad():
                 base = self._integers(GaussianImage.render(self).numpy())
             raw = image_dct.raw_coefficients(self._integers(self._target.numpy()), base)
-            self._rd_delta = RD_STEP_FACTOR * residual_loss.step_for_bytes(raw, self._residual_bits / 8.0)
+            # from a guess, a few secant estimates instead of a bisection's 8: a re-estimate from the last one, the
+            # first from the step of a typical Kodak residual at this many bits per pixel (RD_FIRST_GUESS)
+            guess, evals = None, residual_loss.SECANT_EVALS
+            if RD_WARM_START and self._rd_delta is not None:
+                guess = self._rd_delta / RD_STEP_FACTOR
+            elif RD_WARM_START and RD_FIRST_GUESS is not None:
+                step, bpp, slope = RD_FIRST_GUESS
+                guess = step * (self._residual_bits / np.prod(self.coord_shape) / bpp) ** -slope
+                evals += 1
+            self._rd_delta = RD_STEP_FACTOR * residual_loss.step_for_bytes(raw, self._residual_bits / 8.0, guess=guess,
+                                                                           evals=evals)
 
     def _level_scale(self) -> float:
         """8-bit levels per unit of the normalised signal."""

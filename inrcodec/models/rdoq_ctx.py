@@ -74,8 +74,89 @@ def _coded_mask(q: np.ndarray, diag: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return diag[None, None, None, :] <= last_diag[..., None], last_diag
 
 
+def _flag_prices(q: np.ndarray, last_diag: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel group: [not last, last] bits of a diagonal with a non-zero, [empty, coded] bits of a block."""
+    flag = np.empty((2, 2))
+    cbf = np.empty((2, 2))
+    for g, chans in enumerate((slice(0, 1), slice(1, None))):
+        ld, qq = last_diag[chans], q[chans]
+        nzd = np.zeros(ld.shape + (len(starts) - 1,), bool)
+        for d in range(len(starts) - 1):
+            nzd[..., d] = (qq[..., starts[d]:starts[d + 1]] != 0).any(-1)
+        n_nz = nzd.sum() + 1.0
+        n_last = (ld >= 0).sum() + 0.5
+        pl = n_last / n_nz
+        flag[g] = [-np.log2(1 - min(pl, 0.999)), -np.log2(pl)]  # [not last, last]
+        pc = ((ld >= 0).sum() + 0.5) / (ld.size + 1.0)
+        cbf[g] = [-np.log2(1 - min(pc, 0.999)), -np.log2(pc)]  # [empty, coded]
+    return flag, cbf
+
+
 def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, passes: int = 2) -> np.ndarray:
-    """RD-optimised symbols for ``coef`` (c, by, bx, 64, in step units) from the dead-zone symbols ``q``."""
+    """RD-optimised symbols for ``coef`` (c, by, bx, 64, in step units) from the dead-zone symbols ``q``.
+
+    The same arithmetic as ``rdo_quantise_reference``, bit for bit, ~2.5x cheaper (session 24: ~0.3 CPU-s per call
+    on a Kodak image, 3 calls per encode of the byte search): the per-coefficient choice is priced only where
+    rounding gives a non-zero (elsewhere every candidate is 0), and the price tables are read with one flat index."""
+    c = coef.shape[0]
+    weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c, None, None, None]
+    diag = _diag_of_position()
+    starts = cc._diagonal_starts()
+    top = 4 * cc.ESC  # magnitudes above price as the geometric tail (escapes: roughly)
+    coef = np.ascontiguousarray(coef)  # (the zig-zag gather leaves it strided: every ravel below would copy)
+    up_all = np.minimum(np.floor(np.abs(coef) + 0.5), MAX_SYMBOL)
+    where = np.flatnonzero(up_all)  # only these have a choice
+    m = np.abs(coef.ravel()[where])
+    up = up_all.ravel()[where]
+    cands = [up, np.maximum(up - 1, 0), np.zeros_like(up)]
+    w = np.broadcast_to(weight, coef.shape).ravel()[where]
+    dist = [w * (m - v) ** 2 for v in cands]
+    sign = np.where(coef.ravel()[where] < 0, -1, 1)
+    group = np.zeros((c, 1, 1, 1), np.int64)
+    group[1:] = 1
+
+    def bits_of(table: np.ndarray, row: np.ndarray, v: np.ndarray) -> np.ndarray:
+        b = table[row + np.minimum(v, top).astype(np.int64)] + (v > 0)
+        esc = v > top
+        if esc.any():  # the reference adds 0.0 elsewhere: the same floats
+            b[esc] += 2.0 * np.log2(np.maximum(v[esc], 1.0) / top) + 1.0
+        return b
+
+    for _ in range(passes):
+        a = np.minimum(np.abs(q), cc.ESC).astype(np.int16)
+        cls = _classes(a).astype(np.int64)
+        coded, last_diag = _coded_mask(q, diag)
+        table = _bits_tables(a, cls, coded, top).ravel()
+        flag, cbf = _flag_prices(q, last_diag, starts)
+        row = ((group * cc.CLASSES + cls) * (top + 1)).ravel()  # per position: where its magnitudes' prices start
+        row_w = row[where]
+        best = image_dct.cheapest(cands, [d + lam * bits_of(table, row_w, v) for v, d in zip(cands, dist)])
+        q = np.zeros(coef.shape, np.int32)
+        q.ravel()[where] = (sign * best).astype(np.int32)
+        # per block and channel: the last diagonal
+        aq = np.abs(q).astype(np.float64)
+        gain = np.zeros(coef.shape)  # the error a symbol removes: exactly 0 where it is 0, so only at ``where``
+        gain.ravel()[where] = w * (m**2 - (m - aq.ravel()[where]) ** 2)
+        bits = bits_of(table, row, aq.ravel()).reshape(q.shape)
+        g_d = np.add.reduceat(gain, starts[:-1], axis=-1)  # (c, by, bx, 15)
+        b_d = np.add.reduceat(bits, starts[:-1], axis=-1)
+        nz_d = np.add.reduceat(q != 0, starts[:-1], axis=-1) > 0
+        fl = flag[group[..., 0]]  # (c, 1, 1, 2)
+        not_last = nz_d * fl[..., 0:1]
+        cum = np.cumsum(-g_d + lam * (b_d + not_last), axis=-1)
+        cost = cum + lam * (fl[..., 1:2] - fl[..., 0:1] + cbf[group[..., 0]][..., 1:2])
+        cost = np.where(nz_d, cost, np.inf)
+        empty = lam * cbf[group[..., 0]][..., 0]  # (c, 1, 1)
+        keep = np.argmin(cost, axis=-1)
+        kept_cost = np.take_along_axis(cost, keep[..., None], -1)[..., 0]
+        keep = np.where(kept_cost < empty, keep, -1)
+        q[diag[None, None, None, :] > keep[..., None]] = 0
+    return q
+
+
+def rdo_quantise_reference(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, passes: int = 2) -> np.ndarray:
+    """``rdo_quantise`` in its first, dense form (every price over the whole array): the reference the faster
+    form is held to bit for bit (tests/test_rdoq_ctx.py)."""
     c = coef.shape[0]
     weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c, None, None, None]
     diag = _diag_of_position()
