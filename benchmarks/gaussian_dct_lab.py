@@ -99,6 +99,8 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         q, units, flags = image_dct.quantise_tx16(raw, kw["_raw16"], step, **opts)
         blob = image_dct.encode_section(q, units, strength, tx16=flags)
         return len(blob), image_dct.add(base, q, units, strength, flags)
+    if variant.startswith("dq"):  # dependent quantisation (depquant): levels by the trellis, Delta = dq_f x step
+        return _code_dq(variant, image, base, raw, step, kw)
     if variant.startswith("rdoqctx"):  # RDOQ priced with format 2's context models (rdoq_ctx)
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), prices="ctx",
                                           chroma=kw.get("chroma", image_dct.CHROMA_FACTOR),
@@ -127,6 +129,33 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         rec = restoration.apply(rec, params)
         return len(blob) + len(extra), rec
     return len(blob), rec
+
+
+def _code_dq(variant: str, image, base, raw, step: float, kw: dict):
+    """``dq``: the trellis's levels coded by the unchanged coder, their reconstructions (``depquant.reconstruct``)
+    decoded with steps Delta; ``+db`` the best deblocking strength (candidates scaled by 1 / dq_f: the thresholds
+    scale with step x strength); ``nodrop``: without the block drop."""
+    from inrcodec.models import depquant
+
+    f = kw.get("dq_f", 0.5)
+    chroma = kw.get("chroma", image_dct.CHROMA_FACTOR)
+    units = image_dct.step_units(step * f, raw.shape[0], chroma)
+    coef = raw / (image_dct._per_position(units)[:, None, None, :] / image_dct.STEP_UNIT)
+    lam = kw.get("dq_lambda", kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA)) / f**2
+    drop = 0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA) / f**2
+    state = variant.startswith("dqs")  # the quantiser (state >> 1) in the magnitude contexts, priced and coded
+    q = depquant.trellis(coef, lam, chroma, passes=int(kw.get("dq_passes", 2)), drop=drop, state_ctx=state)
+    r = depquant.reconstruct(q)
+    strength = image_dct.DEBLOCK_STRENGTH
+    if variant.endswith("+db"):
+        cands = tuple(sorted({min(int(round(s / f)), 64) for s in image_dct.DEBLOCK_CANDIDATES}))
+        strength = image_dct.best_strength(image, base, r, units, candidates=cands)
+    nbytes = len(image_dct.encode_section(q, units, strength))
+    if state:
+        from inrcodec.models import coefcoder
+
+        nbytes += len(coefcoder.encode(q, depquant.states(q) >> 1)) - len(coefcoder.encode(q))
+    return nbytes, image_dct.add(base, r, units, strength)
 
 
 def _commit() -> str:

@@ -43,9 +43,9 @@ def _diag_of_position() -> np.ndarray:
     return np.searchsorted(starts, np.arange(N * N), side="right") - 1
 
 
-def _bits_tables(a: np.ndarray, cls: np.ndarray, coded: np.ndarray, top: int) -> np.ndarray:
-    """(2 groups, CLASSES, top + 1) bits of magnitude 0..top per class, from the counts of the coded positions."""
-    out = np.empty((2, cc.CLASSES, top + 1))
+def _bits_tables(a: np.ndarray, cls: np.ndarray, coded: np.ndarray, top: int, classes: int = cc.CLASSES) -> np.ndarray:
+    """(2 groups, classes, top + 1) bits of magnitude 0..top per class, from the counts of the coded positions."""
+    out = np.empty((2, classes, top + 1))
     m = np.arange(top + 1, dtype=np.float64)
     for g, chans in enumerate((slice(0, 1), slice(1, None))):
         sel = coded[chans]
@@ -53,9 +53,9 @@ def _bits_tables(a: np.ndarray, cls: np.ndarray, coded: np.ndarray, top: int) ->
         if not len(k):
             out[g] = 0.0
             continue
-        n0 = np.bincount(k, weights=(v == 0), minlength=cc.CLASSES)
-        nn = np.bincount(k, weights=(v > 0), minlength=cc.CLASSES)
-        sm = np.bincount(k, weights=np.maximum(v - 1, 0), minlength=cc.CLASSES)
+        n0 = np.bincount(k, weights=(v == 0), minlength=classes)
+        nn = np.bincount(k, weights=(v > 0), minlength=classes)
+        sm = np.bincount(k, weights=np.maximum(v - 1, 0), minlength=classes)
         z = (n0 + 0.5 * cc.PRIOR) / (n0 + nn + cc.PRIOR)
         r = ((sm + 0.5 * cc.PRIOR) / (nn + 0.5 * cc.PRIOR))
         r = r / (1.0 + r)
@@ -79,7 +79,6 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, pas
     c = coef.shape[0]
     weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c, None, None, None]
     diag = _diag_of_position()
-    starts = cc._diagonal_starts()
     top = 4 * cc.ESC  # magnitudes above price as the geometric tail (escapes: roughly)
     mag = np.abs(coef)
     sign = np.where(coef < 0, -1, 1)
@@ -93,20 +92,7 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, pas
         cls = _classes(a).astype(np.int64)
         coded, last_diag = _coded_mask(q, diag)
         table = _bits_tables(a, cls, coded, top)
-        # flag prices, per group: P(last | a diagonal with a non-zero), P(coded block)
-        flag = np.empty((2, 2))
-        cbf = np.empty((2, 2))
-        for g, chans in enumerate((slice(0, 1), slice(1, None))):
-            ld, qq = last_diag[chans], q[chans]
-            nzd = np.zeros(ld.shape + (len(starts) - 1,), bool)
-            for d in range(len(starts) - 1):
-                nzd[..., d] = (qq[..., starts[d]:starts[d + 1]] != 0).any(-1)
-            n_nz = nzd.sum() + 1.0
-            n_last = (ld >= 0).sum() + 0.5
-            pl = n_last / n_nz
-            flag[g] = [-np.log2(1 - min(pl, 0.999)), -np.log2(pl)]  # [not last, last]
-            pc = ((ld >= 0).sum() + 0.5) / (ld.size + 1.0)
-            cbf[g] = [-np.log2(1 - min(pc, 0.999)), -np.log2(pc)]  # [empty, coded]
+        prices = flag_prices(q, last_diag)
 
         def bits_of(v):
             b = table[group, cls, np.minimum(v, top).astype(np.int64)]
@@ -115,22 +101,60 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, pas
         # per coefficient: among the candidates (only where rounding gives a non-zero)
         best = image_dct.cheapest(cands, [d + lam * bits_of(v) for v, d in zip(cands, dist)])
         q = (sign * best).astype(np.int32)
-        # per block and channel: the last diagonal
-        gain = weight * (mag**2 - (mag - np.abs(q)) ** 2)
-        bits = bits_of(np.abs(q).astype(np.float64))
-        g_d = np.add.reduceat(gain, starts[:-1], axis=-1)  # (c, by, bx, 15)
-        b_d = np.add.reduceat(bits, starts[:-1], axis=-1)
-        nz_d = np.add.reduceat(q != 0, starts[:-1], axis=-1) > 0
-        fl = flag[group[..., 0]]  # (c, 1, 1, 2)
-        not_last = nz_d * fl[..., 0:1]
-        cum = np.cumsum(-g_d + lam * (b_d + not_last), axis=-1)
-        cost = cum + lam * (fl[..., 1:2] - fl[..., 0:1] + cbf[group[..., 0]][..., 1:2])
-        cost = np.where(nz_d, cost, np.inf)
-        empty = lam * cbf[group[..., 0]][..., 0]  # (c, 1, 1)
-        keep = np.argmin(cost, axis=-1)
-        kept_cost = np.take_along_axis(cost, keep[..., None], -1)[..., 0]
-        keep = np.where(kept_cost < empty, keep, -1)
-        q[diag[None, None, None, :] > keep[..., None]] = 0
+        q = truncate(mag, q, np.abs(q), weight, lam, bits_of, prices)
+    return q
+
+
+def flag_prices(q: np.ndarray, last_diag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bits per group (luma, chroma) of [not last, last] for a diagonal with a non-zero, and of the coded-block flag
+    [empty, coded], from their frequencies in ``q`` (``last_diag``: ``_coded_mask``'s)."""
+    starts = cc._diagonal_starts()
+    flag = np.empty((2, 2))
+    cbf = np.empty((2, 2))
+    for g, chans in enumerate((slice(0, 1), slice(1, None))):
+        ld, qq = last_diag[chans], q[chans]
+        nzd = np.zeros(ld.shape + (len(starts) - 1,), bool)
+        for d in range(len(starts) - 1):
+            nzd[..., d] = (qq[..., starts[d]:starts[d + 1]] != 0).any(-1)
+        n_nz = nzd.sum() + 1.0
+        n_last = (ld >= 0).sum() + 0.5
+        pl = n_last / n_nz
+        flag[g] = [-np.log2(1 - min(pl, 0.999)), -np.log2(pl)]  # [not last, last]
+        pc = ((ld >= 0).sum() + 0.5) / (ld.size + 1.0)
+        cbf[g] = [-np.log2(1 - min(pc, 0.999)), -np.log2(pc)]  # [empty, coded]
+    return flag, cbf
+
+
+def truncate(coef: np.ndarray, q: np.ndarray, rec: np.ndarray, weight: np.ndarray, lam: float, bits_of,
+             prices: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Per block and channel the last diagonal (0..14, or nothing) of ``q`` that minimises -(error removed) +
+    lambda x (bits of every magnitude up to it, the "not last" flags of the diagonals with a non-zero before it, its
+    "last" flag, the coded-block flag); the rest zeroed (a copy). ``rec``: the reconstructions of ``q`` in the units
+    of ``coef``; ``bits_of``: magnitudes (c, by, bx, 64) -> bits; ``prices``: ``flag_prices`` (default: of ``q``)."""
+    starts = cc._diagonal_starts()
+    diag = _diag_of_position()
+    if prices is None:
+        prices = flag_prices(q, _coded_mask(q, diag)[1])
+    flag, cbf = prices
+    group = np.zeros((q.shape[0], 1, 1, 1), np.int64)
+    group[1:] = 1
+    mag = np.abs(coef)
+    gain = weight * (mag**2 - (mag - np.abs(rec)) ** 2)
+    bits = bits_of(np.abs(q).astype(np.float64))
+    g_d = np.add.reduceat(gain, starts[:-1], axis=-1)  # (c, by, bx, 15)
+    b_d = np.add.reduceat(bits, starts[:-1], axis=-1)
+    nz_d = np.add.reduceat(q != 0, starts[:-1], axis=-1) > 0
+    fl = flag[group[..., 0]]  # (c, 1, 1, 2)
+    not_last = nz_d * fl[..., 0:1]
+    cum = np.cumsum(-g_d + lam * (b_d + not_last), axis=-1)
+    cost = cum + lam * (fl[..., 1:2] - fl[..., 0:1] + cbf[group[..., 0]][..., 1:2])
+    cost = np.where(nz_d, cost, np.inf)
+    empty = lam * cbf[group[..., 0]][..., 0]  # (c, 1, 1)
+    keep = np.argmin(cost, axis=-1)
+    kept_cost = np.take_along_axis(cost, keep[..., None], -1)[..., 0]
+    keep = np.where(kept_cost < empty, keep, -1)
+    q = q.copy()
+    q[diag[None, None, None, :] > keep[..., None]] = 0
     return q
 
 
