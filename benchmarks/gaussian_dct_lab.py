@@ -104,7 +104,8 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
     if variant.startswith("rdoqctx"):  # RDOQ priced with format 2's context models (rdoq_ctx)
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), prices="ctx",
                                           chroma=kw.get("chroma", image_dct.CHROMA_FACTOR),
-                                          lam=0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA))
+                                          lam=0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA),
+                                          lookahead=2 if "la2" in variant else 1 if "la" in variant else 0)
     elif variant.startswith("rdoq"):
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("rdoq_lambda", image_dct.RDOQ_LAMBDA))
     else:
@@ -144,7 +145,8 @@ def _code_dq(variant: str, image, base, raw, step: float, kw: dict):
     lam = kw.get("dq_lambda", kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA)) / f**2
     drop = 0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA) / f**2
     state = variant.startswith("dqs")  # the quantiser (state >> 1) in the magnitude contexts, priced and coded
-    q = depquant.trellis(coef, lam, chroma, passes=int(kw.get("dq_passes", 2)), drop=drop, state_ctx=state)
+    q = depquant.trellis(coef, lam, chroma, passes=int(kw.get("dq_passes", 2)), drop=drop, state_ctx=state,
+                         lookahead=2 if "la2" in variant else 1 if "la" in variant else 0)
     r = depquant.reconstruct(q)
     strength = image_dct.DEBLOCK_STRENGTH
     if variant.endswith("+db"):

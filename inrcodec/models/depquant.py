@@ -52,9 +52,18 @@ def _rate(table: np.ndarray, k: np.ndarray, top: int) -> np.ndarray:
     return b + np.where(k > top, 2.0 * np.log2(np.maximum(k, 1) / top) + 1.0, 0.0)
 
 
-def _search(x: np.ndarray, w: np.ndarray, rows: np.ndarray, lam: float, top: int) -> np.ndarray:
+def _candidates(x: np.ndarray, qz: int) -> np.ndarray:
+    """Levels (..., 3) a search weighs under quantiser ``qz`` for magnitudes ``x`` in units of Delta: zero and
+    the two whose reconstructions (2k under Q0, 2k - 1 under Q1) bracket x."""
+    a = np.floor((x + qz) / 2.0).astype(np.int64)
+    return np.minimum(np.stack([np.zeros_like(a), a, a + 1], -1), MAX_SYMBOL)
+
+
+def _search(x: np.ndarray, w: np.ndarray, rows: np.ndarray, lam: float, top: int,
+            extra: np.ndarray | None = None) -> np.ndarray:
     """Viterbi search over the four states: levels (B, 64) minimising sum w (x - rec)^2 + lam bits for magnitudes
-    ``x`` (B, 64) in units of Delta, weights ``w`` (B,), bit tables ``rows`` (B, 64, 1 or 2 quantisers, top + 1)."""
+    ``x`` (B, 64) in units of Delta, weights ``w`` (B,), bit tables ``rows`` (B, 64, 1 or 2 quantisers, top + 1);
+    ``extra``: (B, 64, 2, 3) more bits of each quantiser's ``_candidates``."""
     nb = len(x)
     cost = np.full((nb, 4), np.inf)
     cost[:, 0] = 0.0
@@ -65,11 +74,11 @@ def _search(x: np.ndarray, w: np.ndarray, rows: np.ndarray, lam: float, top: int
         xp = x[:, p]
         totals, targets, levels, prevs = [], [], [], []
         for qz in (0, 1):  # Q0: 2k; Q1: 2k - 1 (k > 0)
-            a = np.floor((xp + qz) / 2.0).astype(np.int64)
-            k = np.stack([np.zeros_like(a), a, a + 1], 1)
-            k = np.minimum(k, MAX_SYMBOL)
+            k = _candidates(xp, qz)
             rec = np.maximum(2 * k - qz, 0)
             d = w[:, None] * (xp[:, None] - rec) ** 2 + lam * _rate(rows[:, p, min(qz, rows.shape[2] - 1)], k, top)
+            if extra is not None:
+                d += lam * extra[:, p, qz]
             for s in (2 * qz, 2 * qz + 1):
                 totals.append(cost[:, s:s + 1] + d)
                 targets.append(TRANSITION[s][k & 1])
@@ -94,13 +103,14 @@ def _search(x: np.ndarray, w: np.ndarray, rows: np.ndarray, lam: float, top: int
 
 
 def trellis(coef: np.ndarray, lam: float, chroma: float, passes: int = 2, drop: float = 0.0,
-            state_ctx: bool = False) -> np.ndarray:
+            state_ctx: bool = False, lookahead: int = 0) -> np.ndarray:
     """Signed levels (c, by, bx, 64) for ``coef`` (in units of each channel's Delta, zig-zag order) by the
     Viterbi search, priced with ``rdoq_ctx``'s tables; ``lam`` per bit in luma Delta^2. Then per block and channel
     the last diagonal (``rdoq_ctx.truncate``), and with ``drop`` > 0 blocks whose error removed is below drop x
     their rough bits are emptied (``mcdct2.drop_costly_blocks``' rule on the reconstructions). ``state_ctx``: the
     magnitude tables split by the quantiser (Q0 / Q1) of each position, as a coder with the state in its contexts
-    would price them."""
+    would price them. ``lookahead``: each candidate also priced by what it does to the bits of the magnitudes whose
+    contexts hold it (``rdoq_ctx._context_costs``; 2: the neighbouring blocks' too)."""
     c = coef.shape[0]
     weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c]
     top = 4 * cc.ESC
@@ -122,7 +132,13 @@ def trellis(coef: np.ndarray, lam: float, chroma: float, passes: int = 2, drop: 
         else:
             table = rdoq_ctx._bits_tables(a, cls, coded, top)
             rows = table[g, cls].reshape(-1, N * N, 1, top + 1)
-        k = _search(mag.reshape(-1, N * N), w, rows, lam, top).reshape(coef.shape)
+        extra = None
+        if lookahead:
+            cands = [_candidates(mag, qz)[..., i] for qz in (0, 1) for i in range(3)]
+            more = rdoq_ctx._context_costs(a, rdoq_ctx._context4(a), rdoq_ctx._bits_tables(a, cls, coded, top), coded,
+                                           cands, neighbours=lookahead > 1, live=mag >= 0.5)
+            extra = np.stack(more, -1).reshape(-1, N * N, 2, 3)
+        k = _search(mag.reshape(-1, N * N), w, rows, lam, top, extra).reshape(coef.shape)
         q = (sign * k).astype(np.int32)
         rec = reconstruct(q)
         qz = (states(q) >> 1).ravel().astype(np.int64) if state_ctx else 0

@@ -101,10 +101,10 @@ def coefficients(res_levels: np.ndarray, units: np.ndarray) -> np.ndarray:
 
 
 def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA, rdoq: float = 0.0,
-             chroma: float = CHROMA_FACTOR, prices: str = "band") -> np.ndarray:
+             chroma: float = CHROMA_FACTOR, prices: str = "band", lookahead: int = 0) -> np.ndarray:
     q = mcdct.dead_zone_quantise(coef, dead_zone)
     if rdoq and prices == "ctx":
-        q = rdoq_ctx.rdo_quantise(coef, q, rdoq, chroma)
+        q = rdoq_ctx.rdo_quantise(coef, q, rdoq, chroma, lookahead=lookahead)
     elif rdoq:
         q = rdo_quantise(coef, q, rdoq, chroma)
     if lam:
@@ -505,7 +505,7 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
     return encode_section(q, units, strength, filters=filters, tx16=flags), rec
 
 
-_QUANTISE_KW = ("chroma", "dc", "dead_zone", "lam", "rdoq", "prices")
+_QUANTISE_KW = ("chroma", "dc", "dead_zone", "lam", "rdoq", "prices", "lookahead")
 
 
 def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.ndarray, np.ndarray]:

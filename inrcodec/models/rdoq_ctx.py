@@ -29,13 +29,81 @@ from .mcdct import MAX_SYMBOL, N
 def _classes(a: np.ndarray) -> np.ndarray:
     """Context class (c, by, bx, 64) of every position given magnitudes ``a`` (c, by, bx, 64) capped at ESC:
     what ``coefcoder._walk`` computes for the position while coding (the same sums, all blocks at once)."""
+    return cc._class_table()[_context4(a)]
+
+
+def _context4(a: np.ndarray) -> np.ndarray:
+    """The context value x4 (c, by, bx, 64) of every position (``_classes`` before the class lookup)."""
     up, left = cc._template()
     pad = np.concatenate([a, np.zeros(a.shape[:-1] + (1,), a.dtype)], axis=-1)  # index 64: "none"
     t = pad[..., up] + pad[..., left]  # (c, by, bx, 64)
     x4 = cc.OWN_W4 * t + cc.NB_W4 * cc._neighbour_sum(np.moveaxis(t, -1, 1)).transpose(0, 2, 3, 1)
     if a.shape[0] > 1:
         x4[1:] += cc.LUMA_W4 * a[0]
-    return cc._class_table()[x4]
+    return x4
+
+
+def _dependants() -> tuple[np.ndarray, np.ndarray]:
+    """Per zig-zag position p, the positions whose template holds p: the one below (up[j] = p) and the one to the
+    right (left[j] = p); 64 where none."""
+    up, left = cc._template()
+    down, right = np.full(N * N, N * N, np.int64), np.full(N * N, N * N, np.int64)
+    for j in range(N * N):
+        if up[j] < N * N:
+            down[up[j]] = j
+        if left[j] < N * N:
+            right[left[j]] = j
+    return down, right
+
+
+_SHIFTS = ((0, 1), (0, -1), (1, 0), (-1, 0))
+
+
+def _context_costs(a: np.ndarray, x4: np.ndarray, table: np.ndarray, coded: np.ndarray, cands: list[np.ndarray],
+                   neighbours: bool = True, live: np.ndarray | None = None) -> list[np.ndarray]:
+    """Per candidate magnitude, the change in the bits of the *other* coded magnitudes whose contexts hold this
+    position (the two above/left templates it is in: the block's own (x OWN_W4), the four neighbouring blocks' (x
+    NB_W4), chroma's at the same position for luma (x LUMA_W4)), their magnitudes as they stand. Computed at the
+    positions of ``live`` (default all; zero elsewhere)."""
+    c, by, bx, _ = a.shape
+    ct = cc._class_table()
+    top = len(ct) - 1
+    idx = np.flatnonzero(np.ones(a.shape, bool) if live is None else live)
+    ch, y, x, p = np.unravel_index(idx, a.shape)
+    a64 = a.astype(np.int64)
+    cls = ct[x4].astype(np.int64)
+    grp = np.zeros((c, 1, 1, 1), np.int64)
+    grp[1:] = 1
+    old = np.where(coded, table[grp, cls, a64], 0.0)
+    deltas = [np.minimum(v.ravel()[idx], cc.ESC).astype(np.int64) - a64.ravel()[idx] for v in cands]
+    out = [np.zeros(a.shape) for _ in cands]
+    extras = [np.zeros(len(idx)) for _ in cands]
+
+    def add(cs, yy, xx, jj, chans, weight):  # the bits' change at (chans, yy, xx, jj) where ``cs``
+        at = (chans, yy, xx, jj)
+        xs, as_, os_ = x4[at], a64[at], old[at]
+        gg = np.minimum(chans, 1)
+        for e, d in zip(extras, deltas):
+            e += np.where(cs, table[gg, ct[np.clip(xs + weight * d, 0, top)], as_] - os_, 0.0)
+
+    for dep in _dependants():
+        j = dep[p]
+        ok = j < N * N
+        jj = np.where(ok, j, 0)
+        add(ok & coded[ch, y, x, jj], y, x, jj, ch, cc.OWN_W4)
+        if neighbours:
+            for dy, dx in _SHIFTS:
+                yy, xx = y + dy, x + dx
+                inb = ok & (yy >= 0) & (yy < by) & (xx >= 0) & (xx < bx)
+                yy, xx = np.clip(yy, 0, by - 1), np.clip(xx, 0, bx - 1)
+                add(inb & coded[ch, yy, xx, jj], yy, xx, jj, ch, cc.NB_W4)
+    if c > 1:
+        for k in range(1, c):
+            kk = np.full_like(ch, k)
+            add((ch == 0) & coded[kk, y, x, p], y, x, p, kk, cc.LUMA_W4)
+    for o, e in zip(out, extras):
+        o.ravel()[idx] = e
+    return out
 
 
 def _diag_of_position() -> np.ndarray:
@@ -74,7 +142,8 @@ def _coded_mask(q: np.ndarray, diag: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return diag[None, None, None, :] <= last_diag[..., None], last_diag
 
 
-def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, passes: int = 2) -> np.ndarray:
+def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, passes: int = 2,
+                 lookahead: int = 0) -> np.ndarray:
     """RD-optimised symbols for ``coef`` (c, by, bx, 64, in step units) from the dead-zone symbols ``q``."""
     c = coef.shape[0]
     weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c, None, None, None]
@@ -99,7 +168,11 @@ def rdo_quantise(coef: np.ndarray, q: np.ndarray, lam: float, chroma: float, pas
             return b + (v > 0) + np.where(v > top, 2.0 * np.log2(np.maximum(v, 1.0) / top) + 1.0, 0.0)
 
         # per coefficient: among the candidates (only where rounding gives a non-zero)
-        best = image_dct.cheapest(cands, [d + lam * bits_of(v) for v, d in zip(cands, dist)])
+        costs = [d + lam * bits_of(v) for v, d in zip(cands, dist)]
+        if lookahead:  # plus what the choice does to the bits of the magnitudes whose contexts hold it
+            more = _context_costs(a, _context4(a), table, coded, cands, neighbours=lookahead > 1, live=up > 0)
+            costs = [cst + lam * m for cst, m in zip(costs, more)]
+        best = image_dct.cheapest(cands, costs)
         q = (sign * best).astype(np.int32)
         q = truncate(mag, q, np.abs(q), weight, lam, bits_of, prices)
     return q
