@@ -19,9 +19,14 @@ drop after it), any of them ``+db`` (the deblocking strength with the least erro
 ``wiener`` (a restoration filter after the deblocking, ``_restoration.py``, an experiment), ``rdoq+wiener``, and
 ``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment), ``tx16`` (format 4: per 16x16
 group four 8x8 transforms or one 16x16, ``image_tx16``; ``tx16+db``: the encoder's ``image_dct.encode_residual``
-without its guard, ``tx16guard+db`` with it). The first variant is the anchor.
+without its guard, ``tx16guard+db`` with it), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
+look-ahead: each choice also priced by the bits it changes in the magnitudes whose contexts hold it, the block's own
+/ and the neighbouring blocks'), ``dq`` (dependent quantisation, ``_depquant.py``, an experiment: Delta = dq_f x
+step, the trellis's levels coded by the unchanged coder; ``dqla``, ``dqla2`` with the look-ahead; ``nodrop``, ``+db``
+as above). The first variant is the anchor.
 ``--set NAME=X``: rdoq_lambda, ctx_lambda, chroma (the chroma step factor of ``rdoqctx``), drop_lambda,
-tx_lambda, tx_bias, tx_mu, tx_requant, tx_bias16, tx_cal (tx16's choice), wiener_*. Writes ``<out>.json`` and ``<out>.png``.
+tx_lambda, tx_bias, tx_mu, tx_requant, tx_bias16, tx_cal (tx16's choice), wiener_*, dq_f, dq_lambda (in step^2),
+dq_passes. Writes ``<out>.json`` and ``<out>.png``.
 """
 
 from __future__ import annotations
@@ -102,9 +107,9 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
     if variant.startswith("dq"):  # dependent quantisation (depquant): levels by the trellis, Delta = dq_f x step
         return _code_dq(variant, image, base, raw, step, kw)
     if variant.startswith("rdoqctx"):  # RDOQ priced with format 2's context models (rdoq_ctx)
+        drop = 0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA)
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), prices="ctx",
-                                          chroma=kw.get("chroma", image_dct.CHROMA_FACTOR),
-                                          lam=0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA),
+                                          chroma=kw.get("chroma", image_dct.CHROMA_FACTOR), lam=drop,
                                           lookahead=2 if "la2" in variant else 1 if "la" in variant else 0)
     elif variant.startswith("rdoq"):
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("rdoq_lambda", image_dct.RDOQ_LAMBDA))
@@ -136,7 +141,7 @@ def _code_dq(variant: str, image, base, raw, step: float, kw: dict):
     """``dq``: the trellis's levels coded by the unchanged coder, their reconstructions (``depquant.reconstruct``)
     decoded with steps Delta; ``+db`` the best deblocking strength (candidates scaled by 1 / dq_f: the thresholds
     scale with step x strength); ``nodrop``: without the block drop."""
-    from inrcodec.models import depquant
+    import _depquant as depquant
 
     f = kw.get("dq_f", 0.5)
     chroma = kw.get("chroma", image_dct.CHROMA_FACTOR)
@@ -144,20 +149,14 @@ def _code_dq(variant: str, image, base, raw, step: float, kw: dict):
     coef = raw / (image_dct._per_position(units)[:, None, None, :] / image_dct.STEP_UNIT)
     lam = kw.get("dq_lambda", kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA)) / f**2
     drop = 0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA) / f**2
-    state = variant.startswith("dqs")  # the quantiser (state >> 1) in the magnitude contexts, priced and coded
-    q = depquant.trellis(coef, lam, chroma, passes=int(kw.get("dq_passes", 2)), drop=drop, state_ctx=state,
+    q = depquant.trellis(coef, lam, chroma, passes=int(kw.get("dq_passes", 2)), drop=drop,
                          lookahead=2 if "la2" in variant else 1 if "la" in variant else 0)
     r = depquant.reconstruct(q)
     strength = image_dct.DEBLOCK_STRENGTH
     if variant.endswith("+db"):
         cands = tuple(sorted({min(int(round(s / f)), 64) for s in image_dct.DEBLOCK_CANDIDATES}))
         strength = image_dct.best_strength(image, base, r, units, candidates=cands)
-    nbytes = len(image_dct.encode_section(q, units, strength))
-    if state:
-        from inrcodec.models import coefcoder
-
-        nbytes += len(coefcoder.encode(q, depquant.states(q) >> 1)) - len(coefcoder.encode(q))
-    return nbytes, image_dct.add(base, r, units, strength)
+    return len(image_dct.encode_section(q, units, strength)), image_dct.add(base, r, units, strength)
 
 
 def _commit() -> str:

@@ -1,15 +1,21 @@
-"""Dependent quantisation (``depquant``): the decoder's state machine against a plain per-block loop, the encoder's
-Viterbi search against brute force, and ``rdoq_ctx``'s context look-ahead against recomputed bits."""
+"""Dependent quantisation (``benchmarks/_depquant.py``, a lab experiment): the decoder's state machine against a
+plain per-block loop, the encoder's Viterbi search against brute force, and ``rdoq_ctx``'s context look-ahead
+against recomputed bits."""
 
 from __future__ import annotations
 
 import itertools
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from inrcodec.models import coefcoder as cc
-from inrcodec.models import depquant, rdoq_ctx
+from inrcodec.models import rdoq_ctx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _depquant as depquant  # noqa: E402  (the lab's experiment: its numbers rest on this search)
 
 TOP = 4 * cc.ESC
 

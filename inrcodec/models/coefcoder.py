@@ -221,11 +221,9 @@ class _Counter:
         return truth
 
 
-def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndarray | None = None,
-          sets: np.ndarray | None = None):
+def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndarray | None = None):
     """The coding walk shared by encoder (``q`` given) and decoder (``q`` None: symbols come from ``io``).
-    ``sets`` (encoder only, an experiment): (c, by, bx, 64) 0/1, magnitude classes split in two by it (the
-    quantiser of dependent quantisation, ``depquant``). Returns (magnitudes capped at ESC, (64, c * by * bx) int32, position-major; number of escapes)."""
+    Returns (magnitudes capped at ESC, (64, c * by * bx) int32, position-major; number of escapes)."""
     c, by, bx = shape
     nblk = by * bx
     know = q is not None
@@ -261,7 +259,7 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
         if ch0 >= ch1:
             continue
         cg, off = ch1 - ch0, ch0 * nblk
-        mag_stats = np.zeros((CLASSES * (1 if sets is None else 2), 3))
+        mag_stats = np.zeros((CLASSES, 3))
         flag_stats = np.full((LAST_CTX, 2), 0.5)
         open_ = cbf[ch0:ch1].reshape(cg * nblk).astype(bool)
         count = np.zeros(cg * nblk, np.int64)  # non-zeros so far per block
@@ -281,8 +279,6 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
             if ch0:
                 x4 += LUMA_W4 * A[lo:hi, idx % nblk]
             cls = _class_table()[x4.T.ravel()]  # block-major; int16: numpy's stable sort of it is a radix sort
-            if sets is not None:
-                cls = cls + CLASSES * sets.reshape(c * nblk, N * N)[off + idx, lo:hi].ravel().astype(np.int16)
             mag_stats *= MAG_DECAY
             truth = truth_mag[lo:hi, off + idx].T.ravel() if know else None
             m = _chunked_cat(io, mag_stats, cls, truth).reshape(len(idx), w)
@@ -343,7 +339,7 @@ def _chunked_cat(io, stats: np.ndarray, cls: np.ndarray, truth):
         k = cls[a:b]
         m = io.cat(_geometric_rows(stats), k, None if truth is None else truth[a:b])
         out[a:b] = m
-        hist = np.bincount(k * K + m, minlength=len(stats) * K).reshape(len(stats), K)  # one pass for all counts
+        hist = np.bincount(k * K + m, minlength=CLASSES * K).reshape(CLASSES, K)  # one pass for all counts
         nonzero = hist[:, 1:].sum(axis=1)
         stats[:, 0] += hist[:, 0]
         stats[:, 1] += nonzero
@@ -378,10 +374,10 @@ def _chunked_bern(io, stats: np.ndarray, ctx: np.ndarray, truth):
 
 
 # -- public -----------------------------------------------------------------------------------------------------------
-def encode(q: np.ndarray, sets: np.ndarray | None = None) -> bytes:
-    """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes (``sets``: see ``_walk``)."""
+def encode(q: np.ndarray) -> bytes:
+    """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes."""
     rec = _Recorder()
-    mags, _ = _walk(rec, q.shape[:3], q, sets=sets)
+    mags, _ = _walk(rec, q.shape[:3], q)
     flat = q.reshape(-1, N * N)  # block-major: signs and escapes in the decoder's order
     rec.signs((flat[flat != 0] < 0).astype(np.int32))
     payload = rec.payload()

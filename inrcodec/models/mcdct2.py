@@ -207,7 +207,7 @@ def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float | None = None
     Co 2, Cg 3, chroma steps ``chroma`` x the luma step: 3 / 8 / 12 in luma step^2 at 2x); bits ~ 3 for the last
     band, 0.5 per zero before the last non-zero, 4 + 2 log2|q| per non-zero (the coded sizes of the shared clip's
     streams, roughly). ``rec``: the symbols' reconstructions in units of ``coef`` where they are not ``q`` itself
-    (dependent quantisation, ``depquant``)."""
+    (dependent quantisation, ``benchmarks/_depquant.py``)."""
     lam = RDO_LAMBDA if lam is None else lam
     nz = q != 0
     coded = nz.any(axis=-1)

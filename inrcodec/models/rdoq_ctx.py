@@ -111,9 +111,9 @@ def _diag_of_position() -> np.ndarray:
     return np.searchsorted(starts, np.arange(N * N), side="right") - 1
 
 
-def _bits_tables(a: np.ndarray, cls: np.ndarray, coded: np.ndarray, top: int, classes: int = cc.CLASSES) -> np.ndarray:
-    """(2 groups, classes, top + 1) bits of magnitude 0..top per class, from the counts of the coded positions."""
-    out = np.empty((2, classes, top + 1))
+def _bits_tables(a: np.ndarray, cls: np.ndarray, coded: np.ndarray, top: int) -> np.ndarray:
+    """(2 groups, CLASSES, top + 1) bits of magnitude 0..top per class, from the counts of the coded positions."""
+    out = np.empty((2, cc.CLASSES, top + 1))
     m = np.arange(top + 1, dtype=np.float64)
     for g, chans in enumerate((slice(0, 1), slice(1, None))):
         sel = coded[chans]
@@ -121,9 +121,9 @@ def _bits_tables(a: np.ndarray, cls: np.ndarray, coded: np.ndarray, top: int, cl
         if not len(k):
             out[g] = 0.0
             continue
-        n0 = np.bincount(k, weights=(v == 0), minlength=classes)
-        nn = np.bincount(k, weights=(v > 0), minlength=classes)
-        sm = np.bincount(k, weights=np.maximum(v - 1, 0), minlength=classes)
+        n0 = np.bincount(k, weights=(v == 0), minlength=cc.CLASSES)
+        nn = np.bincount(k, weights=(v > 0), minlength=cc.CLASSES)
+        sm = np.bincount(k, weights=np.maximum(v - 1, 0), minlength=cc.CLASSES)
         z = (n0 + 0.5 * cc.PRIOR) / (n0 + nn + cc.PRIOR)
         r = ((sm + 0.5 * cc.PRIOR) / (nn + 0.5 * cc.PRIOR))
         r = r / (1.0 + r)

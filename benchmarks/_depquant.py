@@ -1,4 +1,6 @@
-"""Dependent (trellis-coded) quantisation of ``image_dct``'s residual: VVC's two quantisers and four states.
+"""Dependent (trellis-coded) quantisation of ``image_dct``'s residual: VVC's two quantisers and four states. An
+experiment of ``gaussian_dct_lab.py`` (variants ``dq*``), not adopted: on the lab's Kodak bases it changed total
+bytes at equal PSNR by -0.8 to +0.5 % per image against the context-priced RDOQ (benchmarks/README.md, session 24).
 
 What the decoder does: the symbols are *levels* k; per block the coefficients are visited in zig-zag order (the
 coder's order within a block) with a state 0..3 that starts at 0. States 0 and 1 use Q0, whose reconstructions are
@@ -21,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import coefcoder as cc
-from . import mcdct, rdoq_ctx
-from .mcdct import MAX_SYMBOL, N
+from inrcodec.models import coefcoder as cc
+from inrcodec.models import mcdct, rdoq_ctx
+from inrcodec.models.mcdct import MAX_SYMBOL, N
 
 TRANSITION = np.array([[0, 2], [2, 0], [1, 3], [3, 1]], np.int64)  # [state][parity of k] -> next state
 
@@ -103,14 +105,13 @@ def _search(x: np.ndarray, w: np.ndarray, rows: np.ndarray, lam: float, top: int
 
 
 def trellis(coef: np.ndarray, lam: float, chroma: float, passes: int = 2, drop: float = 0.0,
-            state_ctx: bool = False, lookahead: int = 0) -> np.ndarray:
+            lookahead: int = 0) -> np.ndarray:
     """Signed levels (c, by, bx, 64) for ``coef`` (in units of each channel's Delta, zig-zag order) by the
     Viterbi search, priced with ``rdoq_ctx``'s tables; ``lam`` per bit in luma Delta^2. Then per block and channel
     the last diagonal (``rdoq_ctx.truncate``), and with ``drop`` > 0 blocks whose error removed is below drop x
-    their rough bits are emptied (``mcdct2.drop_costly_blocks``' rule on the reconstructions). ``state_ctx``: the
-    magnitude tables split by the quantiser (Q0 / Q1) of each position, as a coder with the state in its contexts
-    would price them. ``lookahead``: each candidate also priced by what it does to the bits of the magnitudes whose
-    contexts hold it (``rdoq_ctx._context_costs``; 2: the neighbouring blocks' too)."""
+    their rough bits are emptied (``mcdct2.drop_costly_blocks``' rule on the reconstructions). ``lookahead``: each
+    candidate also priced by what it does to the bits of the magnitudes whose contexts hold it
+    (``rdoq_ctx._context_costs``; 2: the neighbouring blocks' too)."""
     c = coef.shape[0]
     weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:c]
     top = 4 * cc.ESC
@@ -125,24 +126,18 @@ def trellis(coef: np.ndarray, lam: float, chroma: float, passes: int = 2, drop: 
         a = np.minimum(np.abs(q), cc.ESC).astype(np.int16)
         cls = rdoq_ctx._classes(a).astype(np.int64)
         coded, _ = rdoq_ctx._coded_mask(q, rdoq_ctx._diag_of_position())
-        g = np.broadcast_to(group, cls.shape)
-        if state_ctx:
-            table = rdoq_ctx._bits_tables(a, cls + cc.CLASSES * (states(q) >> 1), coded, top, 2 * cc.CLASSES)
-            rows = np.stack([table[g, cls], table[g, cls + cc.CLASSES]], -2).reshape(-1, N * N, 2, top + 1)
-        else:
-            table = rdoq_ctx._bits_tables(a, cls, coded, top)
-            rows = table[g, cls].reshape(-1, N * N, 1, top + 1)
+        table = rdoq_ctx._bits_tables(a, cls, coded, top)
+        rows = table[np.broadcast_to(group, cls.shape), cls].reshape(-1, N * N, 1, top + 1)
         extra = None
         if lookahead:
             cands = [_candidates(mag, qz)[..., i] for qz in (0, 1) for i in range(3)]
-            more = rdoq_ctx._context_costs(a, rdoq_ctx._context4(a), rdoq_ctx._bits_tables(a, cls, coded, top), coded,
-                                           cands, neighbours=lookahead > 1, live=mag >= 0.5)
+            more = rdoq_ctx._context_costs(a, rdoq_ctx._context4(a), table, coded, cands, neighbours=lookahead > 1,
+                                           live=mag >= 0.5)
             extra = np.stack(more, -1).reshape(-1, N * N, 2, 3)
         k = _search(mag.reshape(-1, N * N), w, rows, lam, top, extra).reshape(coef.shape)
         q = (sign * k).astype(np.int32)
         rec = reconstruct(q)
-        qz = (states(q) >> 1).ravel().astype(np.int64) if state_ctx else 0
-        flat_rows = rows.reshape(-1, rows.shape[2], top + 1)[np.arange(q.size), qz]
+        flat_rows = rows.reshape(-1, top + 1)
         q = rdoq_ctx.truncate(coef, q, rec, weight[:, None, None, None], lam,
                               lambda v: _rate(flat_rows, v.reshape(-1, 1).astype(np.int64), top).reshape(v.shape))
     if drop:
@@ -152,6 +147,6 @@ def trellis(coef: np.ndarray, lam: float, chroma: float, passes: int = 2, drop: 
 
 
 def _drop_blocks(coef: np.ndarray, q: np.ndarray, rec: np.ndarray, lam: float, chroma: float) -> None:
-    from .mcdct2 import drop_costly_blocks
+    from inrcodec.models.mcdct2 import drop_costly_blocks
 
     drop_costly_blocks(coef, q, lam, chroma, rec=rec)
