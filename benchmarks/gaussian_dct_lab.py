@@ -21,9 +21,9 @@ drop after it), any of them ``+db`` (the deblocking strength with the least erro
 group four 8x8 transforms or one 16x16, ``image_tx16``; ``tx16+db``: the encoder's ``image_dct.encode_residual``
 without its guard, ``tx16guard+db`` with it), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
 look-ahead: each choice also priced by the bits it changes in the magnitudes whose contexts hold it, the block's own
-/ and the neighbouring blocks'), ``dq`` (dependent quantisation, ``_depquant.py``, an experiment: Delta = dq_f x
-step, the trellis's levels coded by the unchanged coder; ``dqla``, ``dqla2`` with the look-ahead; ``nodrop``, ``+db``
-as above). The first variant is the anchor.
+/ and the neighbouring blocks'; ``tx16guardla2+db``: the encoder's function with it), ``dq`` (dependent
+quantisation, ``_depquant.py``, an experiment: Delta = dq_f x step, the trellis's levels coded by the unchanged
+coder; ``dqla``, ``dqla2`` with the look-ahead; ``nodrop``, ``+db`` as above). The first variant is the anchor.
 ``--set NAME=X``: rdoq_lambda, ctx_lambda, chroma (the chroma step factor of ``rdoqctx``), drop_lambda,
 tx_lambda, tx_bias, tx_mu, tx_requant, tx_bias16, tx_cal (tx16's choice), wiener_*, dq_f, dq_lambda (in step^2),
 dq_passes. Writes ``<out>.json`` and ``<out>.png``.
@@ -94,7 +94,8 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         opts = {"mu": kw.get("tx_mu"), "bias": kw.get("tx_bias16"),
                 "requantise": None if "tx_requant" not in kw else bool(kw["tx_requant"]),
                 "calibrate": None if "tx_cal" not in kw else bool(kw["tx_cal"]),
-                "guard": "guard" in variant, "rdoq": kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), "prices": "ctx"}
+                "guard": "guard" in variant, "rdoq": kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), "prices": "ctx",
+                "lookahead": 2 if "la2" in variant else 1 if "la" in variant else 0}
         if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
             blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step, **opts)
             if rec is None:
