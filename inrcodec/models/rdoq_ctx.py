@@ -14,7 +14,10 @@ adapts them while coding; one static estimate per class is close), and then:
   coded-block flag): a lone symbol on a high diagonal pays for the zeros of every position below it.
 
 Twice (the classes and counts re-estimated from the result). Errors in luma step^2 (Y 3, Co 2 chroma^2,
-Cg 3 chroma^2, as ``rdo_quantise``).
+Cg 3 chroma^2, as ``rdo_quantise``). With ``lookahead`` (session 24, ``image_dct.RDOQ_LOOKAHEAD``) each candidate is
+also priced by what it does to the bits of the coded magnitudes whose contexts hold it (``_context_costs``):
+-0.2 / -0.3 % BD-rate on the lab's Kodak bases (benchmarks/README.md). ``truncate`` (the last diagonal) is shared
+with the lab's dependent quantisation (``benchmarks/_depquant.py``).
 """
 
 from __future__ import annotations
