@@ -19,9 +19,14 @@ drop after it), any of them ``+db`` (the deblocking strength with the least erro
 ``wiener`` (a restoration filter after the deblocking, ``_restoration.py``, an experiment), ``rdoq+wiener``, and
 ``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment), ``tx16`` (format 4: per 16x16
 group four 8x8 transforms or one 16x16, ``image_tx16``; ``tx16+db``: the encoder's ``image_dct.encode_residual``
-without its guard, ``tx16guard+db`` with it). The first variant is the anchor.
+without its guard, ``tx16guard+db`` with it), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
+look-ahead: each choice also priced by the bits it changes in the magnitudes whose contexts hold it, the block's own
+/ and the neighbouring blocks'; ``tx16guardla2+db``: the encoder's function with it), ``dq`` (dependent
+quantisation, ``_depquant.py``, an experiment: Delta = dq_f x step, the trellis's levels coded by the unchanged
+coder; ``dqla``, ``dqla2`` with the look-ahead; ``nodrop``, ``+db`` as above). The first variant is the anchor.
 ``--set NAME=X``: rdoq_lambda, ctx_lambda, chroma (the chroma step factor of ``rdoqctx``), drop_lambda,
-tx_lambda, tx_bias, tx_mu, tx_requant, tx_bias16, tx_cal (tx16's choice), wiener_*. Writes ``<out>.json`` and ``<out>.png``.
+tx_lambda, tx_bias, tx_mu, tx_requant, tx_bias16, tx_cal (tx16's choice), wiener_*, dq_f, dq_lambda (in step^2),
+dq_passes. Writes ``<out>.json`` and ``<out>.png``.
 """
 
 from __future__ import annotations
@@ -89,7 +94,8 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         opts = {"mu": kw.get("tx_mu"), "bias": kw.get("tx_bias16"),
                 "requantise": None if "tx_requant" not in kw else bool(kw["tx_requant"]),
                 "calibrate": None if "tx_cal" not in kw else bool(kw["tx_cal"]),
-                "guard": "guard" in variant, "rdoq": kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), "prices": "ctx"}
+                "guard": "guard" in variant, "rdoq": kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), "prices": "ctx",
+                "lookahead": 2 if "la2" in variant else 1 if "la" in variant else 0}
         if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
             blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step, **opts)
             if rec is None:
@@ -99,10 +105,13 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         q, units, flags = image_dct.quantise_tx16(raw, kw["_raw16"], step, **opts)
         blob = image_dct.encode_section(q, units, strength, tx16=flags)
         return len(blob), image_dct.add(base, q, units, strength, flags)
+    if variant.startswith("dq"):  # dependent quantisation (depquant): levels by the trellis, Delta = dq_f x step
+        return _code_dq(variant, image, base, raw, step, kw)
     if variant.startswith("rdoqctx"):  # RDOQ priced with format 2's context models (rdoq_ctx)
+        drop = 0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA)
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), prices="ctx",
-                                          chroma=kw.get("chroma", image_dct.CHROMA_FACTOR),
-                                          lam=0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA))
+                                          chroma=kw.get("chroma", image_dct.CHROMA_FACTOR), lam=drop,
+                                          lookahead=2 if "la2" in variant else 1 if "la" in variant else 0)
     elif variant.startswith("rdoq"):
         q, units = image_dct.quantise_raw(raw, step, rdoq=kw.get("rdoq_lambda", image_dct.RDOQ_LAMBDA))
     else:
@@ -127,6 +136,28 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         rec = restoration.apply(rec, params)
         return len(blob) + len(extra), rec
     return len(blob), rec
+
+
+def _code_dq(variant: str, image, base, raw, step: float, kw: dict):
+    """``dq``: the trellis's levels coded by the unchanged coder, their reconstructions (``depquant.reconstruct``)
+    decoded with steps Delta; ``+db`` the best deblocking strength (candidates scaled by 1 / dq_f: the thresholds
+    scale with step x strength); ``nodrop``: without the block drop."""
+    import _depquant as depquant
+
+    f = kw.get("dq_f", 0.5)
+    chroma = kw.get("chroma", image_dct.CHROMA_FACTOR)
+    units = image_dct.step_units(step * f, raw.shape[0], chroma)
+    coef = raw / (image_dct._per_position(units)[:, None, None, :] / image_dct.STEP_UNIT)
+    lam = kw.get("dq_lambda", kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA)) / f**2
+    drop = 0.0 if "nodrop" in variant else kw.get("drop_lambda", image_dct.RDO_LAMBDA) / f**2
+    q = depquant.trellis(coef, lam, chroma, passes=int(kw.get("dq_passes", 2)), drop=drop,
+                         lookahead=2 if "la2" in variant else 1 if "la" in variant else 0)
+    r = depquant.reconstruct(q)
+    strength = image_dct.DEBLOCK_STRENGTH
+    if variant.endswith("+db"):
+        cands = tuple(sorted({min(int(round(s / f)), 64) for s in image_dct.DEBLOCK_CANDIDATES}))
+        strength = image_dct.best_strength(image, base, r, units, candidates=cands)
+    return len(image_dct.encode_section(q, units, strength)), image_dct.add(base, r, units, strength)
 
 
 def _commit() -> str:

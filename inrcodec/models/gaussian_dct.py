@@ -384,7 +384,8 @@ class GaussianDCT(GaussianImage):
             raw16 = self._raw16_coefficients() if image_dct.TX16 else None  # 16x16 groups where they pay
             section, _ = image_dct.encode_residual(self._image(), base, self._raw_coefficients(), raw16, step,
                                                    restoration=RESTORE, rdoq=image_dct.RDOQ_LAMBDA,
-                                                   prices=image_dct.RDOQ_PRICES)
+                                                   prices=image_dct.RDOQ_PRICES,
+                                                   lookahead=image_dct.RDOQ_LOOKAHEAD)
             self._section_cache = {step: section}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}
 

@@ -69,6 +69,10 @@ RDOQ_COEF_FACTOR = 1.0  # per-coefficient lambda / band-truncation lambda: 0 / 0
 RDOQ_PRICES = "ctx"  # the encoder's RDOQ prices bits with format 2's context models (rdoq_ctx), not format 1's
 # per-band statistics ("band"): -1.07 % BD-rate on kodim01/03/05/07 over 0.2 bpp bases at chroma 1.5 (with chroma
 # 1.25 and best_strength: -1.75 % per base over 0.1 / 0.2 / 0.35 bpp bases; benchmarks/README.md, session 21)
+RDOQ_LOOKAHEAD = 0  # rdoq_ctx's context look-ahead for the encoder (0 off, 1 the block's own and chroma's, 2 also
+# the neighbouring blocks'): 1 / 2 -0.22 / -0.31 % BD-rate per base on kodim01/03/05/07 (0.1-0.35 bpp bases; 2 with
+# the 16x16 groups -0.30 %) for +0.9 CPU-s per encode on a Kodak image: off until measured end to end
+# (benchmarks/README.md, session 24; dependent quantisation, measured there too, did not pay)
 RDOQ_LAMBDA = 0.3  # rdo_quantise's lambda for the encoder (gaussian_dct.encode); kodim03/07 over a 0.2 bpp base:
 # 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (benchmarks/README.md "RD-optimised quantisation")
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
@@ -104,10 +108,10 @@ def coefficients(res_levels: np.ndarray, units: np.ndarray) -> np.ndarray:
 
 
 def quantise(coef: np.ndarray, dead_zone: float = DEAD_ZONE, lam: float = RDO_LAMBDA, rdoq: float = 0.0,
-             chroma: float = CHROMA_FACTOR, prices: str = "band") -> np.ndarray:
+             chroma: float = CHROMA_FACTOR, prices: str = "band", lookahead: int = 0) -> np.ndarray:
     q = mcdct.dead_zone_quantise(coef, dead_zone)
     if rdoq and prices == "ctx":
-        q = rdoq_ctx.rdo_quantise(coef, q, rdoq, chroma)
+        q = rdoq_ctx.rdo_quantise(coef, q, rdoq, chroma, lookahead=lookahead)
     elif rdoq:
         q = rdo_quantise(coef, q, rdoq, chroma)
     if lam:
@@ -508,7 +512,7 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
     return encode_section(q, units, strength, filters=filters, tx16=flags, cross=cross), rec
 
 
-_QUANTISE_KW = ("chroma", "dc", "dead_zone", "lam", "rdoq", "prices")
+_QUANTISE_KW = ("chroma", "dc", "dead_zone", "lam", "rdoq", "prices", "lookahead")
 
 
 def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.ndarray, np.ndarray]:

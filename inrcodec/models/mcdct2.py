@@ -200,12 +200,14 @@ def analyse(residual_rgb: np.ndarray, step, chroma: int = CHROMA_UNITS) -> tuple
     return q.astype(np.int16), None
 
 
-def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float | None = None, chroma: float = 2.0) -> None:
+def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float | None = None, chroma: float = 2.0,
+                       rec: np.ndarray | None = None) -> None:
     """Rate-distortion decision per block and channel (in place): code nothing where the squared error the symbols
     remove is below lambda x their estimated bits. Errors are weighted by what a YCoCg error costs in RGB (Y 3,
     Co 2, Cg 3, chroma steps ``chroma`` x the luma step: 3 / 8 / 12 in luma step^2 at 2x); bits ~ 3 for the last
     band, 0.5 per zero before the last non-zero, 4 + 2 log2|q| per non-zero (the coded sizes of the shared clip's
-    streams, roughly)."""
+    streams, roughly). ``rec``: the symbols' reconstructions in units of ``coef`` where they are not ``q`` itself
+    (dependent quantisation, ``benchmarks/_depquant.py``)."""
     lam = RDO_LAMBDA if lam is None else lam
     nz = q != 0
     coded = nz.any(axis=-1)
@@ -217,7 +219,7 @@ def drop_costly_blocks(coef: np.ndarray, q: np.ndarray, lam: float | None = None
     mag = np.zeros(q.shape, np.float64)
     mag[nz] = 4.0 + 2.0 * np.log2(absq)
     bits = 3.0 + 0.5 * (last_pos - nnz) + mag.sum(axis=-1)
-    gain = (coef**2 - (coef - q) ** 2).sum(axis=-1)
+    gain = (coef**2 - (coef - (q if rec is None else rec)) ** 2).sum(axis=-1)
     weight = np.array([3.0, 2.0 * chroma**2, 3.0 * chroma**2])[:q.shape[0], None, None]  # Y, Co, Cg (or gray)
     drop = coded & (weight * gain < 3.0 * lam * bits)
     q[drop] = 0
