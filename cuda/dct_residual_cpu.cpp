@@ -32,21 +32,6 @@
 #pragma GCC pop_options
 #endif
 
-namespace {
-
-// The AVX2 copy where the CPU has it, unless INRCODEC_DCT_PORTABLE=1 (tests hold both copies to the reference).
-inline bool use_avx2() {
-#ifdef DR_X86_DISPATCH
-    return avx2_copy_allowed();
-#else
-    return false;
-#endif
-}
-
-// OpenMP threads to use: the caller's count, or OpenMP's default where it passes 0 (1 without OpenMP).
-
-}  // namespace
-
 extern "C" {
 
 // In-place deblocking of an (H, W, C) uint8 image whose 8x8 blocks ``coded`` (BY, BX, uint8 0/1) hold a residual,
@@ -60,7 +45,7 @@ int gr_deblock_cpu(uint8_t* img, int H, int W, int C, const uint8_t* coded, int 
         return 1;
     const int nt = threads_or_default(num_threads);
 #ifdef DR_X86_DISPATCH
-    if (use_avx2()) {
+    if (avx2_copy_allowed()) {
         avx2::deblock_image(img, H, W, C, coded, BX, alpha, beta, tc, nt);
         return 0;
     }
@@ -99,7 +84,7 @@ int gr_dct_inverse_add_cpu(const int16_t* q, int C, int BY, int BX, const int32_
         zi[zz[p]] = p;
     }
 #ifdef DR_X86_DISPATCH
-    if (use_avx2()) {
+    if (avx2_copy_allowed()) {
         if (depth == 1)
             avx2::run_c<uint8_t>(q, C, BY, BX, per, zz, t, clamp, s1, s2, (const uint8_t*)base, (uint8_t*)out, H, W,
                                  level, 255, nt);

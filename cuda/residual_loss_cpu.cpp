@@ -35,18 +35,6 @@
 #pragma GCC pop_options
 #endif
 
-namespace {
-
-inline bool rl_use_avx2() {
-#ifdef RL_X86_DISPATCH
-    return avx2_copy_allowed();
-#else
-    return false;
-#endif
-}
-
-}  // namespace
-
 extern "C" {
 
 // pred, ref, grad: (H, W, C) float32, C 1 or 3 (grad fully written: d loss / d pred); d: (8, 8) DCT matrix;
@@ -70,7 +58,7 @@ int gr_residual_loss_cpu(const float* pred, const float* ref, float* grad, int H
     p.mse_g = 2.0f * mse_weight / (float)((double)H * W * C);
     const int nt = threads_or_default(num_threads);
 #ifdef RL_X86_DISPATCH
-    if (rl_use_avx2()) {
+    if (avx2_copy_allowed()) {
         rl_avx2::Params q;
         memcpy(&q, &p, sizeof q);
         return rl_avx2::loss(pred, ref, grad, H, W, C, q, out, nt);
