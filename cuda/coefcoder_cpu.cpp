@@ -207,9 +207,9 @@ extern "C" {
 // out: (C * BY * BX, 64) int16, block-major, fully written: signed magnitudes, |v| = 17 where an escape follows.
 // n_escape: escapes to read from the blob after the stream. Returns 0 when the stream decoded and ended exactly as
 // the reference requires; non-zero otherwise (then nothing in out is to be used).
-int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
-                      const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
-                      int16_t* out, int64_t* n_escape) {
+static int decode_walk(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                       const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
+                       int16_t* out, int64_t* n_escape, bool with_signs) {
     if (C < 1 || C > 3 || BY < 1 || BX < 1) return 1;
     try {
         Ans a;
@@ -337,14 +337,28 @@ int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, in
             }
         }
         // -- signs, block-major over the non-zeros; then the sentinel and an empty coder (entropy.coding._finish)
-        for (int64_t i = 0; i < tot * N64; ++i)
-            if (out[i] && decode_uniform2(a)) out[i] = (int16_t)-out[i];
+        if (with_signs)  // (dct format 8 codes the signs in their own stream: the magnitudes stay unsigned)
+            for (int64_t i = 0; i < tot * N64; ++i)
+                if (out[i] && decode_uniform2(a)) out[i] = (int16_t)-out[i];
         if (decode_uniform2(a) != 1 || a.n != 0 || a.state != 0 || a.bad) return 4;
         *n_escape = nesc;
         return 0;
     } catch (...) {
         return 5;
     }
+}
+
+int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                      const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
+                      int16_t* out, int64_t* n_escape) {
+    return decode_walk(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape, true);
+}
+
+// The same walk without the signs (coefcoder's ``signs=False``): out holds the magnitudes.
+int cc_decode_format2_unsigned(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                               const int64_t* left, const int64_t* starts, const int16_t* class_table,
+                               int64_t ntable, int16_t* out, int64_t* n_escape) {
+    return decode_walk(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape, false);
 }
 
 }  // extern "C"

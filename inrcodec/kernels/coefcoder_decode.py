@@ -22,11 +22,13 @@ def _ptr(a: np.ndarray) -> ctypes.c_void_p:
 
 
 def decode(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.ndarray, starts: np.ndarray,
-           class_table: np.ndarray) -> tuple[np.ndarray, int] | None:
+           class_table: np.ndarray, signs: bool = True) -> tuple[np.ndarray, int] | None:
     """(signed magnitudes (c * by * bx, 64) int16, block-major, |v| = 17 where an escape follows; the number of
-    escapes) of the ANS ``payload``, or None (no library, or a stream the kernel does not vouch for)."""
+    escapes) of the ANS ``payload``, or None (no library, or a stream the kernel does not vouch for). ``signs``
+    False: a stream without the signs (``coefcoder.encode(signs=False)``), the magnitudes unsigned."""
     lib = _loader.cpu_library()
-    if lib is None or not hasattr(lib, "cc_decode_format2"):
+    name = "cc_decode_format2" if signs else "cc_decode_format2_unsigned"
+    if lib is None or not hasattr(lib, name):
         return None
     data = payload + b"\0" * ((-len(payload)) % 4)
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
@@ -34,6 +36,6 @@ def decode(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.nd
     table = np.ascontiguousarray(class_table, dtype=np.int16)
     out = np.empty((c * by * bx, 64), np.int16)
     n_escape = ctypes.c_int64(0)
-    rc = lib.cc_decode_format2(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table), len(table),
+    rc = getattr(lib, name)(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table), len(table),
                                _ptr(out), ctypes.byref(n_escape))
     return (out, int(n_escape.value)) if rc == 0 else None

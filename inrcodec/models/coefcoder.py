@@ -374,33 +374,37 @@ def _chunked_bern(io, stats: np.ndarray, ctx: np.ndarray, truth):
 
 
 # -- public -----------------------------------------------------------------------------------------------------------
-def encode(q: np.ndarray) -> bytes:
-    """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes."""
+def encode(q: np.ndarray, signs: bool = True) -> bytes:
+    """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes. ``signs`` False: the magnitudes alone (``image_dct``
+    format 8 codes the signs in ``signpred``'s stream)."""
     rec = _Recorder()
     mags, _ = _walk(rec, q.shape[:3], q)
     flat = q.reshape(-1, N * N)  # block-major: signs and escapes in the decoder's order
-    rec.signs((flat[flat != 0] < 0).astype(np.int32))
+    if signs:
+        rec.signs((flat[flat != 0] < 0).astype(np.int32))
     payload = rec.payload()
     esc = np.abs(flat[mags.T == ESC].astype(np.int64)) - ESC
     return varint(len(payload)) + payload + encode_ints(esc)
 
 
-def estimate_bytes(q: np.ndarray) -> float:
+def estimate_bytes(q: np.ndarray, signs: bool = True) -> float:
     """Size of ``encode`` from the same models' probabilities (no coding): within a few bytes of it."""
     cnt = _Counter()
     mags, n_escape = _walk(cnt, q.shape[:3], q)
     esc_bytes = 1
     if n_escape:
         esc_bytes = len(encode_ints(np.abs(q.reshape(-1, N * N)[mags.T == ESC].astype(np.int64)) - ESC))
-    return (cnt.bits + np.count_nonzero(q)) / 8.0 + 7.0 + esc_bytes
+    return (cnt.bits + (np.count_nonzero(q) if signs else 0)) / 8.0 + 7.0 + esc_bytes
 
 
-def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
-    """Inverse of ``encode``: (c, by, bx, 64) int16 symbols; FormatError on anything malformed."""
+def decode(data: bytes, c: int, by: int, bx: int, signs: bool = True) -> np.ndarray:
+    """Inverse of ``encode``: (c, by, bx, 64) int16 symbols (``signs`` False: magnitudes); FormatError on anything
+    malformed."""
     n, pos = read_varint(data, 0, "dct residual: stream length is truncated", 5)
     if pos + n > len(data):
         raise FormatError("dct residual: stream is truncated")
-    fast = coefcoder_decode.decode(data[pos:pos + n], c, by, bx, *_template(), _diagonal_starts(), _class_table())
+    fast = coefcoder_decode.decode(data[pos:pos + n], c, by, bx, *_template(), _diagonal_starts(), _class_table(),
+                                   signs)
     if fast is not None:  # the compiled walk, trusted only where its stream ended as this one's must
         out, n_escape = fast
         esc = decode_ints(data[pos + n:], n_escape)
@@ -414,13 +418,14 @@ def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
     out = np.zeros((c * by * bx, N * N), np.int16)  # block-major, filled by the walk
     _, n_escape = _walk(rd, (c, by, bx), None, out)
     nz = out != 0
-    signs = rd.signs(np.empty(int(np.count_nonzero(nz))))
+    neg = rd.signs(np.empty(int(np.count_nonzero(nz)))) if signs else np.zeros(0, np.int32)
     _finish(rd.coder)
     esc = decode_ints(data[pos + n:], n_escape)
     if n_escape:
         if esc.min() < 0 or esc.max() > MAX_SYMBOL - ESC:
             raise FormatError("dct residual: escaped symbol out of range")
         out[out == ESC] += esc.astype(np.int16)
-    vals = out[nz]
-    out[nz] = np.where(signs > 0, -vals, vals)
+    if signs:
+        vals = out[nz]
+        out[nz] = np.where(neg > 0, -vals, vals)
     return out.reshape(c, by, bx, N * N)

@@ -37,7 +37,7 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
 from ..kernels import dct_residual
-from . import coefcoder, deblock, image_tx16, mcdct, mcdct2, rdoq_ctx, restore
+from . import coefcoder, deblock, image_tx16, mcdct, mcdct2, rdoq_ctx, restore, signpred
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
 FORMAT = 2  # written without the tools below; 1 (mcdct2's symbol coding) is still decoded
@@ -47,8 +47,11 @@ FORMAT_TX16_RESTORE = 5  # both: the 16x16 flags, then the filters (session 23's
 # format 5's layout with the filters' cross-channel form (``restore``, session 24): a 16x16 flag stream of length 0
 # says no group takes one
 FORMAT_CROSS = 6
-FORMATS = (1, 2, 3, 4, 5, 6)
-_WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE, FORMAT_CROSS)
+# every tool's optional part present or empty (16x16 flags, filters and their form), then the signs in their own
+# stream, predicted by boundary matching where they can be (``signpred``), the symbols' stream without them
+FORMAT_SIGNPRED = 8
+FORMATS = (1, 2, 3, 4, 5, 6, FORMAT_SIGNPRED)
+_WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE, FORMAT_CROSS, FORMAT_SIGNPRED)
 WITH_FILTERS = (FORMAT_RESTORE, FORMAT_TX16_RESTORE, FORMAT_CROSS)
 STEP_UNIT = 16
 MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
@@ -79,6 +82,8 @@ DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / 
 DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
 TX16 = True  # the encoder chooses per 16x16 group between four 8x8 transforms and one 16x16 (quantise_tx16)
 TX16_GUARD = True  # ... and keeps the choice only where the image's real bytes and error beat all-8x8's
+SIGN_PREDICTION = "auto"  # format 8 (signpred) where its sign stream is shorter than the raw signs; "always" /
+# "never" force it either way (the golden file of format 8 is written with "always")
 GUARD_LAMBDA = 0.33  # RGB squared error per bit / luma step^2: the slope of the encoder's RD curve (kodim05 / 07
 # over 0.2 bpp bases, steps 6-24: 0.32-0.34)
 
@@ -570,6 +575,10 @@ def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = 
     has_tx16 = tx16 is not None and bool(np.any(tx16 & image_tx16.flag_contexts(q)[0]))
     if cross and filters is None:
         raise ValueError("cross-channel form without filters")
+    if form == FORMAT and SIGN_PREDICTION != "never":
+        signed = _signpred_section(q, units, strength, filters, tx16 if has_tx16 else None, cross)
+        if signed is not None:
+            return signed
     if has_tx16 or filters is not None:
         form = FORMAT_CROSS if cross else {
             (False, True): FORMAT_RESTORE, (True, False): FORMAT_TX16, (True, True): FORMAT_TX16_RESTORE}[
@@ -581,6 +590,30 @@ def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = 
     if filters is not None:
         head += varint(len(filters)) + filters
     return head + (encode_symbols(q) if form == 1 else coefcoder.encode(q))
+
+
+def _signpred_section(q: np.ndarray, units: np.ndarray, strength: int, filters: bytes | None,
+                      tx16: np.ndarray | None, cross: bool) -> bytes | None:
+    """Format 8 (``SIGN_PREDICTION`` "auto": only where its sign stream, with the bytes of its layout, is shorter
+    than the raw signs; else None): the header, varint length + 16x16 flag stream (0: no group takes one), varint
+    length + restoration filters (0: none), with filters a byte of their form (1 cross-channel), varint length +
+    the sign stream (``signpred``), then ``coefcoder``'s symbols without their signs."""
+    mask = None
+    flags = b""
+    if tx16 is not None:
+        flags = image_tx16.encode_flags(q, tx16)
+        mask = image_tx16.block_mask(tx16 & image_tx16.flag_contexts(q)[0], *q.shape[1:3])
+    signs = signpred.encode(q, units, mask)
+    overhead = len(varint(len(signs))) + (0 if tx16 is not None else 1) + (1 if filters is not None else 1)
+    if SIGN_PREDICTION == "auto" and len(signs) + overhead >= np.count_nonzero(q) / 8.0:
+        return None
+    head = bytes([FORMAT_SIGNPRED]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
+    head += varint(len(flags)) + flags
+    if filters is None:
+        head += varint(0)
+    else:
+        head += varint(len(filters)) + filters + bytes([int(bool(cross))])
+    return head + varint(len(signs)) + signs + coefcoder.encode(q, signs=False)
 
 
 def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
@@ -624,10 +657,38 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
         filters = restore.decode(data[pos:pos + size], c, data[0] == FORMAT_CROSS)
         pos += size
     by, bx = grid(h, w)
+    if data[0] == FORMAT_SIGNPRED:
+        if not flags:
+            flags = None
+        filters, signs, pos = _read_signpred_parts(data, pos, c)
+        q = coefcoder.decode(data[pos:], c, by, bx, signs=False)  # magnitudes
+        mask = None
+        if flags is not None:
+            flags = image_tx16.decode_flags(flags, q)
+            mask = image_tx16.block_mask(flags, by, bx)
+        q = signpred.decode(signs, q, np.array(units, np.int64).reshape(c, 2), mask)
+        return q, np.array(units, np.int64).reshape(c, 2), int(strength), flags, filters
     q = decode_symbols(data[pos:], c, by, bx) if data[0] == 1 else coefcoder.decode(data[pos:], c, by, bx)
     if flags is not None:
         flags = image_tx16.decode_flags(flags, q)
     return q, np.array(units, np.int64).reshape(c, 2), int(strength), flags, filters
+
+
+def _read_signpred_parts(data: bytes, pos: int, c: int) -> tuple[dict | None, bytes, int]:
+    """Format 8 after its 16x16 flags: (filters or None, the sign stream, where the symbols start)."""
+    size, pos = read_varint(data, pos, "dct residual: restoration filters are truncated", 3)
+    if size > len(data) - pos - 1:
+        raise FormatError("dct residual: restoration filters are truncated")
+    filters = None
+    if size:
+        if data[pos + size] > 1:
+            raise FormatError("dct residual: unknown form of the restoration filters")
+        filters = restore.decode(data[pos:pos + size], c, data[pos + size] == 1)
+        pos += size + 1
+    n, pos = read_varint(data, pos, "dct residual: sign stream is truncated", 5)
+    if n > len(data) - pos:
+        raise FormatError("dct residual: sign stream is truncated")
+    return filters, data[pos:pos + n], pos + n
 
 
 def code_residual(image: np.ndarray, base: np.ndarray, step: float, variant: str = "imgdct", **kw):
