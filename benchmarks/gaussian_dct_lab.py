@@ -19,7 +19,8 @@ drop after it), any of them ``+db`` (the deblocking strength with the least erro
 ``wiener`` (a restoration filter after the deblocking, ``_restoration.py``, an experiment), ``rdoq+wiener``, and
 ``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment), ``tx16`` (format 4: per 16x16
 group four 8x8 transforms or one 16x16, ``image_tx16``; ``tx16+db``: the encoder's ``image_dct.encode_residual``
-without its guard, ``tx16guard+db`` with it), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
+without its guard, ``tx16guard+db`` with it; ``rs`` in the name: with the restoration filters, the encoder's whole
+chain; ``nosp``: without ``signpred``'s format 8, session 25), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
 look-ahead: each choice also priced by the bits it changes in the magnitudes whose contexts hold it, the block's own
 / and the neighbouring blocks'; ``tx16guardla2+db``: the encoder's function with it), ``dq`` (dependent
 quantisation, ``_depquant.py``, an experiment: Delta = dq_f x step, the trellis's levels coded by the unchanged
@@ -97,7 +98,16 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
                 "guard": "guard" in variant, "rdoq": kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), "prices": "ctx",
                 "lookahead": 2 if "la2" in variant else 1 if "la" in variant else 0}
         if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
-            blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step, **opts)
+            keep = image_dct.SIGN_PREDICTION
+            image_dct.SIGN_PREDICTION = "never" if "nosp" in variant else keep  # nosp: no format 8 (signpred)
+            try:
+                blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step,
+                                                      restoration="rs" in variant, **opts)
+            finally:
+                image_dct.SIGN_PREDICTION = keep
+            if "rs" in variant:  # with the restoration filters (rs): the decoder's image
+                q, units, strength, flags, filters = image_dct.decode_residual(blob, *base.shape)
+                return len(blob), image_dct.add(base, q, units, strength, flags, filters)
             if rec is None:
                 rec = decode_blob(blob, base)
             return len(blob), rec

@@ -716,3 +716,23 @@ CLEAN = ("ok", "FormatError", "InputError")
 register_seed("gaussian-dct-image-tx16-restore", _restored(_fit_maker("gaussian+dct", _tiny_image)))
 # format 6 (the restoration filters with cross-channel taps, session 24)
 register_seed("gaussian-dct-image-cross", _restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))
+
+
+def _sign_predicted(make: Callable[[], bytes]) -> Callable[[], bytes]:
+    """``make`` with format 8 forced (``image_dct.SIGN_PREDICTION`` "always": on the tiny image the sign stream
+    would not pay for its bytes), so that the file holds the ``dct`` section's format 8 (session 25)."""
+    def run() -> bytes:
+        from .models import image_dct
+
+        keep = image_dct.SIGN_PREDICTION
+        image_dct.SIGN_PREDICTION = "always"
+        try:
+            return make()
+        finally:
+            image_dct.SIGN_PREDICTION = keep
+    return run
+
+
+# format 8 (signs predicted by boundary matching, signpred) with the 16x16 groups and cross-channel filters
+register_seed("gaussian-dct-image-signpred",
+              _sign_predicted(_restored(_fit_maker("gaussian+dct", _tiny_image), cross=2)))

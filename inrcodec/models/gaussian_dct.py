@@ -167,10 +167,12 @@ def without_restoration(data: bytes) -> bytes | None:
 
     c = read_container(data)
     dct = c.sections.get("dct", b"")
-    if c.model != NAME or not dct or dct[0] not in image_dct.WITH_FILTERS:
+    if c.model != NAME or not dct or dct[0] not in image_dct.WITH_FILTERS + (image_dct.FORMAT_SIGNPRED,):
         return None
     h, w, ch = (int(s) for s in c.signal["shape"])
-    q, units, strength, tx16 = image_dct.decode_section(dct, h, w, ch)
+    q, units, strength, tx16, filters = image_dct.decode_residual(dct, h, w, ch)
+    if filters is None:
+        return None
     sections = dict(c.sections, dct=image_dct.encode_section(q, units, strength, tx16=tx16))
     return write_container(Container(c.signal, c.model, c.config, sections, c.extra))
 

@@ -209,113 +209,222 @@ def lab_stats(q: np.ndarray, units: np.ndarray, mask: np.ndarray, k: int, op: st
 
 
 # -- the codec (``image_dct`` format 8) -------------------------------------------------------------------------------
-K = 8  # signs predicted per block and channel; lab (kodim01/07, 0.2 bpp bases, step 10, phase order, residual
-# domain, d3): K 4 / 6 / 8 saved 1.57 / 1.77 / 1.90 % of the residual's bytes
+K = 8  # signs predicted per block (or 16x16 group) and channel; lab (kodim01/07, 0.2 bpp bases, step 10, residual
+# domain, d3, the phase order): K 4 / 6 / 8 saved 1.57 / 1.77 / 1.90 % of the residual's bytes
 OP = "d3"
-RANKS = (0, 1, 2, 2, 3, 3, 3, 3)  # context class of a coefficient's rank in its block
-N_CTX = 4 * (len(MARGIN_EDGES) + 1) * 2  # rank class x margin class x channel group (luma, chroma)
+ROUNDS = 2  # after the K largest, the next K with those known, ...
+RANKS = (0, 1, 2, 2, 3, 3, 3, 3) + (4,) * K + (5,) * K * (ROUNDS - 2)  # context class of a rank in its unit
+N_RANKS = 6
+N_CTX = N_RANKS * (len(MARGIN_EDGES) + 1) * 2 * 2  # rank class x margin class x channel group x unit kind
+SHIFT16 = 15  # the 16x16 inverse has gain 2^18 to 1/4 levels (image_tx16): 2^15 to 1/32
+_STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # the neighbour across side 0..3 (top, bottom, left, right)
+# a unit's half-sides: (which of its blocks, side of that block): an 8x8 block has its four sides; a 16x16 group
+# (blocks 00, 01, 10, 11) the outer half-sides of its four blocks
+_BLOCK_SIDES = ((0, 0), (0, 1), (0, 2), (0, 3))
+_GROUP_SIDES = ((0, 0), (1, 0), (2, 1), (3, 1), (0, 2), (2, 2), (1, 3), (3, 3))
 
 
-def phase_sides(by: int, bx: int, tx16_blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(phase (by, bx) 0..3, sides (by, bx, 4) bool) of the decoding order: phase 0 the (even, even) blocks, signs
-    raw; 1 the (even, odd) ones from their left and right neighbours; 2 (odd, even) from above and below; 3 (odd,
-    odd) from all four (each side a block of an earlier phase). Sides outside the image, sides to a block of a
-    16x16 group (whose lines are not 8x8 ones) and every side of such a block are not used."""
-    yy, xx = np.meshgrid(np.arange(by) % 2, np.arange(bx) % 2, indexing="ij")
-    phase = 2 * yy + xx
-    m = np.zeros((by, bx, SIDES), bool)
-    m[phase == 1, 2:] = True
-    m[phase == 2, :2] = True
-    m[phase == 3] = True
-    m[0, :, 0] = m[-1, :, 1] = m[:, 0, 2] = m[:, -1, 3] = False
+@functools.lru_cache(maxsize=1)
+def group_basis() -> np.ndarray:
+    """(256, 8, 2, 8) float64: per coefficient slot of a group (its block 0..3 x zigzag position, as
+    ``image_tx16.to_blocks`` holds C[8i + u, 8j + v]) the pixel values T16[u, y] T16[v, x] of the group's outer
+    half-sides [half-side (``_GROUP_SIDES``), depth, along]."""
+    from .image_tx16 import t16
+
+    t = t16().astype(np.float64)
+    out = np.empty((4, N * N, len(_GROUP_SIDES), 2, N))
+    for blk in range(4):
+        bi, bj = divmod(blk, 2)
+        for p, r in enumerate(_zigzag()):
+            u, v = divmod(int(r), N)
+            g = np.outer(t[8 * bi + u], t[8 * bj + v])  # (16, 16) pixels
+            for h, (j, side) in enumerate(_GROUP_SIDES):
+                oy, ox = divmod(j, 2)
+                sub = g[8 * oy:8 * oy + 8, 8 * ox:8 * ox + 8]
+                out[blk, p, h] = {0: sub[[0, 1]], 1: sub[[7, 6]], 2: sub[:, [0, 1]].T, 3: sub[:, [7, 6]].T}[side]
+    return out.reshape(4 * N * N, len(_GROUP_SIDES), 2, N)
+
+
+@functools.lru_cache(maxsize=4)
+def _weights(kind: str) -> np.ndarray:
+    """Per coefficient slot of a unit its border weight under OP (norm of its own-line term), int64."""
+    a0, a1 = OPS[OP][:2]
+    b = border_basis() if kind == "block" else group_basis() / 2.0  # group basis: one more bit of gain
+    own = a0 * b[:, :, 0] + a1 * b[:, :, 1]
+    return np.round(np.sqrt((own**2).sum(axis=(1, 2))) / 64).astype(np.int64)
+
+
+def block_phases(by: int, bx: int, tx16_blocks: np.ndarray | None = None) -> np.ndarray:
+    """(by, bx) decoding phase of each block: 8x8 blocks 0 (even, even: signs raw), 1 (even, odd), 2 (odd, even),
+    3 (odd, odd); blocks of 16x16 groups 4 or 5 (the group grid's checkerboard). A unit's prediction uses the sides
+    whose neighbour has a lower phase: 1 its left and right, 2 above and below, 3 all four, 4 the 8x8 blocks
+    around it, 5 everything around it."""
+    yy, xx = np.meshgrid(np.arange(by), np.arange(bx), indexing="ij")
+    phase = 2 * (yy % 2) + xx % 2
     if tx16_blocks is not None and tx16_blocks.any():
-        t = tx16_blocks
-        m[t] = False
-        m[1:, :, 0] &= ~t[:-1]
-        m[:-1, :, 1] &= ~t[1:]
-        m[:, 1:, 2] &= ~t[:, :-1]
-        m[:, :-1, 3] &= ~t[:, 1:]
-    return phase, m
+        phase = np.where(tx16_blocks, 4 + (yy // 2 + xx // 2) % 2, phase)
+    return phase
+
+
+def _units(kind: str, phase: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The units of phase ``p``: (blocks (n, m) flat indices, neighbour of each half-side (n, S) flat index,
+    available (n, S) bool)."""
+    by, bx = phase.shape
+    if kind == "block":
+        yy, xx = np.nonzero(phase == p)
+        blocks = (yy * bx + xx)[:, None]
+        spec = _BLOCK_SIDES
+    else:
+        yy, xx = np.nonzero((phase == p) & (np.arange(by)[:, None] % 2 == 0) & (np.arange(bx)[None, :] % 2 == 0))
+        blocks = np.stack([yy * bx + xx, yy * bx + xx + 1, (yy + 1) * bx + xx, (yy + 1) * bx + xx + 1], 1)
+        spec = _GROUP_SIDES
+    n = len(yy)
+    nb = np.zeros((n, len(spec)), np.int64)
+    ok = np.zeros((n, len(spec)), bool)
+    flat = phase.ravel()
+    for h, (j, side) in enumerate(spec):
+        y = blocks[:, j] // bx + _STEPS[side][0]
+        x = blocks[:, j] % bx + _STEPS[side][1]
+        inside = (y >= 0) & (y < by) & (x >= 0) & (x < bx)
+        nb[:, h] = np.where(inside, y * bx + x, 0)
+        ok[:, h] = inside & (flat[nb[:, h]] < p)
+    return blocks, nb, ok
+
+
+class _Kind:
+    """One kind of unit (8x8 blocks or 16x16 groups) of a channel: coefficients, selection, lines."""
+
+    def __init__(self, kind, blocks, nb, ok, absq, per, clamp):
+        self.kind, self.blocks, self.nb, self.ok = kind, blocks, nb, ok
+        m = blocks.shape[1]
+        self.spec = _BLOCK_SIDES if kind == "block" else _GROUP_SIDES
+        self.basis = border_basis() if kind == "block" else group_basis()
+        self.shift = SHIFT if kind == "block" else SHIFT16
+        self.absq = absq[blocks].reshape(len(blocks), m * N * N)
+        self.absdeq = np.minimum(self.absq * np.tile(per, m), clamp)
+        self.sel = np.full((len(blocks), K * ROUNDS), -1, np.int64)
+        use = ok.any(1)
+        score = self.absq[use].astype(np.int64) * np.tile(per.astype(np.int64), m) * _weights(kind)
+        order = np.argsort(-score, axis=1, kind="stable")[:, :K * ROUNDS]
+        self.sel[use] = np.where(np.take_along_axis(score, order, 1) > 0, order, -1)
+
+    def lines(self, deq: np.ndarray) -> np.ndarray:
+        """(n, S, 2, 8) half-side lines of the units' (n, m * 64) signed dequantised coefficients."""
+        b = self.basis.reshape(len(self.basis), -1)
+        out = np.floor((deq @ b) * (1.0 / (1 << self.shift)))
+        return out.reshape(len(deq), len(self.spec), 2, N)
+
+    def contributions(self, rows: np.ndarray, r: int) -> np.ndarray:
+        s = self.sel[rows, r * K:(r + 1) * K]
+        valid = s >= 0
+        pos = np.where(valid, s, 0)
+        mag = np.where(valid, np.take_along_axis(self.absdeq[rows], pos, 1), 0.0)
+        return np.floor(mag[:, :, None, None, None] * self.basis[pos] * (1.0 / (1 << self.shift)))
+
+    def store(self, full: np.ndarray, rows: np.ndarray, unit_lines: np.ndarray) -> None:
+        for h, (j, side) in enumerate(self.spec):
+            full[self.blocks[rows, j], side] = unit_lines[:, h]
+
+    def targets(self, full: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        b1, b2 = OPS[OP][2:]
+        out = np.empty((len(rows), len(self.spec), N))
+        for h, (_, side) in enumerate(self.spec):
+            nbl = full[self.nb[rows, h], OPPOSITE[side]]
+            out[:, h] = b1 * nbl[:, 0] + b2 * nbl[:, 1]
+        return out
 
 
 def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, truth: bool) -> np.ndarray:
-    """The sign stream shared by encoder (``truth``: q signed) and decoder (q unsigned magnitudes): the raw signs of
-    the coefficients not predicted (block-major, as ``coefcoder`` codes them), then per phase 1..3 for all channels
-    a "prediction wrong" bit per predicted sign (adaptive, contexts rank x margin class x channel group). Returns
-    the signed symbols (c, by, bx, 64)."""
+    """The sign stream shared by encoder (``truth``: q signed) and decoder (q: the magnitudes): the raw signs of the
+    coefficients not predicted (block-major, as ``coefcoder`` codes them), then per phase 1..5 for all channels a
+    "prediction wrong" bit per predicted sign (adaptive; contexts rank x margin class x channel group x unit kind).
+    Returns the signed symbols (c, by, bx, 64) int32."""
     from .coefcoder import _chunked_bern
     from .image_dct import _per_position
+    from .image_tx16 import COEF_CLAMP as CLAMP16
 
     c, by, bx, _ = q.shape
     nblk = by * bx
-    out = q.reshape(c, nblk, N * N).astype(np.int32)  # a copy: signs are applied to it
+    out = q.reshape(c, nblk, N * N).astype(np.int32)  # a copy: the signs are applied to it
     absq = np.abs(out)
     per = _per_position(units).astype(np.float64)
-    phase, sides = phase_sides(by, bx, tx16_blocks)
-    phase, sides = phase.ravel(), sides.reshape(nblk, SIDES)
-    sel = np.full((c, nblk, K), -1, np.int64)
-    use = sides.any(1)
-    for ch in range(c):
-        sel[ch, use] = select(absq[ch, use], per[ch], K, OP)
+    phase = block_phases(by, bx, tx16_blocks)
+    plan = {}  # (channel, kind, phase) -> _Kind
     predicted = np.zeros((c, nblk, N * N), bool)
-    ci, bi, ki = np.nonzero(sel >= 0)
-    predicted[ci, bi, sel[ci, bi, ki]] = True
+    for ch in range(c):
+        for kind, phases in (("block", (1, 2, 3)), ("group", (4, 5))):
+            for p in phases:
+                blocks, nb, ok = _units(kind, phase, p)
+                if not len(blocks):
+                    continue
+                u = _Kind(kind, blocks, nb, ok, absq[ch], per[ch], COEF_CLAMP if kind == "block" else CLAMP16)
+                plan[ch, kind, p] = u
+                r, k = np.nonzero(u.sel >= 0)
+                slot = u.sel[r, k]
+                predicted[ch, u.blocks[r, slot // (N * N)], slot % (N * N)] = True
     raw = (out != 0) & ~predicted
     neg = io.signs((out[raw] < 0).astype(np.int32) if truth else np.empty(int(raw.sum())))
     if not truth:
         v = out[raw]
         out[raw] = np.where(np.asarray(neg) > 0, -v, v)
-    absdeq = np.clip(absq * per[:, None, :], -COEF_CLAMP, COEF_CLAMP)
-    deq = np.where(out < 0, -absdeq, absdeq) * ~predicted  # known part: the predicted coefficients left out
-    full = np.stack([lines(deq[ch]) for ch in range(c)])  # (c, nblk, 4, 2, 8); phases 1-3 add theirs below
+    # the lines of every block's sides from what is known: 8x8 blocks from their own coefficients (those of phase 0
+    # complete), groups' outer half-sides from the group's; the predicted coefficients added after their phase
+    known = np.where(out < 0, -1.0, 1.0) * np.minimum(absq * per[:, None, :], COEF_CLAMP) * ~predicted
+    full = np.zeros((c, nblk, SIDES, 2, N))
+    for ch in range(c):
+        plain = phase.ravel() < 4
+        full[ch, plain] = lines(known[ch, plain])
+        for key, u in plan.items():
+            if key[0] == ch and u.kind == "group":
+                d = np.where(out[ch][u.blocks] < 0, -1.0, 1.0).reshape(len(u.blocks), -1) * u.absdeq
+                d *= ~predicted[ch][u.blocks].reshape(len(u.blocks), -1)
+                u.store(full[ch], np.arange(len(u.blocks)), u.lines(d))
     stats = np.full((N_CTX, 2), 0.5)
-    for p in (1, 2, 3):
+    ranks = np.asarray(RANKS)[None, :]
+    for p, r in ((p, r) for p in (1, 2, 3, 4, 5) for r in range(ROUNDS)):
         parts = []
+        rk = ranks[:, r * K:(r + 1) * K]
         for ch in range(c):
-            rows = np.flatnonzero((phase == p) & (sel[ch, :, 0] >= 0))
-            if not len(rows):
-                continue
-            s = sel[ch, rows]
-            cl = contributions(absdeq[ch, rows], s)
-            target = _targets(full[ch], rows, by, bx)
-            pred, cls = predict(full[ch, rows], cl, target, sides[rows], OP)
-            ok = s >= 0
-            ctx = ((np.asarray(RANKS)[None, :] * (len(MARGIN_EDGES) + 1) + cls) * 2 + min(ch, 1))[ok]
-            parts.append((ch, rows, s, ok, cl, pred, ctx))
+            for kind in ("block", "group"):
+                u = plan.get((ch, kind, p))
+                if u is None:
+                    continue
+                rows = np.flatnonzero(u.sel[:, r * K] >= 0)
+                if not len(rows):
+                    continue
+                cl = u.contributions(rows, r)
+                mine = np.stack([full[ch][u.blocks[rows, j], side] for j, side in u.spec], 1)
+                pred, cls = predict(mine, cl, u.targets(full[ch], rows), u.ok[rows], OP)
+                ok = u.sel[rows, r * K:(r + 1) * K] >= 0
+                ctx = (((rk * (len(MARGIN_EDGES) + 1) + cls) * 2 + min(ch, 1)) * 2 + (kind == "group"))[ok]
+                parts.append((ch, u, rows, ok, cl, pred, ctx))
         if not parts:
             continue
         ctx = np.concatenate([t[6] for t in parts])
+        wrong = None
         if truth:
-            wrong = np.concatenate([(np.sign(out[ch][rows[:, None], np.where(ok, s, 0)])[ok] != pred[ok])
-                                    for ch, rows, s, ok, _, pred, _ in parts]).astype(np.int32)
-        else:
-            wrong = None
+            wrong = []
+            for ch, u, rows, ok, _, pred, _ in parts:
+                slot = np.where(ok, u.sel[rows, r * K:(r + 1) * K], 0)
+                sgn = np.sign(out[ch][u.blocks[rows[:, None], slot // (N * N)], slot % (N * N)])
+                wrong.append((sgn[ok] != pred[ok]).astype(np.int32))
+            wrong = np.concatenate(wrong)
         wrong = np.asarray(_chunked_bern(io, stats, ctx, wrong))
         at = 0
-        for ch, rows, s, ok, cl, pred, _ in parts:
+        for ch, u, rows, ok, cl, pred, _ in parts:
             nk = int(ok.sum())
             sign = pred.copy()
             sign[ok] *= 1.0 - 2.0 * wrong[at:at + nk]
             at += nk
             sign[~ok] = 0.0
-            full[ch, rows] += np.einsum("nk,nk...->n...", sign, cl)
+            mine = np.stack([full[ch][u.blocks[rows, j], side] for j, side in u.spec], 1)
+            u.store(full[ch], rows, mine + np.einsum("nk,nk...->n...", sign, cl))
             if not truth:
-                r_idx = np.repeat(rows[:, None], K, 1)[ok]
-                pos = s[ok]
-                out[ch, r_idx, pos] = np.where(sign[ok] < 0, -absq[ch, r_idx, pos], absq[ch, r_idx, pos])
+                slot = u.sel[rows, r * K:(r + 1) * K][ok]
+                blk = u.blocks[np.repeat(rows[:, None], K, 1)[ok], slot // (N * N)]
+                pos = slot % (N * N)
+                out[ch, blk, pos] = np.where(sign[ok] < 0, -absq[ch, blk, pos], absq[ch, blk, pos])
     return out.reshape(q.shape)
-
-
-def _targets(full: np.ndarray, rows: np.ndarray, by: int, bx: int) -> np.ndarray:
-    """``neighbour_targets`` of blocks ``rows`` alone: (n, 4, 8) from the lines (by * bx, 4, 2, 8) of the blocks."""
-    b1, b2 = OPS[OP][2:]
-    nblk = by * bx
-    out = np.empty((len(rows), SIDES, N))
-    for side, step in enumerate((-bx, bx, -1, 1)):  # the neighbour above, below, left, right
-        j = np.clip(rows + step, 0, nblk - 1)  # outside the image: any block (the side is masked out)
-        opp = OPPOSITE[side]
-        out[:, side] = b1 * full[j, opp, 0] + b2 * full[j, opp, 1]
-    return out
 
 
 def encode(q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None = None) -> bytes:
@@ -337,7 +446,8 @@ def estimate_bits(q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | No
 
 
 def decode(payload: bytes, mags: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None = None) -> np.ndarray:
-    """Signed symbols from the magnitudes (c, by, bx, 64) and the stream; FormatError unless it ends exactly."""
+    """Signed symbols (c, by, bx, 64) int16 from their magnitudes and the stream; FormatError unless it ends
+    exactly."""
     from ..entropy.coding import _finish
     from .coefcoder import _Reader
 
