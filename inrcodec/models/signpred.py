@@ -1,9 +1,28 @@
-"""Sign prediction of ``image_dct``'s residual coefficients by boundary matching (ECM's idea, written here).
+"""Sign prediction of ``image_dct``'s residual by boundary matching (``image_dct`` format 8; ECM's idea, written here).
 
-Per block and channel, the K non-zero coefficients of the largest border weight take all 2^K sign hypotheses; the
-hypothesis whose border lines continue the neighbouring blocks' decoded lines best predicts their signs.
-Everything is integer-valued float64 arithmetic bounded below 2^53 (so exact in any summation order, on any BLAS),
-so the encoder and the decoder pick the same hypothesis.
+Why: the residual (~60 % of a ``gaussian+dct`` file) coded one raw bit per non-zero coefficient for its sign, 21-24 %
+of its bits. Predicting signs from the base's high-pass or from neighbouring blocks' signs did not pay (46-50 %
+agreement, <= 0.2 %); what does is the decoded neighbourhood: of the 2^K sign hypotheses of a block's K largest
+coefficients, the one whose border lines continue the neighbouring blocks' decoded lines most smoothly is right
+70-90 % of the time (benchmarks/README.md, session 25).
+
+How (the exact layout is docs/format.md, the ``dct`` section's format 8):
+
+- **Units and order** (``block_phases``): 8x8 blocks in four phases by (row, column) parity, (even, even) first with
+  raw signs, then (even, odd) from their left and right neighbours, (odd, even) from above and below, (odd, odd)
+  from all four; the flagged 16x16 groups (``image_tx16``) after them in two checkerboard phases of the group grid,
+  from every decoded block around them. Each phase is one vectorised pass over all its units of every channel;
+  measured in the lab (``benchmarks/signpred_lab.py``), this order keeps 93 % of a raster order's saving (left and
+  top sides, strictly sequential) and beats one checkerboard (half the blocks raw).
+- **Which signs** (``_Kind``): the K = 6 non-zero coefficients of the largest |q| x step x border weight, then in
+  further rounds the next K with the earlier ones' signs known (3 rounds for blocks, 5 for groups).
+- **Cost** (``predict``): per pixel of a usable side e = 3 P0 - P1 - 3 N1 + N2 (P own lines from the edge, N the
+  neighbour's: a third difference across the edge), summed squared over the sides, in the residual alone (the base
+  is smooth across block edges: adding it measured 0.1-0.2 % worse). Everything is integer-valued float64 bounded
+  below 2^53 (exact in any summation order, on any BLAS), so the encoder and the decoder pick the same hypothesis.
+- **Coding**: the signs not predicted raw; per predicted sign a "prediction wrong" bit with adaptive counts in
+  contexts of its rank, the margin of its hypothesis (cost of the other sign over the cost of flipping it alone)
+  and the channel group and unit kind (``coefcoder``'s binary machinery).
 """
 
 from __future__ import annotations
@@ -209,11 +228,12 @@ def lab_stats(q: np.ndarray, units: np.ndarray, mask: np.ndarray, k: int, op: st
 
 
 # -- the codec (``image_dct`` format 8) -------------------------------------------------------------------------------
-K = 8  # signs predicted per block (or 16x16 group) and channel; lab (kodim01/07, 0.2 bpp bases, step 10, residual
+K = 6  # signs predicted per block (or 16x16 group) and channel; lab (kodim01/07, 0.2 bpp bases, step 10, residual
 # domain, d3, the phase order): K 4 / 6 / 8 saved 1.57 / 1.77 / 1.90 % of the residual's bytes
 OP = "d3"
-ROUNDS = 2  # after the K largest, the next K with those known, ...
-RANKS = (0, 1, 2, 2, 3, 3, 3, 3) + (4,) * K + (5,) * K * (ROUNDS - 2)  # context class of a rank in its unit
+ROUNDS = 3  # after the K largest, the next K with those known, ...
+GROUP_ROUNDS = 5  # ... in 16x16 groups
+RANKS = (0, 1, 2, 2) + (3,) * (K - 4) + (4,) * K + (5,) * K * (max(ROUNDS, GROUP_ROUNDS) - 2)  # rank's context
 N_RANKS = 6
 N_CTX = N_RANKS * (len(MARGIN_EDGES) + 1) * 2 * 2  # rank class x margin class x channel group x unit kind
 SHIFT16 = 15  # the 16x16 inverse has gain 2^18 to 1/4 levels (image_tx16): 2^15 to 1/32
@@ -292,20 +312,26 @@ def _units(kind: str, phase: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray
 
 
 class _Kind:
-    """One kind of unit (8x8 blocks or 16x16 groups) of a channel: coefficients, selection, lines."""
+    """The units of one kind (8x8 blocks or 16x16 groups) and phase, over all channels: a unit of channel ch is a row
+    whose blocks are ch * nblk + its blocks (so every channel's lines live in one array)."""
 
-    def __init__(self, kind, blocks, nb, ok, absq, per, clamp):
-        self.kind, self.blocks, self.nb, self.ok = kind, blocks, nb, ok
-        m = blocks.shape[1]
+    def __init__(self, kind, blocks, nb, ok, c, nblk, absq, per, clamp):
+        n, m = blocks.shape
+        off = (np.arange(c) * nblk)[:, None, None]
+        self.kind, self.blocks = kind, (blocks[None] + off).reshape(c * n, m)
+        self.nb, self.ok = (nb[None] + off).reshape(c * n, -1), np.tile(ok, (c, 1))
+        self.group = np.repeat(np.minimum(np.arange(c), 1), n)  # luma 0, chroma 1
         self.spec = _BLOCK_SIDES if kind == "block" else _GROUP_SIDES
         self.basis = border_basis() if kind == "block" else group_basis()
         self.shift = SHIFT if kind == "block" else SHIFT16
-        self.absq = absq[blocks].reshape(len(blocks), m * N * N)
-        self.absdeq = np.minimum(self.absq * np.tile(per, m), clamp)
-        self.sel = np.full((len(blocks), K * ROUNDS), -1, np.int64)
-        use = ok.any(1)
-        score = self.absq[use].astype(np.int64) * np.tile(per.astype(np.int64), m) * _weights(kind)
-        order = np.argsort(-score, axis=1, kind="stable")[:, :K * ROUNDS]
+        self.absq = absq[self.blocks].reshape(c * n, m * N * N)
+        step = np.repeat(np.tile(per, (1, m)), n, axis=0)  # (c * n, m * 64)
+        self.absdeq = np.minimum(self.absq * step, clamp)
+        self.rounds = ROUNDS if kind == "block" else GROUP_ROUNDS
+        self.sel = np.full((c * n, K * self.rounds), -1, np.int64)
+        use = self.ok.any(1)
+        score = self.absq[use].astype(np.int64) * step[use].astype(np.int64) * _weights(kind)
+        order = np.argsort(-score, axis=1, kind="stable")[:, :K * self.rounds]
         self.sel[use] = np.where(np.take_along_axis(score, order, 1) > 0, order, -1)
 
     def lines(self, deq: np.ndarray) -> np.ndarray:
@@ -320,6 +346,9 @@ class _Kind:
         pos = np.where(valid, s, 0)
         mag = np.where(valid, np.take_along_axis(self.absdeq[rows], pos, 1), 0.0)
         return np.floor(mag[:, :, None, None, None] * self.basis[pos] * (1.0 / (1 << self.shift)))
+
+    def mine(self, full: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return np.stack([full[self.blocks[rows, j], side] for j, side in self.spec], 1)
 
     def store(self, full: np.ndarray, rows: np.ndarray, unit_lines: np.ndarray) -> None:
         for h, (j, side) in enumerate(self.spec):
@@ -336,94 +365,91 @@ class _Kind:
 
 def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, truth: bool) -> np.ndarray:
     """The sign stream shared by encoder (``truth``: q signed) and decoder (q: the magnitudes): the raw signs of the
-    coefficients not predicted (block-major, as ``coefcoder`` codes them), then per phase 1..5 for all channels a
-    "prediction wrong" bit per predicted sign (adaptive; contexts rank x margin class x channel group x unit kind).
-    Returns the signed symbols (c, by, bx, 64) int32."""
+    coefficients not predicted (block-major, as ``coefcoder`` codes them), then per phase 1..5 and round a
+    "prediction wrong" bit per predicted sign of every channel (adaptive; contexts rank class x margin class x
+    channel group x unit kind). Returns the signed symbols (c, by, bx, 64) int32."""
     from .coefcoder import _chunked_bern
     from .image_dct import _per_position
     from .image_tx16 import COEF_CLAMP as CLAMP16
 
     c, by, bx, _ = q.shape
     nblk = by * bx
-    out = q.reshape(c, nblk, N * N).astype(np.int32)  # a copy: the signs are applied to it
+    out = q.reshape(c * nblk, N * N).astype(np.int32)  # a copy: the signs are applied to it; row ch * nblk + b
     absq = np.abs(out)
     per = _per_position(units).astype(np.float64)
     phase = block_phases(by, bx, tx16_blocks)
-    plan = {}  # (channel, kind, phase) -> _Kind
-    predicted = np.zeros((c, nblk, N * N), bool)
-    for ch in range(c):
-        for kind, phases in (("block", (1, 2, 3)), ("group", (4, 5))):
-            for p in phases:
-                blocks, nb, ok = _units(kind, phase, p)
-                if not len(blocks):
-                    continue
-                u = _Kind(kind, blocks, nb, ok, absq[ch], per[ch], COEF_CLAMP if kind == "block" else CLAMP16)
-                plan[ch, kind, p] = u
-                r, k = np.nonzero(u.sel >= 0)
-                slot = u.sel[r, k]
-                predicted[ch, u.blocks[r, slot // (N * N)], slot % (N * N)] = True
+    plan = {}  # (kind, phase) -> _Kind
+    predicted = np.zeros((c * nblk, N * N), bool)
+    for kind, phases in (("block", (1, 2, 3)), ("group", (4, 5))):
+        for p in phases:
+            blocks, nb, ok = _units(kind, phase, p)
+            if not len(blocks):
+                continue
+            u = _Kind(kind, blocks, nb, ok, c, nblk, absq, per, COEF_CLAMP if kind == "block" else CLAMP16)
+            plan[kind, p] = u
+            r, k = np.nonzero(u.sel >= 0)
+            slot = u.sel[r, k]
+            predicted[u.blocks[r, slot // (N * N)], slot % (N * N)] = True
     raw = (out != 0) & ~predicted
     neg = io.signs((out[raw] < 0).astype(np.int32) if truth else np.empty(int(raw.sum())))
     if not truth:
         v = out[raw]
         out[raw] = np.where(np.asarray(neg) > 0, -v, v)
     # the lines of every block's sides from what is known: 8x8 blocks from their own coefficients (those of phase 0
-    # complete), groups' outer half-sides from the group's; the predicted coefficients added after their phase
-    known = np.where(out < 0, -1.0, 1.0) * np.minimum(absq * per[:, None, :], COEF_CLAMP) * ~predicted
-    full = np.zeros((c, nblk, SIDES, 2, N))
-    for ch in range(c):
-        plain = phase.ravel() < 4
-        full[ch, plain] = lines(known[ch, plain])
-        for key, u in plan.items():
-            if key[0] == ch and u.kind == "group":
-                d = np.where(out[ch][u.blocks] < 0, -1.0, 1.0).reshape(len(u.blocks), -1) * u.absdeq
-                d *= ~predicted[ch][u.blocks].reshape(len(u.blocks), -1)
-                u.store(full[ch], np.arange(len(u.blocks)), u.lines(d))
+    # complete), groups' outer half-sides from the group's; the predicted coefficients added after their round
+    full = np.zeros((c * nblk, SIDES, 2, N))
+    plain = np.flatnonzero(np.tile(phase.ravel() < 4, c) & np.any(out != 0, axis=1))
+    if len(plain):
+        chan = plain // nblk
+        deq = np.minimum(absq[plain] * per[chan], COEF_CLAMP) * ~predicted[plain]
+        full[plain] = lines(np.where(out[plain] < 0, -deq, deq))
+    for (kind, _), u in plan.items():
+        if kind == "group":
+            d = np.where(out[u.blocks] < 0, -1.0, 1.0).reshape(len(u.blocks), -1) * u.absdeq
+            d *= ~predicted[u.blocks].reshape(len(u.blocks), -1)
+            u.store(full, np.arange(len(u.blocks)), u.lines(d))
     stats = np.full((N_CTX, 2), 0.5)
     ranks = np.asarray(RANKS)[None, :]
-    for p, r in ((p, r) for p in (1, 2, 3, 4, 5) for r in range(ROUNDS)):
+    for p, r in ((p, r) for p in (1, 2, 3, 4, 5) for r in range(max(ROUNDS, GROUP_ROUNDS))):
         parts = []
         rk = ranks[:, r * K:(r + 1) * K]
-        for ch in range(c):
-            for kind in ("block", "group"):
-                u = plan.get((ch, kind, p))
-                if u is None:
-                    continue
-                rows = np.flatnonzero(u.sel[:, r * K] >= 0)
-                if not len(rows):
-                    continue
-                cl = u.contributions(rows, r)
-                mine = np.stack([full[ch][u.blocks[rows, j], side] for j, side in u.spec], 1)
-                pred, cls = predict(mine, cl, u.targets(full[ch], rows), u.ok[rows], OP)
-                ok = u.sel[rows, r * K:(r + 1) * K] >= 0
-                ctx = (((rk * (len(MARGIN_EDGES) + 1) + cls) * 2 + min(ch, 1)) * 2 + (kind == "group"))[ok]
-                parts.append((ch, u, rows, ok, cl, pred, ctx))
+        for kind in ("block", "group"):
+            u = plan.get((kind, p))
+            if u is None or r >= u.rounds:
+                continue
+            rows = np.flatnonzero(u.sel[:, r * K] >= 0)
+            if not len(rows):
+                continue
+            cl = u.contributions(rows, r)
+            pred, cls = predict(u.mine(full, rows), cl, u.targets(full, rows), u.ok[rows], OP)
+            ok = u.sel[rows, r * K:(r + 1) * K] >= 0
+            ctx = (((rk * (len(MARGIN_EDGES) + 1) + cls) * 2 + u.group[rows, None]) * 2 + (kind == "group"))[ok]
+            parts.append((u, rows, ok, cl, pred, ctx))
         if not parts:
             continue
-        ctx = np.concatenate([t[6] for t in parts])
+        ctx = np.concatenate([t[5] for t in parts])
         wrong = None
         if truth:
             wrong = []
-            for ch, u, rows, ok, _, pred, _ in parts:
+            for u, rows, ok, _, pred, _ in parts:
                 slot = np.where(ok, u.sel[rows, r * K:(r + 1) * K], 0)
-                sgn = np.sign(out[ch][u.blocks[rows[:, None], slot // (N * N)], slot % (N * N)])
+                sgn = np.sign(out[u.blocks[rows[:, None], slot // (N * N)], slot % (N * N)])
                 wrong.append((sgn[ok] != pred[ok]).astype(np.int32))
             wrong = np.concatenate(wrong)
         wrong = np.asarray(_chunked_bern(io, stats, ctx, wrong))
         at = 0
-        for ch, u, rows, ok, cl, pred, _ in parts:
+        for u, rows, ok, cl, pred, _ in parts:
             nk = int(ok.sum())
             sign = pred.copy()
             sign[ok] *= 1.0 - 2.0 * wrong[at:at + nk]
             at += nk
             sign[~ok] = 0.0
-            mine = np.stack([full[ch][u.blocks[rows, j], side] for j, side in u.spec], 1)
-            u.store(full[ch], rows, mine + np.einsum("nk,nk...->n...", sign, cl))
+            u.store(full, rows, u.mine(full, rows) + np.einsum("nk,nk...->n...", sign, cl))
             if not truth:
                 slot = u.sel[rows, r * K:(r + 1) * K][ok]
                 blk = u.blocks[np.repeat(rows[:, None], K, 1)[ok], slot // (N * N)]
                 pos = slot % (N * N)
-                out[ch, blk, pos] = np.where(sign[ok] < 0, -absq[ch, blk, pos], absq[ch, blk, pos])
+                out[blk, pos] = np.where(sign[ok] < 0, -absq[blk, pos], absq[blk, pos])
     return out.reshape(q.shape)
 
 
