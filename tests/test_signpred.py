@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from inrcodec.errors import FormatError
-from inrcodec.kernels import coefcoder_decode
+from inrcodec.kernels import _loader, coefcoder_decode
 from inrcodec.models import coefcoder, image_dct, image_tx16, restore, signpred
 from inrcodec.models.mcdct import MAX_SYMBOL
 
@@ -208,3 +208,55 @@ def test_coefcoder_without_signs_compiled_and_python(c, by, bx, monkeypatch):
         np.testing.assert_array_equal(coefcoder.decode(blob, c, by, bx, signs=False), np.abs(q))
         with pytest.raises(FormatError):  # a stream with signs is not one without
             coefcoder.decode(coefcoder.encode(q), c, by, bx, signs=False)
+
+
+needs_kernel = pytest.mark.skipif(_loader.cpu_library() is None, reason="compiled CPU library unavailable")
+
+
+@needs_kernel
+@pytest.mark.parametrize("kind", ["block", "group"])
+def test_compiled_round_matches_numpy(kind):
+    """``kernels.signpred_round`` against the numpy path on random units: contributions, signs and classes equal,
+    and the lines' update equal, at magnitudes up to the clamps (the bounds the exactness rests on)."""
+    from inrcodec.kernels import signpred_round
+
+    rng = np.random.default_rng(7)
+    by, bx = 10, 12
+    phase = signpred.block_phases(by, bx, _groups_mask(by, bx, 3) if kind == "group" else None)
+    p = 5 if kind == "group" else 3
+    blocks, nb, ok = signpred._units(kind, phase, p)
+    c, nblk = 3, by * bx
+    absq = np.where(rng.random((c * nblk, 64)) < 0.3, rng.integers(1, 3000, (c * nblk, 64)), 0)
+    per = np.array([[37.0] + [40.0] * 63, [60.0] * 64, [55.0] * 64])
+    clamp = signpred.COEF_CLAMP if kind == "block" else 1 << 16
+    u = signpred._Kind(kind, blocks, nb, ok, c, nblk, absq, per, clamp)
+    full = np.floor(rng.uniform(-2.0**20, 2.0**20, (c * nblk, 4, 2, 8)))
+    rows = np.flatnonzero(u.sel[:, 0] >= 0)
+    assert len(rows) > 10
+    for r in range(u.rounds):
+        sel = u.sel[rows, r * signpred.K:(r + 1) * signpred.K]
+        got = signpred_round.predict_round(full, u.blocks[rows], u.nb[rows], u.ok[rows], u.spec, sel,
+                                           u.absdeq[rows], u.basis, u.shift, signpred.OPS[signpred.OP],
+                                           signpred.MARGIN_EDGES)
+        cl = u.contributions(rows, r)
+        mine = u.mine(full, rows)
+        pred, cls = signpred.predict(mine, cl, u.targets(full, rows), u.ok[rows], signpred.OP)
+        np.testing.assert_array_equal(got[2], cl)
+        np.testing.assert_array_equal(got[0], pred)
+        np.testing.assert_array_equal(got[1], cls)
+        sign = pred * np.where(rng.random(pred.shape) < 0.2, -1.0, 1.0) * (sel >= 0)
+        ref = full.copy()
+        u.store(ref, rows, mine + np.einsum("nk,nk...->n...", sign, cl))
+        assert signpred_round.apply_round(full, u.blocks[rows], u.spec, sign, cl)
+        np.testing.assert_array_equal(full, ref)
+
+
+@needs_kernel
+def test_compiled_and_numpy_walks_give_the_same_stream(monkeypatch):
+    image, base, raw = _photo_residual()
+    q, units = image_dct.quantise_raw(raw, 3.0)
+    mask = _groups_mask(*q.shape[1:3], 5)
+    fast = signpred.encode(q, units, mask)
+    monkeypatch.setattr(signpred, "USE_KERNEL", False)
+    assert signpred.encode(q, units, mask) == fast
+    np.testing.assert_array_equal(signpred.decode(fast, np.abs(q), units, mask), q)

@@ -31,6 +31,7 @@ import functools
 
 import numpy as np
 
+from ..kernels import signpred_round
 from .mcdct import N, T8, _zigzag
 
 SHIFT = 14  # border lines in 1/32 levels: coefficient (1/16 levels) x T x T (2^15 per 1/16 level... ) / 2^14
@@ -237,6 +238,7 @@ RANKS = (0, 1, 2, 2) + (3,) * (K - 4) + (4,) * K + (5,) * K * (max(ROUNDS, GROUP
 N_RANKS = 6
 N_CTX = N_RANKS * (len(MARGIN_EDGES) + 1) * 2 * 2  # rank class x margin class x channel group x unit kind
 SHIFT16 = 15  # the 16x16 inverse has gain 2^18 to 1/4 levels (image_tx16): 2^15 to 1/32
+USE_KERNEL = True  # each round in the compiled copy (kernels.signpred_round) where there is one
 _STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # the neighbour across side 0..3 (top, bottom, left, right)
 # a unit's half-sides: (which of its blocks, side of that block): an 8x8 block has its four sides; a 16x16 group
 # (blocks 00, 01, 10, 11) the outer half-sides of its four blocks
@@ -420,31 +422,46 @@ def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, 
             rows = np.flatnonzero(u.sel[:, r * K] >= 0)
             if not len(rows):
                 continue
-            cl = u.contributions(rows, r)
-            pred, cls = predict(u.mine(full, rows), cl, u.targets(full, rows), u.ok[rows], OP)
+            fast = None
+            if USE_KERNEL:  # the compiled round (the same integers), else numpy
+                fast = signpred_round.predict_round(full, u.blocks[rows], u.nb[rows], u.ok[rows], u.spec,
+                                                    u.sel[rows, r * K:(r + 1) * K], u.absdeq[rows], u.basis,
+                                                    u.shift, OPS[OP], MARGIN_EDGES)
+            if fast is not None:
+                pred, cls, cl = fast
+                mine = None
+            else:
+                cl = u.contributions(rows, r)
+                mine = u.mine(full, rows)
+                pred, cls = predict(mine, cl, u.targets(full, rows), u.ok[rows], OP)
             ok = u.sel[rows, r * K:(r + 1) * K] >= 0
             ctx = (((rk * (len(MARGIN_EDGES) + 1) + cls) * 2 + u.group[rows, None]) * 2 + (kind == "group"))[ok]
-            parts.append((u, rows, ok, cl, pred, ctx))
+            parts.append((u, rows, ok, cl, pred, ctx, mine))
         if not parts:
             continue
         ctx = np.concatenate([t[5] for t in parts])
         wrong = None
         if truth:
             wrong = []
-            for u, rows, ok, _, pred, _ in parts:
+            for u, rows, ok, _, pred, _, _ in parts:
                 slot = np.where(ok, u.sel[rows, r * K:(r + 1) * K], 0)
                 sgn = np.sign(out[u.blocks[rows[:, None], slot // (N * N)], slot % (N * N)])
                 wrong.append((sgn[ok] != pred[ok]).astype(np.int32))
             wrong = np.concatenate(wrong)
         wrong = np.asarray(_chunked_bern(io, stats, ctx, wrong))
         at = 0
-        for u, rows, ok, cl, pred, _ in parts:
+        for u, rows, ok, cl, pred, _, mine in parts:
             nk = int(ok.sum())
             sign = pred.copy()
             sign[ok] *= 1.0 - 2.0 * wrong[at:at + nk]
             at += nk
             sign[~ok] = 0.0
-            u.store(full, rows, u.mine(full, rows) + np.einsum("nk,nk...->n...", sign, cl))
+            if mine is None and signpred_round.apply_round(full, u.blocks[rows], u.spec, sign, cl):
+                pass
+            else:
+                mine = u.mine(full, rows) if mine is None else mine
+                mine += np.einsum("nk,nk...->n...", sign, cl)  # integers: exact in any order
+                u.store(full, rows, mine)
             if not truth:
                 slot = u.sel[rows, r * K:(r + 1) * K][ok]
                 blk = u.blocks[np.repeat(rows[:, None], K, 1)[ok], slot // (N * N)]

@@ -1,0 +1,160 @@
+// Compiled copy of one round of the residual's sign prediction (inrcodec/models/signpred.py: ``_Kind.contributions``,
+// ``_Kind.mine``, ``_Kind.targets``, ``predict``, and the update of the lines after the round's signs are known).
+//
+// Exactness: every value is an integer. A coefficient's contribution to a line is floor(|deq| x basis x 2^-shift),
+// computed in double exactly as numpy does (|deq| x basis < 2^29, a power-of-two scale, floor); everything after it
+// is int64 (lines < 2^21, operator values < 2^24, g < 2^47, Gram < 2^38, costs < 2^53), so the costs equal the
+// numpy reference's float64 values (also exact) and the same hypothesis and margin class come out.
+// tests/test_signpred.py holds this against the numpy path on random and real inputs.
+#include <math.h>
+#include <stdint.h>
+
+#include <vector>
+
+namespace {
+
+// floor of a product below 2^31 in magnitude (|deq| <= 2^16, |basis| <= 8100, scale <= 2^-14: below 2^15), without a
+// libm call (no SSE4.1 round is assumed); int32 truncation vectorises
+inline double floor_exact(double v) {
+    double t = (double)(int32_t)v;  // truncation toward zero
+    return t > v ? t - 1.0 : t;
+}
+
+// sum of a[q] b[q], q < n (n a multiple of 8): four partial sums, so the additions do not wait on each other (the
+// values are integers whose sums stay below 2^53: exact in any order)
+inline double dot(const double* a, const double* b, int n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    for (int q = 0; q < n; q += 4) {
+        s0 += a[q] * b[q];
+        s1 += a[q + 1] * b[q + 1];
+        s2 += a[q + 2] * b[q + 2];
+        s3 += a[q + 3] * b[q + 3];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+}  // namespace
+
+extern "C" {
+
+// n units; per unit: blocks (n, m) flat block ids into full (nfull, 4, 2, 8); nb (n, S) the block across each
+// half-side, ok (n, S) whether it is used; spec (S, 2): (which of the unit's blocks, side); sel (n, K) slot of each
+// predicted coefficient (-1: none), absdeq (n, m * 64) |dequantised coefficients|; basis (m * 64, S, 2, 8);
+// op (a0, a1, b1, b2); edges (nedges) margin thresholds. Out: pred (n, K) +1 / -1, cls (n, K), cl (n, K, S, 2, 8)
+// the contributions (for sp_apply_round). Returns 0, or 1 on arguments out of range.
+int sp_predict_round(const double* full, int64_t nfull, const int64_t* blocks, int m, const int64_t* nb,
+                     const uint8_t* ok, int S, const int32_t* spec, const int64_t* sel, int K, const double* absdeq,
+                     const double* basis, double scale, const int32_t* op, const double* edges, int nedges,
+                     int64_t n, double* pred, int64_t* cls, double* cl) {
+    if (K < 1 || K > 12 || S < 1 || S > 8 || m < 1 || m > 4) return 1;
+    const int L = S * 2 * 8;  // lines of a unit
+    const double a0 = op[0], a1 = op[1], b1 = op[2], b2 = op[3];
+    const int H = 1 << K;
+    // doubles hold integers here: operator values < 2^24, contributions' < 2^16, dot products < 2^47, costs < 2^53
+    // (see the header): exact, and cheaper than int64 multiplies without AVX-512
+    std::vector<double> e0(S * 8), c((size_t)K * S * 8), g(K), gram((size_t)K * K), t(K), cost(H), s(K);
+    std::vector<double> m0(K), m1(K);
+    for (int64_t i = 0; i < n; ++i) {
+        int E = 0;  // the used half-sides' operator values, packed
+        int used[8];
+        for (int h = 0; h < S; ++h) {
+            int64_t blk = blocks[i * m + spec[2 * h]];
+            int64_t nbk = nb[i * S + h];
+            if (blk < 0 || blk >= nfull || nbk < 0 || nbk >= nfull) return 1;
+            if (!ok[i * S + h]) continue;
+            int side = spec[2 * h + 1];
+            const double* own = full + (blk * 4 + side) * 16;
+            const double* nbl = full + (nbk * 4 + (side ^ 1)) * 16;  // top <-> bottom, left <-> right
+            for (int x = 0; x < 8; ++x) e0[E + x] = a0 * own[x] + a1 * own[8 + x] + b1 * nbl[x] + b2 * nbl[8 + x];
+            used[E / 8] = h;
+            E += 8;
+        }
+        for (int k = 0; k < K; ++k) {
+            int64_t slot = sel[i * K + k];
+            double* clk = cl + (i * K + k) * L;
+            if (slot < 0 || slot >= m * 64) {
+                for (int q = 0; q < L; ++q) clk[q] = 0.0;
+            } else {
+                double mag = absdeq[i * m * 64 + slot];
+                const double* b = basis + slot * L;
+                for (int q = 0; q < L; ++q) clk[q] = floor_exact(mag * b[q] * scale);
+            }
+            for (int u = 0; u < E / 8; ++u) {
+                const double* l = clk + used[u] * 16;
+                for (int x = 0; x < 8; ++x) c[k * E + u * 8 + x] = a0 * l[x] + a1 * l[8 + x];
+            }
+        }
+        for (int k = 0; k < K; ++k) {
+            g[k] = dot(&c[k * E], e0.data(), E);
+            for (int j = k; j < K; ++j) gram[k * K + j] = gram[j * K + k] = dot(&c[k * E], &c[j * E], E);
+        }
+        // half the cost less constants, C(s) = sum_k s_k g_k + sum_{k<j} s_k s_j G_kj, over the hypotheses in Gray
+        // code order: flipping s_k changes C by -2 s_k t_k, t_k = g_k + sum_{j != k} s_j G_kj (bit k of h: s_k = -1)
+        double cur = 0.0;
+        for (int k = 0; k < K; ++k) {
+            s[k] = 1.0;
+            cur += g[k];
+            for (int j = k + 1; j < K; ++j) cur += gram[k * K + j];
+        }
+        for (int k = 0; k < K; ++k) {
+            double v = g[k];
+            for (int j = 0; j < K; ++j)
+                if (j != k) v += gram[k * K + j];
+            t[k] = v;
+        }
+        cost[0] = cur;
+        int code = 0;
+        for (int step = 1; step < H; ++step) {
+            int k = __builtin_ctz(step);  // the bit a Gray code flips at this step
+            cur -= 2.0 * s[k] * t[k];
+            double ds = -2.0 * s[k];  // s_k's change
+            s[k] = -s[k];
+            for (int j = 0; j < K; ++j)
+                if (j != k) t[j] += ds * gram[j * K + k];
+            code ^= 1 << k;
+            cost[code] = cur;
+        }
+        for (int k = 0; k < K; ++k) m0[k] = m1[k] = INFINITY;
+        for (int h = 0; h < H; ++h) {
+            double v = cost[h];
+            for (int k = 0; k < K; ++k) {
+                double& mk = (h >> k) & 1 ? m1[k] : m0[k];
+                if (v < mk) mk = v;
+            }
+        }
+        for (int k = 0; k < K; ++k) {
+            pred[i * K + k] = m0[k] <= m1[k] ? 1.0 : -1.0;
+            double margin = m0[k] > m1[k] ? m0[k] - m1[k] : m1[k] - m0[k];
+            double norm = 2.0 * gram[k * K + k];
+            int64_t cl_ = 0;
+            if (norm != 0.0)
+                for (int q = 0; q < nedges; ++q) cl_ += margin >= edges[q] * norm;
+            cls[i * K + k] = cl_;
+        }
+    }
+    return 0;
+}
+
+// After a round: the units' lines += sum_k sign_k cl_k (sign 0 for empty slots), written back into full.
+int sp_apply_round(double* full, int64_t nfull, const int64_t* blocks, int m, int S, const int32_t* spec, int K,
+                   const double* sign, const double* cl, int64_t n) {
+    const int L = S * 2 * 8;
+    for (int64_t i = 0; i < n; ++i) {
+        for (int s = 0; s < S; ++s) {
+            int64_t blk = blocks[i * m + spec[2 * s]];
+            if (blk < 0 || blk >= nfull) return 1;
+            double* own = full + (blk * 4 + spec[2 * s + 1]) * 16;
+            double acc[16];
+            for (int t = 0; t < 16; ++t) acc[t] = 0.0;
+            for (int k = 0; k < K; ++k) {  // integers: exact in any order
+                const double sg = sign[i * K + k];
+                const double* c = cl + (i * K + k) * L + s * 16;
+                for (int t = 0; t < 16; ++t) acc[t] += sg * c[t];
+            }
+            for (int t = 0; t < 16; ++t) own[t] += acc[t];
+        }
+    }
+    return 0;
+}
+
+}  // extern "C"
