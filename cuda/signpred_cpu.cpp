@@ -40,12 +40,12 @@ extern "C" {
 // n units; per unit: blocks (n, m) flat block ids into full (nfull, 4, 2, 8); nb (n, S) the block across each
 // half-side, ok (n, S) whether it is used; spec (S, 2): (which of the unit's blocks, side); sel (n, K) slot of each
 // predicted coefficient (-1: none), absdeq (n, m * 64) |dequantised coefficients|; basis (m * 64, S, 2, 8);
-// op (a0, a1, b1, b2); edges (nedges) margin thresholds. Out: pred (n, K) +1 / -1, cls (n, K), cl (n, K, S, 2, 8)
-// the contributions (for sp_apply_round). Returns 0, or 1 on arguments out of range.
+// op (a0, a1, b1, b2); edges (nedges) margin thresholds. Out: pred (n, K) +1 / -1, cls (n, K). Returns 0, or 1 on
+// arguments out of range.
 int sp_predict_round(const double* full, int64_t nfull, const int64_t* blocks, int m, const int64_t* nb,
                      const uint8_t* ok, int S, const int32_t* spec, const int64_t* sel, int K, const double* absdeq,
                      const double* basis, double scale, const int32_t* op, const double* edges, int nedges,
-                     int64_t n, double* pred, int64_t* cls, double* cl) {
+                     int64_t n, double* pred, int64_t* cls) {
     if (K < 1 || K > 12 || S < 1 || S > 8 || m < 1 || m > 4) return 1;
     const int L = S * 2 * 8;  // lines of a unit
     const double a0 = op[0], a1 = op[1], b1 = op[2], b2 = op[3];
@@ -69,18 +69,18 @@ int sp_predict_round(const double* full, int64_t nfull, const int64_t* blocks, i
             used[E / 8] = h;
             E += 8;
         }
-        for (int k = 0; k < K; ++k) {
+        for (int k = 0; k < K; ++k) {  // the contributions on the used half-sides only
             int64_t slot = sel[i * K + k];
-            double* clk = cl + (i * K + k) * L;
-            if (slot < 0 || slot >= m * 64) {
-                for (int q = 0; q < L; ++q) clk[q] = 0.0;
-            } else {
-                double mag = absdeq[i * m * 64 + slot];
-                const double* b = basis + slot * L;
-                for (int q = 0; q < L; ++q) clk[q] = floor_exact(mag * b[q] * scale);
-            }
+            bool empty = slot < 0 || slot >= m * 64;
+            double mag = empty ? 0.0 : absdeq[i * m * 64 + slot];
             for (int u = 0; u < E / 8; ++u) {
-                const double* l = clk + used[u] * 16;
+                double l[16];
+                if (empty) {
+                    for (int q = 0; q < 16; ++q) l[q] = 0.0;
+                } else {
+                    const double* b = basis + slot * L + used[u] * 16;
+                    for (int q = 0; q < 16; ++q) l[q] = floor_exact(mag * b[q] * scale);
+                }
                 for (int x = 0; x < 8; ++x) c[k * E + u * 8 + x] = a0 * l[x] + a1 * l[8 + x];
             }
         }
@@ -135,23 +135,28 @@ int sp_predict_round(const double* full, int64_t nfull, const int64_t* blocks, i
     return 0;
 }
 
-// After a round: the units' lines += sum_k sign_k cl_k (sign 0 for empty slots), written back into full.
-int sp_apply_round(double* full, int64_t nfull, const int64_t* blocks, int m, int S, const int32_t* spec, int K,
-                   const double* sign, const double* cl, int64_t n) {
+// After a round: the units' lines += sum_k sign_k cl_k (sign 0 for empty slots), written back into full; the
+// contributions cl_k recomputed as sp_predict_round computes them (cheaper than storing them: memory-bound).
+int sp_apply_round(double* full, int64_t nfull, const int64_t* blocks, int m, int S, const int32_t* spec,
+                   const int64_t* sel, int K, const double* absdeq, const double* basis, double scale,
+                   const double* sign, int64_t n) {
     const int L = S * 2 * 8;
+    std::vector<double> acc(L);
     for (int64_t i = 0; i < n; ++i) {
+        for (int q = 0; q < L; ++q) acc[q] = 0.0;
+        for (int k = 0; k < K; ++k) {  // integers: exact in any order
+            int64_t slot = sel[i * K + k];
+            const double sg = sign[i * K + k];
+            if (slot < 0 || slot >= m * 64 || sg == 0.0) continue;
+            double mag = absdeq[i * m * 64 + slot];
+            const double* b = basis + slot * L;
+            for (int q = 0; q < L; ++q) acc[q] += sg * floor_exact(mag * b[q] * scale);
+        }
         for (int s = 0; s < S; ++s) {
             int64_t blk = blocks[i * m + spec[2 * s]];
             if (blk < 0 || blk >= nfull) return 1;
             double* own = full + (blk * 4 + spec[2 * s + 1]) * 16;
-            double acc[16];
-            for (int t = 0; t < 16; ++t) acc[t] = 0.0;
-            for (int k = 0; k < K; ++k) {  // integers: exact in any order
-                const double sg = sign[i * K + k];
-                const double* c = cl + (i * K + k) * L + s * 16;
-                for (int t = 0; t < 16; ++t) acc[t] += sg * c[t];
-            }
-            for (int t = 0; t < 16; ++t) own[t] += acc[t];
+            for (int t = 0; t < 16; ++t) own[t] += acc[s * 16 + t];
         }
     }
     return 0;

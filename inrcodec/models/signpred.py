@@ -428,8 +428,8 @@ def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, 
                                                     u.sel[rows, r * K:(r + 1) * K], u.absdeq[rows], u.basis,
                                                     u.shift, OPS[OP], MARGIN_EDGES)
             if fast is not None:
-                pred, cls, cl = fast
-                mine = None
+                pred, cls = fast
+                cl = mine = None
             else:
                 cl = u.contributions(rows, r)
                 mine = u.mine(full, rows)
@@ -456,10 +456,11 @@ def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, 
             sign[ok] *= 1.0 - 2.0 * wrong[at:at + nk]
             at += nk
             sign[~ok] = 0.0
-            if mine is None and signpred_round.apply_round(full, u.blocks[rows], u.spec, sign, cl):
-                pass
-            else:
-                mine = u.mine(full, rows) if mine is None else mine
+            if mine is not None or not signpred_round.apply_round(
+                    full, u.blocks[rows], u.spec, u.sel[rows, r * K:(r + 1) * K], u.absdeq[rows], u.basis,
+                    u.shift, sign):
+                if mine is None:
+                    cl, mine = u.contributions(rows, r), u.mine(full, rows)
                 mine += np.einsum("nk,nk...->n...", sign, cl)  # integers: exact in any order
                 u.store(full, rows, mine)
             if not truth:
