@@ -114,13 +114,21 @@ int sp_predict_round(const double* full, int64_t nfull, const int64_t* blocks, i
             code ^= 1 << k;
             cost[code] = cur;
         }
-        for (int k = 0; k < K; ++k) m0[k] = m1[k] = INFINITY;
-        for (int h = 0; h < H; ++h) {
-            double v = cost[h];
-            for (int k = 0; k < K; ++k) {
-                double& mk = (h >> k) & 1 ? m1[k] : m0[k];
-                if (v < mk) mk = v;
+        // per bit k the least cost with s_k = +1 / -1: fold the table from the top bit down (its halves are bit k =
+        // 0 / 1 once the bits above are folded away), branch-free
+        int size = H;
+        for (int k = K - 1; k >= 0; --k) {
+            int half = size >> 1;
+            double lo = INFINITY, hi = INFINITY;
+            for (int h = 0; h < half; ++h) {
+                double a = cost[h], b = cost[half + h];
+                lo = a < lo ? a : lo;
+                hi = b < hi ? b : hi;
+                cost[h] = a < b ? a : b;
             }
+            m0[k] = lo;
+            m1[k] = hi;
+            size = half;
         }
         for (int k = 0; k < K; ++k) {
             pred[i * K + k] = m0[k] <= m1[k] ? 1.0 : -1.0;

@@ -328,11 +328,12 @@ class _Kind:
         self.shift = SHIFT if kind == "block" else SHIFT16
         self.absq = absq[self.blocks].reshape(c * n, m * N * N)
         step = np.repeat(np.tile(per, (1, m)), n, axis=0)  # (c * n, m * 64)
-        self.absdeq = np.minimum(self.absq * step, clamp)
+        prod = self.absq * step
+        self.absdeq = np.minimum(prod, clamp)
         self.rounds = ROUNDS if kind == "block" else GROUP_ROUNDS
         self.sel = np.full((c * n, K * self.rounds), -1, np.int64)
-        use = self.ok.any(1)
-        score = self.absq[use].astype(np.int64) * step[use].astype(np.int64) * _weights(kind)
+        use = self.ok.any(1) & (prod.max(1) > 0)  # rows with a side and a coefficient
+        score = prod[use] * _weights(kind)  # integers below 2^33: exact in float64
         order = np.argsort(-score, axis=1, kind="stable")[:, :K * self.rounds]
         self.sel[use] = np.where(np.take_along_axis(score, order, 1) > 0, order, -1)
 
