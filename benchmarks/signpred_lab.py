@@ -146,7 +146,8 @@ def main(argv=None) -> int:
                                       f"saved {v['saved_pct_residual']:.2f} % res ({n} of {nsign} signs) "
                                       f"{cpu:.2f} s", flush=True)
                 res["sets"].append(entry)
-    res["summary"] = {k: {"hit": 1 - a["wrong"] / max(a["n"], 1), "saved_pct_residual_total": 100 * a["saved"] / a["res"],
+    res["summary"] = {k: {"hit": 1 - a["wrong"] / max(a["n"], 1),
+                          "saved_pct_residual_total": 100 * a["saved"] / a["res"],
                           "saved_pct_residual_mean": float(np.mean(a["pct_res"])),
                           "saved_pct_file_mean": float(np.mean(a["pct_file"]))} for k, a in agg.items()}
     for k, s in res["summary"].items():

@@ -13,8 +13,8 @@
 
 namespace {
 
-// floor of a product below 2^31 in magnitude (|deq| <= 2^16, |basis| <= 8100, scale <= 2^-14: below 2^15), without a
-// libm call (no SSE4.1 round is assumed); int32 truncation vectorises
+// floor of a value below 2^31 in magnitude (a contribution: |deq| <= 2^16, |basis| <= 8100, scale <= 2^-14, below
+// 2^15; a line: below 2^23), without a libm call (no SSE4.1 round is assumed); int32 truncation vectorises
 inline double floor_exact(double v) {
     double t = (double)(int32_t)v;  // truncation toward zero
     return t > v ? t - 1.0 : t;
@@ -166,6 +166,26 @@ int sp_apply_round(double* full, int64_t nfull, const int64_t* blocks, int m, in
             double* own = full + (blk * 4 + spec[2 * s + 1]) * 16;
             for (int t = 0; t < 16; ++t) own[t] += acc[s * 16 + t];
         }
+    }
+    return 0;
+}
+
+// Border lines of n units from their (n, M) signed dequantised coefficients: floor(sum_slot deq x basis[slot] x
+// scale), (n, W); the sum over the non-zero coefficients only (most are zero), exact integers below 2^38.
+int sp_lines(const double* deq, int64_t n, int M, const double* basis, int W, double scale, double* out) {
+    if (M < 1 || W < 1 || W > 256) return 1;
+    double acc[256];
+    for (int64_t i = 0; i < n; ++i) {
+        for (int q = 0; q < W; ++q) acc[q] = 0.0;
+        const double* d = deq + i * M;
+        for (int slot = 0; slot < M; ++slot) {
+            const double v = d[slot];
+            if (v == 0.0) continue;
+            const double* b = basis + (int64_t)slot * W;
+            for (int q = 0; q < W; ++q) acc[q] += v * b[q];
+        }
+        double* o = out + i * W;
+        for (int q = 0; q < W; ++q) o[q] = floor_exact(acc[q] * scale);
     }
     return 0;
 }

@@ -259,3 +259,22 @@ def test_compiled_and_numpy_walks_give_the_same_stream(monkeypatch):
     monkeypatch.setattr(signpred, "USE_KERNEL", False)
     assert signpred.encode(q, units, mask) == fast
     np.testing.assert_array_equal(signpred.decode(fast, np.abs(q), units, mask), q)
+
+
+@needs_kernel
+@pytest.mark.parametrize("kind", ["block", "group"])
+def test_compiled_lines_match_the_product(kind):
+    """``kernels.signpred_round.lines`` (the non-zero coefficients only) against floor(deq @ basis / 2^shift), up to
+    the clamps with every coefficient set in some rows."""
+    from inrcodec.kernels import signpred_round
+
+    rng = np.random.default_rng(11)
+    basis = (signpred.border_basis() if kind == "block" else signpred.group_basis()).reshape(
+        64 if kind == "block" else 256, -1)
+    shift = signpred.SHIFT if kind == "block" else signpred.SHIFT16
+    clamp = signpred.COEF_CLAMP if kind == "block" else 1 << 16
+    deq = np.where(rng.random((300, len(basis))) < 0.2, rng.integers(-clamp, clamp + 1, (300, len(basis))), 0)
+    deq[:3] = clamp * np.where(rng.random((3, len(basis))) < 0.5, -1, 1)  # every coefficient at the clamp
+    deq = deq.astype(np.float64)
+    np.testing.assert_array_equal(signpred_round.lines(deq, basis, shift),
+                                  np.floor((deq @ basis) * (1.0 / (1 << shift))))

@@ -60,3 +60,14 @@ def apply_round(full: np.ndarray, blocks: np.ndarray, spec, sel: np.ndarray, abs
             _c(basis, np.float64), _c(sign, np.float64)]
     return lib.sp_apply_round(_ptr(full), len(full), _ptr(args[0]), m, s, _ptr(args[1]), _ptr(args[2]), k,
                               _ptr(args[3]), _ptr(args[4]), 2.0 ** -shift, _ptr(args[5]), n) == 0
+
+
+def lines(deq: np.ndarray, basis: np.ndarray, shift: int) -> np.ndarray | None:
+    """(n, W) floor(deq @ basis / 2^shift) over the non-zero coefficients, or None (no library)."""
+    lib = _loader.cpu_library()
+    if lib is None or not hasattr(lib, "sp_lines"):
+        return None
+    d, b = _c(deq, np.float64), _c(basis, np.float64)
+    out = np.empty((len(d), b.shape[1]))
+    rc = lib.sp_lines(_ptr(d), len(d), d.shape[1], _ptr(b), b.shape[1], 2.0 ** -shift, _ptr(out))
+    return out if rc == 0 else None

@@ -375,8 +375,8 @@ def _chunked_bern(io, stats: np.ndarray, ctx: np.ndarray, truth):
 
 # -- public -----------------------------------------------------------------------------------------------------------
 def encode(q: np.ndarray, signs: bool = True) -> bytes:
-    """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes. ``signs`` False: the magnitudes alone (``image_dct``
-    format 8 codes the signs in ``signpred``'s stream)."""
+    """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes. ``signs`` False: the magnitudes alone
+    (``image_dct`` format 8 codes the signs in ``signpred``'s stream)."""
     rec = _Recorder()
     mags, _ = _walk(rec, q.shape[:3], q)
     flat = q.reshape(-1, N * N)  # block-major: signs and escapes in the decoder's order

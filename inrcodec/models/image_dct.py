@@ -24,7 +24,8 @@ Section layout (``dct``): byte 0 format, varint steps [AC, DC] of Y (then Co, Cg
 strength, then the symbols: format 2 (written since session 20) ``coefcoder``'s context-modelled stream (7.5 %
 fewer bytes than format 1 on 48 Kodak residuals, 4-13 % per set: benchmarks/README.md "Context-modelled residual
 symbols"); format 1 (still decoded) the blobs of ``mcdct2``'s P-frame coding in
-decoding order, each a varint length + ``encode_ints`` blob.
+decoding order, each a varint length + ``encode_ints`` blob. Format 8 (session 25) codes the signs apart, predicted
+by boundary matching (``signpred``; written where its sign stream is shorter, ``SIGN_PREDICTION``).
 """
 
 from __future__ import annotations

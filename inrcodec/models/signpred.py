@@ -4,7 +4,8 @@ Why: the residual (~60 % of a ``gaussian+dct`` file) coded one raw bit per non-z
 of its bits. Predicting signs from the base's high-pass or from neighbouring blocks' signs did not pay (46-50 %
 agreement, <= 0.2 %); what does is the decoded neighbourhood: of the 2^K sign hypotheses of a block's K largest
 coefficients, the one whose border lines continue the neighbouring blocks' decoded lines most smoothly is right
-70-90 % of the time (benchmarks/README.md, session 25).
+84 % (largest) to 70 % (8th) of the time in the order below (lab: 2.1 % of the residual's bytes on 8x8 blocks; the
+encoder's whole chain -1.5 % BD-rate; benchmarks/README.md "sign prediction", session 25).
 
 How (the exact layout is docs/format.md, the ``dct`` section's format 8):
 
@@ -17,9 +18,11 @@ How (the exact layout is docs/format.md, the ``dct`` section's format 8):
 - **Which signs** (``_Kind``): the K = 6 non-zero coefficients of the largest |q| x step x border weight, then in
   further rounds the next K with the earlier ones' signs known (3 rounds for blocks, 5 for groups).
 - **Cost** (``predict``): per pixel of a usable side e = 3 P0 - P1 - 3 N1 + N2 (P own lines from the edge, N the
-  neighbour's: a third difference across the edge), summed squared over the sides, in the residual alone (the base
-  is smooth across block edges: adding it measured 0.1-0.2 % worse). Everything is integer-valued float64 bounded
-  below 2^53 (exact in any summation order, on any BLAS), so the encoder and the decoder pick the same hypothesis.
+  neighbour's: a third difference across the edge; ECM's second difference saved 1.88 against 2.13 %), summed
+  squared over the sides, in the residual alone (the base is smooth across block edges: with it 2.07 %). Everything
+  is integer-valued float64 bounded below 2^53 (exact in any summation order, on any BLAS), so the encoder and the
+  decoder pick the same hypothesis; each round runs in a compiled copy (``kernels.signpred_round``, held to the
+  numpy path here by tests/test_signpred.py) where there is one.
 - **Coding**: the signs not predicted raw; per predicted sign a "prediction wrong" bit with adaptive counts in
   contexts of its rank, the margin of its hypothesis (cost of the other sign over the cost of flipping it alone)
   and the channel group and unit kind (``coefcoder``'s binary machinery).
@@ -34,7 +37,8 @@ import numpy as np
 from ..kernels import signpred_round
 from .mcdct import N, T8, _zigzag
 
-SHIFT = 14  # border lines in 1/32 levels: coefficient (1/16 levels) x T x T (2^15 per 1/16 level... ) / 2^14
+SHIFT = 14  # border lines in 1/32 levels: a coefficient (1/16 levels) x T8 x T8 has gain 2^19 per level (the inverse
+# shifts 9 + 8 down to 1/4 levels), / 2^14 leaves 2^5
 SIDES = 4  # top, bottom, left, right
 OPPOSITE = (1, 0, 3, 2)
 # finite-difference operators across an edge: own lines (P0 at the edge, P1 next) and the neighbour's (N1, N2):
@@ -63,7 +67,9 @@ def lines(deq: np.ndarray) -> np.ndarray:
     """(..., 64) signed dequantised coefficients (1/16 levels, clamped) -> (..., 4, 2, 8) border lines in
     1/32 levels (floor): products below 2^28, sums below 2^34, exact."""
     b = border_basis().reshape(N * N, -1)
-    out = np.floor((deq.reshape(-1, N * N) @ b) * (1.0 / (1 << SHIFT)))
+    out = signpred_round.lines(deq.reshape(-1, N * N), b, SHIFT) if USE_KERNEL else None
+    if out is None:
+        out = np.floor((deq.reshape(-1, N * N) @ b) * (1.0 / (1 << SHIFT)))
     return out.reshape(deq.shape[:-1] + (SIDES, 2, N))
 
 
@@ -340,7 +346,9 @@ class _Kind:
     def lines(self, deq: np.ndarray) -> np.ndarray:
         """(n, S, 2, 8) half-side lines of the units' (n, m * 64) signed dequantised coefficients."""
         b = self.basis.reshape(len(self.basis), -1)
-        out = np.floor((deq @ b) * (1.0 / (1 << self.shift)))
+        out = signpred_round.lines(deq, b, self.shift) if USE_KERNEL else None
+        if out is None:
+            out = np.floor((deq @ b) * (1.0 / (1 << self.shift)))
         return out.reshape(len(deq), len(self.spec), 2, N)
 
     def contributions(self, rows: np.ndarray, r: int) -> np.ndarray:
