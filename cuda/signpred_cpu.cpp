@@ -47,6 +47,8 @@ int sp_predict_round(const double* full, int64_t nfull, const int64_t* blocks, i
                      const double* basis, double scale, const int32_t* op, const double* edges, int nedges,
                      int64_t n, double* pred, int64_t* cls) {
     if (K < 1 || K > 12 || S < 1 || S > 8 || m < 1 || m > 4) return 1;
+    for (int h = 0; h < S; ++h)
+        if (spec[2 * h] < 0 || spec[2 * h] >= m || spec[2 * h + 1] < 0 || spec[2 * h + 1] > 3) return 1;
     const int L = S * 2 * 8;  // lines of a unit
     const double a0 = op[0], a1 = op[1], b1 = op[2], b2 = op[3];
     const int H = 1 << K;
@@ -148,7 +150,12 @@ int sp_predict_round(const double* full, int64_t nfull, const int64_t* blocks, i
 int sp_apply_round(double* full, int64_t nfull, const int64_t* blocks, int m, int S, const int32_t* spec,
                    const int64_t* sel, int K, const double* absdeq, const double* basis, double scale,
                    const double* sign, int64_t n) {
+    if (S < 1 || S > 8 || m < 1 || m > 4) return 1;
+    for (int h = 0; h < S; ++h)
+        if (spec[2 * h] < 0 || spec[2 * h] >= m || spec[2 * h + 1] < 0 || spec[2 * h + 1] > 3) return 1;
     const int L = S * 2 * 8;
+    for (int64_t i = 0; i < n * m; ++i)  // every index checked before anything is written
+        if (blocks[i] < 0 || blocks[i] >= nfull) return 1;
     std::vector<double> acc(L);
     for (int64_t i = 0; i < n; ++i) {
         for (int q = 0; q < L; ++q) acc[q] = 0.0;
@@ -161,9 +168,7 @@ int sp_apply_round(double* full, int64_t nfull, const int64_t* blocks, int m, in
             for (int q = 0; q < L; ++q) acc[q] += sg * floor_exact(mag * b[q] * scale);
         }
         for (int s = 0; s < S; ++s) {
-            int64_t blk = blocks[i * m + spec[2 * s]];
-            if (blk < 0 || blk >= nfull) return 1;
-            double* own = full + (blk * 4 + spec[2 * s + 1]) * 16;
+            double* own = full + (blocks[i * m + spec[2 * s]] * 4 + spec[2 * s + 1]) * 16;
             for (int t = 0; t < 16; ++t) own[t] += acc[s * 16 + t];
         }
     }
