@@ -100,6 +100,9 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.gr_residual_loss_cpu.argtypes = [p, p, p, i32, i32, i32, p, p, p, f, f, f, f, f, p, i32]
     lib.cc_decode_format2.restype = i32
     lib.cc_decode_format2.argtypes = [p, i64, i32, i32, i32, p, p, p, p, i64, p, p]
+    if hasattr(lib, "cc_decode_format7"):
+        lib.cc_decode_format7.restype = i32
+        lib.cc_decode_format7.argtypes = [p, i64, i32, i32, i32, p, p, p, p, i64, p, p, p]
     lib.rs_apply_cpu.restype = i32
     lib.rs_apply_cpu.argtypes = [p, p, i32, i32, i32, i32, i32, i32, i32, p, p, p, i32, i32]
     return lib

@@ -406,13 +406,16 @@ def estimate_bytes(q: np.ndarray, walk=None) -> float:
     return (cnt.bits + np.count_nonzero(q)) / 8.0 + 7.0 + esc_bytes
 
 
-def decode(data: bytes, c: int, by: int, bx: int, walk=None) -> np.ndarray:
+def decode(data: bytes, c: int, by: int, bx: int, walk=None, kernel=None) -> np.ndarray:
     """Inverse of ``encode``: (c, by, bx, 64) int16 symbols; FormatError on anything malformed. ``walk``: as
-    ``encode``'s (decoded by the Python walk: the compiled one is this format's)."""
+    ``encode``'s, with ``kernel`` its compiled copy ((payload, c, by, bx) -> (signed magnitudes, escapes) or None)."""
     n, pos = read_varint(data, 0, "dct residual: stream length is truncated", 5)
     if pos + n > len(data):
         raise FormatError("dct residual: stream is truncated")
-    fast = None if walk is not None else coefcoder_decode.decode(data[pos:pos + n], c, by, bx, *_template(), _diagonal_starts(), _class_table())
+    if walk is None:
+        fast = coefcoder_decode.decode(data[pos:pos + n], c, by, bx, *_template(), _diagonal_starts(), _class_table())
+    else:
+        fast = kernel(data[pos:pos + n], c, by, bx) if kernel is not None else None
     if fast is not None:  # the compiled walk, trusted only where its stream ended as this one's must
         out, n_escape = fast
         esc = decode_ints(data[pos + n:], n_escape)

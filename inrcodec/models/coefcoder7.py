@@ -20,8 +20,8 @@ the counts are too few after the per-pass decay); two adaptation speeds mixed (+
 statistics differ from the last's); a second context dimension from the count of non-zeros so far, the template's
 outer positions, the 3x3 blocks' activity, Cg seeing Co (each <= 0.2 %); finer classes (-0.1 %).
 
-Decoder: ``coefcoder.decode``'s Python walk with this walk (the compiled ``kernels.coefcoder_decode`` decodes
-format 2 only). Every probability comes from counts with IEEE +, -, *, / on single elements (no sums of floats in
+Decoder: a compiled copy of this walk (``kernels.coefcoder_decode.decode7``, ``cc_decode_format7``), trusted only
+when it vouches for the stream (as format 2's); this Python walk is its reference and the fallback. Every probability comes from counts with IEEE +, -, *, / on single elements (no sums of floats in
 an order numpy may choose: totals are kept as counts of their own), so encoder and decoder agree on any machine.
 """
 
@@ -31,6 +31,7 @@ import functools
 
 import numpy as np
 
+from ..kernels import coefcoder_decode
 from . import coefcoder as cc
 from .coefcoder import CLASSES, ESC, K, _Counter  # noqa: F401  (K, ESC: the alphabet is format 2's)
 from .mcdct import N, _zigzag
@@ -206,5 +207,11 @@ def estimate_bytes(q: np.ndarray) -> float:
     return cc.estimate_bytes(q, walk=_walk)
 
 
+def _kernel(payload: bytes, c: int, by: int, bx: int):
+    return coefcoder_decode.decode7(payload, c, by, bx, *cc._template(), cc._diagonal_starts(), _class_table(),
+                                    _where())
+
+
 def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
-    return cc.decode(data, c, by, bx, walk=_walk)
+    """Inverse of ``encode``: the compiled walk where it vouches for the stream, else this Python walk."""
+    return cc.decode(data, c, by, bx, walk=_walk, kernel=_kernel)
