@@ -716,3 +716,7 @@ CLEAN = ("ok", "FormatError", "InputError")
 register_seed("gaussian-dct-image-tx16-restore", _restored(_fit_maker("gaussian+dct", _tiny_image)))
 # format 6 (the restoration filters with cross-channel taps, session 24)
 register_seed("gaussian-dct-image-cross", _restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))
+# format 7 (the same tools, the symbols coded by coefcoder7's richer model, session 25): RGB with the filters forced
+# (and 16x16 groups where the encoder takes them), gray 16-bit without filters
+register_seed("gaussian-dct-image-rich", _restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))
+register_seed("gaussian-dct-gray16-rich", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))

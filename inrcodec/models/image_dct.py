@@ -37,7 +37,7 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
 from ..kernels import dct_residual
-from . import coefcoder, deblock, image_tx16, mcdct, mcdct2, rdoq_ctx, restore
+from . import coefcoder, coefcoder7, deblock, image_tx16, mcdct, mcdct2, rdoq_ctx, restore
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
 FORMAT = 2  # written without the tools below; 1 (mcdct2's symbol coding) is still decoded
@@ -47,8 +47,13 @@ FORMAT_TX16_RESTORE = 5  # both: the 16x16 flags, then the filters (session 23's
 # format 5's layout with the filters' cross-channel form (``restore``, session 24): a 16x16 flag stream of length 0
 # says no group takes one
 FORMAT_CROSS = 6
-FORMATS = (1, 2, 3, 4, 5, 6)
-_WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE, FORMAT_CROSS)
+# every tool of formats 2-6 in one layout (a 16x16 flag stream, empty where no group takes one; a byte: no filters /
+# the plain form / the cross-channel form, then the filters), the symbols coded by ``coefcoder7`` (session 25: the
+# same symbols in ~1.5 % fewer bytes); written by the encoder where RICH_MODEL is set
+FORMAT_RICH = 7
+FORMATS = (1, 2, 3, 4, 5, 6, 7)
+RICH_MODEL = True  # the encoder writes format 7 (False: formats 2-6, as before session 25)
+_WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE, FORMAT_CROSS, FORMAT_RICH)
 WITH_FILTERS = (FORMAT_RESTORE, FORMAT_TX16_RESTORE, FORMAT_CROSS)
 STEP_UNIT = 16
 MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
@@ -464,7 +469,7 @@ def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float
     def cost(q, r):
         bits = rdoq_ctx.block_bits(q).sum(0)
         if calibrate:  # the per-block estimate's bias for this layout, from the coder's own models over the image
-            bits *= 8.0 * coefcoder.estimate_bytes(q) / max(float(bits.sum()), 1.0)
+            bits *= 8.0 * estimate_bytes(q) / max(float(bits.sum()), 1.0)
         return (weight * ((r - q * per) ** 2).sum(-1)).sum(0) + lam * bits
 
     bias = image_tx16.CHOICE_BIAS if bias is None else bias
@@ -521,12 +526,15 @@ def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.
     return quantise_raw(raw_coefficients(image, base), step, **kw)
 
 
-def estimate_bytes(q: np.ndarray, form: int = FORMAT) -> float:
-    """Coded size of the symbols in ``form``: format 2 from ``coefcoder``'s own models (within a few bytes, ~1.5x
-    cheaper than coding), format 1 from its streams' histograms (``mcdct2.estimate_bytes``)."""
+def estimate_bytes(q: np.ndarray, form: int | None = None) -> float:
+    """Coded size of the symbols in ``form`` (default: what the encoder writes, ``RICH_MODEL``): formats 2-6 from
+    ``coefcoder``'s own models, 7 from ``coefcoder7``'s (within a few bytes, cheaper than coding), format 1 from its
+    streams' histograms (``mcdct2.estimate_bytes``)."""
+    if form is None:
+        form = FORMAT_RICH if RICH_MODEL else FORMAT
     if form == 1:
         return mcdct2.estimate_bytes([_dense(q)])
-    return coefcoder.estimate_bytes(q)
+    return coefcoder7.estimate_bytes(q) if form == FORMAT_RICH else coefcoder.estimate_bytes(q)
 
 
 # -- symbols (format 1; format 2 is ``coefcoder``) ---------------------------------------------------------------
@@ -560,16 +568,25 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
     return np.ascontiguousarray(q)
 
 
-def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT,
+def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int | None = None,
                    filters: bytes | None = None, tx16: np.ndarray | None = None, cross: bool = False) -> bytes:
     """The ``dct`` section: format 2's header (format byte, steps, deblocking strength), then with ``tx16`` flags of
     which a group is set their stream (varint length + ANS payload, ``image_tx16``), then with ``filters``
     (``restore.encode``'s bytes) a varint length and the filters, then format 2's symbols. Formats: 3 filters,
     4 flags, 5 both, 6 (``cross``: the filters in their cross-channel form) format 5's layout, the flag stream
-    empty where no group is set."""
+    empty where no group is set; 7 (``form`` None and ``RICH_MODEL``, or asked for) all of them in format 7's layout."""
     has_tx16 = tx16 is not None and bool(np.any(tx16 & image_tx16.flag_contexts(q)[0]))
     if cross and filters is None:
         raise ValueError("cross-channel form without filters")
+    if form is None:
+        form = FORMAT_RICH if RICH_MODEL else FORMAT
+    if form == FORMAT_RICH:
+        head = bytes([form]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
+        flags = image_tx16.encode_flags(q, tx16) if has_tx16 else b""
+        head += varint(len(flags)) + flags + bytes([0 if filters is None else 2 if cross else 1])
+        if filters is not None:
+            head += varint(len(filters)) + filters
+        return head + coefcoder7.encode(q)
     if has_tx16 or filters is not None:
         form = FORMAT_CROSS if cross else {
             (False, True): FORMAT_RESTORE, (True, False): FORMAT_TX16, (True, True): FORMAT_TX16_RESTORE}[
@@ -616,15 +633,23 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
         n, pos = read_varint(data, pos, "dct residual: 16x16 flags are truncated", 5)
         if pos + n > len(data):
             raise FormatError("dct residual: 16x16 flags are truncated")
-        flags, pos = (data[pos:pos + n] if n or data[0] != FORMAT_CROSS else None), pos + n
-    if data[0] in WITH_FILTERS:
+        flags, pos = (data[pos:pos + n] if n or data[0] < FORMAT_CROSS else None), pos + n
+    filter_form = {FORMAT_RESTORE: 1, FORMAT_TX16_RESTORE: 1, FORMAT_CROSS: 2}.get(data[0], 0)
+    if data[0] == FORMAT_RICH:
+        if pos >= len(data) or data[pos] > 2:
+            raise FormatError("dct residual: restoration filter form is truncated or unknown")
+        filter_form, pos = data[pos], pos + 1
+    if filter_form:
         size, pos = read_varint(data, pos, "dct residual: restoration filters are truncated", 3)
         if size > len(data) - pos:
             raise FormatError("dct residual: restoration filters are truncated")
-        filters = restore.decode(data[pos:pos + size], c, data[0] == FORMAT_CROSS)
+        filters = restore.decode(data[pos:pos + size], c, filter_form == 2)
         pos += size
     by, bx = grid(h, w)
-    q = decode_symbols(data[pos:], c, by, bx) if data[0] == 1 else coefcoder.decode(data[pos:], c, by, bx)
+    if data[0] == 1:
+        q = decode_symbols(data[pos:], c, by, bx)
+    else:
+        q = (coefcoder7 if data[0] == FORMAT_RICH else coefcoder).decode(data[pos:], c, by, bx)
     if flags is not None:
         flags = image_tx16.decode_flags(flags, q)
     return q, np.array(units, np.int64).reshape(c, 2), int(strength), flags, filters
