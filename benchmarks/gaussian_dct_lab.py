@@ -26,7 +26,8 @@ quantisation, ``_depquant.py``, an experiment: Delta = dq_f x step, the trellis'
 coder; ``dqla``, ``dqla2`` with the look-ahead; ``nodrop``, ``+db`` as above). The first variant is the anchor.
 ``--set NAME=X``: rdoq_lambda, ctx_lambda, chroma (the chroma step factor of ``rdoqctx``), drop_lambda,
 tx_lambda, tx_bias, tx_mu, tx_requant, tx_bias16, tx_cal (tx16's choice), wiener_*, dq_f, dq_lambda (in step^2),
-dq_passes. Writes ``<out>.json`` and ``<out>.png``.
+dq_passes. Any variant ``...@f2``: the same with the symbols coded by format 2's ``coefcoder`` instead of format 7's
+``coefcoder7`` (``image_dct.RICH_MODEL`` off; session 25). Writes ``<out>.json`` and ``<out>.png``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,13 @@ def decode_blob(blob: bytes, base: np.ndarray) -> np.ndarray:
 
 def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, kw: dict):
     """(section bytes, decoded image) of one variant at luma ``step``."""
+    if variant.endswith("@f2"):  # the same variant with the symbols in format 2's coder (RICH_MODEL off)
+        keep = image_dct.RICH_MODEL
+        image_dct.RICH_MODEL = False
+        try:
+            return code(variant[:-3], image, base, raw, step, kw)
+        finally:
+            image_dct.RICH_MODEL = keep
     strength = image_dct.DEBLOCK_STRENGTH
     if variant.startswith("tx4"):  # per-block 8x8 or four 4x4 transforms (image_tx), over RDOQ
         import _tx4 as image_tx
