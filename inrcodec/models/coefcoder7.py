@@ -63,6 +63,24 @@ def _class_table() -> np.ndarray:
 _TAIL = np.arange(K - 2, dtype=np.int64)  # m - 2 for m = 2..K-1
 
 
+def class_rows(coarse: np.ndarray) -> np.ndarray:
+    """(n, 4) counts [zeros, ones, >= 2, sum of (m - 2)] -> (n, K) three-parameter pmf rows: P(0) = z,
+    P(1) = (1 - z) p1, P(m >= 2) = (1 - z)(1 - p1)(1 - r) r^(m-2), escape = the tail."""
+    n0, n1, n2, s2 = coarse.T
+    z = (n0 + 0.5 * PRIOR) / (n0 + n1 + n2 + PRIOR)
+    p1 = (n1 + 0.5 * PRIOR1) / (n1 + n2 + PRIOR1)
+    mean = (s2 + 0.5 * PRIOR) / (n2 + 0.5 * PRIOR)
+    r = mean / (1.0 + mean)
+    rows = np.empty((len(z), K))
+    rows[:, 0] = z
+    rows[:, 1] = (1.0 - z) * p1
+    rows[:, 2] = (1.0 - z) * (1.0 - p1) * (1.0 - r)
+    rows[:, 3:] = r[:, None]
+    np.multiply.accumulate(rows[:, 2:], axis=1, out=rows[:, 2:])  # sequential products: the same everywhere
+    rows[:, ESC] *= 1.0 / (1.0 - r)  # the tail
+    return rows
+
+
 class _Model:
     """Counts of one colour group: per class [zeros, ones, >= 2, sum of (m - 2) over >= 2], per (class, where) a
     histogram and its total."""
@@ -78,19 +96,7 @@ class _Model:
         self.total *= MAG_DECAY
 
     def table(self) -> np.ndarray:
-        n0, n1, n2, s2 = self.coarse.T
-        z = (n0 + 0.5 * PRIOR) / (n0 + n1 + n2 + PRIOR)
-        p1 = (n1 + 0.5 * PRIOR1) / (n1 + n2 + PRIOR1)
-        mean = (s2 + 0.5 * PRIOR) / (n2 + 0.5 * PRIOR)
-        r = mean / (1.0 + mean)
-        rows = np.empty((NCLS, K))
-        rows[:, 0] = z
-        rows[:, 1] = (1.0 - z) * p1
-        rows[:, 2] = (1.0 - z) * (1.0 - p1) * (1.0 - r)
-        rows[:, 3:] = r[:, None]
-        np.multiply.accumulate(rows[:, 2:], axis=1, out=rows[:, 2:])  # sequential products: the same everywhere
-        rows[:, ESC] *= 1.0 / (1.0 - r)  # the tail
-        prior = np.repeat(rows, WHERE, axis=0)
+        prior = np.repeat(class_rows(self.coarse), WHERE, axis=0)
         return (self.hist + TAU * prior) / (self.total + TAU)[:, None]
 
     def update(self, k: np.ndarray, m: np.ndarray):
