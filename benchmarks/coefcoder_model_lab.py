@@ -1,7 +1,7 @@
 """Candidate magnitude models of the residual symbols, by ideal adaptive code lengths (issue 13, session 25).
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/coefcoder_model_lab.py --images kodim01,kodim03,kodim05,kodim07 \\
-        -o benchmarks/results/coefcoder_model_lab_s25
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/coefcoder_model_lab.py \\
+        --images kodim01,kodim03,kodim05,kodim07 -o benchmarks/results/coefcoder_model_lab_s25
 
 Symbols: the lab's (``bench_coefcoder7.py``: cached Gaussian bases at 0.1 / 0.2 / 0.35 bpp, RDOQ'd residuals at
 luma steps 6 / 10 / 16 / 24; 48 sets). Each candidate codes format 2's magnitude passes (same order, same open

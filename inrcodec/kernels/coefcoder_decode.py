@@ -1,6 +1,6 @@
-"""Compiled decoder of the format-2 residual symbols (``cc_decode_format2`` in ``cuda/coefcoder_cpu.cpp``; format 7's,
-``models.coefcoder7``, ``cc_decode_format7``): the walk of ``models.coefcoder`` with its own ANS decoder reproducing constriction's, so the ~30 numpy passes and ~500
-constriction calls of a Kodak residual become one call.
+"""Compiled decoder of the format-2 residual symbols (``cc_decode_format2`` in ``cuda/coefcoder_cpu.cpp``; format
+7's, ``models.coefcoder7``, ``cc_decode_format7``, below): the walk of ``models.coefcoder`` with its own ANS decoder
+reproducing constriction's, so the ~30 numpy passes and ~500 constriction calls of a Kodak residual become one call.
 
 The reference is ``coefcoder.decode``'s Python walk. A result is used only when the kernel reports that the stream
 ended exactly where the reference's must (sentinel and empty coder); otherwise ``decode`` returns None and the caller

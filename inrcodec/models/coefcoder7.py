@@ -1,28 +1,31 @@
-"""A richer model of ``coefcoder``'s symbols (``image_dct`` format 7): the same symbols, passes and layout, ~1.5 %
-fewer bytes of a Kodak residual (benchmarks/README.md "session 25: a richer coefficient model").
+"""A richer model of ``coefcoder``'s symbols (``image_dct`` format 7): the same symbols, passes and layout, 1.54 %
+fewer bytes over the lab's 48 Kodak residuals (benchmarks/README.md, "a richer coefficient model", session 25).
 
-What differs from ``coefcoder`` (format 2), each measured by ideal code lengths on the lab's 48 Kodak residuals
-(RDOQ'd symbols over cached Gaussian bases; % of the residual's bits, signs included):
+What differs from ``coefcoder`` (format 2), each measured by ideal code lengths on those residuals
+(``benchmarks/coefcoder_model_lab.py``; % of the whole residual's bits, signs and flags included):
 
-- **Checkerboard halves per pass**: each diagonal's open blocks are coded in two halves (block rows + columns even,
-  then odd); the second half's context adds its four neighbours' magnitudes *at the same positions* (x 4/4, they
-  are in the first half, already decoded) and has its own 20 classes. With the model refreshes below: -0.2 %.
+- **Checkerboard halves per pass**: each diagonal's open blocks are coded in two halves (block row + column even,
+  then odd); the second half's context value adds 4 x its four neighbours' magnitudes *at the same positions*
+  (they are in the first half, already decoded) and has its own 20 classes: -0.69 % (-0.37 % of it from the
+  halves' extra model refreshes alone).
 - **Magnitude model**: per class three parameters instead of two (zero probability, P(1 | non-zero), a geometric
-  tail from 2), and per class x *where on the diagonal* the position is (u = 0, v = 0, neither) a full adaptive
-  histogram over 0..17 whose prior is the class's three-parameter pmf x ``TAU`` pseudo-counts (the histogram takes
-  over where its counts are many): -0.5 %.
-- **Refreshes**: up to 16 per half (at least 256 symbols each) instead of 4 per pass: -0.7 %.
-- **Last flags**: the context also holds the sum of the block's magnitudes on the diagonal just coded (1, 2, 3+):
-  -0.16 %.
+  tail from 2), and per class x *place on the diagonal* (u = 0, v = 0, neither) a full adaptive histogram over
+  0..17 whose prior is the class's three-parameter pmf x ``TAU`` pseudo-counts (the histogram takes over where its
+  counts are many): -0.54 %.
+- **Refreshes**: up to 16 per half (at least 256 symbols each) instead of 4 per pass (16 per pass: -0.55 %).
+- **Last flags**: the context also holds the block's magnitude sum on the diagonal just coded (1, 2, 3+): -0.16 %.
 
-Tried and not kept (same measure): a full histogram per class with the geometric prior, no position split (+0.1 %:
-the counts are too few after the per-pass decay); two adaptation speeds mixed (+0.1 to +0.4 %: each diagonal's
-statistics differ from the last's); a second context dimension from the count of non-zeros so far, the template's
-outer positions, the 3x3 blocks' activity, Cg seeing Co (each <= 0.2 %); finer classes (-0.1 %).
+Together -1.38 % on the magnitudes + -0.16 % = the -1.54 % measured on real streams. Tried and not kept (same
+measure): a full histogram per class with format 2's pmf as prior (-0.03 %: too few counts after the per-pass
+decay); two adaptation speeds averaged (+0.38 %: each diagonal's statistics differ from the last's); a second
+context dimension from the own template being zero, the non-zeros so far, the template's outer positions, the 3x3
+blocks' activity, Cg seeing Co (each -0.04 to -0.14 %); finer classes (-0.11 %).
 
-Decoder: a compiled copy of this walk (``kernels.coefcoder_decode.decode7``, ``cc_decode_format7``), trusted only
-when it vouches for the stream (as format 2's); this Python walk is its reference and the fallback. Every probability comes from counts with IEEE +, -, *, / on single elements (no sums of floats in
-an order numpy may choose: totals are kept as counts of their own), so encoder and decoder agree on any machine.
+Decoder: a compiled copy of this walk (``kernels.coefcoder_decode.decode7``, ``cc_decode_format7``: 12 CPU-ms per
+Kodak residual, median, against format 2's 6), trusted only when it vouches for the stream (as format 2's); this
+Python walk (~70 ms) is its reference and the fallback. Every probability comes from counts with IEEE +, -, *, / on
+single elements (no sums of floats in an order numpy may choose: totals are kept as counts of their own), so
+encoder and decoder agree on any machine.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 
 from ..kernels import coefcoder_decode
 from . import coefcoder as cc
-from .coefcoder import CLASSES, ESC, K, _Counter  # noqa: F401  (K, ESC: the alphabet is format 2's)
+from .coefcoder import CLASSES, ESC, K  # format 2's alphabet and classes
 from .mcdct import N, _zigzag
 
 SAME_W4 = 4  # the neighbours' magnitudes at the same position, in the second half's context (quarters)
