@@ -1,4 +1,5 @@
-"""Decode CPU of the ``dct`` section with and without sign prediction (format 8 vs the same residual without it).
+"""Decode CPU of the ``dct`` section with and without sign prediction (format 7 with
+TOOL_SIGNS vs the same residual without it).
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/bench_signpred_decode.py -o benchmarks/results/signpred_decode
 
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
                 row[mode] = {"format": blob[0], "bytes": len(blob),
                              "decode_cpu_ms": cpu_ms(lambda: image_dct.decode_residual(blob, *image.shape),
                                                      args.repeat)}
-                if blob[0] == image_dct.FORMAT_SIGNPRED:
+                if blob[0] == image_dct.FORMAT_TOOLS and blob[1] & image_dct.TOOL_SIGNS:
                     q, units, _, flags, _ = image_dct.decode_residual(blob, *image.shape)
                     mask = None if flags is None else image_tx16.block_mask(flags, *q.shape[1:3])
                     stream = signpred.encode(q, units, mask)

@@ -716,23 +716,32 @@ CLEAN = ("ok", "FormatError", "InputError")
 register_seed("gaussian-dct-image-tx16-restore", _restored(_fit_maker("gaussian+dct", _tiny_image)))
 # format 6 (the restoration filters with cross-channel taps, session 24)
 register_seed("gaussian-dct-image-cross", _restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))
+# format 7 (the same tools, the symbols coded by coefcoder7's richer model, session 25): RGB with the filters forced
+# (and 16x16 groups where the encoder takes them), gray 16-bit without filters
+register_seed("gaussian-dct-image-rich", _restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))
+register_seed("gaussian-dct-gray16-rich", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
 
 
-def _sign_predicted(make: Callable[[], bytes]) -> Callable[[], bytes]:
-    """``make`` with format 8 forced (``image_dct.SIGN_PREDICTION`` "always": on the tiny image the sign stream
-    would not pay for its bytes), so that the file holds the ``dct`` section's format 8 (session 25)."""
+def _sign_predicted(make: Callable[[], bytes], rich: bool = True) -> Callable[[], bytes]:
+    """``make`` with sign prediction forced (``image_dct.SIGN_PREDICTION`` "always": on the tiny image the sign
+    stream would not pay for its bytes), so that the file's ``dct`` section (format 7) holds that tool, with the
+    rich symbol model where ``rich`` (session 25)."""
     def run() -> bytes:
         from .models import image_dct
 
-        keep = image_dct.SIGN_PREDICTION
-        image_dct.SIGN_PREDICTION = "always"
+        keep = image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL
+        image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL = "always", rich
         try:
             return make()
         finally:
-            image_dct.SIGN_PREDICTION = keep
+            image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL = keep
     return run
 
 
-# format 8 (signs predicted by boundary matching, signpred) with the 16x16 groups and cross-channel filters
+# format 7 with both tools (the rich model and the signs predicted by boundary matching, signpred) with the
+# 16x16 groups and cross-channel filters
 register_seed("gaussian-dct-image-signpred",
               _sign_predicted(_restored(_fit_maker("gaussian+dct", _tiny_image), cross=2)))
+# format 7 with sign prediction alone (format 2's symbol coder, its stream without the signs)
+register_seed("gaussian-dct-image-signs-only",
+              _sign_predicted(_restored(_fit_maker("gaussian+dct", _tiny_image), cross=2), rich=False))

@@ -1,8 +1,9 @@
-"""Sign prediction by boundary matching (``models/signpred.py``, ``image_dct`` format 8): the vectorised hypothesis
-search against a brute-force int64 reference (exact at the bounds its docstring claims), the sign stream's exact
-round trip on 8x8 blocks and 16x16 groups (gray and RGB), that it predicts the signs of a real residual (a shorter
-stream than the raw signs), format 8 sections of every tool combination decode to what was encoded, and damaged
-sections give FormatError only; ``coefcoder``'s stream without signs through the compiled walk and the Python one."""
+"""Sign prediction by boundary matching (``models/signpred.py``, ``image_dct`` format 7 with TOOL_SIGNS): the
+hypothesis search against a brute-force int64 reference (exact at the bounds its docstring claims), the sign
+stream's exact round trip on 8x8 blocks and 16x16 groups (gray and RGB), that it predicts the signs of a real
+residual (a shorter stream than the raw signs), format 7 sections with sign prediction, of every tool combination
+and with either symbol model, decode to what was encoded, and damaged sections give FormatError only; ``coefcoder``'s stream without signs
+through the compiled walk and the Python one."""
 
 from __future__ import annotations
 
@@ -125,7 +126,10 @@ def always(monkeypatch):
 
 @pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (1, np.uint16)])
 @pytest.mark.parametrize("with_tx16,with_filters", [(False, False), (True, False), (False, True), (True, True)])
-def test_format_8_sections_decode_what_was_encoded(channels, dtype, with_tx16, with_filters, always):
+@pytest.mark.parametrize("rich", [False, True])
+def test_format_7_sections_with_sign_prediction_decode_what_was_encoded(channels, dtype, with_tx16, with_filters,
+                                                                         rich, always, monkeypatch):
+    monkeypatch.setattr(image_dct, "RICH_MODEL", rich)
     if with_filters and dtype != np.uint8:
         pytest.skip("filters are for 8-bit images")
     image, base, _ = _photo_residual()
@@ -147,7 +151,7 @@ def test_format_8_sections_decode_what_was_encoded(channels, dtype, with_tx16, w
         assert filters is not None
     blob = image_dct.encode_section(q, units, 12 if dtype == np.uint8 else 0, filters=filters, tx16=flags,
                                     cross=bool(cross))
-    assert blob[0] == image_dct.FORMAT_SIGNPRED
+    assert blob[:2] == bytes([image_dct.FORMAT_TOOLS, image_dct.TOOL_SIGNS | (image_dct.TOOL_RICH if rich else 0)])
     got_q, got_units, strength, got_flags, got_filters = image_dct.decode_residual(blob, *image.shape)
     np.testing.assert_array_equal(got_q, q)
     np.testing.assert_array_equal(got_units, units)
@@ -161,26 +165,33 @@ def test_format_8_sections_decode_what_was_encoded(channels, dtype, with_tx16, w
             np.array_equal(a, b) for a, b in zip(got_filters["coefs"], ref["coefs"]))
 
 
-def test_auto_writes_format_8_only_where_it_pays(monkeypatch):
+@pytest.mark.parametrize("rich", [False, True])
+def test_auto_predicts_the_signs_only_where_it_pays(monkeypatch, rich):
+    """Format 7's tools byte: sign prediction (TOOL_SIGNS) on a photo's residual, with or without the rich model;
+    off where it would not pay (then, without the rich model, the file keeps format 2)."""
+    monkeypatch.setattr(image_dct, "RICH_MODEL", rich)
     _, _, raw = _photo_residual()
     q, units = image_dct.quantise_raw(raw, 4.0)
     auto = image_dct.encode_section(q, units, 12)
     monkeypatch.setattr(image_dct, "SIGN_PREDICTION", "never")
     never = image_dct.encode_section(q, units, 12)
-    assert auto[0] == image_dct.FORMAT_SIGNPRED and never[0] == image_dct.FORMAT
+    rich_bit = image_dct.TOOL_RICH if rich else 0
+    assert auto[:2] == bytes([image_dct.FORMAT_TOOLS, image_dct.TOOL_SIGNS | rich_bit])
+    assert never[:2] == bytes([image_dct.FORMAT_TOOLS, rich_bit]) if rich else never[0] == image_dct.FORMAT
     assert len(auto) < len(never)
     tiny = np.zeros_like(q)
     tiny[0, 0, 0, 0] = 3  # one sign: a stream of its own costs more than the bit
     monkeypatch.setattr(image_dct, "SIGN_PREDICTION", "auto")
-    assert image_dct.encode_section(tiny, units, 12)[0] == image_dct.FORMAT
+    blob = image_dct.encode_section(tiny, units, 12)
+    assert blob[:2] == bytes([image_dct.FORMAT_TOOLS, rich_bit]) if rich else blob[0] == image_dct.FORMAT
 
 
-def test_damaged_format_8_sections_fail_cleanly(always):
+def test_damaged_sections_with_sign_prediction_fail_cleanly(always):
     image, base, raw = _photo_residual()
     q, units = image_dct.quantise_raw(raw[:, :4, :6], 6.0)
     flags = np.ones(image_tx16.groups(4, 6), bool) & image_tx16.flag_contexts(q)[0]
     blob = image_dct.encode_section(q, units, 12, tx16=flags)
-    assert blob[0] == image_dct.FORMAT_SIGNPRED
+    assert blob[0] == image_dct.FORMAT_TOOLS
     image_dct.decode_residual(blob, 32, 48, 3)
     rng = np.random.default_rng(1)
     cases = [blob[:n] for n in (1, 5, 8, len(blob) // 2, len(blob) - 1)] + [blob + b"\x00"]

@@ -1,4 +1,5 @@
-"""Sign prediction of ``image_dct``'s residual by boundary matching (``image_dct`` format 8; ECM's idea, written here).
+"""Sign prediction of ``image_dct``'s residual by boundary matching (``image_dct`` format 7's TOOL_SIGNS;
+ECM's idea, written here).
 
 Why: the residual (~60 % of a ``gaussian+dct`` file) coded one raw bit per non-zero coefficient for its sign, 21-24 %
 of its bits. Predicting signs from the base's high-pass or from neighbouring blocks' signs did not pay (46-50 %
@@ -7,7 +8,7 @@ coefficients, the one whose border lines continue the neighbouring blocks' decod
 84 % (largest) to 70 % (8th) of the time in the order below (lab: 2.1 % of the residual's bytes on 8x8 blocks; the
 encoder's whole chain -1.5 % BD-rate; benchmarks/README.md "sign prediction", session 25).
 
-How (the exact layout is docs/format.md, the ``dct`` section's format 8):
+How (the exact layout is docs/format.md, the ``dct`` section's format 7):
 
 - **Units and order** (``block_phases``): 8x8 blocks in four phases by (row, column) parity, (even, even) first with
   raw signs, then (even, odd) from their left and right neighbours, (odd, even) from above and below, (odd, odd)
@@ -234,7 +235,7 @@ def lab_stats(q: np.ndarray, units: np.ndarray, mask: np.ndarray, k: int, op: st
     return res
 
 
-# -- the codec (``image_dct`` format 8) -------------------------------------------------------------------------------
+# -- the codec (``image_dct`` format 7, TOOL_SIGNS) --------------------------------------------------------------------
 K = 6  # signs predicted per block (or 16x16 group) and channel; lab (kodim01/07, 0.2 bpp bases, step 10, residual
 # domain, d3, the phase order): K 4 / 6 / 8 saved 1.57 / 1.77 / 1.90 % of the residual's bytes
 OP = "d3"
