@@ -338,7 +338,9 @@ def hostile_value(rng: random.Random, current: Any) -> Any:
         return json.loads("[" * depth + "]" * depth) if depth < 900 else [0] * 10
     if isinstance(current, bool):
         return not current
-    if isinstance(current, (int, float)) and not isinstance(current, bool) and math.isfinite(current):
+    # (an int beyond float range, left by an earlier mutation, would overflow isfinite and float() below)
+    if isinstance(current, (int, float)) and not isinstance(current, bool) and (
+            abs(current) < 2**1000 if isinstance(current, int) else math.isfinite(current)):
         return rng.choice([current + 1, current - 1, -current, current * 2, current * 1000, current * 2**20,
                            float(current) + 0.5, int(current) if isinstance(current, float) else float(current),
                            str(current), [current], current ** 2 if abs(current) < 2**40 else 0])
