@@ -21,14 +21,14 @@ from test_coefcoder import dct_like
 needs_kernel = pytest.mark.skipif(_loader.cpu_library() is None, reason="compiled CPU library unavailable")
 
 
-def _python(data, c, by, bx):
+def _python(data, c, by, bx, signs=True):
     """The reference: the Python walk alone (no compiled copy)."""
-    return coefcoder.decode(data, c, by, bx, walk=coefcoder7._walk)
+    return coefcoder.decode(data, c, by, bx, signs, walk=coefcoder7._walk)
 
 
-def _vouches(blob, c, by, bx) -> bool:
+def _vouches(blob, c, by, bx, signs=True) -> bool:
     n, pos = read_varint(blob, 0, "length", 5)
-    return coefcoder7._kernel(blob[pos:pos + n], c, by, bx) is not None
+    return coefcoder7._kernel(blob[pos:pos + n], c, by, bx, signs) is not None
 
 
 def _outcome(fn):
@@ -40,15 +40,21 @@ def _outcome(fn):
 
 @pytest.mark.parametrize("c,by,bx,scale", [(3, 5, 7, 3.0), (1, 4, 6, 3.0), (3, 1, 1, 3.0), (1, 1, 9, 1.0),
                                            (3, 12, 16, 10.0), (3, 40, 56, 3.0), (1, 33, 47, 30.0), (3, 64, 96, 0.7)])
-def test_round_trip_exact_by_both_walks(c, by, bx, scale):
+@pytest.mark.parametrize("signs", [True, False])
+def test_round_trip_exact_by_both_walks(c, by, bx, scale, signs):
+    """With the signs, and without them (format 7's TOOL_SIGNS: the magnitudes alone, the signs in signpred's
+    stream); the compiled walk vouches for each stream only in its own mode."""
     q = dct_like(c, by, bx, seed=by * bx + c, scale=scale)  # 64x96 blocks: long chunks, class-by-class coding
-    blob = coefcoder7.encode(q)
-    out = coefcoder7.decode(blob, c, by, bx)
+    want = q if signs else np.abs(q)
+    blob = coefcoder7.encode(q, signs=signs)
+    out = coefcoder7.decode(blob, c, by, bx, signs=signs)
     assert out.dtype == np.int16 and out.shape == q.shape
-    np.testing.assert_array_equal(out, q)
-    np.testing.assert_array_equal(_python(blob, c, by, bx), q)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(_python(blob, c, by, bx, signs), want)
     if _loader.cpu_library() is not None:
-        assert _vouches(blob, c, by, bx)  # else decoding would silently take the slow path
+        assert _vouches(blob, c, by, bx, signs)  # else decoding would silently take the slow path
+        if np.any(q):  # the other mode's reading ends elsewhere than the stream: declined
+            assert not _vouches(blob, c, by, bx, not signs)
 
 
 def test_extremes_round_trip():
@@ -116,10 +122,11 @@ def test_hostile_streams_raise_format_error_only():
 @needs_kernel
 @settings(max_examples=150, deadline=None)
 @given(blob=st.binary(max_size=300), hw=st.tuples(st.integers(1, 12), st.integers(1, 12)),
-       channels=st.sampled_from([1, 3]))
-def test_garbage_gives_the_walks_outcome(blob, hw, channels):
+       channels=st.sampled_from([1, 3]), signs=st.booleans())
+def test_garbage_gives_the_walks_outcome(blob, hw, channels, signs):
     data = bytes([len(blob)]) + blob if len(blob) < 128 else blob
-    fast, ref = _outcome(lambda: coefcoder7.decode(data, channels, *hw)), _outcome(lambda: _python(data, channels, *hw))
+    fast = _outcome(lambda: coefcoder7.decode(data, channels, *hw, signs=signs))
+    ref = _outcome(lambda: _python(data, channels, *hw, signs))
     if isinstance(ref, str):
         assert fast == ref
     else:
@@ -128,15 +135,15 @@ def test_garbage_gives_the_walks_outcome(blob, hw, channels):
 
 @settings(max_examples=150, deadline=None)
 @given(blob=st.binary(max_size=400), hw=st.tuples(st.integers(1, 40), st.integers(1, 40)),
-       channels=st.sampled_from([1, 3]), form=st.integers(0, 3))
-def test_format7_section_decoder_on_garbage(blob, hw, channels, form):
-    """Any bytes after a format-7 header (no flags; filter form byte 0-3): a FormatError or symbols of the right
-    shape and range, nothing else."""
-    data = bytes([7]) + bytes([16, 16] * channels) + bytes([12, 0, form]) + blob
+       channels=st.sampled_from([1, 3]), form=st.integers(0, 3), tools=st.integers(0, 4))
+def test_format7_section_decoder_on_garbage(blob, hw, channels, form, tools):
+    """Any bytes after a format-7 header (tools byte 0-4; no flags; filter form byte 0-3): a FormatError or symbols
+    of the right shape and range, nothing else."""
+    data = bytes([7, tools]) + bytes([16, 16] * channels) + bytes([12, 0, form]) + blob
     try:
         q, _, _, _ = image_dct.decode_section(data, hw[0], hw[1], channels)
     except FormatError:
         return
-    assert form <= 2
+    assert form <= 2 and tools <= 3
     assert q.shape == (channels, -(-hw[0] // 8), -(-hw[1] // 8), 64)
     assert np.abs(q.astype(np.int64)).max(initial=0) <= MAX_SYMBOL

@@ -289,3 +289,21 @@ def test_compiled_lines_match_the_product(kind):
     deq = deq.astype(np.float64)
     np.testing.assert_array_equal(signpred_round.lines(deq, basis, shift),
                                   np.floor((deq @ basis) * (1.0 / (1 << shift))))
+
+
+def test_tools_byte_is_validated(always):
+    """Format 7's tools byte: each defined tool set decodes the same symbols; unknown bits are refused."""
+    _, _, raw = _photo_residual()
+    q, units = image_dct.quantise_raw(raw[:, :4, :6], 6.0)
+    for rich in (False, True):
+        image_dct.RICH_MODEL, keep = rich, image_dct.RICH_MODEL
+        try:
+            blob = image_dct.encode_section(q, units, 12)
+        finally:
+            image_dct.RICH_MODEL = keep
+        np.testing.assert_array_equal(image_dct.decode_residual(blob, 32, 48, 3)[0], q)
+        for bad in (4, 7, 128, 255):
+            with pytest.raises(FormatError, match="tools byte"):
+                image_dct.decode_residual(blob[:1] + bytes([bad]) + blob[2:], 32, 48, 3)
+    with pytest.raises(FormatError, match="tools byte"):
+        image_dct.decode_residual(bytes([image_dct.FORMAT_TOOLS]), 32, 48, 3)
