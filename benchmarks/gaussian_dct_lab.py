@@ -19,14 +19,16 @@ drop after it), any of them ``+db`` (the deblocking strength with the least erro
 ``wiener`` (a restoration filter after the deblocking, ``_restoration.py``, an experiment), ``rdoq+wiener``, and
 ``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment), ``tx16`` (format 4: per 16x16
 group four 8x8 transforms or one 16x16, ``image_tx16``; ``tx16+db``: the encoder's ``image_dct.encode_residual``
-without its guard, ``tx16guard+db`` with it), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
+without its guard, ``tx16guard+db`` with it; ``rs`` in the name: with the restoration filters, the encoder's whole
+chain; ``nosp``: without sign prediction, format 7's ``signpred`` tool, session 25), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
 look-ahead: each choice also priced by the bits it changes in the magnitudes whose contexts hold it, the block's own
 / and the neighbouring blocks'; ``tx16guardla2+db``: the encoder's function with it), ``dq`` (dependent
 quantisation, ``_depquant.py``, an experiment: Delta = dq_f x step, the trellis's levels coded by the unchanged
 coder; ``dqla``, ``dqla2`` with the look-ahead; ``nodrop``, ``+db`` as above). The first variant is the anchor.
 ``--set NAME=X``: rdoq_lambda, ctx_lambda, chroma (the chroma step factor of ``rdoqctx``), drop_lambda,
 tx_lambda, tx_bias, tx_mu, tx_requant, tx_bias16, tx_cal (tx16's choice), wiener_*, dq_f, dq_lambda (in step^2),
-dq_passes. Writes ``<out>.json`` and ``<out>.png``.
+dq_passes. Any variant ``...@f2``: the same with the symbols coded by format 2's ``coefcoder`` instead of format 7's
+``coefcoder7`` (``image_dct.RICH_MODEL`` off; session 25). Writes ``<out>.json`` and ``<out>.png``.
 """
 
 from __future__ import annotations
@@ -74,6 +76,13 @@ def decode_blob(blob: bytes, base: np.ndarray) -> np.ndarray:
 
 def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, kw: dict):
     """(section bytes, decoded image) of one variant at luma ``step``."""
+    if variant.endswith("@f2"):  # the same variant with the symbols in format 2's coder (RICH_MODEL off)
+        keep = image_dct.RICH_MODEL
+        image_dct.RICH_MODEL = False
+        try:
+            return code(variant[:-3], image, base, raw, step, kw)
+        finally:
+            image_dct.RICH_MODEL = keep
     strength = image_dct.DEBLOCK_STRENGTH
     if variant.startswith("tx4"):  # per-block 8x8 or four 4x4 transforms (image_tx), over RDOQ
         import _tx4 as image_tx
@@ -97,7 +106,16 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
                 "guard": "guard" in variant, "rdoq": kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), "prices": "ctx",
                 "lookahead": 2 if "la2" in variant else 1 if "la" in variant else 0}
         if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
-            blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step, **opts)
+            keep = image_dct.SIGN_PREDICTION
+            image_dct.SIGN_PREDICTION = "never" if "nosp" in variant else keep  # nosp: no sign prediction (signpred)
+            try:
+                blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step,
+                                                      restoration="rs" in variant, **opts)
+            finally:
+                image_dct.SIGN_PREDICTION = keep
+            if "rs" in variant:  # with the restoration filters (rs): the decoder's image
+                q, units, strength, flags, filters = image_dct.decode_residual(blob, *base.shape)
+                return len(blob), image_dct.add(base, q, units, strength, flags, filters)
             if rec is None:
                 rec = decode_blob(blob, base)
             return len(blob), rec

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 namespace {
@@ -114,8 +115,8 @@ void geometric_rows(const double (*st)[3], double (*rows)[K]) {
     }
 }
 
-void chunk_bounds(int64_t n, std::vector<int64_t>& b) {
-    int64_t parts = std::max<int64_t>(1, std::min<int64_t>(CHUNKS, n / CHUNK_MIN));
+void chunk_bounds(int64_t n, std::vector<int64_t>& b, int64_t chunks = CHUNKS, int64_t chunk_min = CHUNK_MIN) {
+    int64_t parts = std::max<int64_t>(1, std::min<int64_t>(chunks, n / chunk_min));
     b.clear();
     for (int64_t j = 0; j <= parts; ++j) b.push_back(n * j / parts);
 }
@@ -197,6 +198,153 @@ void chunked_bern(Ans& a, double (*st)[2], int nctx, const int32_t* ctx, int64_t
     }
 }
 
+// coefcoder._coded_block_flags: per channel, two checkerboard halves
+void coded_block_flags(Ans& a, int C, int BY, int BX, std::vector<int32_t>& cbf, std::vector<int64_t>& bounds) {
+    const int64_t nblk = (int64_t)BY * BX;
+    double cst[CBF_CTX][2];
+    for (auto& s : cst) s[0] = s[1] = 0.5;
+    std::vector<int32_t> ctx, bits;
+    std::vector<int64_t> where;
+    for (int ch = 0; ch < C; ++ch) {
+        int32_t* cb = cbf.data() + ch * nblk;
+        for (int half = 0; half < 2; ++half) {
+            ctx.clear();
+            where.clear();
+            for (int y = 0; y < BY; ++y)
+                for (int x = 0; x < BX; ++x) {
+                    if (((y + x) & 1) != half) continue;
+                    const int64_t b = (int64_t)y * BX + x;
+                    int32_t k = 5;
+                    if (half) {
+                        k = 0;
+                        if (x > 0) k += cb[b - 1];
+                        if (x < BX - 1) k += cb[b + 1];
+                        if (y > 0) k += cb[b - BX];
+                        if (y < BY - 1) k += cb[b + BX];
+                    }
+                    if (ch >= 1) k += 6 * cbf[b];
+                    if (ch >= 2) k += 12 * cbf[nblk + b];
+                    ctx.push_back(k);
+                    where.push_back(b);
+                }
+            bits.resize(ctx.size());
+            chunked_bern(a, cst, CBF_CTX, ctx.data(), (int64_t)ctx.size(), bits.data(), bounds);
+            for (size_t i = 0; i < where.size(); ++i) cb[where[i]] = bits[i];
+        }
+    }
+}
+
+
+// -- format 7 (inrcodec/models/coefcoder7.py): checkerboard halves per pass, per (class, place on the diagonal) a
+// histogram over a three-parameter class pmf, 16 refreshes, last flags with the diagonal's magnitude sum
+namespace v7 {
+const int NCLS = 2 * CLASSES, WHERE = 3, NFINE = NCLS * WHERE, SAME_W4 = 4;
+const int CHUNKS7 = 16, CHUNK_MIN7 = 256, LAST_CTX7 = LAST_CTX * 3;
+const double TAU = 16.0, PRIOR1 = 2.0;
+
+struct Model {
+    double coarse[NCLS][4];
+    double hist[NFINE][K];
+    double total[NFINE];
+    Model() { memset(this, 0, sizeof *this); }
+    void decay() {
+        for (auto& r : coarse) for (double& v : r) v *= MAG_DECAY;
+        for (auto& r : hist) for (double& v : r) v *= MAG_DECAY;
+        for (double& v : total) v *= MAG_DECAY;
+    }
+    // coefcoder7._Model.table, the same IEEE operations in the same order
+    void table(double (*rows)[K]) const {
+        for (int c = 0; c < NCLS; ++c) {
+            const double n0 = coarse[c][0], n1 = coarse[c][1], n2 = coarse[c][2], s2 = coarse[c][3];
+            const double z = (n0 + 0.5 * PRIOR) / (n0 + n1 + n2 + PRIOR);
+            const double p1 = (n1 + 0.5 * PRIOR1) / (n1 + n2 + PRIOR1);
+            const double mean = (s2 + 0.5 * PRIOR) / (n2 + 0.5 * PRIOR);
+            const double r = mean / (1.0 + mean);
+            double row[K];
+            row[0] = z;
+            row[1] = (1.0 - z) * p1;
+            row[2] = (1.0 - z) * (1.0 - p1) * (1.0 - r);
+            for (int j = 3; j < K; ++j) row[j] = r;
+            for (int j = 3; j < K; ++j) row[j] = row[j - 1] * row[j];
+            row[ESC] *= 1.0 / (1.0 - r);
+            for (int w = 0; w < WHERE; ++w) {
+                const int f = c * WHERE + w;
+                const double den = total[f] + TAU;
+                for (int j = 0; j < K; ++j) rows[f][j] = (hist[f][j] + TAU * row[j]) / den;
+            }
+        }
+    }
+    void update(const int16_t* k, const int16_t* m, int64_t n) {
+        static thread_local int64_t h[NFINE][K];
+        memset(h, 0, sizeof h);
+        for (int64_t i = 0; i < n; ++i) ++h[k[i]][m[i]];
+        for (int f = 0; f < NFINE; ++f) {
+            int64_t t = 0;
+            for (int j = 0; j < K; ++j) {
+                hist[f][j] += (double)h[f][j];
+                t += h[f][j];
+            }
+            total[f] += (double)t;
+        }
+        for (int c = 0; c < NCLS; ++c) {
+            int64_t z = 0, one = 0, two = 0, tail = 0;
+            for (int w = 0; w < WHERE; ++w) {
+                const int64_t* r = h[c * WHERE + w];
+                z += r[0];
+                one += r[1];
+                for (int j = 2; j < K; ++j) two += r[j], tail += r[j] * (j - 2);
+            }
+            coarse[c][0] += (double)z;
+            coarse[c][1] += (double)one;
+            coarse[c][2] += (double)two;
+            coarse[c][3] += (double)tail;
+        }
+    }
+};
+
+// coefcoder7._chunked_cat with coefcoder._Reader.cat's two ways of coding a chunk
+void chunked_cat(Ans& a, Model& mod, const int16_t* cls, int64_t n, int16_t* m, std::vector<int64_t>& bounds,
+                 std::vector<int64_t>& order) {
+    chunk_bounds(n, bounds, CHUNKS7, CHUNK_MIN7);
+    static thread_local double rows[NFINE][K];
+    for (size_t t = 0; t + 1 < bounds.size(); ++t) {
+        const int64_t lo = bounds[t], hi = bounds[t + 1];
+        if (lo >= hi) continue;
+        mod.table(rows);
+        const int64_t len = hi - lo;
+        if (len >= GROUP_MIN) {
+            int64_t cnt[NFINE + 1] = {0};
+            for (int64_t i = lo; i < hi; ++i) ++cnt[cls[i] + 1];
+            for (int c = 0; c < NFINE; ++c) cnt[c + 1] += cnt[c];
+            order.resize(len);
+            int64_t pos[NFINE];
+            for (int c = 0; c < NFINE; ++c) pos[c] = cnt[c];
+            for (int64_t i = lo; i < hi; ++i) order[pos[cls[i]]++] = i;
+            for (int c = 0; c < NFINE; ++c) {
+                if (cnt[c + 1] == cnt[c]) continue;
+                Cat model;
+                model.build(rows[c], K);
+                if (!model.ok) a.bad = true;
+                for (int64_t j = cnt[c]; j < cnt[c + 1]; ++j) m[order[j]] = (int16_t)model.decode(a);
+            }
+        } else {
+            static thread_local Cat models[NFINE];
+            bool built[NFINE] = {false};
+            for (int64_t i = lo; i < hi; ++i) {
+                const int c = cls[i];
+                if (!built[c]) {
+                    models[c].build(rows[c], K);
+                    if (!models[c].ok) a.bad = true;
+                    built[c] = true;
+                }
+                m[i] = (int16_t)models[c].decode(a);
+            }
+        }
+        mod.update(cls + lo, m + lo, len);
+    }
+}
+}  // namespace v7
+
 }  // namespace
 
 extern "C" {
@@ -207,9 +355,9 @@ extern "C" {
 // out: (C * BY * BX, 64) int16, block-major, fully written: signed magnitudes, |v| = 17 where an escape follows.
 // n_escape: escapes to read from the blob after the stream. Returns 0 when the stream decoded and ended exactly as
 // the reference requires; non-zero otherwise (then nothing in out is to be used).
-int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
-                      const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
-                      int16_t* out, int64_t* n_escape) {
+static int decode_walk(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                       const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
+                       int16_t* out, int64_t* n_escape, bool with_signs) {
     if (C < 1 || C > 3 || BY < 1 || BX < 1) return 1;
     try {
         Ans a;
@@ -219,39 +367,8 @@ int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, in
         // out holds the magnitudes as they are decoded (block-major; the signs come last): the contexts read it
         memset(out, 0, sizeof(int16_t) * tot * N64);
         std::vector<int64_t> bounds, order;
-        // -- coded-block flags, two checkerboard halves per channel
         std::vector<int32_t> cbf(tot, 0);
-        double cst[CBF_CTX][2];
-        for (auto& s : cst) s[0] = s[1] = 0.5;
-        std::vector<int32_t> ctx, bits;
-        std::vector<int64_t> where;
-        for (int ch = 0; ch < C; ++ch) {
-            int32_t* cb = cbf.data() + ch * nblk;
-            for (int half = 0; half < 2; ++half) {
-                ctx.clear();
-                where.clear();
-                for (int y = 0; y < BY; ++y)
-                    for (int x = 0; x < BX; ++x) {
-                        if (((y + x) & 1) != half) continue;
-                        const int64_t b = (int64_t)y * BX + x;
-                        int32_t k = 5;
-                        if (half) {
-                            k = 0;
-                            if (x > 0) k += cb[b - 1];
-                            if (x < BX - 1) k += cb[b + 1];
-                            if (y > 0) k += cb[b - BX];
-                            if (y < BY - 1) k += cb[b + BX];
-                        }
-                        if (ch >= 1) k += 6 * cbf[b];
-                        if (ch >= 2) k += 12 * cbf[nblk + b];
-                        ctx.push_back(k);
-                        where.push_back(b);
-                    }
-                bits.resize(ctx.size());
-                chunked_bern(a, cst, CBF_CTX, ctx.data(), (int64_t)ctx.size(), bits.data(), bounds);
-                for (size_t i = 0; i < where.size(); ++i) cb[where[i]] = bits[i];
-            }
-        }
+        coded_block_flags(a, C, BY, BX, cbf, bounds);
         // -- magnitudes and last flags per frequency diagonal: luma, then both chroma channels together
         int64_t nesc = 0;
         std::vector<int16_t> cls, mags;
@@ -337,8 +454,150 @@ int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, in
             }
         }
         // -- signs, block-major over the non-zeros; then the sentinel and an empty coder (entropy.coding._finish)
-        for (int64_t i = 0; i < tot * N64; ++i)
-            if (out[i] && decode_uniform2(a)) out[i] = (int16_t)-out[i];
+        if (with_signs)  // (dct format 8 codes the signs in their own stream: the magnitudes stay unsigned)
+            for (int64_t i = 0; i < tot * N64; ++i)
+                if (out[i] && decode_uniform2(a)) out[i] = (int16_t)-out[i];
+        if (decode_uniform2(a) != 1 || a.n != 0 || a.state != 0 || a.bad) return 4;
+        *n_escape = nesc;
+        return 0;
+    } catch (...) {
+        return 5;
+    }
+}
+
+int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                      const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
+                      int16_t* out, int64_t* n_escape) {
+    return decode_walk(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape, true);
+}
+
+// The same walk without the signs (coefcoder's ``signs=False``): out holds the magnitudes.
+int cc_decode_format2_unsigned(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                               const int64_t* left, const int64_t* starts, const int16_t* class_table,
+                               int64_t ntable, int16_t* out, int64_t* n_escape) {
+    return decode_walk(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape, false);
+}
+
+// The format-7 walk (coefcoder7._walk); arguments and result as cc_decode_format2's, class_table the wider one of
+// coefcoder7._class_table and where (64,) the place of each zigzag position on its diagonal (0, 1, 2); with_signs 0:
+// a stream without the signs (dct format 7 with sign prediction), out holds the magnitudes.
+int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                      const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
+                      const int64_t* where, int16_t* out, int64_t* n_escape, int with_signs) {
+    using namespace v7;
+    if (C < 1 || C > 3 || BY < 1 || BX < 1) return 1;
+    try {
+        Ans a;
+        if (!a.init(payload, nwords)) return 2;
+        const int64_t nblk = (int64_t)BY * BX;
+        const int64_t tot = C * nblk;
+        memset(out, 0, sizeof(int16_t) * tot * N64);
+        std::vector<int64_t> bounds, order;
+        std::vector<int32_t> cbf(tot, 0);
+        coded_block_flags(a, C, BY, BX, cbf, bounds);
+        int64_t nesc = 0;
+        std::vector<int16_t> cls, mags;
+        std::vector<int64_t> idx_all, idx, jsel;
+        std::vector<int32_t> nzi, lctx, last;
+        std::vector<int64_t> summ;
+        auto model = std::make_unique<Model>();
+        for (int g = 0; g < 2; ++g) {
+            const int ch0 = g == 0 ? 0 : 1, ch1 = g == 0 ? 1 : C;
+            if (ch0 >= ch1) continue;
+            const int cg = ch1 - ch0;
+            const int64_t off = ch0 * nblk, gn = cg * nblk;
+            *model = Model();
+            double fst[LAST_CTX7][2];
+            for (auto& s : fst) s[0] = s[1] = 0.5;
+            std::vector<uint8_t> open(gn);
+            for (int64_t i = 0; i < gn; ++i) open[i] = cbf[off + i] != 0;
+            std::vector<int64_t> count(gn, 0);
+            summ.assign(gn, 0);
+            for (int d = 0; d < 15; ++d) {
+                idx_all.clear();
+                for (int64_t i = 0; i < gn; ++i)
+                    if (open[i]) idx_all.push_back(i);
+                if (idx_all.empty()) break;
+                const int lo = (int)starts[d], hi = (int)starts[d + 1], w = hi - lo;
+                model->decay();
+                for (int half = 0; half < 2; ++half) {
+                    idx.clear();
+                    for (int64_t i : idx_all) {
+                        const int64_t loc = i % nblk;
+                        if (((loc / BX + loc % BX) & 1) == half) idx.push_back(i);
+                    }
+                    if (idx.empty()) continue;
+                    const int64_t n = (int64_t)idx.size() * w;
+                    cls.resize(n);
+                    for (size_t t = 0; t < idx.size(); ++t) {
+                        const int64_t i = idx[t], loc = i % nblk, row = loc / BX, col = loc % BX;
+                        for (int p = 0; p < w; ++p) {
+                            const int64_t u = up[lo + p], l = left[lo + p];
+                            auto tmpl = [&](int64_t j) -> int32_t {
+                                const int16_t* b = out + (off + j) * N64;
+                                return (u < N64 ? (int32_t)b[u] : 0) + (l < N64 ? (int32_t)b[l] : 0);
+                            };
+                            auto same = [&](int64_t j) -> int32_t { return out[(off + j) * N64 + lo + p]; };
+                            int32_t x4 = OWN_W4 * tmpl(i);
+                            int32_t nb = 0, sm = 0;
+                            if (col > 0) nb += tmpl(i - 1), sm += same(i - 1);
+                            if (col < BX - 1) nb += tmpl(i + 1), sm += same(i + 1);
+                            if (row > 0) nb += tmpl(i - BX), sm += same(i - BX);
+                            if (row < BY - 1) nb += tmpl(i + BX), sm += same(i + BX);
+                            x4 += NB_W4 * nb;
+                            if (ch0) x4 += LUMA_W4 * (int32_t)out[loc * N64 + lo + p];
+                            if (half) x4 += SAME_W4 * sm;
+                            if (x4 < 0 || x4 >= ntable) return 3;
+                            cls[t * w + p] = (int16_t)((class_table[x4] + CLASSES * half) * WHERE + where[lo + p]);
+                        }
+                    }
+                    mags.resize(n);
+                    v7::chunked_cat(a, *model, cls.data(), n, mags.data(), bounds, order);
+                    for (size_t t = 0; t < idx.size(); ++t) {
+                        const int64_t i = idx[t];
+                        int64_t s = 0;
+                        for (int p = 0; p < w; ++p) {
+                            const int16_t m = mags[t * w + p];
+                            out[(off + i) * N64 + lo + p] = m;
+                            nesc += m == ESC;
+                            s += m;
+                        }
+                        summ[i] = s;
+                    }
+                }
+                nzi.assign(idx_all.size(), 0);
+                for (size_t t = 0; t < idx_all.size(); ++t)
+                    for (int p = lo; p < hi; ++p) nzi[t] += out[(off + idx_all[t]) * N64 + p] != 0;
+                if (hi < N64) {
+                    jsel.clear();
+                    lctx.clear();
+                    for (size_t t = 0; t < idx_all.size(); ++t) {
+                        if (!nzi[t]) continue;
+                        const int64_t i = idx_all[t], base = i - i % nblk, loc = i % nblk, row = loc / BX,
+                                      col = loc % BX;
+                        int32_t nb = 0;
+                        if (col > 0) nb += open[base + loc - 1];
+                        if (col < BX - 1) nb += open[base + loc + 1];
+                        if (row > 0) nb += open[base + loc - BX];
+                        if (row < BY - 1) nb += open[base + loc + BX];
+                        jsel.push_back(i);
+                        lctx.push_back(((int32_t)std::min<int64_t>(count[i], 3) + 4 * nb) * 3 +
+                                       (int32_t)std::min<int64_t>(summ[i] - 1, 2));
+                    }
+                    for (auto& s : fst) s[0] *= FLAG_DECAY, s[1] *= FLAG_DECAY;
+                    last.resize(lctx.size());
+                    chunked_bern(a, fst, LAST_CTX7, lctx.data(), (int64_t)lctx.size(), last.data(), bounds);
+                    for (size_t t = 0; t < jsel.size(); ++t)
+                        if (last[t]) open[jsel[t]] = 0;
+                } else {
+                    for (int64_t i : idx_all) open[i] = 0;
+                }
+                for (size_t t = 0; t < idx_all.size(); ++t) count[idx_all[t]] += nzi[t];
+            }
+        }
+        if (with_signs)
+            for (int64_t i = 0; i < tot * N64; ++i)
+                if (out[i] && decode_uniform2(a)) out[i] = (int16_t)-out[i];
         if (decode_uniform2(a) != 1 || a.n != 0 || a.state != 0 || a.bad) return 4;
         *n_escape = nesc;
         return 0;

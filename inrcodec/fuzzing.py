@@ -338,7 +338,9 @@ def hostile_value(rng: random.Random, current: Any) -> Any:
         return json.loads("[" * depth + "]" * depth) if depth < 900 else [0] * 10
     if isinstance(current, bool):
         return not current
-    if isinstance(current, (int, float)) and not isinstance(current, bool) and math.isfinite(current):
+    # (an int beyond float range, left by an earlier mutation, would overflow isfinite and float() below)
+    if isinstance(current, (int, float)) and not isinstance(current, bool) and (
+            abs(current) < 2**1000 if isinstance(current, int) else math.isfinite(current)):
         return rng.choice([current + 1, current - 1, -current, current * 2, current * 1000, current * 2**20,
                            float(current) + 0.5, int(current) if isinstance(current, float) else float(current),
                            str(current), [current], current ** 2 if abs(current) < 2**40 else 0])
@@ -716,3 +718,32 @@ CLEAN = ("ok", "FormatError", "InputError")
 register_seed("gaussian-dct-image-tx16-restore", _restored(_fit_maker("gaussian+dct", _tiny_image)))
 # format 6 (the restoration filters with cross-channel taps, session 24)
 register_seed("gaussian-dct-image-cross", _restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))
+# format 7 (the same tools, the symbols coded by coefcoder7's richer model, session 25): RGB with the filters forced
+# (and 16x16 groups where the encoder takes them), gray 16-bit without filters
+register_seed("gaussian-dct-image-rich", _restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))
+register_seed("gaussian-dct-gray16-rich", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
+
+
+def _sign_predicted(make: Callable[[], bytes], rich: bool = True) -> Callable[[], bytes]:
+    """``make`` with sign prediction forced (``image_dct.SIGN_PREDICTION`` "always": on the tiny image the sign
+    stream would not pay for its bytes), so that the file's ``dct`` section (format 7) holds that tool, with the
+    rich symbol model where ``rich`` (session 25)."""
+    def run() -> bytes:
+        from .models import image_dct
+
+        keep = image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL
+        image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL = "always", rich
+        try:
+            return make()
+        finally:
+            image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL = keep
+    return run
+
+
+# format 7 with both tools (the rich model and the signs predicted by boundary matching, signpred) with the
+# 16x16 groups and cross-channel filters
+register_seed("gaussian-dct-image-signpred",
+              _sign_predicted(_restored(_fit_maker("gaussian+dct", _tiny_image), cross=2)))
+# format 7 with sign prediction alone (format 2's symbol coder, its stream without the signs)
+register_seed("gaussian-dct-image-signs-only",
+              _sign_predicted(_restored(_fit_maker("gaussian+dct", _tiny_image), cross=2), rich=False))

@@ -80,7 +80,7 @@ def test_section_round_trip_and_closed_loop(channels, dtype):
 def test_hostile_sections_raise_format_error():
     image = textured(24, 32)
     blob, _ = image_dct.code_residual(image, np.full_like(image, 128), 4.0)
-    bad = [blob[:1], blob[:4], blob[: len(blob) // 2], blob + b"\x00", b"\x07" + blob[1:],
+    bad = [blob[:1], blob[:4], blob[: len(blob) // 2], blob + b"\x00", b"\x00" + blob[1:],  # no format 0
            bytes([1, 0]) + blob[2:],  # a step of 0
            bytes([1, 0xFF, 0xFF, 0x7F]) + blob[4:]]  # a step beyond the cap
     for data in bad:

@@ -64,8 +64,10 @@ def _image_and_base(h=48, w=64, smooth=True, seed=0):
     return image, np.clip(np.rint(base), 0, 255).astype(np.uint8)
 
 
+@pytest.mark.parametrize("rich", [False, True])  # format 4; format 7 (the same tools, coefcoder7's symbols)
 @pytest.mark.parametrize("shape", [(48, 64), (44, 60), (20, 32)])  # whole groups; partial blocks; an odd block row
-def test_format4_closed_loop_and_section_round_trip(shape):
+def test_format4_closed_loop_and_section_round_trip(shape, rich, monkeypatch):
+    monkeypatch.setattr(image_dct, "RICH_MODEL", rich)
     image, base = _image_and_base(*shape)
     raw, raw16 = image_dct.raw_coefficients(image, base), image_dct.raw_coefficients16(image, base)
     q, units, flags = image_dct.quantise_tx16(raw, raw16, 6.0, rdoq=image_dct.RDOQ_LAMBDA, prices="ctx")
@@ -73,7 +75,7 @@ def test_format4_closed_loop_and_section_round_trip(shape):
     strength = image_dct.best_strength(image, base, q, units, tx16=flags)
     rec = image_dct.add(base, q, units, strength, flags)
     blob = image_dct.encode_section(q, units, strength, tx16=flags)
-    assert blob[0] == image_dct.FORMAT_TX16
+    assert blob[0] == (image_dct.FORMAT_TOOLS if rich else image_dct.FORMAT_TX16)
     dq, du, ds, df = image_dct.decode_section(blob, *image.shape)
     assert np.array_equal(dq, q) and np.array_equal(du, units) and ds == strength and np.array_equal(df, flags)
     assert np.array_equal(image_dct.add(base, dq, du, ds, df), rec)  # the decoder adds what the encoder did
@@ -82,12 +84,14 @@ def test_format4_closed_loop_and_section_round_trip(shape):
     assert sse(rec) < 0.25 * sse(base)
 
 
-def test_no_flag_writes_format2_unchanged():
+@pytest.mark.parametrize("rich", [False, True])
+def test_no_flag_writes_format2_unchanged(rich, monkeypatch):
+    monkeypatch.setattr(image_dct, "RICH_MODEL", rich)
     image, base = _image_and_base(smooth=False)
     q, units = image_dct.analyse(image, base, 8.0)
     none = np.zeros((3, 4), bool)
     assert image_dct.encode_section(q, units, 12, tx16=none) == image_dct.encode_section(q, units, 12)
-    assert image_dct.encode_section(q, units, 12)[0] == image_dct.FORMAT
+    assert image_dct.encode_section(q, units, 12)[0] == (image_dct.FORMAT_TOOLS if rich else image_dct.FORMAT)
 
 
 def test_smooth_residual_prefers_16x16_and_codes_it_cheaper():
@@ -152,8 +156,9 @@ def test_compiled_groups_match_the_numpy_reference(h, w, c, dtype):
         assert np.any(fast != base)
 
 
+@pytest.mark.parametrize("rich", [False, True])
 @pytest.mark.parametrize("cross", [0, 2])
-def test_format5_groups_and_restoration_filters_together(monkeypatch, cross):
+def test_format5_groups_and_restoration_filters_together(monkeypatch, cross, rich):
     """The encoder's section with 16x16 groups and restoration filters (format 5; with cross-channel taps, format 6):
     the decoder reads both back and adds exactly what the encoder measured; without the filters the same symbols
     are format 4."""
@@ -161,14 +166,17 @@ def test_format5_groups_and_restoration_filters_together(monkeypatch, cross):
 
     monkeypatch.setattr(restore, "LAMBDA", 0.0)  # on a tiny image the filters would not pay for their bytes
     monkeypatch.setattr(restore, "CROSS", cross)
+    monkeypatch.setattr(image_dct, "RICH_MODEL", rich)  # format 7 holds both tools in its own layout
     image, base = _image_and_base()
     image = np.clip(image.astype(np.int16) + np.random.default_rng(1).integers(-6, 7, image.shape), 0, 255)
     image = image.astype(np.uint8)  # texture the groups leave for the filters
     raw, raw16 = image_dct.raw_coefficients(image, base), image_dct.raw_coefficients16(image, base)
     blob, rec = image_dct.encode_residual(image, base, raw, raw16, 6.0, guard=False, restoration=True,
                                           rdoq=image_dct.RDOQ_LAMBDA, prices="ctx")
-    assert blob[0] == (image_dct.FORMAT_CROSS if cross else image_dct.FORMAT_TX16_RESTORE)
+    assert blob[0] == (image_dct.FORMAT_TOOLS if rich else image_dct.FORMAT_CROSS if cross
+                       else image_dct.FORMAT_TX16_RESTORE)
     q, units, strength, flags, filters = image_dct.decode_residual(blob, *image.shape)
+    assert bool(filters.get("cross")) == bool(cross)
     assert flags.any() and filters is not None
     unfiltered = image_dct.add(base, q, units, strength, flags)
     out = image_dct.add(base, q, units, strength, flags, filters)
@@ -176,7 +184,7 @@ def test_format5_groups_and_restoration_filters_together(monkeypatch, cross):
     assert _sse_sum(out, image) < _sse_sum(unfiltered, image)  # fitted at lambda 0 on this image: they help
     assert image_dct.decode_section(blob, *image.shape)[3] is not None
     plain = image_dct.encode_section(q, units, strength, tx16=flags)
-    assert plain[0] == image_dct.FORMAT_TX16 and len(plain) < len(blob)
+    assert plain[0] == (image_dct.FORMAT_TOOLS if rich else image_dct.FORMAT_TX16) and len(plain) < len(blob)
 
 
 def _sse_sum(a, b):

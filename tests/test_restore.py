@@ -209,6 +209,7 @@ def test_codec_writes_format_3_and_decodes_what_it_encoded(monkeypatch):
     cross-channel taps (with them: format 6, below)."""
     for name, value in (("LAMBDA", 0.0), ("N_ACT", 1), ("N_DIR", 1), ("CROSS", 0)):
         monkeypatch.setattr(restore, name, value)
+    monkeypatch.setattr(image_dct, "RICH_MODEL", False)  # formats 2-6 (format 7: below)
     sig = Signal(textured(), "image")
     res = compress(sig, "gaussian+dct", bpp=3.0, steps=40, seed=0)
     c = read_container(res.data)
@@ -228,6 +229,7 @@ def test_codec_writes_format_6_and_decodes_what_it_encoded(monkeypatch):
     image is the encoder's (the report's PSNR), the filters those of the unfiltered decode."""
     for name, value in (("LAMBDA", 0.0), ("N_ACT", 1), ("N_DIR", 1), ("CROSS", 2)):
         monkeypatch.setattr(restore, name, value)
+    monkeypatch.setattr(image_dct, "RICH_MODEL", False)
     sig = Signal(textured(), "image")
     res = compress(sig, "gaussian+dct", bpp=3.0, steps=40, seed=0)
     c = read_container(res.data)
@@ -243,6 +245,26 @@ def test_codec_writes_format_6_and_decodes_what_it_encoded(monkeypatch):
     assert np.array_equal(out, restore.apply_reference(unfiltered, filters))
 
 
+def test_codec_writes_format_7_and_decodes_what_it_encoded(monkeypatch):
+    """The encoder's default since session 25: format 7 (coefcoder7's symbols) with the cross-channel filters; the
+    decoder's image is the encoder's, and without the filters the same symbols stay format 7."""
+    for name, value in (("LAMBDA", 0.0), ("N_ACT", 1), ("N_DIR", 1), ("CROSS", 2)):
+        monkeypatch.setattr(restore, name, value)
+    sig = Signal(textured(), "image")
+    res = compress(sig, "gaussian+dct", bpp=3.0, steps=40, seed=0)
+    c = read_container(res.data)
+    assert c.sections["dct"][0] == image_dct.FORMAT_TOOLS
+    q, units, strength, tx16, filters = image_dct.decode_residual(c.sections["dct"], *c.signal["shape"])
+    assert filters is not None and any(filters["cross"])
+    out = decompress(res.data).data
+    mse = np.mean((out.astype(np.float64) - sig.data) ** 2)
+    assert 10 * np.log10(255.0**2 / mse) == pytest.approx(res.report["psnr"], abs=1e-9)
+    base_free = gaussian_dct.without_restoration(res.data)
+    dct = read_container(base_free).sections["dct"]
+    assert dct[0] == image_dct.FORMAT_TOOLS and image_dct.decode_residual(dct, *c.signal["shape"])[4] is None
+    assert np.array_equal(out, restore.apply_reference(decompress(base_free).data, filters))
+
+
 def test_16bit_files_refuse_filters():
     from inrcodec.models.gaussian_dct import GaussianDCT, GaussianDCTConfig
 
@@ -250,8 +272,8 @@ def test_16bit_files_refuse_filters():
     res = compress(sig, "gaussian+dct", bpp=3.0, steps=10, seed=0)
     c = read_container(res.data)
     dct = c.sections["dct"]
-    assert dct[0] in (image_dct.FORMAT, image_dct.FORMAT_TX16)  # 16-bit images: no filters
-    h, w, ch = c.signal["shape"]
+    assert dct[0] == image_dct.FORMAT_TOOLS and image_dct.decode_residual(dct, *c.signal["shape"])[4] is None
+    h, w, ch = c.signal["shape"]  # 16-bit images: no filters
     q, units, strength, _ = image_dct.decode_section(dct, h, w, ch)
     filters = restore.encode({"shape": 1, "shift": 8, "n_act": 1, "n_dir": 1, "thresholds": [],
                               "coefs": [np.ones((1, 12), np.int64)], "maps": [np.zeros(1, np.int64)]})
@@ -273,16 +295,19 @@ def test_decode_on_garbage_is_a_format_error_or_a_valid_filter_set(blob, channel
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-@given(cut=st.integers(0, 10_000), byte=st.integers(0, 255), drop=st.booleans(), cross=st.booleans())
-def test_damaged_format_3_and_6_sections_fail_cleanly(cut, byte, drop, cross):
-    """A format-3 or 6 ``dct`` section with one byte changed or cut short: a FormatError, or some valid residual."""
+@given(cut=st.integers(0, 10_000), byte=st.integers(0, 255), drop=st.booleans(), cross=st.booleans(),
+       rich=st.booleans())
+def test_damaged_format_3_and_6_sections_fail_cleanly(cut, byte, drop, cross, rich):
+    """A format-3, 6 or 7 ``dct`` section with one byte changed or cut short: a FormatError, or some valid
+    residual."""
     rng = np.random.default_rng(0)
     q = np.zeros((3, 3, 4, 64), np.int32)
     q[:, :, :, :3] = rng.integers(-3, 4, (3, 3, 4, 3))
     units = image_dct.step_units(8.0, 3)
     blob = restore.encode(_random_params(rng, 3, 1, 5, 5, 8, cross=cross))
-    section = bytearray(image_dct.encode_section(q, units, 12, filters=blob, cross=cross))
-    assert section[0] == (image_dct.FORMAT_CROSS if cross else image_dct.FORMAT_RESTORE)
+    form = image_dct.FORMAT_TOOLS if rich else image_dct.FORMAT
+    section = bytearray(image_dct.encode_section(q, units, 12, form=form, filters=blob, cross=cross))
+    assert section[0] == (form if rich else image_dct.FORMAT_CROSS if cross else image_dct.FORMAT_RESTORE)
     i = cut % len(section)
     if drop:
         del section[i:]

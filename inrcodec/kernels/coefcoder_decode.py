@@ -1,6 +1,6 @@
-"""Compiled decoder of the format-2 residual symbols (``cc_decode_format2`` in ``cuda/coefcoder_cpu.cpp``): the walk
-of ``models.coefcoder`` with its own ANS decoder reproducing constriction's, so the ~30 numpy passes and ~500
-constriction calls of a Kodak residual become one call.
+"""Compiled decoder of the format-2 residual symbols (``cc_decode_format2`` in ``cuda/coefcoder_cpu.cpp``; format
+7's, ``models.coefcoder7``, ``cc_decode_format7``, below): the walk of ``models.coefcoder`` with its own ANS decoder
+reproducing constriction's, so the ~30 numpy passes and ~500 constriction calls of a Kodak residual become one call.
 
 The reference is ``coefcoder.decode``'s Python walk. A result is used only when the kernel reports that the stream
 ended exactly where the reference's must (sentinel and empty coder); otherwise ``decode`` returns None and the caller
@@ -22,11 +22,13 @@ def _ptr(a: np.ndarray) -> ctypes.c_void_p:
 
 
 def decode(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.ndarray, starts: np.ndarray,
-           class_table: np.ndarray) -> tuple[np.ndarray, int] | None:
+           class_table: np.ndarray, signs: bool = True) -> tuple[np.ndarray, int] | None:
     """(signed magnitudes (c * by * bx, 64) int16, block-major, |v| = 17 where an escape follows; the number of
-    escapes) of the ANS ``payload``, or None (no library, or a stream the kernel does not vouch for)."""
+    escapes) of the ANS ``payload``, or None (no library, or a stream the kernel does not vouch for). ``signs``
+    False: a stream without the signs (``coefcoder.encode(signs=False)``), the magnitudes unsigned."""
     lib = _loader.cpu_library()
-    if lib is None or not hasattr(lib, "cc_decode_format2"):
+    name = "cc_decode_format2" if signs else "cc_decode_format2_unsigned"
+    if lib is None or not hasattr(lib, name):
         return None
     data = payload + b"\0" * ((-len(payload)) % 4)
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
@@ -34,6 +36,25 @@ def decode(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.nd
     table = np.ascontiguousarray(class_table, dtype=np.int16)
     out = np.empty((c * by * bx, 64), np.int16)
     n_escape = ctypes.c_int64(0)
-    rc = lib.cc_decode_format2(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table), len(table),
+    rc = getattr(lib, name)(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table), len(table),
                                _ptr(out), ctypes.byref(n_escape))
+    return (out, int(n_escape.value)) if rc == 0 else None
+
+
+def decode7(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.ndarray, starts: np.ndarray,
+            class_table: np.ndarray, where: np.ndarray, signs: bool = True) -> tuple[np.ndarray, int] | None:
+    """``decode`` of a format-7 stream (``models.coefcoder7``: its wider class table, and ``where``, the place of
+    each zigzag position on its diagonal; ``signs`` as ``decode``'s)."""
+    lib = _loader.cpu_library()
+    if lib is None or not hasattr(lib, "cc_decode_format7"):
+        return None
+    data = payload + b"\0" * ((-len(payload)) % 4)
+    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+    tabs = [np.ascontiguousarray(t, dtype=np.int64) for t in (up, left, starts)]
+    table = np.ascontiguousarray(class_table, dtype=np.int16)
+    wh = np.ascontiguousarray(where, dtype=np.int64)
+    out = np.empty((c * by * bx, 64), np.int16)
+    n_escape = ctypes.c_int64(0)
+    rc = lib.cc_decode_format7(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table), len(table),
+                               _ptr(wh), _ptr(out), ctypes.byref(n_escape), int(signs))
     return (out, int(n_escape.value)) if rc == 0 else None

@@ -238,20 +238,7 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
         last_pos = np.where(nz_any.any(0), N * N - 1 - np.argmax(nz_any[::-1], axis=0), -1)  # (c * nblk,)
         last_diag = np.searchsorted(starts, last_pos, side="right") - 1  # -1 where nothing is coded
     up, left = _template()
-    # -- coded-block flags, two checkerboard halves per channel
-    cbf = np.zeros((c, by, bx), np.int32)
-    parity = (np.add.outer(np.arange(by), np.arange(bx)) % 2).astype(bool)
-    stats = np.full((CBF_CTX, 2), 0.5)
-    for ch in range(c):
-        for half in (False, True):
-            sel = parity == half
-            ctx = np.full(int(sel.sum()), 5, np.int64) if not half else _neighbour_sum(cbf[ch])[sel]
-            if ch >= 1:
-                ctx = ctx + 6 * cbf[0][sel]
-            if ch >= 2:
-                ctx = ctx + 12 * cbf[1][sel]
-            truth = (last_pos[ch * nblk:(ch + 1) * nblk].reshape(by, bx)[sel] >= 0).astype(np.int32) if know else None
-            cbf[ch][sel] = _chunked_bern(io, stats, ctx, truth)
+    cbf = _coded_block_flags(io, shape, last_pos if know else None)
     # -- magnitudes and last flags, per frequency diagonal (u + v = d) over the open blocks: luma, then both chroma
     # channels in one pass (they share their models; fewer passes decode faster)
     n_escape = 0
@@ -299,6 +286,29 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
                 open_[idx] = False
             count[idx] += nzi
     return A[:N * N], n_escape
+
+
+def _coded_block_flags(io, shape: tuple[int, int, int], last_pos: np.ndarray | None) -> np.ndarray:
+    """Per channel a coded-block flag for every block (c, by, bx), in two checkerboard halves (the second half sees
+    its four neighbours' flags) and with the flags of Y (and Co) in the block; ``last_pos`` (encoder) gives them."""
+    c, by, bx = shape
+    nblk = by * bx
+    cbf = np.zeros((c, by, bx), np.int32)
+    parity = (np.add.outer(np.arange(by), np.arange(bx)) % 2).astype(bool)
+    stats = np.full((CBF_CTX, 2), 0.5)
+    for ch in range(c):
+        for half in (False, True):
+            sel = parity == half
+            ctx = np.full(int(sel.sum()), 5, np.int64) if not half else _neighbour_sum(cbf[ch])[sel]
+            if ch >= 1:
+                ctx = ctx + 6 * cbf[0][sel]
+            if ch >= 2:
+                ctx = ctx + 12 * cbf[1][sel]
+            truth = None
+            if last_pos is not None:
+                truth = (last_pos[ch * nblk:(ch + 1) * nblk].reshape(by, bx)[sel] >= 0).astype(np.int32)
+            cbf[ch][sel] = _chunked_bern(io, stats, ctx, truth)
+    return cbf
 
 
 def _sparse_context(A, up_rows, left_rows, off, idx, nblk, by, bx) -> np.ndarray:
@@ -374,33 +384,42 @@ def _chunked_bern(io, stats: np.ndarray, ctx: np.ndarray, truth):
 
 
 # -- public -----------------------------------------------------------------------------------------------------------
-def encode(q: np.ndarray) -> bytes:
-    """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes."""
+def encode(q: np.ndarray, signs: bool = True, walk=None) -> bytes:
+    """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes. ``signs`` False: the magnitudes alone
+    (``image_dct`` format 7 with sign prediction codes the signs in ``signpred``'s stream). ``walk``: another
+    model's walk with this one's signature and layout (``coefcoder7``); default this format's."""
     rec = _Recorder()
-    mags, _ = _walk(rec, q.shape[:3], q)
+    mags, _ = (walk or _walk)(rec, q.shape[:3], q)
     flat = q.reshape(-1, N * N)  # block-major: signs and escapes in the decoder's order
-    rec.signs((flat[flat != 0] < 0).astype(np.int32))
+    if signs:
+        rec.signs((flat[flat != 0] < 0).astype(np.int32))
     payload = rec.payload()
     esc = np.abs(flat[mags.T == ESC].astype(np.int64)) - ESC
     return varint(len(payload)) + payload + encode_ints(esc)
 
 
-def estimate_bytes(q: np.ndarray) -> float:
+def estimate_bytes(q: np.ndarray, signs: bool = True, walk=None) -> float:
     """Size of ``encode`` from the same models' probabilities (no coding): within a few bytes of it."""
     cnt = _Counter()
-    mags, n_escape = _walk(cnt, q.shape[:3], q)
+    mags, n_escape = (walk or _walk)(cnt, q.shape[:3], q)
     esc_bytes = 1
     if n_escape:
         esc_bytes = len(encode_ints(np.abs(q.reshape(-1, N * N)[mags.T == ESC].astype(np.int64)) - ESC))
-    return (cnt.bits + np.count_nonzero(q)) / 8.0 + 7.0 + esc_bytes
+    return (cnt.bits + (np.count_nonzero(q) if signs else 0)) / 8.0 + 7.0 + esc_bytes
 
 
-def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
-    """Inverse of ``encode``: (c, by, bx, 64) int16 symbols; FormatError on anything malformed."""
+def decode(data: bytes, c: int, by: int, bx: int, signs: bool = True, walk=None, kernel=None) -> np.ndarray:
+    """Inverse of ``encode``: (c, by, bx, 64) int16 symbols (``signs`` False: magnitudes); FormatError on anything
+    malformed. ``walk``: as ``encode``'s, with ``kernel`` its compiled copy ((payload, c, by, bx, signs) ->
+    (magnitudes, signed where ``signs``; escapes) or None)."""
     n, pos = read_varint(data, 0, "dct residual: stream length is truncated", 5)
     if pos + n > len(data):
         raise FormatError("dct residual: stream is truncated")
-    fast = coefcoder_decode.decode(data[pos:pos + n], c, by, bx, *_template(), _diagonal_starts(), _class_table())
+    if walk is None:
+        fast = coefcoder_decode.decode(data[pos:pos + n], c, by, bx, *_template(), _diagonal_starts(), _class_table(),
+                                       signs)
+    else:
+        fast = kernel(data[pos:pos + n], c, by, bx, signs) if kernel is not None else None
     if fast is not None:  # the compiled walk, trusted only where its stream ended as this one's must
         out, n_escape = fast
         esc = decode_ints(data[pos + n:], n_escape)
@@ -412,15 +431,16 @@ def decode(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
         return out.reshape(c, by, bx, N * N)
     rd = _Reader(data[pos:pos + n])
     out = np.zeros((c * by * bx, N * N), np.int16)  # block-major, filled by the walk
-    _, n_escape = _walk(rd, (c, by, bx), None, out)
+    _, n_escape = (walk or _walk)(rd, (c, by, bx), None, out)
     nz = out != 0
-    signs = rd.signs(np.empty(int(np.count_nonzero(nz))))
+    neg = rd.signs(np.empty(int(np.count_nonzero(nz)))) if signs else np.zeros(0, np.int32)
     _finish(rd.coder)
     esc = decode_ints(data[pos + n:], n_escape)
     if n_escape:
         if esc.min() < 0 or esc.max() > MAX_SYMBOL - ESC:
             raise FormatError("dct residual: escaped symbol out of range")
         out[out == ESC] += esc.astype(np.int16)
-    vals = out[nz]
-    out[nz] = np.where(signs > 0, -vals, vals)
+    if signs:
+        vals = out[nz]
+        out[nz] = np.where(neg > 0, -vals, vals)
     return out.reshape(c, by, bx, N * N)

@@ -160,18 +160,23 @@ def main_share(psnr_small: float, psnr_large: float) -> float:
 
 
 def without_restoration(data: bytes) -> bytes | None:
-    """The same file with its ``dct`` section in format 2 or 4 (the restoration filters of formats 3, 5 and 6 left out),
+    """The same file with its ``dct`` section in format 2 or 4 (the restoration filters of formats 3, 5 and 6 left out;
+    format 7 stays 7 with its tools, without its filters),
     or None where the file has none: what the encoder before session 23 wrote at the same residual step, for paired
     measurements."""
     from ..container import Container, read_container, write_container
 
     c = read_container(data)
     dct = c.sections.get("dct", b"")
-    if c.model != NAME or not dct or dct[0] not in image_dct.WITH_FILTERS:
+    if c.model != NAME or not dct or dct[0] not in image_dct.WITH_FILTERS + (image_dct.FORMAT_TOOLS,):
         return None
     h, w, ch = (int(s) for s in c.signal["shape"])
-    q, units, strength, tx16 = image_dct.decode_section(dct, h, w, ch)
-    sections = dict(c.sections, dct=image_dct.encode_section(q, units, strength, tx16=tx16))
+    q, units, strength, tx16, filters = image_dct.decode_residual(dct, h, w, ch)
+    if filters is None:
+        return None
+    # format 7 stays 7 with the same tools (the same symbol coder); formats 3, 5, 6 become 2 or 4
+    form, tools = (image_dct.FORMAT_TOOLS, dct[1]) if dct[0] == image_dct.FORMAT_TOOLS else (image_dct.FORMAT, None)
+    sections = dict(c.sections, dct=image_dct.encode_section(q, units, strength, form=form, tx16=tx16, tools=tools))
     return write_container(Container(c.signal, c.model, c.config, sections, c.extra))
 
 

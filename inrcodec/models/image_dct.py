@@ -24,7 +24,10 @@ Section layout (``dct``): byte 0 format, varint steps [AC, DC] of Y (then Co, Cg
 strength, then the symbols: format 2 (written since session 20) ``coefcoder``'s context-modelled stream (7.5 %
 fewer bytes than format 1 on 48 Kodak residuals, 4-13 % per set: benchmarks/README.md "Context-modelled residual
 symbols"); format 1 (still decoded) the blobs of ``mcdct2``'s P-frame coding in
-decoding order, each a varint length + ``encode_ints`` blob.
+decoding order, each a varint length + ``encode_ints`` blob. Format 7 (session 25) holds every tool of formats 2-6 in
+one layout, and a tools byte says which of two coding tools the file uses: the symbols by ``coefcoder7``'s richer
+model (``RICH_MODEL``), the signs apart, predicted by boundary matching (``signpred``; written where its sign stream
+is shorter, ``SIGN_PREDICTION``).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from ..entropy import decode_ints, encode_ints
 from ..entropy._bytes import read_varint, varint
 from ..errors import FormatError
 from ..kernels import dct_residual
-from . import coefcoder, deblock, image_tx16, mcdct, mcdct2, rdoq_ctx, restore
+from . import coefcoder, coefcoder7, deblock, image_tx16, mcdct, mcdct2, rdoq_ctx, restore, signpred
 from .mcdct import BANDS, MAX_SYMBOL, N, T8, grid
 
 FORMAT = 2  # written without the tools below; 1 (mcdct2's symbol coding) is still decoded
@@ -47,8 +50,15 @@ FORMAT_TX16_RESTORE = 5  # both: the 16x16 flags, then the filters (session 23's
 # format 5's layout with the filters' cross-channel form (``restore``, session 24): a 16x16 flag stream of length 0
 # says no group takes one
 FORMAT_CROSS = 6
-FORMATS = (1, 2, 3, 4, 5, 6)
-_WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE, FORMAT_CROSS)
+# every tool of formats 2-6 in one layout (session 25): byte 1 the tools (TOOL_*), then format 2's header, a 16x16 flag
+# stream (empty where no group takes one), a byte: no filters / the plain form / the cross-channel form, then the
+# filters; with TOOL_SIGNS the sign stream (``signpred``); then the symbols, by ``coefcoder7`` with TOOL_RICH (the same
+# symbols in ~1.5 % fewer bytes) else ``coefcoder``, without their signs with TOOL_SIGNS
+FORMAT_TOOLS = 7
+TOOL_RICH, TOOL_SIGNS = 1, 2
+FORMATS = (1, 2, 3, 4, 5, 6, FORMAT_TOOLS)
+RICH_MODEL = True  # the encoder codes the symbols with coefcoder7 (format 7; False: format 2's coder)
+_WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE, FORMAT_CROSS, FORMAT_TOOLS)
 WITH_FILTERS = (FORMAT_RESTORE, FORMAT_TX16_RESTORE, FORMAT_CROSS)
 STEP_UNIT = 16
 MAX_UNITS = 256 * STEP_UNIT  # up to a step of 256 levels: under a poor base (kodim07 at a 0.1 bpp base: 26 dB) a
@@ -79,6 +89,9 @@ DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / 
 DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
 TX16 = True  # the encoder chooses per 16x16 group between four 8x8 transforms and one 16x16 (quantise_tx16)
 TX16_GUARD = True  # ... and keeps the choice only where the image's real bytes and error beat all-8x8's
+SIGN_PREDICTION = "auto"  # format 7's TOOL_SIGNS (signpred) where its sign stream is shorter than the raw signs;
+# "always" / "never" force it either way (the golden file with sign prediction is written with "always"). With
+# neither tool (RICH_MODEL False, no sign prediction) the encoder writes formats 2-6 as before session 25
 GUARD_LAMBDA = 0.33  # RGB squared error per bit / luma step^2: the slope of the encoder's RD curve (kodim05 / 07
 # over 0.2 bpp bases, steps 6-24: 0.32-0.34)
 
@@ -464,7 +477,7 @@ def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float
     def cost(q, r):
         bits = rdoq_ctx.block_bits(q).sum(0)
         if calibrate:  # the per-block estimate's bias for this layout, from the coder's own models over the image
-            bits *= 8.0 * coefcoder.estimate_bytes(q) / max(float(bits.sum()), 1.0)
+            bits *= 8.0 * estimate_bytes(q) / max(float(bits.sum()), 1.0)
         return (weight * ((r - q * per) ** 2).sum(-1)).sum(0) + lam * bits
 
     bias = image_tx16.CHOICE_BIAS if bias is None else bias
@@ -521,12 +534,15 @@ def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.
     return quantise_raw(raw_coefficients(image, base), step, **kw)
 
 
-def estimate_bytes(q: np.ndarray, form: int = FORMAT) -> float:
-    """Coded size of the symbols in ``form``: format 2 from ``coefcoder``'s own models (within a few bytes, ~1.5x
-    cheaper than coding), format 1 from its streams' histograms (``mcdct2.estimate_bytes``)."""
+def estimate_bytes(q: np.ndarray, form: int | None = None) -> float:
+    """Coded size of the symbols in ``form`` (default: what the encoder writes, ``RICH_MODEL``; signs raw): formats
+    2-6 from ``coefcoder``'s own models, 7 from ``coefcoder7``'s (within a few bytes, cheaper than coding), format 1
+    from its streams' histograms (``mcdct2.estimate_bytes``)."""
+    if form is None:
+        form = FORMAT_TOOLS if RICH_MODEL else FORMAT
     if form == 1:
         return mcdct2.estimate_bytes([_dense(q)])
-    return coefcoder.estimate_bytes(q)
+    return coefcoder7.estimate_bytes(q) if form == FORMAT_TOOLS else coefcoder.estimate_bytes(q)
 
 
 # -- symbols (format 1; format 2 is ``coefcoder``) ---------------------------------------------------------------
@@ -560,16 +576,24 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
     return np.ascontiguousarray(q)
 
 
-def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = FORMAT,
-                   filters: bytes | None = None, tx16: np.ndarray | None = None, cross: bool = False) -> bytes:
+def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int | None = None,
+                   filters: bytes | None = None, tx16: np.ndarray | None = None, cross: bool = False,
+                   tools: int | None = None) -> bytes:
     """The ``dct`` section: format 2's header (format byte, steps, deblocking strength), then with ``tx16`` flags of
     which a group is set their stream (varint length + ANS payload, ``image_tx16``), then with ``filters``
     (``restore.encode``'s bytes) a varint length and the filters, then format 2's symbols. Formats: 3 filters,
     4 flags, 5 both, 6 (``cross``: the filters in their cross-channel form) format 5's layout, the flag stream
-    empty where no group is set."""
+    empty where no group is set; 7 all of them in format 7's layout with ``tools`` (None: ``RICH_MODEL`` and
+    ``SIGN_PREDICTION`` choose; ``form`` None: formats 2-6 where they choose neither tool)."""
     has_tx16 = tx16 is not None and bool(np.any(tx16 & image_tx16.flag_contexts(q)[0]))
     if cross and filters is None:
         raise ValueError("cross-channel form without filters")
+    if form is None or form == FORMAT_TOOLS:
+        blob = _tools_section(q, units, strength, filters, tx16 if has_tx16 else None, cross, tools,
+                              legacy=form is None)
+        if blob is not None:
+            return blob
+        form = FORMAT
     if has_tx16 or filters is not None:
         form = FORMAT_CROSS if cross else {
             (False, True): FORMAT_RESTORE, (True, False): FORMAT_TX16, (True, True): FORMAT_TX16_RESTORE}[
@@ -581,6 +605,42 @@ def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int = 
     if filters is not None:
         head += varint(len(filters)) + filters
     return head + (encode_symbols(q) if form == 1 else coefcoder.encode(q))
+
+
+def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: bytes | None,
+                   tx16: np.ndarray | None, cross: bool, tools: int | None, legacy: bool) -> bytes | None:
+    """Format 7 (see FORMAT_TOOLS) with ``tools``; None: the encoder's choice (TOOL_SIGNS under "auto" only where
+    the sign stream and its bytes of layout are shorter than the raw signs), then None where ``legacy`` and the
+    choice is no tool (formats 2-6 hold that in fewer bytes)."""
+    auto = tools is None
+    if auto:
+        tools = (TOOL_RICH if RICH_MODEL else 0) | (TOOL_SIGNS if SIGN_PREDICTION != "never" else 0)
+    flags, mask = b"", None
+    if tx16 is not None:
+        flags = image_tx16.encode_flags(q, tx16)
+        mask = image_tx16.block_mask(tx16 & image_tx16.flag_contexts(q)[0], *q.shape[1:3])
+    layout = varint(len(flags)) + flags + bytes([0 if filters is None else 2 if cross else 1])
+    if filters is not None:
+        layout += varint(len(filters)) + filters
+    signs = b""
+    if tools & TOOL_SIGNS:
+        signs = signpred.encode(q, units, mask)
+        if auto and SIGN_PREDICTION == "auto":
+            overhead = len(varint(len(signs)))
+            if not tools & TOOL_RICH:  # against formats 2-6's layout
+                old = (len(varint(len(flags))) + len(flags) if tx16 is not None or cross else 0)
+                old += len(varint(len(filters))) + len(filters) if filters is not None else 0
+                overhead += 1 + len(layout) - old
+            if len(signs) + overhead >= np.count_nonzero(q) / 8.0:
+                tools &= ~TOOL_SIGNS
+    if legacy and auto and not tools:
+        return None
+    head = bytes([FORMAT_TOOLS, tools]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
+    head += layout
+    if tools & TOOL_SIGNS:
+        head += varint(len(signs)) + signs
+    coder = coefcoder7 if tools & TOOL_RICH else coefcoder
+    return head + coder.encode(q, signs=not tools & TOOL_SIGNS)
 
 
 def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
@@ -598,7 +658,11 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
         raise FormatError(f"dct residual codes 1 or 3 channels, the image has {c}")
     if len(data) < 1 or data[0] not in FORMATS:
         raise FormatError("dct residual: unknown format")
-    pos = 1
+    pos, tools = 1, 0
+    if data[0] == FORMAT_TOOLS:
+        if len(data) < 2 or data[1] > TOOL_RICH | TOOL_SIGNS:
+            raise FormatError("dct residual: tools byte is truncated or unknown")
+        pos, tools = 2, data[1]
     units = []
     for _ in range(2 * c):
         u, pos = read_varint(data, pos, "dct residual header is truncated", 3)
@@ -616,18 +680,35 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
         n, pos = read_varint(data, pos, "dct residual: 16x16 flags are truncated", 5)
         if pos + n > len(data):
             raise FormatError("dct residual: 16x16 flags are truncated")
-        flags, pos = (data[pos:pos + n] if n or data[0] != FORMAT_CROSS else None), pos + n
-    if data[0] in WITH_FILTERS:
+        flags, pos = (data[pos:pos + n] if n or data[0] < FORMAT_CROSS else None), pos + n
+    filter_form = {FORMAT_RESTORE: 1, FORMAT_TX16_RESTORE: 1, FORMAT_CROSS: 2}.get(data[0], 0)
+    if data[0] == FORMAT_TOOLS:
+        if pos >= len(data) or data[pos] > 2:
+            raise FormatError("dct residual: restoration filter form is truncated or unknown")
+        filter_form, pos = data[pos], pos + 1
+    if filter_form:
         size, pos = read_varint(data, pos, "dct residual: restoration filters are truncated", 3)
         if size > len(data) - pos:
             raise FormatError("dct residual: restoration filters are truncated")
-        filters = restore.decode(data[pos:pos + size], c, data[0] == FORMAT_CROSS)
+        filters = restore.decode(data[pos:pos + size], c, filter_form == 2)
         pos += size
     by, bx = grid(h, w)
-    q = decode_symbols(data[pos:], c, by, bx) if data[0] == 1 else coefcoder.decode(data[pos:], c, by, bx)
+    signs = None
+    if tools & TOOL_SIGNS:
+        n, pos = read_varint(data, pos, "dct residual: sign stream is truncated", 5)
+        if n > len(data) - pos:
+            raise FormatError("dct residual: sign stream is truncated")
+        signs, pos = data[pos:pos + n], pos + n
+    if data[0] == 1:
+        q = decode_symbols(data[pos:], c, by, bx)
+    else:  # with TOOL_SIGNS the magnitudes
+        q = (coefcoder7 if tools & TOOL_RICH else coefcoder).decode(data[pos:], c, by, bx, signs=signs is None)
     if flags is not None:
         flags = image_tx16.decode_flags(flags, q)
-    return q, np.array(units, np.int64).reshape(c, 2), int(strength), flags, filters
+    units = np.array(units, np.int64).reshape(c, 2)
+    if signs is not None:
+        q = signpred.decode(signs, q, units, None if flags is None else image_tx16.block_mask(flags, by, bx))
+    return q, units, int(strength), flags, filters
 
 
 def code_residual(image: np.ndarray, base: np.ndarray, step: float, variant: str = "imgdct", **kw):
