@@ -62,7 +62,8 @@ PRESETS: dict[str, dict[str, Preset]] = {
         "medium": Preset(model="gaussian+dct", steps_scale=1.0, seconds_per_msample=60.0, min_seconds=120.0,
                          floor_msamples=0.5,
                          steps_scale_for={"gaussian": 1.25, "gaussian+dct": 1.25}),  # its base is the same fit
-        "slow": Preset(model="gaussian+dct", steps_scale=6.0, seconds_per_msample=700.0, min_seconds=280.0),
+        "slow": Preset(model="gaussian+dct", steps_scale=6.0, seconds_per_msample=700.0, min_seconds=280.0,
+                       steps_scale_for={"gaussian+dct": 8.0}),  # its search fits two at a time (session 25)
     },
     "*": {
         "fast": Preset(steps_scale=0.25, seconds_per_msample=100.0, min_seconds=60.0),

@@ -53,6 +53,9 @@ class Representation(torch.nn.Module):
         self.target_bits: float | None = None
         self.target_psnr: float | None = None
         self.max_steps: int | None = None  # the fit's schedule (set_schedule), for models that size fixed costs
+        # the encode's seed (codec.compress): a model that draws its own seeds from it, not from torch's global
+        # generator, can be fitted beside another in a second thread (None: the global generator)
+        self.fit_seed: int | None = None
         self.time_budget: float | None = None
 
     def set_targets(self, bits: float | None = None, psnr: float | None = None) -> None:

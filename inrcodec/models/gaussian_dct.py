@@ -78,9 +78,21 @@ SMALL_MARGIN_DB = 0.3
 # (where it was measured) take the base share SHORT_SHARE (None: BASE_SHARE) by ``search_plan`` without probes.
 SHORT_MAX_STEPS = 400
 SHORT_SHARE: float | None = 0.3
-SEARCH_MIN_STEPS = 4000  # slow's 4800 steps search; medium's 1000 and video intra frames' 3000 keep one fit
+SEARCH_MIN_STEPS = 4000  # slow's 6400 steps search; medium's 1000 and video intra frames' 3000 keep one fit
 PROBE_STEPS = 240
 PROBE_COST = 600
+# Since session 25 the search runs its fits SEARCH_WORKERS at a time (threads, one torch thread each; one core each
+# on slow's 2-core target): the two probes side by side, then two main fits side by side, each of the schedule's
+# steps less one probe's PROBE_COST, at the share the probes point to (``main_share``) and at its neighbour in
+# MAIN_PAIRS (toward the larger base where short probes chose small, the other way a larger one still); the best
+# real file of the four wins. The wall time is about one fit's; the CPU about twice slow's one fit before.
+SEARCH_WORKERS = 2
+MAIN_PAIRS: dict[float, float] = {0.2: 0.3, 0.3: 0.45, 0.45: 0.6}
+# slow's main fits also quantise with rdoq_ctx's context look-ahead (image_dct.RDOQ_LOOKAHEAD is the default for
+# the others): fits of LOOKAHEAD_MIN_STEPS to RD_MAX_STEPS steps (not video intra frames' 3000, medium's or fast's;
+# not a --time-budget schedule alone). Lab: -0.31 % BD-rate per base for ~0.9 CPU-s per encode (session 24).
+SLOW_LOOKAHEAD = 2
+LOOKAHEAD_MIN_STEPS = 3500
 # The encode's work after the fit (coding_seconds), CPU-s of one thread on this project's 2-core AVX-512 machine
 # (benchmarks/results/encode_tail_*.json, benchmarks/README.md "Large photos"): 5.8-7.1 per MP on a 1.3 MP RGB photo
 # at 0.1-0.8 bpp; ~2.5 per MP in the 0.8 MP gray tiles of the 12 MP photo; whole 6 MP photos 10.9 (RGB: half of it
@@ -157,6 +169,13 @@ def main_share(psnr_small: float, psnr_large: float) -> float:
     """The main fit's base share from the PSNRs of the probes at the small and the large share (SEARCH_SHARES)."""
     lead = psnr_small - psnr_large
     return SEARCH_SHARES[0] if lead > SMALL_MARGIN_DB else SEARCH_SHARES[1] if not lead > 0 else SEARCH_MIDDLE
+
+
+def main_shares(psnr_small: float, psnr_large: float) -> list[float]:
+    """slow's main fits' base shares (run side by side): the one the probes point to, and its neighbour."""
+    first = main_share(psnr_small, psnr_large)
+    second = MAIN_PAIRS.get(first)
+    return [first] if second is None or second == first else [first, second]
 
 
 def without_restoration(data: bytes) -> bytes | None:
@@ -238,9 +257,11 @@ class GaussianDCT(GaussianImage):
                 return [], 0, max_steps, lambda psnrs: {**overrides, "base_share": SHORT_SHARE}
             return None
         small, large = SEARCH_SHARES
-        main = max_steps - PROBE_COST * len(SEARCH_SHARES)
+        # each worker runs one probe (or more, where fewer workers), then main fits: the steps it has left
+        waves = -(-len(SEARCH_SHARES) // max(SEARCH_WORKERS, 1))
+        main = max_steps - PROBE_COST * waves
         return ([{**overrides, "base_share": small}, {**overrides, "base_share": large}], PROBE_STEPS, main,
-                lambda psnrs: {**overrides, "base_share": main_share(*psnrs)})
+                lambda psnrs: [{**overrides, "base_share": x} for x in main_shares(*psnrs)], SEARCH_WORKERS)
 
     def set_targets(self, bits: float | None = None, psnr: float | None = None) -> None:
         pixels = int(np.prod(self.coord_shape))
@@ -385,9 +406,15 @@ class GaussianDCT(GaussianImage):
             section, _ = image_dct.encode_residual(self._image(), base, self._raw_coefficients(), raw16, step,
                                                    restoration=RESTORE, rdoq=image_dct.RDOQ_LAMBDA,
                                                    prices=image_dct.RDOQ_PRICES,
-                                                   lookahead=image_dct.RDOQ_LOOKAHEAD)
+                                                   lookahead=self._lookahead())
             self._section_cache = {step: section}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}
+
+    def _lookahead(self) -> int:
+        """rdoq_ctx's context look-ahead for this fit's encodes (SLOW_LOOKAHEAD on slow's long fits)."""
+        if LOOKAHEAD_MIN_STEPS <= (self.max_steps or 0) <= RD_MAX_STEPS:
+            return max(SLOW_LOOKAHEAD, image_dct.RDOQ_LOOKAHEAD)
+        return image_dct.RDOQ_LOOKAHEAD
 
     @classmethod
     def decode(cls, config, desc, sections, fraction: float | None = None):
