@@ -225,15 +225,20 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         threads = torch.get_num_threads()
         if rest:  # a plan for concurrent fits: one torch thread per fit, however many run at once (the same file)
             torch.set_num_threads(1)
+
+        def job(overrides: dict[str, Any], n_steps: int, fit_budget: float | None) -> tuple:
+            c0 = time.thread_time()  # this thread's CPU: the fit's own while another runs beside it
+            out = complete(*run_fit(overrides, n_steps, fit_budget))
+            out[4]["cpu_s"] = time.thread_time() - c0
+            return out
+
         try:
-            coded = _concurrently([lambda ov=ov: complete(*run_fit(ov, probe_steps, probe_budget)) for ov in probes],
-                                  workers)
+            coded = _concurrently([lambda ov=ov: job(ov, probe_steps, probe_budget) for ov in probes], workers)
             mains = choose([c[0][1] if c[0][0] else -math.inf for c in coded])
             mains = [mains] if isinstance(mains, dict) else list(mains)
             main_budget = None if budget is None else \
                 max(budget - (time.perf_counter() - t0), 0.5) / -(-len(mains) // workers)
-            coded += _concurrently([lambda ov=ov: complete(*run_fit(ov, main_steps, main_budget)) for ov in mains],
-                                   workers)
+            coded += _concurrently([lambda ov=ov: job(ov, main_steps, main_budget) for ov in mains], workers)
         finally:
             torch.set_num_threads(threads)
         searched.extend(c[4] for c in coded)  # in the plan's order, not the threads' finishing order

@@ -1,8 +1,9 @@
 """Encoder-side search of ``gaussian+dct``'s base size (``GaussianDCT.search_plan``, run by ``codec.compress``):
-short probe fits at several base shares, each coded to the byte target, then the main fit at the best probe's
-share. On a tiny generated image with the step thresholds lowered: files within the target, the better share
-picked, the same bytes for the same seed, the decoder equal to the encoder's reconstruction, and the search only
-where it is meant to run."""
+short probe fits at several base shares, each coded to the byte target, then two main fits side by side (threads)
+at the best probe's share and its neighbour. On a tiny generated image with the step thresholds lowered: files
+within the target, the better share picked, the same bytes for the same seed whether the fits run side by side or
+one after the other, the decoder equal to the encoder's reconstruction, and the search only where it is meant to
+run."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from inrcodec.models import gaussian_dct
 from inrcodec.signal import Signal
 from test_gaussian_dct import MODEL, textured
 
-STEPS = 80  # probes 2 x 10 steps, each counted twice; the main fit gets the other 40
+STEPS = 80  # probes 2 x 10 steps, side by side, each counted as 20; the main fits get the other 60 each
+MAIN = STEPS - 20
 
 
 @pytest.fixture
@@ -40,11 +42,13 @@ def test_never_above_the_target_and_decoder_matches(sig, small_search, bpp):
     res = _coded(sig, bpp)
     target = bpp * sig.num_pixels / 8.0
     search = res.report["search"]
-    assert len(search) == len(gaussian_dct.SEARCH_SHARES) + 1  # the probes and the main fit
+    assert len(search) == len(gaussian_dct.SEARCH_SHARES) + 2  # the probes and the two main fits
     assert all(s["bytes"] <= target for s in search)
     assert len(res.data) <= target and res.report["target_met"]
-    assert [s["fit_steps"] for s in search] == [10, 10, STEPS - 2 * 2 * 10]
-    assert res.report["fit_steps"] == STEPS - 2 * 10  # what ran: the coding of the probes is not fitting
+    assert [s["fit_steps"] for s in search] == [10, 10, MAIN, MAIN]
+    assert res.report["fit_steps"] == 2 * 10 + 2 * MAIN  # what ran, on both threads: the probes' coding is not fitting
+    shares = [s["config"]["base_share"] for s in search]
+    assert shares[3] == gaussian_dct.MAIN_PAIRS[shares[2]]
     out = decompress(res.data)
     assert psnr(sig.data, out.data) == pytest.approx(res.report["psnr"], abs=1e-9)
     # the kept file is the best of those coded, and it is the one the report describes
@@ -59,7 +63,9 @@ def test_main_fit_takes_the_better_share(sig, small_search, monkeypatch):
     the main fit runs at 30 %, and its file is kept."""
     monkeypatch.setattr(gaussian_dct, "SEARCH_SHARES", (0.3, 0.9))
     monkeypatch.setattr(gaussian_dct, "SEARCH_MIDDLE", 0.5)
+    monkeypatch.setattr(gaussian_dct, "MAIN_PAIRS", {})  # one main fit: the share the probes point to
     res = _coded(sig)
+    assert len(res.report["search"]) == 3
     probes, main = res.report["search"][:2], res.report["search"][2]
     assert [p["config"]["base_share"] for p in probes] == [0.3, 0.9]
     assert probes[0]["psnr"] > probes[1]["psnr"] + gaussian_dct.SMALL_MARGIN_DB
@@ -79,14 +85,64 @@ def test_main_share_rule():
     assert small < gaussian_dct.SEARCH_MIDDLE < large
 
 
+def test_main_shares_rule():
+    """The main fits: the probes' share and its neighbour in MAIN_PAIRS, never the same share twice."""
+    small, large = gaussian_dct.SEARCH_SHARES
+    margin = gaussian_dct.SMALL_MARGIN_DB
+    for lead in (1.5 * margin, 0.5 * margin, 0.0, -1.0):
+        first = gaussian_dct.main_share(30.0 + lead, 30.0)
+        shares = gaussian_dct.main_shares(30.0 + lead, 30.0)
+        assert shares == [first, gaussian_dct.MAIN_PAIRS[first]] and len(set(shares)) == 2
+        assert all(0.0 < x <= 1.0 for x in shares)
+
+
 def test_search_under_a_time_cap(sig, small_search):
-    """The preset's wall-clock cap with its steps (a generous one here): the probes and the main fit run their steps."""
+    """The preset's wall-clock cap with its steps (a generous one here): the probes and the main fits run their steps."""
     res = compress(sig, MODEL, bpp=3.0, steps=STEPS, time_budget=600.0, seed=0)
-    assert [s["fit_steps"] for s in res.report["search"]] == [10, 10, STEPS - 2 * 20]
+    assert [s["fit_steps"] for s in res.report["search"]] == [10, 10, MAIN, MAIN]
 
 
 def test_same_seed_same_file(sig, small_search):
     assert _coded(sig).data == _coded(sig).data
+
+
+def test_side_by_side_or_one_after_the_other_the_same_file(sig, small_search, monkeypatch):
+    """The concurrent fits draw nothing from shared state (their own generators, one torch thread each): run one
+    at a time (one core, or inside a tile's thread) they give the same report and the same file."""
+    from inrcodec import codec
+
+    together = _coded(sig)
+    monkeypatch.setattr(codec, "search_workers", lambda wanted: 1)
+    alone = _coded(sig)
+    assert alone.data == together.data
+    strip = lambda r: [{k: v for k, v in s.items() if k not in ("code_cpu_s", "cpu_s")} for s in r.report["search"]]
+    assert strip(alone) == strip(together)
+
+
+def test_search_workers_one_inside_a_worker_thread():
+    """A search inside a thread (a tile beside another, a GOP) runs its fits one at a time: no more threads than cores."""
+    import threading
+
+    from inrcodec.codec import search_workers
+
+    assert 1 <= search_workers(2) <= 2
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(search_workers(2)))
+    t.start()
+    t.join()
+    assert seen == [1]
+
+
+@pytest.mark.parametrize("steps,on", [(200, False), (1250, False), (3000, False), (5800, True), (10**6, False)])
+def test_lookahead_only_on_slows_long_fits(steps, on):
+    """fast / medium / video intra fits / a --time-budget schedule (BUDGET_STEP_CAP steps) quantise as before; slow's
+    main fits with rdoq_ctx's look-ahead."""
+    from inrcodec.models import image_dct
+
+    net = gaussian_dct.GaussianDCT(gaussian_dct.GaussianDCTConfig(8, 3), {"shape": [16, 16, 3], "dtype": "uint8",
+                                                                            "range": [0.0, 255.0]})
+    net.set_schedule(steps, None)
+    assert net._lookahead() == (gaussian_dct.SLOW_LOOKAHEAD if on else image_dct.RDOQ_LOOKAHEAD)
 
 
 def test_search_runs_only_for_long_byte_targeted_fits(sig, small_search):
@@ -111,10 +167,15 @@ def test_slow_preset_searches_and_medium_does_not():
         assert plan.model == MODEL
         return plan.steps
     assert steps("slow") >= gaussian_dct.SEARCH_MIN_STEPS > steps("medium")
-    probes, probe_steps, main, choose = gaussian_dct.GaussianDCT.search_plan(steps("slow"), 1e5, {})
-    assert len(probes) >= 2 and main >= 0.75 * steps("slow") and probe_steps * len(probes) < main
+    assert steps("fast") == 200 and steps("medium") == 1000 and steps("slow") == 6400  # fast and medium unchanged
+    probes, probe_steps, main, choose, workers = gaussian_dct.GaussianDCT.search_plan(steps("slow"), 1e5, {})
+    assert workers == gaussian_dct.SEARCH_WORKERS == 2 and len(probes) == workers
+    assert main == steps("slow") - gaussian_dct.PROBE_COST  # one probe per worker
+    assert main >= 0.75 * steps("slow") and probe_steps * len(probes) < main
     assert [p["base_share"] for p in probes] == list(gaussian_dct.SEARCH_SHARES)
-    assert choose([31.0, 30.0]) == {"base_share": gaussian_dct.SEARCH_SHARES[0]}
+    small = gaussian_dct.SEARCH_SHARES[0]
+    assert choose([31.0, 30.0]) == [{"base_share": small}, {"base_share": gaussian_dct.MAIN_PAIRS[small]}]
+    assert gaussian_dct.LOOKAHEAD_MIN_STEPS <= main  # the main fits quantise with the look-ahead
 
 
 def test_short_schedules_take_the_short_share_without_probes(sig, monkeypatch):
