@@ -205,7 +205,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     search = None
     if error_bound is None and payload_bits is not None and steps is not None:  # a schedule of steps, not of time
         search = cls.search_plan(max_steps, payload_bits, dict(config or {}))
-        if search is not None and not search[0]:  # no probes: the schedule's overrides, one fit
+        if search is not None and not search[0] and isinstance(search[3]([]), dict):  # the schedule's overrides, one fit
             config, max_steps, search = search[3]([]), search[2], None
     if search is None:
         net, result = run_fit(dict(config or {}), max_steps, budget)
@@ -220,7 +220,7 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
         probes, probe_steps, main_steps, choose, *rest = search
         workers = search_workers(rest[0] if rest else 1)
         # a probe's share of a time cap (the preset's safety net): what its fit and coding cost in main-fit steps
-        waves = -(-len(probes) // workers)
+        waves = max(-(-len(probes) // workers), 1)
         probe_budget = None if budget is None else budget * (max_steps - main_steps) / (waves * max_steps)
         threads = torch.get_num_threads()
         if rest:  # a plan for concurrent fits: one torch thread per fit, however many run at once (the same file)

@@ -81,18 +81,19 @@ SHORT_SHARE: float | None = 0.3
 SEARCH_MIN_STEPS = 4000  # slow's 6400 steps search; medium's 1000 and video intra frames' 3000 keep one fit
 PROBE_STEPS = 240
 PROBE_COST = 600
-# Since session 25 the search runs its fits SEARCH_WORKERS at a time (threads, one torch thread each; one core each
-# on slow's 2-core target): the two probes side by side, then two main fits side by side, each of the schedule's
-# steps less one probe's PROBE_COST, at the share the probes point to (``main_share``) and at its neighbour in
-# MAIN_PAIRS (toward the larger base where short probes chose small, the other way a larger one still); the best
-# real file of the four wins. The wall time is about one fit's; the CPU about twice slow's one fit before.
+# Since session 25 (slow's schedule of 6400 steps) the search is a grid without probes: one fit at each of
+# GRID_SHARES, SEARCH_WORKERS at a time (threads, one torch thread each: one core each on slow's 2-core target),
+# each of the schedule's steps / (fits per worker), coded to the target; the best real file wins. Measured on
+# kodim07 (benchmarks/README.md, session 25): fits of 5800 steps instead of 3600 gained nothing at the same share
+# (-0.07..+0.02 dB), while the share the probes did not pick won by 0.05-0.15 dB at every rate: the allowance buys
+# shares, not steps, and the probes (biased toward small bases at 240 steps) are no longer needed.
 SEARCH_WORKERS = 2
-MAIN_PAIRS: dict[float, float] = {0.2: 0.3, 0.3: 0.45, 0.45: 0.6}
-# slow's main fits also quantise with rdoq_ctx's context look-ahead (image_dct.RDOQ_LOOKAHEAD is the default for
-# the others): fits of LOOKAHEAD_MIN_STEPS to RD_MAX_STEPS steps (not video intra frames' 3000, medium's or fast's;
-# not a --time-budget schedule alone). Lab: -0.31 % BD-rate per base for ~0.9 CPU-s per encode (session 24).
+GRID_SHARES: tuple[float, ...] = (0.2, 0.3, 0.45, 0.6)
+# slow's fits also quantise with rdoq_ctx's context look-ahead (image_dct.RDOQ_LOOKAHEAD is the default for the
+# others): fits of LOOKAHEAD_MIN_STEPS to RD_MAX_STEPS steps (slow's 3200; not video intra frames' 3000, medium's or
+# fast's; not a --time-budget schedule alone). Lab: -0.31 % BD-rate per base for ~0.9 CPU-s per encode (session 24).
 SLOW_LOOKAHEAD = 2
-LOOKAHEAD_MIN_STEPS = 3500
+LOOKAHEAD_MIN_STEPS = 3100
 # The encode's work after the fit (coding_seconds), CPU-s of one thread on this project's 2-core AVX-512 machine
 # (benchmarks/results/encode_tail_*.json, benchmarks/README.md "Large photos"): 5.8-7.1 per MP on a 1.3 MP RGB photo
 # at 0.1-0.8 bpp; ~2.5 per MP in the 0.8 MP gray tiles of the 12 MP photo; whole 6 MP photos 10.9 (RGB: half of it
@@ -169,13 +170,6 @@ def main_share(psnr_small: float, psnr_large: float) -> float:
     """The main fit's base share from the PSNRs of the probes at the small and the large share (SEARCH_SHARES)."""
     lead = psnr_small - psnr_large
     return SEARCH_SHARES[0] if lead > SMALL_MARGIN_DB else SEARCH_SHARES[1] if not lead > 0 else SEARCH_MIDDLE
-
-
-def main_shares(psnr_small: float, psnr_large: float) -> list[float]:
-    """slow's main fits' base shares (run side by side): the one the probes point to, and its neighbour."""
-    first = main_share(psnr_small, psnr_large)
-    second = MAIN_PAIRS.get(first)
-    return [first] if second is None or second == first else [first, second]
 
 
 def without_restoration(data: bytes) -> bytes | None:
@@ -256,12 +250,14 @@ class GaussianDCT(GaussianImage):
             if SHORT_SHARE is not None and RD_MIN_STEPS <= max_steps <= SHORT_MAX_STEPS:  # fast: a smaller base
                 return [], 0, max_steps, lambda psnrs: {**overrides, "base_share": SHORT_SHARE}
             return None
-        small, large = SEARCH_SHARES
-        # each worker runs one probe (or more, where fewer workers), then main fits: the steps it has left
-        waves = -(-len(SEARCH_SHARES) // max(SEARCH_WORKERS, 1))
-        main = max_steps - PROBE_COST * waves
+        if GRID_SHARES:  # slow since session 25: a fit per share, SEARCH_WORKERS at a time, the schedule split
+            per_worker = -(-len(GRID_SHARES) // max(SEARCH_WORKERS, 1))
+            return ([], 0, max_steps // per_worker,
+                    lambda psnrs: [{**overrides, "base_share": x} for x in GRID_SHARES], SEARCH_WORKERS)
+        small, large = SEARCH_SHARES  # session 22's probes, then one main fit
+        main = max_steps - PROBE_COST * len(SEARCH_SHARES)
         return ([{**overrides, "base_share": small}, {**overrides, "base_share": large}], PROBE_STEPS, main,
-                lambda psnrs: [{**overrides, "base_share": x} for x in main_shares(*psnrs)], SEARCH_WORKERS)
+                lambda psnrs: {**overrides, "base_share": main_share(*psnrs)})
 
     def set_targets(self, bits: float | None = None, psnr: float | None = None) -> None:
         pixels = int(np.prod(self.coord_shape))
