@@ -10,7 +10,7 @@ from 0.2 to 1 bpp.
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage``'s schedule to ``base_share`` of
 the byte budget (a fixed 0.4, measured on Kodak; 0.3 on fits of RD_MIN_STEPS to SHORT_MAX_STEPS steps, fast's 200,
 since session 24; on schedules of SEARCH_MIN_STEPS or more, the slow preset's, the share is searched per image and
-rate: ``search_plan`` below). On fits of RD_MIN_STEPS or more (every preset's) they
+rate: ``search_plan`` below, since session 25 a fit at each of four shares, two at a time). On fits of RD_MIN_STEPS or more (every preset's) they
 are fitted for the residual rather than for themselves (since session 22, ``BASE_LOSS``): half of the loss is what the
 residual over them will cost (``residual_loss``: per 8x8 DCT coefficient of the error, the cheaper of leaving it as
 distortion and coding it, at the luma step at which the residual of the base as it stands would fill the rest of
@@ -62,8 +62,8 @@ DEFAULT_BASE_BPP = 0.1
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
 CALIBRATION_STEPS = 9  # octave grid (17 until session 24: the search lands on real sizes; ~0.4 CPU-s less)
-# Encoder-side search of the base size (issue 13; the slow preset): a schedule of at least SEARCH_MIN_STEPS steps
-# first runs a short probe fit of PROBE_STEPS at each of SEARCH_SHARES (a small and a large base), each coded to
+# Encoder-side search of the base size (issue 13; the slow preset). Session 22's form (GRID_SHARES empty; slow's
+# until session 25, the grid below): a schedule of at least SEARCH_MIN_STEPS steps first runs a short probe fit of PROBE_STEPS at each of SEARCH_SHARES (a small and a large base), each coded to
 # the byte target (the rate search with RDOQ: ~6 CPU-s on a Kodak image, as much as the probe's fit). The main fit
 # gets the steps the probes did not use, each probe counted as PROBE_COST steps (its fit, set-up and coding:
 # ~12.5 CPU-s against ~20 ms per step of a 4800-step fit), so the encode costs about what one fit did. Its share:
