@@ -13,7 +13,10 @@ within E whatever the model achieved. Non-finite values (NaN, +-Inf) are kept ex
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -132,11 +135,13 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
     max_steps = steps or (cls.default_steps if budget is None else BUDGET_STEP_CAP)
     nonfinite = _nonfinite_section(signal)
     totals = {"steps": 0, "seconds": 0.0}
+    totals_lock = threading.Lock()
 
     def run_fit(overrides: dict[str, Any], n_steps: int, fit_budget: float | None) -> tuple[Representation, Any]:
         torch.manual_seed(seed)
         cfg = cls.config_for(desc, payload_bits, **overrides)
         net = cls(cfg, desc)
+        net.fit_seed = seed  # fits run concurrently (a search) must not draw from the shared global generator
         net.set_targets(payload_bits, psnr)
         settings = FitSettings(max_steps=n_steps, time_budget=fit_budget, lr=cls.lr_for(cfg),
                                target_psnr=None if psnr is None else psnr + 1.0, seed=seed)
@@ -149,8 +154,9 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
                 preview(done["steps"] + s, lambda: _render_now(net, desc))
         result = fit(net, target, settings, fit_progress)
         net.eval()
-        totals["steps"] += result.steps
-        totals["seconds"] += result.seconds
+        with totals_lock:
+            totals["steps"] += result.steps
+            totals["seconds"] += result.seconds
         return net, result
 
     def build(net: Representation, quality: float, render: bool = True) -> tuple[bytes, Signal | None]:
@@ -183,21 +189,23 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
 
     def complete(net: Representation, result: Any) -> tuple:
         """The fit's file at the target (rate search), scored: within the byte target first, then PSNR."""
-        c0 = time.process_time()
+        c0 = time.thread_time()
         q, data, decoded = _search_quality(lambda x, render=True: build(net, x, render), signal, target_bytes,
                                            psnr, error_bound, default_q, hint_of(net))
         score = (len(data) <= target_bytes, _finite_psnr(signal, decoded))
-        searched.append({"config": net.config_dict(), "fit_steps": result.steps, "bytes": len(data),
-                         "psnr": score[1], "code_cpu_s": time.process_time() - c0})
-        return score, net, result, (q, data, decoded)
+        # thread_time: this fit's coding alone while others run beside it
+        return score, net, result, (q, data, decoded), {
+            "config": net.config_dict(), "fit_steps": result.steps, "bytes": len(data), "psnr": score[1],
+            "code_cpu_s": time.thread_time() - c0}
 
     # Encoder-side search (gaussian+dct on long schedules, a byte target): short probe fits with different config
-    # overrides are coded to the target; the main fit takes the overrides the model chooses from the probes' PSNRs
-    # and the remaining steps; the best file of them all is kept.
+    # overrides are coded to the target; the main fit(s) take the overrides the model chooses from the probes' PSNRs
+    # and the remaining steps; the best file of them all is kept. The plan may ask for up to ``workers`` fits at
+    # once (threads, one torch thread each: slow's two main fits on two cores; ``_concurrently``).
     search = None
     if error_bound is None and payload_bits is not None and steps is not None:  # a schedule of steps, not of time
         search = cls.search_plan(max_steps, payload_bits, dict(config or {}))
-        if search is not None and not search[0]:  # no probes: the schedule's overrides, one fit
+        if search is not None and not search[0] and isinstance(search[3]([]), dict):  # the schedule's overrides, one fit
             config, max_steps, search = search[3]([]), search[2], None
     if search is None:
         net, result = run_fit(dict(config or {}), max_steps, budget)
@@ -209,14 +217,33 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
             quality, data, decoded = _search_quality(lambda x, render=True: build(net, x, render), signal,
                                                      target_bytes, psnr, error_bound, default_q, hint_of(net))
     else:
-        probes, probe_steps, main_steps, choose = search
+        probes, probe_steps, main_steps, choose, *rest = search
+        workers = search_workers(rest[0] if rest else 1)
         # a probe's share of a time cap (the preset's safety net): what its fit and coding cost in main-fit steps
-        probe_budget = None if budget is None else budget * (max_steps - main_steps) / (len(probes) * max_steps)
-        coded = [complete(*run_fit(ov, probe_steps, probe_budget)) for ov in probes]
-        main_overrides = choose([c[0][1] if c[0][0] else -math.inf for c in coded])
-        main_budget = None if budget is None else max(budget - (time.perf_counter() - t0), 0.5)
-        coded.append(complete(*run_fit(main_overrides, main_steps, main_budget)))
-        _, net, result, (quality, data, decoded) = max(coded, key=lambda t: t[0])
+        waves = max(-(-len(probes) // workers), 1)
+        probe_budget = None if budget is None else budget * (max_steps - main_steps) / (waves * max_steps)
+        threads = torch.get_num_threads()
+        if rest:  # a plan for concurrent fits: one torch thread per fit, however many run at once (the same file)
+            torch.set_num_threads(1)
+
+        def job(overrides: dict[str, Any], n_steps: int, fit_budget: float | None) -> tuple:
+            c0 = time.thread_time()  # this thread's CPU: the fit's own while another runs beside it
+            out = complete(*run_fit(overrides, n_steps, fit_budget))
+            out[4]["cpu_s"] = time.thread_time() - c0
+            return out
+
+        try:
+            coded = _concurrently([lambda ov=ov: job(ov, probe_steps, probe_budget) for ov in probes], workers)
+            mains = choose([c[0][1] if c[0][0] else -math.inf for c in coded])
+            mains = [mains] if isinstance(mains, dict) else list(mains)
+            main_budget = None if budget is None else \
+                max(budget - (time.perf_counter() - t0), 0.5) / -(-len(mains) // workers)
+            coded += _concurrently([lambda ov=ov: job(ov, main_steps, main_budget) for ov in mains], workers)
+        finally:
+            torch.set_num_threads(threads)
+        searched.extend(c[4] for c in coded)  # in the plan's order, not the threads' finishing order
+        # the best file; ties go to the first coded
+        _, net, result, (quality, data, decoded), _ = max(coded, key=lambda t: t[0])
     seconds = time.perf_counter() - t0
     report = {
         "model": name,
@@ -248,6 +275,23 @@ def compress(signal: Signal, model: str | None = None, *, bpp: float | None = No
 
         report.update(bound_report(signal, decoded, error_bound))
     return CompressResult(data, report)
+
+
+def search_workers(wanted: int) -> int:
+    """Fits of an encoder-side search run at once: what the plan wants, up to the cores; one inside a worker thread
+    (a tile of ``image_tiles`` or a GOP already runs beside others, one per core)."""
+    if threading.current_thread() is not threading.main_thread():
+        return 1
+    return max(1, min(int(wanted), os.cpu_count() or 1))
+
+
+def _concurrently(jobs: list[Callable[[], Any]], workers: int) -> list[Any]:
+    """The jobs' results in order, run ``workers`` at a time in threads (the rasteriser and torch's kernels release
+    the GIL); in this thread where one worker."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [f.result() for f in [pool.submit(job) for job in jobs]]
 
 
 def _finite_psnr(signal: Signal, decoded: Signal) -> float:

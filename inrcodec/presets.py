@@ -43,7 +43,9 @@ class Preset:
 # vs WebP +11 % at fast and -0.6 % at medium where gaussian alone is +63 % and +30 %; benchmarks/README.md), and
 # slow runs it too (its base is the same Gaussian fit). Images it does not code (RGBA, float) fall back to the kind's
 # default model, ``gaussian`` (``preset_model``). latentgrid at slow's ~1600 steps: +15 % vs gaussian slow on kodim03. fast ~ a quarter of the default steps
-# (its 200-step fit takes a 0.3 base share, ``gaussian_dct.SHORT_SHARE``: a schedule rule, so ``--steps 200`` too); slow ~ 6x, which the 300 s benchmark
+# (its 200-step fit takes a 0.3 base share, ``gaussian_dct.SHORT_SHARE``: a schedule rule, so ``--steps 200`` too); slow ~ 6x
+# (gaussian+dct 8x since session 25: 6400 steps, four fits of 3200 at four base shares, two at a time on two cores,
+# ``gaussian_dct.GRID_SHARES``: about one 3200-step fit's wall time per core pair, ~2x 150 CPU-s), which the 300 s benchmark
 # (benchmarks/results/gaussian_kodak_rd_300s.json: 4700-5900 steps in 270 s on kodim01/03/07) shows still gains.
 # The caps are a safety net, not the schedule: on this shared 2-core machine (load 8-9) a 10 s cap left the fast
 # preset with 0 fit steps on kodim01 (initialisation alone took longer). slow's 280 s floor keeps a Kodak encode
@@ -62,7 +64,8 @@ PRESETS: dict[str, dict[str, Preset]] = {
         "medium": Preset(model="gaussian+dct", steps_scale=1.0, seconds_per_msample=60.0, min_seconds=120.0,
                          floor_msamples=0.5,
                          steps_scale_for={"gaussian": 1.25, "gaussian+dct": 1.25}),  # its base is the same fit
-        "slow": Preset(model="gaussian+dct", steps_scale=6.0, seconds_per_msample=700.0, min_seconds=280.0),
+        "slow": Preset(model="gaussian+dct", steps_scale=6.0, seconds_per_msample=700.0, min_seconds=280.0,
+                       steps_scale_for={"gaussian+dct": 8.0}),
     },
     "*": {
         "fast": Preset(steps_scale=0.25, seconds_per_msample=100.0, min_seconds=60.0),

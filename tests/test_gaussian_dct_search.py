@@ -1,8 +1,9 @@
 """Encoder-side search of ``gaussian+dct``'s base size (``GaussianDCT.search_plan``, run by ``codec.compress``):
-short probe fits at several base shares, each coded to the byte target, then the main fit at the best probe's
-share. On a tiny generated image with the step thresholds lowered: files within the target, the better share
-picked, the same bytes for the same seed, the decoder equal to the encoder's reconstruction, and the search only
-where it is meant to run."""
+slow's grid (session 25: a fit at each of GRID_SHARES, two at a time in threads, each coded to the byte target,
+the best real file kept) and session 22's probes (short fits at two shares, then the main fit at the better one;
+GRID_SHARES empty). On a tiny generated image with the step thresholds lowered: files within the target, the better
+share picked, the same bytes for the same seed whether the fits run side by side or one after the other, the
+decoder equal to the encoder's reconstruction, and the search only where it is meant to run."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from inrcodec.models import gaussian_dct
 from inrcodec.signal import Signal
 from test_gaussian_dct import MODEL, textured
 
-STEPS = 80  # probes 2 x 10 steps, each counted twice; the main fit gets the other 40
+STEPS = 80  # grid: 4 shares, 2 at a time, 40 steps each; probes: 2 x 10 steps, each counted twice, the main fit 40
+GRID = STEPS // 2
 
 
 @pytest.fixture
@@ -24,6 +26,11 @@ def small_search(monkeypatch):
     monkeypatch.setattr(gaussian_dct, "SEARCH_MIN_STEPS", 60)
     monkeypatch.setattr(gaussian_dct, "PROBE_STEPS", 10)
     monkeypatch.setattr(gaussian_dct, "PROBE_COST", 20)
+
+
+@pytest.fixture
+def probes(monkeypatch):
+    monkeypatch.setattr(gaussian_dct, "GRID_SHARES", ())
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +43,24 @@ def _coded(sig, bpp=3.0, **kw):
 
 
 @pytest.mark.parametrize("bpp", [1.0, 3.0])
-def test_never_above_the_target_and_decoder_matches(sig, small_search, bpp):
+def test_grid_never_above_the_target_and_decoder_matches(sig, small_search, bpp):
+    res = _coded(sig, bpp)
+    target = bpp * sig.num_pixels / 8.0
+    search = res.report["search"]
+    assert [s["config"]["base_share"] for s in search] == list(gaussian_dct.GRID_SHARES)  # in the plan's order
+    assert all(s["bytes"] <= target for s in search)
+    assert len(res.data) <= target and res.report["target_met"]
+    assert [s["fit_steps"] for s in search] == [GRID] * len(gaussian_dct.GRID_SHARES)
+    assert res.report["fit_steps"] == GRID * len(gaussian_dct.GRID_SHARES)  # what ran, on both threads
+    out = decompress(res.data)
+    assert psnr(sig.data, out.data) == pytest.approx(res.report["psnr"], abs=1e-9)
+    best = max(search, key=lambda s: s["psnr"])  # the kept file is the best coded, the one the report describes
+    assert res.report["psnr"] == best["psnr"] and len(res.data) == best["bytes"]
+    assert res.report["config"] == best["config"]
+
+
+@pytest.mark.parametrize("bpp", [1.0, 3.0])
+def test_never_above_the_target_and_decoder_matches(sig, small_search, probes, bpp):
     res = _coded(sig, bpp)
     target = bpp * sig.num_pixels / 8.0
     search = res.report["search"]
@@ -53,7 +77,7 @@ def test_never_above_the_target_and_decoder_matches(sig, small_search, bpp):
     assert res.report["config"] == best["config"]
 
 
-def test_main_fit_takes_the_better_share(sig, small_search, monkeypatch):
+def test_main_fit_takes_the_better_share(sig, small_search, probes, monkeypatch):
     """A base of 30 % of the bytes against one of 90 % on texture, where the residual codes far better than the
     Gaussians (test_gaussian_dct: > 1 dB at equal bytes): the small base's probe wins by more than the margin, so
     the main fit runs at 30 %, and its file is kept."""
@@ -80,13 +104,57 @@ def test_main_share_rule():
 
 
 def test_search_under_a_time_cap(sig, small_search):
-    """The preset's wall-clock cap with its steps (a generous one here): the probes and the main fit run their steps."""
+    """The preset's wall-clock cap with its steps (a generous one here): the grid's fits run their steps."""
+    res = compress(sig, MODEL, bpp=3.0, steps=STEPS, time_budget=600.0, seed=0)
+    assert [s["fit_steps"] for s in res.report["search"]] == [GRID] * len(gaussian_dct.GRID_SHARES)
+
+
+def test_probes_under_a_time_cap(sig, small_search, probes):
     res = compress(sig, MODEL, bpp=3.0, steps=STEPS, time_budget=600.0, seed=0)
     assert [s["fit_steps"] for s in res.report["search"]] == [10, 10, STEPS - 2 * 20]
 
 
 def test_same_seed_same_file(sig, small_search):
     assert _coded(sig).data == _coded(sig).data
+
+
+def test_side_by_side_or_one_after_the_other_the_same_file(sig, small_search, monkeypatch):
+    """The concurrent fits draw nothing from shared state (their own generators, one torch thread each): run one
+    at a time (one core, or inside a tile's thread) they give the same report and the same file."""
+    from inrcodec import codec
+
+    together = _coded(sig)
+    monkeypatch.setattr(codec, "search_workers", lambda wanted: 1)
+    alone = _coded(sig)
+    assert alone.data == together.data
+    strip = lambda r: [{k: v for k, v in s.items() if k not in ("code_cpu_s", "cpu_s")} for s in r.report["search"]]
+    assert strip(alone) == strip(together)
+
+
+def test_search_workers_one_inside_a_worker_thread():
+    """A search inside a thread (a tile beside another, a GOP) runs its fits one at a time: no more threads than cores."""
+    import threading
+
+    from inrcodec.codec import search_workers
+
+    assert 1 <= search_workers(2) <= 2
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(search_workers(2)))
+    t.start()
+    t.join()
+    assert seen == [1]
+
+
+@pytest.mark.parametrize("steps,on", [(200, False), (1250, False), (3000, False), (3200, True), (10**6, False)])
+def test_lookahead_only_on_slows_long_fits(steps, on):
+    """fast / medium / video intra fits / a --time-budget schedule (BUDGET_STEP_CAP steps) quantise as before; slow's
+    grid fits with rdoq_ctx's look-ahead."""
+    from inrcodec.models import image_dct
+
+    desc = {"shape": [16, 16, 3], "dtype": "uint8", "range": [0.0, 255.0]}
+    net = gaussian_dct.GaussianDCT(gaussian_dct.GaussianDCTConfig(8, 3), desc)
+    net.set_schedule(steps, None)
+    assert net._lookahead() == (gaussian_dct.SLOW_LOOKAHEAD if on else image_dct.RDOQ_LOOKAHEAD)
 
 
 def test_search_runs_only_for_long_byte_targeted_fits(sig, small_search):
@@ -111,10 +179,14 @@ def test_slow_preset_searches_and_medium_does_not():
         assert plan.model == MODEL
         return plan.steps
     assert steps("slow") >= gaussian_dct.SEARCH_MIN_STEPS > steps("medium")
-    probes, probe_steps, main, choose = gaussian_dct.GaussianDCT.search_plan(steps("slow"), 1e5, {})
-    assert len(probes) >= 2 and main >= 0.75 * steps("slow") and probe_steps * len(probes) < main
-    assert [p["base_share"] for p in probes] == list(gaussian_dct.SEARCH_SHARES)
-    assert choose([31.0, 30.0]) == {"base_share": gaussian_dct.SEARCH_SHARES[0]}
+    assert steps("fast") == 200 and steps("medium") == 1000 and steps("slow") == 6400  # fast and medium unchanged
+    probes, _, each, choose, workers = gaussian_dct.GaussianDCT.search_plan(steps("slow"), 1e5, {})
+    grid = gaussian_dct.GRID_SHARES
+    assert probes == [] and workers == gaussian_dct.SEARCH_WORKERS == 2
+    assert each == steps("slow") * workers // len(grid) == 3200  # two fits per worker
+    assert choose([]) == [{"base_share": x} for x in grid] and len(set(grid)) == len(grid) >= 2
+    assert all(0.0 < x <= 1.0 for x in grid)
+    assert gaussian_dct.LOOKAHEAD_MIN_STEPS <= each  # the grid's fits quantise with the look-ahead
 
 
 def test_short_schedules_take_the_short_share_without_probes(sig, monkeypatch):

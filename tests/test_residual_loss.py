@@ -201,6 +201,7 @@ def test_the_searchs_probes_keep_the_mse(monkeypatch):
     monkeypatch.setattr(gaussian_dct.GaussianDCT, "loss",
                         lambda self, p, r: calls.append((self.max_steps, self._rd_delta is not None))
                         or torch.nn.functional.mse_loss(p, r))
+    monkeypatch.setattr(gaussian_dct, "GRID_SHARES", ())  # session 22's probes (slow's grid has none since session 25)
     monkeypatch.setattr(gaussian_dct, "PROBE_STEPS", 6)
     monkeypatch.setattr(gaussian_dct, "PROBE_COST", 2)
     monkeypatch.setattr(gaussian_dct, "SEARCH_MIN_STEPS", 10)

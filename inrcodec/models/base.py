@@ -53,6 +53,9 @@ class Representation(torch.nn.Module):
         self.target_bits: float | None = None
         self.target_psnr: float | None = None
         self.max_steps: int | None = None  # the fit's schedule (set_schedule), for models that size fixed costs
+        # the encode's seed (codec.compress): a model that draws its own seeds from it, not from torch's global
+        # generator, can be fitted beside another in a second thread (None: the global generator)
+        self.fit_seed: int | None = None
         self.time_budget: float | None = None
 
     def set_targets(self, bits: float | None = None, psnr: float | None = None) -> None:
@@ -73,9 +76,12 @@ class Representation(torch.nn.Module):
     @classmethod
     def search_plan(cls, max_steps: int, target_bits: float, overrides: dict[str, Any]) -> tuple | None:
         """An encoder-side search for a byte target, or None (one fit of ``max_steps``): (config overrides of short
-        probe fits, their steps, the steps of the main fit, ``choose``), where ``choose(psnrs)`` gives the main
-        fit's overrides from the probes' PSNRs at the target (codec.compress runs it; the best file wins). No
-        probes: one fit of the main steps with ``choose([])``'s overrides (a setting chosen by the schedule alone)."""
+        probe fits, their steps, the steps of each main fit, ``choose``[, ``workers``]), where ``choose(psnrs)``
+        gives the main fit's overrides (a dict), or a list of them for several main fits, from the probes' PSNRs at
+        the target (codec.compress runs it; the best file wins). With ``workers`` the fits run that many at a time in
+        threads of one torch thread each (``codec.search_workers``; the same file as one at a time), and the model
+        must draw its random numbers from ``fit_seed``. No probes: one fit of the main steps with ``choose([])``'s
+        overrides (a setting chosen by the schedule alone)."""
         return None
 
     @classmethod

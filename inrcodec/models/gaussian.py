@@ -376,7 +376,10 @@ class GaussianImage(Representation):
         to the schedule (``_cg_iters``)."""
         self._target = target.to(torch.float32)
         n = self.config.n_gaussians
-        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        # the same draw as torch's global generator just seeded with fit_seed (codec.compress seeds it so), from a
+        # generator of this fit's own: concurrent fits (slow's search) must not share one
+        gen = None if self.fit_seed is None else torch.Generator().manual_seed(self.fit_seed)
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen).item())
         means, chol = place_gaussians(self._target, n, seed=seed)
         probe = self.target_bits is not None and n > MIN_GAUSSIANS  # this placement only measures the rate
         first = self._cg_iters(PROBE_PASS_SHARE if probe else INIT_PASS_SHARE, CG_INIT_ITERS)

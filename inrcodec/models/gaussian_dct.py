@@ -10,7 +10,7 @@ from 0.2 to 1 bpp.
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage``'s schedule to ``base_share`` of
 the byte budget (a fixed 0.4, measured on Kodak; 0.3 on fits of RD_MIN_STEPS to SHORT_MAX_STEPS steps, fast's 200,
 since session 24; on schedules of SEARCH_MIN_STEPS or more, the slow preset's, the share is searched per image and
-rate: ``search_plan`` below). On fits of RD_MIN_STEPS or more (every preset's) they
+rate: ``search_plan`` below, since session 25 a fit at each of four shares, two at a time). On fits of RD_MIN_STEPS or more (every preset's) they
 are fitted for the residual rather than for themselves (since session 22, ``BASE_LOSS``): half of the loss is what the
 residual over them will cost (``residual_loss``: per 8x8 DCT coefficient of the error, the cheaper of leaving it as
 distortion and coding it, at the luma step at which the residual of the base as it stands would fill the rest of
@@ -62,8 +62,8 @@ DEFAULT_BASE_BPP = 0.1
 # lands in ~3 real encodes (each ~1.2 CPU-s on a Kodak image: 31 blobs) instead of ~11.
 STEP_COARSE, STEP_FINE = 256.0, 1.0
 CALIBRATION_STEPS = 9  # octave grid (17 until session 24: the search lands on real sizes; ~0.4 CPU-s less)
-# Encoder-side search of the base size (issue 13; the slow preset): a schedule of at least SEARCH_MIN_STEPS steps
-# first runs a short probe fit of PROBE_STEPS at each of SEARCH_SHARES (a small and a large base), each coded to
+# Encoder-side search of the base size (issue 13; the slow preset). Session 22's form (GRID_SHARES empty; slow's
+# until session 25, the grid below): a schedule of at least SEARCH_MIN_STEPS steps first runs a short probe fit of PROBE_STEPS at each of SEARCH_SHARES (a small and a large base), each coded to
 # the byte target (the rate search with RDOQ: ~6 CPU-s on a Kodak image, as much as the probe's fit). The main fit
 # gets the steps the probes did not use, each probe counted as PROBE_COST steps (its fit, set-up and coding:
 # ~12.5 CPU-s against ~20 ms per step of a 4800-step fit), so the encode costs about what one fit did. Its share:
@@ -78,9 +78,22 @@ SMALL_MARGIN_DB = 0.3
 # (where it was measured) take the base share SHORT_SHARE (None: BASE_SHARE) by ``search_plan`` without probes.
 SHORT_MAX_STEPS = 400
 SHORT_SHARE: float | None = 0.3
-SEARCH_MIN_STEPS = 4000  # slow's 4800 steps search; medium's 1000 and video intra frames' 3000 keep one fit
+SEARCH_MIN_STEPS = 4000  # slow's 6400 steps search; medium's 1000 and video intra frames' 3000 keep one fit
 PROBE_STEPS = 240
 PROBE_COST = 600
+# Since session 25 (slow's schedule of 6400 steps) the search is a grid without probes: one fit at each of
+# GRID_SHARES, SEARCH_WORKERS at a time (threads, one torch thread each: one core each on slow's 2-core target),
+# each of the schedule's steps / (fits per worker), coded to the target; the best real file wins. Measured on
+# kodim07 (benchmarks/README.md, session 25): fits of 5800 steps instead of 3600 gained nothing at the same share
+# (-0.07..+0.02 dB), while the share the probes did not pick won by 0.05-0.15 dB at every rate: the allowance buys
+# shares, not steps, and the probes (biased toward small bases at 240 steps) are no longer needed.
+SEARCH_WORKERS = 2
+GRID_SHARES: tuple[float, ...] = (0.2, 0.3, 0.45, 0.6)
+# slow's fits also quantise with rdoq_ctx's context look-ahead (image_dct.RDOQ_LOOKAHEAD is the default for the
+# others): fits of LOOKAHEAD_MIN_STEPS to RD_MAX_STEPS steps (slow's 3200; not video intra frames' 3000, medium's or
+# fast's; not a --time-budget schedule alone). Lab: -0.31 % BD-rate per base for ~0.9 CPU-s per encode (session 24).
+SLOW_LOOKAHEAD = 2
+LOOKAHEAD_MIN_STEPS = 3100
 # The encode's work after the fit (coding_seconds), CPU-s of one thread on this project's 2-core AVX-512 machine
 # (benchmarks/results/encode_tail_*.json, benchmarks/README.md "Large photos"): 5.8-7.1 per MP on a 1.3 MP RGB photo
 # at 0.1-0.8 bpp; ~2.5 per MP in the 0.8 MP gray tiles of the 12 MP photo; whole 6 MP photos 10.9 (RGB: half of it
@@ -242,7 +255,11 @@ class GaussianDCT(GaussianImage):
             if SHORT_SHARE is not None and RD_MIN_STEPS <= max_steps <= SHORT_MAX_STEPS:  # fast: a smaller base
                 return [], 0, max_steps, lambda psnrs: {**overrides, "base_share": SHORT_SHARE}
             return None
-        small, large = SEARCH_SHARES
+        if GRID_SHARES:  # slow since session 25: a fit per share, SEARCH_WORKERS at a time, the schedule split
+            per_worker = -(-len(GRID_SHARES) // max(SEARCH_WORKERS, 1))
+            return ([], 0, max_steps // per_worker,
+                    lambda psnrs: [{**overrides, "base_share": x} for x in GRID_SHARES], SEARCH_WORKERS)
+        small, large = SEARCH_SHARES  # session 22's probes, then one main fit
         main = max_steps - PROBE_COST * len(SEARCH_SHARES)
         return ([{**overrides, "base_share": small}, {**overrides, "base_share": large}], PROBE_STEPS, main,
                 lambda psnrs: {**overrides, "base_share": main_share(*psnrs)})
@@ -390,9 +407,15 @@ class GaussianDCT(GaussianImage):
             section, _ = image_dct.encode_residual(self._image(), base, self._raw_coefficients(), raw16, step,
                                                    restoration=RESTORE, rdoq=image_dct.RDOQ_LAMBDA,
                                                    prices=image_dct.RDOQ_PRICES,
-                                                   lookahead=image_dct.RDOQ_LOOKAHEAD)
+                                                   lookahead=self._lookahead())
             self._section_cache = {step: section}  # the last one only
         return {"gaussians": blob, "dct": self._section_cache[step]}
+
+    def _lookahead(self) -> int:
+        """rdoq_ctx's context look-ahead for this fit's encodes (SLOW_LOOKAHEAD on slow's long fits)."""
+        if LOOKAHEAD_MIN_STEPS <= (self.max_steps or 0) <= RD_MAX_STEPS:
+            return max(SLOW_LOOKAHEAD, image_dct.RDOQ_LOOKAHEAD)
+        return image_dct.RDOQ_LOOKAHEAD
 
     @classmethod
     def decode(cls, config, desc, sections, fraction: float | None = None):
