@@ -121,44 +121,50 @@ void chunk_bounds(int64_t n, std::vector<int64_t>& b, int64_t chunks = CHUNKS, i
     for (int64_t j = 0; j <= parts; ++j) b.push_back(n * j / parts);
 }
 
+// coefcoder._Reader.cat's two ways of decoding the magnitudes of one chunk, classes cls[lo..hi) of nc, with the
+// chunk's per-class tables rows[nc][K]; models: nc tables of scratch (formats 2 and 7 share this)
+void decode_chunk(Ans& a, const double (*rows)[K], int nc, Cat* models, const int16_t* cls, int64_t lo, int64_t hi,
+                  int16_t* m, std::vector<int64_t>& order) {
+    const int64_t len = hi - lo;
+    if (len >= GROUP_MIN) {  // class by class, in class order, each in the order of appearance
+        std::vector<int64_t> cnt(nc + 1, 0);
+        for (int64_t i = lo; i < hi; ++i) ++cnt[cls[i] + 1];
+        for (int c = 0; c < nc; ++c) cnt[c + 1] += cnt[c];
+        order.resize(len);
+        std::vector<int64_t> pos(cnt.begin(), cnt.end() - 1);
+        for (int64_t i = lo; i < hi; ++i) order[pos[cls[i]]++] = i;
+        for (int c = 0; c < nc; ++c) {
+            if (cnt[c + 1] == cnt[c]) continue;
+            Cat& model = models[c];
+            model.build(rows[c], K);
+            if (!model.ok) a.bad = true;
+            for (int64_t j = cnt[c]; j < cnt[c + 1]; ++j) m[order[j]] = (int16_t)model.decode(a);
+        }
+    } else {  // symbol by symbol; a class's table is the same for the whole chunk, so it is quantised once
+        std::vector<char> built(nc, 0);
+        for (int64_t i = lo; i < hi; ++i) {
+            const int c = cls[i];
+            if (!built[c]) {
+                models[c].build(rows[c], K);
+                if (!models[c].ok) a.bad = true;
+                built[c] = 1;
+            }
+            m[i] = (int16_t)models[c].decode(a);
+        }
+    }
+}
+
 // coefcoder._chunked_cat: magnitudes of classes cls[0..n) into m
 void chunked_cat(Ans& a, double (*st)[3], const int16_t* cls, int64_t n, int16_t* m, std::vector<int64_t>& bounds,
                  std::vector<int64_t>& order) {
     chunk_bounds(n, bounds);
     double rows[CLASSES][K];
+    Cat models[CLASSES];
     for (size_t t = 0; t + 1 < bounds.size(); ++t) {
         const int64_t lo = bounds[t], hi = bounds[t + 1];
         if (lo >= hi) continue;
         geometric_rows(st, rows);
-        const int64_t len = hi - lo;
-        if (len >= GROUP_MIN) {  // class by class, in class order, each in the order of appearance
-            int64_t cnt[CLASSES + 1] = {0};
-            for (int64_t i = lo; i < hi; ++i) ++cnt[cls[i] + 1];
-            for (int c = 0; c < CLASSES; ++c) cnt[c + 1] += cnt[c];
-            order.resize(len);
-            int64_t pos[CLASSES];
-            for (int c = 0; c < CLASSES; ++c) pos[c] = cnt[c];
-            for (int64_t i = lo; i < hi; ++i) order[pos[cls[i]]++] = i;
-            for (int c = 0; c < CLASSES; ++c) {
-                if (cnt[c + 1] == cnt[c]) continue;
-                Cat model;
-                model.build(rows[c], K);
-                if (!model.ok) a.bad = true;
-                for (int64_t j = cnt[c]; j < cnt[c + 1]; ++j) m[order[j]] = (int16_t)model.decode(a);
-            }
-        } else {  // symbol by symbol; a class's table is the same for the whole chunk, so it is quantised once
-            Cat models[CLASSES];
-            bool built[CLASSES] = {false};
-            for (int64_t i = lo; i < hi; ++i) {
-                const int c = cls[i];
-                if (!built[c]) {
-                    models[c].build(rows[c], K);
-                    if (!models[c].ok) a.bad = true;
-                    built[c] = true;
-                }
-                m[i] = (int16_t)models[c].decode(a);
-            }
-        }
+        decode_chunk(a, rows, CLASSES, models, cls, lo, hi, m, order);
         int64_t h[CLASSES][K];
         memset(h, 0, sizeof h);
         for (int64_t i = lo; i < hi; ++i) ++h[cls[i]][m[i]];
@@ -307,39 +313,13 @@ void chunked_cat(Ans& a, Model& mod, const int16_t* cls, int64_t n, int16_t* m, 
                  std::vector<int64_t>& order) {
     chunk_bounds(n, bounds, CHUNKS7, CHUNK_MIN7);
     static thread_local double rows[NFINE][K];
+    static thread_local Cat models[NFINE];
     for (size_t t = 0; t + 1 < bounds.size(); ++t) {
         const int64_t lo = bounds[t], hi = bounds[t + 1];
         if (lo >= hi) continue;
         mod.table(rows);
         const int64_t len = hi - lo;
-        if (len >= GROUP_MIN) {
-            int64_t cnt[NFINE + 1] = {0};
-            for (int64_t i = lo; i < hi; ++i) ++cnt[cls[i] + 1];
-            for (int c = 0; c < NFINE; ++c) cnt[c + 1] += cnt[c];
-            order.resize(len);
-            int64_t pos[NFINE];
-            for (int c = 0; c < NFINE; ++c) pos[c] = cnt[c];
-            for (int64_t i = lo; i < hi; ++i) order[pos[cls[i]]++] = i;
-            for (int c = 0; c < NFINE; ++c) {
-                if (cnt[c + 1] == cnt[c]) continue;
-                Cat model;
-                model.build(rows[c], K);
-                if (!model.ok) a.bad = true;
-                for (int64_t j = cnt[c]; j < cnt[c + 1]; ++j) m[order[j]] = (int16_t)model.decode(a);
-            }
-        } else {
-            static thread_local Cat models[NFINE];
-            bool built[NFINE] = {false};
-            for (int64_t i = lo; i < hi; ++i) {
-                const int c = cls[i];
-                if (!built[c]) {
-                    models[c].build(rows[c], K);
-                    if (!models[c].ok) a.bad = true;
-                    built[c] = true;
-                }
-                m[i] = (int16_t)models[c].decode(a);
-            }
-        }
+        decode_chunk(a, rows, NFINE, models, cls, lo, hi, m, order);
         mod.update(cls + lo, m + lo, len);
     }
 }
