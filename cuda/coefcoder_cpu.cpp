@@ -121,6 +121,18 @@ void chunk_bounds(int64_t n, std::vector<int64_t>& b, int64_t chunks = CHUNKS, i
     for (int64_t j = 0; j <= parts; ++j) b.push_back(n * j / parts);
 }
 
+// a walk's end (both formats): the signs, block-major over the non-zeros (unless the dct section codes them in
+// their own stream, format 7 with sign prediction: the magnitudes stay unsigned); then the sentinel and an empty
+// coder (entropy.coding._finish). 0 when the stream ended exactly as the reference requires, else 4
+int finish_walk(Ans& a, int16_t* out, int64_t tot, bool with_signs, int64_t nesc, int64_t* n_escape) {
+    if (with_signs)
+        for (int64_t i = 0; i < tot * N64; ++i)
+            if (out[i] && decode_uniform2(a)) out[i] = (int16_t)-out[i];
+    if (decode_uniform2(a) != 1 || a.n != 0 || a.state != 0 || a.bad) return 4;
+    *n_escape = nesc;
+    return 0;
+}
+
 // coefcoder._Reader.cat's two ways of decoding the magnitudes of one chunk, classes cls[lo..hi) of nc, with the
 // chunk's per-class tables rows[nc][K]; models: nc tables of scratch (formats 2 and 7 share this)
 void decode_chunk(Ans& a, const double (*rows)[K], int nc, Cat* models, const int16_t* cls, int64_t lo, int64_t hi,
@@ -433,13 +445,7 @@ static int decode_walk(const uint32_t* payload, int64_t nwords, int C, int BY, i
                 for (size_t t = 0; t < idx.size(); ++t) count[idx[t]] += nzi[t];
             }
         }
-        // -- signs, block-major over the non-zeros; then the sentinel and an empty coder (entropy.coding._finish)
-        if (with_signs)  // (dct format 8 codes the signs in their own stream: the magnitudes stay unsigned)
-            for (int64_t i = 0; i < tot * N64; ++i)
-                if (out[i] && decode_uniform2(a)) out[i] = (int16_t)-out[i];
-        if (decode_uniform2(a) != 1 || a.n != 0 || a.state != 0 || a.bad) return 4;
-        *n_escape = nesc;
-        return 0;
+        return finish_walk(a, out, tot, with_signs, nesc, n_escape);
     } catch (...) {
         return 5;
     }
@@ -575,12 +581,7 @@ int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, in
                 for (size_t t = 0; t < idx_all.size(); ++t) count[idx_all[t]] += nzi[t];
             }
         }
-        if (with_signs)
-            for (int64_t i = 0; i < tot * N64; ++i)
-                if (out[i] && decode_uniform2(a)) out[i] = (int16_t)-out[i];
-        if (decode_uniform2(a) != 1 || a.n != 0 || a.state != 0 || a.bad) return 4;
-        *n_escape = nesc;
-        return 0;
+        return finish_walk(a, out, tot, with_signs, nesc, n_escape);
     } catch (...) {
         return 5;
     }
