@@ -45,7 +45,8 @@ class Preset:
 # default model, ``gaussian`` (``preset_model``). latentgrid at slow's ~1600 steps: +15 % vs gaussian slow on kodim03. fast ~ a quarter of the default steps
 # (its 200-step fit takes a 0.3 base share, ``gaussian_dct.SHORT_SHARE``: a schedule rule, so ``--steps 200`` too); slow ~ 6x
 # (gaussian+dct 8x since session 25: 6400 steps, four fits of 3200 at four base shares, two at a time on two cores,
-# ``gaussian_dct.GRID_SHARES``: about one 3200-step fit's wall time per core pair, ~2x 150 CPU-s), which the 300 s benchmark
+# since session 26 in two waves, the second at the first's winner's neighbours (``gaussian_dct.GRID_SHARES``,
+# ``NEXT_WAVE``): about one 3200-step fit's wall time per core pair and wave, ~2x 150 CPU-s), which the 300 s benchmark
 # (benchmarks/results/gaussian_kodak_rd_300s.json: 4700-5900 steps in 270 s on kodim01/03/07) shows still gains.
 # The caps are a safety net, not the schedule: on this shared 2-core machine (load 8-9) a 10 s cap left the fast
 # preset with 0 fit steps on kodim01 (initialisation alone took longer). slow's 280 s floor keeps a Kodak encode

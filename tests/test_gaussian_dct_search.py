@@ -1,6 +1,7 @@
 """Encoder-side search of ``gaussian+dct``'s base size (``GaussianDCT.search_plan``, run by ``codec.compress``):
-slow's grid (session 25: a fit at each of GRID_SHARES, two at a time in threads, each coded to the byte target,
-the best real file kept) and session 22's probes (short fits at two shares, then the main fit at the better one;
+slow's grid (session 26: a first wave of fits at GRID_SHARES, then a second at NEXT_WAVE's neighbours of the
+winner; session 25: one wave at every share; two fits at a time in threads, each coded to the byte target, the
+best real file kept) and session 22's probes (short fits at two shares, then the main fit at the better one;
 GRID_SHARES empty). On a tiny generated image with the step thresholds lowered: files within the target, the better
 share picked, the same bytes for the same seed whether the fits run side by side or one after the other, the
 decoder equal to the encoder's reconstruction, and the search only where it is meant to run."""
@@ -19,6 +20,13 @@ from test_gaussian_dct import MODEL, textured
 
 STEPS = 80  # grid: 4 shares, 2 at a time, 40 steps each; probes: 2 x 10 steps, each counted twice, the main fit 40
 GRID = STEPS // 2
+FITS = len(gaussian_dct.GRID_SHARES) + len(gaussian_dct.NEXT_WAVE[0])  # 2 + 2
+
+
+def _second_wave(search):
+    """The shares the second wave must have taken: the neighbours of the first wave's best fit within the target."""
+    first = [s["psnr"] if s["within"] else -np.inf for s in search[:len(gaussian_dct.GRID_SHARES)]]
+    return list(gaussian_dct.NEXT_WAVE[int(np.argmax(first))])
 
 
 @pytest.fixture
@@ -47,11 +55,14 @@ def test_grid_never_above_the_target_and_decoder_matches(sig, small_search, bpp)
     res = _coded(sig, bpp)
     target = bpp * sig.num_pixels / 8.0
     search = res.report["search"]
-    assert [s["config"]["base_share"] for s in search] == list(gaussian_dct.GRID_SHARES)  # in the plan's order
     assert all(s["bytes"] <= target for s in search)
+    for s in search:
+        s["within"] = True
+    shares = [s["config"]["base_share"] for s in search]  # in the plan's order: the first wave, then the second
+    assert shares == list(gaussian_dct.GRID_SHARES) + _second_wave(search)
     assert len(res.data) <= target and res.report["target_met"]
-    assert [s["fit_steps"] for s in search] == [GRID] * len(gaussian_dct.GRID_SHARES)
-    assert res.report["fit_steps"] == GRID * len(gaussian_dct.GRID_SHARES)  # what ran, on both threads
+    assert [s["fit_steps"] for s in search] == [GRID] * FITS
+    assert res.report["fit_steps"] == GRID * FITS  # what ran, on both threads
     out = decompress(res.data)
     assert psnr(sig.data, out.data) == pytest.approx(res.report["psnr"], abs=1e-9)
     best = max(search, key=lambda s: s["psnr"])  # the kept file is the best coded, the one the report describes
@@ -106,7 +117,7 @@ def test_main_share_rule():
 def test_search_under_a_time_cap(sig, small_search):
     """The preset's wall-clock cap with its steps (a generous one here): the grid's fits run their steps."""
     res = compress(sig, MODEL, bpp=3.0, steps=STEPS, time_budget=600.0, seed=0)
-    assert [s["fit_steps"] for s in res.report["search"]] == [GRID] * len(gaussian_dct.GRID_SHARES)
+    assert [s["fit_steps"] for s in res.report["search"]] == [GRID] * FITS
 
 
 def test_probes_under_a_time_cap(sig, small_search, probes):
@@ -180,13 +191,44 @@ def test_slow_preset_searches_and_medium_does_not():
         return plan.steps
     assert steps("slow") >= gaussian_dct.SEARCH_MIN_STEPS > steps("medium")
     assert steps("fast") == 200 and steps("medium") == 1000 and steps("slow") == 6400  # fast and medium unchanged
-    probes, _, each, choose, workers = gaussian_dct.GaussianDCT.search_plan(steps("slow"), 1e5, {})
-    grid = gaussian_dct.GRID_SHARES
-    assert probes == [] and workers == gaussian_dct.SEARCH_WORKERS == 2
-    assert each == steps("slow") * workers // len(grid) == 3200  # two fits per worker
-    assert choose([]) == [{"base_share": x} for x in grid] and len(set(grid)) == len(grid) >= 2
-    assert all(0.0 < x <= 1.0 for x in grid)
+    first, each, each2, choose, workers = gaussian_dct.GaussianDCT.search_plan(steps("slow"), 1e5, {})
+    grid, nxt = gaussian_dct.GRID_SHARES, gaussian_dct.NEXT_WAVE
+    assert first == [{"base_share": x} for x in grid] and workers == gaussian_dct.SEARCH_WORKERS == 2
+    assert each == each2 == steps("slow") * workers // FITS == 3200  # two waves of two fits
     assert gaussian_dct.LOOKAHEAD_MIN_STEPS <= each  # the grid's fits quantise with the look-ahead
+    # one second wave per first-wave winner, of the same size; the small base's neighbours reach below it, the
+    # large one's above it; every share a share of the bytes, none fitted twice
+    assert len(nxt) == len(grid) == 2 and len({len(w) for w in nxt}) == 1
+    assert min(nxt[0]) < grid[0] < max(nxt[0]) <= grid[1] and grid[0] <= min(nxt[1]) < grid[1] < max(nxt[1])
+    for i, wave in enumerate(nxt):
+        assert not set(wave) & set(grid) and all(0.0 < x <= 1.0 for x in wave)
+        psnrs = [30.0, 30.0]
+        psnrs[i] += 0.5
+        assert choose(psnrs) == [{"base_share": x} for x in wave]
+    assert choose([30.0, 30.0]) == [{"base_share": x} for x in nxt[0]]  # a tie: the small base's neighbours
+    assert choose([-np.inf, 30.0]) == [{"base_share": x} for x in nxt[1]]  # a fit over the target never wins
+    assert choose([30.0, -np.inf]) == [{"base_share": x} for x in nxt[0]]
+
+
+def test_one_wave_without_next(monkeypatch):
+    """NEXT_WAVE empty: session 25's grid, a fit at every share of GRID_SHARES at once, no probes."""
+    monkeypatch.setattr(gaussian_dct, "GRID_SHARES", (0.2, 0.3, 0.45, 0.6))
+    monkeypatch.setattr(gaussian_dct, "NEXT_WAVE", ())
+    probes, _, each, choose, workers = gaussian_dct.GaussianDCT.search_plan(6400, 1e5, {})
+    assert probes == [] and each == 3200 and workers == 2
+    assert choose([]) == [{"base_share": x} for x in (0.2, 0.3, 0.45, 0.6)]
+
+
+def test_second_wave_follows_the_winner(sig, small_search, monkeypatch):
+    """On texture a base of 30 % of the bytes beats one of 90 % (test_gaussian_dct: the residual codes far better
+    than the Gaussians there): the second wave is the small base's neighbours, and the best file is kept."""
+    monkeypatch.setattr(gaussian_dct, "GRID_SHARES", (0.3, 0.9))
+    monkeypatch.setattr(gaussian_dct, "NEXT_WAVE", ((0.15, 0.5), (0.5, 0.95)))
+    res = _coded(sig)
+    search = res.report["search"]
+    assert [s["config"]["base_share"] for s in search] == [0.3, 0.9, 0.15, 0.5]
+    assert search[0]["psnr"] > search[1]["psnr"]
+    assert res.report["psnr"] == max(s["psnr"] for s in search)
 
 
 def test_short_schedules_take_the_short_share_without_probes(sig, monkeypatch):
