@@ -70,8 +70,8 @@ def cached_base(cache: Path, stem: str, rate: float, steps: int) -> tuple[int, n
 
 def decode_blob(blob: bytes, base: np.ndarray) -> np.ndarray:
     """The decoded image of a ``dct`` section over ``base``."""
-    q, units, strength, tx16 = image_dct.decode_section(blob, *base.shape)
-    return image_dct.add(base, q, units, strength, tx16)
+    q, units, strength, tx16, _, cfl = image_dct.decode_parts(blob, *base.shape)
+    return image_dct.add(base, q, units, strength, tx16, cfl=cfl)
 
 
 def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, kw: dict):
@@ -108,14 +108,18 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
             keep = image_dct.SIGN_PREDICTION
             image_dct.SIGN_PREDICTION = "never" if "nosp" in variant else keep  # nosp: no sign prediction (signpred)
+            keep_cg = image_dct.CFL_GUARD
+            image_dct.CFL_GUARD = "cflng" not in variant  # cflng: chroma from luma without its guard
+            cfl = ("image" if "cflimg" in variant else "band" if ("cflband" in variant or "cflng" in variant) else
+                   "region" if "cflreg" in variant else "off")  # cflreg: a free alpha per 32x32 (a ceiling)
             try:
                 blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step,
-                                                      restoration="rs" in variant, **opts)
+                                                      restoration="rs" in variant, cfl=cfl, **opts)
             finally:
                 image_dct.SIGN_PREDICTION = keep
+                image_dct.CFL_GUARD = keep_cg
             if "rs" in variant:  # with the restoration filters (rs): the decoder's image
-                q, units, strength, flags, filters = image_dct.decode_residual(blob, *base.shape)
-                return len(blob), image_dct.add(base, q, units, strength, flags, filters)
+                return len(blob), image_dct.add(base, *image_dct.decode_parts(blob, *base.shape))
             if rec is None:
                 rec = decode_blob(blob, base)
             return len(blob), rec

@@ -56,6 +56,14 @@ FORMAT_CROSS = 6
 # symbols in ~1.5 % fewer bytes) else ``coefcoder``, without their signs with TOOL_SIGNS
 FORMAT_TOOLS = 7
 TOOL_RICH, TOOL_SIGNS = 1, 2
+TOOL_CFL = 8  # chroma from luma (session 26): after the filters, per chroma channel and band a signed byte alpha
+# (``CFL_SHIFT`` fraction bits); Co/Cg's dequantised coefficients are predicted as alpha x Y's (``cfl_dequantised``)
+TOOLS_KNOWN = TOOL_RICH | TOOL_SIGNS | TOOL_CFL
+CFL_SHIFT = 4  # alpha in 1/16
+CFL_MAX = 32  # |alpha| <= 2
+CFL_EDGES = (0, 1, 10, 64)  # zig-zag bands of the alphas: DC, diagonals 1-3, the rest
+CFL = "band"  # the encoder's chroma from luma: "off", "image" (one alpha per chroma channel), "band" (per band)
+CFL_GUARD = True  # ... kept only where the real bytes and error beat the section without it
 FORMATS = (1, 2, 3, 4, 5, 6, FORMAT_TOOLS)
 RICH_MODEL = True  # the encoder codes the symbols with coefcoder7 (format 7; False: format 2's coder)
 _WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE, FORMAT_CROSS, FORMAT_TOOLS)
@@ -299,34 +307,37 @@ def _rgb_from_ycocg(y: np.ndarray, co: np.ndarray, cg: np.ndarray) -> list[np.nd
 
 
 def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int, tx16: np.ndarray | None = None,
-        filters: dict | None = None) -> np.ndarray:
+        filters: dict | None = None, cfl: np.ndarray | None = None) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
     block edges deblocked (8-bit images, ``strength`` > 0); then the restoration ``filters`` (formats 3, 5 and 6,
     8-bit images; ``restore.apply``). The compiled kernels (``kernels.dct_residual``, ``kernels.restore``) where
     there are, else the numpy references: the same integers. ``tx16`` (formats 4 and 5): the (gy, gx) groups of
     2x2 blocks whose symbols are one 16x16 transform (``image_tx16``): added after the 8x8 blocks, with those
-    zeroed."""
-    out = _add_deblocked(base, q, units, strength, tx16)
+    zeroed. ``cfl`` (format 7's TOOL_CFL): the (2, bands) alphas of chroma from luma (``cfl_dequantised``)."""
+    out = _add_deblocked(base, q, units, strength, tx16, cfl)
     if filters is not None and out.dtype == np.uint8:
         out = restore.apply(out, filters)
     return out
 
 
 def _add_deblocked(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int,
-                   tx16: np.ndarray | None = None) -> np.ndarray:
+                   tx16: np.ndarray | None = None, cfl: np.ndarray | None = None) -> np.ndarray:
     if tx16 is not None:  # only groups that code something carry a flag (what the section can say)
         tx16 = tx16 & image_tx16.flag_contexts(q)[0]
     sel = None if tx16 is None or not tx16.any() else image_tx16.block_mask(tx16, *q.shape[1:3])
-    q8 = q
+    coefs, inv_units = q, units
+    if cfl is not None:  # the inverses take the dequantised coefficients, with steps of one sixteenth
+        coefs, inv_units = cfl_dequantised(q, units, cfl, tx16), np.ones_like(units)
+    q8 = coefs
     if sel is not None:  # the groups' symbols are not 8x8 blocks: the 8x8 pass adds nothing there
-        q8 = q.copy()
+        q8 = coefs.copy()
         q8[:, sel] = 0
-    out = dct_residual.inverse_add(base, q8, _per_position(units), mcdct._zigzag(), T8, COEF_CLAMP, STAGE1_SHIFT,
-                                   STAGE2_SHIFT, _level(base.dtype))
-    if out is None:  # no compiled library: the numpy reference (the same integers)
-        out = _inverse_add_reference(base, q8, units)
+    out = dct_residual.inverse_add(base, q8, _per_position(inv_units), mcdct._zigzag(), T8, COEF_CLAMP,
+                                   STAGE1_SHIFT, STAGE2_SHIFT, _level(base.dtype))
+    if out is None:  # no compiled library (or a coefficient beyond int16): the numpy reference, the same integers
+        out = _inverse_add_reference(base, q8, inv_units)
     if sel is not None:
-        _add_groups(out, base, q, units, tx16)
+        _add_groups(out, base, coefs, inv_units, tx16)
     if strength and base.dtype == np.uint8:
         coded = np.any(q != 0, axis=(0, 3))
         if sel is not None:
@@ -399,12 +410,12 @@ def _inverse_add_reference(base: np.ndarray, q: np.ndarray, units: np.ndarray) -
 
 
 def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray,
-                  candidates=DEBLOCK_CANDIDATES, tx16: np.ndarray | None = None) -> int:
+                  candidates=DEBLOCK_CANDIDATES, tx16: np.ndarray | None = None, cfl: np.ndarray | None = None) -> int:
     """The deblocking strength of ``candidates`` whose decoded image is closest to ``image`` (squared error): an
     encoder choice, the section stores it (0 for 16-bit images, which are not deblocked)."""
     if image.dtype != np.uint8:
         return 0
-    undeblocked = _add_deblocked(base, q, units, 0, tx16)
+    undeblocked = _add_deblocked(base, q, units, 0, tx16, cfl)
     coded = np.any(q != 0, axis=(0, 3))
     if tx16 is not None:
         coded |= image_tx16.block_mask(tx16 & image_tx16.flag_contexts(q)[0], *coded.shape)
@@ -414,6 +425,69 @@ def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.
     errors = [int(((deblock.deblock(rgb, coded, int(units[0, 0]), s).astype(np.int32) - ref) ** 2).sum())
               for s in candidates]
     return int(candidates[int(np.argmin(errors))])
+
+
+# -- chroma from luma (format 7's TOOL_CFL, session 26) ----------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def cfl_bands() -> np.ndarray:
+    """(64,) band of each zig-zag position (``CFL_EDGES``): which alpha predicts it."""
+    return (np.searchsorted(CFL_EDGES, np.arange(N * N), side="right") - 1).astype(np.int64)
+
+
+def cfl_dequantised(q: np.ndarray, units: np.ndarray, alpha: np.ndarray,
+                    tx16: np.ndarray | None = None) -> np.ndarray:
+    """(3, by, bx, 64) int64 dequantised coefficients in 1/16 levels of symbols ``q`` with chroma from luma: each
+    symbol times its step, clamped to its transform's bound (``COEF_CLAMP``, ``image_tx16.COEF_CLAMP`` in the
+    flagged 16x16 groups ``tx16``), then Co and Cg plus (alpha x Y + 2^(S-1)) >> S (``alpha`` (2, bands) integers in
+    1/2^S, ``CFL_SHIFT``; per zig-zag position its band's, ``cfl_bands``), clamped again. Integers throughout:
+    the same on every machine. The encoder subtracts the same prediction from the chroma it quantises."""
+    deq = q.astype(np.int64) * _per_position(units)[:, None, None, :]
+    lim = np.full(q.shape[1:3] + (1,), COEF_CLAMP, np.int64)
+    if tx16 is not None and tx16.any():
+        lim[image_tx16.block_mask(tx16, *q.shape[1:3])] = image_tx16.COEF_CLAMP
+    np.clip(deq, -lim, lim, out=deq)
+    a = np.asarray(alpha, np.int64)[..., cfl_bands()]
+    if a.ndim == 2:  # per image (the format); (2, by, bx, bands) per block: the lab's ceilings
+        a = a[:, None, None, :]
+    deq[1:] += (a * deq[0] + (1 << (CFL_SHIFT - 1))) >> CFL_SHIFT
+    np.clip(deq, -lim, lim, out=deq)
+    return deq
+
+
+def cfl_fit(raw: np.ndarray, q: np.ndarray, units: np.ndarray, tx16: np.ndarray | None = None,
+            mode: str | None = None) -> np.ndarray | None:
+    """The encoder's alphas (2, bands) for chroma coefficients ``raw`` (c, by, bx, 64) in levels over luma symbols
+    ``q[0]``: per chroma channel the least-squares alpha over the coded luma coefficients (``mode`` "image": one
+    for all bands, "band": one per band), rounded to 1/2^S; None where all are zero."""
+    mode = CFL if mode is None else mode
+    if mode == "off" or q.shape[0] != 3:
+        return None
+    y = cfl_dequantised(q[:1], units[:1], np.zeros((0, len(CFL_EDGES) - 1)), tx16)[0] / STEP_UNIT
+    band = cfl_bands()
+    if mode == "region":  # LAB CEILING: a free alpha per 4x4 blocks and channel, no side information
+        r = 4
+        by, bx = y.shape[:2]
+        rows, cols = np.arange(by) // r, np.arange(bx) // r
+        out = np.zeros((2, by, bx, len(CFL_EDGES) - 1), np.int64)
+        for ch in (1, 2):
+            num = np.zeros((rows[-1] + 1, cols[-1] + 1))
+            den = np.zeros_like(num)
+            np.add.at(num, (rows[:, None], cols[None, :]), (y * raw[ch]).sum(-1))
+            np.add.at(den, (rows[:, None], cols[None, :]), (y * y).sum(-1))
+            a = np.clip(np.rint(num / np.maximum(den, 1e-9) * (1 << CFL_SHIFT)), -CFL_MAX, CFL_MAX)
+            out[ch - 1] = a[rows][:, cols][..., None]
+        return out if out.any() else None
+    groups = [np.arange(len(CFL_EDGES) - 1)] if mode == "image" else [[b] for b in range(len(CFL_EDGES) - 1)]
+    alpha = np.zeros((2, len(CFL_EDGES) - 1), np.int64)
+    for ch in (1, 2):
+        for g in groups:
+            sel = np.isin(band, g)
+            yy, tt = y[..., sel], raw[ch][..., sel]
+            den = float((yy * yy).sum())
+            if den > 0:
+                alpha[ch - 1, g] = int(np.clip(np.rint(float((yy * tt).sum()) / den * (1 << CFL_SHIFT)),
+                                               -CFL_MAX, CFL_MAX))
+    return alpha if alpha.any() else None
 
 
 def _level(dtype) -> int:
@@ -491,7 +565,8 @@ def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float
 
 
 def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16: np.ndarray | None, step: float,
-                    guard: bool | None = None, restoration: bool = False, **kw) -> tuple[bytes, np.ndarray | None]:
+                    guard: bool | None = None, restoration: bool = False, cfl: str | None = None,
+                    **kw) -> tuple[bytes, np.ndarray | None]:
     """The encoder's ``dct`` section at luma ``step`` (``kw``: rdoq, prices, and ``quantise_tx16``'s choice
     settings): RDOQ'd symbols, per 16x16 group one transform or four where ``raw16`` is given (format 4 where a
     group takes one), the deblocking strength of least error. With ``guard`` (default ``TX16_GUARD``) the
@@ -499,8 +574,11 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
     step^2 per bit) beat the plain 8x8 form's, so a choice from estimated bits never makes an image worse.
     With ``restoration`` (8-bit images) the restoration filters ``restore.choose`` finds on the chosen form's
     decoded image are added where they pay (formats 3 and 5; 6 where a channel's filters take cross-channel taps).
+    ``cfl`` (default ``CFL``): chroma from luma (format 7's TOOL_CFL, ``_cfl_choice``), RGB images with format 7.
     Returns (section, the decoded image before the restoration filters where it was made, else None)."""
-    q8, units = quantise_raw(raw, step, **{k: v for k, v in kw.items() if k in _QUANTISE_KW})
+    cfl = CFL if cfl is None else cfl
+    qkw = {k: v for k, v in kw.items() if k in _QUANTISE_KW}
+    q8, units = quantise_raw(raw, step, **qkw)
     choice = (q8, units, best_strength(image, base, q8, units), None)
     rec = None
     if raw16 is not None:
@@ -517,12 +595,45 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
                 better = err[1] + lam * sizes[1] < err[0] + lam * sizes[0]
                 choice, rec = (tx, recs[1]) if better else (choice, recs[0])
     q, units, strength, flags = choice
+    alpha = None
+    if cfl != "off" and q.shape[0] == 3:
+        mix = raw if flags is None else np.where(image_tx16.block_mask(flags, *q.shape[1:3])[None, :, :, None],
+                                                 raw16, raw)
+        found = _cfl_choice(image, base, mix, q, units, strength, flags, step, qkw, cfl, guard)
+        if found is not None:
+            q, strength, alpha, rec = found
     filters, cross = None, False
     if restoration and image.dtype == np.uint8:
         if rec is None:
-            rec = add(base, q, units, strength, flags)
+            rec = add(base, q, units, strength, flags, cfl=alpha)
         filters, cross = restore.choose(image, rec, step) or (None, False)
-    return encode_section(q, units, strength, filters=filters, tx16=flags, cross=cross), rec
+    return encode_section(q, units, strength, filters=filters, tx16=flags, cross=cross, cfl=alpha), rec
+
+
+def _cfl_choice(image, base, raw, q, units, strength, flags, step, qkw, mode, guard):
+    """Chroma from luma over the chosen form (``raw`` its coefficients, ``q`` its symbols): the alphas
+    (``cfl_fit``), the chroma quantised again after the prediction is subtracted (luma kept), the deblocking
+    strength again; with ``guard`` (default CFL_GUARD) kept only where the section's real bytes and the image's
+    error beat the form without it (as the 16x16 guard). (symbols, strength, alphas, decoded image) or None."""
+    tx = None if flags is None else flags & image_tx16.flag_contexts(q)[0]
+    alpha = cfl_fit(raw, q, units, tx, mode)
+    if alpha is None:
+        return None
+    target = raw.copy()
+    target[1:] -= (cfl_dequantised(q, units, alpha, tx)[1:] - cfl_dequantised(q, units, 0 * alpha, tx)[1:]) / STEP_UNIT
+    qc, _ = quantise_raw(target, step, **qkw)
+    qc[0] = q[0]
+    sc = best_strength(image, base, qc, units, tx16=flags, cfl=alpha)
+    rec = add(base, qc, units, sc, flags, cfl=alpha)
+    if CFL_GUARD if guard is None else guard:
+        lam = GUARD_LAMBDA * step**2 * 8  # per byte
+        plain = add(base, q, units, strength, flags)
+        sizes = [len(encode_section(q, units, strength, tx16=flags)),
+                 len(encode_section(qc, units, sc, tx16=flags, cfl=alpha))]
+        err = [float(((r.astype(np.int64) - image) ** 2).sum()) / _level(image.dtype) ** 2 for r in (plain, rec)]
+        if err[1] + lam * sizes[1] >= err[0] + lam * sizes[0]:
+            return None
+    return qc, sc, alpha, rec
 
 
 _QUANTISE_KW = ("chroma", "dc", "dead_zone", "lam", "rdoq", "prices", "lookahead")
@@ -578,19 +689,22 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
 
 def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int | None = None,
                    filters: bytes | None = None, tx16: np.ndarray | None = None, cross: bool = False,
-                   tools: int | None = None) -> bytes:
+                   tools: int | None = None, cfl: np.ndarray | None = None) -> bytes:
     """The ``dct`` section: format 2's header (format byte, steps, deblocking strength), then with ``tx16`` flags of
     which a group is set their stream (varint length + ANS payload, ``image_tx16``), then with ``filters``
     (``restore.encode``'s bytes) a varint length and the filters, then format 2's symbols. Formats: 3 filters,
     4 flags, 5 both, 6 (``cross``: the filters in their cross-channel form) format 5's layout, the flag stream
     empty where no group is set; 7 all of them in format 7's layout with ``tools`` (None: ``RICH_MODEL`` and
-    ``SIGN_PREDICTION`` choose; ``form`` None: formats 2-6 where they choose neither tool)."""
+    ``SIGN_PREDICTION`` choose; ``form`` None: formats 2-6 where they choose neither tool); ``cfl`` the (2, bands)
+    alphas of chroma from luma: format 7 with TOOL_CFL."""
     has_tx16 = tx16 is not None and bool(np.any(tx16 & image_tx16.flag_contexts(q)[0]))
     if cross and filters is None:
         raise ValueError("cross-channel form without filters")
+    if cfl is not None and (form not in (None, FORMAT_TOOLS) or q.shape[0] != 3):
+        raise ValueError("chroma from luma is format 7's, for three channels")
     if form is None or form == FORMAT_TOOLS:
         blob = _tools_section(q, units, strength, filters, tx16 if has_tx16 else None, cross, tools,
-                              legacy=form is None)
+                              legacy=form is None, cfl=cfl)
         if blob is not None:
             return blob
         form = FORMAT
@@ -608,7 +722,8 @@ def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int | 
 
 
 def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: bytes | None,
-                   tx16: np.ndarray | None, cross: bool, tools: int | None, legacy: bool) -> bytes | None:
+                   tx16: np.ndarray | None, cross: bool, tools: int | None, legacy: bool,
+                   cfl: np.ndarray | None = None) -> bytes | None:
     """Format 7 (see FORMAT_TOOLS) with ``tools``; None: the encoder's choice (TOOL_SIGNS under "auto" only where
     the sign stream and its bytes of layout are shorter than the raw signs), then None where ``legacy`` and the
     choice is no tool (formats 2-6 hold that in fewer bytes)."""
@@ -633,6 +748,12 @@ def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: byt
                 overhead += 1 + len(layout) - old
             if len(signs) + overhead >= np.count_nonzero(q) / 8.0:
                 tools &= ~TOOL_SIGNS
+    if cfl is not None:
+        tools |= TOOL_CFL
+        if np.ndim(cfl) == 2:  # (a per-block map is the lab's ceiling: its bytes not counted, not decodable)
+            layout += np.asarray(cfl, np.int8).tobytes()  # (Co, Cg) x bands, two's complement
+    elif not auto:
+        tools &= ~TOOL_CFL
     if legacy and auto and not tools:
         return None
     head = bytes([FORMAT_TOOLS, tools]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
@@ -653,14 +774,23 @@ def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.
 def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None,
                                                                   dict | None]:
     """(symbols, units, deblock strength, 16x16 group flags or None, restoration filters or None) of a ``dct``
-    section; FormatError on anything malformed."""
+    section without chroma from luma (``decode_parts`` gives its alphas too); FormatError on anything malformed."""
+    *parts, cfl = decode_parts(data, h, w, c)
+    if cfl is not None:
+        raise ValueError("dct residual with chroma from luma: decode it with decode_parts")
+    return tuple(parts)
+
+
+def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
+    """``decode_residual``'s five and the (2, bands) alphas of chroma from luma or None: ``add``'s arguments after
+    the base; FormatError on anything malformed."""
     if c not in (1, 3):
         raise FormatError(f"dct residual codes 1 or 3 channels, the image has {c}")
     if len(data) < 1 or data[0] not in FORMATS:
         raise FormatError("dct residual: unknown format")
     pos, tools = 1, 0
     if data[0] == FORMAT_TOOLS:
-        if len(data) < 2 or data[1] > TOOL_RICH | TOOL_SIGNS:
+        if len(data) < 2 or data[1] & ~TOOLS_KNOWN:
             raise FormatError("dct residual: tools byte is truncated or unknown")
         pos, tools = 2, data[1]
     units = []
@@ -692,6 +822,17 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
             raise FormatError("dct residual: restoration filters are truncated")
         filters = restore.decode(data[pos:pos + size], c, filter_form == 2)
         pos += size
+    cfl = None
+    if tools & TOOL_CFL:
+        n = 2 * (len(CFL_EDGES) - 1)
+        if c != 3:
+            raise FormatError("dct residual: chroma from luma in a gray image")
+        if pos + n > len(data):
+            raise FormatError("dct residual: chroma-from-luma alphas are truncated")
+        cfl = np.frombuffer(data[pos:pos + n], np.int8).astype(np.int64).reshape(2, -1)
+        if np.abs(cfl).max() > CFL_MAX:
+            raise FormatError(f"dct residual: chroma-from-luma alpha out of range (|a| <= {CFL_MAX})")
+        pos += n
     by, bx = grid(h, w)
     signs = None
     if tools & TOOL_SIGNS:
@@ -708,7 +849,7 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
     units = np.array(units, np.int64).reshape(c, 2)
     if signs is not None:
         q = signpred.decode(signs, q, units, None if flags is None else image_tx16.block_mask(flags, by, bx))
-    return q, units, int(strength), flags, filters
+    return q, units, int(strength), flags, filters, cfl
 
 
 def code_residual(image: np.ndarray, base: np.ndarray, step: float, variant: str = "imgdct", **kw):
