@@ -219,8 +219,13 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", default="baseline,rdoq")
     ap.add_argument("--set", action="append", default=[], help="variant keyword NAME=FLOAT (e.g. rdoq_lambda=0.3)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
+    ap.add_argument("--cfl-edges", default=None, help="zig-zag band edges of chroma from luma's alphas, e.g. "
+                    "0,1,3,6,10,64 (image_dct.CFL_EDGES; a format constant: the lab's files decode in this run only)")
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.cfl_edges:
+        image_dct.CFL_EDGES = tuple(int(e) for e in args.cfl_edges.split(","))
+        image_dct.cfl_bands.cache_clear()
     kw = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
     variants = args.variants.split(",")
     steps = [float(s) for s in args.res_steps.split(",")]

@@ -88,10 +88,11 @@ class _Model:
     """Counts of one colour group: per class [zeros, ones, >= 2, sum of (m - 2) over >= 2], per (class, where) a
     histogram and its total."""
 
-    def __init__(self):
-        self.coarse = np.zeros((NCLS, 4))
-        self.hist = np.zeros((NCLS * WHERE, K))
-        self.total = np.zeros(NCLS * WHERE)
+    def __init__(self, ncls: int = NCLS):
+        self.ncls = ncls
+        self.coarse = np.zeros((ncls, 4))
+        self.hist = np.zeros((ncls * WHERE, K))
+        self.total = np.zeros(ncls * WHERE)
 
     def decay(self):
         self.coarse *= MAG_DECAY
@@ -103,10 +104,11 @@ class _Model:
         return (self.hist + TAU * prior) / (self.total + TAU)[:, None]
 
     def update(self, k: np.ndarray, m: np.ndarray):
-        h = np.bincount(k * K + m, minlength=NCLS * WHERE * K).reshape(NCLS * WHERE, K)  # integers: exact sums
+        n = self.ncls
+        h = np.bincount(k * K + m, minlength=n * WHERE * K).reshape(n * WHERE, K)  # integers: exact sums
         self.hist += h
         self.total += h.sum(axis=1)
-        hc = h.reshape(NCLS, WHERE, K).sum(axis=1)
+        hc = h.reshape(n, WHERE, K).sum(axis=1)
         self.coarse[:, 0] += hc[:, 0]
         self.coarse[:, 1] += hc[:, 1]
         self.coarse[:, 2] += hc[:, 2:].sum(axis=1)
@@ -128,7 +130,7 @@ def _chunked_cat(io, model: _Model, k: np.ndarray, truth):
     return out
 
 
-def _same_position(A, lo, hi, off, idx, nblk, by, bx) -> np.ndarray:
+def _same_position(A, lo, hi, off, idx, nblk, by, bx, skip=None) -> np.ndarray:
     """Sum of the four neighbouring blocks' magnitudes at positions lo..hi, (hi - lo, len(idx)), for blocks ``idx``
     of the colour group starting at column ``off`` (zero outside the image)."""
     loc = idx % nblk
@@ -136,12 +138,20 @@ def _same_position(A, lo, hi, off, idx, nblk, by, bx) -> np.ndarray:
     out = np.zeros((hi - lo, len(idx)), np.int16)
     for ok, step in ((col > 0, -1), (col < bx - 1, 1), (row > 0, -bx), (row < by - 1, bx)):
         j = np.where(ok, idx + step, idx)
+        if skip is not None:
+            ok = ok & ~skip[j % nblk]
         out += A[lo:hi, off + j] * ok.astype(np.int16)
     return out
 
 
-def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndarray | None = None):
-    """``coefcoder._walk`` with this module's models (see the module doc); the same arguments and results."""
+GROUP_MODE = 1  # LAB (session 26): 1 grouped blocks own classes, no same-position term; 2 also by quadrant (top-left
+# block / the others); 3 as 2 and 8x8 blocks' same-position term without grouped neighbours
+
+
+def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndarray | None = None,
+          groups: np.ndarray | None = None):
+    """``coefcoder._walk`` with this module's models (see the module doc); the same arguments and results.
+    ``groups`` (by, bx) bool: the blocks of 16x16 groups (known to the decoder before the magnitudes)."""
     c, by, bx = shape
     nblk = by * bx
     know = q is not None
@@ -163,7 +173,13 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
         if ch0 >= ch1:
             continue
         cg, off = ch1 - ch0, ch0 * nblk
-        model = _Model()
+        gmode = GROUP_MODE if groups is not None else 0
+        model = _Model(NCLS + (0 if not gmode else CLASSES if gmode == 1 else 2 * CLASSES))
+        if gmode:
+            gflat = groups.ravel()
+            tl = np.zeros_like(groups)
+            tl[::2, ::2] = True
+            tl = (tl & groups).ravel()
         flag_stats = np.full((LAST_CTX, 2), 0.5)
         open_ = cbf[ch0:ch1].reshape(cg * nblk).astype(bool)
         count = np.zeros(cg * nblk, np.int64)
@@ -183,8 +199,13 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
                 if ch0:
                     x4 += cc.LUMA_W4 * A[lo:hi, idx % nblk]
                 if half:
-                    x4 += SAME_W4 * _same_position(A, lo, hi, off, idx, nblk, by, bx)
-                k = (table[x4.T].astype(np.int64) + CLASSES * half) * WHERE + where[lo:hi]  # block-major
+                    sp = _same_position(A, lo, hi, off, idx, nblk, by, bx, gflat if gmode == 3 else None)
+                    x4 += SAME_W4 * (sp if not gmode else sp * ~gflat[idx % nblk])
+                cset = np.full(len(idx), half, np.int64)
+                if gmode:
+                    g = gflat[idx % nblk]
+                    cset[g] = 2 if gmode == 1 else np.where(tl[idx % nblk][g], 2, 3)
+                k = (table[x4.T].astype(np.int64) + CLASSES * cset[:, None]) * WHERE + where[lo:hi]  # block-major
                 truth = truth_mag[lo:hi, off + idx].T.ravel() if know else None
                 m = _chunked_cat(io, model, k.ravel(), truth).reshape(len(idx), w)
                 A[lo:hi, off + idx] = m.T

@@ -774,11 +774,9 @@ def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.
 def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None,
                                                                   dict | None]:
     """(symbols, units, deblock strength, 16x16 group flags or None, restoration filters or None) of a ``dct``
-    section without chroma from luma (``decode_parts`` gives its alphas too); FormatError on anything malformed."""
-    *parts, cfl = decode_parts(data, h, w, c)
-    if cfl is not None:
-        raise ValueError("dct residual with chroma from luma: decode it with decode_parts")
-    return tuple(parts)
+    section; FormatError on anything malformed. The symbols, not the image: a section with chroma from luma
+    (format 7's TOOL_CFL) also holds alphas that ``add`` needs, which ``decode_parts`` gives."""
+    return decode_parts(data, h, w, c)[:5]
 
 
 def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
@@ -793,6 +791,8 @@ def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
         if len(data) < 2 or data[1] & ~TOOLS_KNOWN:
             raise FormatError("dct residual: tools byte is truncated or unknown")
         pos, tools = 2, data[1]
+        if tools & TOOL_CFL and c != 3:
+            raise FormatError("dct residual: chroma from luma in a gray image")
     units = []
     for _ in range(2 * c):
         u, pos = read_varint(data, pos, "dct residual header is truncated", 3)
@@ -825,8 +825,6 @@ def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
     cfl = None
     if tools & TOOL_CFL:
         n = 2 * (len(CFL_EDGES) - 1)
-        if c != 3:
-            raise FormatError("dct residual: chroma from luma in a gray image")
         if pos + n > len(data):
             raise FormatError("dct residual: chroma-from-luma alphas are truncated")
         cfl = np.frombuffer(data[pos:pos + n], np.int8).astype(np.int64).reshape(2, -1)
