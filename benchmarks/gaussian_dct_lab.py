@@ -20,7 +20,10 @@ drop after it), any of them ``+db`` (the deblocking strength with the least erro
 ``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment), ``tx16`` (format 4: per 16x16
 group four 8x8 transforms or one 16x16, ``image_tx16``; ``tx16+db``: the encoder's ``image_dct.encode_residual``
 without its guard, ``tx16guard+db`` with it; ``rs`` in the name: with the restoration filters, the encoder's whole
-chain; ``nosp``: without sign prediction, format 7's ``signpred`` tool, session 25), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
+chain; ``nosp``: without sign prediction, format 7's ``signpred`` tool, session 25; ``nogc``: without the contexts that
+know the 16x16 groups, format 7's TOOL_GROUPS, session 26; ``cflband`` / ``cflimg``: with chroma from luma, TOOL_CFL,
+alphas per band / one per channel, ``cflng`` without its guard, ``cflreg`` a free alpha per 32x32, a ceiling whose
+section is not decodable; without ``cfl`` in the name: none), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
 look-ahead: each choice also priced by the bits it changes in the magnitudes whose contexts hold it, the block's own
 / and the neighbouring blocks'; ``tx16guardla2+db``: the encoder's function with it), ``dq`` (dependent
 quantisation, ``_depquant.py``, an experiment: Delta = dq_f x step, the trellis's levels coded by the unchanged
@@ -108,8 +111,9 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
             keep = image_dct.SIGN_PREDICTION
             image_dct.SIGN_PREDICTION = "never" if "nosp" in variant else keep  # nosp: no sign prediction (signpred)
-            keep_cg = image_dct.CFL_GUARD
+            keep_cg, keep_gc = image_dct.CFL_GUARD, image_dct.GROUP_CONTEXTS
             image_dct.CFL_GUARD = "cflng" not in variant  # cflng: chroma from luma without its guard
+            image_dct.GROUP_CONTEXTS = "nogc" not in variant  # nogc: without the contexts that know the groups
             cfl = ("image" if "cflimg" in variant else "band" if ("cflband" in variant or "cflng" in variant) else
                    "region" if "cflreg" in variant else "off")  # cflreg: a free alpha per 32x32 (a ceiling)
             try:
@@ -117,7 +121,7 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
                                                       restoration="rs" in variant, cfl=cfl, **opts)
             finally:
                 image_dct.SIGN_PREDICTION = keep
-                image_dct.CFL_GUARD = keep_cg
+                image_dct.CFL_GUARD, image_dct.GROUP_CONTEXTS = keep_cg, keep_gc
             if "rs" in variant:  # with the restoration filters (rs): the decoder's image
                 return len(blob), image_dct.add(base, *image_dct.decode_parts(blob, *base.shape))
             if rec is None:

@@ -65,11 +65,12 @@ def _correlated():
 def test_sections_decode_to_the_encoders_image(monkeypatch, rich, signs, with_tx16, restoration):
     monkeypatch.setattr(image_dct, "RICH_MODEL", rich)
     monkeypatch.setattr(image_dct, "SIGN_PREDICTION", signs)
+    monkeypatch.setattr(image_dct, "CFL_GUARD", False)
     image, base = _correlated()
     raw = image_dct.raw_coefficients(image, base)
     raw16 = image_dct.raw_coefficients16(image, base) if with_tx16 else None
     blob, rec = image_dct.encode_residual(image, base, raw, raw16, 6.0, restoration=restoration,
-                                          rdoq=image_dct.RDOQ_LAMBDA, prices="ctx", cfl="band", guard=False)
+                                          rdoq=image_dct.RDOQ_LAMBDA, prices="ctx", cfl="band")
     assert blob[0] == image_dct.FORMAT_TOOLS and blob[1] & image_dct.TOOL_CFL
     q, units, strength, flags, filters, cfl = image_dct.decode_parts(blob, *image.shape)
     assert cfl is not None and cfl.any()
@@ -116,13 +117,14 @@ def test_encoder_leaves_it_out_where_chroma_does_not_follow_luma():
     assert not (blob[0] == image_dct.FORMAT_TOOLS and blob[1] & image_dct.TOOL_CFL)
 
 
-def test_damaged_and_hostile_sections_fail_cleanly():
+def test_damaged_and_hostile_sections_fail_cleanly(monkeypatch):
+    monkeypatch.setattr(image_dct, "CFL_GUARD", False)
     image, base = _correlated()
     raw = image_dct.raw_coefficients(image, base)
-    blob, _ = image_dct.encode_residual(image, base, raw, None, 6.0, cfl="band", guard=False)
+    blob, _ = image_dct.encode_residual(image, base, raw, None, 6.0, cfl="band")
     assert blob[1] & image_dct.TOOL_CFL
     h, w, _ = image.shape
-    for bad in (4, 0x10, 0x20, 0x80):  # reserved and unknown tool bits
+    for bad in (4, 0x20, 0x80):  # reserved (0x04) and unknown tool bits
         with pytest.raises(FormatError, match="tools byte"):
             image_dct.decode_parts(blob[:1] + bytes([blob[1] | bad]) + blob[2:], h, w, 3)
     with pytest.raises(FormatError, match="gray image"):

@@ -144,14 +144,42 @@ def _same_position(A, lo, hi, off, idx, nblk, by, bx, skip=None) -> np.ndarray:
     return out
 
 
-GROUP_MODE = 1  # LAB (session 26): 1 grouped blocks own classes, no same-position term; 2 also by quadrant (top-left
-# block / the others); 3 as 2 and 8x8 blocks' same-position term without grouped neighbours
+# Contexts that know the 16x16 groups (``image_dct`` format 7's TOOL_GROUPS, session 26): the group flags coded in
+# this stream right after the coded-block flags, and the grouped blocks' magnitudes in class sets of their own.
+# Measured by the models' code lengths on 48 Kodak residuals (benchmarks/group_context_lab.py, % of the residual
+# with the flags): 1 own classes and no same-position term -0.27 %; 2 also the top-left block of a group (its
+# low quadrant) apart from the other three -0.60 %; 3 as 2, and 8x8 blocks' same-position term without grouped
+# neighbours (whose positions hold other frequencies) -0.66 %. The format is 3; the others are the lab's.
+GROUP_MODE = 3
+GROUP_SETS = 4  # class sets with groups: the two halves' 8x8 blocks, a group's top-left block, its other blocks
+
+
+class Groups:
+    """The 16x16 group flags (gy, gx) a walk codes (``flags`` given: the encoder) or decodes (None: set by it)."""
+
+    def __init__(self, flags: np.ndarray | None = None):
+        self.flags = flags
+
+
+def _group_flags(io, cbf: np.ndarray, groups: Groups) -> np.ndarray:
+    """Code / decode the group flags after the coded-block flags (c, by, bx): ``image_tx16.code_flags``'s two
+    halves and neighbour contexts, with the group's count of coded (block, channel) flags (1..12) in place of its
+    non-zero count, which is not known yet. Returns the (by, bx) mask of grouped blocks."""
+    from . import image_tx16
+
+    by, bx = cbf.shape[1:]
+    per_block = cbf.sum(axis=0)
+    truth = None if groups.flags is None else groups.flags & image_tx16.flag_contexts(None, per_block)[0]
+    flags = image_tx16.code_flags(io, None, truth, per_block)
+    groups.flags = flags
+    return image_tx16.block_mask(flags, by, bx)
 
 
 def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndarray | None = None,
-          groups: np.ndarray | None = None):
+          groups: Groups | None = None):
     """``coefcoder._walk`` with this module's models (see the module doc); the same arguments and results.
-    ``groups`` (by, bx) bool: the blocks of 16x16 groups (known to the decoder before the magnitudes)."""
+    ``groups``: with it the 16x16 group flags are coded after the coded-block flags and the grouped blocks get
+    their own classes (GROUP_MODE)."""
     c, by, bx = shape
     nblk = by * bx
     know = q is not None
@@ -166,6 +194,13 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
         last_diag = np.searchsorted(starts, last_pos, side="right") - 1
     up, left = cc._template()
     cbf = cc._coded_block_flags(io, shape, last_pos)
+    gmode = 0
+    if groups is not None:
+        gmode = GROUP_MODE
+        gflat = _group_flags(io, cbf.reshape(c, by, bx), groups).ravel()
+        tl = np.zeros((by, bx), bool)
+        tl[::2, ::2] = True
+        tl = tl.ravel() & gflat
     parity = (np.add.outer(np.arange(by), np.arange(bx)) % 2).ravel()
     where, table = _where(), _class_table()
     n_escape = 0
@@ -173,13 +208,7 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
         if ch0 >= ch1:
             continue
         cg, off = ch1 - ch0, ch0 * nblk
-        gmode = GROUP_MODE if groups is not None else 0
         model = _Model(NCLS + (0 if not gmode else CLASSES if gmode == 1 else 2 * CLASSES))
-        if gmode:
-            gflat = groups.ravel()
-            tl = np.zeros_like(groups)
-            tl[::2, ::2] = True
-            tl = (tl & groups).ravel()
         flag_stats = np.full((LAST_CTX, 2), 0.5)
         open_ = cbf[ch0:ch1].reshape(cg * nblk).astype(bool)
         count = np.zeros(cg * nblk, np.int64)
@@ -228,21 +257,45 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
     return A[:N * N], n_escape
 
 
-def encode(q: np.ndarray, signs: bool = True) -> bytes:
+def _with(groups: Groups | None):
+    if groups is None:
+        return _walk
+    return lambda io, shape, q, blocks=None: _walk(io, shape, q, blocks, groups)
+
+
+def encode(q: np.ndarray, signs: bool = True, groups: np.ndarray | None = None) -> bytes:
     """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes (``coefcoder``'s layout; ``signs`` False: the
-    magnitudes alone, the signs go to ``signpred``'s stream)."""
-    return cc.encode(q, signs, walk=_walk)
+    magnitudes alone, the signs go to ``signpred``'s stream); ``groups`` (gy, gx) bool: the 16x16 group flags, coded
+    in the stream (``image_dct`` TOOL_GROUPS; a flag of a group that codes nothing is dropped)."""
+    return cc.encode(q, signs, walk=_with(None if groups is None else Groups(np.asarray(groups, bool))))
 
 
-def estimate_bytes(q: np.ndarray, signs: bool = True) -> float:
-    return cc.estimate_bytes(q, signs, walk=_walk)
+def estimate_bytes(q: np.ndarray, signs: bool = True, groups: np.ndarray | None = None) -> float:
+    return cc.estimate_bytes(q, signs, walk=_with(None if groups is None else Groups(np.asarray(groups, bool))))
 
 
-def _kernel(payload: bytes, c: int, by: int, bx: int, signs: bool = True):
-    return coefcoder_decode.decode7(payload, c, by, bx, *cc._template(), cc._diagonal_starts(), _class_table(),
-                                    _where(), signs)
+def _kernel(payload: bytes, c: int, by: int, bx: int, signs: bool = True, groups: Groups | None = None):
+    from . import image_tx16
+
+    if groups is None:
+        return coefcoder_decode.decode7(payload, c, by, bx, *cc._template(), cc._diagonal_starts(), _class_table(),
+                                        _where(), signs)
+    got = coefcoder_decode.decode7(payload, c, by, bx, *cc._template(), cc._diagonal_starts(), _class_table(),
+                                   _where(), signs, groups=image_tx16.groups(by, bx))
+    if got is None:
+        return None
+    out, n_escape, flags = got
+    groups.flags = flags
+    return out, n_escape
 
 
-def decode(data: bytes, c: int, by: int, bx: int, signs: bool = True) -> np.ndarray:
-    """Inverse of ``encode``: the compiled walk where it vouches for the stream, else this Python walk."""
-    return cc.decode(data, c, by, bx, signs, walk=_walk, kernel=_kernel)
+def decode(data: bytes, c: int, by: int, bx: int, signs: bool = True,
+           groups: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Inverse of ``encode``: the compiled walk where it vouches for the stream, else this Python walk; with
+    ``groups`` (the stream holds the group flags) (symbols, (gy, gx) flags)."""
+    if not groups:
+        return cc.decode(data, c, by, bx, signs, walk=_walk, kernel=_kernel)
+    g = Groups()
+    kernel = lambda payload, c_, by_, bx_, signs_: _kernel(payload, c_, by_, bx_, signs_, g)  # noqa: E731
+    q = cc.decode(data, c, by, bx, signs, walk=_with(g), kernel=kernel)
+    return q, g.flags

@@ -58,7 +58,11 @@ FORMAT_TOOLS = 7
 TOOL_RICH, TOOL_SIGNS = 1, 2
 TOOL_CFL = 8  # chroma from luma (session 26): after the filters, per chroma channel and band a signed byte alpha
 # (``CFL_SHIFT`` fraction bits); Co/Cg's dequantised coefficients are predicted as alpha x Y's (``cfl_dequantised``)
-TOOLS_KNOWN = TOOL_RICH | TOOL_SIGNS | TOOL_CFL
+TOOL_GROUPS = 16  # contexts that know the 16x16 groups (session 26; with TOOL_RICH): the group flags in the symbol
+# stream after the coded-block flags (the layout's flag stream empty), grouped blocks in classes of their own
+# (``coefcoder7.GROUP_MODE``)
+TOOLS_KNOWN = TOOL_RICH | TOOL_SIGNS | TOOL_CFL | TOOL_GROUPS
+GROUP_CONTEXTS = True  # the encoder sets TOOL_GROUPS where a file has 16x16 groups and TOOL_RICH
 CFL_SHIFT = 4  # alpha in 1/16
 CFL_MAX = 32  # |alpha| <= 2
 CFL_EDGES = (0, 1, 10, 64)  # zig-zag bands of the alphas: DC, diagonals 1-3, the rest
@@ -599,7 +603,7 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
     if cfl != "off" and q.shape[0] == 3:
         mix = raw if flags is None else np.where(image_tx16.block_mask(flags, *q.shape[1:3])[None, :, :, None],
                                                  raw16, raw)
-        found = _cfl_choice(image, base, mix, q, units, strength, flags, step, qkw, cfl, guard)
+        found = _cfl_choice(image, base, mix, q, units, strength, flags, step, qkw, cfl)
         if found is not None:
             q, strength, alpha, rec = found
     filters, cross = None, False
@@ -610,10 +614,10 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
     return encode_section(q, units, strength, filters=filters, tx16=flags, cross=cross, cfl=alpha), rec
 
 
-def _cfl_choice(image, base, raw, q, units, strength, flags, step, qkw, mode, guard):
+def _cfl_choice(image, base, raw, q, units, strength, flags, step, qkw, mode):
     """Chroma from luma over the chosen form (``raw`` its coefficients, ``q`` its symbols): the alphas
     (``cfl_fit``), the chroma quantised again after the prediction is subtracted (luma kept), the deblocking
-    strength again; with ``guard`` (default CFL_GUARD) kept only where the section's real bytes and the image's
+    strength again; with CFL_GUARD kept only where the section's real bytes and the image's
     error beat the form without it (as the 16x16 guard). (symbols, strength, alphas, decoded image) or None."""
     tx = None if flags is None else flags & image_tx16.flag_contexts(q)[0]
     alpha = cfl_fit(raw, q, units, tx, mode)
@@ -625,7 +629,7 @@ def _cfl_choice(image, base, raw, q, units, strength, flags, step, qkw, mode, gu
     qc[0] = q[0]
     sc = best_strength(image, base, qc, units, tx16=flags, cfl=alpha)
     rec = add(base, qc, units, sc, flags, cfl=alpha)
-    if CFL_GUARD if guard is None else guard:
+    if CFL_GUARD:
         lam = GUARD_LAMBDA * step**2 * 8  # per byte
         plain = add(base, q, units, strength, flags)
         sizes = [len(encode_section(q, units, strength, tx16=flags)),
@@ -730,10 +734,14 @@ def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: byt
     auto = tools is None
     if auto:
         tools = (TOOL_RICH if RICH_MODEL else 0) | (TOOL_SIGNS if SIGN_PREDICTION != "never" else 0)
+        tools |= TOOL_GROUPS if GROUP_CONTEXTS else 0
+    if tx16 is None or not tools & TOOL_RICH:
+        tools &= ~TOOL_GROUPS
     flags, mask = b"", None
     if tx16 is not None:
-        flags = image_tx16.encode_flags(q, tx16)
-        mask = image_tx16.block_mask(tx16 & image_tx16.flag_contexts(q)[0], *q.shape[1:3])
+        tx16 = tx16 & image_tx16.flag_contexts(q)[0]
+        flags = b"" if tools & TOOL_GROUPS else image_tx16.encode_flags(q, tx16)
+        mask = image_tx16.block_mask(tx16, *q.shape[1:3])
     layout = varint(len(flags)) + flags + bytes([0 if filters is None else 2 if cross else 1])
     if filters is not None:
         layout += varint(len(filters)) + filters
@@ -760,6 +768,8 @@ def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: byt
     head += layout
     if tools & TOOL_SIGNS:
         head += varint(len(signs)) + signs
+    if tools & TOOL_GROUPS:
+        return head + coefcoder7.encode(q, signs=not tools & TOOL_SIGNS, groups=tx16)
     coder = coefcoder7 if tools & TOOL_RICH else coefcoder
     return head + coder.encode(q, signs=not tools & TOOL_SIGNS)
 
@@ -793,6 +803,8 @@ def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
         pos, tools = 2, data[1]
         if tools & TOOL_CFL and c != 3:
             raise FormatError("dct residual: chroma from luma in a gray image")
+        if tools & TOOL_GROUPS and not tools & TOOL_RICH:
+            raise FormatError("dct residual: group contexts without the rich model (tools byte)")
     units = []
     for _ in range(2 * c):
         u, pos = read_varint(data, pos, "dct residual header is truncated", 3)
@@ -810,6 +822,8 @@ def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
         n, pos = read_varint(data, pos, "dct residual: 16x16 flags are truncated", 5)
         if pos + n > len(data):
             raise FormatError("dct residual: 16x16 flags are truncated")
+        if n and tools & TOOL_GROUPS:
+            raise FormatError("dct residual: a 16x16 flag stream with the flags in the symbols")
         flags, pos = (data[pos:pos + n] if n or data[0] < FORMAT_CROSS else None), pos + n
     filter_form = {FORMAT_RESTORE: 1, FORMAT_TX16_RESTORE: 1, FORMAT_CROSS: 2}.get(data[0], 0)
     if data[0] == FORMAT_TOOLS:
@@ -840,9 +854,12 @@ def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
         signs, pos = data[pos:pos + n], pos + n
     if data[0] == 1:
         q = decode_symbols(data[pos:], c, by, bx)
+    elif tools & TOOL_GROUPS:  # the group flags come with the symbols
+        q, flags = coefcoder7.decode(data[pos:], c, by, bx, signs=signs is None, groups=True)
+        flags = flags if flags.any() else None
     else:  # with TOOL_SIGNS the magnitudes
         q = (coefcoder7 if tools & TOOL_RICH else coefcoder).decode(data[pos:], c, by, bx, signs=signs is None)
-    if flags is not None:
+    if flags is not None and not tools & TOOL_GROUPS:
         flags = image_tx16.decode_flags(flags, q)
     units = np.array(units, np.int64).reshape(c, 2)
     if signs is not None:
