@@ -37,6 +37,7 @@ dq_passes. Any variant ``...@f2``: the same with the symbols coded by format 2's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -117,8 +118,12 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
             cfl = ("image" if "cflimg" in variant else "band" if ("cflband" in variant or "cflng" in variant) else
                    "region" if "cflreg" in variant else "off")  # cflreg: a free alpha per 32x32 (a ceiling)
             try:
-                blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step,
-                                                      restoration="rs" in variant, cfl=cfl, **opts)
+                if cfl == "region":
+                    with _region_ceiling():
+                        blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step, cfl=cfl, **opts)
+                else:
+                    blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step,
+                                                          restoration="rs" in variant, cfl=cfl, **opts)
             finally:
                 image_dct.SIGN_PREDICTION = keep
                 image_dct.CFL_GUARD, image_dct.GROUP_CONTEXTS = keep_cg, keep_gc
@@ -162,6 +167,38 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         rec = restoration.apply(rec, params)
         return len(blob) + len(extra), rec
     return len(blob), rec
+
+
+@contextlib.contextmanager
+def _region_ceiling(r: int = 4):
+    """``cflreg``: chroma from luma with a least-squares alpha per r x r blocks and channel (all bands), in 1/16, and
+    no side information (the section holds no alphas, so it cannot be decoded; the encoder's own image is the
+    point): the ceiling of any region-wise signalling (session 26)."""
+    def fit(raw, q, units, tx16=None, mode=None):
+        y = image_dct.cfl_dequantised(q[:1], units[:1], np.zeros((0, len(image_dct.CFL_EDGES) - 1)), tx16)[0] / 16.0
+        by, bx = y.shape[:2]
+        rows, cols = np.arange(by) // r, np.arange(bx) // r
+        out = np.zeros((2, by, bx, len(image_dct.CFL_EDGES) - 1), np.int64)
+        for ch in (1, 2):
+            num = np.zeros((rows[-1] + 1, cols[-1] + 1))
+            den = np.zeros_like(num)
+            np.add.at(num, (rows[:, None], cols[None, :]), (y * raw[ch]).sum(-1))
+            np.add.at(den, (rows[:, None], cols[None, :]), (y * y).sum(-1))
+            a = np.rint(num / np.maximum(den, 1e-9) * (1 << image_dct.CFL_SHIFT))
+            out[ch - 1] = np.clip(a, -image_dct.CFL_MAX, image_dct.CFL_MAX)[rows][:, cols][..., None]
+        return out if out.any() else None
+
+    encode_section = image_dct.encode_section
+
+    def free(*a, cfl=None, **k):  # the map's bytes are not counted
+        return encode_section(*a, cfl=None, **k)
+
+    keep = image_dct.cfl_fit
+    image_dct.cfl_fit, image_dct.encode_section = fit, free
+    try:
+        yield
+    finally:
+        image_dct.cfl_fit, image_dct.encode_section = keep, encode_section
 
 
 def _code_dq(variant: str, image, base, raw, step: float, kw: dict):

@@ -27,7 +27,13 @@ symbols"); format 1 (still decoded) the blobs of ``mcdct2``'s P-frame coding in
 decoding order, each a varint length + ``encode_ints`` blob. Format 7 (session 25) holds every tool of formats 2-6 in
 one layout, and a tools byte says which of two coding tools the file uses: the symbols by ``coefcoder7``'s richer
 model (``RICH_MODEL``), the signs apart, predicted by boundary matching (``signpred``; written where its sign stream
-is shorter, ``SIGN_PREDICTION``).
+is shorter, ``SIGN_PREDICTION``). Session 26 added two tools bits: ``TOOL_CFL`` (chroma from luma: per chroma channel
+and band of positions an alpha in 1/16 that predicts the chroma coefficients from the dequantised luma ones,
+``cfl_dequantised``; the encoder fits them by least squares over the coded luma, quantises the chroma *prediction
+residual*, and keeps the tool where the section's real bytes and error beat it without, ``_cfl_choice``) and
+``TOOL_GROUPS`` (the 16x16 group flags coded inside ``coefcoder7``'s stream, before the magnitudes, so that grouped
+blocks get contexts of their own). Measured in benchmarks/README.md (session 26); weaker variants of chroma from
+luma (one alpha per channel, five bands, per-region alphas, alphas from the base) are noted there.
 """
 
 from __future__ import annotations
@@ -451,7 +457,7 @@ def cfl_dequantised(q: np.ndarray, units: np.ndarray, alpha: np.ndarray,
         lim[image_tx16.block_mask(tx16, *q.shape[1:3])] = image_tx16.COEF_CLAMP
     np.clip(deq, -lim, lim, out=deq)
     a = np.asarray(alpha, np.int64)[..., cfl_bands()]
-    if a.ndim == 2:  # per image (the format); (2, by, bx, bands) per block: the lab's ceilings
+    if a.ndim == 2:  # per image (the format); (2, by, bx, bands) per block: the lab's ceiling (gaussian_dct_lab)
         a = a[:, None, None, :]
     deq[1:] += (a * deq[0] + (1 << (CFL_SHIFT - 1))) >> CFL_SHIFT
     np.clip(deq, -lim, lim, out=deq)
@@ -468,19 +474,6 @@ def cfl_fit(raw: np.ndarray, q: np.ndarray, units: np.ndarray, tx16: np.ndarray 
         return None
     y = cfl_dequantised(q[:1], units[:1], np.zeros((0, len(CFL_EDGES) - 1)), tx16)[0] / STEP_UNIT
     band = cfl_bands()
-    if mode == "region":  # LAB CEILING: a free alpha per 4x4 blocks and channel, no side information
-        r = 4
-        by, bx = y.shape[:2]
-        rows, cols = np.arange(by) // r, np.arange(bx) // r
-        out = np.zeros((2, by, bx, len(CFL_EDGES) - 1), np.int64)
-        for ch in (1, 2):
-            num = np.zeros((rows[-1] + 1, cols[-1] + 1))
-            den = np.zeros_like(num)
-            np.add.at(num, (rows[:, None], cols[None, :]), (y * raw[ch]).sum(-1))
-            np.add.at(den, (rows[:, None], cols[None, :]), (y * y).sum(-1))
-            a = np.clip(np.rint(num / np.maximum(den, 1e-9) * (1 << CFL_SHIFT)), -CFL_MAX, CFL_MAX)
-            out[ch - 1] = a[rows][:, cols][..., None]
-        return out if out.any() else None
     groups = [np.arange(len(CFL_EDGES) - 1)] if mode == "image" else [[b] for b in range(len(CFL_EDGES) - 1)]
     alpha = np.zeros((2, len(CFL_EDGES) - 1), np.int64)
     for ch in (1, 2):
@@ -758,8 +751,7 @@ def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: byt
                 tools &= ~TOOL_SIGNS
     if cfl is not None:
         tools |= TOOL_CFL
-        if np.ndim(cfl) == 2:  # (a per-block map is the lab's ceiling: its bytes not counted, not decodable)
-            layout += np.asarray(cfl, np.int8).tobytes()  # (Co, Cg) x bands, two's complement
+        layout += np.asarray(cfl, np.int8).tobytes()  # (Co, Cg) x bands, two's complement
     elif not auto:
         tools &= ~TOOL_CFL
     if legacy and auto and not tools:
