@@ -115,6 +115,8 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
             keep_cg, keep_gc = image_dct.CFL_GUARD, image_dct.GROUP_CONTEXTS
             image_dct.CFL_GUARD = "cflng" not in variant  # cflng: chroma from luma without its guard
             image_dct.GROUP_CONTEXTS = "nogc" not in variant  # nogc: without the contexts that know the groups
+            keep_gcost = image_dct.TX16_GROUP_COST
+            image_dct.TX16_GROUP_COST = "gcost" in variant  # gcost: the 16x16 choice priced with them
             cfl = ("image" if "cflimg" in variant else "band" if ("cflband" in variant or "cflng" in variant) else
                    "region" if "cflreg" in variant else "off")  # cflreg: a free alpha per 32x32 (a ceiling)
             try:
@@ -127,6 +129,7 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
             finally:
                 image_dct.SIGN_PREDICTION = keep
                 image_dct.CFL_GUARD, image_dct.GROUP_CONTEXTS = keep_cg, keep_gc
+                image_dct.TX16_GROUP_COST = keep_gcost
             if "rs" in variant:  # with the restoration filters (rs): the decoder's image
                 return len(blob), image_dct.add(base, *image_dct.decode_parts(blob, *base.shape))
             if rec is None:

@@ -69,6 +69,7 @@ TOOL_GROUPS = 16  # contexts that know the 16x16 groups (session 26; with TOOL_R
 # (``coefcoder7.GROUP_MODE``)
 TOOLS_KNOWN = TOOL_RICH | TOOL_SIGNS | TOOL_CFL | TOOL_GROUPS
 GROUP_CONTEXTS = True  # the encoder sets TOOL_GROUPS where a file has 16x16 groups and TOOL_RICH
+TX16_GROUP_COST = True  # ... and prices the 16x16 form for its choice with those contexts (quantise_tx16)
 CFL_SHIFT = 4  # alpha in 1/16
 CFL_MAX = 32  # |alpha| <= 2
 CFL_EDGES = (0, 1, 10, 64)  # zig-zag bands of the alphas: DC, diagonals 1-3, the rest
@@ -545,14 +546,17 @@ def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float
 
     calibrate = image_tx16.CHOICE_CALIBRATE if calibrate is None else calibrate
 
-    def cost(q, r):
+    def cost(q, r, groups=None):
         bits = rdoq_ctx.block_bits(q).sum(0)
         if calibrate:  # the per-block estimate's bias for this layout, from the coder's own models over the image
-            bits *= 8.0 * estimate_bytes(q) / max(float(bits.sum()), 1.0)
+            bits *= 8.0 * estimate_bytes(q, groups=groups) / max(float(bits.sum()), 1.0)
         return (weight * ((r - q * per) ** 2).sum(-1)).sum(0) + lam * bits
 
     bias = image_tx16.CHOICE_BIAS if bias is None else bias
-    flags = image_tx16.choose(cost(q8, raw), cost(q16, raw16) + lam * bias / 4)  # bias: bits per group
+    # the 16x16 layout priced as coded: with TOOL_GROUPS every group flagged (its own contexts)
+    g16 = (np.ones(image_tx16.groups(*q8.shape[1:3]), bool)
+           if TX16_GROUP_COST and GROUP_CONTEXTS and RICH_MODEL else None)
+    flags = image_tx16.choose(cost(q8, raw), cost(q16, raw16, g16) + lam * bias / 4)  # bias: bits per group
     sel = image_tx16.block_mask(flags, *q8.shape[1:3])
     if image_tx16.CHOICE_REQUANTISE if requantise is None else requantise:  # the chosen coefficients quantised together (RDOQ's class statistics of the mix)
         q, _ = quantise_raw(np.where(sel[None, :, :, None], raw16, raw), step, chroma=chroma, **kw)
@@ -642,7 +646,7 @@ def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.
     return quantise_raw(raw_coefficients(image, base), step, **kw)
 
 
-def estimate_bytes(q: np.ndarray, form: int | None = None) -> float:
+def estimate_bytes(q: np.ndarray, form: int | None = None, groups: np.ndarray | None = None) -> float:
     """Coded size of the symbols in ``form`` (default: what the encoder writes, ``RICH_MODEL``; signs raw): formats
     2-6 from ``coefcoder``'s own models, 7 from ``coefcoder7``'s (within a few bytes, cheaper than coding), format 1
     from its streams' histograms (``mcdct2.estimate_bytes``)."""
@@ -650,7 +654,9 @@ def estimate_bytes(q: np.ndarray, form: int | None = None) -> float:
         form = FORMAT_TOOLS if RICH_MODEL else FORMAT
     if form == 1:
         return mcdct2.estimate_bytes([_dense(q)])
-    return coefcoder7.estimate_bytes(q) if form == FORMAT_TOOLS else coefcoder.estimate_bytes(q)
+    if form == FORMAT_TOOLS:  # ``groups``: the 16x16 group flags coded in the stream (TOOL_GROUPS)
+        return coefcoder7.estimate_bytes(q, groups=groups)
+    return coefcoder.estimate_bytes(q)
 
 
 # -- symbols (format 1; format 2 is ``coefcoder``) ---------------------------------------------------------------
