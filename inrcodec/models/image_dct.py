@@ -69,7 +69,8 @@ TOOL_GROUPS = 16  # contexts that know the 16x16 groups (session 26; with TOOL_R
 # (``coefcoder7.GROUP_MODE``)
 TOOLS_KNOWN = TOOL_RICH | TOOL_SIGNS | TOOL_CFL | TOOL_GROUPS
 GROUP_CONTEXTS = True  # the encoder sets TOOL_GROUPS where a file has 16x16 groups and TOOL_RICH
-TX16_GROUP_COST = True  # ... and prices the 16x16 form for its choice with those contexts (quantise_tx16)
+TX16_GROUP_COST = False  # ... pricing the 16x16 form for its choice with those contexts (quantise_tx16): +0.01 to
+# +0.08 % per base on kodim01/03/07 (gdct_lab_groups_gcost_s26.json), off
 CFL_SHIFT = 4  # alpha in 1/16
 CFL_MAX = 32  # |alpha| <= 2
 CFL_EDGES = (0, 1, 10, 64)  # zig-zag bands of the alphas: DC, diagonals 1-3, the rest
