@@ -37,15 +37,19 @@ def _prediction_reference(q, units, alpha, tx16):
 
 
 @pytest.mark.parametrize("with_tx16", [False, True])
-def test_prediction_matches_the_integer_reference(with_tx16):
+@pytest.mark.parametrize("extremes", [False, True])
+def test_prediction_matches_the_integer_reference(with_tx16, extremes):
+    """Small symbols take the decoder's fast path (int32, no clamp can act), extremes the general one (clamps)."""
     rng = np.random.default_rng(3)
     q = rng.integers(-40, 41, (3, 4, 6, 64)) * (rng.random((3, 4, 6, 64)) < 0.3)
-    q[:, 0, 0, :3] = [MAX_SYMBOL, -MAX_SYMBOL, 2000]  # beyond both clamps: the bounds hold
-    units = np.array([[300, 350], [400, 420], [380, 500]])
+    if extremes:
+        q[:, 0, 0, :3] = [MAX_SYMBOL, -MAX_SYMBOL, 2000]  # beyond both clamps: the bounds hold
+    units = np.array([[300, 350], [400, 420], [380, 500]]) // (1 if extremes else 6)
     alpha = np.array([[image_dct.CFL_MAX, -7, 3], [-image_dct.CFL_MAX, 0, 1]])
     tx16 = np.array([[True, False, True], [False, True, False]]) if with_tx16 else None
-    np.testing.assert_array_equal(image_dct.cfl_dequantised(q, units, alpha, tx16),
-                                  _prediction_reference(q, units, alpha, tx16))
+    got = image_dct.cfl_dequantised(q, units, alpha, tx16)
+    assert got.dtype == (np.int64 if extremes else np.int32)
+    np.testing.assert_array_equal(got, _prediction_reference(q, units, alpha, tx16))
 
 
 def _correlated():

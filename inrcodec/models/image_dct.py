@@ -340,6 +340,8 @@ def _add_deblocked(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength:
     coefs, inv_units = q, units
     if cfl is not None:  # the inverses take the dequantised coefficients, with steps of one sixteenth
         coefs, inv_units = cfl_dequantised(q, units, cfl, tx16), np.ones_like(units)
+        if coefs.dtype == np.int32:  # the fast path's values are below 2^15: the kernels' int16, no second check
+            coefs = coefs.astype(np.int16)
     q8 = coefs
     if sel is not None:  # the groups' symbols are not 8x8 blocks: the 8x8 pass adds nothing there
         q8 = coefs.copy()
@@ -453,12 +455,24 @@ def cfl_dequantised(q: np.ndarray, units: np.ndarray, alpha: np.ndarray,
     flagged 16x16 groups ``tx16``), then Co and Cg plus (alpha x Y + 2^(S-1)) >> S (``alpha`` (2, bands) integers in
     1/2^S, ``CFL_SHIFT``; per zig-zag position its band's, ``cfl_bands``), clamped again. Integers throughout:
     the same on every machine. The encoder subtracts the same prediction from the chroma it quantises."""
-    deq = q.astype(np.int64) * _per_position(units)[:, None, None, :]
+    per = _per_position(units)
+    a = np.asarray(alpha, np.int64)[..., cfl_bands()]
+    qmax = int(np.abs(q).max(initial=0))
+    top = qmax * int(per.max())  # bounds every |q x step|; a prediction adds at most (|a| top + 2^(S-1)) >> S
+    if a.ndim == 2 and (top * ((1 << CFL_SHIFT) + int(np.abs(a).max(initial=0))) + (1 << CFL_SHIFT)
+                        < COEF_CLAMP << CFL_SHIFT):
+        # no clamp can act (every |value| stays below 2^15, the smaller bound): int32, only the chroma channels
+        # whose alphas are not all zero (the decoder's fast path; the same integers as the general one below)
+        deq = q.astype(np.int32) * per.astype(np.int32)[:, None, None, :]
+        for ch in range(1, q.shape[0]):
+            if a[ch - 1].any():
+                deq[ch] += (a[ch - 1].astype(np.int32) * deq[0] + (1 << (CFL_SHIFT - 1))) >> CFL_SHIFT
+        return deq
+    deq = q.astype(np.int64) * per[:, None, None, :]
     lim = np.full(q.shape[1:3] + (1,), COEF_CLAMP, np.int64)
     if tx16 is not None and tx16.any():
         lim[image_tx16.block_mask(tx16, *q.shape[1:3])] = image_tx16.COEF_CLAMP
     np.clip(deq, -lim, lim, out=deq)
-    a = np.asarray(alpha, np.int64)[..., cfl_bands()]
     if a.ndim == 2:  # per image (the format); (2, by, bx, bands) per block: the lab's ceiling (gaussian_dct_lab)
         a = a[:, None, None, :]
     deq[1:] += (a * deq[0] + (1 << (CFL_SHIFT - 1))) >> CFL_SHIFT
