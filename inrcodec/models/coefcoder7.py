@@ -158,7 +158,6 @@ def _same_position(A, lo, hi, off, idx, nblk, by, bx, skip=None) -> np.ndarray:
 # low quadrant) apart from the other three -0.60 %; 3 as 2, and 8x8 blocks' same-position term without grouped
 # neighbours (whose positions hold other frequencies) -0.66 %. The format is 3; the others are the lab's.
 GROUP_MODE = 3
-GROUP_SETS = 4  # class sets with groups: the two halves' 8x8 blocks, a group's top-left block, its other blocks
 
 
 class Groups:
