@@ -20,7 +20,10 @@ drop after it), any of them ``+db`` (the deblocking strength with the least erro
 ``tx4`` (per block an 8x8 or four 4x4 transforms, ``_tx4.py``, an experiment), ``tx16`` (format 4: per 16x16
 group four 8x8 transforms or one 16x16, ``image_tx16``; ``tx16+db``: the encoder's ``image_dct.encode_residual``
 without its guard, ``tx16guard+db`` with it; ``rs`` in the name: with the restoration filters, the encoder's whole
-chain; ``nosp``: without sign prediction, format 7's ``signpred`` tool, session 25), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
+chain; ``nosp``: without sign prediction, format 7's ``signpred`` tool, session 25; ``nogc``: without the contexts that
+know the 16x16 groups, format 7's TOOL_GROUPS, session 26; ``cflband`` / ``cflimg``: with chroma from luma, TOOL_CFL,
+alphas per band / one per channel, ``cflng`` without its guard, ``cflreg`` a free alpha per 32x32, a ceiling whose
+section is not decodable; without ``cfl`` in the name: none), ``rdoqctxla`` / ``rdoqctxla2`` (``rdoq_ctx`` with its context
 look-ahead: each choice also priced by the bits it changes in the magnitudes whose contexts hold it, the block's own
 / and the neighbouring blocks'; ``tx16guardla2+db``: the encoder's function with it), ``dq`` (dependent
 quantisation, ``_depquant.py``, an experiment: Delta = dq_f x step, the trellis's levels coded by the unchanged
@@ -34,6 +37,7 @@ dq_passes. Any variant ``...@f2``: the same with the symbols coded by format 2's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -70,8 +74,8 @@ def cached_base(cache: Path, stem: str, rate: float, steps: int) -> tuple[int, n
 
 def decode_blob(blob: bytes, base: np.ndarray) -> np.ndarray:
     """The decoded image of a ``dct`` section over ``base``."""
-    q, units, strength, tx16 = image_dct.decode_section(blob, *base.shape)
-    return image_dct.add(base, q, units, strength, tx16)
+    q, units, strength, tx16, _, cfl = image_dct.decode_parts(blob, *base.shape)
+    return image_dct.add(base, q, units, strength, tx16, cfl=cfl)
 
 
 def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, step: float, kw: dict):
@@ -108,14 +112,26 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
             keep = image_dct.SIGN_PREDICTION
             image_dct.SIGN_PREDICTION = "never" if "nosp" in variant else keep  # nosp: no sign prediction (signpred)
+            keep_cg, keep_gc = image_dct.CFL_GUARD, image_dct.GROUP_CONTEXTS
+            image_dct.CFL_GUARD = "cflng" not in variant  # cflng: chroma from luma without its guard
+            image_dct.GROUP_CONTEXTS = "nogc" not in variant  # nogc: without the contexts that know the groups
+            keep_gcost = image_dct.TX16_GROUP_COST
+            image_dct.TX16_GROUP_COST = "gcost" in variant  # gcost: the 16x16 choice priced with them
+            cfl = ("image" if "cflimg" in variant else "band" if ("cflband" in variant or "cflng" in variant) else
+                   "region" if "cflreg" in variant else "off")  # cflreg: a free alpha per 32x32 (a ceiling)
             try:
-                blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step,
-                                                      restoration="rs" in variant, **opts)
+                if cfl == "region":
+                    with _region_ceiling():
+                        blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step, cfl=cfl, **opts)
+                else:
+                    blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step,
+                                                          restoration="rs" in variant, cfl=cfl, **opts)
             finally:
                 image_dct.SIGN_PREDICTION = keep
+                image_dct.CFL_GUARD, image_dct.GROUP_CONTEXTS = keep_cg, keep_gc
+                image_dct.TX16_GROUP_COST = keep_gcost
             if "rs" in variant:  # with the restoration filters (rs): the decoder's image
-                q, units, strength, flags, filters = image_dct.decode_residual(blob, *base.shape)
-                return len(blob), image_dct.add(base, q, units, strength, flags, filters)
+                return len(blob), image_dct.add(base, *image_dct.decode_parts(blob, *base.shape))
             if rec is None:
                 rec = decode_blob(blob, base)
             return len(blob), rec
@@ -154,6 +170,38 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
         rec = restoration.apply(rec, params)
         return len(blob) + len(extra), rec
     return len(blob), rec
+
+
+@contextlib.contextmanager
+def _region_ceiling(r: int = 4):
+    """``cflreg``: chroma from luma with a least-squares alpha per r x r blocks and channel (all bands), in 1/16, and
+    no side information (the section holds no alphas, so it cannot be decoded; the encoder's own image is the
+    point): the ceiling of any region-wise signalling (session 26)."""
+    def fit(raw, q, units, tx16=None, mode=None):
+        y = image_dct.cfl_dequantised(q[:1], units[:1], np.zeros((0, len(image_dct.CFL_EDGES) - 1)), tx16)[0] / 16.0
+        by, bx = y.shape[:2]
+        rows, cols = np.arange(by) // r, np.arange(bx) // r
+        out = np.zeros((2, by, bx, len(image_dct.CFL_EDGES) - 1), np.int64)
+        for ch in (1, 2):
+            num = np.zeros((rows[-1] + 1, cols[-1] + 1))
+            den = np.zeros_like(num)
+            np.add.at(num, (rows[:, None], cols[None, :]), (y * raw[ch]).sum(-1))
+            np.add.at(den, (rows[:, None], cols[None, :]), (y * y).sum(-1))
+            a = np.rint(num / np.maximum(den, 1e-9) * (1 << image_dct.CFL_SHIFT))
+            out[ch - 1] = np.clip(a, -image_dct.CFL_MAX, image_dct.CFL_MAX)[rows][:, cols][..., None]
+        return out if out.any() else None
+
+    encode_section = image_dct.encode_section
+
+    def free(*a, cfl=None, **k):  # the map's bytes are not counted
+        return encode_section(*a, cfl=None, **k)
+
+    keep = image_dct.cfl_fit
+    image_dct.cfl_fit, image_dct.encode_section = fit, free
+    try:
+        yield
+    finally:
+        image_dct.cfl_fit, image_dct.encode_section = keep, encode_section
 
 
 def _code_dq(variant: str, image, base, raw, step: float, kw: dict):
@@ -215,8 +263,13 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", default="baseline,rdoq")
     ap.add_argument("--set", action="append", default=[], help="variant keyword NAME=FLOAT (e.g. rdoq_lambda=0.3)")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
+    ap.add_argument("--cfl-edges", default=None, help="zig-zag band edges of chroma from luma's alphas, e.g. "
+                    "0,1,3,6,10,64 (image_dct.CFL_EDGES; a format constant: the lab's files decode in this run only)")
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.cfl_edges:
+        image_dct.CFL_EDGES = tuple(int(e) for e in args.cfl_edges.split(","))
+        image_dct.cfl_bands.cache_clear()
     kw = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
     variants = args.variants.split(",")
     steps = [float(s) for s in args.res_steps.split(",")]

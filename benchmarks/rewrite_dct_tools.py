@@ -1,6 +1,8 @@
 """Copies of a ``gaussian+dct`` file with its ``dct`` section rewritten under each of format 7's tool sets (the
 same symbols, 16x16 flags and filters, so the same decoded image): ``none`` (formats 2-6, main's), ``rich``
-(``TOOL_RICH``), ``signs`` (``TOOL_SIGNS``), ``both``; for paired decode-CPU measurements
+(``TOOL_RICH``), ``signs`` (``TOOL_SIGNS``), ``both``, ``groups`` (both and ``TOOL_GROUPS``, session 26), ``all``
+(and the file's chroma-from-luma alphas, ``TOOL_CFL``, where it has them: the only set whose image is the file's
+when it does); for paired decode-CPU measurements
 (``bench_decode_file.py`` on each).
 
     PYTHONPATH=$PWD python benchmarks/rewrite_dct_tools.py FILE OUT_PREFIX   # writes OUT_PREFIX_{none,...}.inrc
@@ -19,16 +21,18 @@ def main() -> None:
     c = read_container(open(src, "rb").read())
     h, w, ch = (int(s) for s in c.signal["shape"])
     dct = c.sections["dct"]
-    q, units, strength, flags, _ = image_dct.decode_residual(dct, h, w, ch)
+    q, units, strength, flags, _, cfl = image_dct.decode_parts(dct, h, w, ch)
     filters, cross = _filter_bytes(dct, h, w, ch)
-    sets = {"none": None, "rich": image_dct.TOOL_RICH, "signs": image_dct.TOOL_SIGNS,
-            "both": image_dct.TOOL_RICH | image_dct.TOOL_SIGNS}
+    both = image_dct.TOOL_RICH | image_dct.TOOL_SIGNS
+    sets = {"none": None, "rich": image_dct.TOOL_RICH, "signs": image_dct.TOOL_SIGNS, "both": both,
+            "groups": both | image_dct.TOOL_GROUPS, "all": both | image_dct.TOOL_GROUPS}
     for name, tools in sets.items():
         keep = image_dct.RICH_MODEL, image_dct.SIGN_PREDICTION
         image_dct.RICH_MODEL, image_dct.SIGN_PREDICTION = False, "never"  # tools None: formats 2-6
         try:
             blob = image_dct.encode_section(q, units, strength, form=None if tools is None else image_dct.FORMAT_TOOLS,
-                                            filters=filters, tx16=flags, cross=cross, tools=tools)
+                                            filters=filters, tx16=flags, cross=cross, tools=tools,
+                                            cfl=cfl if name == "all" else None)
         finally:
             image_dct.RICH_MODEL, image_dct.SIGN_PREDICTION = keep
         assert (image_dct.decode_residual(blob, h, w, ch)[0] == q).all()

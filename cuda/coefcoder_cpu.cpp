@@ -256,7 +256,10 @@ void coded_block_flags(Ans& a, int C, int BY, int BX, std::vector<int32_t>& cbf,
 // -- format 7 (inrcodec/models/coefcoder7.py): checkerboard halves per pass, per (class, place on the diagonal) a
 // histogram over a three-parameter class pmf, 16 refreshes, last flags with the diagonal's magnitude sum
 namespace v7 {
-const int NCLS = 2 * CLASSES, WHERE = 3, NFINE = NCLS * WHERE, SAME_W4 = 4;
+// NCLS class sets of CLASSES: the two halves' (2), with the 16x16 groups known (TOOL_GROUPS) also a group's top-left
+// block and its other three (4); arrays are sized for 4, a Model uses ncls of them
+const int NCLS = 4 * CLASSES, WHERE = 3, NFINE = NCLS * WHERE, SAME_W4 = 4;
+const int GROUP_FLAG_CTX = 6 * 3;  // image_tx16.FLAG_CTX
 const int CHUNKS7 = 16, CHUNK_MIN7 = 256, LAST_CTX7 = LAST_CTX * 3;
 const double TAU = 16.0, PRIOR1 = 2.0;
 
@@ -264,7 +267,11 @@ struct Model {
     double coarse[NCLS][4];
     double hist[NFINE][K];
     double total[NFINE];
-    Model() { memset(this, 0, sizeof *this); }
+    int ncls;
+    explicit Model(int n = 2 * CLASSES) {
+        memset(this, 0, sizeof *this);
+        ncls = n;
+    }
     void decay() {
         for (auto& r : coarse) for (double& v : r) v *= MAG_DECAY;
         for (auto& r : hist) for (double& v : r) v *= MAG_DECAY;
@@ -272,7 +279,7 @@ struct Model {
     }
     // coefcoder7._Model.table, the same IEEE operations in the same order
     void table(double (*rows)[K]) const {
-        for (int c = 0; c < NCLS; ++c) {
+        for (int c = 0; c < ncls; ++c) {
             const double n0 = coarse[c][0], n1 = coarse[c][1], n2 = coarse[c][2], s2 = coarse[c][3];
             const double z = (n0 + 0.5 * PRIOR) / (n0 + n1 + n2 + PRIOR);
             const double p1 = (n1 + 0.5 * PRIOR1) / (n1 + n2 + PRIOR1);
@@ -294,9 +301,9 @@ struct Model {
     }
     void update(const int16_t* k, const int16_t* m, int64_t n) {
         static thread_local int64_t h[NFINE][K];
-        memset(h, 0, sizeof h);
+        memset(h, 0, sizeof h[0] * ncls * WHERE);
         for (int64_t i = 0; i < n; ++i) ++h[k[i]][m[i]];
-        for (int f = 0; f < NFINE; ++f) {
+        for (int f = 0; f < ncls * WHERE; ++f) {
             int64_t t = 0;
             for (int j = 0; j < K; ++j) {
                 hist[f][j] += (double)h[f][j];
@@ -304,7 +311,7 @@ struct Model {
             }
             total[f] += (double)t;
         }
-        for (int c = 0; c < NCLS; ++c) {
+        for (int c = 0; c < ncls; ++c) {
             int64_t z = 0, one = 0, two = 0, tail = 0;
             for (int w = 0; w < WHERE; ++w) {
                 const int64_t* r = h[c * WHERE + w];
@@ -331,9 +338,59 @@ void chunked_cat(Ans& a, Model& mod, const int16_t* cls, int64_t n, int16_t* m, 
         if (lo >= hi) continue;
         mod.table(rows);
         const int64_t len = hi - lo;
-        decode_chunk(a, rows, NFINE, models, cls, lo, hi, m, order);
+        decode_chunk(a, rows, mod.ncls * WHERE, models, cls, lo, hi, m, order);
         mod.update(cls + lo, m + lo, len);
     }
+}
+// coefcoder7._group_flags: image_tx16.code_flags's two halves over the (GY, GX) groups, each group that has a coded
+// block in any channel, context 3 x (its neighbours' flags, 5 in the first half) + class of its count of coded
+// (block, channel) flags (image_tx16.NNZ_EDGES 3, 9); gmask / tl (nblk): the grouped blocks, their top-left ones
+void group_flags(Ans& a, int C, int BY, int BX, const std::vector<int32_t>& cbf, uint8_t* flags, int GY, int GX,
+                 std::vector<uint8_t>& gmask, std::vector<uint8_t>& tl, std::vector<int64_t>& bounds) {
+    const int64_t nblk = (int64_t)BY * BX;
+    std::vector<int32_t> cnt((size_t)GY * GX, 0), fl((size_t)GY * GX, 0), ctx, bits;
+    std::vector<int64_t> where;
+    for (int gy = 0; gy < GY; ++gy)
+        for (int gx = 0; gx < GX; ++gx)
+            for (int ch = 0; ch < C; ++ch)
+                for (int dy = 0; dy < 2; ++dy)
+                    for (int dx = 0; dx < 2; ++dx)
+                        cnt[(size_t)gy * GX + gx] += cbf[ch * nblk + (int64_t)(2 * gy + dy) * BX + 2 * gx + dx];
+    double st[GROUP_FLAG_CTX][2];
+    for (auto& v : st) v[0] = v[1] = 0.5;
+    for (int half = 0; half < 2; ++half) {
+        ctx.clear();
+        where.clear();
+        for (int gy = 0; gy < GY; ++gy)
+            for (int gx = 0; gx < GX; ++gx) {
+                const int64_t g = (int64_t)gy * GX + gx;
+                if (((gy + gx) & 1) != half || !cnt[g]) continue;
+                int32_t nb = 5;
+                if (half) {
+                    nb = 0;
+                    if (gx > 0) nb += fl[g - 1];
+                    if (gx < GX - 1) nb += fl[g + 1];
+                    if (gy > 0) nb += fl[g - GX];
+                    if (gy < GY - 1) nb += fl[g + GX];
+                }
+                ctx.push_back(nb * 3 + (cnt[g] >= 9 ? 2 : cnt[g] >= 3 ? 1 : 0));
+                where.push_back(g);
+            }
+        bits.resize(ctx.size());
+        chunked_bern(a, st, GROUP_FLAG_CTX, ctx.data(), (int64_t)ctx.size(), bits.data(), bounds);
+        for (size_t i = 0; i < where.size(); ++i) fl[where[i]] = bits[i];
+    }
+    gmask.assign(nblk, 0);
+    tl.assign(nblk, 0);
+    for (int gy = 0; gy < GY; ++gy)
+        for (int gx = 0; gx < GX; ++gx) {
+            const int64_t g = (int64_t)gy * GX + gx;
+            flags[g] = (uint8_t)fl[g];
+            if (!fl[g]) continue;
+            for (int dy = 0; dy < 2; ++dy)
+                for (int dx = 0; dx < 2; ++dx) gmask[(int64_t)(2 * gy + dy) * BX + 2 * gx + dx] = 1;
+            tl[(int64_t)(2 * gy) * BX + 2 * gx] = 1;
+        }
 }
 }  // namespace v7
 
@@ -467,11 +524,13 @@ int cc_decode_format2_unsigned(const uint32_t* payload, int64_t nwords, int C, i
 // The format-7 walk (coefcoder7._walk); arguments and result as cc_decode_format2's, class_table the wider one of
 // coefcoder7._class_table and where (64,) the place of each zigzag position on its diagonal (0, 1, 2); with_signs 0:
 // a stream without the signs (dct format 7 with sign prediction), out holds the magnitudes.
-int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
-                      const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
-                      const int64_t* where, int16_t* out, int64_t* n_escape, int with_signs) {
+static int walk7(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                 const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
+                 const int64_t* where, int16_t* out, int64_t* n_escape, int with_signs, uint8_t* gflags, int GY,
+                 int GX) {
     using namespace v7;
     if (C < 1 || C > 3 || BY < 1 || BX < 1) return 1;
+    if (gflags && (GY != BY / 2 || GX != BX / 2)) return 1;
     try {
         Ans a;
         if (!a.init(payload, nwords)) return 2;
@@ -481,6 +540,8 @@ int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, in
         std::vector<int64_t> bounds, order;
         std::vector<int32_t> cbf(tot, 0);
         coded_block_flags(a, C, BY, BX, cbf, bounds);
+        std::vector<uint8_t> gmask, tl;  // with the groups: grouped blocks, a group's top-left block
+        if (gflags) group_flags(a, C, BY, BX, cbf, gflags, GY, GX, gmask, tl, bounds);
         int64_t nesc = 0;
         std::vector<int16_t> cls, mags;
         std::vector<int64_t> idx_all, idx, jsel;
@@ -492,7 +553,7 @@ int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, in
             if (ch0 >= ch1) continue;
             const int cg = ch1 - ch0;
             const int64_t off = ch0 * nblk, gn = cg * nblk;
-            *model = Model();
+            *model = Model(gflags ? 4 * CLASSES : 2 * CLASSES);
             double fst[LAST_CTX7][2];
             for (auto& s : fst) s[0] = s[1] = 0.5;
             std::vector<uint8_t> open(gn);
@@ -523,7 +584,10 @@ int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, in
                                 const int16_t* b = out + (off + j) * N64;
                                 return (u < N64 ? (int32_t)b[u] : 0) + (l < N64 ? (int32_t)b[l] : 0);
                             };
-                            auto same = [&](int64_t j) -> int32_t { return out[(off + j) * N64 + lo + p]; };
+                            // the neighbours' same position; with the groups none from a grouped neighbour
+                            auto same = [&](int64_t j) -> int32_t {
+                                return gflags && gmask[j % nblk] ? 0 : out[(off + j) * N64 + lo + p];
+                            };
                             int32_t x4 = OWN_W4 * tmpl(i);
                             int32_t nb = 0, sm = 0;
                             if (col > 0) nb += tmpl(i - 1), sm += same(i - 1);
@@ -532,9 +596,11 @@ int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, in
                             if (row < BY - 1) nb += tmpl(i + BX), sm += same(i + BX);
                             x4 += NB_W4 * nb;
                             if (ch0) x4 += LUMA_W4 * (int32_t)out[loc * N64 + lo + p];
-                            if (half) x4 += SAME_W4 * sm;
+                            const bool grouped = gflags && gmask[loc];
+                            if (half && !grouped) x4 += SAME_W4 * sm;
                             if (x4 < 0 || x4 >= ntable) return 3;
-                            cls[t * w + p] = (int16_t)((class_table[x4] + CLASSES * half) * WHERE + where[lo + p]);
+                            const int set = grouped ? (tl[loc] ? 2 : 3) : half;
+                            cls[t * w + p] = (int16_t)((class_table[x4] + CLASSES * set) * WHERE + where[lo + p]);
                         }
                     }
                     mags.resize(n);
@@ -585,6 +651,23 @@ int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, in
     } catch (...) {
         return 5;
     }
+}
+
+int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                      const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
+                      const int64_t* where, int16_t* out, int64_t* n_escape, int with_signs) {
+    return walk7(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, where, out, n_escape, with_signs,
+                 nullptr, 0, 0);
+}
+
+// The format-7 walk with the 16x16 group flags in the stream (image_dct TOOL_GROUPS, coefcoder7's ``groups``):
+// flags (GY * GX, GY = BY / 2, GX = BX / 2) receives them.
+int cc_decode_format7_groups(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+                             const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
+                             const int64_t* where, int16_t* out, int64_t* n_escape, int with_signs, uint8_t* flags,
+                             int GY, int GX) {
+    return walk7(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, where, out, n_escape, with_signs,
+                 flags, GY, GX);
 }
 
 }  // extern "C"

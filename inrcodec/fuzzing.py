@@ -747,3 +747,26 @@ register_seed("gaussian-dct-image-signpred",
 # format 7 with sign prediction alone (format 2's symbol coder, its stream without the signs)
 register_seed("gaussian-dct-image-signs-only",
               _sign_predicted(_restored(_fit_maker("gaussian+dct", _tiny_image), cross=2), rich=False))
+
+
+def _session26_tools(make: Callable[[], bytes]) -> Callable[[], bytes]:
+    """``make`` with format 7's session-26 tools forced in: chroma from luma without its guard (TOOL_CFL wherever its
+    alphas are not all zero) and the 16x16 groups without theirs, biased toward them (TOOL_GROUPS needs a group)."""
+    def run() -> bytes:
+        from .models import image_dct, image_tx16
+
+        keep = image_dct.CFL_GUARD, image_dct.TX16_GUARD, image_tx16.CHOICE_BIAS
+        image_dct.CFL_GUARD, image_dct.TX16_GUARD, image_tx16.CHOICE_BIAS = False, False, -400.0
+        try:
+            return make()
+        finally:
+            image_dct.CFL_GUARD, image_dct.TX16_GUARD, image_tx16.CHOICE_BIAS = keep
+    return run
+
+
+# format 7 with chroma from luma and the group flags in the symbol stream (session 26), every other tool too (RGB:
+# sign prediction, cross-channel filters); gray 16-bit: the groups alone (no chroma)
+register_seed("gaussian-dct-image-cfl-groups",
+              _session26_tools(_sign_predicted(_restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))))
+register_seed("gaussian-dct-gray16-groups",
+              _session26_tools(_fit_maker("gaussian+dct", lambda: _gray16(_tiny_image()))))

@@ -135,15 +135,100 @@ def test_garbage_gives_the_walks_outcome(blob, hw, channels, signs):
 
 @settings(max_examples=150, deadline=None)
 @given(blob=st.binary(max_size=400), hw=st.tuples(st.integers(1, 40), st.integers(1, 40)),
-       channels=st.sampled_from([1, 3]), form=st.integers(0, 3), tools=st.integers(0, 4))
+       channels=st.sampled_from([1, 3]), form=st.integers(0, 3),
+       tools=st.sampled_from([0, 1, 2, 3, 4, 8, 11, 16, 17, 19, 25, 27, 32]))
 def test_format7_section_decoder_on_garbage(blob, hw, channels, form, tools):
-    """Any bytes after a format-7 header (tools byte 0-4; no flags; filter form byte 0-3): a FormatError or symbols
-    of the right shape and range, nothing else."""
+    """Any bytes after a format-7 header (tools byte: the defined bits, the reserved 4, unknown 32, and TOOL_GROUPS
+    without TOOL_RICH; no flags; filter form byte 0-3): a FormatError or symbols of the right shape and range,
+    nothing else."""
     data = bytes([7, tools]) + bytes([16, 16] * channels) + bytes([12, 0, form]) + blob
     try:
         q, _, _, _ = image_dct.decode_section(data, hw[0], hw[1], channels)
     except FormatError:
         return
-    assert form <= 2 and tools <= 3
+    assert form <= 2 and not tools & ~(1 | 2 | 8 | 16)
+    assert not (tools & 16 and not tools & 1) and not (tools & 8 and channels != 3)
     assert q.shape == (channels, -(-hw[0] // 8), -(-hw[1] // 8), 64)
     assert np.abs(q.astype(np.int64)).max(initial=0) <= MAX_SYMBOL
+
+
+def _flags(by, bx, seed):
+    gy, gx = by // 2, bx // 2
+    return np.random.default_rng(seed).random((gy, gx)) < 0.5
+
+
+@pytest.mark.parametrize("c,by,bx,scale", [(3, 5, 7, 3.0), (1, 4, 6, 3.0), (3, 1, 1, 3.0), (1, 1, 9, 1.0),
+                                           (3, 12, 16, 10.0), (1, 33, 47, 30.0), (3, 64, 96, 0.7)])
+@pytest.mark.parametrize("signs", [True, False])
+def test_groups_round_trip_by_both_walks(c, by, bx, scale, signs):
+    """With the 16x16 group flags in the stream (``image_dct`` TOOL_GROUPS, session 26): the symbols and the flags
+    of the groups that code something come back, by the compiled walk (which vouches) and the Python one; a stream
+    with groups read without them (or the reverse) is declined by the compiled walk."""
+    q = dct_like(c, by, bx, seed=by * bx + c + 5, scale=scale)
+    q[:, :2, :2] = 0  # a group that codes nothing: its flag is not coded
+    flags = _flags(by, bx, by + bx)
+    if flags.size:
+        flags[0, 0] = True
+    want = q if signs else np.abs(q)
+    blob = coefcoder7.encode(q, signs=signs, groups=flags)
+    coded = image_dct.image_tx16.flag_contexts(q)[0]
+    out, got = coefcoder7.decode(blob, c, by, bx, signs=signs, groups=True)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(got, flags & coded)
+    keep = coefcoder7._kernel
+    try:
+        coefcoder7._kernel = lambda *a, **k: None  # the Python walk alone
+        ref, ref_flags = coefcoder7.decode(blob, c, by, bx, signs=signs, groups=True)
+    finally:
+        coefcoder7._kernel = keep
+    np.testing.assert_array_equal(ref, want)
+    np.testing.assert_array_equal(ref_flags, flags & coded)
+    assert abs(coefcoder7.estimate_bytes(q, signs, groups=flags) - len(blob)) <= 8 + 0.002 * len(blob)
+    if _loader.cpu_library() is not None:
+        n, pos = read_varint(blob, 0, "length", 5)
+        assert coefcoder7._kernel(blob[pos:pos + n], c, by, bx, signs, coefcoder7.Groups()) is not None
+        if (flags & coded).any():
+            assert coefcoder7._kernel(blob[pos:pos + n], c, by, bx, signs) is None
+
+
+def _groups_outcome(data, c, by, bx, python):
+    keep = coefcoder7._kernel
+    try:
+        if python:
+            coefcoder7._kernel = lambda *a, **k: None
+        return _outcome(lambda: coefcoder7.decode(data, c, by, bx, groups=True))
+    finally:
+        coefcoder7._kernel = keep
+
+
+@needs_kernel
+@settings(max_examples=150, deadline=None)
+@given(blob=st.binary(max_size=300), hw=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+       channels=st.sampled_from([1, 3]))
+def test_groups_garbage_gives_the_walks_outcome(blob, hw, channels):
+    data = bytes([len(blob)]) + blob if len(blob) < 128 else blob
+    fast = _groups_outcome(data, channels, *hw, python=False)
+    ref = _groups_outcome(data, channels, *hw, python=True)
+    if isinstance(ref, str):
+        assert fast == ref
+    else:
+        np.testing.assert_array_equal(fast[0], ref[0])
+        np.testing.assert_array_equal(fast[1], ref[1])
+
+
+def test_groups_damaged_streams_agree():
+    q = dct_like(3, 10, 12, seed=4, scale=3.0)
+    flags = _flags(10, 12, 1)
+    blob = coefcoder7.encode(q, groups=flags)
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        data = bytearray(blob)
+        for i in rng.integers(0, len(data), int(rng.integers(1, 3))):
+            data[i] = int(rng.integers(0, 256))
+        data = bytes(data)
+        fast, ref = (_groups_outcome(data, 3, 10, 12, python=p) for p in (False, True))
+        if isinstance(ref, str):
+            assert fast == ref
+        else:
+            np.testing.assert_array_equal(fast[0], ref[0])
+            np.testing.assert_array_equal(fast[1], ref[1])

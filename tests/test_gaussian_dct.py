@@ -120,8 +120,8 @@ def test_rate_lands_and_decoder_matches_encoder(coded_rgb):
                                     {"gaussians": c.sections["gaussians"]})
     with torch.no_grad():
         base = np.clip(np.rint(base_net.render().numpy().astype(np.float64) * 255), 0, 255).astype(np.uint8)
-    q, units, strength, tx16, filters = image_dct.decode_residual(c.sections["dct"], h, w, ch)
-    assert np.array_equal(out.data, image_dct.add(base, q, units, strength, tx16, filters))
+    parts = image_dct.decode_parts(c.sections["dct"], h, w, ch)  # symbols, steps, ..., chroma-from-luma alphas
+    assert np.array_equal(out.data, image_dct.add(base, *parts))
     assert psnr(sig.data, out.data) > psnr(sig.data, base) + 1.0  # the residual adds what it was paid for
 
 

@@ -167,6 +167,7 @@ def test_format5_groups_and_restoration_filters_together(monkeypatch, cross, ric
     monkeypatch.setattr(restore, "LAMBDA", 0.0)  # on a tiny image the filters would not pay for their bytes
     monkeypatch.setattr(restore, "CROSS", cross)
     monkeypatch.setattr(image_dct, "RICH_MODEL", rich)  # format 7 holds both tools in its own layout
+    monkeypatch.setattr(image_dct, "CFL", "off")  # formats 5 and 6 (chroma from luma is format 7's: test_cfl.py)
     image, base = _image_and_base()
     image = np.clip(image.astype(np.int16) + np.random.default_rng(1).integers(-6, 7, image.shape), 0, 255)
     image = image.astype(np.uint8)  # texture the groups leave for the filters

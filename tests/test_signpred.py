@@ -151,7 +151,9 @@ def test_format_7_sections_with_sign_prediction_decode_what_was_encoded(channels
         assert filters is not None
     blob = image_dct.encode_section(q, units, 12 if dtype == np.uint8 else 0, filters=filters, tx16=flags,
                                     cross=bool(cross))
-    assert blob[:2] == bytes([image_dct.FORMAT_TOOLS, image_dct.TOOL_SIGNS | (image_dct.TOOL_RICH if rich else 0)])
+    groups = image_dct.TOOL_GROUPS if rich and with_tx16 else 0  # the flags in the rich stream (session 26)
+    assert blob[:2] == bytes([image_dct.FORMAT_TOOLS,
+                              image_dct.TOOL_SIGNS | (image_dct.TOOL_RICH if rich else 0) | groups])
     got_q, got_units, strength, got_flags, got_filters = image_dct.decode_residual(blob, *image.shape)
     np.testing.assert_array_equal(got_q, q)
     np.testing.assert_array_equal(got_units, units)

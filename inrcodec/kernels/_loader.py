@@ -111,6 +111,8 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.sp_lines.argtypes = [p, i64, i32, p, i32, d, p]
     lib.cc_decode_format7.restype = i32
     lib.cc_decode_format7.argtypes = [p, i64, i32, i32, i32, p, p, p, p, i64, p, p, p, i32]
+    lib.cc_decode_format7_groups.restype = i32
+    lib.cc_decode_format7_groups.argtypes = [p, i64, i32, i32, i32, p, p, p, p, i64, p, p, p, i32, p, i32, i32]
     lib.rs_apply_cpu.restype = i32
     lib.rs_apply_cpu.argtypes = [p, p, i32, i32, i32, i32, i32, i32, i32, p, p, p, i32, i32]
     return lib

@@ -42,9 +42,11 @@ def decode(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.nd
 
 
 def decode7(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.ndarray, starts: np.ndarray,
-            class_table: np.ndarray, where: np.ndarray, signs: bool = True) -> tuple[np.ndarray, int] | None:
+            class_table: np.ndarray, where: np.ndarray, signs: bool = True,
+            groups: tuple[int, int] | None = None) -> tuple | None:
     """``decode`` of a format-7 stream (``models.coefcoder7``: its wider class table, and ``where``, the place of
-    each zigzag position on its diagonal; ``signs`` as ``decode``'s)."""
+    each zigzag position on its diagonal; ``signs`` as ``decode``'s); with ``groups`` (gy, gx) the stream holds the
+    16x16 group flags (``coefcoder7``'s ``groups``): (symbols, escapes, (gy, gx) bool flags)."""
     lib = _loader.cpu_library()
     if lib is None or not hasattr(lib, "cc_decode_format7"):
         return None
@@ -55,6 +57,14 @@ def decode7(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.n
     wh = np.ascontiguousarray(where, dtype=np.int64)
     out = np.empty((c * by * bx, 64), np.int16)
     n_escape = ctypes.c_int64(0)
+    if groups is not None:
+        if not hasattr(lib, "cc_decode_format7_groups"):
+            return None
+        flags = np.zeros(groups, np.uint8)
+        rc = lib.cc_decode_format7_groups(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table),
+                                          len(table), _ptr(wh), _ptr(out), ctypes.byref(n_escape), int(signs),
+                                          _ptr(flags), groups[0], groups[1])
+        return (out, int(n_escape.value), flags.astype(bool)) if rc == 0 else None
     rc = lib.cc_decode_format7(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table), len(table),
                                _ptr(wh), _ptr(out), ctypes.byref(n_escape), int(signs))
     return (out, int(n_escape.value)) if rc == 0 else None

@@ -21,6 +21,13 @@ decay); two adaptation speeds averaged (+0.38 %: each diagonal's statistics diff
 context dimension from the own template being zero, the non-zeros so far, the template's outer positions, the 3x3
 blocks' activity, Cg seeing Co (each -0.04 to -0.14 %); finer classes (-0.11 %).
 
+Contexts that know the 16x16 groups (``image_dct`` format 7's TOOL_GROUPS, session 26; ``groups`` of ``encode`` /
+``decode``): format 4's group flags coded in this stream right after the coded-block flags (their context counts
+coded blocks, the non-zeros not being known yet), then the blocks of a flagged group take class sets of their own
+(its top-left block, which holds the low 8x8 quadrant, and its other three), no same-position term, and the 8x8
+blocks' same-position term skips grouped neighbours: -0.66 % of the residual's bytes by the models' code lengths on
+the lab's 48 residuals (``benchmarks/group_context_lab.py``).
+
 Decoder: a compiled copy of this walk (``kernels.coefcoder_decode.decode7``, ``cc_decode_format7``: 12 CPU-ms per
 Kodak residual, median, against format 2's 6), trusted only when it vouches for the stream (as format 2's); this
 Python walk (~70 ms) is its reference and the fallback. Every probability comes from counts with IEEE +, -, *, / on
@@ -88,10 +95,11 @@ class _Model:
     """Counts of one colour group: per class [zeros, ones, >= 2, sum of (m - 2) over >= 2], per (class, where) a
     histogram and its total."""
 
-    def __init__(self):
-        self.coarse = np.zeros((NCLS, 4))
-        self.hist = np.zeros((NCLS * WHERE, K))
-        self.total = np.zeros(NCLS * WHERE)
+    def __init__(self, ncls: int = NCLS):
+        self.ncls = ncls
+        self.coarse = np.zeros((ncls, 4))
+        self.hist = np.zeros((ncls * WHERE, K))
+        self.total = np.zeros(ncls * WHERE)
 
     def decay(self):
         self.coarse *= MAG_DECAY
@@ -103,10 +111,11 @@ class _Model:
         return (self.hist + TAU * prior) / (self.total + TAU)[:, None]
 
     def update(self, k: np.ndarray, m: np.ndarray):
-        h = np.bincount(k * K + m, minlength=NCLS * WHERE * K).reshape(NCLS * WHERE, K)  # integers: exact sums
+        n = self.ncls
+        h = np.bincount(k * K + m, minlength=n * WHERE * K).reshape(n * WHERE, K)  # integers: exact sums
         self.hist += h
         self.total += h.sum(axis=1)
-        hc = h.reshape(NCLS, WHERE, K).sum(axis=1)
+        hc = h.reshape(n, WHERE, K).sum(axis=1)
         self.coarse[:, 0] += hc[:, 0]
         self.coarse[:, 1] += hc[:, 1]
         self.coarse[:, 2] += hc[:, 2:].sum(axis=1)
@@ -128,7 +137,7 @@ def _chunked_cat(io, model: _Model, k: np.ndarray, truth):
     return out
 
 
-def _same_position(A, lo, hi, off, idx, nblk, by, bx) -> np.ndarray:
+def _same_position(A, lo, hi, off, idx, nblk, by, bx, skip=None) -> np.ndarray:
     """Sum of the four neighbouring blocks' magnitudes at positions lo..hi, (hi - lo, len(idx)), for blocks ``idx``
     of the colour group starting at column ``off`` (zero outside the image)."""
     loc = idx % nblk
@@ -136,12 +145,47 @@ def _same_position(A, lo, hi, off, idx, nblk, by, bx) -> np.ndarray:
     out = np.zeros((hi - lo, len(idx)), np.int16)
     for ok, step in ((col > 0, -1), (col < bx - 1, 1), (row > 0, -bx), (row < by - 1, bx)):
         j = np.where(ok, idx + step, idx)
+        if skip is not None:
+            ok = ok & ~skip[j % nblk]
         out += A[lo:hi, off + j] * ok.astype(np.int16)
     return out
 
 
-def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndarray | None = None):
-    """``coefcoder._walk`` with this module's models (see the module doc); the same arguments and results."""
+# Contexts that know the 16x16 groups (``image_dct`` format 7's TOOL_GROUPS, session 26): the group flags coded in
+# this stream right after the coded-block flags, and the grouped blocks' magnitudes in class sets of their own.
+# Measured by the models' code lengths on 48 Kodak residuals (benchmarks/group_context_lab.py, % of the residual
+# with the flags): 1 own classes and no same-position term -0.27 %; 2 also the top-left block of a group (its
+# low quadrant) apart from the other three -0.60 %; 3 as 2, and 8x8 blocks' same-position term without grouped
+# neighbours (whose positions hold other frequencies) -0.66 %. The format is 3; the others are the lab's.
+GROUP_MODE = 3
+
+
+class Groups:
+    """The 16x16 group flags (gy, gx) a walk codes (``flags`` given: the encoder) or decodes (None: set by it)."""
+
+    def __init__(self, flags: np.ndarray | None = None):
+        self.flags = flags
+
+
+def _group_flags(io, cbf: np.ndarray, groups: Groups) -> np.ndarray:
+    """Code / decode the group flags after the coded-block flags (c, by, bx): ``image_tx16.code_flags``'s two
+    halves and neighbour contexts, with the group's count of coded (block, channel) flags (1..12) in place of its
+    non-zero count, which is not known yet. Returns the (by, bx) mask of grouped blocks."""
+    from . import image_tx16
+
+    by, bx = cbf.shape[1:]
+    per_block = cbf.sum(axis=0)
+    truth = None if groups.flags is None else groups.flags & image_tx16.flag_contexts(None, per_block)[0]
+    flags = image_tx16.code_flags(io, None, truth, per_block)
+    groups.flags = flags
+    return image_tx16.block_mask(flags, by, bx)
+
+
+def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndarray | None = None,
+          groups: Groups | None = None):
+    """``coefcoder._walk`` with this module's models (see the module doc); the same arguments and results.
+    ``groups``: with it the 16x16 group flags are coded after the coded-block flags and the grouped blocks get
+    their own classes (GROUP_MODE)."""
     c, by, bx = shape
     nblk = by * bx
     know = q is not None
@@ -156,6 +200,13 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
         last_diag = np.searchsorted(starts, last_pos, side="right") - 1
     up, left = cc._template()
     cbf = cc._coded_block_flags(io, shape, last_pos)
+    gmode = 0
+    if groups is not None:
+        gmode = GROUP_MODE
+        gflat = _group_flags(io, cbf.reshape(c, by, bx), groups).ravel()
+        tl = np.zeros((by, bx), bool)
+        tl[::2, ::2] = True
+        tl = tl.ravel() & gflat
     parity = (np.add.outer(np.arange(by), np.arange(bx)) % 2).ravel()
     where, table = _where(), _class_table()
     n_escape = 0
@@ -163,7 +214,7 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
         if ch0 >= ch1:
             continue
         cg, off = ch1 - ch0, ch0 * nblk
-        model = _Model()
+        model = _Model(NCLS + (0 if not gmode else CLASSES if gmode == 1 else 2 * CLASSES))
         flag_stats = np.full((LAST_CTX, 2), 0.5)
         open_ = cbf[ch0:ch1].reshape(cg * nblk).astype(bool)
         count = np.zeros(cg * nblk, np.int64)
@@ -183,8 +234,13 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
                 if ch0:
                     x4 += cc.LUMA_W4 * A[lo:hi, idx % nblk]
                 if half:
-                    x4 += SAME_W4 * _same_position(A, lo, hi, off, idx, nblk, by, bx)
-                k = (table[x4.T].astype(np.int64) + CLASSES * half) * WHERE + where[lo:hi]  # block-major
+                    sp = _same_position(A, lo, hi, off, idx, nblk, by, bx, gflat if gmode == 3 else None)
+                    x4 += SAME_W4 * (sp if not gmode else sp * ~gflat[idx % nblk])
+                cset = np.full(len(idx), half, np.int64)
+                if gmode:
+                    g = gflat[idx % nblk]
+                    cset[g] = 2 if gmode == 1 else np.where(tl[idx % nblk][g], 2, 3)
+                k = (table[x4.T].astype(np.int64) + CLASSES * cset[:, None]) * WHERE + where[lo:hi]  # block-major
                 truth = truth_mag[lo:hi, off + idx].T.ravel() if know else None
                 m = _chunked_cat(io, model, k.ravel(), truth).reshape(len(idx), w)
                 A[lo:hi, off + idx] = m.T
@@ -207,21 +263,45 @@ def _walk(io, shape: tuple[int, int, int], q: np.ndarray | None, blocks: np.ndar
     return A[:N * N], n_escape
 
 
-def encode(q: np.ndarray, signs: bool = True) -> bytes:
+def _with(groups: Groups | None):
+    if groups is None:
+        return _walk
+    return lambda io, shape, q, blocks=None: _walk(io, shape, q, blocks, groups)
+
+
+def encode(q: np.ndarray, signs: bool = True, groups: np.ndarray | None = None) -> bytes:
     """(c, by, bx, 64) integer symbols (|q| <= MAX_SYMBOL) -> bytes (``coefcoder``'s layout; ``signs`` False: the
-    magnitudes alone, the signs go to ``signpred``'s stream)."""
-    return cc.encode(q, signs, walk=_walk)
+    magnitudes alone, the signs go to ``signpred``'s stream); ``groups`` (gy, gx) bool: the 16x16 group flags, coded
+    in the stream (``image_dct`` TOOL_GROUPS; a flag of a group that codes nothing is dropped)."""
+    return cc.encode(q, signs, walk=_with(None if groups is None else Groups(np.asarray(groups, bool))))
 
 
-def estimate_bytes(q: np.ndarray, signs: bool = True) -> float:
-    return cc.estimate_bytes(q, signs, walk=_walk)
+def estimate_bytes(q: np.ndarray, signs: bool = True, groups: np.ndarray | None = None) -> float:
+    return cc.estimate_bytes(q, signs, walk=_with(None if groups is None else Groups(np.asarray(groups, bool))))
 
 
-def _kernel(payload: bytes, c: int, by: int, bx: int, signs: bool = True):
-    return coefcoder_decode.decode7(payload, c, by, bx, *cc._template(), cc._diagonal_starts(), _class_table(),
-                                    _where(), signs)
+def _kernel(payload: bytes, c: int, by: int, bx: int, signs: bool = True, groups: Groups | None = None):
+    from . import image_tx16
+
+    if groups is None:
+        return coefcoder_decode.decode7(payload, c, by, bx, *cc._template(), cc._diagonal_starts(), _class_table(),
+                                        _where(), signs)
+    got = coefcoder_decode.decode7(payload, c, by, bx, *cc._template(), cc._diagonal_starts(), _class_table(),
+                                   _where(), signs, groups=image_tx16.groups(by, bx))
+    if got is None:
+        return None
+    out, n_escape, flags = got
+    groups.flags = flags
+    return out, n_escape
 
 
-def decode(data: bytes, c: int, by: int, bx: int, signs: bool = True) -> np.ndarray:
-    """Inverse of ``encode``: the compiled walk where it vouches for the stream, else this Python walk."""
-    return cc.decode(data, c, by, bx, signs, walk=_walk, kernel=_kernel)
+def decode(data: bytes, c: int, by: int, bx: int, signs: bool = True,
+           groups: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Inverse of ``encode``: the compiled walk where it vouches for the stream, else this Python walk; with
+    ``groups`` (the stream holds the group flags) (symbols, (gy, gx) flags)."""
+    if not groups:
+        return cc.decode(data, c, by, bx, signs, walk=_walk, kernel=_kernel)
+    g = Groups()
+    kernel = lambda payload, c_, by_, bx_, signs_: _kernel(payload, c_, by_, bx_, signs_, g)  # noqa: E731
+    q = cc.decode(data, c, by, bx, signs, walk=_with(g), kernel=kernel)
+    return q, g.flags

@@ -190,12 +190,13 @@ def without_restoration(data: bytes) -> bytes | None:
     if c.model != NAME or not dct or dct[0] not in image_dct.WITH_FILTERS + (image_dct.FORMAT_TOOLS,):
         return None
     h, w, ch = (int(s) for s in c.signal["shape"])
-    q, units, strength, tx16, filters = image_dct.decode_residual(dct, h, w, ch)
+    q, units, strength, tx16, filters, cfl = image_dct.decode_parts(dct, h, w, ch)
     if filters is None:
         return None
     # format 7 stays 7 with the same tools (the same symbol coder); formats 3, 5, 6 become 2 or 4
     form, tools = (image_dct.FORMAT_TOOLS, dct[1]) if dct[0] == image_dct.FORMAT_TOOLS else (image_dct.FORMAT, None)
-    sections = dict(c.sections, dct=image_dct.encode_section(q, units, strength, form=form, tx16=tx16, tools=tools))
+    sections = dict(c.sections, dct=image_dct.encode_section(q, units, strength, form=form, tx16=tx16, tools=tools,
+                                                                         cfl=cfl))
     return write_container(Container(c.signal, c.model, c.config, sections, c.extra))
 
 
@@ -438,7 +439,7 @@ class GaussianDCT(GaussianImage):
         # and draws the Gaussians (the rasteriser runs without the GIL): the two halves of the decoder overlap.
         pool = ThreadPoolExecutor(1) if OVERLAP and sections["dct"] and torch.get_num_threads() > 1 else None
         try:
-            residual = pool.submit(image_dct.decode_residual, sections["dct"], h, w, c) if pool else None
+            residual = pool.submit(image_dct.decode_parts, sections["dct"], h, w, c) if pool else None
             base = GaussianImage.decode(GaussianConfig(config.n_gaussians, config.layers), desc,
                                         {"gaussians": sections["gaussians"]})
             n = base.means.shape[0]
@@ -450,7 +451,7 @@ class GaussianDCT(GaussianImage):
                 model._decoded_base_ints = model._render_base_integers()
                 model._residual = residual.result()
             elif sections["dct"]:
-                model._residual = image_dct.decode_residual(sections["dct"], h, w, c)
+                model._residual = image_dct.decode_parts(sections["dct"], h, w, c)
             if model._residual is not None and model._residual[4] is not None and np.dtype(desc["dtype"]) != np.uint8:
                 raise FormatError(f"{NAME}: restoration filters in a residual of a {np.dtype(desc['dtype'])} image")
         finally:
@@ -470,8 +471,7 @@ class GaussianDCT(GaussianImage):
         if self._residual is None:
             return None
         base = self._decoded_base_ints if self._decoded_base_ints is not None else self._render_base_integers()
-        q, units, strength, tx16, filters = self._residual
-        return image_dct.add(base, q, units, strength, tx16, filters)
+        return image_dct.add(base, *self._residual)
 
     def render(self, shape=None, region=None):
         """While fitting (no residual): the Gaussians, as ``gaussian`` draws them. Decoded: the Gaussians rounded to

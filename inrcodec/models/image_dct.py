@@ -27,7 +27,13 @@ symbols"); format 1 (still decoded) the blobs of ``mcdct2``'s P-frame coding in
 decoding order, each a varint length + ``encode_ints`` blob. Format 7 (session 25) holds every tool of formats 2-6 in
 one layout, and a tools byte says which of two coding tools the file uses: the symbols by ``coefcoder7``'s richer
 model (``RICH_MODEL``), the signs apart, predicted by boundary matching (``signpred``; written where its sign stream
-is shorter, ``SIGN_PREDICTION``).
+is shorter, ``SIGN_PREDICTION``). Session 26 added two tools bits: ``TOOL_CFL`` (chroma from luma: per chroma channel
+and band of positions an alpha in 1/16 that predicts the chroma coefficients from the dequantised luma ones,
+``cfl_dequantised``; the encoder fits them by least squares over the coded luma, quantises the chroma *prediction
+residual*, and keeps the tool where the section's real bytes and error beat it without, ``_cfl_choice``) and
+``TOOL_GROUPS`` (the 16x16 group flags coded inside ``coefcoder7``'s stream, before the magnitudes, so that grouped
+blocks get contexts of their own). Measured in benchmarks/README.md (session 26); weaker variants of chroma from
+luma (one alpha per channel, five bands, per-region alphas, alphas from the base) are noted there.
 """
 
 from __future__ import annotations
@@ -56,6 +62,20 @@ FORMAT_CROSS = 6
 # symbols in ~1.5 % fewer bytes) else ``coefcoder``, without their signs with TOOL_SIGNS
 FORMAT_TOOLS = 7
 TOOL_RICH, TOOL_SIGNS = 1, 2
+TOOL_CFL = 8  # chroma from luma (session 26): after the filters, per chroma channel and band a signed byte alpha
+# (``CFL_SHIFT`` fraction bits); Co/Cg's dequantised coefficients are predicted as alpha x Y's (``cfl_dequantised``)
+TOOL_GROUPS = 16  # contexts that know the 16x16 groups (session 26; with TOOL_RICH): the group flags in the symbol
+# stream after the coded-block flags (the layout's flag stream empty), grouped blocks in classes of their own
+# (``coefcoder7.GROUP_MODE``)
+TOOLS_KNOWN = TOOL_RICH | TOOL_SIGNS | TOOL_CFL | TOOL_GROUPS
+GROUP_CONTEXTS = True  # the encoder sets TOOL_GROUPS where a file has 16x16 groups and TOOL_RICH
+TX16_GROUP_COST = False  # ... pricing the 16x16 form for its choice with those contexts (quantise_tx16): +0.01 to
+# +0.08 % per base on kodim01/03/07 (gdct_lab_groups_gcost_s26.json), off
+CFL_SHIFT = 4  # alpha in 1/16
+CFL_MAX = 32  # |alpha| <= 2
+CFL_EDGES = (0, 1, 10, 64)  # zig-zag bands of the alphas: DC, diagonals 1-3, the rest
+CFL = "band"  # the encoder's chroma from luma: "off", "image" (one alpha per chroma channel), "band" (per band)
+CFL_GUARD = True  # ... kept only where the real bytes and error beat the section without it
 FORMATS = (1, 2, 3, 4, 5, 6, FORMAT_TOOLS)
 RICH_MODEL = True  # the encoder codes the symbols with coefcoder7 (format 7; False: format 2's coder)
 _WITH_TX16 = (FORMAT_TX16, FORMAT_TX16_RESTORE, FORMAT_CROSS, FORMAT_TOOLS)
@@ -299,34 +319,39 @@ def _rgb_from_ycocg(y: np.ndarray, co: np.ndarray, cg: np.ndarray) -> list[np.nd
 
 
 def add(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int, tx16: np.ndarray | None = None,
-        filters: dict | None = None) -> np.ndarray:
+        filters: dict | None = None, cfl: np.ndarray | None = None) -> np.ndarray:
     """Decoded image: integer ``base`` (h, w, c) uint8/uint16 plus the residual, rounded and clipped; then the
     block edges deblocked (8-bit images, ``strength`` > 0); then the restoration ``filters`` (formats 3, 5 and 6,
     8-bit images; ``restore.apply``). The compiled kernels (``kernels.dct_residual``, ``kernels.restore``) where
     there are, else the numpy references: the same integers. ``tx16`` (formats 4 and 5): the (gy, gx) groups of
     2x2 blocks whose symbols are one 16x16 transform (``image_tx16``): added after the 8x8 blocks, with those
-    zeroed."""
-    out = _add_deblocked(base, q, units, strength, tx16)
+    zeroed. ``cfl`` (format 7's TOOL_CFL): the (2, bands) alphas of chroma from luma (``cfl_dequantised``)."""
+    out = _add_deblocked(base, q, units, strength, tx16, cfl)
     if filters is not None and out.dtype == np.uint8:
         out = restore.apply(out, filters)
     return out
 
 
 def _add_deblocked(base: np.ndarray, q: np.ndarray, units: np.ndarray, strength: int,
-                   tx16: np.ndarray | None = None) -> np.ndarray:
+                   tx16: np.ndarray | None = None, cfl: np.ndarray | None = None) -> np.ndarray:
     if tx16 is not None:  # only groups that code something carry a flag (what the section can say)
         tx16 = tx16 & image_tx16.flag_contexts(q)[0]
     sel = None if tx16 is None or not tx16.any() else image_tx16.block_mask(tx16, *q.shape[1:3])
-    q8 = q
+    coefs, inv_units = q, units
+    if cfl is not None:  # the inverses take the dequantised coefficients, with steps of one sixteenth
+        coefs, inv_units = cfl_dequantised(q, units, cfl, tx16), np.ones_like(units)
+        if coefs.dtype == np.int32:  # the fast path's values are below 2^15: the kernels' int16, no second check
+            coefs = coefs.astype(np.int16)
+    q8 = coefs
     if sel is not None:  # the groups' symbols are not 8x8 blocks: the 8x8 pass adds nothing there
-        q8 = q.copy()
+        q8 = coefs.copy()
         q8[:, sel] = 0
-    out = dct_residual.inverse_add(base, q8, _per_position(units), mcdct._zigzag(), T8, COEF_CLAMP, STAGE1_SHIFT,
-                                   STAGE2_SHIFT, _level(base.dtype))
-    if out is None:  # no compiled library: the numpy reference (the same integers)
-        out = _inverse_add_reference(base, q8, units)
+    out = dct_residual.inverse_add(base, q8, _per_position(inv_units), mcdct._zigzag(), T8, COEF_CLAMP,
+                                   STAGE1_SHIFT, STAGE2_SHIFT, _level(base.dtype))
+    if out is None:  # no compiled library (or a coefficient beyond int16): the numpy reference, the same integers
+        out = _inverse_add_reference(base, q8, inv_units)
     if sel is not None:
-        _add_groups(out, base, q, units, tx16)
+        _add_groups(out, base, coefs, inv_units, tx16)
     if strength and base.dtype == np.uint8:
         coded = np.any(q != 0, axis=(0, 3))
         if sel is not None:
@@ -399,12 +424,12 @@ def _inverse_add_reference(base: np.ndarray, q: np.ndarray, units: np.ndarray) -
 
 
 def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.ndarray,
-                  candidates=DEBLOCK_CANDIDATES, tx16: np.ndarray | None = None) -> int:
+                  candidates=DEBLOCK_CANDIDATES, tx16: np.ndarray | None = None, cfl: np.ndarray | None = None) -> int:
     """The deblocking strength of ``candidates`` whose decoded image is closest to ``image`` (squared error): an
     encoder choice, the section stores it (0 for 16-bit images, which are not deblocked)."""
     if image.dtype != np.uint8:
         return 0
-    undeblocked = _add_deblocked(base, q, units, 0, tx16)
+    undeblocked = _add_deblocked(base, q, units, 0, tx16, cfl)
     coded = np.any(q != 0, axis=(0, 3))
     if tx16 is not None:
         coded |= image_tx16.block_mask(tx16 & image_tx16.flag_contexts(q)[0], *coded.shape)
@@ -414,6 +439,68 @@ def best_strength(image: np.ndarray, base: np.ndarray, q: np.ndarray, units: np.
     errors = [int(((deblock.deblock(rgb, coded, int(units[0, 0]), s).astype(np.int32) - ref) ** 2).sum())
               for s in candidates]
     return int(candidates[int(np.argmin(errors))])
+
+
+# -- chroma from luma (format 7's TOOL_CFL, session 26) ----------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def cfl_bands() -> np.ndarray:
+    """(64,) band of each zig-zag position (``CFL_EDGES``): which alpha predicts it."""
+    return (np.searchsorted(CFL_EDGES, np.arange(N * N), side="right") - 1).astype(np.int64)
+
+
+def cfl_dequantised(q: np.ndarray, units: np.ndarray, alpha: np.ndarray,
+                    tx16: np.ndarray | None = None) -> np.ndarray:
+    """(3, by, bx, 64) int64 dequantised coefficients in 1/16 levels of symbols ``q`` with chroma from luma: each
+    symbol times its step, clamped to its transform's bound (``COEF_CLAMP``, ``image_tx16.COEF_CLAMP`` in the
+    flagged 16x16 groups ``tx16``), then Co and Cg plus (alpha x Y + 2^(S-1)) >> S (``alpha`` (2, bands) integers in
+    1/2^S, ``CFL_SHIFT``; per zig-zag position its band's, ``cfl_bands``), clamped again. Integers throughout:
+    the same on every machine. The encoder subtracts the same prediction from the chroma it quantises."""
+    per = _per_position(units)
+    a = np.asarray(alpha, np.int64)[..., cfl_bands()]
+    qmax = int(np.abs(q).max(initial=0))
+    top = qmax * int(per.max())  # bounds every |q x step|; a prediction adds at most (|a| top + 2^(S-1)) >> S
+    if a.ndim == 2 and (top * ((1 << CFL_SHIFT) + int(np.abs(a).max(initial=0))) + (1 << CFL_SHIFT)
+                        < COEF_CLAMP << CFL_SHIFT):
+        # no clamp can act (every |value| stays below 2^15, the smaller bound): int32, only the chroma channels
+        # whose alphas are not all zero (the decoder's fast path; the same integers as the general one below)
+        deq = q.astype(np.int32) * per.astype(np.int32)[:, None, None, :]
+        for ch in range(1, q.shape[0]):
+            if a[ch - 1].any():
+                deq[ch] += (a[ch - 1].astype(np.int32) * deq[0] + (1 << (CFL_SHIFT - 1))) >> CFL_SHIFT
+        return deq
+    deq = q.astype(np.int64) * per[:, None, None, :]
+    lim = np.full(q.shape[1:3] + (1,), COEF_CLAMP, np.int64)
+    if tx16 is not None and tx16.any():
+        lim[image_tx16.block_mask(tx16, *q.shape[1:3])] = image_tx16.COEF_CLAMP
+    np.clip(deq, -lim, lim, out=deq)
+    if a.ndim == 2:  # per image (the format); (2, by, bx, bands) per block: the lab's ceiling (gaussian_dct_lab)
+        a = a[:, None, None, :]
+    deq[1:] += (a * deq[0] + (1 << (CFL_SHIFT - 1))) >> CFL_SHIFT
+    np.clip(deq, -lim, lim, out=deq)
+    return deq
+
+
+def cfl_fit(raw: np.ndarray, q: np.ndarray, units: np.ndarray, tx16: np.ndarray | None = None,
+            mode: str | None = None) -> np.ndarray | None:
+    """The encoder's alphas (2, bands) for chroma coefficients ``raw`` (c, by, bx, 64) in levels over luma symbols
+    ``q[0]``: per chroma channel the least-squares alpha over the coded luma coefficients (``mode`` "image": one
+    for all bands, "band": one per band), rounded to 1/2^S; None where all are zero."""
+    mode = CFL if mode is None else mode
+    if mode == "off" or q.shape[0] != 3:
+        return None
+    y = cfl_dequantised(q[:1], units[:1], np.zeros((0, len(CFL_EDGES) - 1)), tx16)[0] / STEP_UNIT
+    band = cfl_bands()
+    groups = [np.arange(len(CFL_EDGES) - 1)] if mode == "image" else [[b] for b in range(len(CFL_EDGES) - 1)]
+    alpha = np.zeros((2, len(CFL_EDGES) - 1), np.int64)
+    for ch in (1, 2):
+        for g in groups:
+            sel = np.isin(band, g)
+            yy, tt = y[..., sel], raw[ch][..., sel]
+            den = float((yy * yy).sum())
+            if den > 0:
+                alpha[ch - 1, g] = int(np.clip(np.rint(float((yy * tt).sum()) / den * (1 << CFL_SHIFT)),
+                                               -CFL_MAX, CFL_MAX))
+    return alpha if alpha.any() else None
 
 
 def _level(dtype) -> int:
@@ -474,14 +561,17 @@ def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float
 
     calibrate = image_tx16.CHOICE_CALIBRATE if calibrate is None else calibrate
 
-    def cost(q, r):
+    def cost(q, r, groups=None):
         bits = rdoq_ctx.block_bits(q).sum(0)
         if calibrate:  # the per-block estimate's bias for this layout, from the coder's own models over the image
-            bits *= 8.0 * estimate_bytes(q) / max(float(bits.sum()), 1.0)
+            bits *= 8.0 * estimate_bytes(q, groups=groups) / max(float(bits.sum()), 1.0)
         return (weight * ((r - q * per) ** 2).sum(-1)).sum(0) + lam * bits
 
     bias = image_tx16.CHOICE_BIAS if bias is None else bias
-    flags = image_tx16.choose(cost(q8, raw), cost(q16, raw16) + lam * bias / 4)  # bias: bits per group
+    # the 16x16 layout priced as coded: with TOOL_GROUPS every group flagged (its own contexts)
+    g16 = (np.ones(image_tx16.groups(*q8.shape[1:3]), bool)
+           if TX16_GROUP_COST and GROUP_CONTEXTS and RICH_MODEL else None)
+    flags = image_tx16.choose(cost(q8, raw), cost(q16, raw16, g16) + lam * bias / 4)  # bias: bits per group
     sel = image_tx16.block_mask(flags, *q8.shape[1:3])
     if image_tx16.CHOICE_REQUANTISE if requantise is None else requantise:  # the chosen coefficients quantised together (RDOQ's class statistics of the mix)
         q, _ = quantise_raw(np.where(sel[None, :, :, None], raw16, raw), step, chroma=chroma, **kw)
@@ -491,7 +581,8 @@ def quantise_tx16(raw: np.ndarray, raw16: np.ndarray, step: float, chroma: float
 
 
 def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16: np.ndarray | None, step: float,
-                    guard: bool | None = None, restoration: bool = False, **kw) -> tuple[bytes, np.ndarray | None]:
+                    guard: bool | None = None, restoration: bool = False, cfl: str | None = None,
+                    **kw) -> tuple[bytes, np.ndarray | None]:
     """The encoder's ``dct`` section at luma ``step`` (``kw``: rdoq, prices, and ``quantise_tx16``'s choice
     settings): RDOQ'd symbols, per 16x16 group one transform or four where ``raw16`` is given (format 4 where a
     group takes one), the deblocking strength of least error. With ``guard`` (default ``TX16_GUARD``) the
@@ -499,8 +590,11 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
     step^2 per bit) beat the plain 8x8 form's, so a choice from estimated bits never makes an image worse.
     With ``restoration`` (8-bit images) the restoration filters ``restore.choose`` finds on the chosen form's
     decoded image are added where they pay (formats 3 and 5; 6 where a channel's filters take cross-channel taps).
+    ``cfl`` (default ``CFL``): chroma from luma (format 7's TOOL_CFL, ``_cfl_choice``), RGB images with format 7.
     Returns (section, the decoded image before the restoration filters where it was made, else None)."""
-    q8, units = quantise_raw(raw, step, **{k: v for k, v in kw.items() if k in _QUANTISE_KW})
+    cfl = CFL if cfl is None else cfl
+    qkw = {k: v for k, v in kw.items() if k in _QUANTISE_KW}
+    q8, units = quantise_raw(raw, step, **qkw)
     choice = (q8, units, best_strength(image, base, q8, units), None)
     rec = None
     if raw16 is not None:
@@ -517,12 +611,45 @@ def encode_residual(image: np.ndarray, base: np.ndarray, raw: np.ndarray, raw16:
                 better = err[1] + lam * sizes[1] < err[0] + lam * sizes[0]
                 choice, rec = (tx, recs[1]) if better else (choice, recs[0])
     q, units, strength, flags = choice
+    alpha = None
+    if cfl != "off" and q.shape[0] == 3:
+        mix = raw if flags is None else np.where(image_tx16.block_mask(flags, *q.shape[1:3])[None, :, :, None],
+                                                 raw16, raw)
+        found = _cfl_choice(image, base, mix, q, units, strength, flags, step, qkw, cfl)
+        if found is not None:
+            q, strength, alpha, rec = found
     filters, cross = None, False
     if restoration and image.dtype == np.uint8:
         if rec is None:
-            rec = add(base, q, units, strength, flags)
+            rec = add(base, q, units, strength, flags, cfl=alpha)
         filters, cross = restore.choose(image, rec, step) or (None, False)
-    return encode_section(q, units, strength, filters=filters, tx16=flags, cross=cross), rec
+    return encode_section(q, units, strength, filters=filters, tx16=flags, cross=cross, cfl=alpha), rec
+
+
+def _cfl_choice(image, base, raw, q, units, strength, flags, step, qkw, mode):
+    """Chroma from luma over the chosen form (``raw`` its coefficients, ``q`` its symbols): the alphas
+    (``cfl_fit``), the chroma quantised again after the prediction is subtracted (luma kept), the deblocking
+    strength again; with CFL_GUARD kept only where the section's real bytes and the image's
+    error beat the form without it (as the 16x16 guard). (symbols, strength, alphas, decoded image) or None."""
+    tx = None if flags is None else flags & image_tx16.flag_contexts(q)[0]
+    alpha = cfl_fit(raw, q, units, tx, mode)
+    if alpha is None:
+        return None
+    target = raw.copy()
+    target[1:] -= (cfl_dequantised(q, units, alpha, tx)[1:] - cfl_dequantised(q, units, 0 * alpha, tx)[1:]) / STEP_UNIT
+    qc, _ = quantise_raw(target, step, **qkw)
+    qc[0] = q[0]
+    sc = best_strength(image, base, qc, units, tx16=flags, cfl=alpha)
+    rec = add(base, qc, units, sc, flags, cfl=alpha)
+    if CFL_GUARD:
+        lam = GUARD_LAMBDA * step**2 * 8  # per byte
+        plain = add(base, q, units, strength, flags)
+        sizes = [len(encode_section(q, units, strength, tx16=flags)),
+                 len(encode_section(qc, units, sc, tx16=flags, cfl=alpha))]
+        err = [float(((r.astype(np.int64) - image) ** 2).sum()) / _level(image.dtype) ** 2 for r in (plain, rec)]
+        if err[1] + lam * sizes[1] >= err[0] + lam * sizes[0]:
+            return None
+    return qc, sc, alpha, rec
 
 
 _QUANTISE_KW = ("chroma", "dc", "dead_zone", "lam", "rdoq", "prices", "lookahead")
@@ -534,7 +661,7 @@ def analyse(image: np.ndarray, base: np.ndarray, step: float, **kw) -> tuple[np.
     return quantise_raw(raw_coefficients(image, base), step, **kw)
 
 
-def estimate_bytes(q: np.ndarray, form: int | None = None) -> float:
+def estimate_bytes(q: np.ndarray, form: int | None = None, groups: np.ndarray | None = None) -> float:
     """Coded size of the symbols in ``form`` (default: what the encoder writes, ``RICH_MODEL``; signs raw): formats
     2-6 from ``coefcoder``'s own models, 7 from ``coefcoder7``'s (within a few bytes, cheaper than coding), format 1
     from its streams' histograms (``mcdct2.estimate_bytes``)."""
@@ -542,7 +669,9 @@ def estimate_bytes(q: np.ndarray, form: int | None = None) -> float:
         form = FORMAT_TOOLS if RICH_MODEL else FORMAT
     if form == 1:
         return mcdct2.estimate_bytes([_dense(q)])
-    return coefcoder7.estimate_bytes(q) if form == FORMAT_TOOLS else coefcoder.estimate_bytes(q)
+    if form == FORMAT_TOOLS:  # ``groups``: the 16x16 group flags coded in the stream (TOOL_GROUPS)
+        return coefcoder7.estimate_bytes(q, groups=groups)
+    return coefcoder.estimate_bytes(q)
 
 
 # -- symbols (format 1; format 2 is ``coefcoder``) ---------------------------------------------------------------
@@ -578,19 +707,22 @@ def decode_symbols(data: bytes, c: int, by: int, bx: int) -> np.ndarray:
 
 def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int | None = None,
                    filters: bytes | None = None, tx16: np.ndarray | None = None, cross: bool = False,
-                   tools: int | None = None) -> bytes:
+                   tools: int | None = None, cfl: np.ndarray | None = None) -> bytes:
     """The ``dct`` section: format 2's header (format byte, steps, deblocking strength), then with ``tx16`` flags of
     which a group is set their stream (varint length + ANS payload, ``image_tx16``), then with ``filters``
     (``restore.encode``'s bytes) a varint length and the filters, then format 2's symbols. Formats: 3 filters,
     4 flags, 5 both, 6 (``cross``: the filters in their cross-channel form) format 5's layout, the flag stream
     empty where no group is set; 7 all of them in format 7's layout with ``tools`` (None: ``RICH_MODEL`` and
-    ``SIGN_PREDICTION`` choose; ``form`` None: formats 2-6 where they choose neither tool)."""
+    ``SIGN_PREDICTION`` choose; ``form`` None: formats 2-6 where they choose neither tool); ``cfl`` the (2, bands)
+    alphas of chroma from luma: format 7 with TOOL_CFL."""
     has_tx16 = tx16 is not None and bool(np.any(tx16 & image_tx16.flag_contexts(q)[0]))
     if cross and filters is None:
         raise ValueError("cross-channel form without filters")
+    if cfl is not None and (form not in (None, FORMAT_TOOLS) or q.shape[0] != 3):
+        raise ValueError("chroma from luma is format 7's, for three channels")
     if form is None or form == FORMAT_TOOLS:
         blob = _tools_section(q, units, strength, filters, tx16 if has_tx16 else None, cross, tools,
-                              legacy=form is None)
+                              legacy=form is None, cfl=cfl)
         if blob is not None:
             return blob
         form = FORMAT
@@ -608,17 +740,22 @@ def encode_section(q: np.ndarray, units: np.ndarray, strength: int, form: int | 
 
 
 def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: bytes | None,
-                   tx16: np.ndarray | None, cross: bool, tools: int | None, legacy: bool) -> bytes | None:
+                   tx16: np.ndarray | None, cross: bool, tools: int | None, legacy: bool,
+                   cfl: np.ndarray | None = None) -> bytes | None:
     """Format 7 (see FORMAT_TOOLS) with ``tools``; None: the encoder's choice (TOOL_SIGNS under "auto" only where
     the sign stream and its bytes of layout are shorter than the raw signs), then None where ``legacy`` and the
     choice is no tool (formats 2-6 hold that in fewer bytes)."""
     auto = tools is None
     if auto:
         tools = (TOOL_RICH if RICH_MODEL else 0) | (TOOL_SIGNS if SIGN_PREDICTION != "never" else 0)
+        tools |= TOOL_GROUPS if GROUP_CONTEXTS else 0
+    if tx16 is None or not tools & TOOL_RICH:
+        tools &= ~TOOL_GROUPS
     flags, mask = b"", None
     if tx16 is not None:
-        flags = image_tx16.encode_flags(q, tx16)
-        mask = image_tx16.block_mask(tx16 & image_tx16.flag_contexts(q)[0], *q.shape[1:3])
+        tx16 = tx16 & image_tx16.flag_contexts(q)[0]
+        flags = b"" if tools & TOOL_GROUPS else image_tx16.encode_flags(q, tx16)
+        mask = image_tx16.block_mask(tx16, *q.shape[1:3])
     layout = varint(len(flags)) + flags + bytes([0 if filters is None else 2 if cross else 1])
     if filters is not None:
         layout += varint(len(filters)) + filters
@@ -633,12 +770,19 @@ def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: byt
                 overhead += 1 + len(layout) - old
             if len(signs) + overhead >= np.count_nonzero(q) / 8.0:
                 tools &= ~TOOL_SIGNS
+    if cfl is not None:
+        tools |= TOOL_CFL
+        layout += np.asarray(cfl, np.int8).tobytes()  # (Co, Cg) x bands, two's complement
+    elif not auto:
+        tools &= ~TOOL_CFL
     if legacy and auto and not tools:
         return None
     head = bytes([FORMAT_TOOLS, tools]) + b"".join(varint(int(u)) for u in units.ravel()) + bytes([int(strength)])
     head += layout
     if tools & TOOL_SIGNS:
         head += varint(len(signs)) + signs
+    if tools & TOOL_GROUPS:
+        return head + coefcoder7.encode(q, signs=not tools & TOOL_SIGNS, groups=tx16)
     coder = coefcoder7 if tools & TOOL_RICH else coefcoder
     return head + coder.encode(q, signs=not tools & TOOL_SIGNS)
 
@@ -653,16 +797,27 @@ def decode_section(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.
 def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None,
                                                                   dict | None]:
     """(symbols, units, deblock strength, 16x16 group flags or None, restoration filters or None) of a ``dct``
-    section; FormatError on anything malformed."""
+    section; FormatError on anything malformed. The symbols, not the image: a section with chroma from luma
+    (format 7's TOOL_CFL) also holds alphas that ``add`` needs, which ``decode_parts`` gives."""
+    return decode_parts(data, h, w, c)[:5]
+
+
+def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
+    """``decode_residual``'s five and the (2, bands) alphas of chroma from luma or None: ``add``'s arguments after
+    the base; FormatError on anything malformed."""
     if c not in (1, 3):
         raise FormatError(f"dct residual codes 1 or 3 channels, the image has {c}")
     if len(data) < 1 or data[0] not in FORMATS:
         raise FormatError("dct residual: unknown format")
     pos, tools = 1, 0
     if data[0] == FORMAT_TOOLS:
-        if len(data) < 2 or data[1] > TOOL_RICH | TOOL_SIGNS:
+        if len(data) < 2 or data[1] & ~TOOLS_KNOWN:
             raise FormatError("dct residual: tools byte is truncated or unknown")
         pos, tools = 2, data[1]
+        if tools & TOOL_CFL and c != 3:
+            raise FormatError("dct residual: chroma from luma in a gray image")
+        if tools & TOOL_GROUPS and not tools & TOOL_RICH:
+            raise FormatError("dct residual: group contexts without the rich model (tools byte)")
     units = []
     for _ in range(2 * c):
         u, pos = read_varint(data, pos, "dct residual header is truncated", 3)
@@ -680,6 +835,8 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
         n, pos = read_varint(data, pos, "dct residual: 16x16 flags are truncated", 5)
         if pos + n > len(data):
             raise FormatError("dct residual: 16x16 flags are truncated")
+        if n and tools & TOOL_GROUPS:
+            raise FormatError("dct residual: a 16x16 flag stream with the flags in the symbols")
         flags, pos = (data[pos:pos + n] if n or data[0] < FORMAT_CROSS else None), pos + n
     filter_form = {FORMAT_RESTORE: 1, FORMAT_TX16_RESTORE: 1, FORMAT_CROSS: 2}.get(data[0], 0)
     if data[0] == FORMAT_TOOLS:
@@ -692,6 +849,15 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
             raise FormatError("dct residual: restoration filters are truncated")
         filters = restore.decode(data[pos:pos + size], c, filter_form == 2)
         pos += size
+    cfl = None
+    if tools & TOOL_CFL:
+        n = 2 * (len(CFL_EDGES) - 1)
+        if pos + n > len(data):
+            raise FormatError("dct residual: chroma-from-luma alphas are truncated")
+        cfl = np.frombuffer(data[pos:pos + n], np.int8).astype(np.int64).reshape(2, -1)
+        if np.abs(cfl).max() > CFL_MAX:
+            raise FormatError(f"dct residual: chroma-from-luma alpha out of range (|a| <= {CFL_MAX})")
+        pos += n
     by, bx = grid(h, w)
     signs = None
     if tools & TOOL_SIGNS:
@@ -701,14 +867,17 @@ def decode_residual(data: bytes, h: int, w: int, c: int) -> tuple[np.ndarray, np
         signs, pos = data[pos:pos + n], pos + n
     if data[0] == 1:
         q = decode_symbols(data[pos:], c, by, bx)
+    elif tools & TOOL_GROUPS:  # the group flags come with the symbols
+        q, flags = coefcoder7.decode(data[pos:], c, by, bx, signs=signs is None, groups=True)
+        flags = flags if flags.any() else None
     else:  # with TOOL_SIGNS the magnitudes
         q = (coefcoder7 if tools & TOOL_RICH else coefcoder).decode(data[pos:], c, by, bx, signs=signs is None)
-    if flags is not None:
+    if flags is not None and not tools & TOOL_GROUPS:
         flags = image_tx16.decode_flags(flags, q)
     units = np.array(units, np.int64).reshape(c, 2)
     if signs is not None:
         q = signpred.decode(signs, q, units, None if flags is None else image_tx16.block_mask(flags, by, bx))
-    return q, units, int(strength), flags, filters
+    return q, units, int(strength), flags, filters, cfl
 
 
 def code_residual(image: np.ndarray, base: np.ndarray, step: float, variant: str = "imgdct", **kw):

@@ -128,18 +128,22 @@ def choose(cost8: np.ndarray, cost16: np.ndarray) -> np.ndarray:
 
 
 # -- flags -----------------------------------------------------------------------------------------------------
-def flag_contexts(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(coded (gy, gx) bool: the groups that carry a flag, non-zero class (gy, gx) 0..2) of symbols q."""
-    by, bx = q.shape[1:3]
+def flag_contexts(q: np.ndarray, per_block: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(coded (gy, gx) bool: the groups that carry a flag, non-zero class (gy, gx) 0..2) of symbols q, or of
+    ``per_block`` (by, bx) counts given instead (``coefcoder7``'s flags before the symbols: coded-block flags)."""
+    if per_block is None:
+        per_block = np.count_nonzero(q, axis=(0, 3))
+    by, bx = per_block.shape
     gy, gx = groups(by, bx)
-    nnz = np.count_nonzero(q, axis=(0, 3))[:2 * gy, :2 * gx].reshape(gy, 2, gx, 2).sum(axis=(1, 3))
+    nnz = per_block[:2 * gy, :2 * gx].reshape(gy, 2, gx, 2).sum(axis=(1, 3))
     return nnz > 0, np.digitize(nnz, NNZ_EDGES)
 
 
-def code_flags(io, q: np.ndarray, flags: np.ndarray | None) -> np.ndarray:
+def code_flags(io, q: np.ndarray | None, flags: np.ndarray | None, per_block: np.ndarray | None = None) -> np.ndarray:
     """Encode (``flags`` given) or decode (None) the group flags with ``coefcoder``'s binary machinery; returns the
-    (gy, gx) flags (False where the group codes nothing)."""
-    coded, cls = flag_contexts(q)
+    (gy, gx) flags (False where the group codes nothing). Contexts from ``q``'s non-zeros or ``per_block``'s
+    counts (``flag_contexts``)."""
+    coded, cls = flag_contexts(q, per_block)
     gy, gx = coded.shape
     out = np.zeros((gy, gx), np.int32)
     parity = (np.add.outer(np.arange(gy), np.arange(gx)) % 2).astype(bool)

@@ -89,11 +89,13 @@ def parse_digest(data: bytes) -> str:
         if c.sections.get("dct"):  # gaussian+dct's residual: its integer symbols and steps
             from inrcodec.models import image_dct
 
-            q, units, _, tx16, filters = image_dct.decode_residual(c.sections["dct"], hh, ww, nc)
+            q, units, _, tx16, filters, cfl = image_dct.decode_parts(c.sections["dct"], hh, ww, nc)
             _h(h, q.astype(np.int32))  # the values, whatever integer type the decoder holds them in
             _h(h, units)
             if tx16 is not None:  # formats 4/5's 16x16 group flags (older files have none: their digests unchanged)
                 _h(h, tx16)
+            if cfl is not None:  # format 7's chroma-from-luma alphas (session 26; older files have none)
+                _h(h, cfl)
             if filters is not None:  # formats 3/5's restoration filters (files of formats 1 and 2 hash as before)
                 head = {k: filters[k] for k in ("shape", "shift", "n_act", "n_dir", "thresholds")}
                 if "cross" in filters:  # format 6's cross-channel offsets (formats 3/5 hash as before)
