@@ -481,12 +481,47 @@ def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, 
     return out.reshape(q.shape)
 
 
+def _compiled(payload: bytes | None, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None):
+    """``kernels.signpred_round.walk`` with this module's constants: the whole pass in one compiled call (decoding:
+    the signed symbols, or None where there is no library or the stream is not one it vouches for; encoding: the
+    bits and contexts ``_walk`` codes, or None)."""
+    from .image_dct import _per_position
+    from .image_tx16 import COEF_CLAMP as CLAMP16
+
+    maxr = max(ROUNDS, GROUP_ROUNDS)
+    return signpred_round.walk(payload, q, _per_position(units).astype(np.float64), tx16_blocks,
+                               border_basis().reshape(N * N, -1), group_basis().reshape(4 * N * N, -1),
+                               _weights("block"), _weights("group"), K, ROUNDS, GROUP_ROUNDS,
+                               np.asarray(RANKS[:K * maxr]), N_RANKS, SHIFT, SHIFT16, COEF_CLAMP, CLAMP16, OPS[OP],
+                               MARGIN_EDGES)
+
+
+def _code(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None) -> None:
+    """The encoder's side of ``_walk`` (``io`` a recorder or counter, ``q`` signed): the compiled walk's bits coded
+    in ``_walk``'s order and models, the same stream; ``_walk`` itself where there is no library."""
+    from .coefcoder import _chunked_bern
+
+    res = _compiled(None, q, units, tx16_blocks) if USE_KERNEL else None
+    if res is None:
+        _walk(io, q, units, tx16_blocks, True)
+        return
+    raw, wrong, ctx, seg = res
+    io.signs(raw)
+    stats = np.full((N_CTX, 2), 0.5)
+    at = 0
+    for n in seg.ravel():  # per phase and round, as _walk codes them
+        if n:
+            _chunked_bern(io, stats, ctx[at:at + n], wrong[at:at + n])
+            at += n
+
+
+
 def encode(q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None = None) -> bytes:
     """The sign stream of symbols ``q`` (c, by, bx, 64): an ANS payload (``coefcoder``'s binary machinery)."""
     from .coefcoder import _Recorder
 
     rec = _Recorder()
-    _walk(rec, q, units, tx16_blocks, True)
+    _code(rec, q, units, tx16_blocks)
     return rec.payload()
 
 
@@ -495,7 +530,7 @@ def estimate_bits(q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | No
     from .coefcoder import _Counter
 
     cnt = _Counter()
-    _walk(cnt, q, units, tx16_blocks, True)
+    _code(cnt, q, units, tx16_blocks)
     return cnt.bits
 
 
@@ -505,6 +540,10 @@ def decode(payload: bytes, mags: np.ndarray, units: np.ndarray, tx16_blocks: np.
     from ..entropy.coding import _finish
     from .coefcoder import _Reader
 
+    if USE_KERNEL:
+        out = _compiled(payload, mags, units, tx16_blocks)
+        if out is not None:
+            return out
     rd = _Reader(payload)
     out = _walk(rd, mags, units, tx16_blocks, False)
     _finish(rd.coder)
