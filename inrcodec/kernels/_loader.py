@@ -30,7 +30,7 @@ PKG_DIR = Path(__file__).resolve().parent
 SRC_DIR = PKG_DIR.parent.parent / "cuda"  # present in a source checkout / editable install
 CPU_SOURCES = ("gaussian_raster_cpu.cpp", "gaussian_raster_cpu_tiles.inc", "gaussian_raster_math.h", "cpu_threads.h",
                "cpu_simd.h", "dct_residual_cpu.cpp", "dct_residual_cpu_impl.inc", "coefcoder_cpu.cpp", "restore_cpu.cpp",
-               "residual_loss_cpu.cpp", "residual_loss_cpu_impl.inc", "signpred_cpu.cpp", "ans_cpu.h")
+               "residual_loss_cpu.cpp", "residual_loss_cpu_impl.inc", "signpred_cpu.cpp", "signpred_cpu_impl.inc", "ans_cpu.h")
 CPU_UNITS = ("gaussian_raster_cpu.cpp", "dct_residual_cpu.cpp", "coefcoder_cpu.cpp", "restore_cpu.cpp",
              "residual_loss_cpu.cpp", "signpred_cpu.cpp")  # compiled into the one library
 CUDA_SOURCES = ("gaussian_raster.cu", "gaussian_raster_math.h")
