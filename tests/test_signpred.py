@@ -307,3 +307,89 @@ def test_tools_byte_is_validated(always):
                 image_dct.decode_residual(blob[:1] + bytes([bad]) + blob[2:], 32, 48, 3)
     with pytest.raises(FormatError, match="tools byte"):
         image_dct.decode_residual(bytes([image_dct.FORMAT_TOOLS]), 32, 48, 3)
+
+
+def _walk_cases():
+    """Random residuals (8x8 blocks and 16x16 groups, gray and RGB, extreme magnitudes) and a photo's residual at
+    two steps, with and without groups."""
+    cases = []
+    for c, by, bx, groups in [(3, 6, 8, False), (1, 5, 7, True), (3, 9, 10, True), (3, 1, 1, False),
+                              (3, 2, 2, True), (1, 1, 12, False), (3, 13, 11, True)]:
+        q = dct_like(c, by, bx, seed=by * bx + c, scale=6.0)
+        q[0, 0, 0, :3] = [MAX_SYMBOL, -MAX_SYMBOL, 1]
+        cases.append((q, image_dct.step_units(7.0, c), _groups_mask(by, bx, by) if groups else None))
+    _, _, raw = _photo_residual()
+    for step in (3.0, 8.0):
+        q, units = image_dct.quantise_raw(raw, step)
+        cases += [(q, units, _groups_mask(*q.shape[1:3], 5)), (q, units, None)]
+    return cases
+
+
+@needs_kernel
+@pytest.mark.parametrize("portable", [False, True])
+def test_compiled_walk_matches_the_python_walk(portable, monkeypatch):
+    """``kernels.signpred_round.walk`` (the whole pass in one call; its AVX2 and portable copies) against the numpy
+    walk: the encoder's stream and bit estimate are the same bytes and bits, and decoding gives the same symbols."""
+    if portable:
+        monkeypatch.setenv("INRCODEC_DCT_PORTABLE", "1")
+    for q, units, mask in _walk_cases():
+        blob, bits = signpred.encode(q, units, mask), signpred.estimate_bits(q, units, mask)
+        got = signpred._compiled(blob, np.abs(q), units, mask)
+        assert got is not None
+        np.testing.assert_array_equal(got, q)
+        with monkeypatch.context() as m:
+            m.setattr(signpred, "USE_KERNEL", False)
+            assert signpred.encode(q, units, mask) == blob
+            assert signpred.estimate_bits(q, units, mask) == bits
+            np.testing.assert_array_equal(signpred.decode(blob, np.abs(q), units, mask), q)
+
+
+@needs_kernel
+def test_compiled_walk_on_damaged_streams_agrees_or_defers():
+    """Truncated, extended and corrupted sign streams: the compiled walk returns symbols only where the stream ends
+    exactly as the reference requires, and then the Python walk decodes the same symbols; otherwise it defers (None)
+    and ``decode`` gives the reference's answer (symbols or FormatError)."""
+    _, _, raw = _photo_residual()
+    q, units = image_dct.quantise_raw(raw, 5.0)
+    mask = _groups_mask(*q.shape[1:3], 2)
+    blob = signpred.encode(q, units, mask)
+    rng = np.random.default_rng(3)
+    cases = [blob[:n] for n in (0, 1, 4, len(blob) // 2, len(blob) - 1)] + [blob + b"\x00", blob + b"\x01\x02\x03\x04"]
+    for _ in range(80):
+        data = bytearray(blob)
+        for i in rng.integers(0, len(data), int(rng.integers(1, 4))):
+            data[i] = int(rng.integers(0, 256))
+        cases.append(bytes(data))
+    vouched = 0
+    for data in cases:
+        fast = signpred._compiled(data, np.abs(q), units, mask)
+        rd = coefcoder._Reader(data) if data else None
+        try:
+            if rd is None:
+                raise FormatError("empty")
+            ref = signpred._walk(rd, np.abs(q), units, mask, False)
+            from inrcodec.entropy.coding import _finish
+
+            _finish(rd.coder)
+        except FormatError:
+            assert fast is None
+            with pytest.raises(FormatError):
+                signpred.decode(data, np.abs(q), units, mask)
+            continue
+        if fast is not None:
+            vouched += 1
+            np.testing.assert_array_equal(fast, ref)
+        np.testing.assert_array_equal(signpred.decode(data, np.abs(q), units, mask), ref)
+    assert vouched >= 1  # the intact stream at least
+
+
+@needs_kernel
+def test_compiled_walk_refuses_a_malformed_group_mask():
+    """A 16x16 mask that is not whole 2x2 groups of the grid (the decoder never makes one): the kernel refuses it."""
+    q = dct_like(1, 4, 4, seed=1, scale=6.0)
+    units = image_dct.step_units(7.0, 1)
+    bad = np.zeros((4, 4), bool)
+    bad[1:3, 1:3] = True  # a 2x2 off the group grid
+    assert signpred._compiled(signpred.encode(q, units, None), np.abs(q), units, bad) is None
+    blob = signpred.encode(q, units, None)
+    assert signpred._compiled(blob, np.abs(q), units, None) is not None
