@@ -126,15 +126,16 @@ int sp_walk(const uint32_t* words, int64_t nwords, int C, int BY, int BX, int16_
             const uint8_t* tx16, const double* basis8, const double* basis16, const int64_t* weight8,
             const int64_t* weight16, int K, int rounds8, int rounds16, const int32_t* ranks, int nranks, int shift8,
             int shift16, double clamp8, double clamp16, const int32_t* op, const double* edges, int nedges,
-            uint8_t* raw_neg, int64_t* n_raw, int32_t* wrong, int32_t* ctx_out, int64_t* n_bits, int64_t* seg) {
+            int form, uint8_t* raw_neg, int64_t* n_raw, int32_t* wrong, int32_t* ctx_out, int64_t* n_bits,
+            int64_t* seg) {
 #ifdef SP_X86_DISPATCH
     if (avx2_copy_allowed())
         return avx2::walk(words, nwords, C, BY, BX, q, per, tx16, basis8, basis16, weight8, weight16, K, rounds8,
-                          rounds16, ranks, nranks, shift8, shift16, clamp8, clamp16, op, edges, nedges, raw_neg,
+                          rounds16, ranks, nranks, shift8, shift16, clamp8, clamp16, op, edges, nedges, form, raw_neg,
                           n_raw, wrong, ctx_out, n_bits, seg);
 #endif
     return portable::walk(words, nwords, C, BY, BX, q, per, tx16, basis8, basis16, weight8, weight16, K, rounds8,
-                          rounds16, ranks, nranks, shift8, shift16, clamp8, clamp16, op, edges, nedges, raw_neg,
+                          rounds16, ranks, nranks, shift8, shift16, clamp8, clamp16, op, edges, nedges, form, raw_neg,
                           n_raw, wrong, ctx_out, n_bits, seg);
 }
 

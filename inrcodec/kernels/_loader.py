@@ -111,7 +111,7 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.sp_lines.argtypes = [p, i64, i32, p, i32, d, p]
     lib.sp_walk.restype = i32
     lib.sp_walk.argtypes = [p, i64, i32, i32, i32, p, p, p, p, p, p, p, i32, i32, i32, p, i32, i32, i32, d, d, p, p, i32,
-                            p, p, p, p, p, p]
+                            i32, p, p, p, p, p, p]
     lib.cc_decode_format7.restype = i32
     lib.cc_decode_format7.argtypes = [p, i64, i32, i32, i32, p, p, p, p, i64, p, p, p, i32]
     lib.rs_apply_cpu.restype = i32

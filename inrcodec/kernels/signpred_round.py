@@ -76,11 +76,11 @@ def lines(deq: np.ndarray, basis: np.ndarray, shift: int) -> np.ndarray | None:
 def walk(payload: bytes | None, q: np.ndarray, per: np.ndarray, tx16: np.ndarray | None, basis8: np.ndarray,
          basis16: np.ndarray, weight8: np.ndarray, weight16: np.ndarray, k: int, rounds8: int, rounds16: int,
          ranks: np.ndarray, nranks: int, shift8: int, shift16: int, clamp8: float, clamp16: float, op,
-         edges) -> tuple | None:
-    """The whole sign pass in one call (``sp_walk``). Decoding (``payload``): the signed symbols (c, by, bx, 64)
-    int16 from their magnitudes ``q``, or None (no library, or a stream the kernel does not vouch for: the caller
-    decodes with the Python walk). Encoding (``payload`` None, ``q`` signed): (the raw signs' bits, the "wrong"
-    bits, their contexts, how many each (phase, round) codes (5, max rounds)), or None (no library)."""
+         edges, form: int = 1) -> tuple | None:
+    """The whole sign pass (``form`` 1 or 2) in one call (``sp_walk``). Decoding (``payload``): the signed symbols
+    (c, by, bx, 64) int16 from their magnitudes ``q``, or None (no library, or a stream the kernel does not vouch
+    for: the caller decodes with the Python walk). Encoding (``payload`` None, ``q`` signed): (the raw signs' bits, the "wrong"
+    bits, their contexts, how many each step (phase, round) codes, in order), or None (no library)."""
     lib = _loader.cpu_library()
     if lib is None or not hasattr(lib, "sp_walk"):
         return None
@@ -98,16 +98,16 @@ def walk(payload: bytes | None, q: np.ndarray, per: np.ndarray, tx16: np.ndarray
         words = None
         n = max(int(sym.size), 1)
         raw, wrong, ctx = np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32)
-        seg = np.zeros(5 * maxr, np.int64)
+        seg = np.zeros(6 * maxr, np.int64)
     n_raw, n_bits = ctypes.c_int64(0), ctypes.c_int64(0)
     rc = lib.sp_walk(None if words is None else _ptr(words), 0 if words is None else len(words), c, by, bx, _ptr(sym),
                      _ptr(tab[0]), None if mask is None else _ptr(mask), _ptr(tab[1]), _ptr(tab[2]), _ptr(tab[3]),
                      _ptr(tab[4]), k, rounds8, rounds16, _ptr(tab[5]), nranks, shift8, shift16, float(clamp8),
-                     float(clamp16), _ptr(tab[6]), _ptr(tab[7]), len(edges), _ptr(raw), ctypes.byref(n_raw),
-                     _ptr(wrong), _ptr(ctx), ctypes.byref(n_bits), _ptr(seg))
+                     float(clamp16), _ptr(tab[6]), _ptr(tab[7]), len(edges), int(form), _ptr(raw),
+                     ctypes.byref(n_raw), _ptr(wrong), _ptr(ctx), ctypes.byref(n_bits), _ptr(seg))
     if rc != 0:
         return None
     if payload is not None:
         return sym
     nb = int(n_bits.value)
-    return raw[:int(n_raw.value)].astype(np.int32), wrong[:nb], ctx[:nb], seg.reshape(5, maxr)
+    return raw[:int(n_raw.value)].astype(np.int32), wrong[:nb], ctx[:nb], seg
