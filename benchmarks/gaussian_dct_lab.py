@@ -106,13 +106,14 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
                 "guard": "guard" in variant, "rdoq": kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), "prices": "ctx",
                 "lookahead": 2 if "la2" in variant else 1 if "la" in variant else 0}
         if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
-            keep = image_dct.SIGN_PREDICTION
-            image_dct.SIGN_PREDICTION = "never" if "nosp" in variant else keep  # nosp: no sign prediction (signpred)
+            keep = image_dct.SIGN_PREDICTION, image_dct.SIGN_FORM
+            image_dct.SIGN_PREDICTION = "never" if "nosp" in variant else keep[0]  # nosp: no sign prediction (signpred)
+            image_dct.SIGN_FORM = 1 if "sp1" in variant else keep[1]  # sp1: the sign stream's form 1 (session 25)
             try:
                 blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step,
                                                       restoration="rs" in variant, **opts)
             finally:
-                image_dct.SIGN_PREDICTION = keep
+                image_dct.SIGN_PREDICTION, image_dct.SIGN_FORM = keep
             if "rs" in variant:  # with the restoration filters (rs): the decoder's image
                 q, units, strength, flags, filters = image_dct.decode_residual(blob, *base.shape)
                 return len(blob), image_dct.add(base, q, units, strength, flags, filters)
