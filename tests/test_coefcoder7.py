@@ -135,15 +135,15 @@ def test_garbage_gives_the_walks_outcome(blob, hw, channels, signs):
 
 @settings(max_examples=150, deadline=None)
 @given(blob=st.binary(max_size=400), hw=st.tuples(st.integers(1, 40), st.integers(1, 40)),
-       channels=st.sampled_from([1, 3]), form=st.integers(0, 3), tools=st.integers(0, 4))
+       channels=st.sampled_from([1, 3]), form=st.integers(0, 3), tools=st.integers(0, 8))
 def test_format7_section_decoder_on_garbage(blob, hw, channels, form, tools):
-    """Any bytes after a format-7 header (tools byte 0-4; no flags; filter form byte 0-3): a FormatError or symbols
-    of the right shape and range, nothing else."""
+    """Any bytes after a format-7 header (tools byte 0-8; no flags; filter form byte 0-3): a FormatError or symbols
+    of the right shape and range, nothing else (bit 2, TOOL_SIGNS2, only with bit 1)."""
     data = bytes([7, tools]) + bytes([16, 16] * channels) + bytes([12, 0, form]) + blob
     try:
         q, _, _, _ = image_dct.decode_section(data, hw[0], hw[1], channels)
     except FormatError:
         return
-    assert form <= 2 and tools <= 3
+    assert form <= 2 and tools in (0, 1, 2, 3, 6, 7)
     assert q.shape == (channels, -(-hw[0] // 8), -(-hw[1] // 8), 64)
     assert np.abs(q.astype(np.int64)).max(initial=0) <= MAX_SYMBOL
