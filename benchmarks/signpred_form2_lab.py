@@ -5,9 +5,9 @@
 On the lab's cached Gaussian bases (``gaussian_dct_lab``, /tmp/gsresid_cache): per image, base rate and luma step the
 encoder's ``dct`` section (``image_dct.encode_residual``: RDOQ, 16x16 groups with the guard, restoration filters),
 its symbols and 16x16 mask; then ``signpred.estimate_bits`` (the models' bits of the sign stream, raw signs
-included) of form 1 as written by session 25 (K 6, 3 rounds, groups 5) and of each variant ``FORM:K:ROUNDS:GROUP_ROUNDS``
-(form 1: phase-major, the phase-0 blocks raw, a unit uses decoded neighbours only; form 2: round-major, every block
-and side). Reported: bits saved against session 25's form, as % of the section's bytes.
+included) of form 1 as written by session 25 (K 6, 3 rounds, groups 5) and of each variant
+``FORM:K:ROUNDS:GROUP_ROUNDS`` (form 1: phase-major, the phase-0 blocks raw, a unit uses decoded neighbours only;
+form 2: round-major, every block and side). Reported: bits saved against session 25's form, as % of the section's bytes.
 """
 
 from __future__ import annotations

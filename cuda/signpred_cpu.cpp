@@ -113,15 +113,16 @@ int sp_lines(const double* deq, int64_t n, int M, const double* basis, int W, do
 }
 
 
-// The whole sign pass of signpred._walk. q (C * BY * BX, 64) int16: decoding (words given), the magnitudes in and
-// the signed symbols out; encoding (words null), the signed symbols, and out come the raw signs' bits (raw_neg,
-// n_raw), the "wrong" bits with their contexts in coding order (wrong, ctx, n_bits) and how many of them each
-// (phase 1..5, round) codes (seg, 5 x maxr): the Python side codes them with constriction, the same stream.
-// tx16 (BY, BX) the blocks of 16x16 groups or null; per (C, 64) steps per zigzag position; basis8 (64, 4, 2, 8) /
-// basis16 (256, 8, 2, 8) and weight8 / weight16 as signpred's; ranks (K x maxr) the rank class of each selected
-// place. Returns 0; 1 arguments out of range; 2 a malformed 16x16 mask; 4 a stream that does not end exactly where
-// it must (sentinel, empty coder); 5 out of memory. Decoding, the caller trusts q only on 0 (else the Python walk
-// decodes, with its own errors).
+// sp_walk, the whole sign pass of signpred._walk, in its form 1 or 2 (``form``: the order of the steps and
+// the sides a unit uses). q (C * BY * BX, 64) int16: decoding (words given), the magnitudes in and the signed
+// symbols out; encoding (words null), the signed symbols, and out come the raw signs' bits (raw_neg, n_raw),
+// the "wrong" bits with their contexts in coding order (wrong, ctx, n_bits) and how many of them each step
+// (phase, round) codes, in the steps' order (seg, 6 x maxr): the Python side codes them with constriction,
+// the same stream. tx16 (BY, BX) the blocks of 16x16 groups or null; per (C, 64) steps per zigzag
+// position; basis8 (64, 4, 2, 8) / basis16 (256, 8, 2, 8) and weight8 / weight16 as signpred's; ranks
+// (K x maxr) the rank class of each selected place. Returns 0; 1 arguments out of range; 2 a malformed 16x16
+// mask; 4 a stream that does not end exactly where it must (sentinel, empty coder); 5 out of memory.
+// Decoding, the caller trusts q only on 0 (else the Python walk decodes, with its own errors).
 int sp_walk(const uint32_t* words, int64_t nwords, int C, int BY, int BX, int16_t* q, const double* per,
             const uint8_t* tx16, const double* basis8, const double* basis16, const int64_t* weight8,
             const int64_t* weight16, int K, int rounds8, int rounds16, const int32_t* ranks, int nranks, int shift8,

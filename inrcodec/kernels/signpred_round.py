@@ -79,8 +79,8 @@ def walk(payload: bytes | None, q: np.ndarray, per: np.ndarray, tx16: np.ndarray
          edges, form: int = 1) -> tuple | None:
     """The whole sign pass (``form`` 1 or 2) in one call (``sp_walk``). Decoding (``payload``): the signed symbols
     (c, by, bx, 64) int16 from their magnitudes ``q``, or None (no library, or a stream the kernel does not vouch
-    for: the caller decodes with the Python walk). Encoding (``payload`` None, ``q`` signed): (the raw signs' bits, the "wrong"
-    bits, their contexts, how many each step (phase, round) codes, in order), or None (no library)."""
+    for: the caller decodes with the Python walk). Encoding (``payload`` None, ``q`` signed): (the raw signs' bits,
+    the "wrong" bits, their contexts, how many each step (phase, round) codes, in order), or None (no library)."""
     lib = _loader.cpu_library()
     if lib is None or not hasattr(lib, "sp_walk"):
         return None
