@@ -1,9 +1,11 @@
-"""Sign prediction by boundary matching (``models/signpred.py``, ``image_dct`` format 7 with TOOL_SIGNS): the
-hypothesis search against a brute-force int64 reference (exact at the bounds its docstring claims), the sign
-stream's exact round trip on 8x8 blocks and 16x16 groups (gray and RGB), that it predicts the signs of a real
-residual (a shorter stream than the raw signs), format 7 sections with sign prediction, of every tool combination
-and with either symbol model, decode to what was encoded, and damaged sections give FormatError only; ``coefcoder``'s stream without signs
-through the compiled walk and the Python one."""
+"""Sign prediction by boundary matching (``models/signpred.py``, ``image_dct`` format 7 with TOOL_SIGNS, and
+TOOL_SIGNS2 for the stream's form 2): the hypothesis search against a brute-force int64 reference (exact at the
+bounds its docstring claims), the sign stream's exact round trip in both forms on 8x8 blocks and 16x16 groups (gray
+and RGB), that it predicts the signs of a real residual (a shorter stream than the raw signs; form 2 shorter than
+form 1), format 7 sections with sign prediction, of every tool combination and with either symbol model, decode to
+what was encoded, and damaged sections give FormatError only; ``coefcoder``'s stream without signs through the
+compiled walk and the Python one; the whole compiled sign pass (``sp_walk``, both copies) against the numpy walk,
+on damaged streams and on a malformed 16x16 mask."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import itertools
 import numpy as np
 import pytest
 
+from inrcodec.entropy.coding import _finish
 from inrcodec.errors import FormatError
 from inrcodec.kernels import _loader, coefcoder_decode
 from inrcodec.models import coefcoder, image_dct, image_tx16, restore, signpred
@@ -379,8 +382,6 @@ def test_compiled_walk_on_damaged_streams_agrees_or_defers(form):
             if rd is None:
                 raise FormatError("empty")
             ref = signpred._walk(rd, np.abs(q), units, mask, False, form)
-            from inrcodec.entropy.coding import _finish
-
             _finish(rd.coder)
         except FormatError:
             assert fast is None
