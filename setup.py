@@ -43,7 +43,7 @@ setup(
         Extension(
             "inrcodec.kernels._gsraster_cpu",
             sources=[f"cuda/{name}" for name in _loader.CPU_UNITS],
-            depends=["cuda/gaussian_raster_math.h", "cuda/cpu_threads.h", "cuda/cpu_simd.h", "cuda/gaussian_raster_cpu_tiles.inc", "cuda/dct_residual_cpu_impl.inc", "cuda/residual_loss_cpu_impl.inc"],
+            depends=["cuda/gaussian_raster_math.h", "cuda/cpu_threads.h", "cuda/cpu_simd.h", "cuda/gaussian_raster_cpu_tiles.inc", "cuda/dct_residual_cpu_impl.inc", "cuda/residual_loss_cpu_impl.inc", "cuda/ans_cpu.h", "cuda/signpred_cpu_impl.inc"],
             include_dirs=["cuda"],
             define_macros=[("GR_SOURCE_HASH", f'"{source_hash or "unknown"}"')],
             language="c++",

@@ -110,8 +110,9 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
                 "guard": "guard" in variant, "rdoq": kw.get("ctx_lambda", image_dct.RDOQ_LAMBDA), "prices": "ctx",
                 "lookahead": 2 if "la2" in variant else 1 if "la" in variant else 0}
         if variant.endswith("+db"):  # the encoder's function (best deblocking strength)
-            keep = image_dct.SIGN_PREDICTION
-            image_dct.SIGN_PREDICTION = "never" if "nosp" in variant else keep  # nosp: no sign prediction (signpred)
+            keep = image_dct.SIGN_PREDICTION, image_dct.SIGN_FORM
+            image_dct.SIGN_PREDICTION = "never" if "nosp" in variant else keep[0]  # nosp: no sign prediction (signpred)
+            image_dct.SIGN_FORM = 1 if "sp1" in variant else keep[1]  # sp1: the sign stream's form 1 (session 25)
             keep_cg, keep_gc = image_dct.CFL_GUARD, image_dct.GROUP_CONTEXTS
             image_dct.CFL_GUARD = "cflng" not in variant  # cflng: chroma from luma without its guard
             image_dct.GROUP_CONTEXTS = "nogc" not in variant  # nogc: without the contexts that know the groups
@@ -127,7 +128,7 @@ def code(variant: str, image: np.ndarray, base: np.ndarray, raw: np.ndarray, ste
                     blob, rec = image_dct.encode_residual(image, base, raw, kw["_raw16"], step,
                                                           restoration="rs" in variant, cfl=cfl, **opts)
             finally:
-                image_dct.SIGN_PREDICTION = keep
+                image_dct.SIGN_PREDICTION, image_dct.SIGN_FORM = keep
                 image_dct.CFL_GUARD, image_dct.GROUP_CONTEXTS = keep_cg, keep_gc
                 image_dct.TX16_GROUP_COST = keep_gcost
             if "rs" in variant:  # with the restoration filters (rs): the decoder's image

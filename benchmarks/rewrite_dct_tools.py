@@ -1,11 +1,12 @@
 """Copies of a ``gaussian+dct`` file with its ``dct`` section rewritten under each of format 7's tool sets (the
 same symbols, 16x16 flags and filters, so the same decoded image): ``none`` (formats 2-6, main's), ``rich``
-(``TOOL_RICH``), ``signs`` (``TOOL_SIGNS``), ``both``, ``groups`` (both and ``TOOL_GROUPS``, session 26), ``all``
-(and the file's chroma-from-luma alphas, ``TOOL_CFL``, where it has them: the only set whose image is the file's
-when it does); for paired decode-CPU measurements
+(``TOOL_RICH``), ``signs`` (``TOOL_SIGNS``), ``both``, with the sign stream's form 2 (``TOOL_SIGNS2``) ``signs2``
+and ``both2``, ``groups`` (both and ``TOOL_GROUPS``, session 26), ``all`` (and the file's chroma-from-luma alphas,
+``TOOL_CFL``, where it has them: the only set whose image is the file's when it does); for paired decode-CPU
+measurements
 (``bench_decode_file.py`` on each).
 
-    PYTHONPATH=$PWD python benchmarks/rewrite_dct_tools.py FILE OUT_PREFIX   # writes OUT_PREFIX_{none,...}.inrc
+    PYTHONPATH=$PWD python benchmarks/rewrite_dct_tools.py FILE OUT_PREFIX   # writes OUT_PREFIX_{none,...,both2}.inrc
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ def main() -> None:
     q, units, strength, flags, _, cfl = image_dct.decode_parts(dct, h, w, ch)
     filters, cross = _filter_bytes(dct, h, w, ch)
     both = image_dct.TOOL_RICH | image_dct.TOOL_SIGNS
+    sign2 = image_dct.TOOL_SIGNS | image_dct.TOOL_SIGNS2  # the sign stream's form 2 (session 26)
     sets = {"none": None, "rich": image_dct.TOOL_RICH, "signs": image_dct.TOOL_SIGNS, "both": both,
+            "signs2": sign2, "both2": image_dct.TOOL_RICH | sign2,
             "groups": both | image_dct.TOOL_GROUPS, "all": both | image_dct.TOOL_GROUPS}
     for name, tools in sets.items():
         keep = image_dct.RICH_MODEL, image_dct.SIGN_PREDICTION

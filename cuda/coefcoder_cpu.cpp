@@ -17,87 +17,18 @@
 #include <memory>
 #include <vector>
 
+#include "ans_cpu.h"
+
 namespace {
 
 const int N64 = 64;
 const int K = 18, ESC = 17, CLASSES = 20;
 const int LAST_CTX = 20, CBF_CTX = 24;
 const double PRIOR = 4.0, MAG_DECAY = 0.25, FLAG_DECAY = 0.5;
-const int CHUNKS = 4, CHUNK_MIN = 512, GROUP_MIN = 2048;
+const int GROUP_MIN = 2048;
 const int OWN_W4 = 4, NB_W4 = 1, LUMA_W4 = 2;
-const uint32_t PREC = 24, ONE = 1u << 24;
-
-struct Ans {
-    const uint32_t* w;
-    int64_t n;  // words left (popped from the end)
-    uint64_t state;
-    bool bad = false;
-
-    bool init(const uint32_t* words, int64_t count) {
-        w = words;
-        n = count;
-        state = 0;
-        if (!n) return true;
-        uint32_t first = w[--n];
-        if (!first) return false;
-        state = first;
-        while (n && state < (1ull << 32)) state = (state << 32) | w[--n];
-        return true;
-    }
-    uint32_t quantile() const { return (uint32_t)(state & (ONE - 1)); }
-    void advance(uint32_t q, uint32_t left, uint32_t prob) {
-        state = (state >> PREC) * prob + (q - left);
-        if (state < (1ull << 32) && n) state = (state << 32) | w[--n];
-    }
-};
-
-// constriction's Categorical(probabilities, perfect=False) (from_floating_point_probabilities_fast): symbol s spans
-// [left(s), left(s + 1)) with left(s) = (uint32)(cum(s) * scale) + s, cum(s) the running f64 sum of the
-// probabilities before s, scale = (2^24 - n) / (their sum); the last symbol ends at 2^24.
-struct Cat {
-    uint32_t left[K + 1];
-    int n;
-    bool ok;
-    void build(const double* p, int m) {
-        n = m;
-        double sum = 0.0;
-        for (int i = 0; i < m; ++i) sum += p[i];
-        ok = sum > 0.0 && sum < 1e300 && sum == sum;
-        if (!ok) {  // constriction refuses such a table (the result is then rejected): any valid table, no UB casts
-            for (int i = 0; i <= m; ++i) left[i] = i < m ? (uint32_t)i : ONE;
-            return;
-        }
-        const double scale = (double)(ONE - (uint32_t)m) / sum;
-        double cum = 0.0;
-        for (int i = 0; i < m; ++i) {
-            left[i] = (uint32_t)(cum * scale) + (uint32_t)i;
-            cum += p[i];
-        }
-        left[m] = ONE;
-    }
-    int decode(Ans& a) const {
-        const uint32_t q = a.quantile();
-        int s = 0;
-        while (s + 1 < n && left[s + 1] <= q) ++s;
-        a.advance(q, left[s], left[s + 1] - left[s]);
-        return s;
-    }
-};
-
-inline int decode_bern(Ans& a, double p1) {
-    const double p[2] = {1.0 - p1, p1};
-    Cat c;
-    c.build(p, 2);
-    if (!c.ok) a.bad = true;
-    return c.decode(a);
-}
-
-inline int decode_uniform2(Ans& a) {
-    const uint32_t q = a.quantile();
-    const int s = q >> (PREC - 1);
-    a.advance(q, (uint32_t)s << (PREC - 1), 1u << (PREC - 1));
-    return s;
-}
+using namespace ans_cpu;  // Ans, Cat, the binary models, CHUNKS / CHUNK_MIN
+static_assert(K <= CAT_MAX, "Cat holds the magnitude alphabet");
 
 // coefcoder._geometric_rows: (CLASSES, 3) counts -> (CLASSES, K) pmf rows
 void geometric_rows(const double (*st)[3], double (*rows)[K]) {
@@ -113,12 +44,6 @@ void geometric_rows(const double (*st)[3], double (*rows)[K]) {
         for (int j = 2; j < K; ++j) row[j] = row[j - 1] * row[j];
         row[ESC] *= 1.0 / (1.0 - r);
     }
-}
-
-void chunk_bounds(int64_t n, std::vector<int64_t>& b, int64_t chunks = CHUNKS, int64_t chunk_min = CHUNK_MIN) {
-    int64_t parts = std::max<int64_t>(1, std::min<int64_t>(chunks, n / chunk_min));
-    b.clear();
-    for (int64_t j = 0; j <= parts; ++j) b.push_back(n * j / parts);
 }
 
 // a walk's end (both formats): the signs, block-major over the non-zeros (unless the dct section codes them in
@@ -189,29 +114,6 @@ void chunked_cat(Ans& a, double (*st)[3], const int16_t* cls, int64_t n, int16_t
             st[c][0] += (double)h[c][0];
             st[c][1] += (double)nz;
             st[c][2] += (double)s;
-        }
-    }
-}
-
-// coefcoder._chunked_bern
-void chunked_bern(Ans& a, double (*st)[2], int nctx, const int32_t* ctx, int64_t n, int32_t* out,
-                  std::vector<int64_t>& bounds) {
-    chunk_bounds(n, bounds);
-    for (size_t t = 0; t + 1 < bounds.size(); ++t) {
-        const int64_t lo = bounds[t], hi = bounds[t + 1];
-        if (lo >= hi) continue;
-        for (int64_t i = lo; i < hi; ++i) {
-            const int k = ctx[i];
-            out[i] = decode_bern(a, st[k][1] / (st[k][0] + st[k][1]));
-        }
-        std::vector<int64_t> tot(nctx, 0), ones(nctx, 0);
-        for (int64_t i = lo; i < hi; ++i) {
-            ++tot[ctx[i]];
-            ones[ctx[i]] += out[i];
-        }
-        for (int k = 0; k < nctx; ++k) {
-            st[k][1] += (double)ones[k];
-            st[k][0] += (double)tot[k] - (double)ones[k];
         }
     }
 }

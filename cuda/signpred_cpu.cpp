@@ -1,5 +1,8 @@
-// Compiled copy of one round of the residual's sign prediction (inrcodec/models/signpred.py: ``_Kind.contributions``,
-// ``_Kind.mine``, ``_Kind.targets``, ``predict``, and the update of the lines after the round's signs are known).
+// Compiled sign prediction of the residual (inrcodec/models/signpred.py). ``sp_walk`` is the whole sign pass of
+// ``signpred._walk`` in one call (units and their selection, the raw signs, the known border lines, per phase and
+// round the hypothesis search, the adaptive "wrong" bits with their own ANS decoder (cuda/ans_cpu.h), the lines'
+// update): decoding a stream, or, for the encoder, the bits and contexts it codes. ``sp_predict_round`` /
+// ``sp_apply_round`` / ``sp_lines`` are one round's pieces (the Python walk's compiled helpers).
 //
 // Exactness: every value is an integer. A coefficient's contribution to a line is floor(|deq| x basis x 2^-shift),
 // computed in double exactly as numpy does (|deq| x basis < 2^29, a power-of-two scale, floor); everything after it
@@ -7,35 +10,37 @@
 // numpy reference's float64 values (also exact) and the same hypothesis and margin class come out.
 // tests/test_signpred.py holds this against the numpy path on random and real inputs.
 #include <math.h>
+#include <stdlib.h>
 #include <stdint.h>
 
+#include <string.h>
+
+#include <algorithm>
+#include <memory>
 #include <vector>
 
-namespace {
+#include "ans_cpu.h"
+#include "cpu_simd.h"
 
-// floor of a value below 2^31 in magnitude (a contribution: |deq| <= 2^16, |basis| <= 8100, scale <= 2^-14, below
-// 2^15; a line: below 2^23), without a libm call (no SSE4.1 round is assumed); int32 truncation vectorises
-inline double floor_exact(double v) {
-    double t = (double)(int32_t)v;  // truncation toward zero
-    return t > v ? t - 1.0 : t;
-}
+// The kernels, once per instruction set; the AVX2 copy compiled under a target pragma and picked at run time (as
+// cuda/dct_residual_cpu.cpp's; gcc on x86-64 only, elsewhere the portable copy).
+#define SP_NS portable
+#include "signpred_cpu_impl.inc"
+#undef SP_NS
 
-// sum of a[q] b[q], q < n (n a multiple of 8): four partial sums, so the additions do not wait on each other (the
-// values are integers whose sums stay below 2^53: exact in any order)
-inline double dot(const double* a, const double* b, int n) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    for (int q = 0; q < n; q += 4) {
-        s0 += a[q] * b[q];
-        s1 += a[q + 1] * b[q + 1];
-        s2 += a[q + 2] * b[q + 2];
-        s3 += a[q + 3] * b[q + 3];
-    }
-    return (s0 + s1) + (s2 + s3);
-}
-
-}  // namespace
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SP_X86_DISPATCH 1
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#define SP_NS avx2
+#include "signpred_cpu_impl.inc"
+#undef SP_NS
+#pragma GCC pop_options
+#endif
 
 extern "C" {
+
+using namespace portable;  // the round helpers (the Python walk's) run the portable copy
 
 // n units; per unit: blocks (n, m) flat block ids into full (nfull, 4, 2, 8); nb (n, S) the block across each
 // half-side, ok (n, S) whether it is used; spec (S, 2): (which of the unit's blocks, side); sel (n, K) slot of each
@@ -46,131 +51,43 @@ int sp_predict_round(const double* full, int64_t nfull, const int64_t* blocks, i
                      const uint8_t* ok, int S, const int32_t* spec, const int64_t* sel, int K, const double* absdeq,
                      const double* basis, double scale, const int32_t* op, const double* edges, int nedges,
                      int64_t n, double* pred, int64_t* cls) {
-    if (K < 1 || K > 12 || S < 1 || S > 8 || m < 1 || m > 4) return 1;
-    for (int h = 0; h < S; ++h)
-        if (spec[2 * h] < 0 || spec[2 * h] >= m || spec[2 * h + 1] < 0 || spec[2 * h + 1] > 3) return 1;
-    const int L = S * 2 * 8;  // lines of a unit
-    const double a0 = op[0], a1 = op[1], b1 = op[2], b2 = op[3];
-    const int H = 1 << K;
-    // doubles hold integers here: operator values < 2^24, contributions' < 2^16, dot products < 2^47, costs < 2^53
-    // (see the header): exact, and cheaper than int64 multiplies without AVX-512
-    std::vector<double> e0(S * 8), c((size_t)K * S * 8), g(K), gram((size_t)K * K), t(K), cost(H), s(K);
-    std::vector<double> m0(K), m1(K);
+    if (K < 1 || K > MAXK || !spec_ok(spec, S, m)) return 1;
+    const double opd[4] = {(double)op[0], (double)op[1], (double)op[2], (double)op[3]};
+    Search w;
     for (int64_t i = 0; i < n; ++i) {
-        int E = 0;  // the used half-sides' operator values, packed
-        int used[8];
+        int64_t s[MAXK];
+        double mag[MAXK];
         for (int h = 0; h < S; ++h) {
-            int64_t blk = blocks[i * m + spec[2 * h]];
-            int64_t nbk = nb[i * S + h];
+            const int64_t blk = blocks[i * m + spec[2 * h]], nbk = nb[i * S + h];
             if (blk < 0 || blk >= nfull || nbk < 0 || nbk >= nfull) return 1;
-            if (!ok[i * S + h]) continue;
-            int side = spec[2 * h + 1];
-            const double* own = full + (blk * 4 + side) * 16;
-            const double* nbl = full + (nbk * 4 + (side ^ 1)) * 16;  // top <-> bottom, left <-> right
-            for (int x = 0; x < 8; ++x) e0[E + x] = a0 * own[x] + a1 * own[8 + x] + b1 * nbl[x] + b2 * nbl[8 + x];
-            used[E / 8] = h;
-            E += 8;
-        }
-        for (int k = 0; k < K; ++k) {  // the contributions on the used half-sides only
-            int64_t slot = sel[i * K + k];
-            bool empty = slot < 0 || slot >= m * 64;
-            double mag = empty ? 0.0 : absdeq[i * m * 64 + slot];
-            for (int u = 0; u < E / 8; ++u) {
-                double l[16];
-                if (empty) {
-                    for (int q = 0; q < 16; ++q) l[q] = 0.0;
-                } else {
-                    const double* b = basis + slot * L + used[u] * 16;
-                    for (int q = 0; q < 16; ++q) l[q] = floor_exact(mag * b[q] * scale);
-                }
-                for (int x = 0; x < 8; ++x) c[k * E + u * 8 + x] = a0 * l[x] + a1 * l[8 + x];
-            }
         }
         for (int k = 0; k < K; ++k) {
-            g[k] = dot(&c[k * E], e0.data(), E);
-            for (int j = k; j < K; ++j) gram[k * K + j] = gram[j * K + k] = dot(&c[k * E], &c[j * E], E);
+            const int64_t slot = sel[i * K + k];
+            s[k] = slot < 0 || slot >= m * 64 ? -1 : slot;
+            mag[k] = s[k] < 0 ? 0.0 : absdeq[i * m * 64 + slot];
         }
-        // half the cost less constants, C(s) = sum_k s_k g_k + sum_{k<j} s_k s_j G_kj, over the hypotheses in Gray
-        // code order: flipping s_k changes C by -2 s_k t_k, t_k = g_k + sum_{j != k} s_j G_kj (bit k of h: s_k = -1)
-        double cur = 0.0;
-        for (int k = 0; k < K; ++k) {
-            s[k] = 1.0;
-            cur += g[k];
-            for (int j = k + 1; j < K; ++j) cur += gram[k * K + j];
-        }
-        for (int k = 0; k < K; ++k) {
-            double v = g[k];
-            for (int j = 0; j < K; ++j)
-                if (j != k) v += gram[k * K + j];
-            t[k] = v;
-        }
-        cost[0] = cur;
-        int code = 0;
-        for (int step = 1; step < H; ++step) {
-            int k = __builtin_ctz(step);  // the bit a Gray code flips at this step
-            cur -= 2.0 * s[k] * t[k];
-            double ds = -2.0 * s[k];  // s_k's change
-            s[k] = -s[k];
-            for (int j = 0; j < K; ++j)
-                if (j != k) t[j] += ds * gram[j * K + k];
-            code ^= 1 << k;
-            cost[code] = cur;
-        }
-        // per bit k the least cost with s_k = +1 / -1: fold the table from the top bit down (its halves are bit k =
-        // 0 / 1 once the bits above are folded away), branch-free
-        int size = H;
-        for (int k = K - 1; k >= 0; --k) {
-            int half = size >> 1;
-            double lo = INFINITY, hi = INFINITY;
-            for (int h = 0; h < half; ++h) {
-                double a = cost[h], b = cost[half + h];
-                lo = a < lo ? a : lo;
-                hi = b < hi ? b : hi;
-                cost[h] = a < b ? a : b;
-            }
-            m0[k] = lo;
-            m1[k] = hi;
-            size = half;
-        }
-        for (int k = 0; k < K; ++k) {
-            pred[i * K + k] = m0[k] <= m1[k] ? 1.0 : -1.0;
-            double margin = m0[k] > m1[k] ? m0[k] - m1[k] : m1[k] - m0[k];
-            double norm = 2.0 * gram[k * K + k];
-            int64_t cl_ = 0;
-            if (norm != 0.0)
-                for (int q = 0; q < nedges; ++q) cl_ += margin >= edges[q] * norm;
-            cls[i * K + k] = cl_;
-        }
+        predict_unit(full, blocks + i * m, nb + i * S, ok + i * S, S, spec, s, mag, K, basis, S * 16, scale, opd,
+                     edges, nedges, w, pred + i * K, cls + i * K);
     }
     return 0;
 }
 
-// After a round: the units' lines += sum_k sign_k cl_k (sign 0 for empty slots), written back into full; the
-// contributions cl_k recomputed as sp_predict_round computes them (cheaper than storing them: memory-bound).
+// After a round: the units' lines += sum_k sign_k cl_k (sign 0 for empty slots), written back into full.
 int sp_apply_round(double* full, int64_t nfull, const int64_t* blocks, int m, int S, const int32_t* spec,
                    const int64_t* sel, int K, const double* absdeq, const double* basis, double scale,
                    const double* sign, int64_t n) {
-    if (S < 1 || S > 8 || m < 1 || m > 4) return 1;
-    for (int h = 0; h < S; ++h)
-        if (spec[2 * h] < 0 || spec[2 * h] >= m || spec[2 * h + 1] < 0 || spec[2 * h + 1] > 3) return 1;
-    const int L = S * 2 * 8;
+    if (K < 1 || K > MAXK || !spec_ok(spec, S, m)) return 1;
     for (int64_t i = 0; i < n * m; ++i)  // every index checked before anything is written
         if (blocks[i] < 0 || blocks[i] >= nfull) return 1;
-    std::vector<double> acc(L);
     for (int64_t i = 0; i < n; ++i) {
-        for (int q = 0; q < L; ++q) acc[q] = 0.0;
-        for (int k = 0; k < K; ++k) {  // integers: exact in any order
-            int64_t slot = sel[i * K + k];
-            const double sg = sign[i * K + k];
-            if (slot < 0 || slot >= m * 64 || sg == 0.0) continue;
-            double mag = absdeq[i * m * 64 + slot];
-            const double* b = basis + slot * L;
-            for (int q = 0; q < L; ++q) acc[q] += sg * floor_exact(mag * b[q] * scale);
+        int64_t s[MAXK];
+        double mag[MAXK];
+        for (int k = 0; k < K; ++k) {
+            const int64_t slot = sel[i * K + k];
+            s[k] = slot < 0 || slot >= m * 64 ? -1 : slot;
+            mag[k] = s[k] < 0 ? 0.0 : absdeq[i * m * 64 + slot];
         }
-        for (int s = 0; s < S; ++s) {
-            double* own = full + (blocks[i * m + spec[2 * s]] * 4 + spec[2 * s + 1]) * 16;
-            for (int t = 0; t < 16; ++t) own[t] += acc[s * 16 + t];
-        }
+        apply_unit(full, blocks + i * m, S, spec, s, mag, sign + i * K, K, basis, S * 16, scale);
     }
     return 0;
 }
@@ -193,6 +110,34 @@ int sp_lines(const double* deq, int64_t n, int M, const double* basis, int W, do
         for (int q = 0; q < W; ++q) o[q] = floor_exact(acc[q] * scale);
     }
     return 0;
+}
+
+
+// sp_walk, the whole sign pass of signpred._walk, in its form 1 or 2 (``form``: the order of the steps and
+// the sides a unit uses). q (C * BY * BX, 64) int16: decoding (words given), the magnitudes in and the signed
+// symbols out; encoding (words null), the signed symbols, and out come the raw signs' bits (raw_neg, n_raw),
+// the "wrong" bits with their contexts in coding order (wrong, ctx, n_bits) and how many of them each step
+// (phase, round) codes, in the steps' order (seg, 6 x maxr): the Python side codes them with constriction,
+// the same stream. tx16 (BY, BX) the blocks of 16x16 groups or null; per (C, 64) steps per zigzag
+// position; basis8 (64, 4, 2, 8) / basis16 (256, 8, 2, 8) and weight8 / weight16 as signpred's; ranks
+// (K x maxr) the rank class of each selected place. Returns 0; 1 arguments out of range; 2 a malformed 16x16
+// mask; 4 a stream that does not end exactly where it must (sentinel, empty coder); 5 out of memory.
+// Decoding, the caller trusts q only on 0 (else the Python walk decodes, with its own errors).
+int sp_walk(const uint32_t* words, int64_t nwords, int C, int BY, int BX, int16_t* q, const double* per,
+            const uint8_t* tx16, const double* basis8, const double* basis16, const int64_t* weight8,
+            const int64_t* weight16, int K, int rounds8, int rounds16, const int32_t* ranks, int nranks, int shift8,
+            int shift16, double clamp8, double clamp16, const int32_t* op, const double* edges, int nedges,
+            int form, uint8_t* raw_neg, int64_t* n_raw, int32_t* wrong, int32_t* ctx_out, int64_t* n_bits,
+            int64_t* seg) {
+#ifdef SP_X86_DISPATCH
+    if (avx2_copy_allowed())
+        return avx2::walk(words, nwords, C, BY, BX, q, per, tx16, basis8, basis16, weight8, weight16, K, rounds8,
+                          rounds16, ranks, nranks, shift8, shift16, clamp8, clamp16, op, edges, nedges, form, raw_neg,
+                          n_raw, wrong, ctx_out, n_bits, seg);
+#endif
+    return portable::walk(words, nwords, C, BY, BX, q, per, tx16, basis8, basis16, weight8, weight16, K, rounds8,
+                          rounds16, ranks, nranks, shift8, shift16, clamp8, clamp16, op, edges, nedges, form, raw_neg,
+                          n_raw, wrong, ctx_out, n_bits, seg);
 }
 
 }  // extern "C"

@@ -724,19 +724,19 @@ register_seed("gaussian-dct-image-rich", _restored(_fit_maker("gaussian+dct", _t
 register_seed("gaussian-dct-gray16-rich", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
 
 
-def _sign_predicted(make: Callable[[], bytes], rich: bool = True) -> Callable[[], bytes]:
+def _sign_predicted(make: Callable[[], bytes], rich: bool = True, form: int = 1) -> Callable[[], bytes]:
     """``make`` with sign prediction forced (``image_dct.SIGN_PREDICTION`` "always": on the tiny image the sign
     stream would not pay for its bytes), so that the file's ``dct`` section (format 7) holds that tool, with the
-    rich symbol model where ``rich`` (session 25)."""
+    rich symbol model where ``rich`` (session 25), its sign stream in ``form`` (2: TOOL_SIGNS2, session 26)."""
     def run() -> bytes:
         from .models import image_dct
 
-        keep = image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL
-        image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL = "always", rich
+        keep = image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL, image_dct.SIGN_FORM
+        image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL, image_dct.SIGN_FORM = "always", rich, form
         try:
             return make()
         finally:
-            image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL = keep
+            image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL, image_dct.SIGN_FORM = keep
     return run
 
 
@@ -770,3 +770,6 @@ register_seed("gaussian-dct-image-cfl-groups",
               _session26_tools(_sign_predicted(_restored(_fit_maker("gaussian+dct", _tiny_image), cross=2))))
 register_seed("gaussian-dct-gray16-groups",
               _session26_tools(_fit_maker("gaussian+dct", lambda: _gray16(_tiny_image()))))
+# format 7 with the sign stream's form 2 (TOOL_SIGNS2: round-major, every block predicted; session 26), both tools
+register_seed("gaussian-dct-image-signs2",
+              _sign_predicted(_restored(_fit_maker("gaussian+dct", _tiny_image), cross=2), form=2))

@@ -128,9 +128,12 @@ def test_damaged_and_hostile_sections_fail_cleanly(monkeypatch):
     blob, _ = image_dct.encode_residual(image, base, raw, None, 6.0, cfl="band")
     assert blob[1] & image_dct.TOOL_CFL
     h, w, _ = image.shape
-    for bad in (4, 0x20, 0x80):  # reserved (0x04) and unknown tool bits
+    for bad in (0x20, 0x80):  # unknown tool bits (0x04 is TOOL_SIGNS2 since session 26)
         with pytest.raises(FormatError, match="tools byte"):
             image_dct.decode_parts(blob[:1] + bytes([blob[1] | bad]) + blob[2:], h, w, 3)
+    with pytest.raises(FormatError, match="tools byte"):  # the sign stream's form 2 without sign prediction
+        image_dct.decode_parts(blob[:1] + bytes([blob[1] & ~image_dct.TOOL_SIGNS | image_dct.TOOL_SIGNS2]) + blob[2:],
+                               h, w, 3)
     with pytest.raises(FormatError, match="gray image"):
         image_dct.decode_parts(blob, h, w, 1)
     # an alpha out of range: the alphas sit right before the sign stream / symbols, after the filter form byte

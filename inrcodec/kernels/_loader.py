@@ -30,7 +30,7 @@ PKG_DIR = Path(__file__).resolve().parent
 SRC_DIR = PKG_DIR.parent.parent / "cuda"  # present in a source checkout / editable install
 CPU_SOURCES = ("gaussian_raster_cpu.cpp", "gaussian_raster_cpu_tiles.inc", "gaussian_raster_math.h", "cpu_threads.h",
                "cpu_simd.h", "dct_residual_cpu.cpp", "dct_residual_cpu_impl.inc", "coefcoder_cpu.cpp", "restore_cpu.cpp",
-               "residual_loss_cpu.cpp", "residual_loss_cpu_impl.inc", "signpred_cpu.cpp")
+               "residual_loss_cpu.cpp", "residual_loss_cpu_impl.inc", "signpred_cpu.cpp", "signpred_cpu_impl.inc", "ans_cpu.h")
 CPU_UNITS = ("gaussian_raster_cpu.cpp", "dct_residual_cpu.cpp", "coefcoder_cpu.cpp", "restore_cpu.cpp",
              "residual_loss_cpu.cpp", "signpred_cpu.cpp")  # compiled into the one library
 CUDA_SOURCES = ("gaussian_raster.cu", "gaussian_raster_math.h")
@@ -109,6 +109,9 @@ def _setup_cpu_signatures(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.sp_apply_round.argtypes = [p, i64, p, i32, i32, p, p, i32, p, p, d, p, i64]
     lib.sp_lines.restype = i32
     lib.sp_lines.argtypes = [p, i64, i32, p, i32, d, p]
+    lib.sp_walk.restype = i32
+    lib.sp_walk.argtypes = [p, i64, i32, i32, i32, p, p, p, p, p, p, p, i32, i32, i32, p, i32, i32, i32, d, d, p, p, i32,
+                            i32, p, p, p, p, p, p]
     lib.cc_decode_format7.restype = i32
     lib.cc_decode_format7.argtypes = [p, i64, i32, i32, i32, p, p, p, p, i64, p, p, p, i32]
     lib.cc_decode_format7_groups.restype = i32

@@ -71,3 +71,43 @@ def lines(deq: np.ndarray, basis: np.ndarray, shift: int) -> np.ndarray | None:
     out = np.empty((len(d), b.shape[1]))
     rc = lib.sp_lines(_ptr(d), len(d), d.shape[1], _ptr(b), b.shape[1], 2.0 ** -shift, _ptr(out))
     return out if rc == 0 else None
+
+
+def walk(payload: bytes | None, q: np.ndarray, per: np.ndarray, tx16: np.ndarray | None, basis8: np.ndarray,
+         basis16: np.ndarray, weight8: np.ndarray, weight16: np.ndarray, k: int, rounds8: int, rounds16: int,
+         ranks: np.ndarray, nranks: int, shift8: int, shift16: int, clamp8: float, clamp16: float, op,
+         edges, form: int = 1) -> tuple | None:
+    """The whole sign pass (``form`` 1 or 2) in one call (``sp_walk``). Decoding (``payload``): the signed symbols
+    (c, by, bx, 64) int16 from their magnitudes ``q``, or None (no library, or a stream the kernel does not vouch
+    for: the caller decodes with the Python walk). Encoding (``payload`` None, ``q`` signed): (the raw signs' bits,
+    the "wrong" bits, their contexts, how many each step (phase, round) codes, in order), or None (no library)."""
+    lib = _loader.cpu_library()
+    if lib is None or not hasattr(lib, "sp_walk"):
+        return None
+    c, by, bx, _ = q.shape
+    sym = np.array(q, dtype=np.int16, order="C")  # a copy: decoding writes the signs into it
+    tab = [_c(per, np.float64), _c(basis8, np.float64), _c(basis16, np.float64), _c(weight8, np.int64),
+           _c(weight16, np.int64), _c(ranks, np.int32), _c(np.asarray(op), np.int32), _c(np.asarray(edges), np.float64)]
+    mask = None if tx16 is None else _c(tx16, np.uint8)
+    maxr = max(rounds8, rounds16)
+    if payload is not None:
+        data = payload + b"\0" * ((-len(payload)) % 4)
+        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        raw = wrong = ctx = seg = np.zeros(1, np.int64)
+    else:
+        words = None
+        n = max(int(sym.size), 1)
+        raw, wrong, ctx = np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.int32)
+        seg = np.zeros(6 * maxr, np.int64)
+    n_raw, n_bits = ctypes.c_int64(0), ctypes.c_int64(0)
+    rc = lib.sp_walk(None if words is None else _ptr(words), 0 if words is None else len(words), c, by, bx, _ptr(sym),
+                     _ptr(tab[0]), None if mask is None else _ptr(mask), _ptr(tab[1]), _ptr(tab[2]), _ptr(tab[3]),
+                     _ptr(tab[4]), k, rounds8, rounds16, _ptr(tab[5]), nranks, shift8, shift16, float(clamp8),
+                     float(clamp16), _ptr(tab[6]), _ptr(tab[7]), len(edges), int(form), _ptr(raw),
+                     ctypes.byref(n_raw), _ptr(wrong), _ptr(ctx), ctypes.byref(n_bits), _ptr(seg))
+    if rc != 0:
+        return None
+    if payload is not None:
+        return sym
+    nb = int(n_bits.value)
+    return raw[:int(n_raw.value)].astype(np.int32), wrong[:nb], ctx[:nb], seg

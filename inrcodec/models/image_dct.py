@@ -59,15 +59,17 @@ FORMAT_CROSS = 6
 # every tool of formats 2-6 in one layout (session 25): byte 1 the tools (TOOL_*), then format 2's header, a 16x16 flag
 # stream (empty where no group takes one), a byte: no filters / the plain form / the cross-channel form, then the
 # filters; with TOOL_SIGNS the sign stream (``signpred``); then the symbols, by ``coefcoder7`` with TOOL_RICH (the same
-# symbols in ~1.5 % fewer bytes) else ``coefcoder``, without their signs with TOOL_SIGNS
+# symbols in ~1.5 % fewer bytes) else ``coefcoder``, without their signs with TOOL_SIGNS. TOOL_SIGNS2 (session 26,
+# only with TOOL_SIGNS): the sign stream is ``signpred``'s form 2 (round-major, every block and side; 0.6 % fewer bytes
+# of the residual than form 1 in the lab)
 FORMAT_TOOLS = 7
-TOOL_RICH, TOOL_SIGNS = 1, 2
+TOOL_RICH, TOOL_SIGNS, TOOL_SIGNS2 = 1, 2, 4
 TOOL_CFL = 8  # chroma from luma (session 26): after the filters, per chroma channel and band a signed byte alpha
 # (``CFL_SHIFT`` fraction bits); Co/Cg's dequantised coefficients are predicted as alpha x Y's (``cfl_dequantised``)
 TOOL_GROUPS = 16  # contexts that know the 16x16 groups (session 26; with TOOL_RICH): the group flags in the symbol
 # stream after the coded-block flags (the layout's flag stream empty), grouped blocks in classes of their own
 # (``coefcoder7.GROUP_MODE``)
-TOOLS_KNOWN = TOOL_RICH | TOOL_SIGNS | TOOL_CFL | TOOL_GROUPS
+TOOLS_KNOWN = TOOL_RICH | TOOL_SIGNS | TOOL_SIGNS2 | TOOL_CFL | TOOL_GROUPS
 GROUP_CONTEXTS = True  # the encoder sets TOOL_GROUPS where a file has 16x16 groups and TOOL_RICH
 TX16_GROUP_COST = False  # ... pricing the 16x16 form for its choice with those contexts (quantise_tx16): +0.01 to
 # +0.08 % per base on kodim01/03/07 (gdct_lab_groups_gcost_s26.json), off
@@ -109,6 +111,7 @@ DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / 
 DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
 TX16 = True  # the encoder chooses per 16x16 group between four 8x8 transforms and one 16x16 (quantise_tx16)
 TX16_GUARD = True  # ... and keeps the choice only where the image's real bytes and error beat all-8x8's
+SIGN_FORM = 2  # the sign stream's form the encoder writes (2: with TOOL_SIGNS2; 1: session 25's)
 SIGN_PREDICTION = "auto"  # format 7's TOOL_SIGNS (signpred) where its sign stream is shorter than the raw signs;
 # "always" / "never" force it either way (the golden file with sign prediction is written with "always"). With
 # neither tool (RICH_MODEL False, no sign prediction) the encoder writes formats 2-6 as before session 25
@@ -748,6 +751,7 @@ def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: byt
     auto = tools is None
     if auto:
         tools = (TOOL_RICH if RICH_MODEL else 0) | (TOOL_SIGNS if SIGN_PREDICTION != "never" else 0)
+        tools |= TOOL_SIGNS2 if tools & TOOL_SIGNS and SIGN_FORM == 2 else 0
         tools |= TOOL_GROUPS if GROUP_CONTEXTS else 0
     if tx16 is None or not tools & TOOL_RICH:
         tools &= ~TOOL_GROUPS
@@ -761,7 +765,7 @@ def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: byt
         layout += varint(len(filters)) + filters
     signs = b""
     if tools & TOOL_SIGNS:
-        signs = signpred.encode(q, units, mask)
+        signs = signpred.encode(q, units, mask, 2 if tools & TOOL_SIGNS2 else 1)
         if auto and SIGN_PREDICTION == "auto":
             overhead = len(varint(len(signs)))
             if not tools & TOOL_RICH:  # against formats 2-6's layout
@@ -769,7 +773,7 @@ def _tools_section(q: np.ndarray, units: np.ndarray, strength: int, filters: byt
                 old += len(varint(len(filters))) + len(filters) if filters is not None else 0
                 overhead += 1 + len(layout) - old
             if len(signs) + overhead >= np.count_nonzero(q) / 8.0:
-                tools &= ~TOOL_SIGNS
+                tools &= ~(TOOL_SIGNS | TOOL_SIGNS2)
     if cfl is not None:
         tools |= TOOL_CFL
         layout += np.asarray(cfl, np.int8).tobytes()  # (Co, Cg) x bands, two's complement
@@ -811,7 +815,7 @@ def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
         raise FormatError("dct residual: unknown format")
     pos, tools = 1, 0
     if data[0] == FORMAT_TOOLS:
-        if len(data) < 2 or data[1] & ~TOOLS_KNOWN:
+        if len(data) < 2 or data[1] & ~TOOLS_KNOWN or (data[1] & TOOL_SIGNS2 and not data[1] & TOOL_SIGNS):
             raise FormatError("dct residual: tools byte is truncated or unknown")
         pos, tools = 2, data[1]
         if tools & TOOL_CFL and c != 3:
@@ -876,7 +880,8 @@ def decode_parts(data: bytes, h: int, w: int, c: int) -> tuple:
         flags = image_tx16.decode_flags(flags, q)
     units = np.array(units, np.int64).reshape(c, 2)
     if signs is not None:
-        q = signpred.decode(signs, q, units, None if flags is None else image_tx16.block_mask(flags, by, bx))
+        q = signpred.decode(signs, q, units, None if flags is None else image_tx16.block_mask(flags, by, bx),
+                            2 if tools & TOOL_SIGNS2 else 1)
     return q, units, int(strength), flags, filters, cfl
 
 

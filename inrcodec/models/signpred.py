@@ -27,6 +27,20 @@ How (the exact layout is docs/format.md, the ``dct`` section's format 7):
 - **Coding**: the signs not predicted raw; per predicted sign a "prediction wrong" bit with adaptive counts in
   contexts of its rank, the margin of its hypothesis (cost of the other sign over the cost of flipping it alone)
   and the channel group and unit kind (``coefcoder``'s binary machinery).
+- **Form 2** (``image_dct``'s TOOL_SIGNS2, session 26, written by default): the same units, selection, cost and
+  contexts, in another order. Round-major: every unit's first K2 = 2 signs, phase 0 to 5, then every unit's next
+  two, ... (16 rounds); the phase-0 blocks are predicted too, and every unit uses all its sides, each neighbour's lines
+  as far as they are decoded (its raw signs and its earlier rounds; what is still to come counts 0). A unit's later
+  signs so see all four neighbours' large coefficients, and information spreads in small steps. Lab (the encoder's
+  residuals of kodim01/03/05/07, 0.1-0.35 bpp bases, steps 10 and 16): 0.67 % fewer bytes of the residual than
+  form 1 (form 1 saves ~2 %); the round-major order is most of it (K 6 / 3 rounds in that order +0.26 %, K 4 /
+  8 rounds +0.54 %, against +0.20 % for K 4 / 8 rounds phase-major).
+
+**Decoding** runs the whole pass in one compiled call (``kernels.signpred_round.walk``: ``sp_walk`` in
+``cuda/signpred_cpu.cpp``, with an AVX2 copy; units, selection, raw signs, lines, rounds and its own ANS decoder),
+trusted only where its stream ends exactly as this module's must; the encoder takes the bits and contexts from the
+same call and codes them here. ``_walk`` is the reference (and the fallback without a compiler): on kodim07 at
+0.6 bpp the sign pass is ~9 CPU-ms compiled against ~47 with the per-round kernels of session 25.
 """
 
 from __future__ import annotations
@@ -244,6 +258,15 @@ GROUP_ROUNDS = 5  # ... in 16x16 groups
 RANKS = (0, 1, 2, 2) + (3,) * (K - 4) + (4,) * K + (5,) * K * (max(ROUNDS, GROUP_ROUNDS) - 2)  # rank's context
 N_RANKS = 6
 N_CTX = N_RANKS * (len(MARGIN_EDGES) + 1) * 2 * 2  # rank class x margin class x channel group x unit kind
+# Form 2 (``image_dct`` format 7's TOOL_SIGNS2): round-major (every unit's first K2 signs, phase by phase, then
+# the next K2, ...), the (even, even) blocks predicted too, every side of a unit used as far as its neighbour is decoded
+# (a neighbour of a later phase with its raw signs and earlier rounds); lab (kodim01/03/05/07, bases 0.1/0.2/0.35 bpp,
+# steps 10 and 16), bits saved against form 1 as % of the residual: the round-major order with K 6 / 4 / 2 and
+# 3 / 8 / 16 rounds +0.26 / +0.54 / +0.67 %; the phase-major order with K 4 and 8 rounds +0.20 %
+K2 = 2
+ROUNDS2 = GROUP_ROUNDS2 = 16
+RANKS2 = (0, 1, 2, 2) + (3,) * (K2 * (ROUNDS2 - 2))  # rank's context: first round's two places, second round, later
+N_RANKS2 = 4
 SHIFT16 = 15  # the 16x16 inverse has gain 2^18 to 1/4 levels (image_tx16): 2^15 to 1/32
 USE_KERNEL = True  # each round in the compiled copy (kernels.signpred_round) where there is one
 _STEPS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # the neighbour across side 0..3 (top, bottom, left, right)
@@ -295,9 +318,9 @@ def block_phases(by: int, bx: int, tx16_blocks: np.ndarray | None = None) -> np.
     return phase
 
 
-def _units(kind: str, phase: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _units(kind: str, phase: np.ndarray, p: int, form: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The units of phase ``p``: (blocks (n, m) flat indices, neighbour of each half-side (n, S) flat index,
-    available (n, S) bool)."""
+    available (n, S) bool: form 1 the sides of earlier phases, form 2 every side inside the image)."""
     by, bx = phase.shape
     if kind == "block":
         yy, xx = np.nonzero(phase == p)
@@ -316,7 +339,7 @@ def _units(kind: str, phase: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray
         x = blocks[:, j] % bx + _STEPS[side][1]
         inside = (y >= 0) & (y < by) & (x >= 0) & (x < bx)
         nb[:, h] = np.where(inside, y * bx + x, 0)
-        ok[:, h] = inside & (flat[nb[:, h]] < p)
+        ok[:, h] = inside & ((flat[nb[:, h]] < p) | (form == 2))
     return blocks, nb, ok
 
 
@@ -324,7 +347,7 @@ class _Kind:
     """The units of one kind (8x8 blocks or 16x16 groups) and phase, over all channels: a unit of channel ch is a row
     whose blocks are ch * nblk + its blocks (so every channel's lines live in one array)."""
 
-    def __init__(self, kind, blocks, nb, ok, c, nblk, absq, per, clamp):
+    def __init__(self, kind, blocks, nb, ok, c, nblk, absq, per, clamp, k=K, rounds=(ROUNDS, GROUP_ROUNDS)):
         n, m = blocks.shape
         off = (np.arange(c) * nblk)[:, None, None]
         self.kind, self.blocks = kind, (blocks[None] + off).reshape(c * n, m)
@@ -337,11 +360,11 @@ class _Kind:
         step = np.repeat(np.tile(per, (1, m)), n, axis=0)  # (c * n, m * 64)
         prod = self.absq * step
         self.absdeq = np.minimum(prod, clamp)
-        self.rounds = ROUNDS if kind == "block" else GROUP_ROUNDS
-        self.sel = np.full((c * n, K * self.rounds), -1, np.int64)
+        self.k, self.rounds = k, rounds[0] if kind == "block" else rounds[1]
+        self.sel = np.full((c * n, k * self.rounds), -1, np.int64)
         use = self.ok.any(1) & (prod.max(1) > 0)  # rows with a side and a coefficient
         score = prod[use] * _weights(kind)  # integers below 2^33: exact in float64
-        order = np.argsort(-score, axis=1, kind="stable")[:, :K * self.rounds]
+        order = np.argsort(-score, axis=1, kind="stable")[:, :k * self.rounds]
         self.sel[use] = np.where(np.take_along_axis(score, order, 1) > 0, order, -1)
 
     def lines(self, deq: np.ndarray) -> np.ndarray:
@@ -353,7 +376,7 @@ class _Kind:
         return out.reshape(len(deq), len(self.spec), 2, N)
 
     def contributions(self, rows: np.ndarray, r: int) -> np.ndarray:
-        s = self.sel[rows, r * K:(r + 1) * K]
+        s = self.sel[rows, r * self.k:(r + 1) * self.k]
         valid = s >= 0
         pos = np.where(valid, s, 0)
         mag = np.where(valid, np.take_along_axis(self.absdeq[rows], pos, 1), 0.0)
@@ -375,11 +398,18 @@ class _Kind:
         return out
 
 
-def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, truth: bool) -> np.ndarray:
+def _form(form: int) -> tuple[int, int, int, tuple, int]:
+    """(K, rounds of blocks, of groups, rank classes, their number) of sign stream form 1 or 2."""
+    return (K, ROUNDS, GROUP_ROUNDS, RANKS, N_RANKS) if form == 1 else (K2, ROUNDS2, GROUP_ROUNDS2, RANKS2, N_RANKS2)
+
+
+def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, truth: bool,
+          form: int = 1) -> np.ndarray:
     """The sign stream shared by encoder (``truth``: q signed) and decoder (q: the magnitudes): the raw signs of the
-    coefficients not predicted (block-major, as ``coefcoder`` codes them), then per phase 1..5 and round a
-    "prediction wrong" bit per predicted sign of every channel (adaptive; contexts rank class x margin class x
-    channel group x unit kind). Returns the signed symbols (c, by, bx, 64) int32."""
+    coefficients not predicted (block-major, as ``coefcoder`` codes them), then per step a "prediction wrong" bit
+    per predicted sign of every channel (adaptive; contexts rank class x margin class x channel group x unit kind);
+    the steps: form 1 per phase 1..5 its rounds, form 2 per round the phases 0..5. Returns the signed symbols
+    (c, by, bx, 64) int32."""
     from .coefcoder import _chunked_bern
     from .image_dct import _per_position
     from .image_tx16 import COEF_CLAMP as CLAMP16
@@ -390,14 +420,16 @@ def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, 
     absq = np.abs(out)
     per = _per_position(units).astype(np.float64)
     phase = block_phases(by, bx, tx16_blocks)
+    k_, rounds, group_rounds, rank_of, n_ranks = _form(form)
     plan = {}  # (kind, phase) -> _Kind
     predicted = np.zeros((c * nblk, N * N), bool)
-    for kind, phases in (("block", (1, 2, 3)), ("group", (4, 5))):
+    for kind, phases in (("block", (1, 2, 3) if form == 1 else (0, 1, 2, 3)), ("group", (4, 5))):
         for p in phases:
-            blocks, nb, ok = _units(kind, phase, p)
+            blocks, nb, ok = _units(kind, phase, p, form)
             if not len(blocks):
                 continue
-            u = _Kind(kind, blocks, nb, ok, c, nblk, absq, per, COEF_CLAMP if kind == "block" else CLAMP16)
+            u = _Kind(kind, blocks, nb, ok, c, nblk, absq, per, COEF_CLAMP if kind == "block" else CLAMP16, k_,
+                      (rounds, group_rounds))
             plan[kind, p] = u
             r, k = np.nonzero(u.sel >= 0)
             slot = u.sel[r, k]
@@ -420,22 +452,25 @@ def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, 
             d = np.where(out[u.blocks] < 0, -1.0, 1.0).reshape(len(u.blocks), -1) * u.absdeq
             d *= ~predicted[u.blocks].reshape(len(u.blocks), -1)
             u.store(full, np.arange(len(u.blocks)), u.lines(d))
-    stats = np.full((N_CTX, 2), 0.5)
-    ranks = np.asarray(RANKS)[None, :]
-    for p, r in ((p, r) for p in (1, 2, 3, 4, 5) for r in range(max(ROUNDS, GROUP_ROUNDS))):
+    stats = np.full((n_ranks * (len(MARGIN_EDGES) + 1) * 4, 2), 0.5)
+    ranks = np.asarray(rank_of)[None, :]
+    maxr = max(rounds, group_rounds)
+    steps = ([(p, r) for p in (1, 2, 3, 4, 5) for r in range(maxr)] if form == 1 else
+             [(p, r) for r in range(maxr) for p in (0, 1, 2, 3, 4, 5)])
+    for p, r in steps:
         parts = []
-        rk = ranks[:, r * K:(r + 1) * K]
+        rk = ranks[:, r * k_:(r + 1) * k_]
         for kind in ("block", "group"):
             u = plan.get((kind, p))
             if u is None or r >= u.rounds:
                 continue
-            rows = np.flatnonzero(u.sel[:, r * K] >= 0)
+            rows = np.flatnonzero(u.sel[:, r * k_] >= 0)
             if not len(rows):
                 continue
             fast = None
             if USE_KERNEL:  # the compiled round (the same integers), else numpy
                 fast = signpred_round.predict_round(full, u.blocks[rows], u.nb[rows], u.ok[rows], u.spec,
-                                                    u.sel[rows, r * K:(r + 1) * K], u.absdeq[rows], u.basis,
+                                                    u.sel[rows, r * k_:(r + 1) * k_], u.absdeq[rows], u.basis,
                                                     u.shift, OPS[OP], MARGIN_EDGES)
             if fast is not None:
                 pred, cls = fast
@@ -444,7 +479,7 @@ def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, 
                 cl = u.contributions(rows, r)
                 mine = u.mine(full, rows)
                 pred, cls = predict(mine, cl, u.targets(full, rows), u.ok[rows], OP)
-            ok = u.sel[rows, r * K:(r + 1) * K] >= 0
+            ok = u.sel[rows, r * k_:(r + 1) * k_] >= 0
             ctx = (((rk * (len(MARGIN_EDGES) + 1) + cls) * 2 + u.group[rows, None]) * 2 + (kind == "group"))[ok]
             parts.append((u, rows, ok, cl, pred, ctx, mine))
         if not parts:
@@ -454,7 +489,7 @@ def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, 
         if truth:
             wrong = []
             for u, rows, ok, _, pred, _, _ in parts:
-                slot = np.where(ok, u.sel[rows, r * K:(r + 1) * K], 0)
+                slot = np.where(ok, u.sel[rows, r * k_:(r + 1) * k_], 0)
                 sgn = np.sign(out[u.blocks[rows[:, None], slot // (N * N)], slot % (N * N)])
                 wrong.append((sgn[ok] != pred[ok]).astype(np.int32))
             wrong = np.concatenate(wrong)
@@ -467,45 +502,86 @@ def _walk(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, 
             at += nk
             sign[~ok] = 0.0
             if mine is not None or not signpred_round.apply_round(
-                    full, u.blocks[rows], u.spec, u.sel[rows, r * K:(r + 1) * K], u.absdeq[rows], u.basis,
+                    full, u.blocks[rows], u.spec, u.sel[rows, r * k_:(r + 1) * k_], u.absdeq[rows], u.basis,
                     u.shift, sign):
                 if mine is None:
                     cl, mine = u.contributions(rows, r), u.mine(full, rows)
                 mine += np.einsum("nk,nk...->n...", sign, cl)  # integers: exact in any order
                 u.store(full, rows, mine)
             if not truth:
-                slot = u.sel[rows, r * K:(r + 1) * K][ok]
-                blk = u.blocks[np.repeat(rows[:, None], K, 1)[ok], slot // (N * N)]
+                slot = u.sel[rows, r * k_:(r + 1) * k_][ok]
+                blk = u.blocks[np.repeat(rows[:, None], k_, 1)[ok], slot // (N * N)]
                 pos = slot % (N * N)
                 out[blk, pos] = np.where(sign[ok] < 0, -absq[blk, pos], absq[blk, pos])
     return out.reshape(q.shape)
 
 
-def encode(q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None = None) -> bytes:
-    """The sign stream of symbols ``q`` (c, by, bx, 64): an ANS payload (``coefcoder``'s binary machinery)."""
+def _compiled(payload: bytes | None, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None,
+              form: int = 1):
+    """``kernels.signpred_round.walk`` with this module's constants: the whole pass in one compiled call (decoding:
+    the signed symbols, or None where there is no library or the stream is not one it vouches for; encoding: the
+    bits and contexts ``_walk`` codes, or None)."""
+    from .image_dct import _per_position
+    from .image_tx16 import COEF_CLAMP as CLAMP16
+
+    k, rounds, group_rounds, rank_of, n_ranks = _form(form)
+    return signpred_round.walk(payload, q, _per_position(units).astype(np.float64), tx16_blocks,
+                               border_basis().reshape(N * N, -1), group_basis().reshape(4 * N * N, -1),
+                               _weights("block"), _weights("group"), k, rounds, group_rounds,
+                               np.asarray(rank_of[:k * max(rounds, group_rounds)]), n_ranks, SHIFT, SHIFT16,
+                               COEF_CLAMP, CLAMP16, OPS[OP], MARGIN_EDGES, form)
+
+
+def _code(io, q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None, form: int = 1) -> None:
+    """The encoder's side of ``_walk`` (``io`` a recorder or counter, ``q`` signed): the compiled walk's bits coded
+    in ``_walk``'s order and models, the same stream; ``_walk`` itself where there is no library."""
+    from .coefcoder import _chunked_bern
+
+    res = _compiled(None, q, units, tx16_blocks, form) if USE_KERNEL else None
+    if res is None:
+        _walk(io, q, units, tx16_blocks, True, form)
+        return
+    raw, wrong, ctx, seg = res
+    io.signs(raw)
+    stats = np.full((_form(form)[4] * (len(MARGIN_EDGES) + 1) * 4, 2), 0.5)
+    at = 0
+    for n in seg:  # per step, as _walk codes them
+        if n:
+            _chunked_bern(io, stats, ctx[at:at + n], wrong[at:at + n])
+            at += n
+
+
+def encode(q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None = None, form: int = 1) -> bytes:
+    """The sign stream (``form`` 1 or 2) of symbols ``q`` (c, by, bx, 64): an ANS payload (``coefcoder``'s binary
+    machinery)."""
     from .coefcoder import _Recorder
 
     rec = _Recorder()
-    _walk(rec, q, units, tx16_blocks, True)
+    _code(rec, q, units, tx16_blocks, form)
     return rec.payload()
 
 
-def estimate_bits(q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None = None) -> float:
+def estimate_bits(q: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None = None, form: int = 1) -> float:
     """Bits of ``encode``'s stream from its models (no coding)."""
     from .coefcoder import _Counter
 
     cnt = _Counter()
-    _walk(cnt, q, units, tx16_blocks, True)
+    _code(cnt, q, units, tx16_blocks, form)
     return cnt.bits
 
 
-def decode(payload: bytes, mags: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None = None) -> np.ndarray:
+def decode(payload: bytes, mags: np.ndarray, units: np.ndarray, tx16_blocks: np.ndarray | None = None,
+           form: int = 1) -> np.ndarray:
     """Signed symbols (c, by, bx, 64) int16 from their magnitudes and the stream; FormatError unless it ends
     exactly."""
     from ..entropy.coding import _finish
     from .coefcoder import _Reader
 
+    if USE_KERNEL:
+        out = _compiled(payload, mags, units, tx16_blocks, form)
+        if out is not None:
+            return out
     rd = _Reader(payload)
-    out = _walk(rd, mags, units, tx16_blocks, False)
+    out = _walk(rd, mags, units, tx16_blocks, False, form)
     _finish(rd.coder)
     return out.astype(np.int16)
