@@ -92,9 +92,12 @@ RDOQ_LAMBDA = 0.25  # rdo_quantise's lambda for the encoder (gaussian_dct.encode
 # 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (format 1's band prices, benchmarks/README.md
 # "RD-optimised quantisation"). 0.3 until session 26; re-measured then with the encoder's whole chain (context
 # prices, 16x16 groups, deblocking and restoration chosen per file, format 7; benchmarks/rsearch_lab.py,
-# kodim01/03/05/07 over 0.1-0.35 bpp bases) against 0.3: SEE_LAB_FIGURES. The base's loss keeps 0.3
-# (residual_loss.LAMBDA). Which of the other encoder constants a per-file choice would pay for (none): at
-# CHROMA_FACTOR, DC_FACTOR and RDO_LAMBDA below
+# kodim01/03/05/07 over 0.1-0.35 bpp bases, steps 5-32) against 0.3: 0.15 (kodim07) / 0.21 / 0.25 / 0.42 +0.04 / -0.16 /
+# -0.15 / +0.91 % mean per base; 0.25 at or below 0.3 on all 12 bases (-0.05 to -0.27 %), 0.21 above it on one. At
+# medium on kodim07 -0.2 % end to end (the same fits). With slow's look-ahead (RDOQ_LOOKAHEAD 2) 0.21 against 0.3
+# -0.25 % (kodim07). The best value per file and rate is worth no more (the oracle over 0.15-0.42 per base -0.19 %,
+# its bias ~-0.08): nothing to search. The base's loss keeps 0.3 (residual_loss.LAMBDA). The other constants a
+# per-file choice could take (none pays, per base at most -0.03 %): CHROMA_FACTOR, DC_FACTOR, RDO_LAMBDA above
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
 DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
 TX16 = True  # the encoder chooses per 16x16 group between four 8x8 transforms and one 16x16 (quantise_tx16)
