@@ -94,8 +94,8 @@ RDOQ_LAMBDA = 0.25  # rdo_quantise's lambda for the encoder (gaussian_dct.encode
 # prices, 16x16 groups, deblocking and restoration chosen per file, format 7; benchmarks/rsearch_lab.py,
 # kodim01/03/05/07 over 0.1-0.35 bpp bases, steps 5-32) against 0.3: 0.15 (kodim07) / 0.21 / 0.25 / 0.42 +0.04 / -0.16 /
 # -0.15 / +0.91 % mean per base; 0.25 at or below 0.3 on all 12 bases (-0.05 to -0.27 %), 0.21 above it on one. At
-# medium on kodim07 -0.2 % end to end (the same fits). With slow's look-ahead (RDOQ_LOOKAHEAD 2) 0.21 against 0.3
-# -0.25 % (kodim07). The best value per file and rate is worth no more (the oracle over 0.15-0.42 per base -0.19 %,
+# medium on kodim07 / kodim01 -0.2 / -0.1 % end to end (the same fits). With slow's look-ahead (2) 0.25 against 0.3
+# -0.21 % (kodim07's bases: -0.36 against the look-ahead's own -0.15). The best value per file and rate is worth no more (the oracle over 0.15-0.42 per base -0.19 %,
 # its bias ~-0.08): nothing to search. The base's loss keeps 0.3 (residual_loss.LAMBDA). The other constants a
 # per-file choice could take (none pays, per base at most -0.03 %): CHROMA_FACTOR, DC_FACTOR, RDO_LAMBDA above
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
