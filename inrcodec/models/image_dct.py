@@ -93,10 +93,15 @@ BAND_ROWS = 64  # block rows per band of the decoder's inverse (512 pixel rows)
 # Total bytes at equal PSNR (BD-rate over residual steps 6-24) on kodim03 over a 0.2 bpp Gaussian base (1000 steps):
 CHROMA_FACTOR = 1.25  # chroma steps = this x luma step; 2.0 (video's) / 1.5 / 1.25 / 1.0: 0 / -0.9 / -1.0 / -0.0 %
 # (session 19, format 1); with the context-priced RDOQ (session 21, kodim01/03/05/07 over 0.2 bpp bases, against
-# 1.5) 2.0 / 1.25 / 1.125 / 1.0: +1.2 / -0.34 / -0.37 / -0.31 %
+# 1.5) 2.0 / 1.25 / 1.125 / 1.0: +1.2 / -0.34 / -0.37 / -0.31 %. Session 26 (the whole chain, format 7; per base
+# of kodim01/03/05/07 at 0.1-0.35 bpp, benchmarks/rsearch_lab.py): 1.0 / 1.5 / 1.75 +0.21 / +0.15 / +0.36 % mean,
+# 1.25 the best on every base (a per-file choice among the four: -0.01 %): nothing to search per file
 DC_FACTOR = 1.0  # DC steps = this x the channel's AC step; with chroma 1.5, 0.5 / 0.75 / 1.25: +1.1 / -0.1 / +0.7 %
-DEAD_ZONE = 0.15  # 0.1 / 0.2 (and 0.08 / 0.25 over a 0.1 bpp base): -0.0 / +0.8 (+0.4 / +2.9) %
-RDO_LAMBDA = 0.06  # 0.12 / 0.2 / 0.3 (0 over a 0.1 bpp base): -0.2 / +3.0 / +10.3 (+0.7) %
+# (session 26 as above: 0.75 / 1.25 +0.25 / +0.40 %, 1.0 the best on every base; per-file choice -0.00 %)
+DEAD_ZONE = 0.15  # 0.1 / 0.2 (and 0.08 / 0.25 over a 0.1 bpp base): -0.0 / +0.8 (+0.4 / +2.9) % (before RDOQ: the
+# context-priced RDOQ chooses among round / round - 1 / 0 whatever the dead zone gave, which only seeds its classes)
+RDO_LAMBDA = 0.06  # 0.12 / 0.2 / 0.3 (0 over a 0.1 bpp base): -0.2 / +3.0 / +10.3 (+0.7) % (session 26: 0 / 0.12
+# -0.01 / +0.11 % on kodim01's bases)
 RDOQ_COEF_FACTOR = 1.0  # per-coefficient lambda / band-truncation lambda: 0 / 0.5 / 1: -2.8 / -2.9 / -3.5 %
 RDOQ_PRICES = "ctx"  # the encoder's RDOQ prices bits with format 2's context models (rdoq_ctx), not format 1's
 # per-band statistics ("band"): -1.07 % BD-rate on kodim01/03/05/07 over 0.2 bpp bases at chroma 1.5 (with chroma
@@ -105,8 +110,16 @@ RDOQ_LOOKAHEAD = 0  # rdoq_ctx's context look-ahead for the encoder (0 off, 1 th
 # the neighbouring blocks'): 1 / 2 -0.22 / -0.31 % BD-rate per base on kodim01/03/05/07 (0.1-0.35 bpp bases; 2 with
 # the 16x16 groups -0.30 %) for +0.9 CPU-s per encode on a Kodak image: off until measured end to end
 # (benchmarks/README.md, session 24; dependent quantisation, measured there too, did not pay)
-RDOQ_LAMBDA = 0.3  # rdo_quantise's lambda for the encoder (gaussian_dct.encode); kodim03/07 over a 0.2 bpp base:
-# 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (benchmarks/README.md "RD-optimised quantisation")
+RDOQ_LAMBDA = 0.25  # rdo_quantise's lambda for the encoder (gaussian_dct.encode); kodim03/07 over a 0.2 bpp base:
+# 0.15 / 0.22 / 0.3 / 0.4 / 0.6: -1.7 / -2.9 / -3.5 / -3.4 / -1.9 % (format 1's band prices, benchmarks/README.md
+# "RD-optimised quantisation"). 0.3 until session 26; re-measured then with the encoder's whole chain (context
+# prices, 16x16 groups, deblocking and restoration chosen per file, format 7; benchmarks/rsearch_lab.py,
+# kodim01/03/05/07 over 0.1-0.35 bpp bases, steps 5-32) against 0.3: 0.15 (kodim07) / 0.21 / 0.25 / 0.42 +0.04 / -0.16 /
+# -0.15 / +0.91 % mean per base; 0.25 at or below 0.3 on all 12 bases (-0.05 to -0.27 %), 0.21 above it on one. At
+# medium on kodim07 / kodim01 -0.2 / -0.1 % end to end (the same fits). With slow's look-ahead (2) 0.25 against 0.3
+# -0.21 % (kodim07's bases: -0.36 against the look-ahead's own -0.15). The best value per file and rate is worth no more (the oracle over 0.15-0.42 per base -0.19 %,
+# its bias ~-0.08): nothing to search. The base's loss keeps 0.3 (residual_loss.LAMBDA). The other constants a
+# per-file choice could take (none pays, per base at most -0.03 %): CHROMA_FACTOR, DC_FACTOR, RDO_LAMBDA above
 DEBLOCK_STRENGTH = deblock.DEFAULT_STRENGTH  # 12; off / 20 / 32: +2.0 / +0.5 / +3.3 %
 DEBLOCK_CANDIDATES = (8, 12, 16, 20, 24, 32)  # the encoder picks the best of these per file (best_strength)
 TX16 = True  # the encoder chooses per 16x16 group between four 8x8 transforms and one 16x16 (quantise_tx16)
