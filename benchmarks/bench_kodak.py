@@ -164,11 +164,14 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def merge(paths: list[Path], note: str) -> dict:
+def merge(paths: list[Path], note: str, allow: tuple[str, ...] = ()) -> dict:
     """One result from several runs of this script on different images with the same settings (e.g. one run per
-    image, so that a long benchmark keeps what it has measured): their per-image measurements side by side."""
+    image, so that a long benchmark keeps what it has measured): their per-image measurements side by side.
+    ``allow``: settings that may differ (e.g. ``steps`` where a preset's schedule changed between the runs); each
+    image keeps its own run's settings in ``per_image``, and ``merged_from`` lists them."""
     runs = [json.loads(p.read_text()) for p in paths]
-    keep = ("rates", "steps", "time_budget", "codecs", "models", "average_grid_bpp", "crop")
+    keep = tuple(k for k in ("rates", "steps", "time_budget", "codecs", "models", "average_grid_bpp", "crop")
+                 if k not in allow)
     first = runs[0]
     for p, r in zip(paths[1:], runs[1:]):
         diff = [k for k in keep if not _same(r["settings"].get(k), first["settings"].get(k))]
@@ -179,6 +182,7 @@ def merge(paths: list[Path], note: str) -> dict:
     out["dataset"] = dict(first["dataset"], images=sorted(out["per_image"]))
     out["jpeg_check"] = {"per_image": {s: v for r in runs for s, v in r.get("jpeg_check", {}).get("per_image", {}).items()}}
     out["merged_from"] = [{"path": str(p), "command": r.get("command"), "note": r.get("note"),
+                           "git_commit": r.get("git_commit"), "settings": {k: r["settings"].get(k) for k in allow},
                            "seconds": r.get("seconds")} for p, r in zip(paths, runs)]
     out["command"] = "python benchmarks/bench_kodak.py " + " ".join(map(shlex.quote, sys.argv[1:]))
     out["note"] = note
@@ -342,10 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merge", type=Path, nargs="+", default=None,
                     help="merge the per-image measurements of these result JSONs (same settings, other images) "
                          "into one result at -o, with its averages and BD-rates (no new measurements)")
+    ap.add_argument("--merge-allow", default="", help="with --merge: settings that may differ between the runs, "
+                    "comma-separated (e.g. steps: runs of one preset whose schedule changed)")
     args = ap.parse_args(argv)
 
     if args.merge is not None:
-        write(derive(merge(args.merge, args.note)), args.out.with_suffix(".json"))
+        write(derive(merge(args.merge, args.note, tuple(filter(None, args.merge_allow.split(","))))),
+              args.out.with_suffix(".json"))
         return 0
     if args.replot is not None:
         write(derive(json.loads(args.replot.read_text())), args.replot)
