@@ -245,6 +245,16 @@ inline void lanes_to_double(const std::vector<vf>& acc, std::vector<double>& min
     }
 }
 
+// ... and that reduction: the threads' totals summed in thread order into the float gradients g (n_params)
+inline void threads_to_grad(const std::vector<std::vector<double>>& totals, int64_t n_params, float* g) {
+    for (int64_t k = 0; k < n_params; ++k) {
+        double t = 0.0;
+        for (const auto& part : totals)
+            if (!part.empty()) t += part[k];
+        g[k] = (float)t;
+    }
+}
+
 int n_threads_for(int64_t n_blocks, int want) {
     int t = want > 0 ? want : 1;
     if (n_blocks < 2 * t) t = (int)std::max<int64_t>(1, n_blocks / 2);
@@ -324,12 +334,7 @@ int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L
 #endif
         lanes_to_double(acc, totals[(size_t)tid]);
     }
-    for (int64_t k = 0; k < n_params; ++k) {
-        double t = 0.0;
-        for (const auto& part : totals)
-            if (!part.empty()) t += part[k];
-        grad_params[k] = (float)t;
-    }
+    threads_to_grad(totals, n_params, grad_params);
     return 0;
 }
 
@@ -664,14 +669,7 @@ int arm_rate_impl(Source& src, int64_t n, int L, const int* dims, const float* p
     double sum = 0.0;
     for (double v : block_bits) sum += v;
     *total = sum;
-    if (with_grad) {
-        for (int64_t k = 0; k < n_params; ++k) {
-            double t = 0.0;
-            for (const auto& part : totals)
-                if (!part.empty()) t += part[k];
-            grad_params[k] = (float)t;
-        }
-    }
+    if (with_grad) threads_to_grad(totals, n_params, grad_params);
     return 0;
 }
 
