@@ -54,3 +54,12 @@ def assert_same_outcome(fast, ref) -> None:
             np.testing.assert_array_equal(a, b)
     else:
         np.testing.assert_array_equal(fast, ref)
+
+
+def value_and_grads(fn, inputs, grad):
+    """(fn's output, the gradients of its inputs) for fresh leaf copies of ``inputs``, backward from ``grad``: a
+    kernel and its reference run this way and compared output by output."""
+    leaves = [t.clone().requires_grad_(True) for t in inputs]
+    out = fn(*leaves)
+    out.backward(grad)
+    return (out.detach(), *(t.grad for t in leaves))
