@@ -17,7 +17,7 @@ from inrcodec.models import coefcoder, coefcoder7, image_dct
 from inrcodec.models.mcdct import MAX_SYMBOL
 
 from helpers import assert_same_outcome, cut_streams, damaged, outcome as _outcome
-from test_coefcoder import dct_like
+from test_coefcoder import dct_like, photo_over_smooth_base
 
 needs_kernel = pytest.mark.skipif(_loader.cpu_library() is None, reason="compiled CPU library unavailable")
 
@@ -78,15 +78,7 @@ def test_fewer_bytes_than_format_2_on_a_photo_residual(shared_data):
     """The point of format 7: kodim01's residual over a smooth base (8x8 means, bilinear), 256x384 crop. Measured
     here 2.2 / 1.9 % fewer bytes at steps 6 / 12 (the lab's Kodak residuals over Gaussian bases: benchmarks/README.md,
     session 25); asserted: 0.5 %."""
-    import torch
-    import torch.nn.functional as F
-
-    from inrcodec.signals import load
-
-    img = load(shared_data / "kodak" / "kodim01.png").data[128:384, 0:384]
-    t = torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)[None]
-    smooth = F.interpolate(F.avg_pool2d(t, 8), scale_factor=8, mode="bilinear", align_corners=False)
-    base = np.clip(np.rint(smooth[0].permute(1, 2, 0).numpy()), 0, 255).astype(np.uint8)
+    img, base = photo_over_smooth_base(shared_data / "kodak" / "kodim01.png", slice(128, 384), slice(0, 384))
     for step in (6.0, 12.0):
         q, _ = image_dct.analyse(img, base, step)
         new, old = len(coefcoder7.encode(q)), len(coefcoder.encode(q))
