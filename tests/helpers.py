@@ -16,6 +16,15 @@ def smooth_rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(img * 255, 0, 255).round().astype(np.uint8)
 
 
+def random_gaussians(n: int, h: int, w: int, c: int, seed: int = 0):
+    """(means (n, 2), shape parameters (n, 3), colours (n, c)) of n random Gaussians over an h x w image."""
+    rng = np.random.default_rng(seed)
+    means = rng.random((n, 2)) * [w, h]
+    v = np.stack([rng.normal(1.0, 0.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n)], 1)
+    colors = rng.normal(0.4, 0.2, (n, c))
+    return means, v, colors
+
+
 # -- hostile streams: what a decoder of untrusted bytes must turn into symbols or a FormatError, nothing else
 def cut_streams(blob: bytes) -> list[bytes]:
     """Empty, truncated, extended and mis-prefixed copies of a valid stream (an absurd varint length in front)."""
