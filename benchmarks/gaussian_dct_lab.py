@@ -253,6 +253,17 @@ def lab_parser(doc: str, res_steps: str, images: str = "kodim01,kodim03,kodim05,
     return ap
 
 
+def cpu_ms(fn, runs: int, best: bool = False) -> float:
+    """Process CPU milliseconds of ``fn()`` (not wall: the machine is shared): the median of ``runs`` calls, or
+    their minimum with ``best``."""
+    times = []
+    for _ in range(runs):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return 1000.0 * float(min(times) if best else np.median(times))
+
+
 def lab_record(script: str, argv) -> dict:
     """A lab result's first fields: the command that made it, the commit, the load at the start."""
     return {"command": f"python benchmarks/{script} " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
