@@ -87,26 +87,27 @@ void decode_chunk(Ans& a, const double (*rows)[K], int nc, Cat* models, const in
 }
 
 // coefcoder._chunked_cat (format 2) / coefcoder7._chunked_cat (7): magnitudes of classes cls[0..n) into m, in
-// chunks, each with the model's tables of the chunks before it (M: table, update, nclasses and its chunking)
+// chunks, each with the model's tables of the chunks before it (M: table, update, nclasses, its chunking, and
+// scratch rows / cats for the tables; decode_chunk builds a table before it decodes with it)
 template <class M>
 void chunked_cat(Ans& a, M& mod, const int16_t* cls, int64_t n, int16_t* m, std::vector<int64_t>& bounds,
                  std::vector<int64_t>& order) {
     chunk_bounds(n, bounds, M::CHUNKS_, M::CHUNK_MIN_);
-    static thread_local double rows[M::MAX_CLASSES][K];
-    static thread_local Cat models[M::MAX_CLASSES];  // scratch: decode_chunk builds a table before it decodes with it
     for (size_t t = 0; t + 1 < bounds.size(); ++t) {
         const int64_t lo = bounds[t], hi = bounds[t + 1];
         if (lo >= hi) continue;
-        mod.table(rows);
-        decode_chunk(a, rows, mod.nclasses(), models, cls, lo, hi, m, order);
+        mod.table(mod.rows);
+        decode_chunk(a, mod.rows, mod.nclasses(), mod.cats, cls, lo, hi, m, order);
         mod.update(cls + lo, m + lo, hi - lo);
     }
 }
 
 // format 2's magnitude model (coefcoder._walk's stats): per class the counts (zeros, non-zeros, their sum - 1)
 struct Model2 {
-    static const int MAX_CLASSES = CLASSES, CHUNKS_ = CHUNKS, CHUNK_MIN_ = CHUNK_MIN;
+    static const int CHUNKS_ = CHUNKS, CHUNK_MIN_ = CHUNK_MIN;
     double st[CLASSES][3];
+    double rows[CLASSES][K];  // scratch of chunked_cat
+    Cat cats[CLASSES];
     Model2() { reset(); }
     void reset() { memset(st, 0, sizeof st); }
     int nclasses() const { return CLASSES; }
@@ -209,12 +210,16 @@ const int LAST_CTX7 = LAST_CTX * 3;
 const double TAU = 16.0, PRIOR1 = 2.0;
 
 struct Model {
-    static const int MAX_CLASSES = NFINE, CHUNKS_ = 16, CHUNK_MIN_ = 256;
+    static const int CHUNKS_ = 16, CHUNK_MIN_ = 256;
     double coarse[NCLS][4];
     double hist[NFINE][K];
     double total[NFINE];
     int ncls;
-    explicit Model(int n = 2 * CLASSES) {
+    double rows[NFINE][K];  // scratch of chunked_cat and update (members, not thread_local: no TLS lookups)
+    Cat cats[NFINE];
+    int64_t h[NFINE][K];
+    explicit Model(int n = 2 * CLASSES) { reset(n); }
+    void reset(int n) {  // in place: the model is large (scratch included)
         memset(this, 0, sizeof *this);
         ncls = n;
     }
@@ -247,7 +252,6 @@ struct Model {
         }
     }
     void update(const int16_t* k, const int16_t* m, int64_t n) {
-        static thread_local int64_t h[NFINE][K];
         memset(h, 0, sizeof h[0] * ncls * WHERE);
         for (int64_t i = 0; i < n; ++i) ++h[k[i]][m[i]];
         for (int f = 0; f < ncls * WHERE; ++f) {
@@ -321,7 +325,7 @@ struct Format7 {
     void begin(Ans& a, int C, int BY, int BX, const std::vector<int32_t>& cbf, std::vector<int64_t>& bounds) {
         if (gflags) v7::group_flags(a, C, BY, BX, cbf, gflags, GY, GX, gmask, tl, bounds);
     }
-    void reset() { *mod = v7::Model(gflags ? 4 * CLASSES : 2 * CLASSES); }
+    void reset() { mod->reset(gflags ? 4 * CLASSES : 2 * CLASSES); }
     void decay() { mod->decay(); }
     v7::Model& model() { return *mod; }
     // a grouped block (its magnitudes' classes in the groups' sets; none of its same-position context is used)
