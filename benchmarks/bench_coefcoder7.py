@@ -28,19 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gaussian_dct_lab import DATA, cached_base  # noqa: E402
+from gaussian_dct_lab import DATA, cached_base, cpu_ms  # noqa: E402
 from inrcodec.models import coefcoder, coefcoder7, image_dct  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 from inrcodec.signals._atomic import atomic_output  # noqa: E402
 
 
 def _cpu_ms(fn, runs: int = 3) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        t = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t)
-    return round(1e3 * best, 2)
+    return round(cpu_ms(fn, runs, best=True), 2)
 
 
 def main() -> None:

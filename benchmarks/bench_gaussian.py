@@ -37,6 +37,7 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_raster import cpu_model  # noqa: E402
 from inrcodec import __version__  # noqa: E402
 from inrcodec.codec import compress, decompress, load_representation  # noqa: E402
 from inrcodec.fit import FitSettings, fit  # noqa: E402
@@ -50,15 +51,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
             "inrcodec": __version__, "load_average": list(os.getloadavg())}
 
 

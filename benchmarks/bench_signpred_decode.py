@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -25,18 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gaussian_dct_lab import DATA, _commit, cached_base  # noqa: E402
+from gaussian_dct_lab import DATA, cached_base, cpu_ms, lab_record  # noqa: E402
 from inrcodec.models import image_dct, image_tx16, signpred  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
-
-
-def cpu_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.process_time()
-        fn()
-        times.append(time.process_time() - t)
-    return 1000.0 * float(np.median(times))
 
 
 def main(argv=None) -> int:
@@ -48,9 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    res = {"command": "python benchmarks/bench_signpred_decode.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-           "git_commit": _commit(), "load_start": os.getloadavg(), "k": signpred.K, "rounds": signpred.ROUNDS,
-           "group_rounds": signpred.GROUP_ROUNDS, "rows": []}
+    res = dict(lab_record("bench_signpred_decode.py", argv), k=signpred.K, rounds=signpred.ROUNDS,
+               group_rounds=signpred.GROUP_ROUNDS, rows=[])
     c0 = time.process_time()
     for stem in args.images.split(","):
         image = load(DATA / f"{stem}.png").data

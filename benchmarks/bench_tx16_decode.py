@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gaussian_dct_lab import DATA, _commit, cached_base  # noqa: E402
+from gaussian_dct_lab import DATA, cached_base, lab_record  # noqa: E402
+from gaussian_dct_lab import cpu_ms as _cpu_ms  # noqa: E402
 
 from inrcodec.kernels import dct_residual  # noqa: E402
 from inrcodec.models import image_dct, image_tx16, mcdct  # noqa: E402
@@ -35,12 +35,7 @@ from inrcodec.signals import load  # noqa: E402
 
 
 def cpu_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.process_time()
-        fn()
-        times.append(time.process_time() - t)
-    return round(1000 * float(np.median(times)), 2)
+    return round(_cpu_ms(fn, repeat), 2)
 
 
 def main(argv=None) -> int:
@@ -51,8 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    result = {"command": "python benchmarks/bench_tx16_decode.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-              "git_commit": _commit(), "load_start": os.getloadavg(), "runs": []}
+    result = dict(lab_record("bench_tx16_decode.py", argv), runs=[])
     cpu0 = time.process_time()
     for stem in args.images.split(","):
         image = load(DATA / f"{stem}.png").data

@@ -22,9 +22,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from inrcodec import metrics  # noqa: E402
-from inrcodec.signals._atomic import atomic_output  # noqa: E402
+from oracle_gaussian_dct import write_figure_and_json  # noqa: E402
 
 OURS, THEIRS = "inrcodec-gaussian+dct", "inrcodec-gaussian"
 
@@ -90,11 +91,7 @@ def main(argv=None) -> int:
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_output(args.out.with_suffix(".png")) as tp, atomic_output(args.out.with_suffix(".json")) as tj:
-        fig.savefig(tp, format="png", dpi=90)
-        tj.write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.out}.json/.png")
+    write_figure_and_json(fig, out, args.out)
     return 0
 
 

@@ -55,19 +55,15 @@ from inrcodec import metrics  # noqa: E402
 from inrcodec.errors import InputError  # noqa: E402
 from inrcodec.models import image_dct  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
-from oracle_gaussian_dct import write_figure_and_json  # noqa: E402
+from oracle_gaussian_dct import base_key, pareto, psnr8, write_figure_and_json  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "kodak"
 HEADER_BYTES = 4  # container bytes of the dct section beyond the section itself (length, name): roughly
 
 
-def psnr8(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255.0**2 / mse) if mse > 0 else 99.0
-
-
 def cached_base(cache: Path, stem: str, rate: float, steps: int) -> tuple[int, np.ndarray]:
-    key = cache / (f"{stem}_b{rate:g}_s{steps}".replace(".", "p"))
+    """(bytes, decoded image) of the base oracle_gaussian_dct.py fitted and cached (FileNotFoundError if none)."""
+    key = base_key(cache, stem, rate, steps)
     meta = json.loads(key.with_suffix(".json").read_text())
     return int(meta["bytes"]), np.load(key.with_suffix(".npz"))["decoded"]
 
@@ -246,24 +242,39 @@ def bd(anchor: list[dict], test: list[dict]) -> float | str:
         return f"n/a: {exc}"
 
 
-def pareto(points: list[dict]) -> list[dict]:
-    front, best = [], -1e9
-    for p in sorted(points, key=lambda p: (p["bpp"], -p["psnr"])):
-        if p["psnr"] > best + 1e-9:
-            front.append(p)
-            best = p["psnr"]
-    return front
+def lab_parser(doc: str, res_steps: str, images: str = "kodim01,kodim03,kodim05,kodim07") -> argparse.ArgumentParser:
+    """The options of the labs over cached bases (this one, rsearch_lab, signpred_lab, signpred_form2_lab,
+    gdct_restore_lab): images, base rates, residual steps, the base cache; the caller adds its own."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--images", default=images)
+    ap.add_argument("--base-rates", default="0.1,0.2,0.35")
+    ap.add_argument("--res-steps", default=res_steps)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
+    return ap
+
+
+def cpu_ms(fn, runs: int, best: bool = False) -> float:
+    """Process CPU milliseconds of ``fn()`` (not wall: the machine is shared): the median of ``runs`` calls, or
+    their minimum with ``best``."""
+    times = []
+    for _ in range(runs):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return 1000.0 * float(min(times) if best else np.median(times))
+
+
+def lab_record(script: str, argv) -> dict:
+    """A lab result's first fields: the command that made it, the commit, the load at the start."""
+    return {"command": f"python benchmarks/{script} " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
+            "git_commit": _commit(), "load_start": os.getloadavg()}
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", default="kodim03,kodim07")
-    ap.add_argument("--base-rates", default="0.1,0.2,0.35")
-    ap.add_argument("--res-steps", default="4,5,6,8,10,12,16,20,24,32,48")
+    ap = lab_parser(__doc__, "4,5,6,8,10,12,16,20,24,32,48", images="kodim03,kodim07")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--variants", default="baseline,rdoq")
     ap.add_argument("--set", action="append", default=[], help="variant keyword NAME=FLOAT (e.g. rdoq_lambda=0.3)")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
     ap.add_argument("--cfl-edges", default=None, help="zig-zag band edges of chroma from luma's alphas, e.g. "
                     "0,1,3,6,10,64 (image_dct.CFL_EDGES; a format constant: the lab's files decode in this run only)")
     ap.add_argument("-o", "--out", type=Path, required=True)
@@ -274,8 +285,7 @@ def main(argv=None) -> int:
     kw = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
     variants = args.variants.split(",")
     steps = [float(s) for s in args.res_steps.split(",")]
-    result = {"command": "python benchmarks/gaussian_dct_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-              "settings": kw, "git_commit": _commit(), "load_start": os.getloadavg(), "cpu_s": {}, "per_image": {}}
+    result = dict(lab_record("gaussian_dct_lab.py", argv), settings=kw, cpu_s={}, per_image={})
     for stem in args.images.split(","):
         image = load(DATA / f"{stem}.png").data
         npx = image.shape[0] * image.shape[1]

@@ -24,9 +24,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from inrcodec import metrics  # noqa: E402
-from inrcodec.signals._atomic import atomic_output  # noqa: E402
+from oracle_gaussian_dct import write_figure_and_json  # noqa: E402
 
 RULES = {
     "0.4": lambda t: 0.4,
@@ -136,11 +137,7 @@ def main(argv=None) -> int:
     ax.set_ylabel("base share of the bytes (best cached base)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_output(args.out.with_suffix(".png")) as tmp_png, atomic_output(args.out.with_suffix(".json")) as tj:
-        fig.savefig(tmp_png, format="png", dpi=90)
-        tj.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.out}.json/.png")
+    write_figure_and_json(fig, result, args.out)
     return 0
 
 

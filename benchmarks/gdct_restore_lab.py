@@ -14,7 +14,6 @@ total bytes at equal PSNR per base and of the envelope over bases, against the a
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -86,12 +85,8 @@ def in_range(result: dict, lo: float, hi: float, min_points: int = 4) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", default="kodim01,kodim03,kodim05,kodim07")
-    ap.add_argument("--base-rates", default="0.1,0.2,0.35")
-    ap.add_argument("--res-steps", default="4,5,6,8,10,12,16,20,24,32,48")
+    ap = lab.lab_parser(__doc__, "4,5,6,8,10,12,16,20,24,32,48")
     ap.add_argument("--variants", default="wiener;alf")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
     ap.add_argument("--range", default="0.15,1.2", help="bpp range of the in-range figure (the benchmark's)")
     ap.add_argument("--rescore", type=Path, help="only add the in-range figure to this result JSON (no coding)")
     ap.add_argument("-o", "--out", type=Path, required=True)
@@ -107,9 +102,8 @@ def main(argv=None) -> int:
     specs = [s for s in args.variants.split(";") if s]
     variants = ["anchor"] + specs
     steps = [float(s) for s in args.res_steps.split(",")]
-    result = {"command": "python benchmarks/gdct_restore_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-              "anchor": "rdoqctx+db (the encoder of session 21/22)", "git_commit": lab._commit(),
-              "load_start": os.getloadavg(), "cpu_s": {}, "per_image": {}}
+    result = dict(lab.lab_record("gdct_restore_lab.py", argv), anchor="rdoqctx+db (the encoder of session 21/22)",
+                  cpu_s={}, per_image={})
     for stem in args.images.split(","):
         image = load(lab.DATA / f"{stem}.png").data
         npx = image.shape[0] * image.shape[1]

@@ -50,12 +50,17 @@ def psnr8(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0**2 / mse) if mse > 0 else 99.0
 
 
+def base_key(cache: Path, stem: str, rate: float, steps: int) -> Path:
+    """Where ``base_fit`` caches a base (``.npz``: the decoded image, ``.json``: bytes and fit seconds)."""
+    return cache / (f"{stem}_b{rate:g}_s{steps}".replace(".", "p"))
+
+
 def base_fit(rgb: np.ndarray, stem: str, rate: float, steps: int, cache: Path) -> dict:
     """Gaussian file at ``rate`` bpp (cached): bytes, decoded uint8 image, fit CPU/wall seconds."""
     from inrcodec.codec import compress, decompress
     from inrcodec.signal import Signal
 
-    key = cache / (f"{stem}_b{rate:g}_s{steps}".replace(".", "p"))
+    key = base_key(cache, stem, rate, steps)
     if key.with_suffix(".npz").exists():
         z = np.load(key.with_suffix(".npz"))
         meta = json.loads(key.with_suffix(".json").read_text())

@@ -23,11 +23,9 @@ minimum over fits that all describe the same curve (subtract it).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -38,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gaussian_dct_lab import DATA, HEADER_BYTES, _commit, bd, cached_base, psnr8  # noqa: E402
+from gaussian_dct_lab import DATA, HEADER_BYTES, bd, cached_base, lab_parser, lab_record, psnr8  # noqa: E402
 
 from inrcodec import metrics  # noqa: E402
 from inrcodec.models import image_dct  # noqa: E402
@@ -99,12 +97,8 @@ def oracle(curves: dict[str, list[dict]], anchor: str = "base", grid: int = 200)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", default="kodim01,kodim03,kodim05,kodim07")
-    ap.add_argument("--base-rates", default="0.1,0.2,0.35")
-    ap.add_argument("--res-steps", default="5,6,8,11,16,22,32")
+    ap = lab_parser(__doc__, "5,6,8,11,16,22,32")
     ap.add_argument("--settings", default="base,null")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
     ap.add_argument("--points", type=Path, default=Path("/tmp/rsearch_points.json"))
     ap.add_argument("--analyse-only", action="store_true", help="no coding: the points cached so far")
     ap.add_argument("-o", "--out", type=Path, required=True)
@@ -118,8 +112,7 @@ def main(argv=None) -> int:
     steps = [float(s) for s in args.res_steps.split(",")]
     rates = [float(r) for r in args.base_rates.split(",")]
     store = json.loads(args.points.read_text()) if args.points.exists() else {}
-    result = {"command": "python benchmarks/rsearch_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-              "git_commit": _commit(), "load_start": os.getloadavg(), "cpu_s": {}, "per_base": {}}
+    result = dict(lab_record("rsearch_lab.py", argv), cpu_s={}, per_base={})
     c_all = time.process_time()
     for stem in args.images.split(","):
         image = load(DATA / f"{stem}.png").data

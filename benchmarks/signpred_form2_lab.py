@@ -12,10 +12,8 @@ form 2: round-major, every block and side). Reported: bits saved against session
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gaussian_dct_lab import DATA, _commit, cached_base  # noqa: E402
+from gaussian_dct_lab import DATA, cached_base, lab_parser, lab_record  # noqa: E402
 from inrcodec.models import image_dct, image_tx16, signpred  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 
@@ -47,17 +45,12 @@ def with_params(form: int, k: int, rounds: int, group_rounds: int):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", default="kodim01,kodim03,kodim05,kodim07")
-    ap.add_argument("--base-rates", default="0.1,0.2,0.35")
-    ap.add_argument("--res-steps", default="10,16")
+    ap = lab_parser(__doc__, "10,16")
     ap.add_argument("--variants", default="1:4:8:12,2:6:3:5,2:4:8:12,2:2:12:16,2:2:16:16,2:2:20:20")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
     variants = args.variants.split(",")
-    res = {"command": "python benchmarks/signpred_form2_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-           "git_commit": _commit(), "load_start": os.getloadavg(), "rows": []}
+    res = dict(lab_record("signpred_form2_lab.py", argv), rows=[])
     c0 = time.process_time()
     for stem in args.images.split(","):
         image = load(DATA / f"{stem}.png").data

@@ -14,10 +14,8 @@ the raw bits, as % of the residual's coded bytes (``coefcoder.encode``) and of t
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gaussian_dct_lab import DATA, _commit, cached_base  # noqa: E402
+from gaussian_dct_lab import DATA, cached_base, lab_parser, lab_record  # noqa: E402
 from inrcodec.models import coefcoder, image_dct, signpred  # noqa: E402
 from inrcodec.signals import load  # noqa: E402
 
@@ -81,21 +79,16 @@ def side_masks(by: int, bx: int, order: str) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--images", default="kodim01,kodim03,kodim05,kodim07")
-    ap.add_argument("--base-rates", default="0.1,0.2,0.35")
-    ap.add_argument("--res-steps", default="6,10,16,24")
+    ap = lab_parser(__doc__, "6,10,16,24")
     ap.add_argument("--k", type=int, default=6)
     ap.add_argument("--ops", default="d2,d3,d1")
     ap.add_argument("--domains", default="res,base")
     ap.add_argument("--orders", default=",".join(ORDERS))
     ap.add_argument("--select", default="weight")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/gsresid_cache"))
     ap.add_argument("-o", "--out", type=Path, required=True)
     args = ap.parse_args(argv)
     t0 = time.process_time()
-    res = {"command": "python benchmarks/signpred_lab.py " + " ".join(map(shlex.quote, argv or sys.argv[1:])),
-           "git_commit": _commit(), "load_start": os.getloadavg(), "k": args.k, "sets": []}
+    res = dict(lab_record("signpred_lab.py", argv), k=args.k, sets=[])
     agg: dict = {}
     for stem in args.images.split(","):
         image = load(DATA / f"{stem}.png").data

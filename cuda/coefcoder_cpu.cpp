@@ -30,20 +30,15 @@ const int OWN_W4 = 4, NB_W4 = 1, LUMA_W4 = 2;
 using namespace ans_cpu;  // Ans, Cat, the binary models, CHUNKS / CHUNK_MIN
 static_assert(K <= CAT_MAX, "Cat holds the magnitude alphabet");
 
-// coefcoder._geometric_rows: (CLASSES, 3) counts -> (CLASSES, K) pmf rows
-void geometric_rows(const double (*st)[3], double (*rows)[K]) {
-    for (int c = 0; c < CLASSES; ++c) {
-        const double n0 = st[c][0], nn = st[c][1], sm = st[c][2];
-        const double z = (n0 + 0.5 * PRIOR) / (n0 + nn + PRIOR);
-        const double mean = (sm + 0.5 * PRIOR) / (nn + 0.5 * PRIOR);
-        const double r = mean / (1.0 + mean);
-        double* row = rows[c];
-        row[0] = z;
-        row[1] = (1.0 - z) * (1.0 - r);
-        for (int j = 2; j < K; ++j) row[j] = r;
-        for (int j = 2; j < K; ++j) row[j] = row[j - 1] * row[j];
-        row[ESC] *= 1.0 / (1.0 - r);
-    }
+// the existing 4-neighbours of cell i = (row, col) of a (rows, cols) grid: the sum of f over them
+template <class F>
+inline int32_t sum_neighbours(int64_t i, int64_t row, int64_t col, int rows, int cols, F f) {
+    int32_t s = 0;
+    if (col > 0) s += f(i - 1);
+    if (col < cols - 1) s += f(i + 1);
+    if (row > 0) s += f(i - cols);
+    if (row < rows - 1) s += f(i + cols);
+    return s;
 }
 
 // a walk's end (both formats): the signs, block-major over the non-zeros (unless the dct section codes them in
@@ -91,20 +86,53 @@ void decode_chunk(Ans& a, const double (*rows)[K], int nc, Cat* models, const in
     }
 }
 
-// coefcoder._chunked_cat: magnitudes of classes cls[0..n) into m
-void chunked_cat(Ans& a, double (*st)[3], const int16_t* cls, int64_t n, int16_t* m, std::vector<int64_t>& bounds,
+// coefcoder._chunked_cat (format 2) / coefcoder7._chunked_cat (7): magnitudes of classes cls[0..n) into m, in
+// chunks, each with the model's tables of the chunks before it (M: table, update, nclasses, its chunking, and
+// scratch rows / cats for the tables; decode_chunk builds a table before it decodes with it)
+template <class M>
+void chunked_cat(Ans& a, M& mod, const int16_t* cls, int64_t n, int16_t* m, std::vector<int64_t>& bounds,
                  std::vector<int64_t>& order) {
-    chunk_bounds(n, bounds);
-    double rows[CLASSES][K];
-    Cat models[CLASSES];
+    chunk_bounds(n, bounds, M::CHUNKS_, M::CHUNK_MIN_);
     for (size_t t = 0; t + 1 < bounds.size(); ++t) {
         const int64_t lo = bounds[t], hi = bounds[t + 1];
         if (lo >= hi) continue;
-        geometric_rows(st, rows);
-        decode_chunk(a, rows, CLASSES, models, cls, lo, hi, m, order);
+        mod.table(mod.rows);
+        decode_chunk(a, mod.rows, mod.nclasses(), mod.cats, cls, lo, hi, m, order);
+        mod.update(cls + lo, m + lo, hi - lo);
+    }
+}
+
+// format 2's magnitude model (coefcoder._walk's stats): per class the counts (zeros, non-zeros, their sum - 1)
+struct Model2 {
+    static const int CHUNKS_ = CHUNKS, CHUNK_MIN_ = CHUNK_MIN;
+    double st[CLASSES][3];
+    double rows[CLASSES][K];  // scratch of chunked_cat
+    Cat cats[CLASSES];
+    Model2() { reset(); }
+    void reset() { memset(st, 0, sizeof st); }
+    int nclasses() const { return CLASSES; }
+    void decay() {
+        for (auto& s : st) s[0] *= MAG_DECAY, s[1] *= MAG_DECAY, s[2] *= MAG_DECAY;
+    }
+    // coefcoder._geometric_rows: the (CLASSES, K) pmf rows of the counts
+    void table(double (*rows)[K]) const {
+        for (int c = 0; c < CLASSES; ++c) {
+            const double n0 = st[c][0], nn = st[c][1], sm = st[c][2];
+            const double z = (n0 + 0.5 * PRIOR) / (n0 + nn + PRIOR);
+            const double mean = (sm + 0.5 * PRIOR) / (nn + 0.5 * PRIOR);
+            const double r = mean / (1.0 + mean);
+            double* row = rows[c];
+            row[0] = z;
+            row[1] = (1.0 - z) * (1.0 - r);
+            for (int j = 2; j < K; ++j) row[j] = r;
+            for (int j = 2; j < K; ++j) row[j] = row[j - 1] * row[j];
+            row[ESC] *= 1.0 / (1.0 - r);
+        }
+    }
+    void update(const int16_t* cls, const int16_t* m, int64_t n) {
         int64_t h[CLASSES][K];
         memset(h, 0, sizeof h);
-        for (int64_t i = lo; i < hi; ++i) ++h[cls[i]][m[i]];
+        for (int64_t i = 0; i < n; ++i) ++h[cls[i]][m[i]];
         for (int c = 0; c < CLASSES; ++c) {
             int64_t nz = 0, s = 0;
             for (int k = 1; k < K; ++k) {
@@ -116,6 +144,32 @@ void chunked_cat(Ans& a, double (*st)[3], const int16_t* cls, int64_t n, int16_t
             st[c][2] += (double)s;
         }
     }
+};
+
+// image_tx16.code_flags / coefcoder._coded_block_flags: binary flags fl over a (rows, cols) grid in two
+// checkerboard halves, in raster order, for the cells where on(g); context ctx(g, nb) with nb 5 in the first half and
+// the neighbours' flags (all from the first half) in the second
+template <class On, class Ctx>
+void checkerboard_flags(Ans& a, double (*st)[2], int nctx, int rows, int cols, int32_t* fl, On on, Ctx ctx_of,
+                        std::vector<int64_t>& bounds) {
+    std::vector<int32_t> ctx, bits;
+    std::vector<int64_t> cells;
+    for (int half = 0; half < 2; ++half) {
+        ctx.clear();
+        cells.clear();
+        for (int y = 0; y < rows; ++y)
+            for (int x = 0; x < cols; ++x) {
+                const int64_t g = (int64_t)y * cols + x;
+                if (((y + x) & 1) != half || !on(g)) continue;
+                const int32_t nb =
+                    half ? sum_neighbours(g, y, x, rows, cols, [&](int64_t j) { return fl[j]; }) : 5;
+                ctx.push_back(ctx_of(g, nb));
+                cells.push_back(g);
+            }
+        bits.resize(ctx.size());
+        chunked_bern(a, st, nctx, ctx.data(), (int64_t)ctx.size(), bits.data(), bounds);
+        for (size_t i = 0; i < cells.size(); ++i) fl[cells[i]] = bits[i];
+    }
 }
 
 // coefcoder._coded_block_flags: per channel, two checkerboard halves
@@ -123,36 +177,26 @@ void coded_block_flags(Ans& a, int C, int BY, int BX, std::vector<int32_t>& cbf,
     const int64_t nblk = (int64_t)BY * BX;
     double cst[CBF_CTX][2];
     for (auto& s : cst) s[0] = s[1] = 0.5;
-    std::vector<int32_t> ctx, bits;
-    std::vector<int64_t> where;
-    for (int ch = 0; ch < C; ++ch) {
-        int32_t* cb = cbf.data() + ch * nblk;
-        for (int half = 0; half < 2; ++half) {
-            ctx.clear();
-            where.clear();
-            for (int y = 0; y < BY; ++y)
-                for (int x = 0; x < BX; ++x) {
-                    if (((y + x) & 1) != half) continue;
-                    const int64_t b = (int64_t)y * BX + x;
-                    int32_t k = 5;
-                    if (half) {
-                        k = 0;
-                        if (x > 0) k += cb[b - 1];
-                        if (x < BX - 1) k += cb[b + 1];
-                        if (y > 0) k += cb[b - BX];
-                        if (y < BY - 1) k += cb[b + BX];
-                    }
-                    if (ch >= 1) k += 6 * cbf[b];
-                    if (ch >= 2) k += 12 * cbf[nblk + b];
-                    ctx.push_back(k);
-                    where.push_back(b);
-                }
-            bits.resize(ctx.size());
-            chunked_bern(a, cst, CBF_CTX, ctx.data(), (int64_t)ctx.size(), bits.data(), bounds);
-            for (size_t i = 0; i < where.size(); ++i) cb[where[i]] = bits[i];
-        }
-    }
+    for (int ch = 0; ch < C; ++ch)
+        checkerboard_flags(
+            a, cst, CBF_CTX, BY, BX, cbf.data() + ch * nblk, [](int64_t) { return true; },
+            [&](int64_t b, int32_t nb) {
+                return nb + (ch >= 1 ? 6 * cbf[b] : 0) + (ch >= 2 ? 12 * cbf[nblk + b] : 0);
+            },
+            bounds);
 }
+
+// the walk of format 2 (a magnitude's class: the class table's) with its magnitude model
+struct Format2 : Model2 {
+    static const int PASSES = 1, NLAST = LAST_CTX;  // one pass over a diagonal's open blocks
+    void begin(Ans&, int, int, int, const std::vector<int32_t>&, std::vector<int64_t>&) {}
+    Model2& model() { return *this; }
+    bool grouped(int64_t) const { return false; }
+    int16_t cls(int16_t c, int, bool, int64_t, int) const { return c; }
+    int32_t last_ctx(int64_t count, int32_t nb, int64_t) const {
+        return (int32_t)std::min<int64_t>(count, 3) + 4 * nb;
+    }
+};
 
 
 // -- format 7 (inrcodec/models/coefcoder7.py): checkerboard halves per pass, per (class, place on the diagonal) a
@@ -162,18 +206,24 @@ namespace v7 {
 // block and its other three (4); arrays are sized for 4, a Model uses ncls of them
 const int NCLS = 4 * CLASSES, WHERE = 3, NFINE = NCLS * WHERE, SAME_W4 = 4;
 const int GROUP_FLAG_CTX = 6 * 3;  // image_tx16.FLAG_CTX
-const int CHUNKS7 = 16, CHUNK_MIN7 = 256, LAST_CTX7 = LAST_CTX * 3;
+const int LAST_CTX7 = LAST_CTX * 3;
 const double TAU = 16.0, PRIOR1 = 2.0;
 
 struct Model {
+    static const int CHUNKS_ = 16, CHUNK_MIN_ = 256;
     double coarse[NCLS][4];
     double hist[NFINE][K];
     double total[NFINE];
     int ncls;
-    explicit Model(int n = 2 * CLASSES) {
+    double rows[NFINE][K];  // scratch of chunked_cat and update (members, not thread_local: no TLS lookups)
+    Cat cats[NFINE];
+    int64_t h[NFINE][K];
+    explicit Model(int n = 2 * CLASSES) { reset(n); }
+    void reset(int n) {  // in place: the model is large (scratch included)
         memset(this, 0, sizeof *this);
         ncls = n;
     }
+    int nclasses() const { return ncls * WHERE; }
     void decay() {
         for (auto& r : coarse) for (double& v : r) v *= MAG_DECAY;
         for (auto& r : hist) for (double& v : r) v *= MAG_DECAY;
@@ -202,7 +252,6 @@ struct Model {
         }
     }
     void update(const int16_t* k, const int16_t* m, int64_t n) {
-        static thread_local int64_t h[NFINE][K];
         memset(h, 0, sizeof h[0] * ncls * WHERE);
         for (int64_t i = 0; i < n; ++i) ++h[k[i]][m[i]];
         for (int f = 0; f < ncls * WHERE; ++f) {
@@ -229,29 +278,13 @@ struct Model {
     }
 };
 
-// coefcoder7._chunked_cat with coefcoder._Reader.cat's two ways of coding a chunk
-void chunked_cat(Ans& a, Model& mod, const int16_t* cls, int64_t n, int16_t* m, std::vector<int64_t>& bounds,
-                 std::vector<int64_t>& order) {
-    chunk_bounds(n, bounds, CHUNKS7, CHUNK_MIN7);
-    static thread_local double rows[NFINE][K];
-    static thread_local Cat models[NFINE];
-    for (size_t t = 0; t + 1 < bounds.size(); ++t) {
-        const int64_t lo = bounds[t], hi = bounds[t + 1];
-        if (lo >= hi) continue;
-        mod.table(rows);
-        const int64_t len = hi - lo;
-        decode_chunk(a, rows, mod.ncls * WHERE, models, cls, lo, hi, m, order);
-        mod.update(cls + lo, m + lo, len);
-    }
-}
 // coefcoder7._group_flags: image_tx16.code_flags's two halves over the (GY, GX) groups, each group that has a coded
 // block in any channel, context 3 x (its neighbours' flags, 5 in the first half) + class of its count of coded
 // (block, channel) flags (image_tx16.NNZ_EDGES 3, 9); gmask / tl (nblk): the grouped blocks, their top-left ones
 void group_flags(Ans& a, int C, int BY, int BX, const std::vector<int32_t>& cbf, uint8_t* flags, int GY, int GX,
                  std::vector<uint8_t>& gmask, std::vector<uint8_t>& tl, std::vector<int64_t>& bounds) {
     const int64_t nblk = (int64_t)BY * BX;
-    std::vector<int32_t> cnt((size_t)GY * GX, 0), fl((size_t)GY * GX, 0), ctx, bits;
-    std::vector<int64_t> where;
+    std::vector<int32_t> cnt((size_t)GY * GX, 0), fl((size_t)GY * GX, 0);
     for (int gy = 0; gy < GY; ++gy)
         for (int gx = 0; gx < GX; ++gx)
             for (int ch = 0; ch < C; ++ch)
@@ -260,28 +293,9 @@ void group_flags(Ans& a, int C, int BY, int BX, const std::vector<int32_t>& cbf,
                         cnt[(size_t)gy * GX + gx] += cbf[ch * nblk + (int64_t)(2 * gy + dy) * BX + 2 * gx + dx];
     double st[GROUP_FLAG_CTX][2];
     for (auto& v : st) v[0] = v[1] = 0.5;
-    for (int half = 0; half < 2; ++half) {
-        ctx.clear();
-        where.clear();
-        for (int gy = 0; gy < GY; ++gy)
-            for (int gx = 0; gx < GX; ++gx) {
-                const int64_t g = (int64_t)gy * GX + gx;
-                if (((gy + gx) & 1) != half || !cnt[g]) continue;
-                int32_t nb = 5;
-                if (half) {
-                    nb = 0;
-                    if (gx > 0) nb += fl[g - 1];
-                    if (gx < GX - 1) nb += fl[g + 1];
-                    if (gy > 0) nb += fl[g - GX];
-                    if (gy < GY - 1) nb += fl[g + GX];
-                }
-                ctx.push_back(nb * 3 + (cnt[g] >= 9 ? 2 : cnt[g] >= 3 ? 1 : 0));
-                where.push_back(g);
-            }
-        bits.resize(ctx.size());
-        chunked_bern(a, st, GROUP_FLAG_CTX, ctx.data(), (int64_t)ctx.size(), bits.data(), bounds);
-        for (size_t i = 0; i < where.size(); ++i) fl[where[i]] = bits[i];
-    }
+    checkerboard_flags(
+        a, st, GROUP_FLAG_CTX, GY, GX, fl.data(), [&](int64_t g) { return cnt[g] != 0; },
+        [&](int64_t g, int32_t nb) { return nb * 3 + (cnt[g] >= 9 ? 2 : cnt[g] >= 3 ? 1 : 0); }, bounds);
     gmask.assign(nblk, 0);
     tl.assign(nblk, 0);
     for (int gy = 0; gy < GY; ++gy)
@@ -296,20 +310,52 @@ void group_flags(Ans& a, int C, int BY, int BX, const std::vector<int32_t>& cbf,
 }
 }  // namespace v7
 
-}  // namespace
+// the walk of format 7 (coefcoder7._walk): two checkerboard passes per diagonal, the second's classes knowing the
+// first's magnitudes at the same position; a class is (class table's, class set, place on the diagonal); with the
+// 16x16 groups (gflags) their flags after the coded-block flags, and the grouped blocks' own class sets
+struct Format7 {
+    static const int PASSES = 2, NLAST = v7::LAST_CTX7;
+    const int64_t* where;
+    uint8_t* gflags;  // null: no groups
+    int GY, GX;
+    std::vector<uint8_t> gmask, tl;
+    std::unique_ptr<v7::Model> mod = std::make_unique<v7::Model>();
+    Format7(const int64_t* where_, uint8_t* gflags_, int GY_, int GX_)
+        : where(where_), gflags(gflags_), GY(GY_), GX(GX_) {}
+    void begin(Ans& a, int C, int BY, int BX, const std::vector<int32_t>& cbf, std::vector<int64_t>& bounds) {
+        if (gflags) v7::group_flags(a, C, BY, BX, cbf, gflags, GY, GX, gmask, tl, bounds);
+    }
+    void reset() { mod->reset(gflags ? 4 * CLASSES : 2 * CLASSES); }
+    void decay() { mod->decay(); }
+    v7::Model& model() { return *mod; }
+    // a grouped block (its magnitudes' classes in the groups' sets; none of its same-position context is used)
+    bool grouped(int64_t loc) const { return gflags && gmask[loc]; }
+    int16_t cls(int16_t c, int half, bool grp, int64_t loc, int pos) const {
+        const int set = grp ? (tl[loc] ? 2 : 3) : half;
+        return (int16_t)((c + CLASSES * set) * v7::WHERE + where[pos]);
+    }
+    int32_t last_ctx(int64_t count, int32_t nb, int64_t summ) const {
+        return ((int32_t)std::min<int64_t>(count, 3) + 4 * nb) * 3 + (int32_t)std::min<int64_t>(summ - 1, 2);
+    }
+};
 
-extern "C" {
+// idx: the open blocks (its own function: inlined into the walk, this loop spilled its bound and ran 10 % of the
+// format-2 decode)
+__attribute__((noinline)) void open_blocks(const std::vector<uint8_t>& open, std::vector<int64_t>& idx) {
+    idx.clear();
+    const uint8_t* o = open.data();
+    const int64_t n = (int64_t)open.size();
+    for (int64_t i = 0; i < n; ++i)
+        if (o[i]) idx.push_back(i);
+}
 
-// payload: the ANS words of a format-2 residual (nwords u32, little-endian, zero-padded as entropy.coding does);
-// up/left: (64,) zigzag index of the coefficient above / left of each position (64 = none); starts: (16,) where each
-// frequency diagonal starts in zigzag order (and 64); class_table: context value -> class (ntable entries).
-// out: (C * BY * BX, 64) int16, block-major, fully written: signed magnitudes, |v| = 17 where an escape follows.
-// n_escape: escapes to read from the blob after the stream. Returns 0 when the stream decoded and ended exactly as
-// the reference requires; non-zero otherwise (then nothing in out is to be used).
-static int decode_walk(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
-                       const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
-                       int16_t* out, int64_t* n_escape, bool with_signs) {
-    if (C < 1 || C > 3 || BY < 1 || BX < 1) return 1;
+// The walk of both formats (coefcoder._walk, coefcoder7._walk; the format's differences in Fmt): the coded-block
+// flags, then per channel group (luma, then both chroma channels together) and frequency diagonal the open blocks'
+// magnitudes in Fmt::PASSES checkerboard passes and their "last" flags; then the signs (finish_walk).
+template <class Fmt>
+int walk(Fmt& fmt, const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
+         const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable, int16_t* out,
+         int64_t* n_escape, bool with_signs) {
     try {
         Ans a;
         if (!a.init(payload, nwords)) return 2;
@@ -320,88 +366,98 @@ static int decode_walk(const uint32_t* payload, int64_t nwords, int C, int BY, i
         std::vector<int64_t> bounds, order;
         std::vector<int32_t> cbf(tot, 0);
         coded_block_flags(a, C, BY, BX, cbf, bounds);
-        // -- magnitudes and last flags per frequency diagonal: luma, then both chroma channels together
+        fmt.begin(a, C, BY, BX, cbf, bounds);
         int64_t nesc = 0;
         std::vector<int16_t> cls, mags;
-        std::vector<int64_t> idx, jsel;
-        std::vector<int32_t> nzi, nbo, lctx, last;
+        std::vector<int64_t> idx_all, idx, jsel, summ;
+        std::vector<int32_t> nzi, lctx, last;
         for (int g = 0; g < 2; ++g) {
             const int ch0 = g == 0 ? 0 : 1, ch1 = g == 0 ? 1 : C;
             if (ch0 >= ch1) continue;
             const int cg = ch1 - ch0;
             const int64_t off = ch0 * nblk, gn = cg * nblk;
-            double mst[CLASSES][3];
-            memset(mst, 0, sizeof mst);
-            double fst[LAST_CTX][2];
+            fmt.reset();
+            double fst[Fmt::NLAST][2];
             for (auto& s : fst) s[0] = s[1] = 0.5;
             std::vector<uint8_t> open(gn);
             for (int64_t i = 0; i < gn; ++i) open[i] = cbf[off + i] != 0;
             std::vector<int64_t> count(gn, 0);
+            summ.assign(gn, 0);  // per block: its magnitudes' sum and non-zeros on the diagonal
+            nzi.assign(gn, 0);
             for (int d = 0; d < 15; ++d) {
-                idx.clear();
-                for (int64_t i = 0; i < gn; ++i)
-                    if (open[i]) idx.push_back(i);
-                if (idx.empty()) break;
+                open_blocks(open, idx_all);
+                if (idx_all.empty()) break;
                 const int lo = (int)starts[d], hi = (int)starts[d + 1], w = hi - lo;
-                const int64_t n = (int64_t)idx.size() * w;
-                cls.resize(n);
-                for (size_t t = 0; t < idx.size(); ++t) {
-                    const int64_t i = idx[t], loc = i % nblk, row = loc / BX, col = loc % BX;
-                    for (int p = 0; p < w; ++p) {
-                        const int64_t u = up[lo + p], l = left[lo + p];  // 64: none (reads as zero)
-                        auto tmpl = [&](int64_t j) -> int32_t {
-                            const int16_t* b = out + (off + j) * N64;
-                            return (u < N64 ? (int32_t)b[u] : 0) + (l < N64 ? (int32_t)b[l] : 0);
-                        };
-                        int32_t x4 = OWN_W4 * tmpl(i);
-                        int32_t nb = 0;
-                        if (col > 0) nb += tmpl(i - 1);
-                        if (col < BX - 1) nb += tmpl(i + 1);
-                        if (row > 0) nb += tmpl(i - BX);
-                        if (row < BY - 1) nb += tmpl(i + BX);
-                        x4 += NB_W4 * nb;
-                        if (ch0) x4 += LUMA_W4 * (int32_t)out[loc * N64 + lo + p];
-                        if (x4 < 0 || x4 >= ntable) return 3;
-                        cls[t * w + p] = class_table[x4];
+                fmt.decay();
+                for (int half = 0; half < Fmt::PASSES; ++half) {
+                    auto& pass = Fmt::PASSES == 1 ? idx_all : idx;  // the open blocks of this pass
+                    if (Fmt::PASSES > 1) {
+                        idx.clear();
+                        for (int64_t i : idx_all) {
+                            const int64_t loc = i % nblk;
+                            if (((loc / BX + loc % BX) & 1) == half) idx.push_back(i);
+                        }
                     }
-                }
-                for (auto& s : mst) s[0] *= MAG_DECAY, s[1] *= MAG_DECAY, s[2] *= MAG_DECAY;
-                mags.resize(n);
-                chunked_cat(a, mst, cls.data(), n, mags.data(), bounds, order);
-                nzi.assign(idx.size(), 0);
-                for (size_t t = 0; t < idx.size(); ++t) {
-                    const int64_t i = idx[t];
-                    for (int p = 0; p < w; ++p) {
-                        const int16_t m = mags[t * w + p];
-                        out[(off + i) * N64 + lo + p] = m;
-                        nesc += m == ESC;
-                        nzi[t] += m != 0;
+                    if (pass.empty()) continue;
+                    const int64_t n = (int64_t)pass.size() * w;
+                    cls.resize(n);
+                    for (size_t t = 0; t < pass.size(); ++t) {
+                        const int64_t i = pass[t], loc = i % nblk, row = loc / BX, col = loc % BX;
+                        const bool grouped = fmt.grouped(loc);
+                        for (int p = 0; p < w; ++p) {
+                            const int64_t u = up[lo + p], l = left[lo + p];  // 64: none (reads as zero)
+                            auto tmpl = [&](int64_t j) -> int32_t {
+                                const int16_t* b = out + (off + j) * N64;
+                                return (u < N64 ? (int32_t)b[u] : 0) + (l < N64 ? (int32_t)b[l] : 0);
+                            };
+                            int32_t x4 = OWN_W4 * tmpl(i) + NB_W4 * sum_neighbours(i, row, col, BY, BX, tmpl);
+                            if (ch0) x4 += LUMA_W4 * (int32_t)out[loc * N64 + lo + p];
+                            if (half && !grouped)  // the neighbours' same position, none from a grouped one
+                                x4 += v7::SAME_W4 * sum_neighbours(i, row, col, BY, BX, [&](int64_t j) -> int32_t {
+                                          return fmt.grouped(j % nblk) ? 0 : out[(off + j) * N64 + lo + p];
+                                      });
+                            if (x4 < 0 || x4 >= ntable) return 3;
+                            cls[t * w + p] = fmt.cls(class_table[x4], half, grouped, loc, lo + p);
+                        }
+                    }
+                    mags.resize(n);
+                    chunked_cat(a, fmt.model(), cls.data(), n, mags.data(), bounds, order);
+                    for (size_t t = 0; t < pass.size(); ++t) {
+                        const int64_t i = pass[t];
+                        int64_t s = 0;
+                        int32_t nz = 0;
+                        for (int p = 0; p < w; ++p) {
+                            const int16_t m = mags[t * w + p];
+                            out[(off + i) * N64 + lo + p] = m;
+                            nesc += m == ESC;
+                            s += m;
+                            nz += m != 0;
+                        }
+                        summ[i] = s;
+                        nzi[i] = nz;
                     }
                 }
                 if (hi < N64) {
                     jsel.clear();
                     lctx.clear();
-                    for (size_t t = 0; t < idx.size(); ++t) {
-                        if (!nzi[t]) continue;
-                        const int64_t i = idx[t], base = i - i % nblk, loc = i % nblk, row = loc / BX,
-                                      col = loc % BX;
-                        int32_t nb = 0;  // open neighbours (before this diagonal's flags)
-                        if (col > 0) nb += open[base + loc - 1];
-                        if (col < BX - 1) nb += open[base + loc + 1];
-                        if (row > 0) nb += open[base + loc - BX];
-                        if (row < BY - 1) nb += open[base + loc + BX];
+                    for (int64_t i : idx_all) {
+                        if (!nzi[i]) continue;
+                        const int64_t base = i - i % nblk, loc = i % nblk;
+                        // open neighbours (before this diagonal's flags)
+                        const int32_t nb = sum_neighbours(loc, loc / BX, loc % BX, BY, BX,
+                                                          [&](int64_t j) -> int32_t { return open[base + j]; });
                         jsel.push_back(i);
-                        lctx.push_back((int32_t)std::min<int64_t>(count[i], 3) + 4 * nb);
+                        lctx.push_back(fmt.last_ctx(count[i], nb, summ[i]));
                     }
                     for (auto& s : fst) s[0] *= FLAG_DECAY, s[1] *= FLAG_DECAY;
                     last.resize(lctx.size());
-                    chunked_bern(a, fst, LAST_CTX, lctx.data(), (int64_t)lctx.size(), last.data(), bounds);
+                    chunked_bern(a, fst, Fmt::NLAST, lctx.data(), (int64_t)lctx.size(), last.data(), bounds);
                     for (size_t t = 0; t < jsel.size(); ++t)
                         if (last[t]) open[jsel[t]] = 0;
                 } else {
-                    for (int64_t i : idx) open[i] = 0;
+                    for (int64_t i : idx_all) open[i] = 0;
                 }
-                for (size_t t = 0; t < idx.size(); ++t) count[idx[t]] += nzi[t];
+                for (int64_t i : idx_all) count[i] += nzi[i];
             }
         }
         return finish_walk(a, out, tot, with_signs, nesc, n_escape);
@@ -410,156 +466,49 @@ static int decode_walk(const uint32_t* payload, int64_t nwords, int C, int BY, i
     }
 }
 
+bool valid_shape(int C, int BY, int BX) { return C >= 1 && C <= 3 && BY >= 1 && BX >= 1; }
+
+}  // namespace
+
+extern "C" {
+
+// payload: the ANS words of a format-2 residual (nwords u32, little-endian, zero-padded as entropy.coding does);
+// up/left: (64,) zigzag index of the coefficient above / left of each position (64 = none); starts: (16,) where each
+// frequency diagonal starts in zigzag order (and 64); class_table: context value -> class (ntable entries).
+// out: (C * BY * BX, 64) int16, block-major, fully written: signed magnitudes, |v| = 17 where an escape follows.
+// n_escape: escapes to read from the blob after the stream. Returns 0 when the stream decoded and ended exactly as
+// the reference requires; non-zero otherwise (then nothing in out is to be used).
 int cc_decode_format2(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
                       const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
                       int16_t* out, int64_t* n_escape) {
-    return decode_walk(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape, true);
+    if (!valid_shape(C, BY, BX)) return 1;
+    Format2 fmt;
+    return walk(fmt, payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape, true);
 }
 
 // The same walk without the signs (coefcoder's ``signs=False``): out holds the magnitudes.
 int cc_decode_format2_unsigned(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
                                const int64_t* left, const int64_t* starts, const int16_t* class_table,
                                int64_t ntable, int16_t* out, int64_t* n_escape) {
-    return decode_walk(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape, false);
+    if (!valid_shape(C, BY, BX)) return 1;
+    Format2 fmt;
+    return walk(fmt, payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape, false);
 }
 
 // The format-7 walk (coefcoder7._walk); arguments and result as cc_decode_format2's, class_table the wider one of
 // coefcoder7._class_table and where (64,) the place of each zigzag position on its diagonal (0, 1, 2); with_signs 0:
 // a stream without the signs (dct format 7 with sign prediction), out holds the magnitudes.
-static int walk7(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
-                 const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
-                 const int64_t* where, int16_t* out, int64_t* n_escape, int with_signs, uint8_t* gflags, int GY,
-                 int GX) {
-    using namespace v7;
-    if (C < 1 || C > 3 || BY < 1 || BX < 1) return 1;
-    if (gflags && (GY != BY / 2 || GX != BX / 2)) return 1;
-    try {
-        Ans a;
-        if (!a.init(payload, nwords)) return 2;
-        const int64_t nblk = (int64_t)BY * BX;
-        const int64_t tot = C * nblk;
-        memset(out, 0, sizeof(int16_t) * tot * N64);
-        std::vector<int64_t> bounds, order;
-        std::vector<int32_t> cbf(tot, 0);
-        coded_block_flags(a, C, BY, BX, cbf, bounds);
-        std::vector<uint8_t> gmask, tl;  // with the groups: grouped blocks, a group's top-left block
-        if (gflags) group_flags(a, C, BY, BX, cbf, gflags, GY, GX, gmask, tl, bounds);
-        int64_t nesc = 0;
-        std::vector<int16_t> cls, mags;
-        std::vector<int64_t> idx_all, idx, jsel;
-        std::vector<int32_t> nzi, lctx, last;
-        std::vector<int64_t> summ;
-        auto model = std::make_unique<Model>();
-        for (int g = 0; g < 2; ++g) {
-            const int ch0 = g == 0 ? 0 : 1, ch1 = g == 0 ? 1 : C;
-            if (ch0 >= ch1) continue;
-            const int cg = ch1 - ch0;
-            const int64_t off = ch0 * nblk, gn = cg * nblk;
-            *model = Model(gflags ? 4 * CLASSES : 2 * CLASSES);
-            double fst[LAST_CTX7][2];
-            for (auto& s : fst) s[0] = s[1] = 0.5;
-            std::vector<uint8_t> open(gn);
-            for (int64_t i = 0; i < gn; ++i) open[i] = cbf[off + i] != 0;
-            std::vector<int64_t> count(gn, 0);
-            summ.assign(gn, 0);
-            for (int d = 0; d < 15; ++d) {
-                idx_all.clear();
-                for (int64_t i = 0; i < gn; ++i)
-                    if (open[i]) idx_all.push_back(i);
-                if (idx_all.empty()) break;
-                const int lo = (int)starts[d], hi = (int)starts[d + 1], w = hi - lo;
-                model->decay();
-                for (int half = 0; half < 2; ++half) {
-                    idx.clear();
-                    for (int64_t i : idx_all) {
-                        const int64_t loc = i % nblk;
-                        if (((loc / BX + loc % BX) & 1) == half) idx.push_back(i);
-                    }
-                    if (idx.empty()) continue;
-                    const int64_t n = (int64_t)idx.size() * w;
-                    cls.resize(n);
-                    for (size_t t = 0; t < idx.size(); ++t) {
-                        const int64_t i = idx[t], loc = i % nblk, row = loc / BX, col = loc % BX;
-                        for (int p = 0; p < w; ++p) {
-                            const int64_t u = up[lo + p], l = left[lo + p];
-                            auto tmpl = [&](int64_t j) -> int32_t {
-                                const int16_t* b = out + (off + j) * N64;
-                                return (u < N64 ? (int32_t)b[u] : 0) + (l < N64 ? (int32_t)b[l] : 0);
-                            };
-                            // the neighbours' same position; with the groups none from a grouped neighbour
-                            auto same = [&](int64_t j) -> int32_t {
-                                return gflags && gmask[j % nblk] ? 0 : out[(off + j) * N64 + lo + p];
-                            };
-                            int32_t x4 = OWN_W4 * tmpl(i);
-                            int32_t nb = 0, sm = 0;
-                            if (col > 0) nb += tmpl(i - 1), sm += same(i - 1);
-                            if (col < BX - 1) nb += tmpl(i + 1), sm += same(i + 1);
-                            if (row > 0) nb += tmpl(i - BX), sm += same(i - BX);
-                            if (row < BY - 1) nb += tmpl(i + BX), sm += same(i + BX);
-                            x4 += NB_W4 * nb;
-                            if (ch0) x4 += LUMA_W4 * (int32_t)out[loc * N64 + lo + p];
-                            const bool grouped = gflags && gmask[loc];
-                            if (half && !grouped) x4 += SAME_W4 * sm;
-                            if (x4 < 0 || x4 >= ntable) return 3;
-                            const int set = grouped ? (tl[loc] ? 2 : 3) : half;
-                            cls[t * w + p] = (int16_t)((class_table[x4] + CLASSES * set) * WHERE + where[lo + p]);
-                        }
-                    }
-                    mags.resize(n);
-                    v7::chunked_cat(a, *model, cls.data(), n, mags.data(), bounds, order);
-                    for (size_t t = 0; t < idx.size(); ++t) {
-                        const int64_t i = idx[t];
-                        int64_t s = 0;
-                        for (int p = 0; p < w; ++p) {
-                            const int16_t m = mags[t * w + p];
-                            out[(off + i) * N64 + lo + p] = m;
-                            nesc += m == ESC;
-                            s += m;
-                        }
-                        summ[i] = s;
-                    }
-                }
-                nzi.assign(idx_all.size(), 0);
-                for (size_t t = 0; t < idx_all.size(); ++t)
-                    for (int p = lo; p < hi; ++p) nzi[t] += out[(off + idx_all[t]) * N64 + p] != 0;
-                if (hi < N64) {
-                    jsel.clear();
-                    lctx.clear();
-                    for (size_t t = 0; t < idx_all.size(); ++t) {
-                        if (!nzi[t]) continue;
-                        const int64_t i = idx_all[t], base = i - i % nblk, loc = i % nblk, row = loc / BX,
-                                      col = loc % BX;
-                        int32_t nb = 0;
-                        if (col > 0) nb += open[base + loc - 1];
-                        if (col < BX - 1) nb += open[base + loc + 1];
-                        if (row > 0) nb += open[base + loc - BX];
-                        if (row < BY - 1) nb += open[base + loc + BX];
-                        jsel.push_back(i);
-                        lctx.push_back(((int32_t)std::min<int64_t>(count[i], 3) + 4 * nb) * 3 +
-                                       (int32_t)std::min<int64_t>(summ[i] - 1, 2));
-                    }
-                    for (auto& s : fst) s[0] *= FLAG_DECAY, s[1] *= FLAG_DECAY;
-                    last.resize(lctx.size());
-                    chunked_bern(a, fst, LAST_CTX7, lctx.data(), (int64_t)lctx.size(), last.data(), bounds);
-                    for (size_t t = 0; t < jsel.size(); ++t)
-                        if (last[t]) open[jsel[t]] = 0;
-                } else {
-                    for (int64_t i : idx_all) open[i] = 0;
-                }
-                for (size_t t = 0; t < idx_all.size(); ++t) count[idx_all[t]] += nzi[t];
-            }
-        }
-        return finish_walk(a, out, tot, with_signs, nesc, n_escape);
-    } catch (...) {
-        return 5;
-    }
-}
-
 int cc_decode_format7(const uint32_t* payload, int64_t nwords, int C, int BY, int BX, const int64_t* up,
                       const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
                       const int64_t* where, int16_t* out, int64_t* n_escape, int with_signs) {
-    return walk7(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, where, out, n_escape, with_signs,
-                 nullptr, 0, 0);
+    if (!valid_shape(C, BY, BX)) return 1;
+    try {
+        Format7 fmt(where, nullptr, 0, 0);
+        return walk(fmt, payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape,
+                    with_signs != 0);
+    } catch (...) {
+        return 5;
+    }
 }
 
 // The format-7 walk with the 16x16 group flags in the stream (image_dct TOOL_GROUPS, coefcoder7's ``groups``):
@@ -568,8 +517,14 @@ int cc_decode_format7_groups(const uint32_t* payload, int64_t nwords, int C, int
                              const int64_t* left, const int64_t* starts, const int16_t* class_table, int64_t ntable,
                              const int64_t* where, int16_t* out, int64_t* n_escape, int with_signs, uint8_t* flags,
                              int GY, int GX) {
-    return walk7(payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, where, out, n_escape, with_signs,
-                 flags, GY, GX);
+    if (!valid_shape(C, BY, BX) || (flags && (GY != BY / 2 || GX != BX / 2))) return 1;
+    try {
+        Format7 fmt(where, flags, GY, GX);
+        return walk(fmt, payload, nwords, C, BY, BX, up, left, starts, class_table, ntable, out, n_escape,
+                    with_signs != 0);
+    } catch (...) {
+        return 5;
+    }
 }
 
 }  // extern "C"

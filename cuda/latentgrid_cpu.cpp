@@ -245,6 +245,16 @@ inline void lanes_to_double(const std::vector<vf>& acc, std::vector<double>& min
     }
 }
 
+// ... and that reduction: the threads' totals summed in thread order into the float gradients g (n_params)
+inline void threads_to_grad(const std::vector<std::vector<double>>& totals, int64_t n_params, float* g) {
+    for (int64_t k = 0; k < n_params; ++k) {
+        double t = 0.0;
+        for (const auto& part : totals)
+            if (!part.empty()) t += part[k];
+        g[k] = (float)t;
+    }
+}
+
 int n_threads_for(int64_t n_blocks, int want) {
     int t = want > 0 ? want : 1;
     if (n_blocks < 2 * t) t = (int)std::max<int64_t>(1, n_blocks / 2);
@@ -324,12 +334,7 @@ int lg_mlp_backward(const float* x, int64_t n, int64_t xs_p, int64_t xs_i, int L
 #endif
         lanes_to_double(acc, totals[(size_t)tid]);
     }
-    for (int64_t k = 0; k < n_params; ++k) {
-        double t = 0.0;
-        for (const auto& part : totals)
-            if (!part.empty()) t += part[k];
-        grad_params[k] = (float)t;
-    }
+    threads_to_grad(totals, n_params, grad_params);
     return 0;
 }
 
@@ -450,33 +455,57 @@ int lg_laplace_rate(const float* x, const float* arm, int64_t n, float log2_lo, 
 namespace {
 
 // The 11 context features of sample (r, c) of a 2-D level y (H x W) with coarser level z (Hc x Wc, or null);
-// see lg_context2d_forward below (the layout and the torch reference).
-inline void ctx2d_sample(const float* y, const float* z, int H, int W, int Hc, int Wc, float level_pos, int r, int c,
-                         float* fl) {
+// see lg_context2d_forward below (the layout and the torch reference). Copies only: float for training, double for
+// the coder (lg_context2d_f64).
+template <class T>
+inline void ctx2d_sample(const T* y, const T* z, int H, int W, int Hc, int Wc, T level_pos, int r, int c, T* fl) {
     const bool odd = ((r + c) & 1) != 0;
     if (z != nullptr) {
         const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
         const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
         const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
-        const float* zr = z + (int64_t)pr * Wc;
+        const T* zr = z + (int64_t)pr * Wc;
         fl[0] = zr[pc];
-        const float up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
-        const float left = zr[cl], right = zr[ch];
+        const T up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
+        const T left = zr[cl], right = zr[ch];
         const bool er = (r & 1) == 0, ec = (c & 1) == 0;
         fl[1] = er ? up : down;
         fl[2] = er ? down : up;
         fl[3] = ec ? left : right;
         fl[4] = ec ? right : left;
     } else {
-        fl[0] = fl[1] = fl[2] = fl[3] = fl[4] = 0.0f;
+        fl[0] = fl[1] = fl[2] = fl[3] = fl[4] = T(0);
     }
-    const float* yr = y + (int64_t)r * W;
-    fl[5] = (odd && r > 0) ? yr[c - W] : 0.0f;
-    fl[6] = (odd && r < H - 1) ? yr[c + W] : 0.0f;
-    fl[7] = (odd && c > 0) ? yr[c - 1] : 0.0f;
-    fl[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0f;
-    fl[9] = odd ? 1.0f : 0.0f;
+    const T* yr = y + (int64_t)r * W;
+    fl[5] = (odd && r > 0) ? yr[c - W] : T(0);
+    fl[6] = (odd && r < H - 1) ? yr[c + W] : T(0);
+    fl[7] = (odd && c > 0) ? yr[c - 1] : T(0);
+    fl[8] = (odd && c < W - 1) ? yr[c + 1] : T(0);
+    fl[9] = odd ? T(1) : T(0);
     fl[10] = level_pos;
+}
+
+// ctx2d_sample's adjoint: adds the 11 feature gradients f of sample (r, c) to gy (H x W) and gz (Hc x Wc, or null),
+// element by element in this fixed order (an element reached twice, as on a one-row coarse level, sums the same way)
+inline void ctx2d_scatter(const float* f, int H, int W, int Hc, int Wc, int r, int c, float* gy, float* gz) {
+    if ((r + c) & 1) {
+        float* g = gy + (int64_t)r * W + c;
+        if (r > 0) g[-W] += f[5];
+        if (r < H - 1) g[W] += f[6];
+        if (c > 0) g[-1] += f[7];
+        if (c < W - 1) g[1] += f[8];
+    }
+    if (gz != nullptr) {
+        const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
+        const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
+        const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
+        const bool er = (r & 1) == 0, ec = (c & 1) == 0;
+        gz[(int64_t)pr * Wc + pc] += f[0];
+        gz[(int64_t)rl * Wc + pc] += er ? f[1] : f[2];
+        gz[(int64_t)rh * Wc + pc] += er ? f[2] : f[1];
+        gz[(int64_t)pr * Wc + cl] += ec ? f[3] : f[4];
+        gz[(int64_t)pr * Wc + ch] += ec ? f[4] : f[3];
+    }
 }
 
 // Where a block's context features and latents come from: a feature matrix (any 2-D strides) and a latent vector,
@@ -571,25 +600,8 @@ struct Ctx2dSource {
             const int r = rows != nullptr ? rows[i] : (int)i;
             float f[11];
             for (int k = 0; k < 11; ++k) f[k] = gx[k * BLK + p];
-            float* g = ty + (int64_t)r * W + c;
-            g[0] += gd[p];
-            if ((r + c) & 1) {
-                if (r > 0) g[-W] += f[5];
-                if (r < H - 1) g[W] += f[6];
-                if (c > 0) g[-1] += f[7];
-                if (c < W - 1) g[1] += f[8];
-            }
-            if (tz != nullptr) {
-                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
-                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
-                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
-                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
-                tz[(int64_t)pr * Wc + pc] += f[0];
-                tz[(int64_t)rl * Wc + pc] += er ? f[1] : f[2];
-                tz[(int64_t)rh * Wc + pc] += er ? f[2] : f[1];
-                tz[(int64_t)pr * Wc + cl] += ec ? f[3] : f[4];
-                tz[(int64_t)pr * Wc + ch] += ec ? f[4] : f[3];
-            }
+            ty[(int64_t)r * W + c] += gd[p];
+            ctx2d_scatter(f, H, W, Hc, Wc, r, c, ty, tz);
             if (++c == W) {
                 c = 0;
                 ++i;
@@ -657,14 +669,7 @@ int arm_rate_impl(Source& src, int64_t n, int L, const int* dims, const float* p
     double sum = 0.0;
     for (double v : block_bits) sum += v;
     *total = sum;
-    if (with_grad) {
-        for (int64_t k = 0; k < n_params; ++k) {
-            double t = 0.0;
-            for (const auto& part : totals)
-                if (!part.empty()) t += part[k];
-            grad_params[k] = (float)t;
-        }
-    }
+    if (with_grad) threads_to_grad(totals, n_params, grad_params);
     return 0;
 }
 
@@ -759,24 +764,7 @@ void context2d_backward_chunk(const float* gf, int64_t n, int H, int W, int Hc, 
         for (int c = c0; c < c1; ++c) {
             float f[11];
             for (int k = 0; k < 11; ++k) f[k] = buf[k][c - c0];
-            if ((r + c) & 1) {
-                float* g = gy + (int64_t)r * W + c;
-                if (r > 0) g[-W] += f[5];
-                if (r < H - 1) g[W] += f[6];
-                if (c > 0) g[-1] += f[7];
-                if (c < W - 1) g[1] += f[8];
-            }
-            if (gz != nullptr) {
-                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
-                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
-                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
-                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
-                gz[(int64_t)pr * Wc + pc] += f[0];
-                gz[(int64_t)rl * Wc + pc] += er ? f[1] : f[2];
-                gz[(int64_t)rh * Wc + pc] += er ? f[2] : f[1];
-                gz[(int64_t)pr * Wc + cl] += ec ? f[3] : f[4];
-                gz[(int64_t)pr * Wc + ch] += ec ? f[4] : f[3];
-            }
+            ctx2d_scatter(f, H, W, Hc, Wc, r, c, gy, gz);
         }
     }
 }
@@ -1278,30 +1266,8 @@ int64_t lg_context2d_f64(const double* y, const double* z, int H, int W, int Hc,
         for (int c = 0; c < W; ++c) {
             const bool odd = ((r + c) & 1) != 0;
             if (parity >= 0 && (int)odd != parity) continue;
-            double* f = feats + k * 11;
+            ctx2d_sample(y, z, H, W, Hc, Wc, level_pos, r, c, feats + k * 11);
             ++k;
-            if (z != nullptr) {
-                const int pr = std::min(r / 2, Hc - 1), pc = std::min(c / 2, Wc - 1);
-                const int rl = std::max(pr - 1, 0), rh = std::min(pr + 1, Hc - 1);
-                const int cl = std::max(pc - 1, 0), ch = std::min(pc + 1, Wc - 1);
-                const double* zr = z + (int64_t)pr * Wc;
-                const double up = z[(int64_t)rl * Wc + pc], down = z[(int64_t)rh * Wc + pc];
-                const bool er = (r & 1) == 0, ec = (c & 1) == 0;
-                f[0] = zr[pc];
-                f[1] = er ? up : down;
-                f[2] = er ? down : up;
-                f[3] = ec ? zr[cl] : zr[ch];
-                f[4] = ec ? zr[ch] : zr[cl];
-            } else {
-                f[0] = f[1] = f[2] = f[3] = f[4] = 0.0;
-            }
-            const double* yr = y + (int64_t)r * W;
-            f[5] = (odd && r > 0) ? yr[c - W] : 0.0;
-            f[6] = (odd && r < H - 1) ? yr[c + W] : 0.0;
-            f[7] = (odd && c > 0) ? yr[c - 1] : 0.0;
-            f[8] = (odd && c < W - 1) ? yr[c + 1] : 0.0;
-            f[9] = odd ? 1.0 : 0.0;
-            f[10] = level_pos;
         }
     }
     return k;

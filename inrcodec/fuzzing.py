@@ -112,20 +112,32 @@ register_seed("gaussian-dct-image-tx16", _fit_maker("gaussian+dct", _tiny_image)
 register_seed("gaussian-dct-gray16-tx16", _fit_maker("gaussian+dct", lambda: _gray16(_tiny_image())))
 
 
+def _forcing(make: Callable[[], bytes], settings: dict[str, Any]) -> Callable[[], bytes]:
+    """``make`` with encoder settings forced while it runs: ``settings`` maps "module.NAME" (a module of
+    ``inrcodec.models``) to the value; the old values come back afterwards."""
+    def run() -> bytes:
+        import importlib
+
+        targets = []
+        for key, value in settings.items():
+            module, name = key.rsplit(".", 1)
+            targets.append((importlib.import_module(f"{__package__}.models.{module}"), name, value))
+        keep = [(mod, name, getattr(mod, name)) for mod, name, _ in targets]
+        for mod, name, value in targets:
+            setattr(mod, name, value)
+        try:
+            return make()
+        finally:
+            for mod, name, value in keep:
+                setattr(mod, name, value)
+    return run
+
+
 def _restored(make: Callable[[], bytes], cross: int = 0) -> Callable[[], bytes]:
     """``make`` with the restoration filters forced (lambda 0: on the tiny image they would not pay for their
     bytes), so that the file holds the ``dct`` section's format 3, or 5 with 16x16 groups (session 23), or with
     ``cross`` offsets tried, 6 (session 24)."""
-    def run() -> bytes:
-        from .models import restore
-
-        keep = restore.LAMBDA, restore.CROSS
-        restore.LAMBDA, restore.CROSS = 0.0, cross
-        try:
-            return make()
-        finally:
-            restore.LAMBDA, restore.CROSS = keep
-    return run
+    return _forcing(make, {"restore.LAMBDA": 0.0, "restore.CROSS": cross})
 
 
 register_seed("gaussian-dct-image-restore", _restored(_fit_maker("gaussian+dct", _tiny_image)))
@@ -728,16 +740,8 @@ def _sign_predicted(make: Callable[[], bytes], rich: bool = True, form: int = 1)
     """``make`` with sign prediction forced (``image_dct.SIGN_PREDICTION`` "always": on the tiny image the sign
     stream would not pay for its bytes), so that the file's ``dct`` section (format 7) holds that tool, with the
     rich symbol model where ``rich`` (session 25), its sign stream in ``form`` (2: TOOL_SIGNS2, session 26)."""
-    def run() -> bytes:
-        from .models import image_dct
-
-        keep = image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL, image_dct.SIGN_FORM
-        image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL, image_dct.SIGN_FORM = "always", rich, form
-        try:
-            return make()
-        finally:
-            image_dct.SIGN_PREDICTION, image_dct.RICH_MODEL, image_dct.SIGN_FORM = keep
-    return run
+    return _forcing(make, {"image_dct.SIGN_PREDICTION": "always", "image_dct.RICH_MODEL": rich,
+                           "image_dct.SIGN_FORM": form})
 
 
 # format 7 with both tools (the rich model and the signs predicted by boundary matching, signpred) with the
@@ -752,16 +756,8 @@ register_seed("gaussian-dct-image-signs-only",
 def _session26_tools(make: Callable[[], bytes]) -> Callable[[], bytes]:
     """``make`` with format 7's session-26 tools forced in: chroma from luma without its guard (TOOL_CFL wherever its
     alphas are not all zero) and the 16x16 groups without theirs, biased toward them (TOOL_GROUPS needs a group)."""
-    def run() -> bytes:
-        from .models import image_dct, image_tx16
-
-        keep = image_dct.CFL_GUARD, image_dct.TX16_GUARD, image_tx16.CHOICE_BIAS
-        image_dct.CFL_GUARD, image_dct.TX16_GUARD, image_tx16.CHOICE_BIAS = False, False, -400.0
-        try:
-            return make()
-        finally:
-            image_dct.CFL_GUARD, image_dct.TX16_GUARD, image_tx16.CHOICE_BIAS = keep
-    return run
+    return _forcing(make, {"image_dct.CFL_GUARD": False, "image_dct.TX16_GUARD": False,
+                           "image_tx16.CHOICE_BIAS": -400.0})
 
 
 # format 7 with chroma from luma and the group flags in the symbol stream (session 26), every other tool too (RGB:

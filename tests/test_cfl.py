@@ -13,6 +13,7 @@ from inrcodec.errors import FormatError
 from inrcodec.models import image_dct, image_tx16
 from inrcodec.models.mcdct import MAX_SYMBOL
 
+from helpers import damaged
 from test_signpred import _blur
 
 
@@ -146,12 +147,7 @@ def test_damaged_and_hostile_sections_fail_cleanly(monkeypatch):
     with pytest.raises(FormatError):
         image_dct.decode_parts(blob[:at + 3], h, w, 3)
     rng = np.random.default_rng(2)
-    cases = [blob[:n] for n in range(1, len(blob), max(1, len(blob) // 40))]
-    for _ in range(150):
-        data = bytearray(blob)
-        for i in rng.integers(1, len(data), int(rng.integers(1, 4))):
-            data[i] = int(rng.integers(0, 256))
-        cases.append(bytes(data))
+    cases = [blob[:n] for n in range(1, len(blob), max(1, len(blob) // 40))] + damaged(blob, rng, 150, first=1)
     for data in cases:
         try:
             parts = image_dct.decode_parts(data, h, w, 3)

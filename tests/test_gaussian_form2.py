@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from helpers import random_gaussians  # noqa: E402
 from inrcodec.codec import compress, decompress  # noqa: E402
 from inrcodec.container import read_container  # noqa: E402
 from inrcodec.entropy import encode_ints  # noqa: E402
@@ -25,14 +26,6 @@ from inrcodec.models import gaussian_codec as gc  # noqa: E402
 from inrcodec.signal import Signal  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def _random_set(n, h, w, c, seed=0):
-    rng = np.random.default_rng(seed)
-    means = rng.random((n, 2)) * [w, h]
-    v = np.stack([rng.normal(1.0, 0.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n)], 1)
-    colors = rng.normal(0.4, 0.2, (n, c))
-    return means, v, colors
 
 
 def _same(a: gc.QuantizedGaussians, b: gc.QuantizedGaussians) -> bool:
@@ -84,7 +77,7 @@ def test_groups_reader_refuses_truncation_and_alphabet_beyond_budget():
 def test_form2_round_trip_is_bit_exact_and_smaller_than_form1(channels):
     h, w = 40, 60
     steps = G.base_steps_for(channels)
-    q = gc.quantize(*_random_set(1500, h, w, channels, seed=channels), steps, h, w)
+    q = gc.quantize(*random_gaussians(1500, h, w, channels, seed=channels), steps, h, w)
     layer_of = np.repeat([0, 1, 2], [300, 400, 800])  # layers above CONTEXT_MIN: the size contexts are in use
     new = gc.encode_section(q, layer_of, 3, steps)
     old = gc.encode_section(q, layer_of, 3, steps, form=gc.FORM_LEGACY)
@@ -127,7 +120,7 @@ def test_old_golden_files_are_form1_and_the_new_one_form2():
 def test_unknown_form_and_corrupt_streams_are_format_errors():
     h, w, c = 20, 30, 3
     steps = G.base_steps_for(c)
-    q = gc.quantize(*_random_set(300, h, w, c, seed=5), steps, h, w)
+    q = gc.quantize(*random_gaussians(300, h, w, c, seed=5), steps, h, w)
     blob = gc.encode_section(q, np.zeros(300, np.int64), 1, steps)
     with pytest.raises(FormatError, match="unknown form"):
         gc.decode_section(bytes([0, 3]) + blob[2:], h, w, c)
@@ -153,7 +146,7 @@ def test_unknown_form_and_corrupt_streams_are_format_errors():
 def test_hostile_alphabets_are_refused_and_the_encoder_never_writes_them(monkeypatch):
     h, w, c = 20, 30, 3
     steps = G.base_steps_for(c)
-    q = gc.quantize(*_random_set(40, h, w, c, seed=2), steps, h, w)
+    q = gc.quantize(*random_gaussians(40, h, w, c, seed=2), steps, h, w)
     q.color[0, 1] = 200_000  # one colour symbol far out: a 200k-entry table for 40 Gaussians
     layer_of = np.zeros(40, np.int64)
     # the encoder keeps within the reader's budget: this set falls back to form 1, which decodes it
@@ -172,7 +165,7 @@ def test_degenerate_colours_are_clamped_and_still_code():
     quantise to int32 symbols and round-trip, clamped to COLOR_CLAMP (seen in a 5-step intra fit of mcvideo)."""
     h, w, channels = 40, 60, 3
     steps = G.base_steps_for(channels)
-    means, logcov, colors = _random_set(300, h, w, channels, seed=7)
+    means, logcov, colors = random_gaussians(300, h, w, channels, seed=7)
     colors = np.array(colors, dtype=np.float64)
     colors[:5] = 1e12
     colors[5:10] = -1e15

@@ -6,6 +6,8 @@ import torch
 
 from inrcodec.kernels import latentgrid_mlp as K
 
+from helpers import value_and_grads
+
 
 @pytest.fixture(scope="module")
 def lib(latentgrid_lib):
@@ -187,12 +189,7 @@ def test_upsample_kernel_matches_torch_reference(lib, kind, src, dst, box):
             v = _resample_axis(v, axis, idx, w)
         return v
 
-    outs = []
-    for fn in (lambda v: upsample_2d(v, *taps), ref):
-        yy = y.clone().requires_grad_(True)
-        out = fn(yy)
-        out.backward(grad)
-        outs.append((out.detach(), yy.grad))
+    outs = [value_and_grads(fn, (y,), grad) for fn in (lambda v: upsample_2d(v, *taps), ref)]
     torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-4)
 
@@ -211,12 +208,7 @@ def test_conv_kernel_matches_torch_reference(lib, C, H, W, k):
     # the reference is the model's own padding + conv2d
     model_ref = torch.nn.functional.conv2d(_replicate_pad(x.unsqueeze(0), k // 2), weight, bias).squeeze(0)
     torch.testing.assert_close(conv_replicate_torch(x, weight, bias), model_ref, rtol=1e-5, atol=1e-5)
-    outs = []
-    for fn in (conv_replicate, conv_replicate_torch):
-        xx, ww, bb = (t.clone().requires_grad_(True) for t in (x, weight, bias))
-        out = fn(xx, ww, bb)
-        out.backward(grad)
-        outs.append((out.detach(), xx.grad, ww.grad, bb.grad))
+    outs = [value_and_grads(fn, (x, weight, bias), grad) for fn in (conv_replicate, conv_replicate_torch)]
     for a, b in zip(*outs):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
@@ -275,13 +267,8 @@ def test_upsample_and_conv_threaded_paths_match_reference(lib):
         taps = [_taps(76, 300, 0, 300, "cubic"), _taps(101, 401, 0, 401, "cubic")]
         y = torch.randn(76, 101, generator=g)
         grad = torch.randn(300, 401, generator=g)
-        outs = []
-        for fn in (lambda v: upsample_2d(v, *taps),
-                   lambda v: _resample_axis(_resample_axis(v, 0, *taps[0]), 1, *taps[1])):
-            yy = y.clone().requires_grad_(True)
-            out = fn(yy)
-            out.backward(grad)
-            outs.append((out.detach(), yy.grad))
+        outs = [value_and_grads(fn, (y,), grad) for fn in (
+            lambda v: upsample_2d(v, *taps), lambda v: _resample_axis(_resample_axis(v, 0, *taps[0]), 1, *taps[1]))]
         torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-5)
         # each latent gathers ~16 output gradients per tap: tolerance relative to that sum's scale
         torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-5, atol=1e-4)
@@ -290,12 +277,7 @@ def test_upsample_and_conv_threaded_paths_match_reference(lib):
         weight = torch.randn(3, 3, 3, 3, generator=g) * 0.3
         bias = torch.randn(3, generator=g)
         grad = torch.randn(3, 64, 203, generator=g)
-        outs = []
-        for fn in (conv_replicate, conv_replicate_torch):
-            xx, ww, bb = (t.clone().requires_grad_(True) for t in (x, weight, bias))
-            out = fn(xx, ww, bb)
-            out.backward(grad)
-            outs.append((out.detach(), xx.grad, ww.grad, bb.grad))
+        outs = [value_and_grads(fn, (x, weight, bias), grad) for fn in (conv_replicate, conv_replicate_torch)]
         for a, b in zip(*outs):
             # weight/bias gradients sum ~13 k products: compare relative to their magnitude
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max() + 1))

@@ -5,6 +5,8 @@ import torch
 
 from inrcodec.kernels import latentgrid_mlp as K
 
+from helpers import value_and_grads
+
 
 @pytest.fixture(scope="module")
 def lib(latentgrid_lib):
@@ -27,12 +29,8 @@ def test_residual_block_kernel_matches_torch_reference(lib, C, H, W, k, relu, th
     grad = torch.randn(C, H, W, generator=g)
     torch.set_num_threads(threads)
     try:
-        outs = []
-        for fn in (residual_block, residual_block_torch):
-            xx, ww, bb = (t.clone().requires_grad_(True) for t in (x, weight, bias))
-            out = fn(xx, ww, bb, relu)
-            out.backward(grad)
-            outs.append((out.detach(), xx.grad, ww.grad, bb.grad))
+        outs = [value_and_grads(lambda *a: fn(*a, relu), (x, weight, bias), grad)
+                for fn in (residual_block, residual_block_torch)]
     finally:
         torch.set_num_threads(1)
     if relu:  # the ReLU mask is exercised both ways

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import smooth_rgb  # noqa: E402
+from helpers import random_gaussians, smooth_rgb  # noqa: E402
 
 from inrcodec.cli import main as cli_main  # noqa: E402
 from inrcodec.codec import compress, decompress  # noqa: E402
@@ -86,14 +86,6 @@ def test_gap_coding_round_trip_and_rate():
     assert 8 * (len(b2) + len(r2)) / body.size < 8.09 + 0.35
 
 
-def _random_set(n, h, w, c, seed=0):
-    rng = np.random.default_rng(seed)
-    means = rng.random((n, 2)) * [w, h]
-    v = np.stack([rng.normal(1.0, 0.5, n), rng.normal(0, 0.3, n), rng.normal(0, 0.3, n)], 1)
-    colors = rng.normal(0.4, 0.2, (n, c))
-    return means, v, colors
-
-
 def _rows(q, sel):
     return sorted(zip(q.index[sel], *q.refine[sel].T, *q.shape[sel].T, *q.color[sel].T))
 
@@ -102,7 +94,7 @@ def _rows(q, sel):
 def test_section_round_trip_layers_and_prefix(form):
     h, w, c = 30, 50, 3
     steps = G.base_steps_for(3)
-    q = gc.quantize(*_random_set(700, h, w, c), steps, h, w)
+    q = gc.quantize(*random_gaussians(700, h, w, c), steps, h, w)
     layer_of = np.repeat([0, 1, 2], [100, 200, 400])
     blob = gc.encode_section(q, layer_of, 3, steps, form=form)
     assert (blob[0] == 0) == (form == gc.FORM_CONTEXT)
@@ -121,7 +113,7 @@ def test_section_round_trip_layers_and_prefix(form):
 
 def test_quantize_respects_adaptive_steps():
     h, w, c = 20, 24, 3
-    means, v, colors = _random_set(400, h, w, c, seed=3)
+    means, v, colors = random_gaussians(400, h, w, c, seed=3)
     steps = G.base_steps_for(3)
     q = gc.quantize(means, v, colors, steps, h, w)
     m2, v2, c2 = gc.dequantize(q, steps, h, w)

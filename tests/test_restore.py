@@ -225,22 +225,29 @@ def test_codec_writes_format_3_and_decodes_what_it_encoded(monkeypatch):
     assert read_container(plain.data).sections["dct"][0] in (image_dct.FORMAT, image_dct.FORMAT_TX16)
 
 
-def test_codec_writes_format_6_and_decodes_what_it_encoded(monkeypatch):
-    """With cross-channel taps (lambda 0: they lower the SSE, so the fit keeps them): format 6, and the decoder's
-    image is the encoder's (the report's PSNR), the filters those of the unfiltered decode."""
+def _cross_filtered(monkeypatch, section_format: int):
+    """A fit with cross-channel taps (lambda 0: they lower the SSE, so the fit keeps them) whose ``dct`` section is
+    ``section_format`` with cross filters; the decoder's image is the encoder's (the report's PSNR).
+    Returns (the fit's result, the decoded image, the filters, the signal's shape)."""
     for name, value in (("LAMBDA", 0.0), ("N_ACT", 1), ("N_DIR", 1), ("CROSS", 2)):
         monkeypatch.setattr(restore, name, value)
-    monkeypatch.setattr(image_dct, "RICH_MODEL", False)
-    monkeypatch.setattr(image_dct, "CFL", "off")
     sig = Signal(textured(), "image")
     res = compress(sig, "gaussian+dct", bpp=3.0, steps=40, seed=0)
     c = read_container(res.data)
-    assert c.sections["dct"][0] == image_dct.FORMAT_CROSS
+    assert c.sections["dct"][0] == section_format
     q, units, strength, tx16, filters = image_dct.decode_residual(c.sections["dct"], *c.signal["shape"])
     assert filters is not None and any(filters["cross"])
     out = decompress(res.data).data
     mse = np.mean((out.astype(np.float64) - sig.data) ** 2)
     assert 10 * np.log10(255.0**2 / mse) == pytest.approx(res.report["psnr"], abs=1e-9)
+    return res, out, filters, c.signal["shape"]
+
+
+def test_codec_writes_format_6_and_decodes_what_it_encoded(monkeypatch):
+    """Format 6 (the symbols of format 2, no chroma from luma), its filters those of the unfiltered decode."""
+    monkeypatch.setattr(image_dct, "RICH_MODEL", False)
+    monkeypatch.setattr(image_dct, "CFL", "off")
+    res, out, filters, _ = _cross_filtered(monkeypatch, image_dct.FORMAT_CROSS)
     base_free = gaussian_dct.without_restoration(res.data)  # the same symbols without filters: format 2 or 4
     assert read_container(base_free).sections["dct"][0] in (image_dct.FORMAT, image_dct.FORMAT_TX16)
     unfiltered = decompress(base_free).data
@@ -248,22 +255,12 @@ def test_codec_writes_format_6_and_decodes_what_it_encoded(monkeypatch):
 
 
 def test_codec_writes_format_7_and_decodes_what_it_encoded(monkeypatch):
-    """The encoder's default since session 25: format 7 (coefcoder7's symbols) with the cross-channel filters; the
-    decoder's image is the encoder's, and without the filters the same symbols stay format 7."""
-    for name, value in (("LAMBDA", 0.0), ("N_ACT", 1), ("N_DIR", 1), ("CROSS", 2)):
-        monkeypatch.setattr(restore, name, value)
-    sig = Signal(textured(), "image")
-    res = compress(sig, "gaussian+dct", bpp=3.0, steps=40, seed=0)
-    c = read_container(res.data)
-    assert c.sections["dct"][0] == image_dct.FORMAT_TOOLS
-    q, units, strength, tx16, filters = image_dct.decode_residual(c.sections["dct"], *c.signal["shape"])
-    assert filters is not None and any(filters["cross"])
-    out = decompress(res.data).data
-    mse = np.mean((out.astype(np.float64) - sig.data) ** 2)
-    assert 10 * np.log10(255.0**2 / mse) == pytest.approx(res.report["psnr"], abs=1e-9)
+    """The encoder's default since session 25: format 7 (coefcoder7's symbols) with the cross-channel filters;
+    without the filters the same symbols stay format 7."""
+    res, out, filters, shape = _cross_filtered(monkeypatch, image_dct.FORMAT_TOOLS)
     base_free = gaussian_dct.without_restoration(res.data)
     dct = read_container(base_free).sections["dct"]
-    assert dct[0] == image_dct.FORMAT_TOOLS and image_dct.decode_residual(dct, *c.signal["shape"])[4] is None
+    assert dct[0] == image_dct.FORMAT_TOOLS and image_dct.decode_residual(dct, *shape)[4] is None
     assert np.array_equal(out, restore.apply_reference(decompress(base_free).data, filters))
 
 

@@ -20,6 +20,7 @@ from inrcodec.kernels import _loader, coefcoder_decode
 from inrcodec.models import coefcoder, image_dct, image_tx16, restore, signpred
 from inrcodec.models.mcdct import MAX_SYMBOL
 
+from helpers import damaged
 from test_coefcoder import dct_like
 from test_gaussian_dct import textured
 
@@ -203,11 +204,7 @@ def test_damaged_sections_with_sign_prediction_fail_cleanly(always):
     image_dct.decode_residual(blob, 32, 48, 3)
     rng = np.random.default_rng(1)
     cases = [blob[:n] for n in (1, 5, 8, len(blob) // 2, len(blob) - 1)] + [blob + b"\x00"]
-    for _ in range(60):
-        data = bytearray(blob)
-        for i in rng.integers(1, len(data), int(rng.integers(1, 4))):
-            data[i] = int(rng.integers(0, 256))
-        cases.append(bytes(data))
+    cases += damaged(blob, rng, 60, first=1)
     for data in cases:
         try:
             got, *_ = image_dct.decode_residual(data, 32, 48, 3)
@@ -370,11 +367,7 @@ def test_compiled_walk_on_damaged_streams_agrees_or_defers(form):
         pass
     rng = np.random.default_rng(3)
     cases = [blob[:n] for n in (0, 1, 4, len(blob) // 2, len(blob) - 1)] + [blob + b"\x00", blob + b"\x01\x02\x03\x04"]
-    for _ in range(80):
-        data = bytearray(blob)
-        for i in rng.integers(0, len(data), int(rng.integers(1, 4))):
-            data[i] = int(rng.integers(0, 256))
-        cases.append(bytes(data))
+    cases += damaged(blob, rng, 80)
     vouched = 0
     for data in cases:
         fast = signpred._compiled(data, np.abs(q), units, mask, form)

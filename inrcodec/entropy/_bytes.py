@@ -35,6 +35,12 @@ def varint(u: int) -> bytes:
             return bytes(out)
 
 
+def ans_words(payload: bytes) -> np.ndarray:
+    """The uint32 words of an ANS payload (little-endian; the zero bytes the encoder trimmed off the end restored)."""
+    payload = payload + b"\0" * ((-len(payload)) % 4)
+    return np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+
+
 def read_varint(data: bytes, pos: int, error: str, max_bytes: int = MAX_VARINT_BYTES) -> tuple[int, int]:
     """(value, next position) of the varint at ``pos``; FormatError(``error``) past the end or beyond
     ``max_bytes`` bytes (a caller's own bound on what a field may hold)."""

@@ -36,7 +36,7 @@ import constriction
 import numpy as np
 
 from ..errors import FormatError, InputError
-from ._bytes import Reader, varint, zigzag
+from ._bytes import Reader, ans_words, varint, zigzag
 
 ALPHABET_CAP = 1 << 20  # largest (max - min + 1) the ANS models accept; constriction's 24-bit precision needs < 2**24
 COUNT_CAP = 1 << 28  # most symbols one blob may claim (1 GiB of int32 when decoded)
@@ -103,9 +103,7 @@ def _ans_bytes(coder) -> bytes:
 
 
 def _ans_decoder(payload: bytes):
-    payload = payload + b"\0" * ((-len(payload)) % 4)
-    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
-    return _checked(_AnsCoder, words)
+    return _checked(_AnsCoder, ans_words(payload))
 
 
 def _checked(fn, *args):

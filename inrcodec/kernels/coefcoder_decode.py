@@ -14,11 +14,23 @@ import ctypes
 
 import numpy as np
 
+from ..entropy._bytes import ans_words
 from . import _loader
 
 
 def _ptr(a: np.ndarray) -> ctypes.c_void_p:
     return ctypes.c_void_p(a.ctypes.data)
+
+
+def _inputs(payload: bytes, c: int, by: int, bx: int, up, left, starts, class_table) -> tuple:
+    """Both walks' leading arguments (the words, their count, the shape, the three templates' and the class table's
+    pointers and its length) and the arrays they point to, which must outlive the call; then the output and the
+    escape count the walks fill."""
+    words = ans_words(payload)
+    arrays = [words, *(np.ascontiguousarray(t, dtype=np.int64) for t in (up, left, starts)),
+              np.ascontiguousarray(class_table, dtype=np.int16)]
+    args = (_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in arrays[1:]), len(arrays[-1]))
+    return args, arrays, np.empty((c * by * bx, 64), np.int16), ctypes.c_int64(0)
 
 
 def decode(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.ndarray, starts: np.ndarray,
@@ -30,14 +42,8 @@ def decode(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.nd
     name = "cc_decode_format2" if signs else "cc_decode_format2_unsigned"
     if lib is None or not hasattr(lib, name):
         return None
-    data = payload + b"\0" * ((-len(payload)) % 4)
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    tabs = [np.ascontiguousarray(t, dtype=np.int64) for t in (up, left, starts)]
-    table = np.ascontiguousarray(class_table, dtype=np.int16)
-    out = np.empty((c * by * bx, 64), np.int16)
-    n_escape = ctypes.c_int64(0)
-    rc = getattr(lib, name)(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table), len(table),
-                               _ptr(out), ctypes.byref(n_escape))
+    args, _arrays, out, n_escape = _inputs(payload, c, by, bx, up, left, starts, class_table)
+    rc = getattr(lib, name)(*args, _ptr(out), ctypes.byref(n_escape))
     return (out, int(n_escape.value)) if rc == 0 else None
 
 
@@ -50,21 +56,14 @@ def decode7(payload: bytes, c: int, by: int, bx: int, up: np.ndarray, left: np.n
     lib = _loader.cpu_library()
     if lib is None or not hasattr(lib, "cc_decode_format7"):
         return None
-    data = payload + b"\0" * ((-len(payload)) % 4)
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    tabs = [np.ascontiguousarray(t, dtype=np.int64) for t in (up, left, starts)]
-    table = np.ascontiguousarray(class_table, dtype=np.int16)
+    args, _arrays, out, n_escape = _inputs(payload, c, by, bx, up, left, starts, class_table)
     wh = np.ascontiguousarray(where, dtype=np.int64)
-    out = np.empty((c * by * bx, 64), np.int16)
-    n_escape = ctypes.c_int64(0)
+    tail = (_ptr(wh), _ptr(out), ctypes.byref(n_escape), int(signs))
     if groups is not None:
         if not hasattr(lib, "cc_decode_format7_groups"):
             return None
         flags = np.zeros(groups, np.uint8)
-        rc = lib.cc_decode_format7_groups(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table),
-                                          len(table), _ptr(wh), _ptr(out), ctypes.byref(n_escape), int(signs),
-                                          _ptr(flags), groups[0], groups[1])
+        rc = lib.cc_decode_format7_groups(*args, *tail, _ptr(flags), groups[0], groups[1])
         return (out, int(n_escape.value), flags.astype(bool)) if rc == 0 else None
-    rc = lib.cc_decode_format7(_ptr(words), len(words), c, by, bx, *(_ptr(t) for t in tabs), _ptr(table), len(table),
-                               _ptr(wh), _ptr(out), ctypes.byref(n_escape), int(signs))
+    rc = lib.cc_decode_format7(*args, *tail)
     return (out, int(n_escape.value)) if rc == 0 else None

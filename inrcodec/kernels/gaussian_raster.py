@@ -227,6 +227,21 @@ class _Bins:
                 pass
 
 
+def _args(means: Tensor, chol: Tensor, colors: Tensor, height: int, width: int, *rest: Tensor) -> tuple:
+    """The leading arguments of every rasteriser entry point: the Gaussians' pointers, their count and channels, the
+    image size, then the pointers of ``rest`` (output, gradients)."""
+    n, nc = colors.shape
+    return (_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, *map(_ptr, rest))
+
+
+def _backward_tensors(ctx, grad_out: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, Tensor, Tensor]]:
+    """A backward's inputs (the saved Gaussians, the float32 upstream gradient) and the empty gradients it fills;
+    tensors, not pointers, so that the caller keeps them alive through the kernel call."""
+    means, chol, colors = ctx.saved_tensors
+    grads = torch.empty_like(means), torch.empty_like(chol), torch.empty_like(colors)
+    return (means, chol, colors, grad_out.contiguous().to(torch.float32)), grads
+
+
 class _CpuRaster(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means, chol, colors, height, width, keep_bins):
@@ -238,8 +253,7 @@ class _CpuRaster(torch.autograd.Function):
             ptr = lib.gr_bins_create(_ptr(means), _ptr(chol), n, height, width, nt)
             bins = _Bins(lib, ptr) if ptr else None
         out = torch.empty(height, width, nc, dtype=torch.float32)
-        rc = lib.gr_forward_cpu(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(out), nt,
-                                bins.ptr if bins else None)
+        rc = lib.gr_forward_cpu(*_args(means, chol, colors, height, width, out), nt, bins.ptr if bins else None)
         _check_rc(rc, "CPU rasteriser forward")
         ctx.save_for_backward(means, chol, colors)
         ctx.size = (height, width)
@@ -249,28 +263,20 @@ class _CpuRaster(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        means, chol, colors = ctx.saved_tensors
-        height, width = ctx.size
-        lib = _loader.cpu_library()
-        g = grad_out.contiguous().to(torch.float32)
-        gm, gl, gc = torch.empty_like(means), torch.empty_like(chol), torch.empty_like(colors)
-        n, nc = colors.shape
-        rc = lib.gr_backward_cpu(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(g), _ptr(gm),
-                                 _ptr(gl), _ptr(gc), torch.get_num_threads(),
-                                 ctx.bins.ptr if ctx.bins else None)
+        (means, chol, colors, g), grads = _backward_tensors(ctx, grad_out)
+        rc = _loader.cpu_library().gr_backward_cpu(*_args(means, chol, colors, *ctx.size, g, *grads),
+                                                   torch.get_num_threads(), ctx.bins.ptr if ctx.bins else None)
         _check_rc(rc, "CPU rasteriser backward")
-        return gm, gl, gc, None, None, None
+        return (*grads, None, None, None)
 
 
 class _CudaRaster(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means, chol, colors, height, width):
         lib = _loader.cuda_library()
-        n, nc = colors.shape
-        out = torch.empty(height, width, nc, dtype=torch.float32, device=means.device)
+        out = torch.empty(height, width, colors.shape[1], dtype=torch.float32, device=means.device)
         stream = torch.cuda.current_stream(means.device).cuda_stream
-        rc = lib.gr_forward_cuda(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(out),
-                                 means.device.index, stream)
+        rc = lib.gr_forward_cuda(*_args(means, chol, colors, height, width, out), means.device.index, stream)
         _check_rc(rc, "CUDA rasteriser forward", lib)
         ctx.save_for_backward(means, chol, colors)
         ctx.size = (height, width)
@@ -279,17 +285,12 @@ class _CudaRaster(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        means, chol, colors = ctx.saved_tensors
-        height, width = ctx.size
+        (means, chol, colors, g), grads = _backward_tensors(ctx, grad_out)
         lib = _loader.cuda_library()
-        g = grad_out.contiguous().to(torch.float32)
-        gm, gl, gc = torch.empty_like(means), torch.empty_like(chol), torch.empty_like(colors)
-        n, nc = colors.shape
         stream = torch.cuda.current_stream(means.device).cuda_stream
-        rc = lib.gr_backward_cuda(_ptr(means), _ptr(chol), _ptr(colors), n, nc, height, width, _ptr(g),
-                                  _ptr(gm), _ptr(gl), _ptr(gc), means.device.index, stream)
+        rc = lib.gr_backward_cuda(*_args(means, chol, colors, *ctx.size, g, *grads), means.device.index, stream)
         _check_rc(rc, "CUDA rasteriser backward", lib)
-        return gm, gl, gc, None, None
+        return (*grads, None, None)
 
 
 def _rasterize_cuda(means, chol, colors, height, width):

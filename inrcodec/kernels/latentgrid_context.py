@@ -10,15 +10,11 @@ rows of a level (``rate_bits``' subsampling) without building the features of th
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 
 from . import latentgrid_mlp
 
-
-def _p(t):
-    return None if t is None else ctypes.c_void_p(t.data_ptr())
+_p = latentgrid_mlp.ptr
 
 
 class _Context2d(torch.autograd.Function):
@@ -29,10 +25,8 @@ class _Context2d(torch.autograd.Function):
         Hc, Wc = (1, 1) if coarse is None else coarse.shape
         n_rows = H if rows is None else rows.shape[0]
         feats = torch.empty(11, n_rows * W)  # feature-major; returned as its (n_rows * W, 11) transpose view
-        rc = lib.lg_context2d_forward(_p(y), _p(coarse), H, W, Hc, Wc, level_pos, _p(rows), n_rows, _p(feats),
-                                      threads)
-        if rc != 0:
-            raise RuntimeError("latentgrid context kernel failed")
+        latentgrid_mlp.check(lib.lg_context2d_forward(_p(y), _p(coarse), H, W, Hc, Wc, level_pos, _p(rows), n_rows,
+                                                      _p(feats), threads), "context")
         ctx.shapes = (H, W, Hc, Wc, coarse is not None)
         ctx.rows, ctx.threads = rows, threads
         return feats.t()
@@ -45,10 +39,9 @@ class _Context2d(torch.autograd.Function):
         grad = grad.t().contiguous()  # feature-major (no copy when it already is, as the fused arm kernel makes it)
         gy = torch.empty(H, W)
         gz = torch.empty(Hc, Wc) if has_coarse and ctx.needs_input_grad[1] else None
-        rc = lib.lg_context2d_backward(_p(grad), H, W, Hc, Wc, _p(rows), H if rows is None else rows.shape[0],
-                                       _p(gy), _p(gz), ctx.threads)
-        if rc != 0:
-            raise RuntimeError("latentgrid context kernel failed")
+        latentgrid_mlp.check(lib.lg_context2d_backward(_p(grad), H, W, Hc, Wc, _p(rows),
+                                                       H if rows is None else rows.shape[0], _p(gy), _p(gz),
+                                                       ctx.threads), "context")
         return gy, gz, None, None, None
 
 

@@ -6,15 +6,11 @@ model's ``conv(_replicate_pad(x, k // 2))``). ``residual_block`` is the synthesi
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 
 from . import latentgrid_mlp
 
-
-def _p(t):
-    return ctypes.c_void_p(t.data_ptr())
+_p = latentgrid_mlp.ptr
 
 
 def conv_replicate_torch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -23,27 +19,27 @@ def conv_replicate_torch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     return torch.nn.functional.conv2d(xp, weight, bias).squeeze(0)
 
 
-def _backward_buffers(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor):
-    """Shape, contiguous output gradient and the padded/gradient buffers a convolution backward kernel fills."""
+def _forward_buffers(x: torch.Tensor, weight: torch.Tensor):
+    """Shape, kernel size and the padded input and output buffers a convolution forward kernel fills."""
     C, H, W = x.shape
     k = weight.shape[-1]
     p = k // 2
-    xp = torch.empty(C, H + 2 * p, W + 2 * p)
-    return (C, H, W, k, g.contiguous(), xp, torch.empty_like(xp), torch.empty_like(x), torch.empty_like(weight),
-            torch.empty(C))
+    return C, H, W, k, torch.empty(C, H + 2 * p, W + 2 * p), torch.empty(C, H, W)
+
+
+def _backward_buffers(x: torch.Tensor, weight: torch.Tensor, g: torch.Tensor):
+    """Shape, contiguous output gradient and the padded/gradient buffers a convolution backward kernel fills."""
+    C, H, W, k, xp, gx = _forward_buffers(x, weight)
+    return C, H, W, k, g.contiguous(), xp, torch.empty_like(xp), gx, torch.empty_like(weight), torch.empty(C)
 
 
 class _Conv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, threads, strict):
         lib = latentgrid_mlp.forward_library(not strict)
-        C, H, W = x.shape
-        k = weight.shape[-1]
-        p = k // 2
-        xp = torch.empty(C, H + 2 * p, W + 2 * p)
-        out = torch.empty(C, H, W)
-        if lib.lg_conv2d_forward(_p(x), C, H, W, _p(weight), _p(bias), k, _p(xp), _p(out), threads) != 0:
-            raise RuntimeError("latentgrid conv kernel failed")
+        C, H, W, k, xp, out = _forward_buffers(x, weight)
+        latentgrid_mlp.check(lib.lg_conv2d_forward(_p(x), C, H, W, _p(weight), _p(bias), k, _p(xp), _p(out),
+                                                   threads), "conv")
         ctx.save_for_backward(x, weight)
         ctx.threads = threads
         return out
@@ -53,9 +49,8 @@ class _Conv2d(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         lib = latentgrid_mlp.library()
         C, H, W, k, g, xp, gxp, gx, gw, gb = _backward_buffers(x, weight, g)
-        if lib.lg_conv2d_backward(_p(x), _p(g), C, H, W, _p(weight), k, _p(xp), _p(gxp), _p(gx), _p(gw), _p(gb),
-                                  ctx.threads) != 0:
-            raise RuntimeError("latentgrid conv kernel failed")
+        latentgrid_mlp.check(lib.lg_conv2d_backward(_p(x), _p(g), C, H, W, _p(weight), k, _p(xp), _p(gxp), _p(gx),
+                                                    _p(gw), _p(gb), ctx.threads), "conv")
         return gx, gw, gb, None, None
 
 
@@ -80,14 +75,9 @@ class _Residual2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, relu, threads, strict):
         lib = latentgrid_mlp.forward_library(not strict)
-        C, H, W = x.shape
-        k = weight.shape[-1]
-        p = k // 2
-        xp = torch.empty(C, H + 2 * p, W + 2 * p)
-        out = torch.empty(C, H, W)
-        if lib.lg_conv2d_residual_forward(_p(x), C, H, W, _p(weight), _p(bias), k, int(relu), _p(xp), _p(out),
-                                          threads) != 0:
-            raise RuntimeError("latentgrid conv kernel failed")
+        C, H, W, k, xp, out = _forward_buffers(x, weight)
+        latentgrid_mlp.check(lib.lg_conv2d_residual_forward(_p(x), C, H, W, _p(weight), _p(bias), k, int(relu),
+                                                            _p(xp), _p(out), threads), "conv")
         ctx.save_for_backward(x, weight, out)
         ctx.relu, ctx.threads = relu, threads
         return out
@@ -98,9 +88,9 @@ class _Residual2d(torch.autograd.Function):
         lib = latentgrid_mlp.library()
         C, H, W, k, g, xp, gxp, gx, gw, gb = _backward_buffers(x, weight, g)
         gpre = torch.empty_like(x) if ctx.relu else x  # (unused without the ReLU)
-        if lib.lg_conv2d_residual_backward(_p(x), _p(out), _p(g), C, H, W, _p(weight), k, int(ctx.relu), _p(xp),
-                                           _p(gxp), _p(gpre), _p(gx), _p(gw), _p(gb), ctx.threads) != 0:
-            raise RuntimeError("latentgrid conv kernel failed")
+        latentgrid_mlp.check(lib.lg_conv2d_residual_backward(_p(x), _p(out), _p(g), C, H, W, _p(weight), k,
+                                                             int(ctx.relu), _p(xp), _p(gxp), _p(gpre), _p(gx), _p(gw),
+                                                             _p(gb), ctx.threads), "conv")
         return gx, gw, gb, None, None, None
 
 

@@ -30,12 +30,10 @@ def exact_mlp(feats: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], fr
     out = np.empty((n, dims[-1]), dtype=np.float64)
     if n == 0:
         return out
-    dims_c = (ctypes.c_int * len(dims))(*dims)
     p = ctypes.c_void_p
-    rc = lib.lg_exact_arm(p(feats.ctypes.data), n, len(layers), dims_c, p(flat.ctypes.data), frac_bits,
-                          float(cap), p(out.ctypes.data), 1)
-    if rc != 0:
-        raise RuntimeError(f"latentgrid exact context kernel failed ({rc})")
+    latentgrid_mlp.check(lib.lg_exact_arm(p(feats.ctypes.data), n, len(layers), latentgrid_mlp.c_ints(dims),
+                                          p(flat.ctypes.data), frac_bits, float(cap), p(out.ctypes.data), 1),
+                         "exact context")
     return out
 
 

@@ -239,8 +239,24 @@ def mlp_torch(x: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.T
     return h
 
 
-def _ptr(t: torch.Tensor | None):
+# ctypes helpers of the latent-grid kernel wrappers (latentgrid_*.py)
+def ptr(t: torch.Tensor | None):
     return None if t is None else ctypes.c_void_p(t.data_ptr())
+
+
+def c_ints(values) -> ctypes.Array:
+    return (ctypes.c_int * len(values))(*values)
+
+
+def check(rc: int, what: str) -> None:
+    if rc != 0:
+        raise RuntimeError(f"latentgrid {what} kernel failed ({rc})")
+
+
+def flat_params(layers: list[torch.nn.Linear]) -> tuple[torch.Tensor, list[int]]:
+    """The kernels' parameter vector (each layer's weight, then its bias, flattened) and the layers' output widths."""
+    return (torch.cat([t.reshape(-1) for m in layers for t in (m.weight, m.bias)]),
+            [m.weight.shape[0] for m in layers])
 
 
 class _MLPFunction(torch.autograd.Function):
@@ -248,16 +264,13 @@ class _MLPFunction(torch.autograd.Function):
     def forward(ctx, x, flat, dims, feature_major, threads, strict):
         lib = forward_library(not strict)
         n = x.shape[0]
-        dims_c = (ctypes.c_int * len(dims))(*dims)
         if feature_major:
             out = torch.empty(dims[-1], n).t()
         else:
             out = torch.empty(n, dims[-1])
         flat_c = flat.contiguous()
-        rc = lib.lg_mlp_forward(_ptr(x), n, x.stride(0), x.stride(1), len(dims) - 1, dims_c, _ptr(flat_c),
-                                _ptr(out), out.stride(0), out.stride(1), threads)
-        if rc != 0:
-            raise RuntimeError(f"latentgrid MLP kernel failed ({rc})")
+        check(lib.lg_mlp_forward(ptr(x), n, x.stride(0), x.stride(1), len(dims) - 1, c_ints(dims), ptr(flat_c),
+                                 ptr(out), out.stride(0), out.stride(1), threads), "MLP")
         ctx.save_for_backward(x, flat_c)
         ctx.dims, ctx.threads = dims, threads
         return out
@@ -268,18 +281,15 @@ class _MLPFunction(torch.autograd.Function):
         dims = ctx.dims
         lib = library()
         n = x.shape[0]
-        dims_c = (ctypes.c_int * len(dims))(*dims)
         grad_out = grad_out if grad_out.stride(0) == 1 or grad_out.stride(1) == 1 else grad_out.contiguous()
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = torch.empty(x.shape[1], n).t() if x.stride(0) == 1 else torch.empty(n, x.shape[1])
         grad_flat = torch.empty_like(flat)
-        rc = lib.lg_mlp_backward(_ptr(x), n, x.stride(0), x.stride(1), len(dims) - 1, dims_c, _ptr(flat),
-                                 _ptr(grad_out), grad_out.stride(0), grad_out.stride(1), _ptr(grad_x),
-                                 0 if grad_x is None else grad_x.stride(0),
-                                 0 if grad_x is None else grad_x.stride(1), _ptr(grad_flat), ctx.threads)
-        if rc != 0:
-            raise RuntimeError(f"latentgrid MLP kernel failed ({rc})")
+        check(lib.lg_mlp_backward(ptr(x), n, x.stride(0), x.stride(1), len(dims) - 1, c_ints(dims), ptr(flat),
+                                  ptr(grad_out), grad_out.stride(0), grad_out.stride(1), ptr(grad_x),
+                                  0 if grad_x is None else grad_x.stride(0),
+                                  0 if grad_x is None else grad_x.stride(1), ptr(grad_flat), ctx.threads), "MLP")
         return grad_x, grad_flat, None, None, None, None
 
 
@@ -298,7 +308,7 @@ def mlp(x: torch.Tensor, layers: list[torch.nn.Linear], feature_major: bool = Fa
         return mlp_torch(x, weights, biases)
     if not (x.stride(0) >= 0 and x.stride(1) >= 0):
         x = x.contiguous()
-    flat = torch.cat([t.reshape(-1) for pair in zip(weights, biases) for t in pair])
-    dims = [x.shape[1]] + [w.shape[0] for w in weights]
+    flat, widths = flat_params(layers)
+    dims = [x.shape[1]] + widths
     strict = not needs_grad(x, *weights, *biases)  # a render: the strict build (see STRICT_FLAGS)
     return _MLPFunction.apply(x, flat, dims, feature_major, torch.get_num_threads(), strict)

@@ -15,6 +15,8 @@ import torch
 from ..entropy.rate import MAX_BITS_PER_SYMBOL, laplace_rate_bits
 from . import latentgrid_mlp
 
+_p = latentgrid_mlp.ptr
+
 
 def laplace_rate_torch(x: torch.Tensor, arm_out: torch.Tensor, log2_range: tuple[float, float]) -> torch.Tensor:
     scale = torch.exp2(arm_out[:, 1].clamp(*log2_range))
@@ -26,11 +28,8 @@ class _RateFunction(torch.autograd.Function):
     def forward(ctx, x, arm_out, lo, hi):
         lib = latentgrid_mlp.library()
         total = ctypes.c_double()
-        rc = lib.lg_laplace_rate(ctypes.c_void_p(x.data_ptr()), ctypes.c_void_p(arm_out.data_ptr()), x.shape[0],
-                                 lo, hi, MAX_BITS_PER_SYMBOL, 0, 0.0, None, None, ctypes.byref(total),
-                                 torch.get_num_threads())
-        if rc != 0:
-            raise RuntimeError(f"latentgrid rate kernel failed ({rc})")
+        latentgrid_mlp.check(lib.lg_laplace_rate(_p(x), _p(arm_out), x.shape[0], lo, hi, MAX_BITS_PER_SYMBOL, 0, 0.0,
+                                                 None, None, ctypes.byref(total), torch.get_num_threads()), "rate")
         ctx.save_for_backward(x, arm_out)
         ctx.lo, ctx.hi = lo, hi
         return torch.tensor(total.value, dtype=x.dtype)
@@ -42,12 +41,9 @@ class _RateFunction(torch.autograd.Function):
         grad_x = torch.empty(x.shape[0])
         grad_arm = torch.empty(x.shape[0], 2)
         total = ctypes.c_double()
-        rc = lib.lg_laplace_rate(ctypes.c_void_p(x.data_ptr()), ctypes.c_void_p(arm_out.data_ptr()), x.shape[0],
-                                 ctx.lo, ctx.hi, MAX_BITS_PER_SYMBOL, 1, float(grad),
-                                 ctypes.c_void_p(grad_x.data_ptr()),
-                                 ctypes.c_void_p(grad_arm.data_ptr()), ctypes.byref(total), torch.get_num_threads())
-        if rc != 0:
-            raise RuntimeError(f"latentgrid rate kernel failed ({rc})")
+        latentgrid_mlp.check(lib.lg_laplace_rate(_p(x), _p(arm_out), x.shape[0], ctx.lo, ctx.hi, MAX_BITS_PER_SYMBOL,
+                                                 1, float(grad), _p(grad_x), _p(grad_arm), ctypes.byref(total),
+                                                 torch.get_num_threads()), "rate")
         return grad_x, grad_arm, None, None
 
 

@@ -8,15 +8,11 @@ is a scatter-add per tap).
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 
 from . import latentgrid_mlp
 
-
-def _p(t):
-    return ctypes.c_void_p(t.data_ptr())
+_p = latentgrid_mlp.ptr
 
 
 class _Upsample2d(torch.autograd.Function):

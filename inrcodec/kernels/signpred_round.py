@@ -13,6 +13,7 @@ import ctypes
 
 import numpy as np
 
+from ..entropy._bytes import ans_words
 from . import _loader
 
 
@@ -91,8 +92,7 @@ def walk(payload: bytes | None, q: np.ndarray, per: np.ndarray, tx16: np.ndarray
     mask = None if tx16 is None else _c(tx16, np.uint8)
     maxr = max(rounds8, rounds16)
     if payload is not None:
-        data = payload + b"\0" * ((-len(payload)) % 4)
-        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        words = ans_words(payload)
         raw = wrong = ctx = seg = np.zeros(1, np.int64)
     else:
         words = None

@@ -230,6 +230,17 @@ def mlp_param_count(d_in: int, width: int, hidden_layers: int, d_out: int) -> in
     return (d_in + 1) * width + (hidden_layers - 1) * (width + 1) * width + (width + 1) * d_out
 
 
+def relu_mlp(d_in: int, width: int, hidden_layers: int, d_out: int) -> torch.nn.Sequential:
+    """hidden_layers x (Linear to ``width``, ReLU), then Linear(width, d_out), made in this order (a seed's
+    initialisation depends on it); the coordinate networks' and the latent grid's MLPs."""
+    layers: list[torch.nn.Module] = []
+    for _ in range(hidden_layers):
+        layers += [torch.nn.Linear(d_in, width), torch.nn.ReLU()]
+        d_in = width
+    layers.append(torch.nn.Linear(d_in, d_out))
+    return torch.nn.Sequential(*layers)
+
+
 def width_for_budget(params: float, d_in: int, hidden_layers: int, d_out: int, lo: int = 8, hi: int = 512) -> int:
     """Largest MLP width whose parameter count fits ``params``."""
     width = lo

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import FormatError
 from . import register
-from .coordnet import CoordinateNetwork, deterministic_normal, mlp_param_count, validate_positive_ints
+from .coordnet import CoordinateNetwork, deterministic_normal, mlp_param_count, relu_mlp, validate_positive_ints
 
 BITS_PER_PARAM = 7.0  # what a weight costs after quantisation + entropy coding at typical qualities
 
@@ -46,13 +46,7 @@ class FourierMLP(CoordinateNetwork):
         c = config
         freqs = deterministic_normal(c.seed, c.n_features * c.ndim).reshape(c.n_features, c.ndim) * c.sigma
         self.register_buffer("freqs", torch.from_numpy(np.pi * freqs).float().T.contiguous())  # (d, F)
-        layers: list[torch.nn.Module] = []
-        d_in = 2 * c.n_features
-        for _ in range(c.hidden_layers):
-            layers += [torch.nn.Linear(d_in, c.width), torch.nn.ReLU()]
-            d_in = c.width
-        layers.append(torch.nn.Linear(d_in, c.channels))
-        self.net = torch.nn.Sequential(*layers)
+        self.net = relu_mlp(2 * c.n_features, c.width, c.hidden_layers, c.channels)
         with torch.no_grad():  # start at mid-grey so the first steps fit structure, not the mean
             self.net[-1].bias.fill_(0.5)
 

@@ -24,7 +24,7 @@ import torch
 
 from ..errors import FormatError
 from . import register
-from .coordnet import CoordinateNetwork, mlp_param_count, validate_positive_ints
+from .coordnet import CoordinateNetwork, mlp_param_count, relu_mlp, validate_positive_ints
 from ..quant.exact import f32_exp2, f32_log2
 
 PRIMES = (1, 2654435761, 805459861)
@@ -122,13 +122,7 @@ class HashGrid(CoordinateNetwork):
         self.layout = level_layout(c)
         total = self.layout[-1][2] + self.layout[-1][3]
         self.table = torch.nn.Parameter(torch.empty(total * c.n_features).uniform_(-1e-4, 1e-4))
-        layers: list[torch.nn.Module] = []
-        d_in = c.n_levels * c.n_features
-        for _ in range(c.hidden_layers):
-            layers += [torch.nn.Linear(d_in, c.width), torch.nn.ReLU()]
-            d_in = c.width
-        layers.append(torch.nn.Linear(d_in, c.channels))
-        self.net = torch.nn.Sequential(*layers)
+        self.net = relu_mlp(c.n_levels * c.n_features, c.width, c.hidden_layers, c.channels)
         with torch.no_grad():
             self.net[-1].bias.fill_(0.5)
         self._tcnn_enc = None

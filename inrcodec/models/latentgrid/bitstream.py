@@ -17,7 +17,8 @@ import constriction
 import numpy as np
 import torch
 
-from ...entropy._bytes import read_varint, unzigzag, varint, zigzag
+from ...entropy._bytes import ans_words, read_varint, unzigzag, varint, zigzag
+from ...entropy.coding import _ans_bytes
 from ...entropy.rate import laplace_rate_bits
 from ...errors import FormatError
 from ...quant.exact import laplace_decode, laplace_encode_reverse
@@ -78,10 +79,8 @@ def decode_latents(arm: ExactArm, blob: bytes, shapes: list[tuple[int, ...]]) ->
         if abs(lo) > LATENT_CAP or lo + span > LATENT_CAP:
             raise FormatError("latent range out of bounds")
         ranges.append((lo, lo + span))
-    payload = blob[pos:]
-    payload += b"\0" * ((-len(payload)) % 4)
     try:
-        coder = constriction.stream.stack.AnsCoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+        coder = constriction.stream.stack.AnsCoder(ans_words(blob[pos:]))
     except BaseException as exc:  # noqa: BLE001 - constriction panics are BaseException
         raise FormatError(f"corrupt latents: {exc}") from None
     levels = len(shapes)
@@ -124,11 +123,3 @@ def _symbols_crc(syms: list[np.ndarray]) -> int:
     for s in syms:
         crc = zlib.crc32(np.ascontiguousarray(s, dtype="<i4").tobytes(), crc)
     return crc
-
-
-def _ans_bytes(coder) -> bytes:
-    b = coder.get_compressed().astype("<u4", copy=False).tobytes()
-    k = 0
-    while k < 3 and k < len(b) and b[len(b) - 1 - k] == 0:
-        k += 1
-    return b[: len(b) - k]

@@ -19,6 +19,7 @@ from ...kernels import latentgrid_context as context_kernel
 from ...kernels.latentgrid_arm import arm_rate, arm_rate_ctx2d
 from ...kernels.latentgrid_exact import context_2d_f64, exact_mlp
 from ...quant.exact import latent_scale_table
+from ..coordnet import relu_mlp
 from .quantiser import LATENT_CAP
 from .synthesis import _linears
 
@@ -32,13 +33,7 @@ ACT_CAP = 2.0**16  # activations are clamped to +-this (keeps every exact sum fa
 
 def make_arm(ndim: int, hidden: int, layers: int) -> torch.nn.Sequential:
     """The context MLP: n_context(ndim) features -> (mean, raw log2 scale)."""
-    arm: list[torch.nn.Module] = []
-    d_in = n_context(ndim)
-    for _ in range(layers):
-        arm += [torch.nn.Linear(d_in, hidden), torch.nn.ReLU()]
-        d_in = hidden
-    arm.append(torch.nn.Linear(d_in, 2))
-    arm = torch.nn.Sequential(*arm)
+    arm = relu_mlp(n_context(ndim), hidden, layers, 2)
     with torch.no_grad():
         arm[-1].weight.mul_(0.1)
         arm[-1].bias.copy_(torch.tensor([0.0, -2.0]))

@@ -11,18 +11,13 @@ import torch
 
 from ...kernels import latentgrid_conv as conv_kernel
 from ...kernels.latentgrid_mlp import mlp
+from ..coordnet import relu_mlp
 
 
 def make_synthesis(ndim: int, levels: int, channels: int, hidden: int, hidden_layers: int, conv_layers: int,
                    kernel: int) -> tuple[torch.nn.Sequential, torch.nn.ModuleList]:
     """(per-sample MLP, residual convolutions), initialised to output mid-grey plus the identity."""
-    layers: list[torch.nn.Module] = []
-    d_in = levels
-    for _ in range(hidden_layers):
-        layers += [torch.nn.Linear(d_in, hidden), torch.nn.ReLU()]
-        d_in = hidden
-    layers.append(torch.nn.Linear(d_in, channels))
-    synth = torch.nn.Sequential(*layers)
+    synth = relu_mlp(levels, hidden, hidden_layers, channels)
     with torch.no_grad():
         synth[-1].bias.fill_(0.5)
     conv = {1: torch.nn.Conv1d, 2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[ndim]
