@@ -15,6 +15,10 @@ linearly in (log bpp, PSNR) between its measured points, never extrapolated; a g
 average only if every image's curve covers it, so the mean is always over the same images. MS-SSIM is averaged
 the same way. The published curves (benchmarks/published.py) are drawn as given by their authors.
 
+A codec left out of a long model run is added afterwards without re-fitting: run it alone on the same images
+(``--models none --codecs jpegxl``, the same ``--avg-range``) and pass that run to ``--merge``/``--replot`` with
+``--add-baselines``.
+
 Writes ``<out>.json`` (per-image curves, averages, BD-rates of the averages, JPEG cross-check, published curves,
 versions, the exact command) and ``<out>.png``.
 """
@@ -189,6 +193,38 @@ def merge(paths: list[Path], note: str, allow: tuple[str, ...] = ()) -> dict:
     return out
 
 
+def add_baselines(result: dict, path: Path) -> dict:
+    """Add the baseline curves of another run on the same images (e.g. ``--models none --codecs jpegxl``) to
+    ``result``, so that a codec left out of a long model run is compared without re-fitting anything.
+
+    The runs must share the images, the crop and the averaging grid; a codec both runs have is refused (which of
+    the two measurements would be meant?)."""
+    other = json.loads(path.read_text())
+    for key in ("average_grid_bpp", "baseline_bpp_range"):
+        if not _same(other["settings"].get(key), result["settings"].get(key)):
+            raise SystemExit(f"bench_kodak --add-baselines: {path} differs in {key}")
+    if other["dataset"].get("crop") != result["dataset"].get("crop"):
+        raise SystemExit(f"bench_kodak --add-baselines: {path} differs in crop")
+    missing = sorted(set(result["per_image"]) - set(other["per_image"]))
+    if missing:
+        raise SystemExit(f"bench_kodak --add-baselines: {path} lacks {', '.join(missing)}")
+    added = [c for c in other["settings"]["codecs"] if not c.startswith(PREFIX)]
+    clash = sorted(set(added) & set(result["settings"]["codecs"]))
+    if clash:
+        raise SystemExit(f"bench_kodak --add-baselines: both runs measured {', '.join(clash)}")
+    for stem, image in result["per_image"].items():
+        theirs = other["per_image"][stem]
+        for codec in added:
+            image["curves"][codec] = theirs["curves"][codec]
+            image["codecs"][codec] = theirs["codecs"][codec]
+        image["bd_rate"] = {r: {b: v for b, v in row.items() if isinstance(v, float)}
+                            for r, row in _per_image_bd_rates(image["curves"]).items()}
+    result["settings"]["codecs"] = result["settings"]["codecs"] + added
+    result.setdefault("baselines_from", []).append(
+        {"path": str(path), "command": other.get("command"), "git_commit": other.get("git_commit"), "codecs": added})
+    return result
+
+
 def derive(result: dict) -> dict:
     """(Re)compute everything derived from the stored per-image measurements: averages, published curves,
     BD-rates of the averages, the JPEG-check summary. Pure function of ``result`` and ``published.py``."""
@@ -346,17 +382,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--merge", type=Path, nargs="+", default=None,
                     help="merge the per-image measurements of these result JSONs (same settings, other images) "
                          "into one result at -o, with its averages and BD-rates (no new measurements)")
+    ap.add_argument("--add-baselines", type=Path, nargs="+", default=(),
+                    help="with --merge or --replot: add the baseline curves of these runs on the same images "
+                         "(e.g. --models none --codecs jpegxl) before the averages and BD-rates are derived")
     ap.add_argument("--merge-allow", default="", help="with --merge: settings that may differ between the runs, "
                     "comma-separated (e.g. steps: runs of one preset whose schedule changed)")
     args = ap.parse_args(argv)
 
     if args.merge is not None:
-        write(derive(merge(args.merge, args.note, tuple(filter(None, args.merge_allow.split(","))))),
-              args.out.with_suffix(".json"))
+        result = merge(args.merge, args.note, tuple(filter(None, args.merge_allow.split(","))))
+        for path in args.add_baselines:
+            add_baselines(result, path)
+        write(derive(result), args.out.with_suffix(".json"))
         return 0
     if args.replot is not None:
-        write(derive(json.loads(args.replot.read_text())), args.replot)
+        result = json.loads(args.replot.read_text())
+        for path in args.add_baselines:
+            add_baselines(result, path)
+        write(derive(result), args.replot)
         return 0
+    if args.add_baselines:
+        raise SystemExit("bench_kodak: --add-baselines goes with --merge or --replot")
     if not args.data.is_dir():
         print(f"bench_kodak: data folder {args.data} not found (needs ../shared/data/kodak)", file=sys.stderr)
         return 2
