@@ -8,7 +8,8 @@ kodim03/07 (1000 Gaussian steps), a small Gaussian base plus the residual beats 
 from 0.2 to 1 bpp.
 
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage``'s schedule to ``base_share`` of
-the byte budget (a fixed 0.4, measured on Kodak; 0.3 on fits of RD_MIN_STEPS to SHORT_MAX_STEPS steps, fast's 200,
+the byte budget (since session 28 falling with the rate, ``share_for_rate``: 0.4 at low rates, ~0.15 at 1 bpp, measured
+on Kodak at medium; a fixed 0.4 before; 0.3 on fits of RD_MIN_STEPS to SHORT_MAX_STEPS steps, fast's 200,
 since session 24; on schedules of SEARCH_MIN_STEPS or more, the slow preset's, the share is searched per image and
 rate: ``search_plan`` below, since session 25 a fit at each of four shares, two at a time). On fits of RD_MIN_STEPS or more (every preset's) they
 are fitted for the residual rather than for themselves (since session 22, ``BASE_LOSS``): half of the loss is what the
@@ -55,6 +56,13 @@ NAME = "gaussian+dct"
 # (benchmarks/results/oracle_gaussian_dct_mcdct2.json; bases 0.05/0.1/0.2/0.35 bpp) the winning base took 0.2-0.5
 # of the file on kodim03 and 0.3-0.6 on kodim07 between 0.4 and 1.1 bpp: one share for all rates, not tuned per image.
 BASE_SHARE = 0.4
+# Since session 28 one fit's share falls with the total rate (medium's, and any --steps/--time-budget schedule between
+# fast's and slow's; large photos per tile): piecewise linear in log bpp between these (bpp, share) knots, constant
+# beyond them. Measured at medium's 1000 steps on Kodak 01-12 (benchmarks/README.md, session 28): the residual coder
+# has become cheap enough that above ~0.35 bpp the extra bytes pay more in the residual than in more Gaussians, so
+# the best base stays near 0.1-0.15 bpp while the total grows (as slow's share search had been finding). 8-bit
+# images only (16-bit ones keep BASE_SHARE: not measured).
+SHARE_BY_RATE: tuple[tuple[float, float], ...] = ((0.2, 0.4), (0.6, 0.2), (1.0, 0.15))
 # Base size with no byte target (--psnr, or no target): bits per pixel of the Gaussians.
 DEFAULT_BASE_BPP = 0.1
 # The quality knob: luma steps (8-bit levels) from STEP_COARSE to STEP_FINE, mapped so that the *estimated*
@@ -178,6 +186,15 @@ def main_share(psnr_small: float, psnr_large: float) -> float:
     return SEARCH_SHARES[0] if lead > SMALL_MARGIN_DB else SEARCH_SHARES[1] if not lead > 0 else SEARCH_MIDDLE
 
 
+def share_for_rate(bpp: float | None) -> float:
+    """The base's share of the bytes of one fit at a total of ``bpp`` bits per pixel: SHARE_BY_RATE's knots
+    interpolated in log bpp, constant beyond the first and last; BASE_SHARE with no rate (or no knots)."""
+    if bpp is None or not SHARE_BY_RATE or not bpp > 0:
+        return BASE_SHARE
+    rates, shares = zip(*SHARE_BY_RATE)
+    return float(np.interp(np.log(bpp), np.log(rates), shares))
+
+
 def without_restoration(data: bytes) -> bytes | None:
     """The same file with its ``dct`` section in format 2 or 4 (the restoration filters of formats 3, 5 and 6 left out;
     format 7 stays 7 with its tools, without its filters),
@@ -246,8 +263,10 @@ class GaussianDCT(GaussianImage):
     # -- rate control: the Gaussians get base_share of the budget ----------------------------------------------
     @classmethod
     def config_for(cls, desc, target_bits, **overrides):
-        share = float(overrides.pop("base_share", BASE_SHARE))
         pixels = int(np.prod(desc["shape"][:-1]))
+        # the rule is measured on 8-bit images; 16-bit ones keep the share their photo was measured with
+        bpp = None if target_bits is None or np.dtype(desc["dtype"]) != np.uint8 else target_bits / pixels
+        share = float(overrides.pop("base_share", share_for_rate(bpp)))
         base_bits = DEFAULT_BASE_BPP * pixels if target_bits is None else share * target_bits
         g = GaussianImage.config_for(desc, base_bits, **overrides)
         cfg = GaussianDCTConfig(g.n_gaussians, g.layers, share)
