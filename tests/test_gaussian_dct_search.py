@@ -242,18 +242,16 @@ def test_short_schedules_take_the_short_share_without_probes(sig, monkeypatch):
     assert res.report["config"]["base_share"] == 0.3 and res.report["fit_steps"] == 30
     assert "search" not in res.report and len(res.data) <= 3.0 * sig.num_pixels / 8.0
     assert psnr(sig.data, decompress(res.data).data) == pytest.approx(res.report["psnr"], abs=1e-9)
-    rule = gaussian_dct.share_for_rate(3.0)  # one fit's share at this rate (3 bpp: beyond the last knot)
-    assert rule == gaussian_dct.SHARE_BY_RATE[-1][1] != 0.3
-    assert compress(sig, MODEL, bpp=3.0, steps=50, seed=0).report["config"]["base_share"] == rule
-    assert compress(sig, MODEL, bpp=3.0, steps=10, seed=0).report["config"]["base_share"] == rule
+    assert compress(sig, MODEL, bpp=3.0, steps=50, seed=0).report["config"]["base_share"] == gaussian_dct.BASE_SHARE
+    assert compress(sig, MODEL, bpp=3.0, steps=10, seed=0).report["config"]["base_share"] == gaussian_dct.BASE_SHARE
     given = compress(sig, MODEL, bpp=3.0, steps=30, seed=0, config={"base_share": 0.5})
     assert given.report["config"]["base_share"] == 0.5
 
 
-def test_one_fit_share_falls_with_the_rate(sig):
-    """Outside fast's and slow's schedules the share is SHARE_BY_RATE's: the knots exactly, constant beyond them,
-    never rising with the rate, interpolated between the knots in log bpp; the codec takes it from the payload's
-    rate, and a share given wins over it."""
+def test_one_fit_share_falls_with_the_rate_on_gray_8bit(sig):
+    """Outside fast's and slow's schedules an 8-bit gray image's share is SHARE_BY_RATE's: the knots exactly,
+    constant beyond them, never rising with the rate, interpolated between the knots in log bpp; the codec takes it
+    from the payload's rate, a share given wins over it, and RGB or 16-bit gray images keep BASE_SHARE."""
     knots = gaussian_dct.SHARE_BY_RATE
     (lo, s_lo), (hi, s_hi) = knots[0], knots[-1]
     for bpp, share in knots:
@@ -266,6 +264,9 @@ def test_one_fit_share_falls_with_the_rate(sig):
     mid = float(np.sqrt(r0 * r1))  # the log-midpoint of the first two knots: the mean of their shares
     assert gaussian_dct.share_for_rate(mid) == pytest.approx((a + b) / 2, abs=1e-12)
     assert gaussian_dct.share_for_rate(None) == gaussian_dct.BASE_SHARE
-    low = compress(sig, MODEL, bpp=lo / 2, steps=10, seed=0)
-    assert low.report["config"]["base_share"] == s_lo
-    assert compress(sig, MODEL, bpp=0.3, steps=10, seed=0, config={"base_share": 0.7}).report["config"]["base_share"] == 0.7
+    gray = Signal(textured(channels=1), "image")
+    share = lambda s, bpp, **kw: compress(s, MODEL, bpp=bpp, steps=10, seed=0, **kw).report["config"]["base_share"]  # noqa: E731
+    assert share(gray, lo / 2) == s_lo and share(gray, hi * 3) == s_hi != gaussian_dct.BASE_SHARE
+    assert share(gray, hi * 3, config={"base_share": 0.7}) == 0.7
+    assert share(sig, hi * 3) == gaussian_dct.BASE_SHARE  # RGB
+    assert share(Signal(textured(channels=1, dtype=np.uint16), "image"), hi * 3) == gaussian_dct.BASE_SHARE

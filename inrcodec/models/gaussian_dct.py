@@ -8,8 +8,8 @@ kodim03/07 (1000 Gaussian steps), a small Gaussian base plus the residual beats 
 from 0.2 to 1 bpp.
 
 Encoding (``codec.compress``, one fit): the Gaussians are fitted by ``GaussianImage``'s schedule to ``base_share`` of
-the byte budget (since session 28 falling with the rate, ``share_for_rate``: 0.4 at low rates, ~0.15 at 1 bpp, measured
-on Kodak at medium; a fixed 0.4 before; 0.3 on fits of RD_MIN_STEPS to SHORT_MAX_STEPS steps, fast's 200,
+the byte budget (a fixed 0.4, measured on Kodak; on 8-bit gray images since session 28 falling with the rate,
+``share_for_rate``: 0.4 up to 0.2 bpp, 0.15 from 1 bpp; 0.3 on fits of RD_MIN_STEPS to SHORT_MAX_STEPS steps, fast's 200,
 since session 24; on schedules of SEARCH_MIN_STEPS or more, the slow preset's, the share is searched per image and
 rate: ``search_plan`` below, since session 25 a fit at each of four shares, two at a time). On fits of RD_MIN_STEPS or more (every preset's) they
 are fitted for the residual rather than for themselves (since session 22, ``BASE_LOSS``): half of the loss is what the
@@ -56,12 +56,14 @@ NAME = "gaussian+dct"
 # (benchmarks/results/oracle_gaussian_dct_mcdct2.json; bases 0.05/0.1/0.2/0.35 bpp) the winning base took 0.2-0.5
 # of the file on kodim03 and 0.3-0.6 on kodim07 between 0.4 and 1.1 bpp: one share for all rates, not tuned per image.
 BASE_SHARE = 0.4
-# Since session 28 one fit's share falls with the total rate (medium's, and any --steps/--time-budget schedule between
-# fast's and slow's; large photos per tile): piecewise linear in log bpp between these (bpp, share) knots, constant
-# beyond them. Measured at medium's 1000 steps on Kodak 01-12 (benchmarks/README.md, session 28): the residual coder
-# has become cheap enough that above ~0.35 bpp the extra bytes pay more in the residual than in more Gaussians, so
-# the best base stays near 0.1-0.15 bpp while the total grows (as slow's share search had been finding). 8-bit
-# images only (16-bit ones keep BASE_SHARE: not measured).
+# Since session 28 one fit's share on an 8-bit gray image falls with the total rate (medium's, and any --steps or
+# --time-budget schedule between fast's and slow's; a large photo per tile): piecewise linear in log bpp between
+# these (bpp, share) knots, constant beyond them. Measured at medium's 1000 steps (benchmarks/README.md, session 28):
+# once the residual is cheap, bytes above ~0.3 bpp pay more in it than in more Gaussians. On gray 8-bit images
+# (crops of two camera photos of ../shared/data/photos that were not used to choose the knots, two Kodak images
+# in gray) -1.4 to -3.6 % BD-rate, every one a gain. On RGB the same rule gained 2.3 % on Kodak 01-12 but not on
+# other photos (crops of three photos +1.3 to -0.9 %, a ray-traced one +10.5 %: clean, smooth pictures want the
+# larger base): RGB keeps BASE_SHARE until a rule can tell those apart; 16-bit images were not measured.
 SHARE_BY_RATE: tuple[tuple[float, float], ...] = ((0.2, 0.4), (0.6, 0.2), (1.0, 0.15))
 # Base size with no byte target (--psnr, or no target): bits per pixel of the Gaussians.
 DEFAULT_BASE_BPP = 0.1
@@ -264,8 +266,9 @@ class GaussianDCT(GaussianImage):
     @classmethod
     def config_for(cls, desc, target_bits, **overrides):
         pixels = int(np.prod(desc["shape"][:-1]))
-        # the rule is measured on 8-bit images; 16-bit ones keep the share their photo was measured with
-        bpp = None if target_bits is None or np.dtype(desc["dtype"]) != np.uint8 else target_bits / pixels
+        # the rule where it was measured to pay: 8-bit gray (session 28; RGB and 16-bit keep BASE_SHARE)
+        ruled = np.dtype(desc["dtype"]) == np.uint8 and desc["shape"][-1] == 1
+        bpp = target_bits / pixels if ruled and target_bits is not None else None
         share = float(overrides.pop("base_share", share_for_rate(bpp)))
         base_bits = DEFAULT_BASE_BPP * pixels if target_bits is None else share * target_bits
         g = GaussianImage.config_for(desc, base_bits, **overrides)
