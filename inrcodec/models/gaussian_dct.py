@@ -65,6 +65,7 @@ BASE_SHARE = 0.4
 # other photos (crops of three photos +1.3 to -0.9 %, a ray-traced one +10.5 %: clean, smooth pictures want the
 # larger base): RGB keeps BASE_SHARE until a rule can tell those apart; 16-bit images were not measured.
 SHARE_BY_RATE: tuple[tuple[float, float], ...] = ((0.2, 0.4), (0.6, 0.2), (1.0, 0.15))
+SHARE_RULE_CHANNELS: tuple[int, ...] = (1,)  # 8-bit images with this many channels take the rule (gray)
 # Base size with no byte target (--psnr, or no target): bits per pixel of the Gaussians.
 DEFAULT_BASE_BPP = 0.1
 # The quality knob: luma steps (8-bit levels) from STEP_COARSE to STEP_FINE, mapped so that the *estimated*
@@ -267,7 +268,7 @@ class GaussianDCT(GaussianImage):
     def config_for(cls, desc, target_bits, **overrides):
         pixels = int(np.prod(desc["shape"][:-1]))
         # the rule where it was measured to pay: 8-bit gray (session 28; RGB and 16-bit keep BASE_SHARE)
-        ruled = np.dtype(desc["dtype"]) == np.uint8 and desc["shape"][-1] == 1
+        ruled = np.dtype(desc["dtype"]) == np.uint8 and desc["shape"][-1] in SHARE_RULE_CHANNELS
         bpp = target_bits / pixels if ruled and target_bits is not None else None
         share = float(overrides.pop("base_share", share_for_rate(bpp)))
         base_bits = DEFAULT_BASE_BPP * pixels if target_bits is None else share * target_bits
