@@ -208,7 +208,7 @@ def add_baselines(result: dict, path: Path) -> dict:
     missing = sorted(set(result["per_image"]) - set(other["per_image"]))
     if missing:
         raise SystemExit(f"bench_kodak --add-baselines: {path} lacks {', '.join(missing)}")
-    added = [c for c in other["settings"]["codecs"] if not c.startswith(PREFIX)]
+    added = list(other["settings"]["codecs"])  # baselines only: the models are under settings["models"]
     clash = sorted(set(added) & set(result["settings"]["codecs"]))
     if clash:
         raise SystemExit(f"bench_kodak --add-baselines: both runs measured {', '.join(clash)}")

@@ -61,7 +61,7 @@ BASE_SHARE = 0.4
 # these (bpp, share) knots, constant beyond them. Measured at medium's 1000 steps (benchmarks/README.md, session 28):
 # once the residual is cheap, bytes above ~0.3 bpp pay more in it than in more Gaussians. On gray 8-bit images
 # (crops of two camera photos of ../shared/data/photos that were not used to choose the knots, two Kodak images
-# in gray) -1.4 to -3.6 % BD-rate, every one a gain. On RGB the same rule gained 2.3 % on Kodak 01-12 but not on
+# in gray) -1.4 to -3.6 % BD-rate, every one a gain. On RGB the same rule gained 2.5 % on Kodak 01-12 but not on
 # other photos (crops of three photos +1.3 to -0.9 %, a ray-traced one +10.5 %: clean, smooth pictures want the
 # larger base): RGB keeps BASE_SHARE until a rule can tell those apart; 16-bit images were not measured.
 SHARE_BY_RATE: tuple[tuple[float, float], ...] = ((0.2, 0.4), (0.6, 0.2), (1.0, 0.15))
@@ -189,12 +189,14 @@ def main_share(psnr_small: float, psnr_large: float) -> float:
     return SEARCH_SHARES[0] if lead > SMALL_MARGIN_DB else SEARCH_SHARES[1] if not lead > 0 else SEARCH_MIDDLE
 
 
-def share_for_rate(bpp: float | None) -> float:
-    """The base's share of the bytes of one fit at a total of ``bpp`` bits per pixel: SHARE_BY_RATE's knots
-    interpolated in log bpp, constant beyond the first and last; BASE_SHARE with no rate (or no knots)."""
-    if bpp is None or not SHARE_BY_RATE or not bpp > 0:
+def share_for_rate(bpp: float | None, knots: tuple[tuple[float, float], ...] | None = None) -> float:
+    """The base's share of the bytes of one fit at a total of ``bpp`` bits per pixel: the (bpp, share) ``knots``
+    (default SHARE_BY_RATE) interpolated in log bpp, constant beyond the first and last; BASE_SHARE with no rate
+    (or no knots)."""
+    knots = SHARE_BY_RATE if knots is None else knots
+    if bpp is None or not knots or not bpp > 0:
         return BASE_SHARE
-    rates, shares = zip(*SHARE_BY_RATE)
+    rates, shares = zip(*knots)
     return float(np.interp(np.log(bpp), np.log(rates), shares))
 
 
